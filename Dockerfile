@@ -1,0 +1,94 @@
+# syntax=docker/dockerfile:1.7
+# Lending Management service: one image, several roles (see docker/entrypoint.sh).
+#   docker build -t lending-service:dev .
+#   docker run --rm -p 8000:8000 -e DJANGO_SECRET_KEY=... lending-service:dev web
+# The `test` stage (docker-compose.test.yml) adds the test dependencies; the
+# default target is the last stage, `runtime`.
+
+ARG PYTHON_IMAGE=python:3.11.14-slim-bookworm
+
+# ---------------------------------------------------------------------------
+# Stage 1: build every wheel and install them into a virtualenv.
+# ---------------------------------------------------------------------------
+FROM ${PYTHON_IMAGE} AS builder
+
+SHELL ["/bin/bash", "-o", "pipefail", "-c"]
+ENV PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PYTHONDONTWRITEBYTECODE=1
+
+# Compilers live in this stage only, for any dependency without a wheel.
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends build-essential=12.9 \
+    && rm -rf /var/lib/apt/lists/*
+
+COPY requirements/ /tmp/requirements/
+RUN python -m venv /opt/venv \
+    && /opt/venv/bin/pip install --no-cache-dir pip==25.3 \
+    && /opt/venv/bin/pip wheel --no-cache-dir --wheel-dir /wheels -r /tmp/requirements/base.txt \
+    && /opt/venv/bin/pip install --no-cache-dir --no-index --find-links /wheels -r /tmp/requirements/base.txt
+
+# ---------------------------------------------------------------------------
+# Stage 2: the runtime base shared by the `test` and `runtime` targets.
+# No compilers, no wheels, no pip cache: only the virtualenv and the code.
+# ---------------------------------------------------------------------------
+FROM ${PYTHON_IMAGE} AS base
+
+SHELL ["/bin/bash", "-o", "pipefail", "-c"]
+ENV PATH="/opt/venv/bin:${PATH}" \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    DJANGO_SETTINGS_MODULE=config.settings \
+    DJANGO_DEBUG=False \
+    LOG_FORMAT=json \
+    PROMETHEUS_MULTIPROC_DIR=/tmp/prometheus \
+    APP_DIR=/app
+
+RUN groupadd --system --gid 10001 app \
+    && useradd --system --uid 10001 --gid app --home-dir /app --no-create-home --shell /usr/sbin/nologin app
+
+COPY --from=builder /opt/venv /opt/venv
+
+WORKDIR /app
+# The code is owned by root and read-only for the service user.
+COPY manage.py ./
+COPY config/ ./config/
+COPY lending/ ./lending/
+COPY reference_peers/ ./reference_peers/
+COPY docker/ ./docker/
+
+# ---------------------------------------------------------------------------
+# Target `test`: the suite against PostgreSQL (docker-compose.test.yml).
+# ---------------------------------------------------------------------------
+FROM base AS test
+
+COPY requirements/ /tmp/requirements/
+RUN pip install --no-cache-dir -r /tmp/requirements/test.txt
+# The whole (filtered) context: pytest settings, conftest and tests included.
+COPY --chown=app:app . ./
+USER 10001:10001
+ENTRYPOINT []
+CMD ["python", "-m", "pytest", "-p", "no:cacheprovider", "--ignore=tests/deploy"]
+
+# ---------------------------------------------------------------------------
+# Target `runtime` (default): the production image.
+# ---------------------------------------------------------------------------
+FROM base AS runtime
+
+# Static files are collected at build time (served by WhiteNoise). The key
+# below exists only for this build step and is never used at run time.
+RUN DJANGO_SECRET_KEY=collectstatic-only-not-a-secret \
+    DJANGO_ALLOWED_HOSTS=localhost \
+    python manage.py collectstatic --noinput \
+    && python -m compileall -q /app/config /app/lending /app/reference_peers
+
+USER 10001:10001
+EXPOSE 8000
+
+HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
+    CMD ["python", "-c", "import sys, urllib.request; sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:8000/health/live/', timeout=4).status == 200 else 1)"]
+
+ENTRYPOINT ["/app/docker/entrypoint.sh"]
+CMD ["web"]
