@@ -1,0 +1,166 @@
+"""Settings for the lending service, read from the environment (12-factor).
+
+The spec's variable names and defaults are kept (DJANGO_*, DATABASE_*, *_URL, LOG_LEVEL); everything
+else is additive. With DJANGO_DEBUG false the service refuses to start without a secret key.
+"""
+from pathlib import Path
+
+import environ
+from django.core.exceptions import ImproperlyConfigured
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+env = environ.Env()
+
+# --- Core -----------------------------------------------------------------------------------------
+DEBUG = env.bool("DJANGO_DEBUG", default=True)
+SECRET_KEY = env.str("DJANGO_SECRET_KEY", default="")
+if not SECRET_KEY:
+    if not DEBUG:
+        raise ImproperlyConfigured("DJANGO_SECRET_KEY must be set when DJANGO_DEBUG is false.")
+    SECRET_KEY = "insecure-development-key-only-for-debug-mode"
+ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["localhost", "127.0.0.1"])
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "lending",
+]
+
+MIDDLEWARE = [
+    "lending.api.middleware.RequestIdMiddleware",
+    "lending.api.middleware.BodySizeLimitMiddleware",
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "config.urls"
+WSGI_APPLICATION = "config.wsgi.application"
+# Every spec path is routed with and without its trailing slash, so no redirect is ever needed
+# (a redirected POST would lose its body).
+APPEND_SLASH = False
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# --- Database -------------------------------------------------------------------------------------
+# DATABASE_URL wins when set; otherwise the spec's DATABASE_* variables (SQLite by default).
+if env.str("DATABASE_URL", default=""):
+    DATABASES = {"default": env.db_url("DATABASE_URL")}
+else:
+    DATABASES = {
+        "default": {
+            "ENGINE": env.str("DATABASE_ENGINE", default="django.db.backends.sqlite3"),
+            "NAME": env.str("DATABASE_NAME", default=str(BASE_DIR / "db.sqlite3")),
+            "USER": env.str("DATABASE_USER", default=""),
+            "PASSWORD": env.str("DATABASE_PASSWORD", default=""),
+            "HOST": env.str("DATABASE_HOST", default="localhost"),
+            "PORT": env.str("DATABASE_PORT", default="5432"),
+        }
+    }
+
+
+def _tune_database(database: dict) -> None:
+    """Connection settings that matter for correctness and speed, per backend."""
+    if database["ENGINE"].endswith("sqlite3"):
+        # BEGIN IMMEDIATE takes the write lock up front: two lends never both read "a copy is free"
+        # and then race to upgrade their locks. The timeout makes writers queue instead of failing.
+        database.setdefault("OPTIONS", {}).update(
+            {"transaction_mode": "IMMEDIATE", "timeout": 20, "init_command": "PRAGMA journal_mode=WAL;"}
+        )
+        database["TEST"] = {"NAME": str(BASE_DIR / "var" / "test.sqlite3")}
+    else:
+        # A PostgreSQL connection costs more to open than a whole lend: keep it, check it is alive.
+        database["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=60)
+        database["CONN_HEALTH_CHECKS"] = True
+        database.setdefault("OPTIONS", {}).setdefault("connect_timeout", 5)
+
+
+_tune_database(DATABASES["default"])
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- I18N / static --------------------------------------------------------------------------------
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+
+# --- API ------------------------------------------------------------------------------------------
+REST_FRAMEWORK = {
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_AUTHENTICATION_CLASSES": [],
+    "DEFAULT_PERMISSION_CLASSES": [],
+    "UNAUTHENTICATED_USER": None,
+    "EXCEPTION_HANDLER": "lending.api.errors.exception_handler",
+}
+# Largest request body accepted by the API, in bytes; larger bodies get 413.
+MAX_REQUEST_BODY_BYTES = env.int("MAX_REQUEST_BODY_BYTES", default=16 * 1024)
+DATA_UPLOAD_MAX_MEMORY_SIZE = MAX_REQUEST_BODY_BYTES
+
+# --- Loan policy ----------------------------------------------------------------------------------
+LOAN_PERIOD_DAYS = env.int("LOAN_PERIOD_DAYS", default=60)
+
+# --- Peers ----------------------------------------------------------------------------------------
+BOOK_MANAGEMENT_URL = env.str("BOOK_MANAGEMENT_URL", default="http://localhost:8001")
+USER_MANAGEMENT_URL = env.str("USER_MANAGEMENT_URL", default="http://localhost:8002")
+NOTIFICATION_SERVICE_URL = env.str("NOTIFICATION_SERVICE_URL", default="http://localhost:8003")
+PEER_CONNECT_TIMEOUT = env.float("PEER_CONNECT_TIMEOUT", default=1.0)
+PEER_READ_TIMEOUT = env.float("PEER_READ_TIMEOUT", default=3.0)
+# Circuit breaker: opens after this many consecutive failures, half-opens after the cool-down.
+PEER_BREAKER_FAIL_MAX = env.int("PEER_BREAKER_FAIL_MAX", default=5)
+PEER_BREAKER_RESET_SECONDS = env.float("PEER_BREAKER_RESET_SECONDS", default=10.0)
+
+# --- Outbox relay ---------------------------------------------------------------------------------
+OUTBOX_MAX_ATTEMPTS = env.int("OUTBOX_MAX_ATTEMPTS", default=10)
+OUTBOX_BACKOFF_BASE_SECONDS = env.float("OUTBOX_BACKOFF_BASE_SECONDS", default=1.0)
+OUTBOX_BACKOFF_MAX_SECONDS = env.float("OUTBOX_BACKOFF_MAX_SECONDS", default=300.0)
+OUTBOX_POLL_INTERVAL_SECONDS = env.float("OUTBOX_POLL_INTERVAL_SECONDS", default=0.2)
+OUTBOX_BATCH_SIZE = env.int("OUTBOX_BATCH_SIZE", default=50)
+# A claimed message not settled within the lease (a relay died) is picked up again.
+OUTBOX_LEASE_SECONDS = env.float("OUTBOX_LEASE_SECONDS", default=30.0)
+
+# --- Idempotency keys -----------------------------------------------------------------------------
+IDEMPOTENCY_KEY_TTL_HOURS = env.int("IDEMPOTENCY_KEY_TTL_HOURS", default=24)
+# A key still "in progress" after this long belongs to a request that died; it may be retried.
+IDEMPOTENCY_LOCK_SECONDS = env.int("IDEMPOTENCY_LOCK_SECONDS", default=60)
+
+# --- Logging --------------------------------------------------------------------------------------
+LOG_LEVEL = env.str("LOG_LEVEL", default="INFO").upper()
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "filters": {"request_id": {"()": "lending.api.middleware.RequestIdLogFilter"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"},
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["request_id"]},
+    },
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
+    "loggers": {"django.server": {"level": "WARNING"}},
+}

@@ -1,0 +1,70 @@
+"""One error shape for every 4xx and 5xx: `{"error": {"code", "message", "details"?}}`."""
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from django.http import JsonResponse
+from rest_framework import exceptions
+from rest_framework.response import Response
+
+from lending.errors import LendingError
+
+logger = logging.getLogger(__name__)
+
+DRF_CODES = {
+    exceptions.ParseError: "malformed_json",
+    exceptions.UnsupportedMediaType: "unsupported_media_type",
+    exceptions.MethodNotAllowed: "method_not_allowed",
+    exceptions.NotAcceptable: "not_acceptable",
+    exceptions.ValidationError: "invalid_request",
+    exceptions.NotFound: "not_found",
+    exceptions.Throttled: "rate_limited",
+    exceptions.NotAuthenticated: "not_authenticated",
+    exceptions.AuthenticationFailed: "authentication_failed",
+    exceptions.PermissionDenied: "permission_denied",
+}
+
+
+def error_body(code: str, message: str, details: Any = None) -> dict:
+    error: dict[str, Any] = {"code": code, "message": message}
+    if details is not None:
+        error["details"] = details
+    return {"error": error}
+
+
+def lending_error_response(exc: LendingError) -> Response:
+    return Response(error_body(exc.code, exc.message, exc.details), status=exc.status, headers=exc.headers)
+
+
+def exception_handler(exc: Exception, context: dict) -> Response | None:
+    if isinstance(exc, LendingError):
+        return lending_error_response(exc)
+    if isinstance(exc, exceptions.APIException):
+        return _drf_error_response(exc)
+    logger.exception("unhandled error")
+    return Response(error_body("internal_error", "An unexpected error occurred."), status=500)
+
+
+def _drf_error_response(exc: exceptions.APIException) -> Response:
+    code = next((c for cls, c in DRF_CODES.items() if isinstance(exc, cls)), "bad_request")
+    headers = {}
+    if isinstance(exc, exceptions.Throttled) and exc.wait is not None:
+        headers["Retry-After"] = str(int(exc.wait) + 1)
+    if isinstance(exc, exceptions.ValidationError):
+        return Response(error_body(code, "The request is invalid.", exc.detail), status=exc.status_code)
+    message = str(exc.detail) if not isinstance(exc.detail, (list, dict)) else "The request is invalid."
+    return Response(error_body(code, message), status=exc.status_code, headers=headers)
+
+
+# Django-level handlers, for what never reaches a DRF view (unknown paths, crashes in middleware).
+def json_404(request, exception=None) -> JsonResponse:
+    return JsonResponse(error_body("not_found", f"No endpoint at {request.path}."), status=404)
+
+
+def json_500(request) -> JsonResponse:
+    return JsonResponse(error_body("internal_error", "An unexpected error occurred."), status=500)
+
+
+def json_400(request, exception=None) -> JsonResponse:
+    return JsonResponse(error_body("bad_request", "The request could not be understood."), status=400)

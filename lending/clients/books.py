@@ -1,0 +1,55 @@
+"""Book Management: `GET /getBooks/{id}` and `PUT /updateBook/{id}`."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cache
+
+from django.conf import settings
+
+from lending.clients.http import PeerClient, unexpected_answer
+from lending.errors import NotFound
+
+PEER = "Book Management"
+
+
+@dataclass(frozen=True)
+class BookInfo:
+    id: int
+    title: str
+    copies: int
+
+
+@cache
+def client() -> PeerClient:
+    return PeerClient(PEER, settings.BOOK_MANAGEMENT_URL)
+
+
+def get_book(book_id: int) -> BookInfo:
+    response = client().get(f"/getBooks/{book_id}")
+    if response.status == 404:
+        raise NotFound(f"Book {book_id} does not exist.", code="book_not_found")
+    data = response.data
+    if response.status != 200 or not isinstance(data, dict):
+        raise unexpected_answer(PEER, response)
+    copies = _copies(data)
+    if copies is None:
+        raise unexpected_answer(PEER, response)
+    title = data.get("title")
+    return BookInfo(id=book_id, title=title if isinstance(title, str) else "", copies=copies)
+
+
+def _copies(data: dict) -> int | None:
+    """`quantity` or `copies` when the Book service sends one, else a single copy."""
+    for field in ("quantity", "copies"):
+        if field in data and data[field] is not None:
+            value = data[field]
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                return None
+            return value
+    return 1
+
+
+def publish_availability(book_id: int, available: bool, *, idempotency_key: str) -> int:
+    """Returns the peer's HTTP status; 4xx is returned, 5xx and transport errors raise."""
+    return client().send("PUT", f"/updateBook/{book_id}", {"available": available},
+                         idempotency_key=idempotency_key).status

@@ -1,0 +1,128 @@
+"""The shared machinery for calling peers: one pooled keep-alive session per peer, explicit connect
+and read timeouts, one jittered retry for idempotent GETs, a circuit breaker, the correlation id.
+
+Every failure (connection refused, timeout, 5xx, a body that is not the JSON we expect) becomes
+`PeerUnavailable`, which the API answers with 503 and `Retry-After`. A 4xx from the peer is an answer,
+not a failure: callers decide what it means (404 = no such book, for instance).
+"""
+from __future__ import annotations
+
+import logging
+import random
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+import pybreaker
+import requests
+from django.conf import settings
+from requests.adapters import HTTPAdapter
+
+from lending.errors import PeerUnavailable
+from lending.request_context import current_request_id
+
+logger = logging.getLogger(__name__)
+
+RETRYABLE_STATUSES = frozenset({502, 503, 504})
+
+
+class PeerFailure(Exception):
+    """Counted by the circuit breaker; turned into PeerUnavailable for callers."""
+
+
+@dataclass(frozen=True)
+class PeerResponse:
+    status: int
+    data: Any
+
+
+class PeerClient:
+    """HTTP access to one peer service."""
+
+    def __init__(self, name: str, base_url: str) -> None:
+        self.name = name
+        self.base_url = base_url.rstrip("/")
+        self.session = requests.Session()
+        # Enough pooled connections for every thread of a worker to keep its own alive.
+        adapter = HTTPAdapter(pool_connections=4, pool_maxsize=64, max_retries=0)
+        self.session.mount("http://", adapter)
+        self.session.mount("https://", adapter)
+        self.breaker = pybreaker.CircuitBreaker(
+            fail_max=settings.PEER_BREAKER_FAIL_MAX,
+            reset_timeout=settings.PEER_BREAKER_RESET_SECONDS,
+            name=name,
+        )
+
+    @property
+    def timeout(self) -> tuple[float, float]:
+        return (settings.PEER_CONNECT_TIMEOUT, settings.PEER_READ_TIMEOUT)
+
+    def get(self, path: str) -> PeerResponse:
+        """GET is idempotent: one retry, after a short jittered pause, on a transient failure."""
+        return self._through_breaker("GET", path, None, None, retries=1)
+
+    def send(self, method: str, path: str, body: dict, *, idempotency_key: str) -> PeerResponse:
+        """A write is never retried here; the outbox relay owns retries, with the same key."""
+        return self._through_breaker(method, path, body, idempotency_key, retries=0)
+
+    def _through_breaker(self, method: str, path: str, body: dict | None, key: str | None,
+                         *, retries: int) -> PeerResponse:
+        try:
+            return self.breaker.call(self._request, method, path, body, key, retries)
+        except pybreaker.CircuitBreakerError:
+            raise PeerUnavailable(self.name, "circuit breaker open", retry_after=self._retry_after()) from None
+        except PeerFailure as failure:
+            raise PeerUnavailable(self.name, str(failure), retry_after=self._retry_after()) from None
+
+    def _retry_after(self) -> int:
+        opened_at = self.breaker._state_storage.opened_at  # set when the breaker last opened
+        if self.breaker.current_state != pybreaker.STATE_OPEN or opened_at is None:
+            return 1
+        elapsed = (datetime.now(timezone.utc) - opened_at.replace(tzinfo=timezone.utc)).total_seconds()
+        return int(max(1.0, settings.PEER_BREAKER_RESET_SECONDS - elapsed) + 0.999)
+
+    def _request(self, method: str, path: str, body: dict | None, key: str | None,
+                 retries: int) -> PeerResponse:
+        headers = {"X-Request-ID": current_request_id(), "Accept": "application/json"}
+        if key:
+            headers["Idempotency-Key"] = key
+        url = f"{self.base_url}{path}"
+        for attempt in range(retries + 1):
+            last_try = attempt == retries
+            try:
+                response = self.session.request(method, url, json=body, headers=headers, timeout=self.timeout)
+            except requests.Timeout as exc:
+                # A read timeout is not retried: a slow peer would double our latency.
+                raise PeerFailure(f"timed out: {exc.__class__.__name__}") from None
+            except requests.RequestException as exc:
+                if last_try:
+                    raise PeerFailure(f"unreachable: {exc.__class__.__name__}") from None
+                self._pause_before_retry()
+                continue
+            if response.status_code in RETRYABLE_STATUSES and not last_try:
+                self._pause_before_retry()
+                continue
+            return self._decode(response)
+        raise AssertionError("unreachable")  # the loop always returns or raises
+
+    @staticmethod
+    def _pause_before_retry() -> None:
+        time.sleep(random.uniform(0.05, 0.15))
+
+    def _decode(self, response: requests.Response) -> PeerResponse:
+        if response.status_code >= 500:
+            raise PeerFailure(f"answered HTTP {response.status_code}")
+        if response.status_code >= 400 or not response.content:
+            return PeerResponse(response.status_code, None)
+        try:
+            return PeerResponse(response.status_code, response.json())
+        except ValueError:
+            raise PeerFailure("answered a body that is not JSON") from None
+
+
+def unexpected_answer(peer: str, response: PeerResponse) -> PeerUnavailable:
+    """A peer that answers something outside its contract is treated as unavailable, not as our
+    client's mistake (never a misleading 400 or 404)."""
+    logger.warning("%s answered outside its contract: HTTP %s %r", peer, response.status, response.data)
+    return PeerUnavailable(peer, f"unexpected answer (HTTP {response.status})")

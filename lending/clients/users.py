@@ -1,0 +1,29 @@
+"""User Management: `GET /users/{email}`."""
+from __future__ import annotations
+
+from functools import cache
+from urllib.parse import quote
+
+from django.conf import settings
+
+from lending.clients.http import PeerClient, unexpected_answer
+from lending.errors import Forbidden, NotFound
+
+PEER = "User Management"
+
+
+@cache
+def client() -> PeerClient:
+    return PeerClient(PEER, settings.USER_MANAGEMENT_URL)
+
+
+def ensure_active_user(email: str) -> None:
+    """404 when the User service does not know the patron, 403 when the account is inactive."""
+    response = client().get(f"/users/{quote(email, safe='@')}")
+    if response.status == 404:
+        raise NotFound(f"User {email} does not exist.", code="user_not_found")
+    if response.status != 200 or not isinstance(response.data, dict):
+        raise unexpected_answer(PEER, response)
+    # `active` is optional in the contract: an account is active unless it says otherwise.
+    if response.data.get("active", True) is False:
+        raise Forbidden(f"User {email} is not active.", code="user_inactive")

@@ -1,0 +1,133 @@
+"""Loans, the per-book row that serialises lending decisions, the outbox and idempotency records.
+
+Invariants live in the database: a partial unique constraint forbids a patron two open loans of one
+book, and every lend or return locks the book's `BookStock` row first, so "is a copy free?" and the
+insert happen under one lock on SQLite and PostgreSQL alike.
+"""
+import uuid
+
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+
+class LoanStatus(models.TextChoices):
+    ACTIVE = "ACTIVE"
+    OVERDUE = "OVERDUE"
+    RETURNED = "RETURNED"
+
+
+OPEN_STATUSES = (LoanStatus.ACTIVE, LoanStatus.OVERDUE)
+
+
+class BookStock(models.Model):
+    """Our view of one book: copies as last reported by the Book service, and a version bumped on
+    every lend or return. Locking this row is the per-book lock."""
+
+    book_id = models.PositiveIntegerField(primary_key=True)
+    title = models.CharField(max_length=500, blank=True, default="")
+    copies = models.PositiveIntegerField(default=1)
+    version = models.PositiveBigIntegerField(default=0)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"book {self.book_id} ({self.copies} copies)"
+
+
+class Loan(models.Model):
+    user_email = models.EmailField(max_length=254)
+    book_id = models.PositiveIntegerField()
+    book_title = models.CharField(max_length=500, blank=True, default="")
+    date_borrowed = models.DateTimeField()
+    date_due = models.DateTimeField()
+    date_returned = models.DateTimeField(null=True, blank=True)
+    status = models.CharField(max_length=8, choices=LoanStatus.choices, default=LoanStatus.ACTIVE)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["user_email", "book_id"],
+                condition=Q(date_returned__isnull=True),
+                name="one_open_loan_per_user_and_book",
+            ),
+            models.CheckConstraint(
+                condition=Q(date_returned__isnull=True, status__in=OPEN_STATUSES)
+                | Q(date_returned__isnull=False, status=LoanStatus.RETURNED),
+                name="returned_iff_date_returned",
+            ),
+        ]
+        indexes = [
+            # Open loans of a book: counted under the book lock on every lend.
+            models.Index(fields=["book_id"], condition=Q(date_returned__isnull=True), name="open_loans_by_book"),
+            # Overdue listing: open loans ordered by due date.
+            models.Index(fields=["date_due", "id"], condition=Q(date_returned__isnull=True), name="open_loans_by_due"),
+            # A patron's loans, newest first.
+            models.Index(fields=["user_email", "-date_borrowed", "-id"], name="loans_by_user"),
+        ]
+
+    @property
+    def current_status(self) -> str:
+        """OVERDUE as soon as the due date passes, before the scheduled job persists it."""
+        if self.date_returned is None and self.date_due < timezone.now():
+            return LoanStatus.OVERDUE
+        return self.status
+
+    def __str__(self) -> str:
+        return f"loan {self.pk}: book {self.book_id} to {self.user_email} ({self.status})"
+
+
+class OutboxKind(models.TextChoices):
+    AVAILABILITY = "availability"
+    NOTIFICATION = "notification"
+
+
+class OutboxStatus(models.TextChoices):
+    PENDING = "PENDING"
+    DELIVERED = "DELIVERED"
+    DEAD = "DEAD"
+
+
+class OutboxMessage(models.Model):
+    """A side effect committed with the business change and delivered later by the relay."""
+
+    key = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    kind = models.CharField(max_length=16, choices=OutboxKind.choices)
+    book_id = models.PositiveIntegerField()
+    payload = models.JSONField(default=dict, blank=True)
+    status = models.CharField(max_length=10, choices=OutboxStatus.choices, default=OutboxStatus.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    next_attempt_at = models.DateTimeField()
+    last_error = models.TextField(blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [
+            # The relay's claim query: due pending messages, oldest first.
+            models.Index(
+                fields=["next_attempt_at", "id"],
+                condition=Q(status="PENDING"),
+                name="outbox_pending_due",
+            ),
+            models.Index(fields=["status", "created_at"], name="outbox_by_status"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} #{self.pk} ({self.status})"
+
+
+class IdempotencyRecord(models.Model):
+    """The first answer to a request carrying an `Idempotency-Key`, replayed to its retries."""
+
+    key = models.CharField(max_length=255, unique=True)
+    fingerprint = models.CharField(max_length=64)
+    # Set while the first request runs; a retry that finds it fresh gets 409.
+    locked_at = models.DateTimeField(null=True, blank=True)
+    owner = models.UUIDField(null=True, blank=True)
+    response_status = models.PositiveSmallIntegerField(null=True, blank=True)
+    response_body = models.JSONField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField(db_index=True)
+
+    def __str__(self) -> str:
+        return f"idempotency key {self.key}"

@@ -1,0 +1,137 @@
+"""The outbox relay: claims due messages, delivers them, settles them.
+
+Claiming is a short transaction with `SELECT … FOR UPDATE SKIP LOCKED` that pushes the claimed rows'
+`next_attempt_at` one lease ahead, so several relays share the work and no transaction stays open
+across a peer call. A relay that dies mid-delivery leaves its claim to expire; another relay then
+redelivers with the same `Idempotency-Key`, and the peer drops the duplicate.
+
+Availability is computed when delivered, keyed by the book's version, and confirmed afterwards: if
+the book changed while the update travelled, the message is sent again with the newer state.
+"""
+from __future__ import annotations
+
+import logging
+import random
+import threading
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import close_old_connections, transaction
+from django.utils import timezone
+
+from lending import selectors
+from lending.clients import books, notifications
+from lending.errors import PeerUnavailable
+from lending.models import BookStock, OutboxKind, OutboxMessage, OutboxStatus
+from lending.request_context import request_id_var
+
+logger = logging.getLogger(__name__)
+
+
+class PermanentFailure(Exception):
+    """The peer refused the message (4xx): retrying cannot help, park it at once."""
+
+
+def claim_batch(batch_size: int | None = None) -> list[OutboxMessage]:
+    now = timezone.now()
+    with transaction.atomic():
+        batch = list(
+            OutboxMessage.objects.select_for_update(skip_locked=True)
+            .filter(status=OutboxStatus.PENDING, next_attempt_at__lte=now)
+            .order_by("next_attempt_at", "id")[: batch_size or settings.OUTBOX_BATCH_SIZE]
+        )
+        if batch:
+            lease_end = now + timedelta(seconds=settings.OUTBOX_LEASE_SECONDS)
+            OutboxMessage.objects.filter(pk__in=[m.pk for m in batch]).update(next_attempt_at=lease_end)
+    return batch
+
+
+def deliver(message: OutboxMessage) -> None:
+    """Deliver one claimed message and record the outcome."""
+    token = request_id_var.set(f"outbox-{message.key}")
+    try:
+        if message.kind == OutboxKind.AVAILABILITY:
+            _deliver_availability(message)
+        else:
+            _deliver_notification(message)
+    except PeerUnavailable as failure:
+        _record_failure(message, failure.message, permanent=False)
+    except PermanentFailure as failure:
+        _record_failure(message, str(failure), permanent=True)
+    finally:
+        request_id_var.reset(token)
+
+
+def _deliver_notification(message: OutboxMessage) -> None:
+    status = notifications.send_notification(message.payload, idempotency_key=str(message.key))
+    _raise_if_refused("Notification", status)
+    _mark_delivered(OutboxMessage.objects.filter(pk=message.pk))
+
+
+def _deliver_availability(message: OutboxMessage) -> None:
+    available, version = selectors.book_is_available(message.book_id)
+    status = books.publish_availability(
+        message.book_id, available, idempotency_key=f"book-{message.book_id}-availability-v{version}"
+    )
+    _raise_if_refused("Book Management", status)
+    with transaction.atomic():
+        current = BookStock.objects.select_for_update().filter(book_id=message.book_id).values_list(
+            "version", flat=True).first() or 0
+        if current != version:
+            # The book changed while our update travelled: send again with the newer state.
+            OutboxMessage.objects.filter(pk=message.pk).update(next_attempt_at=timezone.now())
+            return
+        # The peer now holds the current state: every pending availability message of this book
+        # is satisfied by this one delivery.
+        _mark_delivered(OutboxMessage.objects.filter(
+            book_id=message.book_id, kind=OutboxKind.AVAILABILITY, status=OutboxStatus.PENDING))
+
+
+def _raise_if_refused(peer: str, status: int) -> None:
+    if status >= 400:
+        raise PermanentFailure(f"{peer} refused the message with HTTP {status}")
+
+
+def _mark_delivered(messages) -> None:
+    messages.update(status=OutboxStatus.DELIVERED, delivered_at=timezone.now(), last_error="")
+
+
+def _record_failure(message: OutboxMessage, error: str, *, permanent: bool) -> None:
+    attempts = message.attempts + 1
+    update = {"attempts": attempts, "last_error": error[:2000]}
+    if permanent or attempts >= settings.OUTBOX_MAX_ATTEMPTS:
+        update["status"] = OutboxStatus.DEAD
+        logger.error("outbox message %s is dead after %d attempts: %s", message.key, attempts, error)
+    else:
+        update["next_attempt_at"] = timezone.now() + timedelta(seconds=backoff_seconds(attempts))
+        logger.warning("outbox message %s failed (attempt %d): %s", message.key, attempts, error)
+    OutboxMessage.objects.filter(pk=message.pk, status=OutboxStatus.PENDING).update(**update)
+
+
+def backoff_seconds(attempts: int) -> float:
+    """Exponential backoff with full jitter between half and all of the step."""
+    step = min(settings.OUTBOX_BACKOFF_MAX_SECONDS, settings.OUTBOX_BACKOFF_BASE_SECONDS * 2 ** (attempts - 1))
+    return step * random.uniform(0.5, 1.0)
+
+
+def run_once() -> int:
+    """Deliver everything due now; returns how many messages were attempted."""
+    attempted = 0
+    while batch := claim_batch():
+        for message in batch:
+            deliver(message)
+        attempted += len(batch)
+    return attempted
+
+
+def run_forever(stop: threading.Event) -> None:
+    logger.info("outbox relay started")
+    while not stop.is_set():
+        try:
+            run_once()
+        except Exception:  # a database blip must not kill the relay; it retries after a pause
+            logger.exception("outbox relay pass failed")
+            close_old_connections()
+            stop.wait(1.0)
+        stop.wait(settings.OUTBOX_POLL_INTERVAL_SECONDS)
+    logger.info("outbox relay stopped")
