@@ -65,15 +65,15 @@ class Loan(models.Model):
             models.Index(fields=["user_email", "-date_borrowed", "-id"], name="loans_by_user"),
         ]
 
+    def __str__(self) -> str:
+        return f"loan {self.pk}: book {self.book_id} to {self.user_email} ({self.status})"
+
     @property
     def current_status(self) -> str:
         """OVERDUE as soon as the due date passes, before the scheduled job persists it."""
         if self.date_returned is None and self.date_due < timezone.now():
             return LoanStatus.OVERDUE
         return self.status
-
-    def __str__(self) -> str:
-        return f"loan {self.pk}: book {self.book_id} to {self.user_email} ({self.status})"
 
 
 class OutboxKind(models.TextChoices):

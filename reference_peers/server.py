@@ -7,14 +7,16 @@ clears them. The `/_faults` path itself is never faulty.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import socket
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Callable
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 Handler = Callable[["Request"], tuple[int, Any]]
@@ -85,7 +87,7 @@ class PeerServer:
     def url(self) -> str:
         return f"http://{self.host}:{self.port}"
 
-    def start(self) -> "PeerServer":
+    def start(self) -> PeerServer:
         self._httpd = _make_httpd(self)
         self.port = self._httpd.server_address[1]
         threading.Thread(target=self._httpd.serve_forever, name=f"{self.name}-server", daemon=True).start()
@@ -114,10 +116,8 @@ class PeerServer:
         with self.lock:
             connections, self._connections = self._connections, set()
         for conn in connections:
-            try:
+            with contextlib.suppress(OSError):
                 conn.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
 
     # --- fault control ----------------------------------------------------------------------------
     def control_faults(self, request: Request) -> tuple[int, Any]:
@@ -170,7 +170,9 @@ def _make_httpd(peer: PeerServer) -> ThreadingHTTPServer:
                 return self._reply(peer.faults.status, {"error": "injected fault"})
             handler, params, path_known = peer.router.resolve(self.command, split.path)
             if handler is None:
-                return self._reply(405 if path_known else 404, {"error": "method not allowed" if path_known else "not found"})
+                if path_known:
+                    return self._reply(405, {"error": "method not allowed"})
+                return self._reply(404, {"error": "not found"})
             query = {k: v[-1] for k, v in parse_qs(split.query).items()}
             if body is _INVALID:
                 return self._reply(400, {"error": "invalid JSON"})

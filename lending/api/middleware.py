@@ -53,8 +53,6 @@ class BodySizeLimitMiddleware:
         except ValueError:
             return JsonResponse(error_body("bad_request", "Invalid Content-Length."), status=400)
         if length > settings.MAX_REQUEST_BODY_BYTES:
-            return JsonResponse(
-                error_body("payload_too_large", f"Request bodies are limited to {settings.MAX_REQUEST_BODY_BYTES} bytes."),
-                status=413,
-            )
+            message = f"Request bodies are limited to {settings.MAX_REQUEST_BODY_BYTES} bytes."
+            return JsonResponse(error_body("payload_too_large", message), status=413)
         return self.get_response(request)

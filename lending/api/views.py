@@ -1,7 +1,8 @@
 """Thin views: validate the body, handle the Idempotency-Key, call a service, render the loan."""
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from rest_framework.request import Request
 from rest_framework.response import Response

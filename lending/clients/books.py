@@ -2,11 +2,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import cache
 
 from django.conf import settings
 
-from lending.clients.http import PeerClient, unexpected_answer
+from lending.clients.http import PeerClient, peer_client, unexpected_answer
 from lending.errors import NotFound
 
 PEER = "Book Management"
@@ -19,9 +18,8 @@ class BookInfo:
     copies: int
 
 
-@cache
 def client() -> PeerClient:
-    return PeerClient(PEER, settings.BOOK_MANAGEMENT_URL)
+    return peer_client(PEER, settings.BOOK_MANAGEMENT_URL)
 
 
 def get_book(book_id: int) -> BookInfo:

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import logging
 import random
+import threading
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import pybreaker
@@ -79,7 +80,7 @@ class PeerClient:
         opened_at = self.breaker._state_storage.opened_at  # set when the breaker last opened
         if self.breaker.current_state != pybreaker.STATE_OPEN or opened_at is None:
             return 1
-        elapsed = (datetime.now(timezone.utc) - opened_at.replace(tzinfo=timezone.utc)).total_seconds()
+        elapsed = (datetime.now(UTC) - opened_at.replace(tzinfo=UTC)).total_seconds()
         return int(max(1.0, settings.PEER_BREAKER_RESET_SECONDS - elapsed) + 0.999)
 
     def _request(self, method: str, path: str, body: dict | None, key: str | None,
@@ -119,6 +120,24 @@ class PeerClient:
             return PeerResponse(response.status_code, response.json())
         except ValueError:
             raise PeerFailure("answered a body that is not JSON") from None
+
+
+_clients: dict[tuple[str, str], PeerClient] = {}
+_clients_lock = threading.Lock()
+
+
+def peer_client(name: str, base_url: str) -> PeerClient:
+    """One client (session and breaker) per peer and URL, shared by every thread of the process."""
+    with _clients_lock:
+        client = _clients.get((name, base_url))
+        if client is None:
+            client = _clients[(name, base_url)] = PeerClient(name, base_url)
+        return client
+
+
+def all_peer_clients() -> list[PeerClient]:
+    with _clients_lock:
+        return list(_clients.values())
 
 
 def unexpected_answer(peer: str, response: PeerResponse) -> PeerUnavailable:

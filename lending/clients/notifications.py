@@ -1,18 +1,15 @@
 """Notification service: `POST /send-notification`."""
 from __future__ import annotations
 
-from functools import cache
-
 from django.conf import settings
 
-from lending.clients.http import PeerClient
+from lending.clients.http import PeerClient, peer_client
 
 PEER = "Notification"
 
 
-@cache
 def client() -> PeerClient:
-    return PeerClient(PEER, settings.NOTIFICATION_SERVICE_URL)
+    return peer_client(PEER, settings.NOTIFICATION_SERVICE_URL)
 
 
 def send_notification(payload: dict, *, idempotency_key: str) -> int:

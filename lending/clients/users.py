@@ -1,20 +1,18 @@
 """User Management: `GET /users/{email}`."""
 from __future__ import annotations
 
-from functools import cache
 from urllib.parse import quote
 
 from django.conf import settings
 
-from lending.clients.http import PeerClient, unexpected_answer
+from lending.clients.http import PeerClient, peer_client, unexpected_answer
 from lending.errors import Forbidden, NotFound
 
 PEER = "User Management"
 
 
-@cache
 def client() -> PeerClient:
-    return PeerClient(PEER, settings.USER_MANAGEMENT_URL)
+    return peer_client(PEER, settings.USER_MANAGEMENT_URL)
 
 
 def ensure_active_user(email: str) -> None:

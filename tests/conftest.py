@@ -1,0 +1,92 @@
+"""Shared fixtures: the reference peers in-process on free ports, a JSON API client, factories, and
+the PostgreSQL gate (skip on SQLite with a reason, fail under CI=true)."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import pytest
+from django.db import connection
+from rest_framework.test import APIClient
+
+from lending.clients.http import all_peer_clients
+from reference_peers import BookPeer, NotificationPeer, UserPeer
+
+
+def on_postgresql() -> bool:
+    return connection.vendor == "postgresql"
+
+
+@pytest.fixture(autouse=True)
+def _postgres_gate(request):
+    if request.node.get_closest_marker("postgres") and not on_postgresql():
+        reason = "needs PostgreSQL (row locks across connections, SKIP LOCKED); none reachable"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"CI=true: {reason}")
+        pytest.skip(reason)
+
+
+@dataclass
+class Peers:
+    book: BookPeer
+    user: UserPeer
+    notification: NotificationPeer
+
+    def all(self):
+        return (self.book, self.user, self.notification)
+
+    def env(self) -> dict[str, str]:
+        """Peer URLs as environment variables, for subprocesses."""
+        return {
+            "BOOK_MANAGEMENT_URL": self.book.url,
+            "USER_MANAGEMENT_URL": self.user.url,
+            "NOTIFICATION_SERVICE_URL": self.notification.url,
+        }
+
+
+@pytest.fixture(scope="session")
+def _running_peers():
+    peers = Peers(BookPeer().start(), UserPeer().start(), NotificationPeer().start())
+    yield peers
+    for peer in peers.all():
+        peer.stop()
+
+
+@pytest.fixture
+def peers(_running_peers, settings):
+    """The reference peers, fault-free, with our settings pointing at them and breakers closed."""
+    settings.BOOK_MANAGEMENT_URL = _running_peers.book.url
+    settings.USER_MANAGEMENT_URL = _running_peers.user.url
+    settings.NOTIFICATION_SERVICE_URL = _running_peers.notification.url
+    for peer in _running_peers.all():
+        peer.faults.clear()
+    for client in all_peer_clients():
+        client.breaker.close()
+    yield _running_peers
+    for peer in _running_peers.all():
+        peer.faults.clear()
+    for client in all_peer_clients():
+        client.breaker.close()
+
+
+@pytest.fixture
+def api():
+    return APIClient()
+
+
+@pytest.fixture
+def patron(peers):
+    """A fresh active patron known to the User peer."""
+    import uuid
+
+    return peers.user.add_user(f"patron-{uuid.uuid4().hex[:10]}@example.com")["email"]
+
+
+@pytest.fixture
+def book(peers):
+    """A fresh one-copy book known to the Book peer."""
+    return peers.book.add_book("Test book", "Test Author", 1)
+
+
+def post_json(api: APIClient, path: str, body, **headers):
+    return api.post(path, body, format="json", headers=headers or None)
