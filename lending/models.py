@@ -131,3 +131,22 @@ class IdempotencyRecord(models.Model):
 
     def __str__(self) -> str:
         return f"idempotency key {self.key}"
+
+
+class LoanNotice(models.Model):
+    """A scheduled notice sent for a loan. The unique constraint makes "at most once per loan, type
+    and period" a database fact, even when two scheduler runs overlap or one dies half way."""
+
+    loan = models.ForeignKey(Loan, on_delete=models.CASCADE, related_name="notices")
+    notice_type = models.CharField(max_length=32)
+    # Which occurrence: 0 for a one-off reminder, n for the n-th repeat of an overdue notice.
+    period = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["loan", "notice_type", "period"], name="one_notice_per_loan_type_period"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.notice_type} #{self.period} for loan {self.loan_id}"
