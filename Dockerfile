@@ -3,14 +3,13 @@
 #   docker build -t lending-service:dev .
 #   docker run --rm -p 8000:8000 -e DJANGO_SECRET_KEY=... lending-service:dev web
 # The `test` stage (docker-compose.test.yml) adds the test dependencies; the
-# default target is the last stage, `runtime`.
-
-ARG PYTHON_IMAGE=python:3.11.14-slim-bookworm
+# default target is the last stage, `runtime`. Both base stages use the same
+# pinned Python image.
 
 # ---------------------------------------------------------------------------
 # Stage 1: build every wheel and install them into a virtualenv.
 # ---------------------------------------------------------------------------
-FROM ${PYTHON_IMAGE} AS builder
+FROM python:3.11.14-slim-bookworm AS builder
 
 SHELL ["/bin/bash", "-o", "pipefail", "-c"]
 ENV PIP_NO_CACHE_DIR=1 \
@@ -32,7 +31,7 @@ RUN python -m venv /opt/venv \
 # Stage 2: the runtime base shared by the `test` and `runtime` targets.
 # No compilers, no wheels, no pip cache: only the virtualenv and the code.
 # ---------------------------------------------------------------------------
-FROM ${PYTHON_IMAGE} AS base
+FROM python:3.11.14-slim-bookworm AS base
 
 SHELL ["/bin/bash", "-o", "pipefail", "-c"]
 ENV PATH="/opt/venv/bin:${PATH}" \
