@@ -23,7 +23,7 @@ RUN apt-get update \
 
 COPY requirements/ /tmp/requirements/
 RUN python -m venv /opt/venv \
-    && /opt/venv/bin/pip install --no-cache-dir pip==25.3 \
+    && /opt/venv/bin/pip install --no-cache-dir pip==26.3 \
     && /opt/venv/bin/pip wheel --no-cache-dir --wheel-dir /wheels -r /tmp/requirements/base.txt \
     && /opt/venv/bin/pip install --no-cache-dir --no-index --find-links /wheels -r /tmp/requirements/base.txt
 
@@ -39,7 +39,6 @@ ENV PATH="/opt/venv/bin:${PATH}" \
     PYTHONUNBUFFERED=1 \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
-    DJANGO_SETTINGS_MODULE=config.settings \
     DJANGO_DEBUG=False \
     LOG_FORMAT=json \
     PROMETHEUS_MULTIPROC_DIR=/tmp/prometheus \

@@ -52,7 +52,7 @@ def _multiproc_dir() -> str | None:
     return os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
 
 
-def on_starting(server) -> None:  # noqa: ANN001 - gunicorn hook signature
+def on_starting(server) -> None:
     """Start each master with an empty Prometheus multi-process directory."""
     path = _multiproc_dir()
     if not path:
@@ -62,7 +62,7 @@ def on_starting(server) -> None:  # noqa: ANN001 - gunicorn hook signature
         os.remove(stale)
 
 
-def child_exit(server, worker) -> None:  # noqa: ANN001 - gunicorn hook signature
+def child_exit(server, worker) -> None:
     """Drop a dead worker's live gauges from the multi-process registry."""
     if not _multiproc_dir():
         return
