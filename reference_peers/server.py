@@ -11,6 +11,7 @@ import contextlib
 import json
 import re
 import socket
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -197,9 +198,16 @@ def _make_httpd(peer: PeerServer) -> ThreadingHTTPServer:
             self.end_headers()
             self.wfile.write(data)
 
-    httpd = ThreadingHTTPServer((peer.host, peer.port), RequestHandler)
+    httpd = _QuietThreadingHTTPServer((peer.host, peer.port), RequestHandler)
     httpd.daemon_threads = True
     return httpd
+
+
+class _QuietThreadingHTTPServer(ThreadingHTTPServer):
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that gave up (timeout, kill) is normal here; anything else is printed."""
+        if not isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError)):
+            super().handle_error(request, client_address)
 
 
 _INVALID = object()

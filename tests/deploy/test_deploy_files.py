@@ -1,0 +1,309 @@
+"""The deployment files: offline checks, the rendered Kubernetes manifests, and
+every entrypoint role started locally (outside Docker).
+
+The offline checks need the lint virtualenv (.venv-lint, `make lint-deploy`
+creates it) and kubectl or kustomize: without them these tests skip with the
+reason, except under CI=true, where they fail.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+LINT_VENV = Path(os.environ.get("LINT_VENV", ROOT / ".venv-lint"))
+ENTRYPOINT = ROOT / "docker" / "entrypoint.sh"
+IN_CI = os.environ.get("CI", "").lower() == "true"
+
+
+def _unavailable(reason: str) -> None:
+    if IN_CI:
+        pytest.fail(f"CI=true: {reason}")
+    pytest.skip(reason)
+
+
+def _renderer() -> list[str] | None:
+    if shutil.which("kustomize"):
+        return ["kustomize", "build"]
+    if shutil.which("kubectl"):
+        return ["kubectl", "kustomize"]
+    return None
+
+
+# --- offline checks ------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def lint_run(tmp_path_factory):
+    if not (LINT_VENV / "bin" / "checkov").exists():
+        _unavailable(f"{LINT_VENV} is missing: run `make lint-deploy` to create it")
+    if _renderer() is None:
+        _unavailable("neither kustomize nor kubectl is installed: the overlays cannot be rendered")
+    out = tmp_path_factory.mktemp("lint-deploy")
+    env = {**os.environ, "LINT_OUT": str(out), "LINT_VENV": str(LINT_VENV), "APP_PYTHON": sys.executable}
+    env.pop("DJANGO_SETTINGS_MODULE", None)
+    proc = subprocess.run(
+        ["bash", str(ROOT / "scripts" / "lint_deploy.sh")],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    return proc, out / "rendered"
+
+
+def test_offline_deployment_checks_pass(lint_run):
+    proc, _ = lint_run
+    assert proc.returncode == 0, f"scripts/lint_deploy.sh failed:\n{proc.stdout}\n{proc.stderr}"
+    assert "lint-deploy: all checks passed" in proc.stdout
+
+
+@pytest.fixture(scope="module")
+def rendered(tmp_path_factory):
+    renderer = _renderer()
+    if renderer is None:
+        _unavailable("neither kustomize nor kubectl is installed: the overlays cannot be rendered")
+    docs = {}
+    for overlay in ("dev", "prod"):
+        proc = subprocess.run(
+            [*renderer, str(ROOT / "k8s" / "overlays" / overlay)], capture_output=True, text=True, timeout=120
+        )
+        assert proc.returncode == 0, proc.stderr
+        docs[overlay] = [d for d in yaml.safe_load_all(proc.stdout) if d]
+    return docs
+
+
+def _get(docs, kind, name):
+    found = [d for d in docs if d["kind"] == kind and d["metadata"]["name"].startswith(name)]
+    assert found, f"no {kind} {name}"
+    return found[0]
+
+
+@pytest.mark.parametrize("overlay", ["dev", "prod"])
+def test_overlay_has_every_resource_and_no_secret(rendered, overlay):
+    kinds = {d["kind"] for d in rendered[overlay]}
+    assert {
+        "Namespace",
+        "ConfigMap",
+        "ServiceAccount",
+        "Deployment",
+        "CronJob",
+        "Job",
+        "Service",
+        "HorizontalPodAutoscaler",
+        "PodDisruptionBudget",
+        "NetworkPolicy",
+    } <= kinds
+    assert "Secret" not in kinds, "secrets are created out of band (k8s/secret.template.yaml)"
+    namespaces = {d["metadata"].get("namespace") for d in rendered[overlay] if d["kind"] != "Namespace"}
+    assert namespaces == {f"lending-{overlay}"}
+
+
+def test_prod_web_deployment(rendered):
+    docs = rendered["prod"]
+    web = _get(docs, "Deployment", "lending-web")
+    spec = web["spec"]
+    assert spec["replicas"] == 3
+    assert spec["strategy"]["type"] == "RollingUpdate"
+    assert spec["strategy"]["rollingUpdate"]["maxUnavailable"] == 0
+    pod = spec["template"]["spec"]
+    assert pod["automountServiceAccountToken"] is False
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["topologySpreadConstraints"]
+    (container,) = pod["containers"]
+    assert container["args"] == ["web"]
+    assert container["image"].startswith("registry.example.com/library/lending-service:")
+    assert container["startupProbe"]["httpGet"]["path"] == "/health/live/"
+    assert container["livenessProbe"]["httpGet"]["path"] == "/health/live/"
+    assert container["readinessProbe"]["httpGet"]["path"] == "/health/ready/"
+    security = container["securityContext"]
+    assert security["readOnlyRootFilesystem"] is True
+    assert security["allowPrivilegeEscalation"] is False
+    assert security["capabilities"]["drop"] == ["ALL"]
+    assert {"cpu", "memory"} <= container["resources"]["requests"].keys()
+    assert {"cpu", "memory"} <= container["resources"]["limits"].keys()
+
+    hpa = _get(docs, "HorizontalPodAutoscaler", "lending-web")
+    assert hpa["spec"]["minReplicas"] >= 3
+    assert {m["resource"]["name"] for m in hpa["spec"]["metrics"]} == {"cpu", "memory"}
+    sa = _get(docs, "ServiceAccount", "lending-service")
+    assert sa["automountServiceAccountToken"] is False
+    roles = {
+        d["spec"]["template"]["spec"]["containers"][0]["args"][0] for d in docs if d["kind"] in ("Deployment", "Job")
+    }
+    cron = _get(docs, "CronJob", "lending-notices")
+    roles.add(cron["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]["args"][0])
+    assert roles == {"web", "relay", "migrate", "notices"}
+
+
+def test_network_policy_limits_ingress_and_egress(rendered):
+    policies = {d["metadata"]["name"]: d["spec"] for d in rendered["prod"] if d["kind"] == "NetworkPolicy"}
+    default = policies["lending-service"]
+    assert set(default["policyTypes"]) == {"Ingress", "Egress"}
+    assert not default.get("ingress"), "no ingress except through lending-web-ingress"
+    egress_ports = {p["port"] for rule in default["egress"] for p in rule.get("ports", [])}
+    assert {53, 5432} <= egress_ports
+    web = policies["lending-web-ingress"]
+    sources = web["ingress"][0]["from"]
+    assert any(s.get("podSelector", {}).get("matchLabels") == {"lending.library/client": "true"} for s in sources)
+    assert any(
+        s.get("namespaceSelector", {}).get("matchLabels") == {"kubernetes.io/metadata.name": "monitoring"}
+        for s in sources
+    )
+
+
+# --- entrypoint roles, started locally -----------------------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _wait_for_port(port: int, proc: subprocess.Popen, deadline: float) -> None:
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, f"exited with {proc.returncode} before listening on {port}"
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            return
+        except OSError:
+            time.sleep(0.2)
+    pytest.fail(f"nothing listening on {port}")
+
+
+def _get_status(url: str) -> int:
+    request = urllib.request.Request(url, headers={"Host": "localhost"})
+    try:
+        with urllib.request.urlopen(request, timeout=5) as response:  # noqa: S310 - loopback only
+            return response.status
+    except urllib.error.HTTPError as error:
+        return error.code
+
+
+@pytest.fixture(scope="module")
+def role_env(tmp_path_factory):
+    """Production-like settings on a throw-away SQLite database, the peers pointing nowhere."""
+    tmp = tmp_path_factory.mktemp("roles")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "DATABASE_", "GUNICORN_"))}
+    venv_bin = str(Path(sys.executable).parent)
+    env.update(
+        {
+            "PATH": f"{venv_bin}{os.pathsep}{env.get('PATH', '')}",
+            "PYTHON": sys.executable,
+            "APP_DIR": str(ROOT),
+            "DJANGO_SETTINGS_MODULE": "config.settings",
+            "DJANGO_DEBUG": "False",
+            "DJANGO_SECRET_KEY": secrets.token_urlsafe(50),
+            "DJANGO_ALLOWED_HOSTS": "localhost,127.0.0.1",
+            # As in production: the probes must still get through, unredirected.
+            "SECURE_SSL_REDIRECT": "True",
+            "DATABASE_ENGINE": "django.db.backends.sqlite3",
+            "DATABASE_NAME": str(tmp / "roles.sqlite3"),
+            "BOOK_MANAGEMENT_URL": f"http://127.0.0.1:{_free_port()}",
+            "USER_MANAGEMENT_URL": f"http://127.0.0.1:{_free_port()}",
+            "NOTIFICATION_SERVICE_URL": f"http://127.0.0.1:{_free_port()}",
+            "PROMETHEUS_MULTIPROC_DIR": str(tmp / "prometheus"),
+            "LOG_FORMAT": "json",
+            "LOG_LEVEL": "WARNING",
+            "GUNICORN_WORKERS": "1",
+            "GUNICORN_THREADS": "2",
+        }
+    )
+    migrate = subprocess.run([str(ENTRYPOINT), "migrate"], env=env, capture_output=True, text=True, timeout=180)
+    assert migrate.returncode == 0, f"migrate role failed:\n{migrate.stdout}\n{migrate.stderr}"
+    return env
+
+
+def _start(role_env, *args, **extra_env) -> subprocess.Popen:
+    return subprocess.Popen(
+        [str(ENTRYPOINT), *args],
+        env={**role_env, **extra_env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+
+
+def _stop(proc: subprocess.Popen) -> str:
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=5)
+    return proc.stdout.read() if proc.stdout else ""
+
+
+def test_role_migrate_is_idempotent(role_env):
+    again = subprocess.run([str(ENTRYPOINT), "migrate"], env=role_env, capture_output=True, text=True, timeout=180)
+    assert again.returncode == 0, again.stderr
+    assert "No migrations to apply" in again.stdout
+
+
+def test_role_web_serves_probes_and_metrics(role_env):
+    port = _free_port()
+    proc = _start(role_env, "web", GUNICORN_BIND=f"127.0.0.1:{port}")
+    try:
+        _wait_for_port(port, proc, time.monotonic() + 60)
+        base = f"http://127.0.0.1:{port}"
+        assert _get_status(f"{base}/health/live/") == 200
+        assert _get_status(f"{base}/health/ready/") == 200
+        assert _get_status(f"{base}/metrics") == 200
+        # Multi-process mode: the worker writes its samples under PROMETHEUS_MULTIPROC_DIR.
+        assert list(Path(role_env["PROMETHEUS_MULTIPROC_DIR"]).glob("*.db"))
+    finally:
+        output = _stop(proc)
+    assert proc.returncode == 0, f"gunicorn did not stop cleanly on SIGTERM:\n{output}"
+
+
+def test_role_relay_keeps_running_until_terminated(role_env):
+    proc = _start(role_env, "relay")
+    try:
+        time.sleep(4)
+        assert proc.poll() is None, f"relay exited with {proc.returncode}:\n{_stop(proc)}"
+    finally:
+        output = _stop(proc)
+    assert proc.returncode in (0, -signal.SIGTERM), output
+
+
+def test_role_notices_runs_once_and_exits(role_env):
+    proc = subprocess.run([str(ENTRYPOINT), "notices"], env=role_env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, f"{proc.stdout}\n{proc.stderr}"
+
+
+def test_role_peers_listen_on_the_given_ports(role_env):
+    ports = [_free_port() for _ in range(3)]
+    proc = _start(
+        role_env,
+        "peers",
+        "--book-port",
+        str(ports[0]),
+        "--user-port",
+        str(ports[1]),
+        "--notification-port",
+        str(ports[2]),
+        PEERS_HOST="127.0.0.1",
+    )
+    try:
+        deadline = time.monotonic() + 30
+        for port in ports:
+            _wait_for_port(port, proc, deadline)
+    finally:
+        _stop(proc)

@@ -1,0 +1,187 @@
+"""Invariant 3: the outbox relay delivers every side effect, retries with backoff, parks dead
+letters, publishes availability as the current state, and runs safely as several processes."""
+from __future__ import annotations
+
+import signal
+import threading
+
+import pytest
+from django.db import connection
+from django.utils import timezone
+
+from lending import services
+from lending.models import Loan, OutboxKind, OutboxMessage, OutboxStatus
+from lending.outbox import relay
+from lending.outbox.messages import MessageType, enqueue_notification
+from tests.processes import service_env, start_manage, wait_until
+
+
+def notifications_for(peers, email: str) -> list[dict]:
+    return [n for n in peers.notification.notifications if n["user_email"] == email]
+
+
+def deliver_everything_due() -> None:
+    relay.run_once()
+
+
+@pytest.mark.django_db
+def test_lend_then_return_reach_the_peers_once_each(peers, patron, book):
+    services.loan_lend(user_email=patron, book_id=book["id"])
+    deliver_everything_due()
+    assert peers.book.books[book["id"]]["available"] is False
+    assert [n["message_type"] for n in notifications_for(peers, patron)] == ["lending_confirmation"]
+
+    services.loan_return(user_email=patron, book_id=book["id"])
+    deliver_everything_due()
+    deliver_everything_due()
+
+    assert peers.book.books[book["id"]]["available"] is True
+    assert [n["message_type"] for n in notifications_for(peers, patron)] == [
+        "lending_confirmation", "return_confirmation"]
+    assert not OutboxMessage.objects.exclude(status=OutboxStatus.DELIVERED).exists()
+
+
+@pytest.mark.django_db
+def test_notification_carries_the_contract_fields_and_a_stable_key(peers, patron, book):
+    loan = services.loan_lend(user_email=patron, book_id=book["id"])
+    deliver_everything_due()
+    [sent] = notifications_for(peers, patron)
+    assert sent["book_title"] == "Test book"
+    assert sent["due_date"] == loan.date_due.date().isoformat()
+    message = OutboxMessage.objects.get(kind=OutboxKind.NOTIFICATION)
+    assert sent["idempotency_key"] == str(message.key)
+
+
+@pytest.mark.django_db
+def test_failed_delivery_backs_off_then_succeeds(peers, patron, book):
+    peers.notification.faults.status = 503
+    services.loan_lend(user_email=patron, book_id=book["id"])
+    deliver_everything_due()
+
+    message = OutboxMessage.objects.get(kind=OutboxKind.NOTIFICATION)
+    assert message.status == OutboxStatus.PENDING
+    assert message.attempts == 1 and "503" in message.last_error
+    assert message.next_attempt_at > timezone.now()
+
+    peers.notification.faults.clear()
+    assert wait_until(lambda: (relay.run_once(), OutboxMessage.objects.get(pk=message.pk).status)[1]
+                      == OutboxStatus.DELIVERED, timeout=5)
+    assert len(notifications_for(peers, patron)) == 1
+
+
+@pytest.mark.django_db
+def test_message_is_parked_dead_after_the_configured_attempts(peers, patron, book, settings):
+    settings.OUTBOX_MAX_ATTEMPTS = 3
+    settings.PEER_BREAKER_FAIL_MAX = 100
+    peers.notification.faults.status = 500
+    services.loan_lend(user_email=patron, book_id=book["id"])
+
+    message = OutboxMessage.objects.get(kind=OutboxKind.NOTIFICATION)
+    assert wait_until(lambda: (relay.run_once(), OutboxMessage.objects.get(pk=message.pk).status)[1]
+                      == OutboxStatus.DEAD, timeout=5)
+    message.refresh_from_db()
+    assert message.attempts == 3 and "500" in message.last_error
+
+
+def test_backoff_grows_exponentially_up_to_the_cap(settings):
+    settings.OUTBOX_BACKOFF_BASE_SECONDS = 1
+    settings.OUTBOX_BACKOFF_MAX_SECONDS = 10
+    assert 0.5 <= relay.backoff_seconds(1) <= 1
+    assert 4 <= relay.backoff_seconds(4) <= 8
+    assert 5 <= relay.backoff_seconds(9) <= 10
+
+
+@pytest.mark.django_db
+def test_a_refusal_by_the_peer_is_dead_at_once(peers, patron, book):
+    peers.notification.faults.status = 400
+    services.loan_lend(user_email=patron, book_id=book["id"])
+    deliver_everything_due()
+    message = OutboxMessage.objects.get(kind=OutboxKind.NOTIFICATION)
+    assert message.status == OutboxStatus.DEAD and message.attempts == 1
+
+
+@pytest.mark.django_db
+def test_availability_is_the_state_at_delivery_not_at_enqueue(peers, patron, book):
+    services.loan_lend(user_email=patron, book_id=book["id"])
+    services.loan_return(user_email=patron, book_id=book["id"])
+    peers.book.books[book["id"]]["available"] = False  # whatever the peer held before
+
+    deliver_everything_due()
+
+    assert peers.book.books[book["id"]]["available"] is True
+    availability = OutboxMessage.objects.filter(kind=OutboxKind.AVAILABILITY)
+    assert availability.count() == 2 and set(availability.values_list("status", flat=True)) == {"DELIVERED"}
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_change_during_delivery_is_published_too(peers, patron, book):
+    """The book is returned while the 'unavailable' update is on the wire: the relay notices the
+    newer version and publishes again, so the peer ends with the truth."""
+    services.loan_lend(user_email=patron, book_id=book["id"])
+    peers.book.faults.latency = 0.5
+    delivering = threading.Thread(target=lambda: (relay.run_once(), connection.close()))
+    delivering.start()
+    assert wait_until(lambda: OutboxMessage.objects.filter(
+        kind=OutboxKind.AVAILABILITY, next_attempt_at__gt=timezone.now()).exists(), timeout=5)
+    services.loan_return(user_email=patron, book_id=book["id"])
+    delivering.join()
+    peers.book.faults.clear()
+
+    deliver_everything_due()
+
+    assert peers.book.books[book["id"]]["available"] is True
+    assert not OutboxMessage.objects.exclude(status=OutboxStatus.DELIVERED).exists()
+
+
+def make_notifications(count: int) -> list[str]:
+    loans = Loan.objects.bulk_create(
+        Loan(user_email=f"bulk{i}@example.com", book_id=i + 1, date_borrowed=timezone.now(),
+             date_due=timezone.now()) for i in range(count))
+    return [str(enqueue_notification(loan, MessageType.LENDING_CONFIRMATION).key) for loan in loans]
+
+
+def delivered_count() -> int:
+    return OutboxMessage.objects.filter(status=OutboxStatus.DELIVERED).count()
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_two_relay_processes_deliver_each_message_exactly_once(peers):
+    keys = make_notifications(300)
+    before = len(peers.notification.notifications)
+    duplicates_before = peers.notification.dedupe.duplicates
+    env = service_env(peers, OUTBOX_BATCH_SIZE="10")
+    relays = [start_manage("relay_outbox", env=env) for _ in range(2)]
+    try:
+        assert wait_until(lambda: delivered_count() == len(keys), timeout=60)
+    finally:
+        for process in relays:
+            process.send_signal(signal.SIGTERM)
+            process.wait(timeout=10)
+    received = [n["idempotency_key"] for n in peers.notification.notifications[before:]]
+    assert sorted(received) == sorted(keys)
+    assert peers.notification.dedupe.duplicates == duplicates_before
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_relay_killed_mid_run_loses_nothing(peers):
+    keys = make_notifications(60)
+    before = len(peers.notification.notifications)
+    peers.notification.faults.latency = 0.05
+    env = service_env(peers, OUTBOX_BATCH_SIZE="20", OUTBOX_LEASE_SECONDS="2")
+    victim = start_manage("relay_outbox", env=env)
+    assert wait_until(lambda: 5 <= delivered_count(), timeout=30)
+    victim.kill()
+    victim.wait()
+    assert delivered_count() < len(keys), "the relay finished before it could be killed"
+
+    survivor = start_manage("relay_outbox", env=env)
+    try:
+        assert wait_until(lambda: delivered_count() == len(keys), timeout=60)
+    finally:
+        survivor.send_signal(signal.SIGTERM)
+        survivor.wait(timeout=10)
+    received = {n["idempotency_key"] for n in peers.notification.notifications[before:]}
+    assert received == set(keys)
