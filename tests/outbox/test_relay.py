@@ -172,7 +172,7 @@ def test_a_relay_killed_mid_run_loses_nothing(peers):
     peers.notification.faults.latency = 0.05
     env = service_env(peers, OUTBOX_BATCH_SIZE="20", OUTBOX_LEASE_SECONDS="2")
     victim = start_manage("relay_outbox", env=env)
-    assert wait_until(lambda: 5 <= delivered_count(), timeout=30)
+    assert wait_until(lambda: delivered_count() >= 5, timeout=30)
     victim.kill()
     victim.wait()
     assert delivered_count() < len(keys), "the relay finished before it could be killed"
