@@ -121,9 +121,23 @@ REST_FRAMEWORK = {
 # Largest request body accepted by the API, in bytes; larger bodies get 413.
 MAX_REQUEST_BODY_BYTES = env.int("MAX_REQUEST_BODY_BYTES", default=16 * 1024)
 DATA_UPLOAD_MAX_MEMORY_SIZE = MAX_REQUEST_BODY_BYTES
+# Listings (`/loans/`, `/reservations/`, `/getExpiredBooks/`): default and largest page (`limit`).
+# `getExpiredBooks` pages only when asked or when more than API_MAX_PAGE_SIZE loans are overdue.
+API_PAGE_SIZE = env.int("API_PAGE_SIZE", default=50)
+API_MAX_PAGE_SIZE = env.int("API_MAX_PAGE_SIZE", default=1000)
 
 # --- Loan policy ----------------------------------------------------------------------------------
 LOAN_PERIOD_DAYS = env.int("LOAN_PERIOD_DAYS", default=60)
+# Renewals allowed per loan; each extends the due date by LOAN_PERIOD_DAYS.
+LOAN_MAX_RENEWALS = env.int("LOAN_MAX_RENEWALS", default=2)
+# Open loans a patron may hold at once.
+LOAN_MAX_ACTIVE_PER_PATRON = env.int("LOAN_MAX_ACTIVE_PER_PATRON", default=10)
+# A patron with an overdue loan may not borrow.
+LOAN_BLOCK_ON_OVERDUE = env.bool("LOAN_BLOCK_ON_OVERDUE", default=True)
+# An overdue loan may be renewed.
+LOAN_RENEW_OVERDUE_ALLOWED = env.bool("LOAN_RENEW_OVERDUE_ALLOWED", default=False)
+# Days a returned copy is kept for the first patron in the holds queue.
+HOLD_PICKUP_DAYS = env.int("HOLD_PICKUP_DAYS", default=3)
 
 # --- Peers ----------------------------------------------------------------------------------------
 BOOK_MANAGEMENT_URL = env.str("BOOK_MANAGEMENT_URL", default="http://localhost:8001")

@@ -42,6 +42,7 @@ class Loan(models.Model):
     date_due = models.DateTimeField()
     date_returned = models.DateTimeField(null=True, blank=True)
     status = models.CharField(max_length=8, choices=LoanStatus.choices, default=LoanStatus.ACTIVE)
+    renewals = models.PositiveIntegerField(default=0)
 
     class Meta:
         constraints = [
@@ -63,6 +64,10 @@ class Loan(models.Model):
             models.Index(fields=["date_due", "id"], condition=Q(date_returned__isnull=True), name="open_loans_by_due"),
             # A patron's loans, newest first.
             models.Index(fields=["user_email", "-date_borrowed", "-id"], name="loans_by_user"),
+            # A book's loans, newest first (`GET /loans/?book_id=`).
+            models.Index(fields=["book_id", "-date_borrowed", "-id"], name="loans_by_book"),
+            # Every loan, newest first (`GET /loans/` without a patron or book).
+            models.Index(fields=["-date_borrowed", "-id"], name="loans_newest"),
         ]
 
     def __str__(self) -> str:
@@ -74,6 +79,59 @@ class Loan(models.Model):
         if self.date_returned is None and self.date_due < timezone.now():
             return LoanStatus.OVERDUE
         return self.status
+
+
+class HoldStatus(models.TextChoices):
+    WAITING = "WAITING"  # in the queue for the book
+    READY = "READY"  # a returned copy is kept for this patron until the pickup deadline
+    FULFILLED = "FULFILLED"  # the patron borrowed the book
+    CANCELLED = "CANCELLED"
+    EXPIRED = "EXPIRED"  # not picked up in time
+
+
+OPEN_HOLD_STATUSES = (HoldStatus.WAITING, HoldStatus.READY)
+
+
+class Hold(models.Model):
+    """A patron's place in a book's holds queue. Created, promoted and closed only under the book's
+    lock (its `BookStock` row), so queue order is id order and a copy is never promised twice."""
+
+    user_email = models.EmailField(max_length=254)
+    book_id = models.PositiveIntegerField()
+    book_title = models.CharField(max_length=500, blank=True, default="")
+    status = models.CharField(max_length=9, choices=HoldStatus.choices, default=HoldStatus.WAITING)
+    date_reserved = models.DateTimeField()
+    date_ready = models.DateTimeField(null=True, blank=True)
+    pickup_deadline = models.DateTimeField(null=True, blank=True)
+    date_closed = models.DateTimeField(null=True, blank=True)
+    loan = models.ForeignKey(Loan, null=True, blank=True, on_delete=models.SET_NULL, related_name="holds")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["user_email", "book_id"],
+                condition=Q(status__in=OPEN_HOLD_STATUSES),
+                name="one_open_hold_per_user_and_book",
+            ),
+            models.CheckConstraint(
+                condition=~Q(status=HoldStatus.READY) | Q(pickup_deadline__isnull=False, date_ready__isnull=False),
+                name="ready_hold_has_pickup_deadline",
+            ),
+        ]
+        indexes = [
+            # A book's queue, in order: read under the book lock on every lend, return and renewal.
+            models.Index(fields=["book_id", "id"], condition=Q(status__in=OPEN_HOLD_STATUSES),
+                         name="open_holds_by_book"),
+            # A patron's holds (`GET /reservations/?user_email=`).
+            models.Index(fields=["user_email", "id"], name="holds_by_user"),
+            # The expiry job: READY holds past their pickup deadline.
+            models.Index(
+                fields=["pickup_deadline"], condition=Q(status=HoldStatus.READY), name="ready_holds_by_deadline"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"hold {self.pk}: book {self.book_id} for {self.user_email} ({self.status})"
 
 
 class OutboxKind(models.TextChoices):

@@ -2,10 +2,11 @@
 persisted that status yet."""
 from __future__ import annotations
 
-from django.db.models import QuerySet
+from django.db.models import Case, Count, IntegerField, OuterRef, QuerySet, Subquery, Value, When
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from lending.models import BookStock, Loan
+from lending.models import OPEN_HOLD_STATUSES, BookStock, Hold, HoldStatus, Loan, LoanStatus
 
 
 def overdue_loans() -> QuerySet[Loan]:
@@ -14,10 +15,58 @@ def overdue_loans() -> QuerySet[Loan]:
 
 
 def book_is_available(book_id: int) -> tuple[bool, int]:
-    """(a copy is free, the book's version) — what the relay publishes to the Book service."""
+    """(a copy is free, the book's version) — what the relay publishes to the Book service.
+
+    Free means a patron not in the holds queue could borrow it: copies kept for READY holds or
+    promised to WAITING patrons do not count."""
     stock = BookStock.objects.filter(book_id=book_id).values_list("copies", "version").first()
     if stock is None:
         return True, 0
     copies, version = stock
     open_loans = Loan.objects.filter(book_id=book_id, date_returned__isnull=True).count()
-    return open_loans < copies, version
+    open_holds = Hold.objects.filter(book_id=book_id, status__in=OPEN_HOLD_STATUSES).count()
+    return open_loans + open_holds < copies, version
+
+
+def loans(*, user_email: str | None = None, book_id: int | None = None, status: str | None = None) -> QuerySet[Loan]:
+    """Loans, newest first, filtered by patron, book and status. The status is the one shown to
+    clients (ACTIVE turns OVERDUE as soon as the due date passes)."""
+    queryset = Loan.objects.all()
+    if user_email is not None:
+        queryset = queryset.filter(user_email=user_email)
+    if book_id is not None:
+        queryset = queryset.filter(book_id=book_id)
+    if status == LoanStatus.RETURNED:
+        queryset = queryset.filter(date_returned__isnull=False)
+    elif status == LoanStatus.ACTIVE:
+        queryset = queryset.filter(date_returned__isnull=True, date_due__gte=timezone.now())
+    elif status == LoanStatus.OVERDUE:
+        queryset = queryset.filter(date_returned__isnull=True, date_due__lt=timezone.now())
+    return queryset.order_by("-date_borrowed", "-id")
+
+
+def loan(loan_id: int) -> Loan | None:
+    return Loan.objects.filter(pk=loan_id).first()
+
+
+def holds(*, user_email: str | None = None, book_id: int | None = None,
+          statuses: tuple[str, ...] = OPEN_HOLD_STATUSES) -> QuerySet[Hold]:
+    """Holds in queue order (oldest first), each annotated with `queue_position`: 1 for the next
+    WAITING patron to get a copy, None for holds that are not WAITING."""
+    queryset = Hold.objects.filter(status__in=statuses)
+    if user_email is not None:
+        queryset = queryset.filter(user_email=user_email)
+    if book_id is not None:
+        queryset = queryset.filter(book_id=book_id)
+    ahead = (
+        Hold.objects.filter(book_id=OuterRef("book_id"), status=HoldStatus.WAITING, pk__lt=OuterRef("pk"))
+        .order_by()
+        .values("book_id")
+        .annotate(n=Count("pk"))
+        .values("n")
+    )
+    position = Coalesce(Subquery(ahead, output_field=IntegerField()), Value(0)) + 1
+    return queryset.annotate(
+        queue_position=Case(When(status=HoldStatus.WAITING, then=position), default=None,
+                            output_field=IntegerField())
+    ).order_by("id")

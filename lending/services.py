@@ -1,69 +1,221 @@
-"""Writes: lend and return. Each is one short transaction; peers are asked before it opens.
+"""Writes: lend, return, renew, reserve, cancel a hold, expire holds. Each is one short transaction;
+peers are asked before it opens.
 
-The per-book lock is the `BookStock` row: a lend upserts it (which locks it), a return selects it
-FOR UPDATE. Every decision about a book's copies is taken while holding that lock, and the partial
-unique constraint on open loans backs the one-loan-per-patron rule in the database itself.
+The per-book lock is the `BookStock` row: a lend or a reservation upserts it (which locks it); a
+return, renewal, cancellation or expiry selects it FOR UPDATE. Every decision about a book's copies
+and its holds queue is taken while holding that lock, and the partial unique constraints on open
+loans and open holds back the one-per-patron rules in the database itself. The rules themselves
+live in `lending.policy`.
 """
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime
 
-from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
+from lending import holds, policy
 from lending.clients import books, users
-from lending.errors import Conflict, NotFound
+from lending.errors import NotFound
 from lending.idempotency import Claim
-from lending.models import BookStock, Loan, LoanStatus
+from lending.models import OPEN_HOLD_STATUSES, BookStock, Hold, HoldStatus, Loan, LoanStatus
 from lending.outbox.messages import MessageType, enqueue_availability, enqueue_notification
 
 
 def loan_lend(*, user_email: str, book_id: int, claim: Claim | None = None) -> Loan:
     users.ensure_active_user(user_email)
     book = books.get_book(book_id)
+    rules = policy.current()
     try:
         with transaction.atomic():
             _lock_book(book)
-            _ensure_lendable(user_email=user_email, book=book)
+            _lock_patron(user_email)
             now = timezone.now()
+            state = holds.read_state(book.id, book.copies)
+            hold = policy.check_lend(user_email=user_email, state=state, policy=rules, now=now)
             loan = Loan.objects.create(
                 user_email=user_email,
                 book_id=book_id,
                 book_title=book.title,
                 date_borrowed=now,
-                date_due=now + timedelta(days=settings.LOAN_PERIOD_DAYS),
+                date_due=now + rules.loan_period,
             )
+            state.open_loans += 1
+            if hold is not None:
+                holds.close(state, hold, HoldStatus.FULFILLED, now=now, loan=loan)
+            # Only does something when the Book service now reports more copies than before.
+            holds.promote_waiting(state, now=now, pickup_window=rules.pickup_window)
             _book_changed(book_id)
             enqueue_notification(loan, MessageType.LENDING_CONFIRMATION)
             if claim:
                 claim.settle(loan)
     except IntegrityError:
         # The partial unique constraint caught a second open loan that slipped past the check.
-        raise _already_borrowed(user_email, book_id) from None
+        raise policy.already_borrowed(user_email, book_id) from None
     return loan
+
+
+def loan_lend_check(*, user_email: str, book_id: int) -> None:
+    """A dry run of `loan_lend`: the same peer checks and rules, no lock and no write. Raises the
+    refusal the lend would get; returns when it would succeed (at this instant)."""
+    users.ensure_active_user(user_email)
+    book = books.get_book(book_id)
+    state = holds.read_state(book.id, book.copies)
+    policy.check_lend(user_email=user_email, state=state, policy=policy.current(), now=timezone.now())
 
 
 def loan_return(*, user_email: str, book_id: int, claim: Claim | None = None) -> Loan:
     """Never calls a peer: returning works while every peer is down."""
     with transaction.atomic():
-        BookStock.objects.select_for_update().filter(book_id=book_id).first()
+        stock = _lock_stock(book_id)
         loan = (
             Loan.objects.select_for_update()
             .filter(user_email=user_email, book_id=book_id, date_returned__isnull=True)
             .first()
         )
         if loan is None:
-            raise NotFound(f"{user_email} has no open loan of book {book_id}.", code="loan_not_found")
+            raise _loan_not_found(user_email, book_id)
+        now = timezone.now()
         loan.status = LoanStatus.RETURNED
-        loan.date_returned = timezone.now()
+        loan.date_returned = now
         loan.save(update_fields=["status", "date_returned"])
+        if stock is not None:
+            # The copy goes to the first patron in the holds queue, if any.
+            _promote(stock, now=now)
         _book_changed(book_id)
         enqueue_notification(loan, MessageType.RETURN_CONFIRMATION)
         if claim:
             claim.settle(loan)
     return loan
+
+
+def loan_renew(*, user_email: str, book_id: int, claim: Claim | None = None) -> Loan:
+    """Extends the due date by the loan period from the current due date. Never calls a peer."""
+    rules = policy.current()
+    with transaction.atomic():
+        _lock_stock(book_id)
+        loan = (
+            Loan.objects.select_for_update()
+            .filter(user_email=user_email, book_id=book_id, date_returned__isnull=True)
+            .first()
+        )
+        if loan is None:
+            raise _loan_not_found(user_email, book_id)
+        now = timezone.now()
+        others_waiting = (
+            Hold.objects.filter(book_id=book_id, status=HoldStatus.WAITING).exclude(user_email=user_email).exists()
+        )
+        policy.check_renewal(loan=loan, others_waiting=others_waiting, policy=rules, now=now)
+        loan.date_due += rules.loan_period
+        loan.renewals += 1
+        if loan.date_due >= now:
+            loan.status = LoanStatus.ACTIVE
+        loan.save(update_fields=["date_due", "renewals", "status"])
+        enqueue_notification(loan, MessageType.RENEWAL_CONFIRMATION)
+        if claim:
+            claim.settle(loan)
+    return loan
+
+
+def hold_reserve(*, user_email: str, book_id: int, claim: Claim | None = None) -> Hold:
+    """Queues the patron for a book none of whose copies is free for them."""
+    users.ensure_active_user(user_email)
+    book = books.get_book(book_id)
+    rules = policy.current()
+    try:
+        with transaction.atomic():
+            _lock_book(book)
+            now = timezone.now()
+            state = holds.read_state(book.id, book.copies)
+            on_loan = Loan.objects.filter(user_email=user_email, book_id=book_id, date_returned__isnull=True).exists()
+            policy.check_reservable(user_email=user_email, state=state, on_loan=on_loan)
+            hold = Hold.objects.create(user_email=user_email, book_id=book_id, book_title=book.title, date_reserved=now)
+            state.holds.append(hold)
+            # Only does something when the Book service now reports more copies than before.
+            if holds.promote_waiting(state, now=now, pickup_window=rules.pickup_window):
+                _book_changed(book_id)
+            hold.queue_position = state.position_of(hold)
+            if claim:
+                claim.settle(hold)
+    except IntegrityError:
+        raise policy.already_reserved(user_email, book_id) from None
+    return hold
+
+
+def hold_cancel(*, user_email: str, book_id: int, claim: Claim | None = None) -> Hold:
+    """Cancels the patron's open hold; a copy it kept goes to the next patron. Never calls a peer."""
+    with transaction.atomic():
+        stock = _lock_stock(book_id)
+        hold = (
+            Hold.objects.select_for_update()
+            .filter(user_email=user_email, book_id=book_id, status__in=OPEN_HOLD_STATUSES)
+            .first()
+        )
+        if hold is None:
+            raise NotFound(f"{user_email} has no open hold on book {book_id}.", code="hold_not_found")
+        now = timezone.now()
+        was_ready = hold.status == HoldStatus.READY
+        hold.status = HoldStatus.CANCELLED
+        hold.date_closed = now
+        hold.save(update_fields=["status", "date_closed"])
+        if was_ready and stock is not None:
+            _promote(stock, now=now)
+            _book_changed(book_id)
+        hold.queue_position = None
+        if claim:
+            claim.settle(hold)
+    return hold
+
+
+def expire_ready_holds(*, now: datetime | None = None) -> int:
+    """Expires READY holds whose pickup deadline has passed and passes each copy to the next patron
+    in the queue (with a `hold_available` notification). One short transaction per book, under the
+    book lock; safe to run from several schedulers at once. Returns how many holds expired."""
+    now = now or timezone.now()
+    book_ids = (
+        Hold.objects.filter(status=HoldStatus.READY, pickup_deadline__lt=now)
+        .values_list("book_id", flat=True).distinct().order_by("book_id")
+    )
+    expired = 0
+    for book_id in list(book_ids):
+        with transaction.atomic():
+            stock = _lock_stock(book_id)
+            count = Hold.objects.filter(book_id=book_id, status=HoldStatus.READY, pickup_deadline__lt=now).update(
+                status=HoldStatus.EXPIRED, date_closed=now
+            )
+            if count:
+                if stock is not None:
+                    _promote(stock, now=now)
+                _book_changed(book_id)
+            expired += count
+    return expired
+
+
+def _promote(stock: BookStock, *, now: datetime) -> None:
+    state = holds.read_state(stock.book_id, stock.copies)
+    holds.promote_waiting(state, now=now, pickup_window=policy.current().pickup_window)
+
+
+def _lock_stock(book_id: int) -> BookStock | None:
+    """The book lock, for writes that do not ask the Book service (return, renew, cancel, expire)."""
+    return BookStock.objects.select_for_update().filter(book_id=book_id).first()
+
+
+def _lock_patron(user_email: str) -> None:
+    """Serialises one patron's lends on PostgreSQL (a transaction-scoped advisory lock), so two
+    lends of different books cannot both pass the open-loan limit. Taken after the book lock, and
+    nothing is locked after it, so it cannot deadlock. SQLite runs one writer at a time anyway."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))", [_PATRON_LOCK_SPACE, user_email])
+
+
+_PATRON_LOCK_SPACE = 0x4C4E  # first key of the two-key advisory lock: "patron lends"
+
+
+def _loan_not_found(user_email: str, book_id: int) -> NotFound:
+    return NotFound(f"{user_email} has no open loan of book {book_id}.", code="loan_not_found")
 
 
 def _lock_book(book: books.BookInfo) -> None:
@@ -75,18 +227,6 @@ def _lock_book(book: books.BookInfo) -> None:
         unique_fields=["book_id"],
         update_fields=["title", "copies"],
     )
-
-
-def _ensure_lendable(*, user_email: str, book: books.BookInfo) -> None:
-    open_loans = Loan.objects.filter(book_id=book.id, date_returned__isnull=True)
-    if open_loans.filter(user_email=user_email).exists():
-        raise _already_borrowed(user_email, book.id)
-    if open_loans.count() >= book.copies:
-        raise Conflict(f"No copy of book {book.id} is available.", code="no_copy_available")
-
-
-def _already_borrowed(user_email: str, book_id: int) -> Conflict:
-    return Conflict(f"{user_email} already has book {book_id} on loan.", code="already_borrowed")
 
 
 def _book_changed(book_id: int) -> None:

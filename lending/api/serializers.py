@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
-from lending.models import Loan
+from lending.models import OPEN_HOLD_STATUSES, Hold, HoldStatus, Loan, LoanStatus
 
 MAX_BOOK_ID = 2**31 - 1
 # RFC 5321: 64 octets for the local part, 254 for the whole address as used in a path.
@@ -52,3 +52,55 @@ class LoanSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
+class LoanDetailSerializer(LoanSerializer):
+    """The loan with the fields beyond the spec's: for `/loans/` and `/renewBook/`."""
+
+    class Meta(LoanSerializer.Meta):
+        fields = [*LoanSerializer.Meta.fields, "book_title", "renewals"]
+        read_only_fields = fields
+
+
+class LoanQuerySerializer(serializers.Serializer):
+    user_email = NormalizedEmailField(required=False)
+    book_id = serializers.IntegerField(required=False, min_value=1, max_value=MAX_BOOK_ID)
+    status = serializers.ChoiceField(required=False, choices=LoanStatus.choices)
+
+
+class DryRunQuerySerializer(serializers.Serializer):
+    dry_run = serializers.BooleanField(required=False, default=False)
+
+
+class DryRunSerializer(serializers.Serializer):
+    """The answer of `POST /lendBook/?dry_run=true`."""
+
+    dry_run = serializers.BooleanField(default=True)
+    would_succeed = serializers.BooleanField()
+    user_email = serializers.EmailField()
+    book_id = serializers.IntegerField()
+    error = serializers.DictField(allow_null=True)
+
+
+class HoldSerializer(serializers.ModelSerializer):
+    queue_position = serializers.SerializerMethodField()
+    loan_id = serializers.IntegerField(read_only=True, allow_null=True)
+
+    class Meta:
+        model = Hold
+        fields = ["id", "user_email", "book_id", "book_title", "status", "queue_position", "date_reserved",
+                  "date_ready", "pickup_deadline", "date_closed", "loan_id"]
+        read_only_fields = fields
+
+    def get_queue_position(self, hold: Hold) -> int | None:
+        return getattr(hold, "queue_position", None)
+
+
+class HoldQuerySerializer(serializers.Serializer):
+    user_email = NormalizedEmailField(required=False)
+    book_id = serializers.IntegerField(required=False, min_value=1, max_value=MAX_BOOK_ID)
+    # Open holds (WAITING and READY) unless one status is asked for.
+    status = serializers.ChoiceField(required=False, choices=HoldStatus.choices)
+
+    def validate(self, attrs: dict) -> dict:
+        status = attrs.pop("status", None)
+        attrs["statuses"] = (status,) if status else OPEN_HOLD_STATUSES
+        return attrs

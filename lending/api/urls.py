@@ -1,5 +1,5 @@
-"""The spec's endpoints. Each path answers with and without its trailing slash (never a redirect:
-a redirected POST would lose its body)."""
+"""The spec's endpoints and the circulation ones beyond it. Each path answers with and without its
+trailing slash (never a redirect: a redirected POST would lose its body)."""
 from django.urls import path
 
 from lending.api import health, views
@@ -13,6 +13,13 @@ urlpatterns = [
     *both_slashes("lendBook", views.LendBookApi.as_view(), "lend-book"),
     *both_slashes("returnBook", views.ReturnBookApi.as_view(), "return-book"),
     *both_slashes("getExpiredBooks", views.ExpiredBooksApi.as_view(), "expired-books"),
+    *both_slashes("renewBook", views.RenewBookApi.as_view(), "renew-book"),
+    *both_slashes("reserveBook", views.ReserveBookApi.as_view(), "reserve-book"),
+    *both_slashes("cancelReservation", views.CancelReservationApi.as_view(), "cancel-reservation"),
+    *both_slashes("reservations", views.ReservationsApi.as_view(), "reservations"),
+    *both_slashes("loans", views.LoansApi.as_view(), "loans"),
+    *both_slashes("loans/<int:loan_id>", views.LoanDetailApi.as_view(), "loan-detail"),
+    *both_slashes("policy", views.PolicyApi.as_view(), "policy"),
     *both_slashes("health", health.health, "health"),
     *both_slashes("health/live", health.live, "health-live"),
     *both_slashes("health/ready", health.ready, "health-ready"),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.utils import timezone
 
-from lending.models import Loan, OutboxKind, OutboxMessage
+from lending.models import Hold, Loan, OutboxKind, OutboxMessage
 
 
 class MessageType:
@@ -12,6 +12,8 @@ class MessageType:
     RETURN_CONFIRMATION = "return_confirmation"
     DUE_SOON_REMINDER = "due_soon_reminder"
     OVERDUE_NOTICE = "overdue_notice"
+    RENEWAL_CONFIRMATION = "renewal_confirmation"
+    HOLD_AVAILABLE = "hold_available"
 
 
 def enqueue_availability(book_id: int) -> OutboxMessage:
@@ -37,5 +39,28 @@ def enqueue_notification(loan: Loan, message_type: str) -> OutboxMessage:
         kind=OutboxKind.NOTIFICATION,
         book_id=loan.book_id,
         payload=notification_payload(loan, message_type),
+        next_attempt_at=timezone.now(),
+    )
+
+
+def hold_notification_payload(hold: Hold, message_type: str) -> dict:
+    """`due_date` is the pickup deadline: the date by which the patron must borrow the held copy."""
+    deadline = hold.pickup_deadline
+    return {
+        "user_email": hold.user_email,
+        "message_type": message_type,
+        "book_title": hold.book_title,
+        "due_date": deadline.date().isoformat() if deadline else None,
+        "hold_id": hold.pk,
+        "book_id": hold.book_id,
+        "pickup_deadline": deadline.isoformat() if deadline else None,
+    }
+
+
+def enqueue_hold_notification(hold: Hold, message_type: str) -> OutboxMessage:
+    return OutboxMessage.objects.create(
+        kind=OutboxKind.NOTIFICATION,
+        book_id=hold.book_id,
+        payload=hold_notification_payload(hold, message_type),
         next_attempt_at=timezone.now(),
     )
