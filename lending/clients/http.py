@@ -38,6 +38,16 @@ class PeerResponse:
     data: Any
 
 
+class ConcurrentCircuitBreaker(pybreaker.CircuitBreaker):
+    """pybreaker's `call` holds the breaker's lock for the whole guarded call, so every thread of a
+    process calling one peer would queue behind the slowest call (gthread workers, the relay's
+    threads). Here only the state changes take the lock (pybreaker does that inside `open`,
+    `half_open` and `close`); the peer calls themselves run side by side."""
+
+    def call(self, func, *args, **kwargs):
+        return self.state.call(func, *args, **kwargs)
+
+
 class PeerClient:
     """HTTP access to one peer service."""
 
@@ -49,7 +59,7 @@ class PeerClient:
         adapter = HTTPAdapter(pool_connections=4, pool_maxsize=64, max_retries=0)
         self.session.mount("http://", adapter)
         self.session.mount("https://", adapter)
-        self.breaker = pybreaker.CircuitBreaker(
+        self.breaker = ConcurrentCircuitBreaker(
             fail_max=settings.PEER_BREAKER_FAIL_MAX,
             reset_timeout=settings.PEER_BREAKER_RESET_SECONDS,
             name=name,
