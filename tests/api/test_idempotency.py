@@ -45,7 +45,7 @@ def test_a_lend_retried_ten_times_creates_one_loan_and_one_notification(api, pee
 
     relay.run_once()
     # A relay that dies after delivering but before recording it redelivers with the same key.
-    confirmations.update(status=OutboxStatus.PENDING)
+    confirmations.update(status=OutboxStatus.PENDING, next_attempt_at=timezone.now())
     relay.run_once()
 
     assert confirmations.get().status == OutboxStatus.DELIVERED
