@@ -4,7 +4,10 @@ VENV := .venv
 PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 
-.PHONY: run test lint
+LINT_VENV := .venv-lint
+LINT_INSTALLED := $(LINT_VENV)/.installed
+
+.PHONY: run test lint lint-deploy
 
 $(INSTALLED): requirements/base.txt requirements/test.txt
 	$(PYTHON_BIN) -m venv $(VENV)
@@ -12,13 +15,24 @@ $(INSTALLED): requirements/base.txt requirements/test.txt
 	$(PY) -m pip install --quiet -r requirements/test.txt
 	touch $(INSTALLED)
 
+# The deployment linters (checkov and friends) pin their own dependencies: a venv of their own.
+$(LINT_INSTALLED): requirements/lint.txt requirements/lint-constraints.txt
+	$(PYTHON_BIN) -m venv $(LINT_VENV)
+	$(LINT_VENV)/bin/python -m pip install --quiet --upgrade pip==26.3
+	$(LINT_VENV)/bin/python -m pip install --quiet -r requirements/lint.txt -c requirements/lint-constraints.txt
+	touch $(LINT_INSTALLED)
+
 ## run: the service on http://127.0.0.1:8000 with the reference peers, the relay and the scheduler
 run: $(INSTALLED)
 	$(PY) scripts/run_local.py
 
 ## test: every test (PostgreSQL when reachable, else SQLite), after the linters
-test: $(INSTALLED) lint
+test: $(INSTALLED) $(LINT_INSTALLED) lint
 	$(PY) -m pytest
 
 lint: $(INSTALLED)
 	$(VENV)/bin/ruff check .
+
+## lint-deploy: offline checks of the Dockerfile, the Compose files and both Kubernetes overlays
+lint-deploy: $(INSTALLED) $(LINT_INSTALLED)
+	APP_PYTHON=$(PY) bash scripts/lint_deploy.sh
