@@ -1,0 +1,12 @@
+"""Delete idempotency records older than IDEMPOTENCY_KEY_TTL_HOURS: `manage.py purge_idempotency_keys`."""
+from django.core.management.base import BaseCommand
+
+from lending import idempotency
+
+
+class Command(BaseCommand):
+    help = "Delete expired idempotency keys (kept IDEMPOTENCY_KEY_TTL_HOURS, 24 h by default)."
+
+    def handle(self, *args, **options):
+        deleted = idempotency.purge_expired()
+        self.stdout.write(f"purged {deleted} expired idempotency key(s)")
