@@ -158,6 +158,16 @@ OUTBOX_BATCH_SIZE = env.int("OUTBOX_BATCH_SIZE", default=50)
 # A claimed message not settled within the lease (a relay died) is picked up again.
 OUTBOX_LEASE_SECONDS = env.float("OUTBOX_LEASE_SECONDS", default=30.0)
 
+# --- Scheduled notices (`manage.py send_notices`) -----------------------------------------------
+# A `due_soon_reminder` this many days before the due date.
+DUE_SOON_REMINDER_DAYS = env.int("DUE_SOON_REMINDER_DAYS", default=3)
+# An `overdue_notice` when a loan becomes overdue, then again every this many days.
+OVERDUE_NOTICE_REPEAT_DAYS = env.int("OVERDUE_NOTICE_REPEAT_DAYS", default=7)
+# Loans handled per transaction.
+NOTICES_BATCH_SIZE = env.int("NOTICES_BATCH_SIZE", default=500)
+# Seconds between passes of `send_notices --loop`.
+NOTICES_INTERVAL_SECONDS = env.float("NOTICES_INTERVAL_SECONDS", default=60.0)
+
 # --- Idempotency keys -----------------------------------------------------------------------------
 IDEMPOTENCY_KEY_TTL_HOURS = env.int("IDEMPOTENCY_KEY_TTL_HOURS", default=24)
 # A key still "in progress" after this long belongs to a request that died; it may be retried.
