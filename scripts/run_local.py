@@ -16,7 +16,9 @@ WEB = "127.0.0.1:8000"
 
 PROCESSES = {
     "peers": [PYTHON, "-m", "reference_peers", "--demo-books", "100", "--demo-users", "100"],
-    "web": [PYTHON, "manage.py", "runserver", WEB, "--noreload"],
+    # The production server and settings file, so local runs behave like a deployment
+    # (runserver's short listen queue resets connections under a burst of clients).
+    "web": [PYTHON, "-m", "gunicorn", "-c", "docker/gunicorn.conf.py"],
     "relay": [PYTHON, "manage.py", "relay_outbox"],
 }
 # Commands that exist only once their feature has landed are started when present.
@@ -37,7 +39,8 @@ Ctrl-C stops everything.
 
 
 def main() -> int:
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "GUNICORN_BIND": WEB, "GUNICORN_WORKERS": "2",
+           "GUNICORN_THREADS": "8"}
     subprocess.run([PYTHON, "manage.py", "migrate", "--noinput", "-v", "0"], cwd=ROOT, env=env, check=True)
     commands = dict(PROCESSES)
     commands.update({name: cmd for name, (cmd, marker) in OPTIONAL_PROCESSES.items() if marker.exists()})
