@@ -185,3 +185,22 @@ def test_a_relay_killed_mid_run_loses_nothing(peers):
         survivor.wait(timeout=10)
     received = {n["idempotency_key"] for n in peers.notification.notifications[before:]}
     assert received == set(keys)
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_running_relay_publishes_a_lend_and_a_return_within_seconds(api, peers, patron, book):
+    relay_process = start_manage("relay_outbox", env=service_env(peers))
+    try:
+        assert api.post("/lendBook/", {"user_email": patron, "book_id": book["id"]}, format="json").status_code == 201
+        assert wait_until(lambda: peers.book.books[book["id"]]["available"] is False, timeout=5)
+        assert wait_until(lambda: len(notifications_for(peers, patron)) == 1, timeout=5)
+
+        assert api.post("/returnBook/", {"user_email": patron, "book_id": book["id"]}, format="json").status_code == 200
+        assert wait_until(lambda: peers.book.books[book["id"]]["available"] is True, timeout=5)
+        assert wait_until(lambda: len(notifications_for(peers, patron)) == 2, timeout=5)
+    finally:
+        relay_process.send_signal(signal.SIGTERM)
+        relay_process.wait(timeout=10)
+    assert [n["message_type"] for n in notifications_for(peers, patron)] == [
+        "lending_confirmation", "return_confirmation"]
