@@ -204,6 +204,10 @@ def _make_httpd(peer: PeerServer) -> ThreadingHTTPServer:
 
 
 class _QuietThreadingHTTPServer(ThreadingHTTPServer):
+    # socketserver's default backlog of 5 drops connections when dozens of clients connect at once
+    # (the concurrency tests, the benchmark); a dropped SYN is retried after 1 s: a ConnectTimeout.
+    request_queue_size = 128
+
     def handle_error(self, request: Any, client_address: Any) -> None:
         """A client that gave up (timeout, kill) is normal here; anything else is printed."""
         if not isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError)):
