@@ -1,8 +1,11 @@
 """The holds queue: `POST /reserveBook/`, `POST /cancelReservation/`, `GET /reservations/`, READY
 holds kept for their patron, and hold expiry."""
 from datetime import timedelta
+from io import StringIO
 
 import pytest
+import time_machine
+from django.core.management import call_command
 from django.utils import timezone
 
 from lending import selectors, services
@@ -263,3 +266,11 @@ def test_an_expired_hold_with_no_one_waiting_frees_the_copy(api, lent, readers):
 
     assert selectors.book_is_available(lent["id"])[0] is True
     assert call(api, "/lendBook/", readers["third"], lent["id"]).status_code == 201
+
+
+def test_the_scheduled_command_expires_holds(api, queued, readers):
+    call(api, "/returnBook/", readers["lender"], queued["id"])
+    with time_machine.travel(timezone.now() + timedelta(days=3, minutes=1)):
+        call_command("send_notices", stdout=StringIO())
+    assert status_of(readers["first"], queued["id"]) == HoldStatus.EXPIRED
+    assert status_of(readers["second"], queued["id"]) == HoldStatus.READY

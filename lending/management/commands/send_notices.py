@@ -7,7 +7,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand
 from django.db import close_old_connections
 
-from lending import notices
+from lending import notices, services
 
 logger = logging.getLogger(__name__)
 
@@ -16,6 +16,7 @@ JOBS = [
     notices.mark_overdue_loans,
     notices.send_due_soon_reminders,
     notices.send_overdue_notices,
+    services.expire_ready_holds,
 ]
 
 
