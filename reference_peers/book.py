@@ -36,6 +36,13 @@ class BookPeer(PeerServer):
             self.books[book_id] = book
         return book
 
+    def set_quantity(self, book_id: int, quantity: int) -> dict:
+        """The library bought (or lost) copies: the next `getBooks` reports the new count."""
+        with self.lock:
+            book = self.books[book_id]
+            book["quantity"] = quantity
+        return book
+
     def register_routes(self, router: Router) -> None:
         router.add("GET", "/getBooks/{book_id}", self.get_book)
         router.add("PUT", "/updateBook/{book_id}", self.update_book)

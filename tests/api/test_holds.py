@@ -165,7 +165,7 @@ def test_availability_is_false_while_the_only_free_copy_is_held(api, queued, rea
 
 
 def test_a_book_with_more_copies_at_the_book_service_serves_the_queue(api, peers, queued, readers):
-    peers.book.books[queued["id"]]["quantity"] = 2
+    peers.book.set_quantity(queued["id"], 2)
     # The next lend or reservation learns the new count and keeps the new copy for the queue.
     refused = call(api, "/lendBook/", readers["third"], queued["id"])
     assert code(refused) == "copies_on_hold"
