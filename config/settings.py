@@ -29,6 +29,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
+    "rest_framework_api_key",
     "lending",
 ]
 
@@ -113,8 +114,12 @@ STATIC_ROOT = BASE_DIR / "staticfiles"
 REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
-    "DEFAULT_AUTHENTICATION_CLASSES": [],
-    "DEFAULT_PERMISSION_CLASSES": [],
+    # Service API keys (`Authorization: Api-Key <key>`), required when REQUIRE_API_KEY is true.
+    "DEFAULT_AUTHENTICATION_CLASSES": ["lending.api.auth.ApiKeyAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["lending.api.auth.RequireApiKey"],
+    "DEFAULT_THROTTLE_CLASSES": ["lending.api.throttling.PerKeyThrottle", "lending.api.throttling.PerAddressThrottle"],
+    # Proxies in front of the service whose X-Forwarded-For entries are trusted (0: use REMOTE_ADDR).
+    "NUM_PROXIES": env.int("TRUSTED_PROXY_COUNT", default=0),
     "UNAUTHENTICATED_USER": None,
     "EXCEPTION_HANDLER": "lending.api.errors.exception_handler",
 }
@@ -125,6 +130,17 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = MAX_REQUEST_BODY_BYTES
 # `getExpiredBooks` pages only when asked or when more than API_MAX_PAGE_SIZE loans are overdue.
 API_PAGE_SIZE = env.int("API_PAGE_SIZE", default=50)
 API_MAX_PAGE_SIZE = env.int("API_MAX_PAGE_SIZE", default=1000)
+
+# --- Service keys, throttling, cache -------------------------------------------------------------
+# Every API call needs `Authorization: Api-Key <key>` (keys: `manage.py api_keys`). Health, metrics
+# and the API docs stay open.
+REQUIRE_API_KEY = env.bool("REQUIRE_API_KEY", default=not DEBUG)
+# Requests per API key and per client address ("<n>/<second|minute|hour|day>"; empty: no limit).
+THROTTLE_RATE_PER_KEY = env.str("THROTTLE_RATE_PER_KEY", default="6000/min") or None
+THROTTLE_RATE_PER_IP = env.str("THROTTLE_RATE_PER_IP", default="6000/min") or None
+# The cache that holds the throttle counters; share it between processes and replicas in production
+# (e.g. redis://127.0.0.1:6379/1). The default, local memory, is per process.
+CACHES = {"default": env.cache_url("CACHE_URL", default="locmemcache://lending")}
 
 # --- Loan policy ----------------------------------------------------------------------------------
 LOAN_PERIOD_DAYS = env.int("LOAN_PERIOD_DAYS", default=60)

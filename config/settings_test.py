@@ -25,3 +25,10 @@ PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 OUTBOX_BACKOFF_BASE_SECONDS = 0.05
 OUTBOX_BACKOFF_MAX_SECONDS = 0.2
 PEER_BREAKER_RESET_SECONDS = 1.0
+# Service keys and rate limits are off unless a test turns them on (`settings` fixture).
+REQUIRE_API_KEY = False
+THROTTLE_RATE_PER_KEY = None
+THROTTLE_RATE_PER_IP = None
+# Static files (admin, API docs) from the apps' folders: no collectstatic before tests.
+WHITENOISE_USE_FINDERS = True
+WHITENOISE_AUTOREFRESH = True

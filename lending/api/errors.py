@@ -51,6 +51,9 @@ def _drf_error_response(exc: exceptions.APIException) -> Response:
     headers = {}
     if isinstance(exc, exceptions.Throttled) and exc.wait is not None:
         headers["Retry-After"] = str(int(exc.wait) + 1)
+    # Set by DRF on NotAuthenticated/AuthenticationFailed when the authenticator names a scheme (401).
+    if getattr(exc, "auth_header", None):
+        headers["WWW-Authenticate"] = exc.auth_header
     if isinstance(exc, exceptions.ValidationError):
         return Response(error_body(code, "The request is invalid.", exc.detail), status=exc.status_code)
     message = str(exc.detail) if not isinstance(exc.detail, (list, dict)) else "The request is invalid."

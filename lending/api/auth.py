@@ -1,0 +1,66 @@
+"""Service API keys: `Authorization: Api-Key <key>`, required on every API call when REQUIRE_API_KEY is
+true. Keys are stored hashed (djangorestframework-api-key); `manage.py api_keys` and the admin manage
+them.
+
+A missing key is 401 `not_authenticated`; a wrong, revoked or expired one is 401
+`authentication_failed`. Both carry `WWW-Authenticate: Api-Key`, and both are refused before the view
+runs, so nothing is written.
+"""
+from __future__ import annotations
+
+from django.conf import settings
+from rest_framework import exceptions
+from rest_framework.authentication import BaseAuthentication
+from rest_framework.permissions import BasePermission
+from rest_framework.request import Request
+
+KEYWORD = "Api-Key"
+
+
+def keys_required() -> bool:
+    return bool(getattr(settings, "REQUIRE_API_KEY", False))
+
+
+def presented_key(request: Request) -> str | None:
+    """The key of an `Authorization: Api-Key <key>` header; None when there is no such header."""
+    keyword, _, key = request.META.get("HTTP_AUTHORIZATION", "").partition(" ")
+    if keyword.lower() != KEYWORD.lower():
+        return None
+    return key.strip()
+
+
+class ApiKeyAuthentication(BaseAuthentication):
+    """Identifies the calling service by its key. With keys not required, the header is ignored."""
+
+    def authenticate(self, request: Request):
+        if not keys_required():
+            return None
+        key = presented_key(request)
+        if key is None:
+            return None
+        from rest_framework_api_key.models import APIKey
+
+        if not key or len(key) > 200:
+            raise exceptions.AuthenticationFailed("Invalid API key.")
+        try:
+            api_key = APIKey.objects.get_from_key(key)
+        except APIKey.DoesNotExist:
+            raise exceptions.AuthenticationFailed("Invalid or revoked API key.") from None
+        if api_key.has_expired:
+            raise exceptions.AuthenticationFailed("This API key has expired.")
+        return (None, api_key)
+
+    def authenticate_header(self, request: Request) -> str:
+        # Makes DRF answer 401 (with this challenge) rather than 403 for a missing or bad key.
+        return KEYWORD
+
+
+class RequireApiKey(BasePermission):
+    """Lets a request through when keys are not required, or when a valid key authenticated it."""
+
+    def has_permission(self, request: Request, view) -> bool:
+        if not keys_required():
+            return True
+        if request.auth is None:
+            raise exceptions.NotAuthenticated(f"An API key is required: send `Authorization: {KEYWORD} <key>`.")
+        return True
