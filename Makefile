@@ -7,7 +7,7 @@ INSTALLED := $(VENV)/.installed
 LINT_VENV := .venv-lint
 LINT_INSTALLED := $(LINT_VENV)/.installed
 
-.PHONY: run test lint lint-deploy
+.PHONY: run test lint lint-deploy openapi
 
 $(INSTALLED): requirements/base.txt requirements/test.txt
 	$(PYTHON_BIN) -m venv $(VENV)
@@ -29,6 +29,10 @@ run: $(INSTALLED)
 ## test: every test (PostgreSQL when reachable, else SQLite), after the linters
 test: $(INSTALLED) $(LINT_INSTALLED) lint
 	$(PY) -m pytest
+
+## openapi: regenerate openapi.yaml from the code (a test fails when the committed file is stale)
+openapi: $(INSTALLED)
+	$(PY) manage.py spectacular --file openapi.yaml --validate --fail-on-warn
 
 lint: $(INSTALLED)
 	$(VENV)/bin/ruff check .

@@ -30,6 +30,8 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "rest_framework",
     "rest_framework_api_key",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
     "lending",
 ]
 
@@ -37,6 +39,8 @@ MIDDLEWARE = [
     "lending.api.middleware.RequestIdMiddleware",
     "lending.api.middleware.BodySizeLimitMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    # Static files (admin, Swagger UI, ReDoc) served by the app itself in production.
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -122,6 +126,7 @@ REST_FRAMEWORK = {
     "NUM_PROXIES": env.int("TRUSTED_PROXY_COUNT", default=0),
     "UNAUTHENTICATED_USER": None,
     "EXCEPTION_HANDLER": "lending.api.errors.exception_handler",
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
 }
 # Largest request body accepted by the API, in bytes; larger bodies get 413.
 MAX_REQUEST_BODY_BYTES = env.int("MAX_REQUEST_BODY_BYTES", default=16 * 1024)
@@ -141,6 +146,30 @@ THROTTLE_RATE_PER_IP = env.str("THROTTLE_RATE_PER_IP", default="6000/min") or No
 # The cache that holds the throttle counters; share it between processes and replicas in production
 # (e.g. redis://127.0.0.1:6379/1). The default, local memory, is per process.
 CACHES = {"default": env.cache_url("CACHE_URL", default="locmemcache://lending")}
+
+# --- OpenAPI ----------------------------------------------------------------------------------------
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Lending Management service",
+    "DESCRIPTION": "Lends and returns books, lists overdue loans, renewals and holds. "
+    "Errors share one shape: `{\"error\": {\"code\", \"message\", \"details\"?}}`.",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    # The schema and its viewers are public, like the contract they describe.
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
+    "SERVE_AUTHENTICATION": [],
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "PREPROCESSING_HOOKS": ["lending.api.schema.drop_unslashed_duplicates"],
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "lending.api.schema.add_health_paths",
+    ],
+    "ENUM_NAME_OVERRIDES": {
+        "LoanStatusEnum": "lending.models.LoanStatus",
+        "HoldStatusEnum": "lending.models.HoldStatus",
+    },
+}
 
 # --- Loan policy ----------------------------------------------------------------------------------
 LOAN_PERIOD_DAYS = env.int("LOAN_PERIOD_DAYS", default=60)

@@ -1,10 +1,15 @@
 from django.contrib import admin
 from django.urls import include, path, re_path
+from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
 from lending.api.errors import json_404
 
 urlpatterns = [
     path("admin/", admin.site.urls),
+    # OpenAPI 3 schema and its viewers (static assets served locally, no CDN); open like /health/.
+    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
+    path("api/redoc/", SpectacularRedocView.as_view(url_name="schema", template_name="api/redoc.html"), name="redoc"),
     path("", include("lending.api.urls")),
     # Unknown paths answer the JSON error shape, in debug mode too.
     re_path(r"^", json_404),

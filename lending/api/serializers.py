@@ -44,7 +44,7 @@ class LoanRequestSerializer(serializers.Serializer):
 
 
 class LoanSerializer(serializers.ModelSerializer):
-    status = serializers.CharField(source="current_status")
+    status = serializers.ChoiceField(source="current_status", choices=LoanStatus.choices, read_only=True)
 
     class Meta:
         model = Loan
