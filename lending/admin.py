@@ -1,0 +1,179 @@
+"""The Django admin for library staff: loans (overdue ones marked), holds, the outbox with a replay of
+dead letters, idempotency records (read-only). API keys are in the admin through
+`rest_framework_api_key`'s own registration."""
+from __future__ import annotations
+
+import uuid
+
+from django.contrib import admin, messages
+from django.db.models import Q, QuerySet
+from django.utils import timezone
+from django.utils.html import format_html
+
+from lending.models import Hold, IdempotencyRecord, Loan, LoanStatus, OutboxMessage
+from lending.outbox import dead_letters
+
+admin.site.site_header = "Lending service"
+admin.site.site_title = "Lending service admin"
+admin.site.index_title = "Loans, holds and deliveries"
+
+
+class LoanStatusFilter(admin.SimpleListFilter):
+    """The status the API reports: a loan is OVERDUE as soon as its due date passes, before the
+    scheduled job stores it."""
+
+    title = "status"
+    parameter_name = "status"
+
+    def lookups(self, request, model_admin):
+        return LoanStatus.choices
+
+    def queryset(self, request, queryset: QuerySet[Loan]) -> QuerySet[Loan]:
+        now = timezone.now()
+        open_loans = Q(date_returned__isnull=True)
+        if self.value() == LoanStatus.OVERDUE:
+            return queryset.filter(open_loans, Q(date_due__lt=now) | Q(status=LoanStatus.OVERDUE))
+        if self.value() == LoanStatus.ACTIVE:
+            return queryset.filter(open_loans, date_due__gte=now).exclude(status=LoanStatus.OVERDUE)
+        if self.value() == LoanStatus.RETURNED:
+            return queryset.filter(date_returned__isnull=False)
+        return queryset
+
+
+@admin.register(Loan)
+class LoanAdmin(admin.ModelAdmin):
+    list_display = ("id", "user_email", "book_id", "book_title", "date_borrowed", "date_due", "date_returned",
+                    "status_badge", "renewals")
+    list_display_links = ("id", "user_email")
+    list_filter = (LoanStatusFilter, "date_due", "date_borrowed")
+    # `=book_id` matches the id exactly; the email matches any part of it.
+    search_fields = ("user_email", "=book_id", "book_title")
+    date_hierarchy = "date_due"
+    ordering = ("-date_borrowed", "-id")
+    list_per_page = 50
+    # Loans change only through the API's services (locks, outbox): staff look, they do not edit.
+    readonly_fields = ("user_email", "book_id", "book_title", "date_borrowed", "date_due", "date_returned",
+                       "status", "renewals")
+
+    def get_search_results(self, request, queryset, search_term):
+        # A non-numeric term cannot match `=book_id`: search the text fields only (no cast error).
+        if not search_term.strip().isdigit():
+            term = search_term.strip()
+            return queryset.filter(Q(user_email__icontains=term) | Q(book_title__icontains=term)), False
+        return super().get_search_results(request, queryset, search_term)
+
+    @admin.display(description="status", ordering="date_due")
+    def status_badge(self, loan: Loan) -> str:
+        status = loan.current_status
+        if status == LoanStatus.OVERDUE:
+            days = (timezone.now() - loan.date_due).days
+            return format_html('<strong class="overdue" style="color:#ba2121">⚠ OVERDUE</strong> ({} days)', days)
+        return status
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(Hold)
+class HoldAdmin(admin.ModelAdmin):
+    list_display = ("id", "user_email", "book_id", "book_title", "status", "date_reserved", "pickup_deadline",
+                    "date_closed", "loan")
+    list_filter = ("status", "date_reserved", "pickup_deadline")
+    search_fields = ("user_email", "=book_id", "book_title")
+    ordering = ("-id",)
+    readonly_fields = [f.name for f in Hold._meta.fields]
+
+    def get_search_results(self, request, queryset, search_term):
+        if not search_term.strip().isdigit():
+            term = search_term.strip()
+            return queryset.filter(Q(user_email__icontains=term) | Q(book_title__icontains=term)), False
+        return super().get_search_results(request, queryset, search_term)
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(OutboxMessage)
+class OutboxMessageAdmin(admin.ModelAdmin):
+    list_display = ("id", "kind", "book_id", "recipient", "message_type", "status", "attempts", "next_attempt_at",
+                    "short_error", "created_at", "delivered_at")
+    list_filter = ("status", "kind", "created_at")
+    search_fields = ("=key", "=book_id", "payload__user_email")
+    ordering = ("-id",)
+    actions = ["replay"]
+    readonly_fields = ("key", "kind", "book_id", "payload", "status", "attempts", "next_attempt_at", "last_error",
+                       "created_at", "delivered_at")
+
+    def get_search_results(self, request, queryset, search_term):
+        term = search_term.strip()
+        if term.isdigit():
+            return queryset.filter(book_id=int(term)), False
+        try:
+            return queryset.filter(key=uuid.UUID(term)), False
+        except ValueError:
+            return queryset.filter(payload__user_email__icontains=term), False
+
+    @admin.display(description="recipient")
+    def recipient(self, message: OutboxMessage) -> str:
+        return (message.payload or {}).get("user_email", "")
+
+    @admin.display(description="message type")
+    def message_type(self, message: OutboxMessage) -> str:
+        return (message.payload or {}).get("message_type", "")
+
+    @admin.display(description="last error")
+    def short_error(self, message: OutboxMessage) -> str:
+        return message.last_error[:80]
+
+    @admin.action(description="Replay selected dead messages", permissions=["replay"])
+    def replay(self, request, queryset: QuerySet[OutboxMessage]) -> None:
+        selected = queryset.count()
+        replayed = dead_letters.replay(queryset)
+        skipped = selected - replayed
+        self.message_user(
+            request,
+            f"Replayed {replayed} dead message(s): the relay delivers them shortly."
+            + (f" {skipped} not dead, left alone." if skipped else ""),
+            messages.SUCCESS if replayed else messages.WARNING,
+        )
+
+    def has_replay_permission(self, request) -> bool:
+        return request.user.has_perm("lending.change_outboxmessage")
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        # Messages are read-only; staff act on them only through the replay action.
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(IdempotencyRecord)
+class IdempotencyRecordAdmin(admin.ModelAdmin):
+    list_display = ("key", "response_status", "created_at", "expires_at", "in_progress")
+    list_filter = ("response_status", "created_at")
+    search_fields = ("=key",)
+    ordering = ("-created_at",)
+    readonly_fields = [f.name for f in IdempotencyRecord._meta.fields]
+
+    @admin.display(boolean=True, description="in progress")
+    def in_progress(self, record: IdempotencyRecord) -> bool:
+        return record.response_status is None
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False

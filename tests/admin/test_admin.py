@@ -1,0 +1,91 @@
+"""The staff admin: every page loads, loans are found by email and book id and overdue ones marked,
+dead outbox messages are replayed and then delivered by the relay."""
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.urls import reverse
+from django.utils import timezone
+from rest_framework_api_key.models import APIKey
+
+from lending.models import Hold, IdempotencyRecord, Loan, OutboxKind, OutboxMessage, OutboxStatus
+from lending.outbox import relay
+from lending.outbox.messages import MessageType, notification_payload
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def staff(client):
+    user = get_user_model().objects.create_superuser("librarian", "librarian@example.com", "pw")
+    client.force_login(user)
+    return client
+
+
+def make_loan(email: str, book_id: int, *, due_in_days: int) -> Loan:
+    now = timezone.now()
+    return Loan.objects.create(user_email=email, book_id=book_id, book_title="Dune",
+                               date_borrowed=now - timedelta(days=60), date_due=now + timedelta(days=due_in_days))
+
+
+def dead_message(loan: Loan) -> OutboxMessage:
+    return OutboxMessage.objects.create(
+        kind=OutboxKind.NOTIFICATION, book_id=loan.book_id,
+        payload=notification_payload(loan, MessageType.OVERDUE_NOTICE), status=OutboxStatus.DEAD, attempts=10,
+        next_attempt_at=timezone.now(), last_error="Notification service answered HTTP 503",
+    )
+
+
+def test_every_admin_page_loads(staff):
+    loan = make_loan("a@example.com", 1, due_in_days=-3)
+    Hold.objects.create(user_email="b@example.com", book_id=1, date_reserved=timezone.now())
+    dead_message(loan)
+    IdempotencyRecord.objects.create(key="k1", fingerprint="f", expires_at=timezone.now() + timedelta(days=1))
+    APIKey.objects.create_key(name="patron-app")
+    for model in ("loan", "hold", "outboxmessage", "idempotencyrecord"):
+        url = reverse(f"admin:lending_{model}_changelist")
+        assert staff.get(url).status_code == 200, url
+        obj = {"loan": Loan, "hold": Hold, "outboxmessage": OutboxMessage,
+               "idempotencyrecord": IdempotencyRecord}[model].objects.first()
+        assert staff.get(reverse(f"admin:lending_{model}_change", args=[obj.pk])).status_code == 200
+    assert staff.get(reverse("admin:rest_framework_api_key_apikey_changelist")).status_code == 200
+    assert staff.get(reverse("admin:index")).status_code == 200
+
+
+def test_loans_searched_by_email_and_book_id_and_overdue_marked(staff):
+    overdue = make_loan("late.reader@example.com", 41, due_in_days=-5)
+    make_loan("early.reader@example.com", 42, due_in_days=10)
+    url = reverse("admin:lending_loan_changelist")
+    page = staff.get(url, {"q": "late.reader"}).content.decode()
+    assert "late.reader@example.com" in page and "early.reader" not in page and "OVERDUE" in page
+    page = staff.get(url, {"q": "42"}).content.decode()
+    assert "early.reader@example.com" in page and "late.reader" not in page
+    page = staff.get(url, {"status": "OVERDUE"}).content.decode()
+    assert "late.reader@example.com" in page and "early.reader" not in page
+    page = staff.get(url, {"status": "ACTIVE"}).content.decode()
+    assert "early.reader@example.com" in page and "late.reader" not in page
+    assert overdue.current_status == "OVERDUE"
+
+
+def test_replay_action_requeues_dead_messages_and_the_relay_delivers_them(staff, peers, patron):
+    loan = make_loan(patron, 43, due_in_days=-2)
+    dead = dead_message(loan)
+    delivered = OutboxMessage.objects.create(kind=OutboxKind.NOTIFICATION, book_id=43, payload={},
+                                             status=OutboxStatus.DELIVERED, next_attempt_at=timezone.now())
+    response = staff.post(reverse("admin:lending_outboxmessage_changelist"),
+                          {"action": "replay", "_selected_action": [dead.pk, delivered.pk]}, follow=True)
+    assert "Replayed 1 dead message(s)" in response.content.decode()
+    dead.refresh_from_db()
+    assert dead.status == OutboxStatus.PENDING and dead.attempts == 0
+    relay.run_once()
+    dead.refresh_from_db()
+    assert dead.status == OutboxStatus.DELIVERED
+    received = [n for n in peers.notification.notifications if n["user_email"] == patron]
+    assert [n["message_type"] for n in received] == [MessageType.OVERDUE_NOTICE]
+
+
+def test_admin_needs_a_staff_login(client):
+    response = client.get(reverse("admin:lending_loan_changelist"))
+    assert response.status_code == 302 and "/admin/login/" in response["Location"]
