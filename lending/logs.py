@@ -1,0 +1,197 @@
+"""Structured logs: JSON lines in production, readable lines in development, the same fields either way.
+
+Every record, whether it comes from structlog or from a stdlib `logging.getLogger(__name__)`, goes
+through one `ProcessorFormatter`, so every line gets a timestamp, its level and logger, the current
+request id (`lending.request_context`, the single source of truth) and has patron emails masked.
+
+`settings.py` calls `logging_config()` for `LOGGING` and `configure_structlog()` once. Nothing here
+imports Django models: settings import this module.
+"""
+from __future__ import annotations
+
+import logging
+import re
+import sys
+import time
+from typing import Any
+
+import structlog
+
+from lending.request_context import request_id_var
+
+LOG_FORMATS = ("json", "console")
+
+# Local part's first character kept, the rest hidden; the domain is kept (useful, not personal).
+EMAIL_PATTERN = re.compile(
+    r"(?<![A-Za-z0-9._%+-])([A-Za-z0-9])[A-Za-z0-9._%+-]*"  # local part: first character kept
+    r"@([A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+)"  # domain, kept
+)
+_PLAIN_TYPES = (bool, int, float, type(None))
+
+
+def mask_email_text(text: str) -> str:
+    """`alice.smith@example.com` -> `a***@example.com`, wherever it appears in the text."""
+    return EMAIL_PATTERN.sub(r"\1***@\2", text)
+
+
+def _mask(value: Any) -> Any:
+    if isinstance(value, str):
+        return mask_email_text(value)
+    if isinstance(value, _PLAIN_TYPES):
+        return value
+    if isinstance(value, dict):
+        return {key: _mask(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return [_mask(item) for item in value]
+    # Anything else would be rendered through its repr or str, which may carry an email (a Loan).
+    return mask_email_text(str(value))
+
+
+# Left as they are: structlog's own bookkeeping, and exception info still to be rendered (the JSON
+# renderer gets the traceback as text first, which is masked).
+_UNMASKED_KEYS = frozenset({"exc_info", "stack_info"})
+
+
+def mask_emails(logger: Any, method_name: str, event_dict: dict) -> dict:
+    """Masks anything that looks like an email, in the event and in every value."""
+    return {
+        key: value if key.startswith("_") or key in _UNMASKED_KEYS else _mask(value)
+        for key, value in event_dict.items()
+    }
+
+
+def add_request_id(logger: Any, method_name: str, event_dict: dict) -> dict:
+    """The current request id (set by RequestIdMiddleware, or by the relay per message). Django logs
+    some lines (`django.request`'s "Not Found: ...") after the middleware has returned: those carry
+    the request itself, and its id."""
+    request_id = request_id_var.get()
+    if request_id == "-":
+        request_id = getattr(event_dict.get("request"), "request_id", None) or event_dict.get("request_id", "-")
+    event_dict["request_id"] = request_id
+    return event_dict
+
+
+def drop_formatting_leftovers(logger: Any, method_name: str, event_dict: dict) -> dict:
+    """Another handler may have formatted the stdlib record first (`message`, `asctime`): not extras."""
+    event_dict.pop("message", None)
+    event_dict.pop("asctime", None)
+    return event_dict
+
+
+_timestamper = structlog.processors.TimeStamper(fmt="iso", utc=True)
+
+# Run on records from stdlib loggers before the final processors.
+_FOREIGN_PRE_CHAIN = [
+    structlog.contextvars.merge_contextvars,
+    structlog.stdlib.add_log_level,
+    structlog.stdlib.add_logger_name,
+    structlog.stdlib.ExtraAdder(),
+    drop_formatting_leftovers,
+    add_request_id,
+    _timestamper,
+]
+
+
+def _formatter(log_format: str) -> dict:
+    if log_format == "json":
+        final = [structlog.processors.format_exc_info, mask_emails, structlog.processors.JSONRenderer()]
+    else:
+        final = [mask_emails, structlog.dev.ConsoleRenderer(colors=sys.stdout.isatty())]
+    return {
+        "()": structlog.stdlib.ProcessorFormatter,
+        "processors": [structlog.stdlib.ProcessorFormatter.remove_processors_meta, *final],
+        "foreign_pre_chain": _FOREIGN_PRE_CHAIN,
+    }
+
+
+def json_formatter() -> logging.Formatter:
+    """The production formatter, for handlers created outside `LOGGING` (tests, tools)."""
+    options = _formatter("json")
+    return options.pop("()")(**options)
+
+
+def logging_config(*, level: str, log_format: str, log_file: str = "", file_max_bytes: int = 10 * 1024 * 1024,
+                   file_backup_count: int = 5) -> dict:
+    """The `LOGGING` dict: one stdout handler in `log_format`, plus an optional rotating JSON file."""
+    if log_format not in LOG_FORMATS:
+        raise ValueError(f"LOG_FORMAT must be one of {', '.join(LOG_FORMATS)}, not {log_format!r}")
+    handlers: dict[str, dict] = {
+        "console": {"class": "logging.StreamHandler", "stream": "ext://sys.stdout", "formatter": log_format},
+    }
+    if log_file:
+        handlers["file"] = {
+            "class": "logging.handlers.RotatingFileHandler",
+            "filename": log_file,
+            "maxBytes": file_max_bytes,
+            "backupCount": file_backup_count,
+            "encoding": "utf-8",
+            "delay": True,
+            "formatter": "json",
+        }
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {name: _formatter(name) for name in LOG_FORMATS},
+        "handlers": handlers,
+        "root": {"handlers": list(handlers), "level": level},
+        "loggers": {
+            # Through our handlers only: Django's default console handler would print its lines twice.
+            "django": {"handlers": [], "level": level, "propagate": True},
+            # runserver's access line and "Not Found: ..." duplicate our request line; errors stay.
+            "django.server": {"level": "ERROR"},
+            "django.request": {"level": "ERROR"},
+            # django-structlog's request_started/request_finished: one line per request at INFO.
+            "django_structlog": {"level": level},
+        },
+    }
+
+
+def configure_structlog() -> None:
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.stdlib.filter_by_level,
+            structlog.stdlib.add_log_level,
+            structlog.stdlib.add_logger_name,
+            structlog.stdlib.PositionalArgumentsFormatter(),
+            add_request_id,
+            _timestamper,
+            structlog.processors.StackInfoRenderer(),
+            structlog.processors.UnicodeDecoder(),
+            structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
+        ],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
+        cache_logger_on_first_use=True,
+    )
+
+
+# --- The request line (django-structlog's RequestMiddleware, through its signals) -------------------
+
+def _bind_request(request, logger, log_kwargs, **kwargs) -> None:
+    # Our request id, not a second one generated by django-structlog.
+    structlog.contextvars.bind_contextvars(request_id=getattr(request, "request_id", request_id_var.get()))
+    request._log_started = time.perf_counter()
+    log_kwargs.pop("request", None)
+    log_kwargs.update(method=request.method, path=request.path)
+
+
+def _finish_request(request, logger, log_kwargs, response=None, **kwargs) -> None:
+    started = getattr(request, "_log_started", None)
+    log_kwargs.pop("request", None)
+    log_kwargs.pop("code", None)
+    log_kwargs.update(
+        method=request.method,
+        path=request.path,
+        status=response.status_code if response is not None else 500,
+        duration_ms=round((time.perf_counter() - started) * 1000, 2) if started is not None else None,
+    )
+
+
+def connect_request_signals() -> None:
+    """Called from the app's `ready()`."""
+    from django_structlog import signals
+
+    signals.bind_extra_request_metadata.connect(_bind_request, dispatch_uid="lending.logs.bind_request")
+    signals.bind_extra_request_finished_metadata.connect(_finish_request, dispatch_uid="lending.logs.finish")
+    signals.bind_extra_request_failed_metadata.connect(_finish_request, dispatch_uid="lending.logs.failed")
