@@ -40,6 +40,9 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "lending.api.middleware.RequestIdMiddleware",
+    # /health/* and /metrics answer here, before host validation and the HTTPS redirect.
+    "lending.api.middleware.ProbeMiddleware",
+    "django_prometheus.middleware.PrometheusBeforeMiddleware",
     # One log line per request (lending.logs binds our request id and adds the duration).
     "django_structlog.middlewares.RequestMiddleware",
     "lending.api.middleware.BodySizeLimitMiddleware",
@@ -52,6 +55,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"

@@ -120,6 +120,11 @@ def test_a_refused_request_is_logged_as_a_warning_once(api, log_lines):
     assert request_lines[0]["level"] == "warning" and request_lines[0]["status"] == response.status_code
 
 
+def test_probes_are_not_logged(client, log_lines):
+    assert client.get("/health/live/").status_code == 200
+    assert not [line for line in log_lines() if line.get("path") == "/health/live/"]
+
+
 def test_the_log_format_is_checked():
     with pytest.raises(ValueError, match="LOG_FORMAT"):
         logging_config(level="INFO", log_format="xml")

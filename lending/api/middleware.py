@@ -1,4 +1,5 @@
-"""Request-level concerns that sit before the views: the correlation id and the body size limit."""
+"""Request-level concerns that sit before the views: the correlation id, the probes and metrics
+served ahead of host validation, and the body size limit."""
 from __future__ import annotations
 
 import logging
@@ -39,6 +40,29 @@ class RequestIdLogFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         record.request_id = request_id_var.get()
         return True
+
+
+class ProbeMiddleware:
+    """Serves the health probes and `/metrics` before anything validates the Host header or redirects
+    to HTTPS: Kubernetes probes send `Host: localhost` and Prometheus scrapes with the pod's IP as Host,
+    neither of which belongs in DJANGO_ALLOWED_HOSTS, and neither speaks TLS to the pod. These answers
+    carry no personal data and are not logged (a probe every few seconds would drown the request log)."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+        from lending import metrics
+        from lending.api import health
+
+        self.views = {}
+        for route, view in (("/health", health.health), ("/health/live", health.live),
+                            ("/health/ready", health.ready), ("/metrics", metrics.metrics_view)):
+            self.views[route] = self.views[f"{route}/"] = view
+
+    def __call__(self, request):
+        view = self.views.get(request.path_info) if request.method in ("GET", "HEAD") else None
+        if view is None:
+            return self.get_response(request)
+        return view(request)
 
 
 class BodySizeLimitMiddleware:

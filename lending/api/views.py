@@ -11,7 +11,7 @@ from rest_framework.response import Response
 from rest_framework.serializers import Serializer
 from rest_framework.views import APIView
 
-from lending import idempotency, policy, selectors, services
+from lending import idempotency, metrics, policy, selectors, services
 from lending.api import schema as api_docs
 from lending.api.errors import error_body
 from lending.api.pagination import bare_list_page, counted_page
@@ -74,7 +74,13 @@ class LoanWriteApi(APIView):
 
     def _render(self, result: Any) -> tuple[int, Response]:
         status, body = self._render_body(result)
+        metrics.record_operation(type(self).service)
         return status, Response(body, status=status)
+
+    def handle_exception(self, exc: Exception) -> Response:
+        response = super().handle_exception(exc)
+        metrics.record_refusal(type(self).service, response)
+        return response
 
 
 def _validate_key(key: str) -> None:

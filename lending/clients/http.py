@@ -20,6 +20,7 @@ import requests
 from django.conf import settings
 from requests.adapters import HTTPAdapter
 
+from lending import metrics
 from lending.errors import PeerUnavailable
 from lending.request_context import current_request_id
 
@@ -64,6 +65,7 @@ class PeerClient:
             reset_timeout=settings.PEER_BREAKER_RESET_SECONDS,
             name=name,
         )
+        metrics.watch_breaker(self.breaker)
 
     @property
     def timeout(self) -> tuple[float, float]:
@@ -79,12 +81,19 @@ class PeerClient:
 
     def _through_breaker(self, method: str, path: str, body: dict | None, key: str | None,
                          *, retries: int) -> PeerResponse:
+        started, outcome = time.perf_counter(), "error"
         try:
-            return self.breaker.call(self._request, method, path, body, key, retries)
+            response = self.breaker.call(self._request, method, path, body, key, retries)
+            outcome = "ok" if response.status < 400 else "client_error"
+            return response
         except pybreaker.CircuitBreakerError:
+            outcome = "circuit_open"
             raise PeerUnavailable(self.name, "circuit breaker open", retry_after=self._retry_after()) from None
         except PeerFailure as failure:
+            outcome = "timeout" if str(failure).startswith("timed out") else "error"
             raise PeerUnavailable(self.name, str(failure), retry_after=self._retry_after()) from None
+        finally:
+            metrics.observe_peer_call(self.name, method, outcome, time.perf_counter() - started)
 
     def _retry_after(self) -> int:
         opened_at = self.breaker._state_storage.opened_at  # set when the breaker last opened

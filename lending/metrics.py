@@ -1,0 +1,200 @@
+"""The service's own Prometheus metrics and the `/metrics` view.
+
+Request metrics (rate, latency, status by view) come from django-prometheus's middleware. This module
+adds the domain's:
+
+- `lending_loan_operations_total{operation}`: lends, returns, renewals and holds that succeeded
+  (an idempotent replay is not counted again);
+- `lending_loan_refusals_total{operation, reason}`: the same writes refused, `reason` being the
+  error `code` of the answer (`book_unavailable`, `peer_unavailable`, `invalid_request`...);
+- `lending_peer_request_duration_seconds{peer, method, outcome}`: every call to a peer, with its
+  outcome (`ok`, `client_error` for a 4xx answer, `timeout`, `error`, `circuit_open`);
+- `lending_peer_circuit_breaker_state{peer}` (0 closed, 1 half-open, 2 open) and
+  `lending_peer_circuit_breaker_opened_total{peer}`;
+- computed from the database at scrape time: outbox messages pending and dead, the age of the oldest
+  pending one (the delivery lag), open and overdue loans.
+
+Under gunicorn, `PROMETHEUS_MULTIPROC_DIR` switches prometheus-client to multi-process mode: each
+worker writes its samples there and `/metrics` merges them, whichever worker answers. The database
+gauges are computed by a collector registered only for the scrape, so once per scrape, not per worker.
+"""
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+import pybreaker
+from django.db import DatabaseError
+from django.http import HttpResponse
+from django.utils import timezone
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
+from prometheus_client.core import GaugeMetricFamily, Metric
+
+logger = logging.getLogger(__name__)
+
+
+def multiprocess_dir() -> str:
+    return os.environ.get("PROMETHEUS_MULTIPROC_DIR", "")
+
+
+if multiprocess_dir():
+    # prometheus-client writes a file per process there as soon as a sample exists.
+    os.makedirs(multiprocess_dir(), exist_ok=True)
+
+# --- Loans -------------------------------------------------------------------------------------------
+OPERATIONS = {
+    "loan_lend": "lend",
+    "loan_return": "return",
+    "loan_renew": "renew",
+    "hold_reserve": "reserve",
+    "hold_cancel": "cancel_reservation",
+}
+
+loan_operations = Counter(
+    "lending_loan_operations_total", "Loan and hold writes that succeeded, by operation.", ["operation"]
+)
+loan_refusals = Counter(
+    "lending_loan_refusals_total",
+    "Loan and hold writes that were refused or failed, by operation and error code.",
+    ["operation", "reason"],
+)
+for _operation in OPERATIONS.values():
+    loan_operations.labels(_operation)
+
+
+def operation_name(service: Callable[..., Any]) -> str:
+    name = getattr(service, "__name__", str(service))
+    return OPERATIONS.get(name, name)
+
+
+def record_operation(service: Callable[..., Any]) -> None:
+    loan_operations.labels(operation_name(service)).inc()
+
+
+def record_refusal(service: Callable[..., Any], response: Any) -> None:
+    """`response` is the error answer; its `{"error": {"code"}}` is the reason."""
+    if response is None or getattr(response, "status_code", 500) < 400:
+        return
+    data = getattr(response, "data", None)
+    error = data.get("error") if isinstance(data, dict) else None
+    reason = error.get("code") if isinstance(error, dict) else None
+    loan_refusals.labels(operation_name(service), str(reason or f"http_{response.status_code}")).inc()
+
+
+# --- Peers -------------------------------------------------------------------------------------------
+peer_request_duration = Histogram(
+    "lending_peer_request_duration_seconds",
+    "Calls to peer services: latency by peer, method and outcome.",
+    ["peer", "method", "outcome"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+)
+BREAKER_STATES = {pybreaker.STATE_CLOSED: 0, pybreaker.STATE_HALF_OPEN: 1, pybreaker.STATE_OPEN: 2}
+breaker_state = Gauge(
+    "lending_peer_circuit_breaker_state",
+    "Circuit breaker per peer: 0 closed, 1 half-open, 2 open (the worst of the live workers).",
+    ["peer"],
+    multiprocess_mode="livemax",
+)
+breaker_opened = Counter(
+    "lending_peer_circuit_breaker_opened_total", "Times a peer's circuit breaker opened.", ["peer"]
+)
+
+
+def observe_peer_call(peer: str, method: str, outcome: str, seconds: float) -> None:
+    peer_request_duration.labels(peer, method, outcome).observe(seconds)
+
+
+class _BreakerListener(pybreaker.CircuitBreakerListener):
+    def state_change(self, cb: pybreaker.CircuitBreaker, old_state: Any, new_state: Any) -> None:
+        name = getattr(new_state, "name", str(new_state))
+        breaker_state.labels(cb.name).set(BREAKER_STATES.get(name, 0))
+        if name == pybreaker.STATE_OPEN:
+            breaker_opened.labels(cb.name).inc()
+
+
+def watch_breaker(breaker: pybreaker.CircuitBreaker) -> None:
+    """Publishes the breaker's state now and on every change."""
+    breaker.add_listener(_BreakerListener())
+    breaker_state.labels(breaker.name).set(BREAKER_STATES.get(breaker.current_state, 0))
+    breaker_opened.labels(breaker.name)
+
+
+# --- Database state, computed at scrape time -------------------------------------------------------------
+class DomainStateCollector:
+    """Outbox and loan gauges from a few indexed queries (partial indexes on pending outbox messages
+    and open loans). A database that does not answer sets `lending_domain_state_up` to 0 instead of
+    failing the scrape."""
+
+    def collect(self) -> Iterator[Metric]:
+        from django.db.models import Count, Min
+
+        from lending.models import Loan, OutboxMessage, OutboxStatus
+
+        up = GaugeMetricFamily("lending_domain_state_up", "1 when the database answered the scrape's queries.")
+        now = timezone.now()
+        try:
+            pending = OutboxMessage.objects.filter(status=OutboxStatus.PENDING).aggregate(
+                count=Count("id"), oldest=Min("created_at")
+            )
+            dead = OutboxMessage.objects.filter(status=OutboxStatus.DEAD).count()
+            open_loans = Loan.objects.filter(date_returned__isnull=True).count()
+            overdue = Loan.objects.filter(date_returned__isnull=True, date_due__lt=now).count()
+        except DatabaseError as exc:
+            logger.warning("metrics: database state unavailable: %s", exc.__class__.__name__)
+            up.add_metric([], 0)
+            yield up
+            return
+        up.add_metric([], 1)
+        yield up
+        lag = (now - pending["oldest"]).total_seconds() if pending["oldest"] else 0.0
+        yield _gauge("lending_outbox_pending_messages", "Outbox messages not delivered yet.", pending["count"])
+        yield _gauge("lending_outbox_dead_messages", "Outbox messages parked as dead letters.", dead)
+        yield _gauge(
+            "lending_outbox_oldest_pending_age_seconds",
+            "Age of the oldest undelivered outbox message (delivery lag); 0 when none is pending.",
+            max(0.0, lag),
+        )
+        yield _gauge("lending_loans_open", "Loans not returned yet (active and overdue).", open_loans)
+        yield _gauge("lending_loans_overdue", "Loans not returned and past their due date.", overdue)
+
+
+def _gauge(name: str, documentation: str, value: float) -> GaugeMetricFamily:
+    return GaugeMetricFamily(name, documentation, value=value)
+
+
+class _Scrape:
+    """Several collectors (or registries) exposed as one."""
+
+    def __init__(self, sources: Iterable[Any]) -> None:
+        self.sources = list(sources)
+
+    def collect(self) -> Iterator[Metric]:
+        for source in self.sources:
+            yield from source.collect()
+
+
+def scrape() -> bytes:
+    """The whole exposition: every worker's samples in multi-process mode, this process's otherwise,
+    plus the database gauges once."""
+    if multiprocess_dir():
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+        source: Any = registry
+    else:
+        source = REGISTRY
+    return generate_latest(_Scrape([source, DomainStateCollector()]))
+
+
+def metrics_view(request) -> HttpResponse:
+    return HttpResponse(scrape(), content_type=CONTENT_TYPE_LATEST)
