@@ -7,7 +7,7 @@ INSTALLED := $(VENV)/.installed
 LINT_VENV := .venv-lint
 LINT_INSTALLED := $(LINT_VENV)/.installed
 
-.PHONY: run test lint lint-deploy openapi
+.PHONY: run test lint lint-deploy openapi chromium
 
 $(INSTALLED): requirements/base.txt requirements/test.txt
 	$(PYTHON_BIN) -m venv $(VENV)
@@ -27,12 +27,25 @@ run: $(INSTALLED)
 	$(PY) scripts/run_local.py
 
 ## test: every test (PostgreSQL when reachable, else SQLite), after the linters
-test: $(INSTALLED) $(LINT_INSTALLED) lint
+test: $(INSTALLED) $(LINT_INSTALLED) lint chromium
 	$(PY) -m pytest
 
 ## openapi: regenerate openapi.yaml from the code (a test fails when the committed file is stale)
 openapi: $(INSTALLED)
 	$(PY) manage.py spectacular --file openapi.yaml --validate --fail-on-warn
+
+## chromium: Debian's Chromium for the browser test, installed with apt-get (as root) when missing.
+## Never fatal here: without it the browser test skips with its reason, or fails under CI=true.
+CHROMIUM ?= /usr/bin/chromium
+chromium:
+	@if [ -x "$(CHROMIUM)" ]; then exit 0; fi; \
+	if [ "$$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then \
+		echo "chromium: $(CHROMIUM) is missing and apt-get is unavailable here (needs root)"; exit 0; fi; \
+	echo "chromium: installing Debian's chromium with apt-get"; \
+	export DEBIAN_FRONTEND=noninteractive; \
+	apt-get install -y -qq chromium >/dev/null 2>&1 \
+		|| { apt-get update -qq && apt-get install -y -qq chromium; } \
+		|| echo "chromium: apt-get install chromium failed"
 
 lint: $(INSTALLED)
 	$(VENV)/bin/ruff check .

@@ -10,7 +10,7 @@ from django.db.models import Q, QuerySet
 from django.utils import timezone
 from django.utils.html import format_html
 
-from lending.models import Hold, IdempotencyRecord, Loan, LoanStatus, OutboxMessage
+from lending.models import Hold, IdempotencyRecord, Loan, LoanStatus, OutboxMessage, OutboxStatus
 from lending.outbox import dead_letters
 
 admin.site.site_header = "Lending service"
@@ -101,8 +101,8 @@ class HoldAdmin(admin.ModelAdmin):
 
 @admin.register(OutboxMessage)
 class OutboxMessageAdmin(admin.ModelAdmin):
-    list_display = ("id", "kind", "book_id", "recipient", "message_type", "status", "attempts", "next_attempt_at",
-                    "short_error", "created_at", "delivered_at")
+    list_display = ("id", "kind", "book_id", "recipient", "message_type", "status_code", "attempts",
+                    "next_attempt_at", "short_error", "created_at", "delivered_at")
     list_filter = ("status", "kind", "created_at")
     search_fields = ("=key", "=book_id", "payload__user_email")
     ordering = ("-id",)
@@ -118,6 +118,12 @@ class OutboxMessageAdmin(admin.ModelAdmin):
             return queryset.filter(key=uuid.UUID(term)), False
         except ValueError:
             return queryset.filter(payload__user_email__icontains=term), False
+
+    @admin.display(description="status", ordering="status")
+    def status_code(self, message: OutboxMessage) -> str:
+        colour = {OutboxStatus.DEAD: "#ba2121", OutboxStatus.PENDING: "#b36b00"}.get(message.status, "#2e7d32")
+        return format_html('<strong class="outbox-{}" style="color:{}">{}</strong>', message.status.lower(), colour,
+                           message.status)
 
     @admin.display(description="recipient")
     def recipient(self, message: OutboxMessage) -> str:
