@@ -53,3 +53,9 @@ lint: $(INSTALLED)
 ## lint-deploy: offline checks of the Dockerfile, the Compose files and both Kubernetes overlays
 lint-deploy: $(INSTALLED) $(LINT_INSTALLED)
 	APP_PYTHON=$(PY) bash scripts/lint_deploy.sh
+
+.PHONY: chaos
+## chaos: the whole system on PostgreSQL under load, SIGKILLs and peer faults, then every invariant checked
+CHAOS_ARGS ?= --duration 60 --max-duration 600 --clients 24 --kill-interval 2.5 --fault-interval 5 --min-operations 2000 --min-kills 20
+chaos: $(INSTALLED)
+	$(PY) -m chaos $(CHAOS_ARGS)
