@@ -59,3 +59,14 @@ lint-deploy: $(INSTALLED) $(LINT_INSTALLED)
 CHAOS_ARGS ?= --duration 60 --max-duration 600 --clients 24 --kill-interval 2.5 --fault-interval 5 --min-operations 2000 --min-kills 20
 chaos: $(INSTALLED)
 	$(PY) -m chaos $(CHAOS_ARGS)
+
+BENCH_INSTALLED := $(VENV)/.bench-installed
+$(BENCH_INSTALLED): $(INSTALLED) requirements/bench.txt
+	$(PY) -m pip install --quiet -r requirements/bench.txt
+	touch $(BENCH_INSTALLED)
+
+.PHONY: bench
+## bench: load benchmark on PostgreSQL (wrk from Debian's packages); results in bench/results/
+bench: $(BENCH_INSTALLED)
+	@command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
+	$(PY) -m bench.run $(BENCH_ARGS)
