@@ -18,14 +18,25 @@ def book_is_available(book_id: int) -> tuple[bool, int]:
     """(a copy is free, the book's version) — what the relay publishes to the Book service.
 
     Free means a patron not in the holds queue could borrow it: copies kept for READY holds or
-    promised to WAITING patrons do not count."""
-    stock = BookStock.objects.filter(book_id=book_id).values_list("copies", "version").first()
+    promised to WAITING patrons do not count. One query: the relay asks it for every availability
+    message it delivers."""
+
+    def counted(queryset: QuerySet) -> Subquery:
+        return Subquery(queryset.order_by().values("book_id").annotate(n=Count("pk")).values("n"),
+                        output_field=IntegerField())
+
+    open_loans = counted(Loan.objects.filter(book_id=OuterRef("book_id"), date_returned__isnull=True))
+    open_holds = counted(Hold.objects.filter(book_id=OuterRef("book_id"), status__in=OPEN_HOLD_STATUSES))
+    stock = (
+        BookStock.objects.filter(book_id=book_id)
+        .annotate(open_loans=Coalesce(open_loans, Value(0)), open_holds=Coalesce(open_holds, Value(0)))
+        .values_list("copies", "version", "open_loans", "open_holds")
+        .first()
+    )
     if stock is None:
         return True, 0
-    copies, version = stock
-    open_loans = Loan.objects.filter(book_id=book_id, date_returned__isnull=True).count()
-    open_holds = Hold.objects.filter(book_id=book_id, status__in=OPEN_HOLD_STATUSES).count()
-    return open_loans + open_holds < copies, version
+    copies, version, loans_open, holds_open = stock
+    return loans_open + holds_open < copies, version
 
 
 def loans(*, user_email: str | None = None, book_id: int | None = None, status: str | None = None) -> QuerySet[Loan]:

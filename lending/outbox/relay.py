@@ -7,12 +7,17 @@ redelivers with the same `Idempotency-Key`, and the peer drops the duplicate.
 
 Availability is computed when delivered, keyed by the book's version, and confirmed afterwards: if
 the book changed while the update travelled, the message is sent again with the newer state.
+
+`run_forever` delivers each claimed batch on a pool of OUTBOX_DELIVERY_THREADS threads (each with its
+own database connection): a delivery mostly waits on a peer or the database, so one relay keeps up
+with the lends only when deliveries overlap. `run_once` delivers one message after the other.
 """
 from __future__ import annotations
 
 import logging
 import random
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 from django.conf import settings
@@ -114,24 +119,43 @@ def backoff_seconds(attempts: int) -> float:
     return step * random.uniform(0.5, 1.0)
 
 
-def run_once() -> int:
-    """Deliver everything due now; returns how many messages were attempted."""
+def run_once(pool: ThreadPoolExecutor | None = None) -> int:
+    """Deliver everything due now; returns how many messages were attempted. With a pool, the
+    messages of each batch are delivered side by side on its threads."""
     attempted = 0
     while batch := claim_batch():
-        for message in batch:
-            deliver(message)
+        if pool is None:
+            for message in batch:
+                deliver(message)
+        else:
+            for future in [pool.submit(_deliver_on_pool_thread, message) for message in batch]:
+                future.result()
         attempted += len(batch)
     return attempted
 
 
+def _deliver_on_pool_thread(message: OutboxMessage) -> None:
+    try:
+        deliver(message)
+    except Exception:
+        close_old_connections()  # this thread's connection may be broken: reopen it next time
+        raise
+
+
 def run_forever(stop: threading.Event) -> None:
     logger.info("outbox relay started")
-    while not stop.is_set():
-        try:
-            run_once()
-        except Exception:  # a database blip must not kill the relay; it retries after a pause
-            logger.exception("outbox relay pass failed")
-            close_old_connections()
-            stop.wait(1.0)
-        stop.wait(settings.OUTBOX_POLL_INTERVAL_SECONDS)
+    threads = max(1, getattr(settings, "OUTBOX_DELIVERY_THREADS", 1))
+    pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="relay") if threads > 1 else None
+    try:
+        while not stop.is_set():
+            try:
+                run_once(pool)
+            except Exception:  # a database blip must not kill the relay; it retries after a pause
+                logger.exception("outbox relay pass failed")
+                close_old_connections()
+                stop.wait(1.0)
+            stop.wait(settings.OUTBOX_POLL_INTERVAL_SECONDS)
+    finally:
+        if pool is not None:
+            pool.shutdown()
     logger.info("outbox relay stopped")
