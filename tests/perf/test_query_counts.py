@@ -1,0 +1,74 @@
+"""Queries per request, pinned: each one is a database round trip, and under load the round trips,
+not the SQL, are what a lend or a return costs (see bench/REPORT.md). A change that adds one should
+say why. Counts, never timings: timings live in `make bench`.
+
+Counted as in production: outside a test transaction, so BEGIN and COMMIT are included. With
+REQUIRE_API_KEY on (production), every API call costs one more query: the key lookup.
+"""
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from lending.models import Loan, OutboxKind, OutboxMessage
+from lending.outbox import relay
+from tests.conftest import post_json
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def lend(api, patron, book):
+    return post_json(api, "/lendBook/", {"user_email": patron, "book_id": book["id"]})
+
+
+def test_lend_is_twelve_queries(api, peers, patron, book, django_assert_num_queries):
+    # BEGIN, upsert of the book row (the lock), patron lock, open loans of the book, its holds,
+    # the patron's open loan of it, the patron's open/overdue counts, insert the loan, version bump,
+    # two outbox rows, COMMIT.
+    with django_assert_num_queries(12):
+        assert lend(api, patron, book).status_code == 201
+
+
+def test_return_is_ten_queries(api, peers, patron, book, django_assert_num_queries):
+    lend(api, patron, book)
+    # BEGIN, lock of the book row, the loan (FOR UPDATE), its update, open loans and holds of the
+    # book, version bump, two outbox rows, COMMIT.
+    with django_assert_num_queries(10):
+        response = post_json(api, "/returnBook/", {"user_email": patron, "book_id": book["id"]})
+    assert response.status_code == 200
+
+
+def test_expired_books_page_is_one_query(api, django_assert_num_queries):
+    now = timezone.now()
+    Loan.objects.bulk_create(
+        Loan(user_email=f"late{i}@example.com", book_id=1000 + i, date_borrowed=now - timedelta(days=90),
+             date_due=now - timedelta(days=30, minutes=i), status="OVERDUE")
+        for i in range(150)
+    )
+    with django_assert_num_queries(1):
+        response = api.get("/getExpiredBooks/?limit=100")
+    assert response.status_code == 200 and len(response.json()) == 100
+
+
+def test_patron_loans_is_two_queries(api, peers, patron, book, django_assert_num_queries):
+    lend(api, patron, book)
+    with django_assert_num_queries(2):  # the count, then the page
+        response = api.get("/loans/", {"user_email": patron})
+    assert response.status_code == 200 and response.json()["count"] == 1
+
+
+def test_relay_delivers_availability_in_five_queries_and_a_notification_in_one(
+    peers, patron, book, api, django_assert_num_queries
+):
+    lend(api, patron, book)
+    with django_assert_num_queries(4):  # BEGIN, claim FOR UPDATE SKIP LOCKED, lease, COMMIT
+        batch = relay.claim_batch()
+    by_kind = {message.kind: message for message in batch}
+    # Current state in one query, then BEGIN, the book row FOR UPDATE, settle, COMMIT.
+    with django_assert_num_queries(5):
+        relay.deliver(by_kind[OutboxKind.AVAILABILITY])
+    with django_assert_num_queries(1):
+        relay.deliver(by_kind[OutboxKind.NOTIFICATION])
+    assert set(OutboxMessage.objects.values_list("status", flat=True)) == {"DELIVERED"}
