@@ -100,9 +100,13 @@ def wrk(base_url: str, args: list[str], *, duration: float, connections: int, en
     cmd = ["wrk", f"-t{min(WRK_THREADS, connections)}", f"-c{connections}", f"-d{max(1, round(duration))}s",
            "--timeout", "10s", "-s", str(LUA), base_url, "--", *args]
     done = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
-    line = next((ln for ln in done.stdout.splitlines() if ln.startswith("BENCH_JSON ")), None)
+    return parse_wrk(done.stdout + done.stderr, connections)
+
+
+def parse_wrk(output: str, connections: int) -> dict:
+    line = next((ln for ln in output.splitlines() if ln.startswith("BENCH_JSON ")), None)
     if line is None:
-        raise RuntimeError(f"wrk gave no result: {done.stdout}\n{done.stderr}")
+        raise RuntimeError(f"wrk gave no result: {output}")
     raw = json.loads(line.removeprefix("BENCH_JSON "))
     seconds = raw["duration_us"] / 1e6
     errors = sum(raw["errors"].values())
@@ -120,6 +124,30 @@ def wrk(base_url: str, args: list[str], *, duration: float, connections: int, en
         "cycles": raw["cycles"],
         "cycles_per_s": round(raw["cycles"] / seconds, 1),
     }
+
+
+TRIO_CONNECTIONS = {"lend": 8, "return": 8, "live": 2}
+
+
+def trio(base: str, prefix: str, lend_first: int, return_first: int, per_thread: int, duration: float,
+         env: dict[str, str], scenarios: dict) -> None:
+    """Three wrk runs at once (one thread each): lends, returns, and the liveness probe."""
+    runs = {
+        f"{prefix}_lend": ["lend", str(lend_first), str(per_thread)],
+        f"{prefix}_return": ["return", str(return_first), str(per_thread)],
+        f"{prefix}_live": ["get", "/health/live/"],
+    }
+    running = {}
+    for name, wrk_args in runs.items():
+        conns = TRIO_CONNECTIONS[name.split("_")[-1]]
+        cmd = ["wrk", "-t1", f"-c{conns}", f"-d{max(1, round(duration))}s", "--timeout", "10s",
+               "-s", str(LUA), base, "--", *wrk_args]
+        running[name] = (conns, subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, env=env))
+    for name, (conns, child) in running.items():
+        stdout, _ = child.communicate()
+        scenarios[name] = r = parse_wrk(stdout, conns)
+        print(f"  {name:<22} {r['rps']:>8.1f} req/s  p50 {r['p50_ms']:>7.2f} ms  p99 {r['p99_ms']:>7.2f} ms  "
+              f"max {r['max_ms']:>8.2f} ms  errors {r['errors']} {r['error_kinds'] or ''}", flush=True)
 
 
 class Numbers:
@@ -326,39 +354,14 @@ def main() -> int:  # noqa: C901 (a script: one step after the other)
             measure("loans", ["loans", "patron", str(lo), str(hi)], ["loans", "patron", str(lo), str(hi)])
 
         if wanted("hang"):
-            print("phase 2: the Book peer hangs (latency 30 s)", flush=True)
+            # Lends (which need the Book peer), returns and the liveness probe side by side, first with
+            # every peer well, then while the Book peer hangs (every answer delayed 30 s).
+            print("phase 2: returns and /health/live/ while lends run, then while the Book peer hangs", flush=True)
+            trio(base, "calm", hang_lend_first, hang_return_first, per_thread, args.duration, wrk_env, scenarios)
+            wait_drained(dsn)
             http("PUT", f"{env['BOOK_MANAGEMENT_URL']}/_faults", {"latency": 30})
-            hang_env = wrk_env
-            runs = {
-                "hang_lend": ["lend", str(hang_lend_first), str(per_thread)],
-                "hang_return": ["return", str(hang_return_first), str(per_thread)],
-                "hang_live": ["get", "/health/live/"],
-            }
-            conns = {"hang_lend": 8, "hang_return": 16, "hang_live": 8}
-            running = {}
-            for name, wrk_args in runs.items():
-                cmd = ["wrk", "-t1", f"-c{conns[name]}", f"-d{max(1, round(args.duration))}s", "--timeout", "10s",
-                       "-s", str(LUA), base, "--", *wrk_args]
-                running[name] = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, env=hang_env)
-            for name, child in running.items():
-                stdout, _ = child.communicate()
-                line = next(ln for ln in stdout.splitlines() if ln.startswith("BENCH_JSON "))
-                raw = json.loads(line.removeprefix("BENCH_JSON "))
-                seconds = raw["duration_us"] / 1e6
-                scenarios[name] = {
-                    "connections": conns[name], "seconds": round(seconds, 2), "requests": raw["requests"],
-                    "rps": round(raw["requests"] / seconds, 1),
-                    "p50_ms": round(raw["latency_us"]["p50"] / 1000, 2),
-                    "p90_ms": round(raw["latency_us"]["p90"] / 1000, 2),
-                    "p99_ms": round(raw["latency_us"]["p99"] / 1000, 2),
-                    "max_ms": round(raw["latency_us"]["max"] / 1000, 2),
-                    "errors": sum(raw["errors"].values()),
-                    "error_kinds": {k: v for k, v in raw["errors"].items() if v},
-                }
-                r = scenarios[name]
-                print(f"  {name:<22} {r['rps']:>8.1f} req/s  p50 {r['p50_ms']:>7.2f} ms  "
-                      f"p99 {r['p99_ms']:>7.2f} ms  max {r['max_ms']:>8.2f} ms  non-2xx/errors {r['errors']}",
-                      flush=True)
+            trio(base, "hang", hang_lend_first + per_thread, hang_return_first + per_thread, per_thread,
+                 args.duration, wrk_env, scenarios)
             http("DELETE", f"{env['BOOK_MANAGEMENT_URL']}/_faults")
             # The relay's availability updates to the hung peer are retried with backoff; not waited for.
 
