@@ -192,6 +192,9 @@ def test_a_relay_killed_mid_run_loses_nothing(peers):
 def test_a_running_relay_publishes_a_lend_and_a_return_within_seconds(api, peers, patron, book):
     relay_process = start_manage("relay_outbox", env=service_env(peers))
     try:
+        # The clock starts once the relay is up: it has delivered a warm-up message.
+        make_notifications(1)
+        assert wait_until(lambda: delivered_count() == 1, timeout=60)
         assert api.post("/lendBook/", {"user_email": patron, "book_id": book["id"]}, format="json").status_code == 201
         assert wait_until(lambda: peers.book.books[book["id"]]["available"] is False, timeout=5)
         assert wait_until(lambda: len(notifications_for(peers, patron)) == 1, timeout=5)
