@@ -56,6 +56,9 @@ class PeerClient:
         self.name = name
         self.base_url = base_url.rstrip("/")
         self.session = requests.Session()
+        # Peers are called directly: no proxy or .netrc lookup in the environment on every call
+        # (4 % of a lend's Python time in the benchmark's profile).
+        self.session.trust_env = False
         # Enough pooled connections for every thread of a worker to keep its own alive.
         adapter = HTTPAdapter(pool_connections=4, pool_maxsize=64, max_retries=0)
         self.session.mount("http://", adapter)
