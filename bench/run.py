@@ -237,7 +237,7 @@ def main() -> int:  # noqa: C901 (a script: one step after the other)
     out.mkdir(parents=True, exist_ok=True)
     logdir = Path(tempfile.mkdtemp(prefix="lending-bench-"))
     dsn = f"postgresql://postgres@127.0.0.1:5432/{args.database}"
-    per_thread = int(max(args.duration, args.warmup) * 2500)  # numbers per wrk thread and run: above any rate
+    per_thread = int(max(args.duration, args.warmup) * 1500)  # numbers per wrk thread and run: above any rate
     numbers = Numbers()
     lend_first = numbers.take(2 * WRK_THREADS * per_thread)
     return_first = numbers.take(2 * WRK_THREADS * per_thread)
