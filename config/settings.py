@@ -104,7 +104,6 @@ def _tune_database(database: dict) -> None:
         database.setdefault("OPTIONS", {}).update(
             {"transaction_mode": "IMMEDIATE", "timeout": 20, "init_command": "PRAGMA journal_mode=WAL;"}
         )
-        database["TEST"] = {"NAME": str(BASE_DIR / "var" / "test.sqlite3")}
     else:
         # A PostgreSQL connection costs more to open than a whole lend: keep it, check it is alive.
         database["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=60)

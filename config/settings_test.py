@@ -15,9 +15,13 @@ if not os.environ.get("DATABASE_URL"):
         pass
 
 from config.settings import *  # noqa: E402,F403
-from config.settings import DATABASES  # noqa: E402
+from config.settings import BASE_DIR, DATABASES  # noqa: E402
 
-if not DATABASES["default"]["ENGINE"].endswith("sqlite3"):
+if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
+    # A file rather than memory, so that threads and subprocesses of a test see the same data.
+    (BASE_DIR / "var").mkdir(exist_ok=True)
+    DATABASES["default"]["TEST"] = {"NAME": str(BASE_DIR / "var" / f"test-{os.getpid()}.sqlite3")}
+else:
     DATABASES["default"]["TEST"] = {"NAME": f"test_lending_{os.getpid()}"}
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

@@ -197,7 +197,8 @@ class LoanNotice(models.Model):
 
     loan = models.ForeignKey(Loan, on_delete=models.CASCADE, related_name="notices")
     notice_type = models.CharField(max_length=32)
-    # Which occurrence: 0 for a one-off reminder, n for the n-th repeat of an overdue notice.
+    # Which occurrence, so that each due date and each overdue period gets its own notice (numbering
+    # in `lending.notices`).
     period = models.PositiveIntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True)
 

@@ -116,7 +116,7 @@ class PeerClient:
             try:
                 response = self.session.request(method, url, json=body, headers=headers, timeout=self.timeout)
             except requests.Timeout as exc:
-                # A read timeout is not retried: a slow peer would double our latency.
+                # A timeout (connect or read) is not retried: a slow or unreachable peer would double our latency.
                 raise PeerFailure(f"timed out: {exc.__class__.__name__}") from None
             except requests.RequestException as exc:
                 if last_try:
