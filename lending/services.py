@@ -68,14 +68,7 @@ def loan_lend_check(*, user_email: str, book_id: int) -> None:
 def loan_return(*, user_email: str, book_id: int, claim: Claim | None = None) -> Loan:
     """Never calls a peer: returning works while every peer is down."""
     with transaction.atomic():
-        stock = _lock_stock(book_id)
-        loan = (
-            Loan.objects.select_for_update()
-            .filter(user_email=user_email, book_id=book_id, date_returned__isnull=True)
-            .first()
-        )
-        if loan is None:
-            raise _loan_not_found(user_email, book_id)
+        stock, loan = _lock_open_loan(user_email, book_id)
         now = timezone.now()
         loan.status = LoanStatus.RETURNED
         loan.date_returned = now
@@ -94,14 +87,7 @@ def loan_renew(*, user_email: str, book_id: int, claim: Claim | None = None) -> 
     """Extends the due date by the loan period from the current due date. Never calls a peer."""
     rules = policy.current()
     with transaction.atomic():
-        _lock_stock(book_id)
-        loan = (
-            Loan.objects.select_for_update()
-            .filter(user_email=user_email, book_id=book_id, date_returned__isnull=True)
-            .first()
-        )
-        if loan is None:
-            raise _loan_not_found(user_email, book_id)
+        _, loan = _lock_open_loan(user_email, book_id)
         now = timezone.now()
         others_waiting = (
             Hold.objects.filter(book_id=book_id, status=HoldStatus.WAITING).exclude(user_email=user_email).exists()
@@ -214,8 +200,17 @@ def _lock_patron(user_email: str) -> None:
 _PATRON_LOCK_SPACE = 0x4C4E  # first key of the two-key advisory lock: "patron lends"
 
 
-def _loan_not_found(user_email: str, book_id: int) -> NotFound:
-    return NotFound(f"{user_email} has no open loan of book {book_id}.", code="loan_not_found")
+def _lock_open_loan(user_email: str, book_id: int) -> tuple[BookStock | None, Loan]:
+    """The book lock, then the patron's open loan of the book (404 when there is none)."""
+    stock = _lock_stock(book_id)
+    loan = (
+        Loan.objects.select_for_update()
+        .filter(user_email=user_email, book_id=book_id, date_returned__isnull=True)
+        .first()
+    )
+    if loan is None:
+        raise NotFound(f"{user_email} has no open loan of book {book_id}.", code="loan_not_found")
+    return stock, loan
 
 
 def _lock_book(book: books.BookInfo) -> None:
