@@ -2,37 +2,19 @@
 racing through the API for the same book."""
 from __future__ import annotations
 
-import threading
 from collections import Counter
 
 import pytest
-from django.db import connection
 from rest_framework.test import APIClient
 
 from lending.models import Loan
+from tests.racing import race
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
 
-def race(requests: list[tuple[str, dict]]) -> list[int]:
-    """Fire all requests at once from their own threads; returns the status codes."""
-    barrier = threading.Barrier(len(requests))
-    statuses: list[int] = [0] * len(requests)
-
-    def run(index: int, path: str, body: dict) -> None:
-        try:
-            client = APIClient()
-            barrier.wait()
-            statuses[index] = client.post(path, body, format="json").status_code
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=run, args=(i, path, body)) for i, (path, body) in enumerate(requests)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=120)
-    return statuses
+def statuses_of(requests: list[tuple[str, dict]]) -> list[int]:
+    return [status for status, _ in race(requests)]
 
 
 def readers(peers, count: int, tag: str) -> list[str]:
@@ -44,7 +26,7 @@ def test_fifty_patrons_racing_for_a_book_get_exactly_its_copies(peers, copies):
     book = peers.book.add_book(f"{copies}-copy race", "A", copies)
     emails = readers(peers, 50, f"race{book['id']}")
 
-    statuses = race([("/lendBook/", {"user_email": e, "book_id": book["id"]}) for e in emails])
+    statuses = statuses_of([("/lendBook/", {"user_email": e, "book_id": book["id"]}) for e in emails])
 
     assert Counter(statuses) == {201: copies, 409: 50 - copies}
     assert Loan.objects.filter(book_id=book["id"], date_returned__isnull=True).count() == copies
@@ -54,7 +36,7 @@ def test_twenty_identical_lends_by_one_patron_create_one_loan(peers):
     book = peers.book.add_book("Popular", "A", 5)
     email = readers(peers, 1, f"same{book['id']}")[0]
 
-    statuses = race([("/lendBook/", {"user_email": email, "book_id": book["id"]})] * 20)
+    statuses = statuses_of([("/lendBook/", {"user_email": email, "book_id": book["id"]})] * 20)
 
     assert Counter(statuses) == {201: 1, 409: 19}
     assert Loan.objects.filter(book_id=book["id"]).count() == 1
@@ -68,7 +50,7 @@ def test_returns_racing_lends_never_exceed_the_copies(peers):
                                 format="json").status_code == 201
     newcomers = readers(peers, 10, f"new{book['id']}")
 
-    statuses = race([("/returnBook/", {"user_email": e, "book_id": book["id"]}) for e in holders]
+    statuses = statuses_of([("/returnBook/", {"user_email": e, "book_id": book["id"]}) for e in holders]
                     + [("/lendBook/", {"user_email": e, "book_id": book["id"]}) for e in newcomers])
 
     assert statuses[:2] == [200, 200]

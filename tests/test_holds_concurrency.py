@@ -2,38 +2,13 @@
 to the queue, in order, never to whoever is fastest."""
 from __future__ import annotations
 
-import threading
-
 import pytest
-from django.db import connection
 from rest_framework.test import APIClient
 
 from lending.models import Hold, HoldStatus, Loan
+from tests.racing import race
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
-
-
-def race(requests: list[tuple[str, dict]]) -> list[tuple[int, str | None]]:
-    """All requests at once, each from its own thread and connection: (status, error code) each."""
-    barrier = threading.Barrier(len(requests))
-    answers: list[tuple[int, str | None]] = [(0, None)] * len(requests)
-
-    def run(index: int, path: str, body: dict) -> None:
-        try:
-            client = APIClient()
-            barrier.wait()
-            response = client.post(path, body, format="json")
-            error = response.json().get("error") if response.status_code >= 400 else None
-            answers[index] = (response.status_code, error["code"] if error else None)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=run, args=(i, path, body)) for i, (path, body) in enumerate(requests)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=120)
-    return answers
 
 
 def post(path: str, email: str, book_id: int) -> int:
