@@ -40,8 +40,30 @@ class LoanStatusFilter(admin.SimpleListFilter):
         return queryset
 
 
+class NoAddNoDeleteAdmin(admin.ModelAdmin):
+    """Rows that change only through the services (locks, outbox): staff look, they do not add or
+    delete."""
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+
+class TextOrBookIdSearch:
+    """`=book_id` matches the id exactly; a non-numeric term cannot match it, so it searches the text
+    fields only (no cast error)."""
+
+    def get_search_results(self, request, queryset, search_term):
+        if not search_term.strip().isdigit():
+            term = search_term.strip()
+            return queryset.filter(Q(user_email__icontains=term) | Q(book_title__icontains=term)), False
+        return super().get_search_results(request, queryset, search_term)
+
+
 @admin.register(Loan)
-class LoanAdmin(admin.ModelAdmin):
+class LoanAdmin(TextOrBookIdSearch, NoAddNoDeleteAdmin):
     list_display = ("id", "user_email", "book_id", "book_title", "date_borrowed", "date_due", "date_returned",
                     "status_badge", "renewals")
     list_display_links = ("id", "user_email")
@@ -55,13 +77,6 @@ class LoanAdmin(admin.ModelAdmin):
     readonly_fields = ("user_email", "book_id", "book_title", "date_borrowed", "date_due", "date_returned",
                        "status", "renewals")
 
-    def get_search_results(self, request, queryset, search_term):
-        # A non-numeric term cannot match `=book_id`: search the text fields only (no cast error).
-        if not search_term.strip().isdigit():
-            term = search_term.strip()
-            return queryset.filter(Q(user_email__icontains=term) | Q(book_title__icontains=term)), False
-        return super().get_search_results(request, queryset, search_term)
-
     @admin.display(description="status", ordering="date_due")
     def status_badge(self, loan: Loan) -> str:
         status = loan.current_status
@@ -70,15 +85,9 @@ class LoanAdmin(admin.ModelAdmin):
             return format_html('<strong class="overdue" style="color:#ba2121">⚠ OVERDUE</strong> ({} days)', days)
         return status
 
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
-
 
 @admin.register(Hold)
-class HoldAdmin(admin.ModelAdmin):
+class HoldAdmin(TextOrBookIdSearch, NoAddNoDeleteAdmin):
     list_display = ("id", "user_email", "book_id", "book_title", "status", "date_reserved", "pickup_deadline",
                     "date_closed", "loan")
     list_filter = ("status", "date_reserved", "pickup_deadline")
@@ -86,21 +95,9 @@ class HoldAdmin(admin.ModelAdmin):
     ordering = ("-id",)
     readonly_fields = [f.name for f in Hold._meta.fields]
 
-    def get_search_results(self, request, queryset, search_term):
-        if not search_term.strip().isdigit():
-            term = search_term.strip()
-            return queryset.filter(Q(user_email__icontains=term) | Q(book_title__icontains=term)), False
-        return super().get_search_results(request, queryset, search_term)
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
-
 
 @admin.register(OutboxMessage)
-class OutboxMessageAdmin(admin.ModelAdmin):
+class OutboxMessageAdmin(NoAddNoDeleteAdmin):
     list_display = ("id", "kind", "book_id", "recipient", "message_type", "status_code", "attempts",
                     "next_attempt_at", "short_error", "created_at", "delivered_at")
     list_filter = ("status", "kind", "created_at")
@@ -152,19 +149,13 @@ class OutboxMessageAdmin(admin.ModelAdmin):
     def has_replay_permission(self, request) -> bool:
         return request.user.has_perm("lending.change_outboxmessage")
 
-    def has_add_permission(self, request) -> bool:
-        return False
-
     def has_change_permission(self, request, obj=None) -> bool:
         # Messages are read-only; staff act on them only through the replay action.
         return False
 
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
-
 
 @admin.register(IdempotencyRecord)
-class IdempotencyRecordAdmin(admin.ModelAdmin):
+class IdempotencyRecordAdmin(NoAddNoDeleteAdmin):
     list_display = ("key", "response_status", "created_at", "expires_at", "in_progress")
     list_filter = ("response_status", "created_at")
     search_fields = ("=key",)
@@ -175,11 +166,5 @@ class IdempotencyRecordAdmin(admin.ModelAdmin):
     def in_progress(self, record: IdempotencyRecord) -> bool:
         return record.response_status is None
 
-    def has_add_permission(self, request) -> bool:
-        return False
-
     def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
         return False
