@@ -18,9 +18,9 @@ LABELS = {
     "hang_return": "Book peer hung: return",
     "hang_live": "Book peer hung: /health/live/",
     "expired_1m": "getExpiredBooks ?limit=100, 1M loans",
-    "expired_1m_1conn": "  same, 1 connection",
+    "expired_1m_1conn": "getExpiredBooks ?limit=100, 1M, 1 conn",
     "loans_1m": "patron's loans, 1M loans",
-    "loans_1m_1conn": "  same, 1 connection",
+    "loans_1m_1conn": "patron's loans, 1M, 1 conn",
     "ceiling_end": "ceiling again, at the end",
 }
 
