@@ -53,9 +53,15 @@ def current() -> LoanPolicy:
 def check_lend(*, user_email: str, state: BookState, policy: LoanPolicy, now: datetime) -> Hold | None:
     """Every rule of a lend, in order. Raises the first refusal; returns the patron's hold on the
     book, which the lend fulfils, or None."""
-    if Loan.objects.filter(user_email=user_email, book_id=state.book_id, date_returned__isnull=True).exists():
+    # One query answers all the patron's rules: this book already on loan, overdue loans, the limit.
+    counts = Loan.objects.filter(user_email=user_email, date_returned__isnull=True).aggregate(
+        open=Count("id"), overdue=Count("id", filter=Q(date_due__lt=now)),
+        this_book=Count("id", filter=Q(book_id=state.book_id)),
+    )
+    if counts["this_book"]:
         raise already_borrowed(user_email, state.book_id)
-    check_patron_may_borrow(user_email=user_email, policy=policy, now=now)
+    check_patron_may_borrow(user_email=user_email, open_loans=counts["open"], overdue_loans=counts["overdue"],
+                            policy=policy)
     if state.copies_on_shelf() <= 0:
         raise Conflict(f"No copy of book {state.book_id} is available.", code="no_copy_available")
     if state.copies_free_for(user_email) <= 0:
@@ -66,19 +72,16 @@ def check_lend(*, user_email: str, state: BookState, policy: LoanPolicy, now: da
     return state.hold_of(user_email)
 
 
-def check_patron_may_borrow(*, user_email: str, policy: LoanPolicy, now: datetime) -> None:
+def check_patron_may_borrow(*, user_email: str, open_loans: int, overdue_loans: int, policy: LoanPolicy) -> None:
     """The patron-wide rules: no overdue loan (when the policy says so) and the open-loan limit."""
-    counts = Loan.objects.filter(user_email=user_email, date_returned__isnull=True).aggregate(
-        open=Count("id"), overdue=Count("id", filter=Q(date_due__lt=now))
-    )
-    if policy.block_on_overdue and counts["overdue"]:
+    if policy.block_on_overdue and overdue_loans:
         raise Conflict(
-            f"{user_email} has {counts['overdue']} overdue loan(s); return them before borrowing.",
+            f"{user_email} has {overdue_loans} overdue loan(s); return them before borrowing.",
             code="patron_has_overdue_loans",
         )
-    if counts["open"] >= policy.max_active_loans_per_patron:
+    if open_loans >= policy.max_active_loans_per_patron:
         raise Conflict(
-            f"{user_email} already has {counts['open']} loans, the most a patron may hold at once.",
+            f"{user_email} already has {open_loans} loans, the most a patron may hold at once.",
             code="loan_limit_reached",
         )
 

@@ -19,8 +19,14 @@ from lending import holds, policy
 from lending.clients import books, users
 from lending.errors import NotFound
 from lending.idempotency import Claim
-from lending.models import OPEN_HOLD_STATUSES, BookStock, Hold, HoldStatus, Loan, LoanStatus
-from lending.outbox.messages import MessageType, enqueue_availability, enqueue_notification
+from lending.models import OPEN_HOLD_STATUSES, BookStock, Hold, HoldStatus, Loan, LoanStatus, OutboxMessage
+from lending.outbox.messages import (
+    MessageType,
+    availability_message,
+    enqueue,
+    enqueue_notification,
+    loan_notification,
+)
 
 
 def loan_lend(*, user_email: str, book_id: int, claim: Claim | None = None) -> Loan:
@@ -46,8 +52,7 @@ def loan_lend(*, user_email: str, book_id: int, claim: Claim | None = None) -> L
                 holds.close(state, hold, HoldStatus.FULFILLED, now=now, loan=loan)
             # Only does something when the Book service now reports more copies than before.
             holds.promote_waiting(state, now=now, pickup_window=rules.pickup_window)
-            _book_changed(book_id)
-            enqueue_notification(loan, MessageType.LENDING_CONFIRMATION)
+            _book_changed(book_id, loan_notification(loan, MessageType.LENDING_CONFIRMATION))
             if claim:
                 claim.settle(loan)
     except IntegrityError:
@@ -76,8 +81,7 @@ def loan_return(*, user_email: str, book_id: int, claim: Claim | None = None) ->
         if stock is not None:
             # The copy goes to the first patron in the holds queue, if any.
             _promote(stock, now=now)
-        _book_changed(book_id)
-        enqueue_notification(loan, MessageType.RETURN_CONFIRMATION)
+        _book_changed(book_id, loan_notification(loan, MessageType.RETURN_CONFIRMATION))
         if claim:
             claim.settle(loan)
     return loan
@@ -224,7 +228,8 @@ def _lock_book(book: books.BookInfo) -> None:
     )
 
 
-def _book_changed(book_id: int) -> None:
-    """Bump the book's version and queue an availability update computed at delivery time."""
+def _book_changed(book_id: int, *also: OutboxMessage) -> None:
+    """Bump the book's version and queue an availability update computed at delivery time, with any
+    other messages of the change in the same INSERT."""
     BookStock.objects.filter(book_id=book_id).update(version=F("version") + 1)
-    enqueue_availability(book_id)
+    enqueue(availability_message(book_id), *also)

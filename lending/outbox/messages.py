@@ -16,11 +16,14 @@ class MessageType:
     HOLD_AVAILABLE = "hold_available"
 
 
-def enqueue_availability(book_id: int) -> OutboxMessage:
+def enqueue(*messages: OutboxMessage) -> list[OutboxMessage]:
+    """Writes the messages in one INSERT (one round trip, whatever their number)."""
+    return OutboxMessage.objects.bulk_create(messages)
+
+
+def availability_message(book_id: int) -> OutboxMessage:
     """The payload is empty on purpose: the relay publishes the book's state at delivery time."""
-    return OutboxMessage.objects.create(
-        kind=OutboxKind.AVAILABILITY, book_id=book_id, next_attempt_at=timezone.now()
-    )
+    return OutboxMessage(kind=OutboxKind.AVAILABILITY, book_id=book_id, next_attempt_at=timezone.now())
 
 
 def notification_payload(loan: Loan, message_type: str) -> dict:
@@ -34,13 +37,17 @@ def notification_payload(loan: Loan, message_type: str) -> dict:
     }
 
 
-def enqueue_notification(loan: Loan, message_type: str) -> OutboxMessage:
-    return OutboxMessage.objects.create(
+def loan_notification(loan: Loan, message_type: str) -> OutboxMessage:
+    return OutboxMessage(
         kind=OutboxKind.NOTIFICATION,
         book_id=loan.book_id,
         payload=notification_payload(loan, message_type),
         next_attempt_at=timezone.now(),
     )
+
+
+def enqueue_notification(loan: Loan, message_type: str) -> OutboxMessage:
+    return enqueue(loan_notification(loan, message_type))[0]
 
 
 def hold_notification_payload(hold: Hold, message_type: str) -> dict:
