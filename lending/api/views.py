@@ -46,7 +46,7 @@ class LoanWriteApi(APIView):
         serializer.is_valid(raise_exception=True)
         key = request.headers.get(IDEMPOTENCY_HEADER)
         if key is None:
-            return self._render(type(self).service(**serializer.validated_data, claim=None))[1]
+            return self._render(type(self).service(**serializer.validated_data, claim=None))
         _validate_key(key)
         outcome = idempotency.claim(
             key, idempotency.fingerprint(request.method, request.path, request.data), self._render_body
@@ -67,15 +67,15 @@ class LoanWriteApi(APIView):
         except BaseException:
             claim.release()
             raise
-        return self._render(result)[1]
+        return self._render(result)
 
     def _render_body(self, result: Any) -> tuple[int, Any]:
         return self.success_status, self.output_serializer(result).data
 
-    def _render(self, result: Any) -> tuple[int, Response]:
+    def _render(self, result: Any) -> Response:
         status, body = self._render_body(result)
         metrics.record_operation(type(self).service)
-        return status, Response(body, status=status)
+        return Response(body, status=status)
 
     def handle_exception(self, exc: Exception) -> Response:
         response = super().handle_exception(exc)
