@@ -18,7 +18,7 @@ import logging
 import random
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import close_old_connections, transaction
@@ -37,12 +37,13 @@ class PermanentFailure(Exception):
     """The peer refused the message (4xx): retrying cannot help, park it at once."""
 
 
-def claim_batch(batch_size: int | None = None) -> list[OutboxMessage]:
+def claim_batch(batch_size: int | None = None, *, due_by: datetime | None = None) -> list[OutboxMessage]:
+    """Claims pending messages due by `due_by` (default: now) for one lease."""
     now = timezone.now()
     with transaction.atomic():
         batch = list(
             OutboxMessage.objects.select_for_update(skip_locked=True)
-            .filter(status=OutboxStatus.PENDING, next_attempt_at__lte=now)
+            .filter(status=OutboxStatus.PENDING, next_attempt_at__lte=due_by or now)
             .order_by("next_attempt_at", "id")[: batch_size or settings.OUTBOX_BATCH_SIZE]
         )
         if batch:
@@ -123,7 +124,10 @@ def run_once(pool: ThreadPoolExecutor | None = None) -> int:
     """Deliver everything due now; returns how many messages were attempted. With a pool, the
     messages of each batch are delivered side by side on its threads."""
     attempted = 0
-    while batch := claim_batch():
+    # Only what was due when the pass began: a message that fails now and is due again a moment
+    # later (a short backoff) waits for the next pass instead of being retried in this one.
+    pass_started = timezone.now()
+    while batch := claim_batch(due_by=pass_started):
         if pool is None:
             for message in batch:
                 deliver(message)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import signal
 import threading
+from datetime import timedelta
 
 import pytest
 from django.db import connection
@@ -53,7 +54,9 @@ def test_notification_carries_the_contract_fields_and_a_stable_key(peers, patron
 
 
 @pytest.mark.django_db
-def test_failed_delivery_backs_off_then_succeeds(peers, patron, book):
+def test_failed_delivery_backs_off_then_succeeds(peers, patron, book, settings):
+    settings.OUTBOX_BACKOFF_BASE_SECONDS = 30
+    settings.OUTBOX_BACKOFF_MAX_SECONDS = 60
     peers.notification.faults.status = 503
     services.loan_lend(user_email=patron, book_id=book["id"])
     deliver_everything_due()
@@ -61,9 +64,12 @@ def test_failed_delivery_backs_off_then_succeeds(peers, patron, book):
     message = OutboxMessage.objects.get(kind=OutboxKind.NOTIFICATION)
     assert message.status == OutboxStatus.PENDING
     assert message.attempts == 1 and "503" in message.last_error
-    assert message.next_attempt_at > timezone.now()
+    assert message.next_attempt_at > timezone.now() + timedelta(seconds=10)
+    deliver_everything_due()
+    assert OutboxMessage.objects.get(pk=message.pk).attempts == 1, "retried before its backoff"
 
     peers.notification.faults.clear()
+    OutboxMessage.objects.filter(pk=message.pk).update(next_attempt_at=timezone.now())  # the backoff elapsed
     assert wait_until(lambda: (relay.run_once(), OutboxMessage.objects.get(pk=message.pk).status)[1]
                       == OutboxStatus.DELIVERED, timeout=5)
     assert len(notifications_for(peers, patron)) == 1
