@@ -20,15 +20,13 @@ PROCESSES = {
     # (runserver's short listen queue resets connections under a burst of clients).
     "web": [PYTHON, "-m", "gunicorn", "-c", "docker/gunicorn.conf.py"],
     "relay": [PYTHON, "manage.py", "relay_outbox"],
-}
-# Commands that exist only once their feature has landed are started when present.
-OPTIONAL_PROCESSES = {
-    "notices": ([PYTHON, "manage.py", "send_notices", "--loop"], ROOT / "lending/management/commands/send_notices.py"),
+    "notices": [PYTHON, "manage.py", "send_notices", "--loop"],
 }
 
 BANNER = f"""
 Lending service running:
-  API         http://{WEB}/lendBook/  /returnBook/  /getExpiredBooks/  /health/
+  API         http://{WEB}/lendBook/  /returnBook/  /getExpiredBooks/  /health/  (and /loans/, /renewBook/, ...)
+  API docs    http://{WEB}/api/docs/    Admin  http://{WEB}/admin/    Metrics  http://{WEB}/metrics
   Book peer   http://127.0.0.1:8001/getBooks/1      User peer  http://127.0.0.1:8002/users/alice@example.com
   Notices     http://127.0.0.1:8003/notifications
 Try:
@@ -42,9 +40,7 @@ def main() -> int:
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "GUNICORN_BIND": WEB, "GUNICORN_WORKERS": "2",
            "GUNICORN_THREADS": "8"}
     subprocess.run([PYTHON, "manage.py", "migrate", "--noinput", "-v", "0"], cwd=ROOT, env=env, check=True)
-    commands = dict(PROCESSES)
-    commands.update({name: cmd for name, (cmd, marker) in OPTIONAL_PROCESSES.items() if marker.exists()})
-    children = {name: subprocess.Popen(cmd, cwd=ROOT, env=env) for name, cmd in commands.items()}
+    children = {name: subprocess.Popen(cmd, cwd=ROOT, env=env) for name, cmd in PROCESSES.items()}
     print(BANNER, flush=True)
     stopping = False
 
