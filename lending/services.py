@@ -10,9 +10,10 @@ live in `lending.policy`.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from django.db import IntegrityError, connection, transaction
-from django.db.models import F
+from django.db.models import F, QuerySet
 from django.utils import timezone
 
 from lending import holds, policy
@@ -136,14 +137,11 @@ def hold_reserve(*, user_email: str, book_id: int, claim: Claim | None = None) -
 def hold_cancel(*, user_email: str, book_id: int, claim: Claim | None = None) -> Hold:
     """Cancels the patron's open hold; a copy it kept goes to the next patron. Never calls a peer."""
     with transaction.atomic():
-        stock = _lock_stock(book_id)
-        hold = (
-            Hold.objects.select_for_update()
-            .filter(user_email=user_email, book_id=book_id, status__in=OPEN_HOLD_STATUSES)
-            .first()
+        stock, hold = _lock_book_then(
+            book_id,
+            Hold.objects.filter(user_email=user_email, book_id=book_id, status__in=OPEN_HOLD_STATUSES),
+            NotFound(f"{user_email} has no open hold on book {book_id}.", code="hold_not_found"),
         )
-        if hold is None:
-            raise NotFound(f"{user_email} has no open hold on book {book_id}.", code="hold_not_found")
         now = timezone.now()
         was_ready = hold.status == HoldStatus.READY
         hold.status = HoldStatus.CANCELLED
@@ -206,15 +204,21 @@ _PATRON_LOCK_SPACE = 0x4C4E  # first key of the two-key advisory lock: "patron l
 
 def _lock_open_loan(user_email: str, book_id: int) -> tuple[BookStock | None, Loan]:
     """The book lock, then the patron's open loan of the book (404 when there is none)."""
-    stock = _lock_stock(book_id)
-    loan = (
-        Loan.objects.select_for_update()
-        .filter(user_email=user_email, book_id=book_id, date_returned__isnull=True)
-        .first()
+    return _lock_book_then(
+        book_id,
+        Loan.objects.filter(user_email=user_email, book_id=book_id, date_returned__isnull=True),
+        NotFound(f"{user_email} has no open loan of book {book_id}.", code="loan_not_found"),
     )
-    if loan is None:
-        raise NotFound(f"{user_email} has no open loan of book {book_id}.", code="loan_not_found")
-    return stock, loan
+
+
+def _lock_book_then(book_id: int, rows: QuerySet, not_found: NotFound) -> tuple[BookStock | None, Any]:
+    """The book lock first (always in this order, so writers cannot deadlock), then the one row the
+    write changes, locked too; `not_found` when there is none."""
+    stock = _lock_stock(book_id)
+    row = rows.select_for_update().first()
+    if row is None:
+        raise not_found
+    return stock, row
 
 
 def _lock_book(book: books.BookInfo) -> None:
