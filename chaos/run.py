@@ -164,6 +164,8 @@ class System:
             "OUTBOX_BACKOFF_BASE_SECONDS": "0.2",
             "OUTBOX_BACKOFF_MAX_SECONDS": "2",
             "OUTBOX_LEASE_SECONDS": "5",
+            # A hung Book peer applies a request 5 s after it came, 4 s after our 1 s read timeout.
+            "OUTBOX_RECHECK_SECONDS": "6",
             # Every open loan is "due soon" at once, so the scheduler has real work under the chaos.
             "DUE_SOON_REMINDER_DAYS": "61",
         }

@@ -241,6 +241,9 @@ OUTBOX_BATCH_SIZE = env.int("OUTBOX_BATCH_SIZE", default=50)
 OUTBOX_DELIVERY_THREADS = env.int("OUTBOX_DELIVERY_THREADS", default=8)
 # A claimed message not settled within the lease (a relay died) is picked up again.
 OUTBOX_LEASE_SECONDS = env.float("OUTBOX_LEASE_SECONDS", default=30.0)
+# An availability update that timed out may still be applied by the Book service after a newer one;
+# the state is published again this long after, once such a late write can no longer land.
+OUTBOX_RECHECK_SECONDS = env.float("OUTBOX_RECHECK_SECONDS", default=30.0)
 
 # --- Scheduled notices (`manage.py send_notices`) -----------------------------------------------
 # A `due_soon_reminder` this many days before the due date.

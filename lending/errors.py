@@ -46,10 +46,12 @@ class PeerUnavailable(LendingError):
     status = 503
     code = "peer_unavailable"
 
-    def __init__(self, peer: str, reason: str, *, retry_after: int = 5) -> None:
+    def __init__(self, peer: str, reason: str, *, retry_after: int = 5, outcome_unknown: bool = False) -> None:
         super().__init__(
             f"The {peer} service is unavailable ({reason}); retry later.",
             headers={"Retry-After": str(max(1, retry_after))},
         )
         self.peer = peer
         self.reason = reason
+        # The request reached the peer and we stopped waiting for its answer: it may still be applied.
+        self.outcome_unknown = outcome_unknown

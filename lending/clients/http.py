@@ -17,6 +17,7 @@ from typing import Any
 
 import pybreaker
 import requests
+import urllib3
 from django.conf import settings
 from requests.adapters import HTTPAdapter
 
@@ -31,6 +32,18 @@ RETRYABLE_STATUSES = frozenset({502, 503, 504})
 
 class PeerFailure(Exception):
     """Counted by the circuit breaker; turned into PeerUnavailable for callers."""
+
+    def __init__(self, reason: str, *, outcome_unknown: bool = False) -> None:
+        super().__init__(reason)
+        self.outcome_unknown = outcome_unknown
+
+
+def _may_have_reached_peer(exc: requests.RequestException) -> bool:
+    """False only when no connection was made, so the peer cannot have seen the request."""
+    if isinstance(exc, requests.ConnectTimeout):
+        return False
+    reason = getattr(exc.args[0], "reason", None) if exc.args else None
+    return not isinstance(reason, urllib3.exceptions.NewConnectionError)
 
 
 @dataclass(frozen=True)
@@ -94,7 +107,8 @@ class PeerClient:
             raise PeerUnavailable(self.name, "circuit breaker open", retry_after=self._retry_after()) from None
         except PeerFailure as failure:
             outcome = "timeout" if str(failure).startswith("timed out") else "error"
-            raise PeerUnavailable(self.name, str(failure), retry_after=self._retry_after()) from None
+            raise PeerUnavailable(self.name, str(failure), retry_after=self._retry_after(),
+                                  outcome_unknown=failure.outcome_unknown) from None
         finally:
             metrics.observe_peer_call(self.name, method, outcome, time.perf_counter() - started)
 
@@ -117,10 +131,12 @@ class PeerClient:
                 response = self.session.request(method, url, json=body, headers=headers, timeout=self.timeout)
             except requests.Timeout as exc:
                 # A timeout (connect or read) is not retried: a slow or unreachable peer would double our latency.
-                raise PeerFailure(f"timed out: {exc.__class__.__name__}") from None
+                raise PeerFailure(f"timed out: {exc.__class__.__name__}",
+                                  outcome_unknown=_may_have_reached_peer(exc)) from None
             except requests.RequestException as exc:
                 if last_try:
-                    raise PeerFailure(f"unreachable: {exc.__class__.__name__}") from None
+                    raise PeerFailure(f"unreachable: {exc.__class__.__name__}",
+                                      outcome_unknown=_may_have_reached_peer(exc)) from None
                 self._pause_before_retry()
                 continue
             if response.status_code in RETRYABLE_STATUSES and not last_try:

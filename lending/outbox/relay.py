@@ -5,8 +5,11 @@ Claiming is a short transaction with `SELECT … FOR UPDATE SKIP LOCKED` that pu
 across a peer call. A relay that dies mid-delivery leaves its claim to expire; another relay then
 redelivers with the same `Idempotency-Key`, and the peer drops the duplicate.
 
-Availability is computed when delivered, keyed by the book's version, and confirmed afterwards: if
-the book changed while the update travelled, the message is sent again with the newer state.
+Availability is computed when delivered and confirmed afterwards: if the book changed while the
+update travelled, the message is sent again with the newer state. Two deliveries of one book can
+reach the Book service out of order, and a request we gave up on (a timeout) may still be applied
+late; so a delivery that finds the book changed reopens its message, and a delivery that timed out
+leaves a re-check behind, due once such a late write can no longer land (OUTBOX_RECHECK_SECONDS).
 
 `run_forever` delivers each claimed batch on a pool of OUTBOX_DELIVERY_THREADS threads (each with its
 own database connection): a delivery mostly waits on a peer or the database, so one relay keeps up
@@ -76,21 +79,43 @@ def _deliver_notification(message: OutboxMessage) -> None:
 
 def _deliver_availability(message: OutboxMessage) -> None:
     available, version = selectors.book_is_available(message.book_id)
-    status = books.publish_availability(
-        message.book_id, available, idempotency_key=f"book-{message.book_id}-availability-v{version}"
-    )
+    # Unique per message and state: a retry of this very delivery is dropped by the peer, but a
+    # later message re-publishing the same version (after a stale write overtook it) is applied.
+    idempotency_key = f"book-{message.book_id}-availability-v{version}-{message.key}"
+    try:
+        status = books.publish_availability(message.book_id, available, idempotency_key=idempotency_key)
+    except PeerUnavailable as failure:
+        if failure.outcome_unknown:
+            _enqueue_recheck(message.book_id)
+        raise
     _raise_if_refused("Book Management", status)
     with transaction.atomic():
         current = BookStock.objects.select_for_update().filter(book_id=message.book_id).values_list(
             "version", flat=True).first() or 0
         if current != version:
-            # The book changed while our update travelled: send again with the newer state.
-            OutboxMessage.objects.filter(pk=message.pk).update(next_attempt_at=timezone.now())
+            # The book changed while our update travelled, and another delivery may already have
+            # settled this message with a state our late write has just overwritten: reopen it.
+            OutboxMessage.objects.filter(pk=message.pk).update(
+                status=OutboxStatus.PENDING, next_attempt_at=timezone.now(), delivered_at=None)
             return
         # The peer now holds the current state: every pending availability message of this book
-        # is satisfied by this one delivery.
-        _mark_delivered(OutboxMessage.objects.filter(
-            book_id=message.book_id, kind=OutboxKind.AVAILABILITY, status=OutboxStatus.PENDING))
+        # is satisfied by this one delivery, except the re-checks that wait for a late write.
+        _mark_delivered(
+            OutboxMessage.objects.filter(
+                book_id=message.book_id, kind=OutboxKind.AVAILABILITY, status=OutboxStatus.PENDING
+            ).exclude(payload__has_key=RECHECK, next_attempt_at__gt=timezone.now())
+            | OutboxMessage.objects.filter(pk=message.pk)
+        )
+
+
+RECHECK = "recheck_after_unknown_outcome"
+
+
+def _enqueue_recheck(book_id: int) -> None:
+    """The peer may still apply the update we gave up on: publish the state again once it cannot."""
+    due = timezone.now() + timedelta(seconds=settings.OUTBOX_RECHECK_SECONDS)
+    OutboxMessage.objects.create(
+        kind=OutboxKind.AVAILABILITY, book_id=book_id, payload={RECHECK: True}, next_attempt_at=due)
 
 
 def _raise_if_refused(peer: str, status: int) -> None:

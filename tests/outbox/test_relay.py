@@ -140,6 +140,69 @@ def test_a_change_during_delivery_is_published_too(peers, patron, book):
     assert not OutboxMessage.objects.exclude(status=OutboxStatus.DELIVERED).exists()
 
 
+@pytest.mark.django_db
+def test_a_stale_update_that_overtakes_a_newer_one_is_corrected(peers, patron, book, monkeypatch):
+    """Two deliveries of one book reach the peer out of order: the newer state first, then the
+    stale one. The stale delivery sees the book changed and reopens its message, which publishes
+    the truth again under a key of its own (the peer would drop a repeat of the newer key)."""
+    services.loan_lend(user_email=patron, book_id=book["id"])
+    publish = relay.books.publish_availability
+
+    def newer_delivery_lands_first(book_id, available, *, idempotency_key):
+        monkeypatch.setattr(relay.books, "publish_availability", publish)
+        services.loan_return(user_email=patron, book_id=book_id)
+        newer = OutboxMessage.objects.filter(kind=OutboxKind.AVAILABILITY).latest("id")
+        relay.deliver(newer)  # settles every pending availability message of the book
+        assert peers.book.books[book_id]["available"] is True
+        return publish(book_id, available, idempotency_key=idempotency_key)  # the stale "lent" lands
+
+    monkeypatch.setattr(relay.books, "publish_availability", newer_delivery_lands_first)
+    deliver_everything_due()
+    assert peers.book.books[book["id"]]["available"] is False, "the stale update did not land"
+
+    deliver_everything_due()
+
+    assert peers.book.books[book["id"]]["available"] is True
+    assert not OutboxMessage.objects.exclude(status=OutboxStatus.DELIVERED).exists()
+
+
+@pytest.mark.django_db
+def test_an_update_applied_after_its_timeout_is_corrected_by_a_recheck(peers, patron, book, settings):
+    """The Book peer hangs: our 'lent' update times out, yet the peer applies it after the newer
+    'returned' update. The re-check left by the timeout publishes the truth once more."""
+    settings.PEER_READ_TIMEOUT = 0.3
+    settings.OUTBOX_RECHECK_SECONDS = 1.0
+    services.loan_lend(user_email=patron, book_id=book["id"])
+    peers.book.faults.latency = 1.0
+    deliver_everything_due()  # the "lent" update times out; the peer applies it 1 s after it came
+    peers.book.faults.clear()
+    recheck = OutboxMessage.objects.get(payload__has_key=relay.RECHECK)
+    assert recheck.status == OutboxStatus.PENDING and recheck.next_attempt_at > timezone.now()
+
+    services.loan_return(user_email=patron, book_id=book["id"])
+    deliver_everything_due()  # "returned" is published and settles the lend's message, not the re-check
+    assert OutboxMessage.objects.get(pk=recheck.pk).status == OutboxStatus.PENDING
+    assert wait_until(lambda: peers.book.books[book["id"]]["available"] is False, timeout=5), \
+        "the abandoned update never landed"
+
+    assert wait_until(lambda: (relay.run_once(), peers.book.books[book["id"]]["available"])[1], timeout=5)
+    assert not OutboxMessage.objects.exclude(status=OutboxStatus.DELIVERED).exists()
+
+
+def test_a_refused_connection_leaves_no_doubt_about_the_outcome():
+    import requests
+    import urllib3
+
+    from lending.clients.http import _may_have_reached_peer
+
+    refused = requests.ConnectionError(urllib3.exceptions.MaxRetryError(
+        None, "/", reason=urllib3.exceptions.NewConnectionError(None, "Connection refused")))
+    assert _may_have_reached_peer(refused) is False
+    assert _may_have_reached_peer(requests.ConnectTimeout()) is False
+    assert _may_have_reached_peer(requests.ReadTimeout()) is True
+    assert _may_have_reached_peer(requests.ConnectionError("Connection reset by peer")) is True
+
+
 def make_notifications(count: int) -> list[str]:
     loans = Loan.objects.bulk_create(
         Loan(user_email=f"bulk{i}@example.com", book_id=i + 1, date_borrowed=timezone.now(),
