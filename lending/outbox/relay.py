@@ -8,8 +8,10 @@ redelivers with the same `Idempotency-Key`, and the peer drops the duplicate.
 Availability is computed when delivered and confirmed afterwards: if the book changed while the
 update travelled, the message is sent again with the newer state. Two deliveries of one book can
 reach the Book service out of order, and a request we gave up on (a timeout) may still be applied
-late; so a delivery that finds the book changed reopens its message, and a delivery that timed out
-leaves a re-check behind, due once such a late write can no longer land (OUTBOX_RECHECK_SECONDS).
+late, and a relay may die between its write and its check. So a delivery settles only its own
+message and those waiting to be claimed, never one in flight; a delivery that finds the book changed
+reopens its message; and one that timed out leaves a re-check behind, due once such a late write can
+no longer land (OUTBOX_RECHECK_SECONDS).
 
 `run_forever` delivers each claimed batch on a pool of OUTBOX_DELIVERY_THREADS threads (each with its
 own database connection): a delivery mostly waits on a peer or the database, so one relay keeps up
@@ -98,12 +100,15 @@ def _deliver_availability(message: OutboxMessage) -> None:
             OutboxMessage.objects.filter(pk=message.pk).update(
                 status=OutboxStatus.PENDING, next_attempt_at=timezone.now(), delivered_at=None)
             return
-        # The peer now holds the current state: every pending availability message of this book
-        # is satisfied by this one delivery, except the re-checks that wait for a late write.
+        # The peer now holds the current state, so every availability message of this book that
+        # waits to be claimed is satisfied too. Not the ones in flight (another delivery's stale
+        # write may still land after ours: each settles itself), nor those not yet due (a backoff,
+        # a re-check waiting for a late write).
         _mark_delivered(
             OutboxMessage.objects.filter(
-                book_id=message.book_id, kind=OutboxKind.AVAILABILITY, status=OutboxStatus.PENDING
-            ).exclude(payload__has_key=RECHECK, next_attempt_at__gt=timezone.now())
+                book_id=message.book_id, kind=OutboxKind.AVAILABILITY, status=OutboxStatus.PENDING,
+                next_attempt_at__lte=timezone.now(),
+            )
             | OutboxMessage.objects.filter(pk=message.pk)
         )
 
