@@ -10,8 +10,19 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from django.db.models import Count, Q
+
 from lending.models import OPEN_HOLD_STATUSES, Hold, HoldStatus, Loan
 from lending.outbox.messages import MessageType, enqueue_hold_notification
+
+
+@dataclass(frozen=True)
+class PatronLoans:
+    """One patron's open loans, as the lending rules need them."""
+
+    open: int = 0
+    overdue: int = 0
+    of_this_book: int = 0
 
 
 @dataclass
@@ -21,6 +32,8 @@ class BookState:
     open_loans: int
     # Open holds (WAITING and READY) in queue order.
     holds: list[Hold] = field(default_factory=list)
+    # Read with the book's state when a lend asks for it.
+    patron_loans: PatronLoans | None = None
 
     @property
     def ready(self) -> list[Hold]:
@@ -55,11 +68,26 @@ class BookState:
         return 1 + sum(1 for h in self.waiting if h.pk < hold.pk)
 
 
-def read_state(book_id: int, copies: int) -> BookState:
-    """Two queries: the book's open loans and its open holds."""
-    open_loans = Loan.objects.filter(book_id=book_id, date_returned__isnull=True).count()
+def read_state(book_id: int, copies: int, *, patron: str | None = None, now: datetime | None = None) -> BookState:
+    """Two queries: the open loans, then the open holds, of the book. Given a `patron`, the first
+    query also counts that patron's open loans (all, overdue at `now`, of this book)."""
+    book_loans = Q(book_id=book_id)
+    if patron is None:
+        counts = {"book": Loan.objects.filter(book_loans, date_returned__isnull=True).count()}
+    else:
+        patron_loans = Q(user_email=patron)
+        counts = Loan.objects.filter(book_loans | patron_loans, date_returned__isnull=True).aggregate(
+            book=Count("id", filter=book_loans),
+            patron=Count("id", filter=patron_loans),
+            overdue=Count("id", filter=patron_loans & Q(date_due__lt=now)),
+            of_this_book=Count("id", filter=patron_loans & book_loans),
+        )
     holds = list(Hold.objects.filter(book_id=book_id, status__in=OPEN_HOLD_STATUSES).order_by("id"))
-    return BookState(book_id=book_id, copies=copies, open_loans=open_loans, holds=holds)
+    return BookState(
+        book_id=book_id, copies=copies, open_loans=counts["book"], holds=holds,
+        patron_loans=None if patron is None else PatronLoans(
+            open=counts["patron"], overdue=counts["overdue"], of_this_book=counts["of_this_book"]),
+    )
 
 
 def promote_waiting(state: BookState, *, now: datetime, pickup_window: timedelta) -> list[Hold]:

@@ -10,7 +10,6 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db.models import Count, Q
 
 from lending.errors import Conflict
 from lending.holds import BookState
@@ -50,17 +49,13 @@ def current() -> LoanPolicy:
 
 
 # --- Lending ---------------------------------------------------------------------------------------
-def check_lend(*, user_email: str, state: BookState, policy: LoanPolicy, now: datetime) -> Hold | None:
+def check_lend(*, user_email: str, state: BookState, policy: LoanPolicy) -> Hold | None:
     """Every rule of a lend, in order. Raises the first refusal; returns the patron's hold on the
-    book, which the lend fulfils, or None."""
-    # One query answers all the patron's rules: this book already on loan, overdue loans, the limit.
-    counts = Loan.objects.filter(user_email=user_email, date_returned__isnull=True).aggregate(
-        open=Count("id"), overdue=Count("id", filter=Q(date_due__lt=now)),
-        this_book=Count("id", filter=Q(book_id=state.book_id)),
-    )
-    if counts["this_book"]:
+    book, which the lend fulfils, or None. `state` carries the patron's loans (`read_state(patron=)`)."""
+    patron = state.patron_loans
+    if patron.of_this_book:
         raise already_borrowed(user_email, state.book_id)
-    check_patron_may_borrow(user_email=user_email, open_loans=counts["open"], overdue_loans=counts["overdue"],
+    check_patron_may_borrow(user_email=user_email, open_loans=patron.open, overdue_loans=patron.overdue,
                             policy=policy)
     if state.copies_on_shelf() <= 0:
         raise Conflict(f"No copy of book {state.book_id} is available.", code="no_copy_available")

@@ -36,11 +36,11 @@ def loan_lend(*, user_email: str, book_id: int, claim: Claim | None = None) -> L
     rules = policy.current()
     try:
         with transaction.atomic():
-            _lock_book(book)
+            _lock_book(book, bump_version=True)  # a refusal rolls the bump back
             _lock_patron(user_email)
             now = timezone.now()
-            state = holds.read_state(book.id, book.copies)
-            hold = policy.check_lend(user_email=user_email, state=state, policy=rules, now=now)
+            state = holds.read_state(book.id, book.copies, patron=user_email, now=now)
+            hold = policy.check_lend(user_email=user_email, state=state, policy=rules)
             loan = Loan.objects.create(
                 user_email=user_email,
                 book_id=book_id,
@@ -53,7 +53,7 @@ def loan_lend(*, user_email: str, book_id: int, claim: Claim | None = None) -> L
                 holds.close(state, hold, HoldStatus.FULFILLED, now=now, loan=loan)
             # Only does something when the Book service now reports more copies than before.
             holds.promote_waiting(state, now=now, pickup_window=rules.pickup_window)
-            _book_changed(book_id, loan_notification(loan, MessageType.LENDING_CONFIRMATION))
+            enqueue(availability_message(book_id), loan_notification(loan, MessageType.LENDING_CONFIRMATION))
             if claim:
                 claim.settle(loan)
     except IntegrityError:
@@ -67,22 +67,22 @@ def loan_lend_check(*, user_email: str, book_id: int) -> None:
     refusal the lend would get; returns when it would succeed (at this instant)."""
     users.ensure_active_user(user_email)
     book = books.get_book(book_id)
-    state = holds.read_state(book.id, book.copies)
-    policy.check_lend(user_email=user_email, state=state, policy=policy.current(), now=timezone.now())
+    state = holds.read_state(book.id, book.copies, patron=user_email, now=timezone.now())
+    policy.check_lend(user_email=user_email, state=state, policy=policy.current())
 
 
 def loan_return(*, user_email: str, book_id: int, claim: Claim | None = None) -> Loan:
-    """Never calls a peer: returning works while every peer is down."""
+    """Never calls a peer: returning works while every peer is down. Three statements in the
+    transaction when nobody waits for the book: lock the book (bumping its version), close the loan,
+    queue the outbox rows."""
     with transaction.atomic():
-        stock, loan = _lock_open_loan(user_email, book_id)
         now = timezone.now()
-        loan.status = LoanStatus.RETURNED
-        loan.date_returned = now
-        loan.save(update_fields=["status", "date_returned"])
-        if stock is not None:
-            # The copy goes to the first patron in the holds queue, if any.
-            _promote(stock, now=now)
-        _book_changed(book_id, loan_notification(loan, MessageType.RETURN_CONFIRMATION))
+        copies = _lock_stock_bumping_version(book_id)
+        loan = _close_open_loan(user_email, book_id, now=now)  # a 404 rolls the bump back
+        if copies is not None and loan.book_has_waiting_holds:
+            # The copy goes to the first patron in the holds queue.
+            _promote(book_id, copies, now=now)
+        enqueue(availability_message(book_id), loan_notification(loan, MessageType.RETURN_CONFIRMATION))
         if claim:
             claim.settle(loan)
     return loan
@@ -148,7 +148,7 @@ def hold_cancel(*, user_email: str, book_id: int, claim: Claim | None = None) ->
         hold.date_closed = now
         hold.save(update_fields=["status", "date_closed"])
         if was_ready and stock is not None:
-            _promote(stock, now=now)
+            _promote(book_id, stock.copies, now=now)
             _book_changed(book_id)
         hold.queue_position = None
         if claim:
@@ -174,14 +174,14 @@ def expire_ready_holds(*, now: datetime | None = None) -> int:
             )
             if count:
                 if stock is not None:
-                    _promote(stock, now=now)
+                    _promote(book_id, stock.copies, now=now)
                 _book_changed(book_id)
             expired += count
     return expired
 
 
-def _promote(stock: BookStock, *, now: datetime) -> None:
-    state = holds.read_state(stock.book_id, stock.copies)
+def _promote(book_id: int, copies: int, *, now: datetime) -> None:
+    state = holds.read_state(book_id, copies)
     holds.promote_waiting(state, now=now, pickup_window=policy.current().pickup_window)
 
 
@@ -221,15 +221,55 @@ def _lock_book_then(book_id: int, rows: QuerySet, not_found: NotFound) -> tuple[
     return stock, row
 
 
-def _lock_book(book: books.BookInfo) -> None:
+def _lock_book(book: books.BookInfo, *, bump_version: bool = False) -> None:
     """Upsert the book's row with what the Book service just said; the upsert locks the row until
-    the transaction ends, so concurrent lends of this book queue here."""
-    BookStock.objects.bulk_create(
-        [BookStock(book_id=book.id, title=book.title, copies=book.copies)],
-        update_conflicts=True,
-        unique_fields=["book_id"],
-        update_fields=["title", "copies"],
-    )
+    the transaction ends, so concurrent lends of this book queue here. A lend bumps the version in
+    the same statement (one round trip less than a separate UPDATE)."""
+    stock = BookStock._meta.db_table
+    bump = f"version = {stock}.version + 1," if bump_version else ""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {stock} (book_id, title, copies, version, updated_at) VALUES (%s, %s, %s, %s, %s) "
+            f"ON CONFLICT (book_id) DO UPDATE SET {bump} title = EXCLUDED.title, copies = EXCLUDED.copies, "
+            "updated_at = EXCLUDED.updated_at",
+            [book.id, book.title, book.copies, int(bump_version), _db_datetime(timezone.now())],
+        )
+
+
+def _lock_stock_bumping_version(book_id: int) -> int | None:
+    """The book lock and the version bump in one UPDATE, for a return (which does not ask the Book
+    service). Returns the book's copies; None for a book never lent through this service."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {BookStock._meta.db_table} SET version = version + 1 WHERE book_id = %s RETURNING copies",
+            [book_id],
+        )
+        row = cursor.fetchone()
+    return row[0] if row else None
+
+
+def _close_open_loan(user_email: str, book_id: int, *, now: datetime) -> Loan:
+    """Marks the patron's open loan of the book RETURNED in one statement, which also says whether
+    patrons wait for the book. Run it after taking the book lock: a statement sees what committed
+    before it began, so the holds it counts are those of the lock's previous holders too. The
+    repeated `date_returned IS NULL` stops a concurrent return of a book never lent here (no lock
+    row) from closing the loan twice."""
+    loan, hold = Loan._meta.db_table, Hold._meta.db_table
+    returned = list(Loan.objects.raw(
+        f"UPDATE {loan} SET status = %s, date_returned = %s "
+        f"WHERE id = (SELECT id FROM {loan} WHERE user_email = %s AND book_id = %s AND date_returned IS NULL) "
+        "AND date_returned IS NULL "
+        f"RETURNING *, EXISTS (SELECT 1 FROM {hold} WHERE book_id = %s AND status = %s) AS book_has_waiting_holds",
+        [LoanStatus.RETURNED.value, _db_datetime(now), user_email, book_id, book_id, HoldStatus.WAITING.value],
+    ))
+    if not returned:
+        raise NotFound(f"{user_email} has no open loan of book {book_id}.", code="loan_not_found")
+    return returned[0]
+
+
+def _db_datetime(value: datetime):
+    """A datetime as the backend stores it, for the statements written in SQL."""
+    return connection.ops.adapt_datetimefield_value(value)
 
 
 def _book_changed(book_id: int, *also: OutboxMessage) -> None:
