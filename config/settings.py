@@ -177,6 +177,9 @@ API_MAX_PAGE_SIZE = env.int("API_MAX_PAGE_SIZE", default=1000)
 # Every API call needs `Authorization: Api-Key <key>` (keys: `manage.py api_keys`). Health, metrics
 # and the API docs stay open.
 REQUIRE_API_KEY = env.bool("REQUIRE_API_KEY", default=not DEBUG)
+# A verified key is trusted this long by each process (no query, no hash); a revocation made
+# elsewhere reaches a process within this delay.
+API_KEY_CACHE_SECONDS = env.float("API_KEY_CACHE_SECONDS", default=10.0)
 # Requests per API key and per client address ("<n>/<second|minute|hour|day>"; empty: no limit).
 THROTTLE_RATE_PER_KEY = env.str("THROTTLE_RATE_PER_KEY", default="6000/min") or None
 THROTTLE_RATE_PER_IP = env.str("THROTTLE_RATE_PER_IP", default="6000/min") or None

@@ -8,7 +8,13 @@ runs, so nothing is written.
 """
 from __future__ import annotations
 
+import hashlib
+import threading
+import time
+
 from django.conf import settings
+from django.db.models.signals import post_delete, post_save
+from django.dispatch import receiver
 from rest_framework import exceptions
 from rest_framework.authentication import BaseAuthentication
 from rest_framework.permissions import BasePermission
@@ -42,10 +48,13 @@ class ApiKeyAuthentication(BaseAuthentication):
 
         if not key or len(key) > 200:
             raise exceptions.AuthenticationFailed("Invalid API key.")
-        try:
-            api_key = APIKey.objects.get_from_key(key)
-        except APIKey.DoesNotExist:
-            raise exceptions.AuthenticationFailed("Invalid or revoked API key.") from None
+        api_key = verified_keys.get(key)
+        if api_key is None:
+            try:
+                api_key = APIKey.objects.get_from_key(key)
+            except APIKey.DoesNotExist:
+                raise exceptions.AuthenticationFailed("Invalid or revoked API key.") from None
+            verified_keys.put(key, api_key)
         if api_key.has_expired:
             raise exceptions.AuthenticationFailed("This API key has expired.")
         return (None, api_key)
@@ -64,3 +73,48 @@ class RequireApiKey(BasePermission):
         if request.auth is None:
             raise exceptions.NotAuthenticated(f"An API key is required: send `Authorization: {KEYWORD} <key>`.")
         return True
+
+
+class VerifiedKeyCache:
+    """The keys this process verified in the last API_KEY_CACHE_SECONDS: a call with one of them
+    costs no query and no hash. A key revoked or deleted by another process (the admin, the
+    `api_keys` command) keeps working here for at most that long; in this process the change
+    clears the cache at once. Only valid keys are kept, by digest, so wrong keys cannot fill it."""
+
+    MAX_ENTRIES = 1000
+
+    def __init__(self) -> None:
+        self._entries: dict[bytes, tuple[float, object]] = {}
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def _digest(key: str) -> bytes:
+        return hashlib.sha256(key.encode()).digest()
+
+    def get(self, key: str):
+        entry = self._entries.get(self._digest(key))
+        if entry is None or entry[0] < time.monotonic():
+            return None
+        return entry[1]
+
+    def put(self, key: str, api_key) -> None:
+        ttl = getattr(settings, "API_KEY_CACHE_SECONDS", 0)
+        if ttl <= 0:
+            return
+        with self._lock:
+            if len(self._entries) >= self.MAX_ENTRIES:
+                self._entries.clear()
+            self._entries[self._digest(key)] = (time.monotonic() + ttl, api_key)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+
+
+verified_keys = VerifiedKeyCache()
+
+
+@receiver(post_save, sender="rest_framework_api_key.APIKey")
+@receiver(post_delete, sender="rest_framework_api_key.APIKey")
+def _forget_verified_keys(**kwargs) -> None:
+    verified_keys.clear()

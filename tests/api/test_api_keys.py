@@ -154,3 +154,43 @@ def test_keys_are_stored_hashed(valid_key):
     stored = APIKey.objects.get(prefix=valid_key.partition(".")[0])
     assert valid_key not in (stored.hashed_key, stored.id)
     assert valid_key.partition(".")[2] not in stored.hashed_key
+
+
+def test_a_verified_key_is_trusted_without_a_query_until_its_time_is_up(
+        api, keys_required, valid_key, settings, monkeypatch, django_assert_num_queries):
+    from lending.api import auth
+
+    settings.API_KEY_CACHE_SECONDS = 10
+    auth.verified_keys.clear()
+    headers = {"Authorization": f"Api-Key {valid_key}"}
+    with django_assert_num_queries(1):  # the key, then the policy needs no query
+        assert api.get("/policy/", headers=headers).status_code == 200
+    with django_assert_num_queries(0):
+        assert api.get("/policy/", headers=headers).status_code == 200
+
+    # Revoked by another process (no signal here): trusted until the entry is older than the delay.
+    APIKey.objects.filter(prefix=valid_key.partition(".")[0]).update(revoked=True)
+    assert api.get("/policy/", headers=headers).status_code == 200
+    later = auth.time.monotonic() + 11
+    monkeypatch.setattr(auth.time, "monotonic", lambda: later)
+    assert_refused(api.get("/policy/", headers=headers), "authentication_failed")
+
+
+def test_a_key_revoked_in_this_process_is_refused_at_once(api, keys_required, valid_key, settings):
+    settings.API_KEY_CACHE_SECONDS = 3600
+    headers = {"Authorization": f"Api-Key {valid_key}"}
+    assert api.get("/policy/", headers=headers).status_code == 200
+    stored = APIKey.objects.get(prefix=valid_key.partition(".")[0])
+    stored.revoked = True
+    stored.save()  # the admin and `manage.py api_keys revoke` save the key
+    assert_refused(api.get("/policy/", headers=headers), "authentication_failed")
+
+
+def test_wrong_keys_are_never_cached(api, keys_required, settings, django_assert_num_queries):
+    from lending.api import auth
+
+    settings.API_KEY_CACHE_SECONDS = 3600
+    auth.verified_keys.clear()
+    for attempt in range(3):
+        assert_refused(api.get("/policy/", headers={"Authorization": "Api-Key abc.def"}), "authentication_failed")
+    assert not auth.verified_keys._entries

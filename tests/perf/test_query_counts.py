@@ -3,7 +3,8 @@ not the SQL, are what a lend or a return costs (see bench/REPORT.md). A change t
 say why. Counts, never timings: timings live in `make bench`.
 
 Counted as in production: outside a test transaction, so BEGIN and COMMIT are included. With
-REQUIRE_API_KEY on (production), every API call costs one more query: the key lookup.
+REQUIRE_API_KEY on (production), a call whose key the process has not verified in the last
+API_KEY_CACHE_SECONDS costs one more query: the key lookup.
 """
 from __future__ import annotations
 
