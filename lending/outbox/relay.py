@@ -27,6 +27,7 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import close_old_connections, transaction
+from django.db.models import Exists, Q
 from django.utils import timezone
 
 from lending import selectors
@@ -91,26 +92,26 @@ def _deliver_availability(message: OutboxMessage) -> None:
             _enqueue_recheck(message.book_id)
         raise
     _raise_if_refused("Book Management", status)
-    with transaction.atomic():
-        current = BookStock.objects.select_for_update().filter(book_id=message.book_id).values_list(
-            "version", flat=True).first() or 0
-        if current != version:
-            # The book changed while our update travelled, and another delivery may already have
-            # settled this message with a state our late write has just overwritten: reopen it.
-            OutboxMessage.objects.filter(pk=message.pk).update(
-                status=OutboxStatus.PENDING, next_attempt_at=timezone.now(), delivered_at=None)
-            return
-        # The peer now holds the current state, so every availability message of this book that
-        # waits to be claimed is satisfied too. Not the ones in flight (another delivery's stale
-        # write may still land after ours: each settles itself), nor those not yet due (a backoff,
-        # a re-check waiting for a late write).
-        _mark_delivered(
-            OutboxMessage.objects.filter(
-                book_id=message.book_id, kind=OutboxKind.AVAILABILITY, status=OutboxStatus.PENDING,
-                next_attempt_at__lte=timezone.now(),
-            )
-            | OutboxMessage.objects.filter(pk=message.pk)
-        )
+    # One UPDATE, only if the book is still at the version we published. The peer then holds the
+    # current state, so every availability message of this book waiting to be claimed is satisfied
+    # too; not the ones in flight (another delivery's stale write may still land after ours: each
+    # settles itself), nor those not yet due (a backoff, a re-check waiting for a late write). A
+    # change committing meanwhile commits its own message with its version: this statement sees
+    # both (and settles nothing) or neither (and leaves that message to deliver the newer state).
+    now = timezone.now()
+    book_changed = BookStock.objects.filter(book_id=message.book_id).exclude(version=version)
+    settled = _mark_delivered(
+        OutboxMessage.objects.filter(
+            Q(pk=message.pk)
+            | Q(book_id=message.book_id, kind=OutboxKind.AVAILABILITY, status=OutboxStatus.PENDING,
+                next_attempt_at__lte=now)
+        ).filter(~Exists(book_changed))
+    )
+    if not settled:
+        # The book changed while our update travelled, and another delivery may already have
+        # settled this message with a state our late write has just overwritten: reopen it.
+        OutboxMessage.objects.filter(pk=message.pk).update(
+            status=OutboxStatus.PENDING, next_attempt_at=now, delivered_at=None)
 
 
 RECHECK = "recheck_after_unknown_outcome"
@@ -128,8 +129,8 @@ def _raise_if_refused(peer: str, status: int) -> None:
         raise PermanentFailure(f"{peer} refused the message with HTTP {status}")
 
 
-def _mark_delivered(messages) -> None:
-    messages.update(status=OutboxStatus.DELIVERED, delivered_at=timezone.now(), last_error="")
+def _mark_delivered(messages) -> int:
+    return messages.update(status=OutboxStatus.DELIVERED, delivered_at=timezone.now(), last_error="")
 
 
 def _record_failure(message: OutboxMessage, error: str, *, permanent: bool) -> None:

@@ -191,6 +191,6 @@ def test_wrong_keys_are_never_cached(api, keys_required, settings, django_assert
 
     settings.API_KEY_CACHE_SECONDS = 3600
     auth.verified_keys.clear()
-    for attempt in range(3):
+    for _ in range(3):
         assert_refused(api.get("/policy/", headers={"Authorization": "Api-Key abc.def"}), "authentication_failed")
     assert not auth.verified_keys._entries

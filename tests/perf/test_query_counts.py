@@ -60,15 +60,15 @@ def test_patron_loans_is_two_queries(api, peers, patron, book, django_assert_num
     assert response.status_code == 200 and response.json()["count"] == 1
 
 
-def test_relay_delivers_availability_in_five_queries_and_a_notification_in_one(
+def test_relay_delivers_availability_in_two_queries_and_a_notification_in_one(
     peers, patron, book, api, django_assert_num_queries
 ):
     lend(api, patron, book)
     with django_assert_num_queries(4):  # BEGIN, claim FOR UPDATE SKIP LOCKED, lease, COMMIT
         batch = relay.claim_batch()
     by_kind = {message.kind: message for message in batch}
-    # Current state in one query, then BEGIN, the book row FOR UPDATE, settle, COMMIT.
-    with django_assert_num_queries(5):
+    # The current state in one query, then the settle (if the version still holds) in one UPDATE.
+    with django_assert_num_queries(2):
         relay.deliver(by_kind[OutboxKind.AVAILABILITY])
     with django_assert_num_queries(1):
         relay.deliver(by_kind[OutboxKind.NOTIFICATION])
