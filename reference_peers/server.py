@@ -140,6 +140,8 @@ class PeerServer:
 def _make_httpd(peer: PeerServer) -> ThreadingHTTPServer:
     class RequestHandler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        # Without TCP_NODELAY a small answer can wait for the client's delayed ACK (40 ms on Linux).
+        disable_nagle_algorithm = True
 
         def setup(self) -> None:
             super().setup()
