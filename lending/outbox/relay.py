@@ -13,17 +13,24 @@ message and those waiting to be claimed, never one in flight; a delivery that fi
 reopens its message; and one that timed out leaves a re-check behind, due once such a late write can
 no longer land (OUTBOX_RECHECK_SECONDS).
 
-`run_forever` delivers each claimed batch on a pool of OUTBOX_DELIVERY_THREADS threads (each with its
-own database connection): a delivery mostly waits on a peer or the database, so one relay keeps up
-with the lends only when deliveries overlap. `run_once` delivers one message after the other.
+A claimed batch costs the database two statements besides the claim (the state of every book it
+publishes, the settling of its notifications) and one per book published (its version-guarded
+settle). Its messages of one book share one availability update. `run_forever` makes the peer calls
+side by side on a pool of OUTBOX_DELIVERY_THREADS threads (each with its own database connection): a
+call mostly waits on a peer, so one relay keeps up with the lends only when calls overlap.
+`run_once` without a pool makes them one after the other.
 """
 from __future__ import annotations
 
 import logging
 import random
 import threading
+from collections import defaultdict
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from datetime import datetime, timedelta
+from functools import partial
 
 from django.conf import settings
 from django.db import close_old_connections, transaction
@@ -60,38 +67,85 @@ def claim_batch(batch_size: int | None = None, *, due_by: datetime | None = None
 
 def deliver(message: OutboxMessage) -> None:
     """Deliver one claimed message and record the outcome."""
-    token = request_id_var.set(f"outbox-{message.key}")
-    try:
+    deliver_batch([message])
+
+
+def deliver_batch(messages: list[OutboxMessage], pool: ThreadPoolExecutor | None = None) -> None:
+    """Deliver claimed messages and record the outcomes, with the database work done per batch:
+    one query reads the state of every book to publish, one UPDATE settles the notifications
+    delivered. The peer calls (one per notification, one per book) run side by side on `pool`."""
+    books_to_publish = defaultdict(list)
+    notices = []
+    for message in messages:
         if message.kind == OutboxKind.AVAILABILITY:
-            _deliver_availability(message)
+            books_to_publish[message.book_id].append(message)
         else:
-            _deliver_notification(message)
+            notices.append(message)
+    states = selectors.books_availability(books_to_publish) if books_to_publish else {}
+    calls = [partial(_deliver_notification, message) for message in notices] + [
+        partial(_deliver_availability, book_messages, *states[book_id])
+        for book_id, book_messages in books_to_publish.items()
+    ]
+    outcomes = list(pool.map(_call_on_pool_thread, calls)) if pool else [call() for call in calls]
+    delivered = [message.pk for message, ok in zip(notices, outcomes[: len(notices)], strict=True) if ok]
+    if delivered:
+        _mark_delivered(OutboxMessage.objects.filter(pk__in=delivered))
+
+
+def _call_on_pool_thread(call: Callable[[], bool]) -> bool:
+    try:
+        return call()
+    except Exception:
+        close_old_connections()  # this thread's connection may be broken: reopen it next time
+        raise
+
+
+@contextmanager
+def _recording_failures(messages: list[OutboxMessage]):
+    """Runs a delivery under the first message's correlation id; a peer failure is recorded on
+    every message the delivery stood for."""
+    token = request_id_var.set(f"outbox-{messages[0].key}")
+    try:
+        yield
     except PeerUnavailable as failure:
-        _record_failure(message, failure.message, permanent=False)
+        for message in messages:
+            _record_failure(message, failure.message, permanent=False)
     except PermanentFailure as failure:
-        _record_failure(message, str(failure), permanent=True)
+        for message in messages:
+            _record_failure(message, str(failure), permanent=True)
     finally:
         request_id_var.reset(token)
 
 
-def _deliver_notification(message: OutboxMessage) -> None:
-    status = notifications.send_notification(message.payload, idempotency_key=str(message.key))
-    _raise_if_refused("Notification", status)
-    _mark_delivered(OutboxMessage.objects.filter(pk=message.pk))
+def _deliver_notification(message: OutboxMessage) -> bool:
+    """True when the peer took it; the batch then settles it."""
+    with _recording_failures([message]):
+        status = notifications.send_notification(message.payload, idempotency_key=str(message.key))
+        _raise_if_refused("Notification", status)
+        return True
+    return False
 
 
-def _deliver_availability(message: OutboxMessage) -> None:
-    available, version = selectors.book_is_available(message.book_id)
-    # Unique per message and state: a retry of this very delivery is dropped by the peer, but a
-    # later message re-publishing the same version (after a stale write overtook it) is applied.
-    idempotency_key = f"book-{message.book_id}-availability-v{version}-{message.key}"
-    try:
-        status = books.publish_availability(message.book_id, available, idempotency_key=idempotency_key)
-    except PeerUnavailable as failure:
-        if failure.outcome_unknown:
-            _enqueue_recheck(message.book_id)
-        raise
-    _raise_if_refused("Book Management", status)
+def _deliver_availability(messages: list[OutboxMessage], available: bool, version: int) -> bool:
+    """Publishes one book's state (read by the batch, with its version) for its claimed messages."""
+    book_id = messages[0].book_id
+    with _recording_failures(messages):
+        # Unique per message and state: a retry of this very delivery is dropped by the peer, but a
+        # later message re-publishing the same version (after a stale write overtook it) is applied.
+        idempotency_key = f"book-{book_id}-availability-v{version}-{messages[0].key}"
+        try:
+            status = books.publish_availability(book_id, available, idempotency_key=idempotency_key)
+        except PeerUnavailable as failure:
+            if failure.outcome_unknown:
+                _enqueue_recheck(book_id)
+            raise
+        _raise_if_refused("Book Management", status)
+        _settle_availability(book_id, [message.pk for message in messages], version)
+        return True
+    return False
+
+
+def _settle_availability(book_id: int, claimed: list[int], version: int) -> None:
     # One UPDATE, only if the book is still at the version we published. The peer then holds the
     # current state, so every availability message of this book waiting to be claimed is satisfied
     # too; not the ones in flight (another delivery's stale write may still land after ours: each
@@ -99,18 +153,17 @@ def _deliver_availability(message: OutboxMessage) -> None:
     # change committing meanwhile commits its own message with its version: this statement sees
     # both (and settles nothing) or neither (and leaves that message to deliver the newer state).
     now = timezone.now()
-    book_changed = BookStock.objects.filter(book_id=message.book_id).exclude(version=version)
+    book_changed = BookStock.objects.filter(book_id=book_id).exclude(version=version)
     settled = _mark_delivered(
         OutboxMessage.objects.filter(
-            Q(pk=message.pk)
-            | Q(book_id=message.book_id, kind=OutboxKind.AVAILABILITY, status=OutboxStatus.PENDING,
-                next_attempt_at__lte=now)
+            Q(pk__in=claimed)
+            | Q(book_id=book_id, kind=OutboxKind.AVAILABILITY, status=OutboxStatus.PENDING, next_attempt_at__lte=now)
         ).filter(~Exists(book_changed))
     )
     if not settled:
         # The book changed while our update travelled, and another delivery may already have
-        # settled this message with a state our late write has just overwritten: reopen it.
-        OutboxMessage.objects.filter(pk=message.pk).update(
+        # settled these messages with a state our late write has just overwritten: reopen them.
+        OutboxMessage.objects.filter(pk__in=claimed).update(
             status=OutboxStatus.PENDING, next_attempt_at=now, delivered_at=None)
 
 
@@ -159,22 +212,9 @@ def run_once(pool: ThreadPoolExecutor | None = None) -> int:
     # later (a short backoff) waits for the next pass instead of being retried in this one.
     pass_started = timezone.now()
     while batch := claim_batch(due_by=pass_started):
-        if pool is None:
-            for message in batch:
-                deliver(message)
-        else:
-            for future in [pool.submit(_deliver_on_pool_thread, message) for message in batch]:
-                future.result()
+        deliver_batch(batch, pool)
         attempted += len(batch)
     return attempted
-
-
-def _deliver_on_pool_thread(message: OutboxMessage) -> None:
-    try:
-        deliver(message)
-    except Exception:
-        close_old_connections()  # this thread's connection may be broken: reopen it next time
-        raise
 
 
 def run_forever(stop: threading.Event) -> None:

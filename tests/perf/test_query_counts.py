@@ -73,3 +73,19 @@ def test_relay_delivers_availability_in_two_queries_and_a_notification_in_one(
     with django_assert_num_queries(1):
         relay.deliver(by_kind[OutboxKind.NOTIFICATION])
     assert set(OutboxMessage.objects.values_list("status", flat=True)) == {"DELIVERED"}
+
+
+def test_a_batch_costs_two_statements_besides_its_claim_and_one_per_book(
+    peers, api, django_assert_num_queries
+):
+    patrons = [peers.user.add_user(f"batch{i}@example.com")["email"] for i in range(5)]
+    books = [peers.book.add_book(f"Batch book {i}", "A", 1) for i in range(5)]
+    for patron, book in zip(patrons, books, strict=True):
+        lend(api, patron, book)
+    # The claim (BEGIN, FOR UPDATE SKIP LOCKED, lease, COMMIT); the five books' state (one query);
+    # one version-guarded settle per book; the five notifications settled (one UPDATE); then the
+    # next claim finds nothing (BEGIN, SELECT, COMMIT).
+    with django_assert_num_queries(4 + 1 + 5 + 1 + 3):
+        assert relay.run_once() == 10
+    assert set(OutboxMessage.objects.values_list("status", flat=True)) == {"DELIVERED"}
+    assert all(peers.book.books[book["id"]]["available"] is False for book in books)
