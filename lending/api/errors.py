@@ -50,7 +50,7 @@ def _drf_error_response(exc: exceptions.APIException) -> Response:
     code = next((c for cls, c in DRF_CODES.items() if isinstance(exc, cls)), "bad_request")
     headers = {}
     if isinstance(exc, exceptions.Throttled) and exc.wait is not None:
-        headers["Retry-After"] = str(int(exc.wait) + 1)
+        headers["Retry-After"] = str(max(1, int(exc.wait)))  # DRF has rounded the wait up already
     # Set by DRF on NotAuthenticated/AuthenticationFailed when the authenticator names a scheme (401).
     if getattr(exc, "auth_header", None):
         headers["WWW-Authenticate"] = exc.auth_header

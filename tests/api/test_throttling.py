@@ -96,3 +96,26 @@ def test_counters_live_in_the_shared_cache(api, settings):
         for key in client.keys(f"{prefix}:*"):
             client.delete(key)
         client.close()
+
+
+def test_a_request_costs_one_counter_whatever_the_rate(api, settings):
+    """The state of a limit is one integer per window, not the timestamps of its requests."""
+    settings.THROTTLE_RATE_PER_IP = "6000/min"
+    for _ in range(50):
+        assert api.get("/policy/").status_code == 200
+    counters = [key for key in cache._cache if "throttle_address_" in key]
+    assert len(counters) == 1
+    assert cache.get(counters[0].split(":", 2)[-1]) == 50
+
+
+def test_the_wait_is_the_rest_of_the_window(api, settings, monkeypatch):
+    from lending.api import throttling
+
+    settings.THROTTLE_RATE_PER_IP = "1/min"
+    monkeypatch.setattr(throttling.time, "time", lambda: 6_000_000 * 60 + 45.5)  # 45.5 s into a minute
+    assert api.get("/policy/").status_code == 200
+    response = api.get("/policy/")
+    assert_throttled(response)
+    assert int(response["Retry-After"]) == 15
+    monkeypatch.setattr(throttling.time, "time", lambda: 6_000_001 * 60 + 0.5)  # the next minute
+    assert api.get("/policy/").status_code == 200
