@@ -177,7 +177,8 @@ class OutboxMessage(models.Model):
 class IdempotencyRecord(models.Model):
     """The first answer to a request carrying an `Idempotency-Key`, replayed to its retries."""
 
-    key = models.CharField(max_length=255, unique=True)
+    # The client's key (up to 255 characters), prefixed with its API key's prefix when keys are on.
+    key = models.CharField(max_length=300, unique=True)
     fingerprint = models.CharField(max_length=64)
     # Set while the first request runs; a retry that finds it fresh gets 409.
     locked_at = models.DateTimeField(null=True, blank=True)

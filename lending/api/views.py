@@ -49,7 +49,8 @@ class LoanWriteApi(APIView):
             return self._render(type(self).service(**serializer.validated_data, claim=None))
         _validate_key(key)
         outcome = idempotency.claim(
-            key, idempotency.fingerprint(request.method, request.path, request.data), self._render_body
+            _scoped(key, request), idempotency.fingerprint(request.method, request.path, request.data),
+            self._render_body,
         )
         if isinstance(outcome, idempotency.Replay):
             return Response(outcome.body, status=outcome.status, headers={REPLAYED_HEADER: "true"})
@@ -81,6 +82,13 @@ class LoanWriteApi(APIView):
         response = super().handle_exception(exc)
         metrics.record_refusal(type(self).service, response)
         return response
+
+
+def _scoped(key: str, request: Request) -> str:
+    """Each calling service has its own key space (as with Stripe's accounts): two services that
+    happen to choose the same key never replay each other's answers."""
+    prefix = getattr(request.auth, "prefix", None)
+    return f"{prefix}/{key}" if prefix else key
 
 
 def _validate_key(key: str) -> None:

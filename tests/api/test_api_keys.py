@@ -194,3 +194,21 @@ def test_wrong_keys_are_never_cached(api, keys_required, settings, django_assert
     for _ in range(3):
         assert_refused(api.get("/policy/", headers={"Authorization": "Api-Key abc.def"}), "authentication_failed")
     assert not auth.verified_keys._entries
+
+
+def test_each_calling_service_has_its_own_idempotency_keys(api, keys_required, peers, book):
+    desk = APIKey.objects.create_key(name="circulation-desk")[1]
+    kiosk = APIKey.objects.create_key(name="self-service-kiosk")[1]
+    other_book = peers.book.add_book("Another book", "A", 1)
+    patrons = [peers.user.add_user(f"scoped-{name}-{book['id']}@example.com")["email"] for name in ("a", "b")]
+
+    def lend_as(key: str, patron: str, book_id: int):
+        return post_json(api, "/lendBook/", {"user_email": patron, "book_id": book_id},
+                         Authorization=f"Api-Key {key}", **{"Idempotency-Key": "lend-0001"})
+
+    first = lend_as(desk, patrons[0], book["id"])
+    second = lend_as(kiosk, patrons[1], other_book["id"])  # same key, another service, another body
+    assert (first.status_code, second.status_code) == (201, 201), second.content
+    assert "Idempotent-Replayed" not in second
+    assert lend_as(desk, patrons[0], book["id"])["Idempotent-Replayed"] == "true"
+    assert Loan.objects.filter(user_email__in=patrons).count() == 2
