@@ -120,7 +120,9 @@ def logging_config(*, level: str, log_format: str, log_file: str = "", file_max_
     }
     if log_file:
         handlers["file"] = {
-            "class": "logging.handlers.RotatingFileHandler",
+            # gunicorn's workers, the relay and the scheduler may share one file: the standard
+            # RotatingFileHandler would lose or interleave lines when two of them rotate it.
+            "class": "concurrent_log_handler.ConcurrentRotatingFileHandler",
             "filename": log_file,
             "maxBytes": file_max_bytes,
             "backupCount": file_backup_count,

@@ -152,3 +152,25 @@ def test_the_optional_rotating_file_gets_json_lines(tmp_path):
     assert last["event"] == "line 11 for l***@example.com" and last["logger"] == "lending.test"
     # The console stays in its own (readable) format.
     assert "line 11 for l***@example.com" in proc.stdout and not proc.stdout.lstrip().startswith("{")
+
+
+def test_several_processes_rotating_one_log_file_lose_no_line(tmp_path):
+    """gunicorn's workers, the relay and the scheduler may write one LOG_FILE: every line of every
+    process is kept across the rotations."""
+    log_file = tmp_path / "lending.log"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "LOG_"))}
+    env.update(DJANGO_SETTINGS_MODULE="config.settings", LOG_FILE=str(log_file), LOG_FILE_MAX_BYTES="5000",
+               LOG_FILE_BACKUP_COUNT="500", LOG_LEVEL="WARNING", DATABASE_NAME=str(tmp_path / "db.sqlite3"))
+    script = (
+        "import django, logging, sys; django.setup()\n"
+        "for i in range(300): logging.getLogger('lending.test').warning('writer %s line %d', sys.argv[1], i)\n"
+    )
+    writers = [subprocess.Popen([sys.executable, "-c", script, str(w)], cwd=ROOT, env=env,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE) for w in range(4)]
+    for writer in writers:
+        assert writer.wait(timeout=120) == 0, writer.stderr.read()
+
+    files = list(tmp_path.glob("lending.log*"))
+    assert len(files) > 10, "the file never rotated"
+    events = [json.loads(line)["event"] for f in files for line in f.read_text().splitlines()]
+    assert sorted(events) == sorted(f"writer {w} line {i}" for w in range(4) for i in range(300))
