@@ -26,6 +26,7 @@ from lending.outbox.messages import (
     availability_message,
     enqueue,
     enqueue_notification,
+    hold_notification,
     loan_notification,
 )
 
@@ -157,9 +158,10 @@ def hold_cancel(*, user_email: str, book_id: int, claim: Claim | None = None) ->
 
 
 def expire_ready_holds(*, now: datetime | None = None) -> int:
-    """Expires READY holds whose pickup deadline has passed and passes each copy to the next patron
-    in the queue (with a `hold_available` notification). One short transaction per book, under the
-    book lock; safe to run from several schedulers at once. Returns how many holds expired."""
+    """Expires READY holds whose pickup deadline has passed, tells their patrons (`hold_expired`) and
+    passes each copy to the next patron in the queue (with a `hold_available` notification). One
+    short transaction per book, under the book lock; safe to run from several schedulers at once.
+    Returns how many holds expired."""
     now = now or timezone.now()
     book_ids = (
         Hold.objects.filter(status=HoldStatus.READY, pickup_deadline__lt=now)
@@ -169,14 +171,16 @@ def expire_ready_holds(*, now: datetime | None = None) -> int:
     for book_id in list(book_ids):
         with transaction.atomic():
             stock = _lock_stock(book_id)
-            count = Hold.objects.filter(book_id=book_id, status=HoldStatus.READY, pickup_deadline__lt=now).update(
-                status=HoldStatus.EXPIRED, date_closed=now
-            )
-            if count:
-                if stock is not None:
-                    _promote(book_id, stock.copies, now=now)
-                _book_changed(book_id)
-            expired += count
+            # Read under the lock: another scheduler that expired them first leaves nothing here.
+            expiring = list(Hold.objects.filter(book_id=book_id, status=HoldStatus.READY, pickup_deadline__lt=now))
+            if not expiring:
+                continue
+            Hold.objects.filter(pk__in=[hold.pk for hold in expiring]).update(
+                status=HoldStatus.EXPIRED, date_closed=now)
+            if stock is not None:
+                _promote(book_id, stock.copies, now=now)
+            _book_changed(book_id, *(hold_notification(hold, MessageType.HOLD_EXPIRED) for hold in expiring))
+            expired += len(expiring)
     return expired
 
 

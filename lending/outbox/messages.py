@@ -14,6 +14,7 @@ class MessageType:
     OVERDUE_NOTICE = "overdue_notice"
     RENEWAL_CONFIRMATION = "renewal_confirmation"
     HOLD_AVAILABLE = "hold_available"
+    HOLD_EXPIRED = "hold_expired"
 
 
 def enqueue(*messages: OutboxMessage) -> list[OutboxMessage]:
@@ -64,10 +65,14 @@ def hold_notification_payload(hold: Hold, message_type: str) -> dict:
     }
 
 
-def enqueue_hold_notification(hold: Hold, message_type: str) -> OutboxMessage:
-    return OutboxMessage.objects.create(
+def hold_notification(hold: Hold, message_type: str) -> OutboxMessage:
+    return OutboxMessage(
         kind=OutboxKind.NOTIFICATION,
         book_id=hold.book_id,
         payload=hold_notification_payload(hold, message_type),
         next_attempt_at=timezone.now(),
     )
+
+
+def enqueue_hold_notification(hold: Hold, message_type: str) -> OutboxMessage:
+    return enqueue(hold_notification(hold, message_type))[0]

@@ -254,6 +254,11 @@ def test_an_expired_hold_passes_the_copy_to_the_next_patron(api, queued, readers
     assert status_of(readers["first"], queued["id"]) == HoldStatus.EXPIRED
     assert status_of(readers["second"], queued["id"]) == HoldStatus.READY
     assert hold_notices(queued["id"]) == [readers["first"], readers["second"]]
+    [expiry] = OutboxMessage.objects.filter(payload__message_type="hold_expired")
+    assert expiry.payload["user_email"] == readers["first"]
+    assert expiry.payload["due_date"] == deadline.date().isoformat()  # the deadline that passed
+    assert services.expire_ready_holds(now=deadline + timedelta(seconds=2)) == 0  # nothing twice
+    assert OutboxMessage.objects.filter(payload__message_type="hold_expired").count() == 1
     assert code(call(api, "/lendBook/", readers["first"], queued["id"])) == "copies_on_hold"
     assert call(api, "/lendBook/", readers["second"], queued["id"]).status_code == 201
 
