@@ -245,7 +245,8 @@ OUTBOX_DELIVERY_THREADS = env.int("OUTBOX_DELIVERY_THREADS", default=8)
 # A claimed message not settled within the lease (a relay died) is picked up again.
 OUTBOX_LEASE_SECONDS = env.float("OUTBOX_LEASE_SECONDS", default=30.0)
 # An availability update that timed out may still be applied by the Book service after a newer one;
-# the state is published again this long after, once such a late write can no longer land.
+# the state is published again this long after (up to twice), once such a late write can no longer
+# land. 0 turns the re-checks off.
 OUTBOX_RECHECK_SECONDS = env.float("OUTBOX_RECHECK_SECONDS", default=30.0)
 
 # --- Scheduled notices (`manage.py send_notices`) -----------------------------------------------

@@ -25,11 +25,12 @@ from __future__ import annotations
 import logging
 import random
 import threading
+import uuid
 from collections import defaultdict
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from functools import partial
 
 from django.conf import settings
@@ -168,13 +169,25 @@ def _settle_availability(book_id: int, claimed: list[int], version: int) -> None
 
 
 RECHECK = "recheck_after_unknown_outcome"
+_RECHECK_KEYS = uuid.UUID("6f0f4d1e-3c1a-4a57-9a51-2f8b1f7c9e10")  # namespace of the re-checks' keys
 
 
 def _enqueue_recheck(book_id: int) -> None:
-    """The peer may still apply the update we gave up on: publish the state again once it cannot."""
-    due = timezone.now() + timedelta(seconds=settings.OUTBOX_RECHECK_SECONDS)
-    OutboxMessage.objects.create(
-        kind=OutboxKind.AVAILABILITY, book_id=book_id, payload={RECHECK: True}, next_attempt_at=due)
+    """The peer may still apply the update we gave up on: publish the state again once it cannot.
+
+    One re-check per book and window of OUTBOX_RECHECK_SECONDS, due at the window's end (between one
+    and two delays from now): a Book service that keeps timing out gets a re-check per book every
+    window, not one per failed attempt. The key names the window, and a second insert is ignored."""
+    delay = settings.OUTBOX_RECHECK_SECONDS
+    if delay <= 0:
+        return
+    window = int((timezone.now().timestamp() + delay) // delay) + 1
+    due = datetime.fromtimestamp(window * delay, tz=UTC)
+    OutboxMessage.objects.bulk_create(
+        [OutboxMessage(key=uuid.uuid5(_RECHECK_KEYS, f"{book_id}/{window}"), kind=OutboxKind.AVAILABILITY,
+                       book_id=book_id, payload={RECHECK: True}, next_attempt_at=due)],
+        ignore_conflicts=True,
+    )
 
 
 def _raise_if_refused(peer: str, status: int) -> None:

@@ -189,8 +189,24 @@ def test_an_update_applied_after_its_timeout_is_corrected_by_a_recheck(peers, pa
         "the abandoned update never landed"
 
     assert wait_until(lambda: (relay.run_once(), OutboxMessage.objects.get(pk=recheck.pk).status)[1]
-                      == OutboxStatus.DELIVERED, timeout=5)
+                      == OutboxStatus.DELIVERED, timeout=10)
     assert peers.book.books[book["id"]]["available"] is True
+
+
+@pytest.mark.django_db
+def test_a_book_that_keeps_timing_out_gets_one_recheck_per_window(peers, patron, book, settings):
+    settings.OUTBOX_RECHECK_SECONDS = 3600
+    services.loan_lend(user_email=patron, book_id=book["id"])
+    for _ in range(5):  # five attempts of one book time out within the hour
+        relay._enqueue_recheck(book["id"])
+    [recheck] = OutboxMessage.objects.filter(payload__has_key=relay.RECHECK)
+    wait = (recheck.next_attempt_at - timezone.now()).total_seconds()
+    assert 3600 - 5 <= wait <= 7200
+
+    settings.OUTBOX_RECHECK_SECONDS = 0  # off
+    OutboxMessage.objects.filter(pk=recheck.pk).delete()
+    relay._enqueue_recheck(book["id"])
+    assert not OutboxMessage.objects.filter(payload__has_key=relay.RECHECK).exists()
 
 
 def test_a_refused_connection_leaves_no_doubt_about_the_outcome():
