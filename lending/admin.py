@@ -104,8 +104,8 @@ class OutboxMessageAdmin(NoAddNoDeleteAdmin):
     search_fields = ("=key", "=book_id", "payload__user_email")
     ordering = ("-id",)
     actions = ["replay"]
-    readonly_fields = ("key", "kind", "book_id", "payload", "status", "attempts", "next_attempt_at", "last_error",
-                       "created_at", "delivered_at")
+    readonly_fields = ("key", "kind", "book_id", "payload", "status", "attempts", "claims", "next_attempt_at",
+                       "last_error", "created_at", "delivered_at")
 
     def get_search_results(self, request, queryset, search_term):
         term = search_term.strip()

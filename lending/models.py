@@ -154,6 +154,9 @@ class OutboxMessage(models.Model):
     payload = models.JSONField(default=dict, blank=True)
     status = models.CharField(max_length=10, choices=OutboxStatus.choices, default=OutboxStatus.PENDING)
     attempts = models.PositiveIntegerField(default=0)
+    # Times a relay claimed it. More claims than recorded attempts means a relay died (or overran its
+    # lease) in the middle of a delivery, whose request the peer may still apply late.
+    claims = models.PositiveIntegerField(default=0)
     next_attempt_at = models.DateTimeField()
     last_error = models.TextField(blank=True, default="")
     created_at = models.DateTimeField(auto_now_add=True)

@@ -22,4 +22,5 @@ def replay(messages: QuerySet[OutboxMessage] | None = None) -> int:
     attempts reset, due now. The last error is kept until a delivery succeeds. Messages that are not
     dead are left alone, so replaying twice is harmless. Returns how many were requeued."""
     selected = dead_letters() if messages is None else messages.filter(status=OutboxStatus.DEAD)
-    return selected.update(status=OutboxStatus.PENDING, attempts=0, next_attempt_at=timezone.now())
+    # Claims restart with the attempts: none of the old ones is an abandoned delivery.
+    return selected.update(status=OutboxStatus.PENDING, attempts=0, claims=0, next_attempt_at=timezone.now())

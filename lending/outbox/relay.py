@@ -10,8 +10,9 @@ update travelled, the message is sent again with the newer state. Two deliveries
 reach the Book service out of order, and a request we gave up on (a timeout) may still be applied
 late, and a relay may die between its write and its check. So a delivery settles only its own
 message and those waiting to be claimed, never one in flight; a delivery that finds the book changed
-reopens its message; and one that timed out leaves a re-check behind, due once such a late write can
-no longer land (OUTBOX_RECHECK_SECONDS).
+reopens its message; and one that timed out, or that takes over a message whose earlier delivery was
+abandoned (more claims than recorded attempts), leaves a re-check behind, due once such a late write
+can no longer land (OUTBOX_RECHECK_SECONDS).
 
 A claimed batch costs the database two statements besides the claim (the state of every book it
 publishes, the settling of its notifications) and one per book published (its version-guarded
@@ -35,7 +36,7 @@ from functools import partial
 
 from django.conf import settings
 from django.db import close_old_connections, transaction
-from django.db.models import Exists, Q
+from django.db.models import Exists, F, Q
 from django.utils import timezone
 
 from lending import selectors
@@ -62,8 +63,15 @@ def claim_batch(batch_size: int | None = None, *, due_by: datetime | None = None
         )
         if batch:
             lease_end = now + timedelta(seconds=settings.OUTBOX_LEASE_SECONDS)
-            OutboxMessage.objects.filter(pk__in=[m.pk for m in batch]).update(next_attempt_at=lease_end)
+            OutboxMessage.objects.filter(pk__in=[m.pk for m in batch]).update(
+                next_attempt_at=lease_end, claims=F("claims") + 1)
     return batch
+
+
+def _abandoned_before(message: OutboxMessage) -> bool:
+    """An earlier claim of the message ended with no outcome recorded: its relay died, or overran
+    its lease, maybe with a request on the wire. (`claims` as read before this claim counted.)"""
+    return message.claims > message.attempts
 
 
 def deliver(message: OutboxMessage) -> None:
@@ -130,6 +138,8 @@ def _deliver_notification(message: OutboxMessage) -> bool:
 def _deliver_availability(messages: list[OutboxMessage], available: bool, version: int) -> bool:
     """Publishes one book's state (read by the batch, with its version) for its claimed messages."""
     book_id = messages[0].book_id
+    if any(_abandoned_before(message) for message in messages):
+        _enqueue_recheck(book_id)  # the abandoned update may still land after this one
     with _recording_failures(messages):
         # Unique per message and state: a retry of this very delivery is dropped by the peer, but a
         # later message re-publishing the same version (after a stale write overtook it) is applied.
@@ -164,8 +174,9 @@ def _settle_availability(book_id: int, claimed: list[int], version: int) -> None
     if not settled:
         # The book changed while our update travelled, and another delivery may already have
         # settled these messages with a state our late write has just overwritten: reopen them.
+        # The claim is handed back: it ended with a known outcome, so it does not count as abandoned.
         OutboxMessage.objects.filter(pk__in=claimed).update(
-            status=OutboxStatus.PENDING, next_attempt_at=now, delivered_at=None)
+            status=OutboxStatus.PENDING, next_attempt_at=now, delivered_at=None, claims=F("claims") - 1)
 
 
 RECHECK = "recheck_after_unknown_outcome"

@@ -40,6 +40,7 @@ def test_lend_then_return_reach_the_peers_once_each(peers, patron, book):
     assert [n["message_type"] for n in notifications_for(peers, patron)] == [
         "lending_confirmation", "return_confirmation"]
     assert not OutboxMessage.objects.exclude(status=OutboxStatus.DELIVERED).exists()
+    assert not OutboxMessage.objects.filter(payload__has_key=relay.RECHECK).exists(), "no re-check without doubt"
 
 
 @pytest.mark.django_db
@@ -191,6 +192,22 @@ def test_an_update_applied_after_its_timeout_is_corrected_by_a_recheck(peers, pa
     assert wait_until(lambda: (relay.run_once(), OutboxMessage.objects.get(pk=recheck.pk).status)[1]
                       == OutboxStatus.DELIVERED, timeout=10)
     assert peers.book.books[book["id"]]["available"] is True
+
+
+@pytest.mark.django_db
+def test_taking_over_an_abandoned_delivery_leaves_a_recheck(peers, patron, book):
+    """A relay claimed the update and died, its request perhaps still on the wire: the relay that
+    takes the message over after the lease publishes, and leaves a re-check for the late write."""
+    services.loan_lend(user_email=patron, book_id=book["id"])
+    [abandoned] = [m for m in relay.claim_batch() if m.kind == OutboxKind.AVAILABILITY]  # then it died
+    OutboxMessage.objects.filter(pk=abandoned.pk).update(next_attempt_at=timezone.now())  # the lease ran out
+
+    deliver_everything_due()
+
+    assert OutboxMessage.objects.get(pk=abandoned.pk).status == OutboxStatus.DELIVERED
+    assert peers.book.books[book["id"]]["available"] is False
+    recheck = OutboxMessage.objects.get(payload__has_key=relay.RECHECK)
+    assert recheck.status == OutboxStatus.PENDING and recheck.next_attempt_at > timezone.now()
 
 
 @pytest.mark.django_db
