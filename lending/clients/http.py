@@ -46,6 +46,11 @@ def _may_have_reached_peer(exc: requests.RequestException) -> bool:
     return not isinstance(reason, urllib3.exceptions.NewConnectionError)
 
 
+def _outcome_of(failure: PeerFailure) -> str:
+    """The `outcome` label of the peer-call metrics."""
+    return "timeout" if str(failure).startswith("timed out") else "error"
+
+
 @dataclass(frozen=True)
 class PeerResponse:
     status: int
@@ -102,11 +107,16 @@ class PeerClient:
             response = self.breaker.call(self._request, method, path, body, key, retries)
             outcome = "ok" if response.status < 400 else "client_error"
             return response
-        except pybreaker.CircuitBreakerError:
-            outcome = "circuit_open"
-            raise PeerUnavailable(self.name, "circuit breaker open", retry_after=self._retry_after()) from None
+        except pybreaker.CircuitBreakerError as exc:
+            # The call that trips the breaker comes back as CircuitBreakerError too, raised while
+            # handling its own failure: that call was made, and may have reached the peer.
+            tripped_by = exc.__context__ if isinstance(exc.__context__, PeerFailure) else None
+            outcome = "circuit_open" if tripped_by is None else _outcome_of(tripped_by)
+            reason = "circuit breaker open" if tripped_by is None else f"{tripped_by}; circuit breaker opened"
+            raise PeerUnavailable(self.name, reason, retry_after=self._retry_after(),
+                                  outcome_unknown=tripped_by is not None and tripped_by.outcome_unknown) from None
         except PeerFailure as failure:
-            outcome = "timeout" if str(failure).startswith("timed out") else "error"
+            outcome = _outcome_of(failure)
             raise PeerUnavailable(self.name, str(failure), retry_after=self._retry_after(),
                                   outcome_unknown=failure.outcome_unknown) from None
         finally:

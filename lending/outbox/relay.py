@@ -158,18 +158,19 @@ def _deliver_availability(messages: list[OutboxMessage], available: bool, versio
 
 def _settle_availability(book_id: int, claimed: list[int], version: int) -> None:
     # One UPDATE, only if the book is still at the version we published. The peer then holds the
-    # current state, so every availability message of this book waiting to be claimed is satisfied
-    # too; not the ones in flight (another delivery's stale write may still land after ours: each
-    # settles itself), nor those not yet due (a backoff, a re-check waiting for a late write). A
-    # change committing meanwhile commits its own message with its version: this statement sees
-    # both (and settles nothing) or neither (and leaves that message to deliver the newer state).
+    # current state, so the availability messages of this book waiting to be claimed are satisfied
+    # too. Not these, which settle themselves: the ones in flight (another delivery's stale write
+    # may still land after ours), those not yet due (a backoff, a re-check waiting for a late
+    # write), the re-checks (they exist to publish after a late write), and those whose earlier
+    # delivery was abandoned (their taking over must leave a re-check). A change committing
+    # meanwhile commits its own message with its version: this statement sees both (and settles
+    # nothing) or neither (and leaves that message to deliver the newer state).
     now = timezone.now()
     book_changed = BookStock.objects.filter(book_id=book_id).exclude(version=version)
+    waiting = Q(book_id=book_id, kind=OutboxKind.AVAILABILITY, status=OutboxStatus.PENDING,
+                next_attempt_at__lte=now, claims__lte=F("attempts")) & ~Q(payload__has_key=RECHECK)
     settled = _mark_delivered(
-        OutboxMessage.objects.filter(
-            Q(pk__in=claimed)
-            | Q(book_id=book_id, kind=OutboxKind.AVAILABILITY, status=OutboxStatus.PENDING, next_attempt_at__lte=now)
-        ).filter(~Exists(book_changed))
+        OutboxMessage.objects.filter(Q(pk__in=claimed) | waiting).filter(~Exists(book_changed))
     )
     if not settled:
         # The book changed while our update travelled, and another delivery may already have

@@ -137,6 +137,27 @@ def test_a_hanging_peer_gives_503_within_the_read_timeout(api, peers, patron, bo
     assert not Loan.objects.exists()
 
 
+def test_the_call_that_opens_the_breaker_is_still_one_whose_outcome_is_unknown(peers, settings):
+    """pybreaker answers the failure that trips it with its own error: that call was made all the
+    same, so a timed-out write may still be applied by the peer (the relay then leaves a re-check)."""
+    from lending.clients import books
+
+    settings.PEER_READ_TIMEOUT = 0.3
+    book = peers.book.add_book("Hung", "A", 1)
+    breaker = peer_client(books.PEER, settings.BOOK_MANAGEMENT_URL).breaker
+    fail_max, breaker.fail_max = breaker.fail_max, 1
+    peers.book.faults.latency = 1
+    try:
+        with pytest.raises(PeerUnavailable) as tripping:
+            books.publish_availability(book["id"], False, idempotency_key="trips-the-breaker")
+        assert tripping.value.outcome_unknown and "circuit breaker opened" in tripping.value.reason
+        with pytest.raises(PeerUnavailable) as refused:
+            books.publish_availability(book["id"], False, idempotency_key="meets-the-open-breaker")
+        assert not refused.value.outcome_unknown, "an open breaker sends nothing"
+    finally:
+        breaker.fail_max = fail_max
+
+
 @pytest.mark.parametrize("peer_name", ["user", "book"])
 def test_a_peer_answering_500_is_503_never_4xx(api, peers, patron, book, peer_name):
     getattr(peers, peer_name).faults.status = 500
