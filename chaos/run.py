@@ -65,7 +65,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                                                               "postgres://postgres@127.0.0.1:5432/postgres"),
                         help="PostgreSQL URL allowed to create and drop the run's database")
     parser.add_argument("--keep-db", action="store_true", help="do not drop the run's database")
-    return parser.parse_args(argv)
+    parser.add_argument("--faults", default="",
+                        help="only these faults, e.g. 'book:hangs' or 'book:hangs,notification:errors (503)' "
+                             f"(peers: book, user, notification; faults: {', '.join(FaultInjector.names())}; "
+                             "default: any fault on any peer)")
+    args = parser.parse_args(argv)
+    if args.faults and not FaultInjector.wanted(args.faults) <= set(FaultInjector.every()):
+        parser.error(f"--faults: unknown peer or fault in {args.faults!r}")
+    return args
 
 
 # --- processes ---------------------------------------------------------------------------------------
@@ -428,16 +435,38 @@ class FaultInjector(threading.Thread):
     FAULTS = [("errors (503)", {"status": 503}), ("errors (500)", {"status": 500}), ("hangs", {"latency": 5}),
               ("refuses connections", None)]
 
-    def __init__(self, system: System, interval: float, stop: threading.Event, stats: Stats, rng: random.Random):
+    def __init__(self, system: System, interval: float, stop: threading.Event, stats: Stats, rng: random.Random,
+                 only: str = ""):
         super().__init__(name="faults", daemon=True)
         self.system, self.interval, self.stop, self.stats, self.random = system, interval, stop, stats, rng
         self.peers = {"book": system.env["BOOK_MANAGEMENT_URL"], "user": system.env["USER_MANAGEMENT_URL"],
                       "notification": system.env["NOTIFICATION_SERVICE_URL"]}
+        self.choices = self._choices(only)
+
+    PEERS = ("book", "user", "notification")
+
+    @classmethod
+    def names(cls) -> list[str]:
+        return [name for name, _ in cls.FAULTS]
+
+    @classmethod
+    def every(cls) -> list[tuple[str, str]]:
+        return [(peer, name) for peer in cls.PEERS for name in cls.names()]
+
+    @staticmethod
+    def wanted(only: str) -> set[tuple[str, ...]]:
+        """`--faults` as (peer, fault name) pairs."""
+        return {tuple(item.strip().split(":", 1)) for item in only.split(",")}
+
+    def _choices(self, only: str) -> list[tuple[str, str, dict | None]]:
+        """(peer, fault name, fault) to draw from: every pair, or those of `--faults`."""
+        faults = dict(self.FAULTS)
+        pairs = [pair for pair in self.every() if not only or pair in self.wanted(only)]
+        return [(peer, name, faults[name]) for peer, name in pairs]
 
     def run(self) -> None:
         while not self.stop.wait(self.interval * self.random.uniform(0.5, 1.5)):
-            peer = self.random.choice(list(self.peers))
-            name, fault = self.random.choice(self.FAULTS)
+            peer, name, fault = self.random.choice(self.choices)
             seconds = self.random.uniform(1, 4)
             url = self.peers[peer]
             try:
@@ -599,7 +628,8 @@ def main(argv: list[str] | None = None) -> int:
         clients = [Client(i, users[i::args.clients], books, system.web_urls, stop_load, stats, ledger,
                           rng.randrange(2**32)) for i in range(args.clients)]
         killer = Killer(system, args.kill_interval, stop_mayhem, stats, random.Random(rng.randrange(2**32)))
-        faults = FaultInjector(system, args.fault_interval, stop_mayhem, stats, random.Random(rng.randrange(2**32)))
+        faults = FaultInjector(system, args.fault_interval, stop_mayhem, stats, random.Random(rng.randrange(2**32)),
+                               only=args.faults)
         started = time.monotonic()
         for thread in [*clients, killer, faults]:
             thread.start()
