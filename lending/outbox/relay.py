@@ -36,7 +36,8 @@ from functools import partial
 
 from django.conf import settings
 from django.db import close_old_connections, transaction
-from django.db.models import Exists, F, Q
+from django.db.models import Exists, F, Q, Value
+from django.db.models.functions import Greatest
 from django.utils import timezone
 
 from lending import selectors
@@ -177,7 +178,8 @@ def _settle_availability(book_id: int, claimed: list[int], version: int) -> None
         # settled these messages with a state our late write has just overwritten: reopen them.
         # The claim is handed back: it ended with a known outcome, so it does not count as abandoned.
         OutboxMessage.objects.filter(pk__in=claimed).update(
-            status=OutboxStatus.PENDING, next_attempt_at=now, delivered_at=None, claims=F("claims") - 1)
+            status=OutboxStatus.PENDING, next_attempt_at=now, delivered_at=None,
+            claims=Greatest(F("claims") - 1, Value(0)))  # never below 0, if delivered without a claim
 
 
 RECHECK = "recheck_after_unknown_outcome"

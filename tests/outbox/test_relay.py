@@ -171,6 +171,25 @@ def test_a_stale_update_that_overtakes_a_newer_one_is_corrected(peers, patron, b
 
 
 @pytest.mark.django_db
+def test_a_message_delivered_without_a_claim_is_reopened_all_the_same(peers, patron, book, monkeypatch):
+    """`deliver` of a message no relay claimed (an operator's shell, a test): when the book changes
+    on the way, the message is reopened, its claim count staying at zero."""
+    services.loan_lend(user_email=patron, book_id=book["id"])
+    message = OutboxMessage.objects.get(kind=OutboxKind.AVAILABILITY)
+    publish = relay.books.publish_availability
+
+    def returned_on_the_way(book_id, available, *, idempotency_key):
+        services.loan_return(user_email=patron, book_id=book_id)
+        return publish(book_id, available, idempotency_key=idempotency_key)
+
+    monkeypatch.setattr(relay.books, "publish_availability", returned_on_the_way)
+    relay.deliver(message)
+
+    message.refresh_from_db()
+    assert (message.status, message.claims) == (OutboxStatus.PENDING, 0)
+
+
+@pytest.mark.django_db
 def test_an_update_applied_after_its_timeout_is_corrected_by_a_recheck(peers, patron, book, settings):
     """The Book peer hangs: our 'lent' update times out, yet the peer applies it after the newer
     'returned' update. The re-check left by the timeout publishes the truth once more."""
