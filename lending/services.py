@@ -2,7 +2,8 @@
 peers are asked before it opens.
 
 The per-book lock is the `BookStock` row: a lend or a reservation upserts it (which locks it); a
-return, renewal, cancellation or expiry selects it FOR UPDATE. Every decision about a book's copies
+return updates it (bumping its version); a renewal, cancellation or expiry selects it FOR UPDATE.
+Every decision about a book's copies
 and its holds queue is taken while holding that lock, and the partial unique constraints on open
 loans and open holds back the one-per-patron rules in the database itself. The rules themselves
 live in `lending.policy`.
@@ -190,7 +191,8 @@ def _promote(book_id: int, copies: int, *, now: datetime) -> None:
 
 
 def _lock_stock(book_id: int) -> BookStock | None:
-    """The book lock, for writes that do not ask the Book service (return, renew, cancel, expire)."""
+    """The book lock, for writes that do not ask the Book service (renew, cancel, expire; a return
+    takes it with `_lock_stock_bumping_version`)."""
     return BookStock.objects.select_for_update().filter(book_id=book_id).first()
 
 
