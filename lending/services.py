@@ -3,10 +3,9 @@ peers are asked before it opens.
 
 The per-book lock is the `BookStock` row: a lend or a reservation upserts it (which locks it); a
 return updates it (bumping its version); a renewal, cancellation or expiry selects it FOR UPDATE.
-Every decision about a book's copies
-and its holds queue is taken while holding that lock, and the partial unique constraints on open
-loans and open holds back the one-per-patron rules in the database itself. The rules themselves
-live in `lending.policy`.
+Every decision about a book's copies and its holds queue is taken while holding that lock, and the
+partial unique constraints on open loans and open holds back the one-per-patron rules in the
+database itself. The rules themselves live in `lending.policy`.
 """
 from __future__ import annotations
 
