@@ -38,13 +38,13 @@ def notification_payload(loan: Loan, message_type: str) -> dict:
     }
 
 
+def _notification(book_id: int, payload: dict) -> OutboxMessage:
+    return OutboxMessage(kind=OutboxKind.NOTIFICATION, book_id=book_id, payload=payload,
+                         next_attempt_at=timezone.now())
+
+
 def loan_notification(loan: Loan, message_type: str) -> OutboxMessage:
-    return OutboxMessage(
-        kind=OutboxKind.NOTIFICATION,
-        book_id=loan.book_id,
-        payload=notification_payload(loan, message_type),
-        next_attempt_at=timezone.now(),
-    )
+    return _notification(loan.book_id, notification_payload(loan, message_type))
 
 
 def enqueue_notification(loan: Loan, message_type: str) -> OutboxMessage:
@@ -66,12 +66,7 @@ def hold_notification_payload(hold: Hold, message_type: str) -> dict:
 
 
 def hold_notification(hold: Hold, message_type: str) -> OutboxMessage:
-    return OutboxMessage(
-        kind=OutboxKind.NOTIFICATION,
-        book_id=hold.book_id,
-        payload=hold_notification_payload(hold, message_type),
-        next_attempt_at=timezone.now(),
-    )
+    return _notification(hold.book_id, hold_notification_payload(hold, message_type))
 
 
 def enqueue_hold_notification(hold: Hold, message_type: str) -> OutboxMessage:
