@@ -49,6 +49,7 @@ chromium:
 
 lint: $(INSTALLED)
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 
 ## lint-deploy: offline checks of the Dockerfile, the Compose files and both Kubernetes overlays
 lint-deploy: $(INSTALLED) $(LINT_INSTALLED)

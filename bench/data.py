@@ -1,4 +1,5 @@
 """Bulk data for the benchmark, written with PostgreSQL COPY (psycopg 3 `cursor.copy`)."""
+
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
@@ -22,16 +23,20 @@ def open_loans(dsn: str, first: int, count: int) -> None:
     with psycopg.connect(dsn, autocommit=True) as conn, conn.cursor() as cur:
         with cur.copy(f"COPY lending_loan {LOAN_COLUMNS} FROM STDIN") as copy:
             for start in range(first, first + count, CHUNK):
-                copy.write("".join(
-                    f"patron{k}@example.com\t{k + 5}\tDemo book {k}\t{borrowed}\t{due}\t\\N\tACTIVE\t0\n"
-                    for k in range(start, min(start + CHUNK, first + count))
-                ))
+                copy.write(
+                    "".join(
+                        f"patron{k}@example.com\t{k + 5}\tDemo book {k}\t{borrowed}\t{due}\t\\N\tACTIVE\t0\n"
+                        for k in range(start, min(start + CHUNK, first + count))
+                    )
+                )
         with cur.copy(f"COPY lending_bookstock {STOCK_COLUMNS} FROM STDIN") as copy:
             for start in range(first, first + count, CHUNK):
-                copy.write("".join(
-                    f"{k + 5}\tDemo book {k}\t1\t1\t{borrowed}\n"
-                    for k in range(start, min(start + CHUNK, first + count))
-                ))
+                copy.write(
+                    "".join(
+                        f"{k + 5}\tDemo book {k}\t1\t1\t{borrowed}\n"
+                        for k in range(start, min(start + CHUNK, first + count))
+                    )
+                )
         cur.execute("ANALYZE lending_loan")
         cur.execute("ANALYZE lending_bookstock")
 
@@ -41,11 +46,13 @@ def overdue_loans(dsn: str, count: int, *, prefix: str = "late") -> None:
     now = datetime.now(UTC)
     with psycopg.connect(dsn, autocommit=True) as conn, conn.cursor() as cur:
         with cur.copy(f"COPY lending_loan {LOAN_COLUMNS} FROM STDIN") as copy:
-            copy.write("".join(
-                f"{prefix}{k}@example.com\t{900_000 + k}\tOld book\t{_ts(now - timedelta(days=90, minutes=k))}\t"
-                f"{_ts(now - timedelta(days=30, minutes=k))}\t\\N\tOVERDUE\t0\n"
-                for k in range(1, count + 1)
-            ))
+            copy.write(
+                "".join(
+                    f"{prefix}{k}@example.com\t{900_000 + k}\tOld book\t{_ts(now - timedelta(days=90, minutes=k))}\t"
+                    f"{_ts(now - timedelta(days=30, minutes=k))}\t\\N\tOVERDUE\t0\n"
+                    for k in range(1, count + 1)
+                )
+            )
         cur.execute("ANALYZE lending_loan")
 
 
@@ -70,13 +77,20 @@ def volume(dsn: str, total: int, overdue: int, patrons: int) -> dict:
             due = now + timedelta(days=1, seconds=i)
             return f"{user}\t{book}\tVolume book\t{_ts(due - timedelta(days=60))}\t{_ts(due)}\t\\N\tACTIVE\t0\n"
         returned = borrowed + timedelta(days=20)
-        return (f"{user}\t{book}\tVolume book\t{_ts(borrowed)}\t{_ts(borrowed + timedelta(days=60))}\t"
-                f"{_ts(returned)}\tRETURNED\t0\n")
+        return (
+            f"{user}\t{book}\tVolume book\t{_ts(borrowed)}\t{_ts(borrowed + timedelta(days=60))}\t"
+            f"{_ts(returned)}\tRETURNED\t0\n"
+        )
 
     with psycopg.connect(dsn, autocommit=True) as conn, conn.cursor() as cur:
         with cur.copy(f"COPY lending_loan {LOAN_COLUMNS} FROM STDIN") as copy:
             for start in range(0, total, CHUNK):
                 copy.write("".join(row(i) for i in range(start, min(start + CHUNK, total))))
         cur.execute("VACUUM ANALYZE lending_loan")
-    return {"loans": total, "overdue": overdue, "open_not_due": active, "patrons": patrons,
-            "seconds": round(time.monotonic() - started, 1)}
+    return {
+        "loans": total,
+        "overdue": overdue,
+        "open_not_due": active,
+        "patrons": patrons,
+        "seconds": round(time.monotonic() - started, 1),
+    }

@@ -1,5 +1,6 @@
 """`python -m bench.explain`: EXPLAIN (ANALYZE, BUFFERS) of the read endpoints' queries, built by the
 service's own selectors, as JSON on stdout. Needs DJANGO_SETTINGS_MODULE and the database env."""
+
 from __future__ import annotations
 
 import json

@@ -1,4 +1,5 @@
 """Turns a benchmark run's figures into `latest.json`, `latest.md` and `latest.png` (matplotlib)."""
+
 from __future__ import annotations
 
 import json
@@ -44,8 +45,12 @@ def targets(results: dict) -> list[dict]:
         check("lend", "p99 <= 100 ms", f"{lend['p99_ms']} ms", lend["p99_ms"] <= 100)
         check("lend", "zero errors", lend["errors"], lend["errors"] == 0)
         drain = lend.get("outbox_drain_s")
-        check("lend", "relay backlog drained within 5 s", f"{lend.get('outbox_backlog_at_end')} messages, "
-              f"{drain} s", drain is not None and drain <= 5)
+        check(
+            "lend",
+            "relay backlog drained within 5 s",
+            f"{lend.get('outbox_backlog_at_end')} messages, {drain} s",
+            drain is not None and drain <= 5,
+        )
     if top and "return" in s:
         check("return", ">= 30 % of the ceiling", f"{s['return']['rps'] / top:.1%}", s["return"]["rps"] / top >= 0.30)
         check("return", "zero errors", s["return"]["errors"], s["return"]["errors"] == 0)
@@ -57,8 +62,12 @@ def targets(results: dict) -> list[dict]:
             check(name, "p50 <= 15 ms", f"{s[name]['p50_ms']} ms", s[name]["p50_ms"] <= 15)
     for name in ("hang_live", "hang_return"):
         if name in s:
-            check(name, "p99 <= 50 ms, no errors", f"p99 {s[name]['p99_ms']} ms, max {s[name]['max_ms']} ms, "
-                  f"errors {s[name]['errors']}", s[name]["p99_ms"] <= 50 and s[name]["errors"] == 0)
+            check(
+                name,
+                "p99 <= 50 ms, no errors",
+                f"p99 {s[name]['p99_ms']} ms, max {s[name]['max_ms']} ms, errors {s[name]['errors']}",
+                s[name]["p99_ms"] <= 50 and s[name]["errors"] == 0,
+            )
     return checks
 
 
@@ -67,12 +76,19 @@ def rows(results: dict) -> list[dict]:
     found = []
     for name, r in results["scenarios"].items():
         rate = r["cycles_per_s"] if name == "cycle" else r["rps"]
-        found.append({
-            "scenario": name, "label": LABELS.get(name, name), "connections": r["connections"],
-            "rate": rate, "unit": "cycles/s" if name == "cycle" else "req/s",
-            "ratio": rate / top if top else None, "p50_ms": r["p50_ms"], "p99_ms": r["p99_ms"],
-            "errors": r["errors"],
-        })
+        found.append(
+            {
+                "scenario": name,
+                "label": LABELS.get(name, name),
+                "connections": r["connections"],
+                "rate": rate,
+                "unit": "cycles/s" if name == "cycle" else "req/s",
+                "ratio": rate / top if top else None,
+                "p50_ms": r["p50_ms"],
+                "p99_ms": r["p99_ms"],
+                "errors": r["errors"],
+            }
+        )
     return found
 
 
@@ -83,8 +99,10 @@ def table(results: dict) -> str:
     ]
     for row in rows(results):
         ratio = f"{row['ratio']:.1%}" if row["ratio"] is not None else "–"
-        lines.append(f"| {row['label']} | {row['connections']} | {row['rate']:,.0f} {row['unit']} | {ratio} | "
-                     f"{row['p50_ms']:.1f} | {row['p99_ms']:.1f} | {row['errors']} |")
+        lines.append(
+            f"| {row['label']} | {row['connections']} | {row['rate']:,.0f} {row['unit']} | {ratio} | "
+            f"{row['p50_ms']:.1f} | {row['p99_ms']:.1f} | {row['errors']} |"
+        )
     return "\n".join(lines)
 
 
@@ -112,14 +130,22 @@ def markdown(results: dict) -> str:
     for t in targets(results):
         out.append(f"| {t['scenario']} | {t['target']} | {t['value']} | {'yes' if t['met'] else '**no**'} |")
     if "lend" in s:
-        out += ["", "## Relay", "",
-                f"Outbox backlog when the lend load stopped: {s['lend'].get('outbox_backlog_at_end')} messages; "
-                f"drained {s['lend'].get('outbox_drain_s')} s later. Outbox at that point: {s['lend'].get('outbox')}."]
+        out += [
+            "",
+            "## Relay",
+            "",
+            f"Outbox backlog when the lend load stopped: {s['lend'].get('outbox_backlog_at_end')} messages; "
+            f"drained {s['lend'].get('outbox_drain_s')} s later. Outbox at that point: {s['lend'].get('outbox')}.",
+        ]
     if "volume" in results:
         v = results["volume"]
-        out += ["", "## Volume", "",
-                f"{v['loans']:,} loans ({v['overdue']:,} overdue, {v['open_not_due']:,} open and not yet due, the "
-                f"rest returned) over {v['patrons']:,} patrons, loaded by COPY in {v['seconds']} s."]
+        out += [
+            "",
+            "## Volume",
+            "",
+            f"{v['loans']:,} loans ({v['overdue']:,} overdue, {v['open_not_due']:,} open and not yet due, the "
+            f"rest returned) over {v['patrons']:,} patrons, loaded by COPY in {v['seconds']} s.",
+        ]
     for name, plan in results.get("plans", {}).items():
         out += ["", f"### EXPLAIN (ANALYZE, BUFFERS): {name}", "", "```", plan, "```"]
     return "\n".join(out) + "\n"

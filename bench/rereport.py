@@ -1,4 +1,5 @@
 """`python -m bench.rereport [results dir]`: rewrite latest.md and latest.png from latest.json."""
+
 from __future__ import annotations
 
 import json

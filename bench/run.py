@@ -9,6 +9,7 @@ connections (a warm-up, then the measured run), and writes `bench/results/latest
 Every figure is also given as a ratio to the ceiling (a constant-JSON Django view served by the same
 processes) measured in the same run: this machine is shared, absolute numbers drift.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -97,8 +98,19 @@ def http(method: str, url: str, body: dict | None = None) -> dict:
 
 
 def wrk(base_url: str, args: list[str], *, duration: float, connections: int, env: dict[str, str]) -> dict:
-    cmd = ["wrk", f"-t{min(WRK_THREADS, connections)}", f"-c{connections}", f"-d{max(1, round(duration))}s",
-           "--timeout", "10s", "-s", str(LUA), base_url, "--", *args]
+    cmd = [
+        "wrk",
+        f"-t{min(WRK_THREADS, connections)}",
+        f"-c{connections}",
+        f"-d{max(1, round(duration))}s",
+        "--timeout",
+        "10s",
+        "-s",
+        str(LUA),
+        base_url,
+        "--",
+        *args,
+    ]
     done = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
     return parse_wrk(done.stdout + done.stderr, connections)
 
@@ -129,8 +141,16 @@ def parse_wrk(output: str, connections: int) -> dict:
 TRIO_CONNECTIONS = {"lend": 8, "return": 8, "live": 2}
 
 
-def trio(base: str, prefix: str, lend_first: int, return_first: int, per_thread: int, duration: float,
-         env: dict[str, str], scenarios: dict) -> None:
+def trio(
+    base: str,
+    prefix: str,
+    lend_first: int,
+    return_first: int,
+    per_thread: int,
+    duration: float,
+    env: dict[str, str],
+    scenarios: dict,
+) -> None:
     """Three wrk runs at once (one thread each): lends, returns, and the liveness probe."""
     runs = {
         f"{prefix}_lend": ["lend", str(lend_first), str(per_thread)],
@@ -140,14 +160,28 @@ def trio(base: str, prefix: str, lend_first: int, return_first: int, per_thread:
     running = {}
     for name, wrk_args in runs.items():
         conns = TRIO_CONNECTIONS[name.split("_")[-1]]
-        cmd = ["wrk", "-t1", f"-c{conns}", f"-d{max(1, round(duration))}s", "--timeout", "10s",
-               "-s", str(LUA), base, "--", *wrk_args]
+        cmd = [
+            "wrk",
+            "-t1",
+            f"-c{conns}",
+            f"-d{max(1, round(duration))}s",
+            "--timeout",
+            "10s",
+            "-s",
+            str(LUA),
+            base,
+            "--",
+            *wrk_args,
+        ]
         running[name] = (conns, subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, env=env))
     for name, (conns, child) in running.items():
         stdout, _ = child.communicate()
         scenarios[name] = r = parse_wrk(stdout, conns)
-        print(f"  {name:<22} {r['rps']:>8.1f} req/s  p50 {r['p50_ms']:>7.2f} ms  p99 {r['p99_ms']:>7.2f} ms  "
-              f"max {r['max_ms']:>8.2f} ms  errors {r['errors']} {r['error_kinds'] or ''}", flush=True)
+        print(
+            f"  {name:<22} {r['rps']:>8.1f} req/s  p50 {r['p50_ms']:>7.2f} ms  p99 {r['p99_ms']:>7.2f} ms  "
+            f"max {r['max_ms']:>8.2f} ms  errors {r['errors']} {r['error_kinds'] or ''}",
+            flush=True,
+        )
 
 
 class Numbers:
@@ -203,9 +237,25 @@ def worker_pids(master_pid: int) -> list[int]:
 def profile_workers(master_pid: int, seconds: float, out: Path) -> list[subprocess.Popen]:
     spy = shutil.which("py-spy") or str(Path(PYTHON).parent / "py-spy")
     return [
-        subprocess.Popen([spy, "record", "--pid", str(pid), "--duration", str(int(seconds)), "--rate", "250",
-                          "--nonblocking", "--format", "raw", "--output", str(out / f"profile-{pid}.txt")],
-                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        subprocess.Popen(
+            [
+                spy,
+                "record",
+                "--pid",
+                str(pid),
+                "--duration",
+                str(int(seconds)),
+                "--rate",
+                "250",
+                "--nonblocking",
+                "--format",
+                "raw",
+                "--output",
+                str(out / f"profile-{pid}.txt"),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         for pid in worker_pids(master_pid)
     ]
 
@@ -277,16 +327,26 @@ def main() -> int:  # noqa: C901 (a script: one step after the other)
         "started": datetime.now(UTC).isoformat(timespec="seconds"),
         "load_average_start": os.getloadavg(),
         "cpus": os.cpu_count(),
-        "settings": {"connections": args.connections, "duration_s": args.duration, "warmup_s": args.warmup,
-                     "gunicorn_workers": env.get("GUNICORN_WORKERS", "config default"),
-                     "gunicorn_threads": env.get("GUNICORN_THREADS", "config default")},
+        "settings": {
+            "connections": args.connections,
+            "duration_s": args.duration,
+            "warmup_s": args.warmup,
+            "gunicorn_workers": env.get("GUNICORN_WORKERS", "config default"),
+            "gunicorn_threads": env.get("GUNICORN_THREADS", "config default"),
+        },
         "scenarios": {},
     }
     scenarios = results["scenarios"]
     procs = Processes(logdir)
 
-    def measure(name: str, wrk_args_warm: list[str] | None, wrk_args: list[str], *,
-                connections: int | None = None, duration: float | None = None) -> dict:
+    def measure(
+        name: str,
+        wrk_args_warm: list[str] | None,
+        wrk_args: list[str],
+        *,
+        connections: int | None = None,
+        duration: float | None = None,
+    ) -> dict:
         conns = connections or args.connections
         if wrk_args_warm is not None and args.warmup > 0:
             wrk(base, wrk_args_warm, duration=args.warmup, connections=conns, env=wrk_env)
@@ -298,8 +358,11 @@ def main() -> int:  # noqa: C901 (a script: one step after the other)
         for spy in spies:
             spy.wait()
         scenarios[name] = result
-        print(f"  {name:<22} {result['rps']:>8.1f} req/s  p50 {result['p50_ms']:>7.2f} ms  "
-              f"p99 {result['p99_ms']:>7.2f} ms  errors {result['errors']}", flush=True)
+        print(
+            f"  {name:<22} {result['rps']:>8.1f} req/s  p50 {result['p50_ms']:>7.2f} ms  "
+            f"p99 {result['p99_ms']:>7.2f} ms  errors {result['errors']}",
+            flush=True,
+        )
         return result
 
     def block(first: int, run: int) -> list[str]:
@@ -319,9 +382,25 @@ def main() -> int:  # noqa: C901 (a script: one step after the other)
         data.open_loans(dsn, return_first, 2 * WRK_THREADS * per_thread + WRK_THREADS * per_thread)
         data.overdue_loans(dsn, 100)
 
-        procs.start("peers", [PYTHON, "-m", "reference_peers", "--book-port", str(ports["book"]),
-                              "--user-port", str(ports["user"]), "--notification-port", str(ports["notification"]),
-                              "--demo-books", str(demo), "--demo-users", str(demo)], env)
+        procs.start(
+            "peers",
+            [
+                PYTHON,
+                "-m",
+                "reference_peers",
+                "--book-port",
+                str(ports["book"]),
+                "--user-port",
+                str(ports["user"]),
+                "--notification-port",
+                str(ports["notification"]),
+                "--demo-books",
+                str(demo),
+                "--demo-users",
+                str(demo),
+            ],
+            env,
+        )
         wait_http(f"{env['BOOK_MANAGEMENT_URL']}/getBooks/1")
         procs.start("web", [PYTHON, "-m", "gunicorn", "-c", "docker/gunicorn.conf.py"], env)
         wait_http(f"{base}/health/live/")
@@ -360,8 +439,16 @@ def main() -> int:  # noqa: C901 (a script: one step after the other)
             trio(base, "calm", hang_lend_first, hang_return_first, per_thread, args.duration, wrk_env, scenarios)
             wait_drained(dsn)
             http("PUT", f"{env['BOOK_MANAGEMENT_URL']}/_faults", {"latency": 30})
-            trio(base, "hang", hang_lend_first + per_thread, hang_return_first + per_thread, per_thread,
-                 args.duration, wrk_env, scenarios)
+            trio(
+                base,
+                "hang",
+                hang_lend_first + per_thread,
+                hang_return_first + per_thread,
+                per_thread,
+                args.duration,
+                wrk_env,
+                scenarios,
+            )
             http("DELETE", f"{env['BOOK_MANAGEMENT_URL']}/_faults")
             # The relay's availability updates to the hung peer are retried with backoff; not waited for.
 
@@ -375,8 +462,14 @@ def main() -> int:  # noqa: C901 (a script: one step after the other)
             vol_patrons = ["loans", "vol", "1", str(args.volume // 10)]
             measure("loans_1m", vol_patrons, vol_patrons)
             measure("loans_1m_1conn", None, vol_patrons, connections=1, duration=min(args.duration, 10))
-            explained = subprocess.run([PYTHON, "-m", "bench.explain", "vol1@example.com"], cwd=ROOT, env=env,
-                                       capture_output=True, text=True, check=True)
+            explained = subprocess.run(
+                [PYTHON, "-m", "bench.explain", "vol1@example.com"],
+                cwd=ROOT,
+                env=env,
+                capture_output=True,
+                text=True,
+                check=True,
+            )
             results["plans"] = json.loads(explained.stdout)
 
         if wanted("ceiling"):

@@ -1,5 +1,6 @@
 """The product's URLs plus `/_bench/ceiling/`: a bare Django view returning constant JSON, served by
 the same gunicorn processes and middleware as the API, so it measures what the stack costs alone."""
+
 from django.http import JsonResponse
 from django.urls import path
 

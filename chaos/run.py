@@ -10,6 +10,7 @@ SIGKILL and restarted every few seconds, and a random peer answers errors, hangs
 connections for a few seconds at a time. Then the faults stop, the relays drain the outbox and the
 invariants are checked; the report ends with the violations, and the exit status is 1 if there are any.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -40,35 +41,53 @@ LEND, RETURN = "/lendBook/", "/returnBook/"
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m chaos", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m chaos", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--duration", type=float, default=60, help="seconds of load (default 60)")
     parser.add_argument("--clients", type=int, default=10, help="client threads (default 10)")
-    parser.add_argument("--kill-interval", type=float, default=2.5,
-                        help="seconds between two kills of a random web process, relay or scheduler (default 2.5)")
-    parser.add_argument("--fault-interval", type=float, default=5,
-                        help="seconds between two peer faults (default 5); each lasts 1-4 s")
+    parser.add_argument(
+        "--kill-interval",
+        type=float,
+        default=2.5,
+        help="seconds between two kills of a random web process, relay or scheduler (default 2.5)",
+    )
+    parser.add_argument(
+        "--fault-interval", type=float, default=5, help="seconds between two peer faults (default 5); each lasts 1-4 s"
+    )
     parser.add_argument("--webs", type=int, default=3, help="gunicorn web processes (default 3)")
     parser.add_argument("--relays", type=int, default=2, help="outbox relays (default 2)")
     parser.add_argument("--books", type=int, default=120, help="one-copy demo books besides the 5 classics")
     parser.add_argument("--users-per-client", type=int, default=6, help="patrons each client owns (default 6)")
     parser.add_argument("--drain-timeout", type=float, default=180, help="seconds allowed to drain the outbox")
-    parser.add_argument("--min-operations", type=int, default=0,
-                        help="keep the load on past --duration until this many lends and returns were made "
-                             "(at most --max-duration); fail the run if it never gets there")
-    parser.add_argument("--min-kills", type=int, default=0,
-                        help="likewise for process kills")
-    parser.add_argument("--max-duration", type=float, default=None,
-                        help="longest load when --min-operations or --min-kills is not reached (default 4 x duration)")
+    parser.add_argument(
+        "--min-operations",
+        type=int,
+        default=0,
+        help="keep the load on past --duration until this many lends and returns were made "
+        "(at most --max-duration); fail the run if it never gets there",
+    )
+    parser.add_argument("--min-kills", type=int, default=0, help="likewise for process kills")
+    parser.add_argument(
+        "--max-duration",
+        type=float,
+        default=None,
+        help="longest load when --min-operations or --min-kills is not reached (default 4 x duration)",
+    )
     parser.add_argument("--seed", type=int, default=None, help="random seed (default: random)")
-    parser.add_argument("--admin-url", default=os.environ.get("CHAOS_ADMIN_DATABASE_URL",
-                                                              "postgres://postgres@127.0.0.1:5432/postgres"),
-                        help="PostgreSQL URL allowed to create and drop the run's database")
+    parser.add_argument(
+        "--admin-url",
+        default=os.environ.get("CHAOS_ADMIN_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres"),
+        help="PostgreSQL URL allowed to create and drop the run's database",
+    )
     parser.add_argument("--keep-db", action="store_true", help="do not drop the run's database")
-    parser.add_argument("--faults", default="",
-                        help="only these faults, e.g. 'book:hangs' or 'book:hangs,notification:errors (503)' "
-                             f"(peers: book, user, notification; faults: {', '.join(FaultInjector.names())}; "
-                             "default: any fault on any peer)")
+    parser.add_argument(
+        "--faults",
+        default="",
+        help="only these faults, e.g. 'book:hangs' or 'book:hangs,notification:errors (503)' "
+        f"(peers: book, user, notification; faults: {', '.join(FaultInjector.names())}; "
+        "default: any fault on any peer)",
+    )
     args = parser.parse_args(argv)
     if args.faults and not FaultInjector.wanted(args.faults) <= set(FaultInjector.every()):
         parser.error(f"--faults: unknown peer or fault in {args.faults!r}")
@@ -100,8 +119,9 @@ class Managed:
 
     def start(self) -> None:
         log = open(self.log_dir / f"{self.name}.log", "ab")  # noqa: SIM115 - owned by the child
-        self.process = subprocess.Popen(self.command, cwd=ROOT, env=self.env, stdout=log, stderr=log,
-                                        start_new_session=True)
+        self.process = subprocess.Popen(
+            self.command, cwd=ROOT, env=self.env, stdout=log, stderr=log, start_new_session=True
+        )
         log.close()
 
     def wait_ready(self, timeout: float = 60) -> None:
@@ -138,9 +158,11 @@ class System:
         self.args = args
         self.db_name = f"lending_chaos_{os.getpid()}"
         admin = psycopg.conninfo.conninfo_to_dict(args.admin_url)
-        self.db_url = (f"postgres://{admin.get('user', 'postgres')}"
-                       f"{':' + admin['password'] if admin.get('password') else ''}"
-                       f"@{admin.get('host', '127.0.0.1')}:{admin.get('port', 5432)}/{self.db_name}")
+        self.db_url = (
+            f"postgres://{admin.get('user', 'postgres')}"
+            f"{':' + admin['password'] if admin.get('password') else ''}"
+            f"@{admin.get('host', '127.0.0.1')}:{admin.get('port', 5432)}/{self.db_name}"
+        )
         self.log_dir = Path(tempfile.mkdtemp(prefix="lending-chaos-"))
         self.book_port, self.user_port, self.notification_port = free_port(), free_port(), free_port()
         self.env = {
@@ -177,22 +199,65 @@ class System:
             "DUE_SOON_REMINDER_DAYS": "61",
         }
         users = args.clients * args.users_per_client
-        self.peers = Managed("peers", [
-            PYTHON, "-m", "reference_peers", "--book-port", str(self.book_port), "--user-port", str(self.user_port),
-            "--notification-port", str(self.notification_port), "--demo-books", str(args.books),
-            "--demo-users", str(users)], self.env, self.log_dir, ready_url=f"{self.env['BOOK_MANAGEMENT_URL']}/books")
+        self.peers = Managed(
+            "peers",
+            [
+                PYTHON,
+                "-m",
+                "reference_peers",
+                "--book-port",
+                str(self.book_port),
+                "--user-port",
+                str(self.user_port),
+                "--notification-port",
+                str(self.notification_port),
+                "--demo-books",
+                str(args.books),
+                "--demo-users",
+                str(users),
+            ],
+            self.env,
+            self.log_dir,
+            ready_url=f"{self.env['BOOK_MANAGEMENT_URL']}/books",
+        )
         self.webs = []
         for n in range(args.webs):
             port = free_port()
-            self.webs.append(Managed(f"web{n + 1}", [
-                PYTHON, "-m", "gunicorn", "config.wsgi:application", "--bind", f"127.0.0.1:{port}",
-                "--worker-class", "gthread", "--workers", "1", "--threads", "8", "--timeout", "30",
-                "--graceful-timeout", "5", "--log-level", "warning"],
-                self.env, self.log_dir, ready_url=f"http://127.0.0.1:{port}/health/live/"))
-        self.relays = [Managed(f"relay{n + 1}", [PYTHON, "manage.py", "relay_outbox"], self.env, self.log_dir)
-                       for n in range(args.relays)]
-        self.scheduler = Managed("scheduler", [PYTHON, "manage.py", "send_notices", "--loop", "--interval", "1"],
-                                 self.env, self.log_dir)
+            self.webs.append(
+                Managed(
+                    f"web{n + 1}",
+                    [
+                        PYTHON,
+                        "-m",
+                        "gunicorn",
+                        "config.wsgi:application",
+                        "--bind",
+                        f"127.0.0.1:{port}",
+                        "--worker-class",
+                        "gthread",
+                        "--workers",
+                        "1",
+                        "--threads",
+                        "8",
+                        "--timeout",
+                        "30",
+                        "--graceful-timeout",
+                        "5",
+                        "--log-level",
+                        "warning",
+                    ],
+                    self.env,
+                    self.log_dir,
+                    ready_url=f"http://127.0.0.1:{port}/health/live/",
+                )
+            )
+        self.relays = [
+            Managed(f"relay{n + 1}", [PYTHON, "manage.py", "relay_outbox"], self.env, self.log_dir)
+            for n in range(args.relays)
+        ]
+        self.scheduler = Managed(
+            "scheduler", [PYTHON, "manage.py", "send_notices", "--loop", "--interval", "1"], self.env, self.log_dir
+        )
 
     @property
     def web_urls(self) -> list[str]:
@@ -216,8 +281,13 @@ class System:
 
     def start(self) -> None:
         self.create_database()
-        subprocess.run([PYTHON, "manage.py", "migrate", "--noinput", "-v", "0"], cwd=ROOT, env=self.env,
-                       check=True, stdout=subprocess.DEVNULL)
+        subprocess.run(
+            [PYTHON, "manage.py", "migrate", "--noinput", "-v", "0"],
+            cwd=ROOT,
+            env=self.env,
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
         for managed in self.all():
             managed.start()
         for managed in self.all():
@@ -271,8 +341,17 @@ class Ledger:
 class Client(threading.Thread):
     OP_DEADLINE = 90.0  # seconds one operation keeps retrying before it counts as never acknowledged
 
-    def __init__(self, index: int, users: list[str], books: list[int], urls: list[str], stop: threading.Event,
-                 stats: Stats, ledger: Ledger, seed: int) -> None:
+    def __init__(
+        self,
+        index: int,
+        users: list[str],
+        books: list[int],
+        urls: list[str],
+        stop: threading.Event,
+        stats: Stats,
+        ledger: Ledger,
+        seed: int,
+    ) -> None:
         super().__init__(name=f"client{index}", daemon=True)
         self.users, self.books, self.urls = list(users), books, urls
         self.stop, self.stats, self.ledger = stop, stats, ledger
@@ -432,15 +511,23 @@ class Killer(threading.Thread):
 
 
 class FaultInjector(threading.Thread):
-    FAULTS = [("errors (503)", {"status": 503}), ("errors (500)", {"status": 500}), ("hangs", {"latency": 5}),
-              ("refuses connections", None)]
+    FAULTS = [
+        ("errors (503)", {"status": 503}),
+        ("errors (500)", {"status": 500}),
+        ("hangs", {"latency": 5}),
+        ("refuses connections", None),
+    ]
 
-    def __init__(self, system: System, interval: float, stop: threading.Event, stats: Stats, rng: random.Random,
-                 only: str = ""):
+    def __init__(
+        self, system: System, interval: float, stop: threading.Event, stats: Stats, rng: random.Random, only: str = ""
+    ):
         super().__init__(name="faults", daemon=True)
         self.system, self.interval, self.stop, self.stats, self.random = system, interval, stop, stats, rng
-        self.peers = {"book": system.env["BOOK_MANAGEMENT_URL"], "user": system.env["USER_MANAGEMENT_URL"],
-                      "notification": system.env["NOTIFICATION_SERVICE_URL"]}
+        self.peers = {
+            "book": system.env["BOOK_MANAGEMENT_URL"],
+            "user": system.env["USER_MANAGEMENT_URL"],
+            "notification": system.env["NOTIFICATION_SERVICE_URL"],
+        }
         self.choices = self._choices(only)
 
     PEERS = ("book", "user", "notification")
@@ -552,8 +639,12 @@ def check(system: System, ledger: Ledger, stats: Stats, outbox: dict) -> dict:
         if (loan.user_email, loan.book_id) not in ledger.uncertain:
             stats.violation(f"loan {loan.pk} ({loan.user_email}, book {loan.book_id}) was never acknowledged")
     for pk, loan in loans.items():
-        if loan.date_returned and pk in ledger.lends and pk not in ledger.returns \
-                and (loan.user_email, loan.book_id) not in ledger.uncertain:
+        if (
+            loan.date_returned
+            and pk in ledger.lends
+            and pk not in ledger.returns
+            and (loan.user_email, loan.book_id) not in ledger.uncertain
+        ):
             stats.violation(f"loan {pk} was returned without an acknowledged return")
     facts["loans committed for never-acknowledged lends"] = len(unacknowledged)
 
@@ -577,8 +668,9 @@ def check(system: System, ledger: Ledger, stats: Stats, outbox: dict) -> dict:
     if len(missing) > 20 or len(extra) > 20:
         stats.violation(f"... {len(missing)} loan events missing and {len(extra)} duplicated in all")
     keys = collections.Counter(n.get("idempotency_key") for n in received)
-    delivered = set(OutboxMessage.objects.filter(kind=OutboxKind.NOTIFICATION, status="DELIVERED")
-                    .values_list("key", flat=True))
+    delivered = set(
+        OutboxMessage.objects.filter(kind=OutboxKind.NOTIFICATION, status="DELIVERED").values_list("key", flat=True)
+    )
     if {str(k) for k in delivered} - set(keys):
         stats.violation("some delivered notification messages are not at the Notification peer")
     facts["notifications at the peer"] = len(received)
@@ -589,11 +681,14 @@ def check(system: System, ledger: Ledger, stats: Stats, outbox: dict) -> dict:
 
     # 4. Every book's availability at the Book peer equals the truth.
     open_by_book = collections.Counter(loan.book_id for loan in loans.values() if loan.date_returned is None)
-    wrong = [(b["id"], b["available"]) for b in book_peer
-             if b["available"] != (open_by_book[b["id"]] < b.get("quantity", 1))]
+    wrong = [
+        (b["id"], b["available"]) for b in book_peer if b["available"] != (open_by_book[b["id"]] < b.get("quantity", 1))
+    ]
     for book_id, available in wrong[:20]:
-        stats.violation(f"book {book_id}: the Book peer says available={available}, the truth is "
-                        f"{open_by_book[book_id]} open loan(s) for {copies[book_id]} copies")
+        stats.violation(
+            f"book {book_id}: the Book peer says available={available}, the truth is "
+            f"{open_by_book[book_id]} open loan(s) for {copies[book_id]} copies"
+        )
     facts["books checked at the Book peer"] = len(book_peer)
     facts["books lent at least once"] = len(events)
     facts["highest open loans / copies"] = round(peak_ratio, 2)
@@ -619,17 +714,23 @@ def main(argv: list[str] | None = None) -> int:
         import django
 
         django.setup()
-        print(f"started {len(system.webs)} web processes {system.web_urls}, {len(system.relays)} relays, "
-              f"the scheduler and the reference peers", flush=True)
+        print(
+            f"started {len(system.webs)} web processes {system.web_urls}, {len(system.relays)} relays, "
+            f"the scheduler and the reference peers",
+            flush=True,
+        )
 
         users = [f"patron{n + 1}@example.com" for n in range(args.clients * args.users_per_client)]
         books = list(range(1, 6 + args.books))
         stop_load, stop_mayhem = threading.Event(), threading.Event()
-        clients = [Client(i, users[i::args.clients], books, system.web_urls, stop_load, stats, ledger,
-                          rng.randrange(2**32)) for i in range(args.clients)]
+        clients = [
+            Client(i, users[i :: args.clients], books, system.web_urls, stop_load, stats, ledger, rng.randrange(2**32))
+            for i in range(args.clients)
+        ]
         killer = Killer(system, args.kill_interval, stop_mayhem, stats, random.Random(rng.randrange(2**32)))
-        faults = FaultInjector(system, args.fault_interval, stop_mayhem, stats, random.Random(rng.randrange(2**32)),
-                               only=args.faults)
+        faults = FaultInjector(
+            system, args.fault_interval, stop_mayhem, stats, random.Random(rng.randrange(2**32)), only=args.faults
+        )
         started = time.monotonic()
         for thread in [*clients, killer, faults]:
             thread.start()
@@ -646,9 +747,12 @@ def main(argv: list[str] | None = None) -> int:
             time.sleep(0.5)
             if time.monotonic() >= next_progress:
                 next_progress += 5
-                print(f"  {time.monotonic() - started:5.0f} s: {stats.counts['lends acknowledged']} lends, "
-                      f"{stats.counts['returns acknowledged']} returns, {stats.counts['kills']} kills, "
-                      f"{stats.counts['faults']} faults, {stats.counts['violations']} violations", flush=True)
+                print(
+                    f"  {time.monotonic() - started:5.0f} s: {stats.counts['lends acknowledged']} lends, "
+                    f"{stats.counts['returns acknowledged']} returns, {stats.counts['kills']} kills, "
+                    f"{stats.counts['faults']} faults, {stats.counts['violations']} violations",
+                    flush=True,
+                )
         stop_mayhem.set()
         stop_load.set()
         killer.join(30)
@@ -663,8 +767,9 @@ def main(argv: list[str] | None = None) -> int:
             client.join(Client.OP_DEADLINE + 30)
         load_seconds = time.monotonic() - started
         # A last scheduler pass sees every loan, then the relays drain the outbox.
-        subprocess.run([PYTHON, "manage.py", "send_notices"], cwd=ROOT, env=system.env, check=True,
-                       stdout=subprocess.DEVNULL)
+        subprocess.run(
+            [PYTHON, "manage.py", "send_notices"], cwd=ROOT, env=system.env, check=True, stdout=subprocess.DEVNULL
+        )
         outbox = drain(system, args.drain_timeout, stats)
         facts = check(system, ledger, stats, outbox)
         operations = stats.counts["lend attempts"] + stats.counts["return attempts"]
@@ -692,8 +797,10 @@ def report(args, seed: int, system: System, stats: Stats, facts: dict, load_seco
     operations = counts["lend attempts"] + counts["return attempts"]
     rows = [
         ("load", f"{load_seconds:.0f} s (requested {args.duration:.0f} s)"),
-        ("operations (lends + returns)", f"{operations} ({counts['lend attempts']} lends, "
-                                         f"{counts['return attempts']} returns)"),
+        (
+            "operations (lends + returns)",
+            f"{operations} ({counts['lend attempts']} lends, {counts['return attempts']} returns)",
+        ),
         ("  lends acknowledged (201)", counts["lends acknowledged"]),
         ("  lends refused: no copy available (409)", counts["lends refused: no copy available"]),
         ("  returns acknowledged (200)", counts["returns acknowledged"]),
@@ -701,15 +808,23 @@ def report(args, seed: int, system: System, stats: Stats, facts: dict, load_seco
         ("  retries with the same Idempotency-Key", counts["retries"]),
         ("    after a dropped connection", counts["dropped connections"]),
         ("  answers replayed (Idempotent-Replayed)", counts["replayed answers"]),
-        ("process kills (SIGKILL, then restart)", f"{counts['kills']}: " + ", ".join(
-            f"{k.split(': ')[1]} {v}" for k, v in sorted(counts.items()) if k.startswith("kills: "))),
-        ("peer faults (1-4 s each)", f"{counts['faults']}: " + ", ".join(
-            f"{k.split(': ')[1]} {v}" for k, v in sorted(counts.items()) if k.startswith("faults: "))),
+        (
+            "process kills (SIGKILL, then restart)",
+            f"{counts['kills']}: "
+            + ", ".join(f"{k.split(': ')[1]} {v}" for k, v in sorted(counts.items()) if k.startswith("kills: ")),
+        ),
+        (
+            "peer faults (1-4 s each)",
+            f"{counts['faults']}: "
+            + ", ".join(f"{k.split(': ')[1]} {v}" for k, v in sorted(counts.items()) if k.startswith("faults: ")),
+        ),
         ("HTTP answers seen by the clients", ", ".join(f"{k} x{v}" for k, v in sorted(stats.statuses.items()))),
         *((name, json.dumps(value) if isinstance(value, dict) else value) for name, value in facts.items()),
     ]
-    title = (f"CHAOS REPORT (seed {seed}; {args.webs} web processes, {args.relays} relays, scheduler, "
-             f"reference peers; {args.clients} clients)")
+    title = (
+        f"CHAOS REPORT (seed {seed}; {args.webs} web processes, {args.relays} relays, scheduler, "
+        f"reference peers; {args.clients} clients)"
+    )
     lines = ["", "=" * 100, title, "=" * 100, *(f"{name:<44} {value}" for name, value in rows), "-" * 100]
     checks = [
         "no book ever had more open loans than copies (sweep over every loan's lifetime)",

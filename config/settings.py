@@ -3,6 +3,7 @@
 The spec's variable names and defaults are kept (DJANGO_*, DATABASE_*, *_URL, LOG_LEVEL); everything
 else is additive. With DJANGO_DEBUG false the service refuses to start without a secret key.
 """
+
 import logging
 from pathlib import Path
 
@@ -191,7 +192,7 @@ CACHES = {"default": env.cache_url("CACHE_URL", default="locmemcache://lending")
 SPECTACULAR_SETTINGS = {
     "TITLE": "Lending Management service",
     "DESCRIPTION": "Lends and returns books, lists overdue loans, renewals and holds. "
-    "Errors share one shape: `{\"error\": {\"code\", \"message\", \"details\"?}}`.",
+    'Errors share one shape: `{"error": {"code", "message", "details"?}}`.',
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     # The schema and its viewers are public, like the contract they describe.

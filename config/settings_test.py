@@ -3,6 +3,7 @@
 `DATABASE_URL` wins; else the local server on 127.0.0.1:5432 is used when it answers. Each test run
 gets its own database name so parallel runs on one server do not collide.
 """
+
 import os
 import socket
 

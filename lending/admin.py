@@ -1,6 +1,7 @@
 """The Django admin for library staff: loans (overdue ones marked), holds, the outbox with a replay of
 dead letters, idempotency records (read-only). API keys are in the admin through
 `rest_framework_api_key`'s own registration."""
+
 from __future__ import annotations
 
 import uuid
@@ -64,8 +65,17 @@ class TextOrBookIdSearch:
 
 @admin.register(Loan)
 class LoanAdmin(TextOrBookIdSearch, NoAddNoDeleteAdmin):
-    list_display = ("id", "user_email", "book_id", "book_title", "date_borrowed", "date_due", "date_returned",
-                    "status_badge", "renewals")
+    list_display = (
+        "id",
+        "user_email",
+        "book_id",
+        "book_title",
+        "date_borrowed",
+        "date_due",
+        "date_returned",
+        "status_badge",
+        "renewals",
+    )
     list_display_links = ("id", "user_email")
     list_filter = (LoanStatusFilter, "date_due", "date_borrowed")
     # `=book_id` matches the id exactly; the email matches any part of it.
@@ -74,8 +84,16 @@ class LoanAdmin(TextOrBookIdSearch, NoAddNoDeleteAdmin):
     ordering = ("-date_borrowed", "-id")
     list_per_page = 50
     # Loans change only through the API's services (locks, outbox): staff look, they do not edit.
-    readonly_fields = ("user_email", "book_id", "book_title", "date_borrowed", "date_due", "date_returned",
-                       "status", "renewals")
+    readonly_fields = (
+        "user_email",
+        "book_id",
+        "book_title",
+        "date_borrowed",
+        "date_due",
+        "date_returned",
+        "status",
+        "renewals",
+    )
 
     @admin.display(description="status", ordering="date_due")
     def status_badge(self, loan: Loan) -> str:
@@ -88,8 +106,17 @@ class LoanAdmin(TextOrBookIdSearch, NoAddNoDeleteAdmin):
 
 @admin.register(Hold)
 class HoldAdmin(TextOrBookIdSearch, NoAddNoDeleteAdmin):
-    list_display = ("id", "user_email", "book_id", "book_title", "status", "date_reserved", "pickup_deadline",
-                    "date_closed", "loan")
+    list_display = (
+        "id",
+        "user_email",
+        "book_id",
+        "book_title",
+        "status",
+        "date_reserved",
+        "pickup_deadline",
+        "date_closed",
+        "loan",
+    )
     list_filter = ("status", "date_reserved", "pickup_deadline")
     search_fields = ("user_email", "=book_id", "book_title")
     ordering = ("-id",)
@@ -98,14 +125,36 @@ class HoldAdmin(TextOrBookIdSearch, NoAddNoDeleteAdmin):
 
 @admin.register(OutboxMessage)
 class OutboxMessageAdmin(NoAddNoDeleteAdmin):
-    list_display = ("id", "kind", "book_id", "recipient", "message_type", "status_code", "attempts",
-                    "next_attempt_at", "short_error", "created_at", "delivered_at")
+    list_display = (
+        "id",
+        "kind",
+        "book_id",
+        "recipient",
+        "message_type",
+        "status_code",
+        "attempts",
+        "next_attempt_at",
+        "short_error",
+        "created_at",
+        "delivered_at",
+    )
     list_filter = ("status", "kind", "created_at")
     search_fields = ("=key", "=book_id", "payload__user_email")
     ordering = ("-id",)
     actions = ["replay"]
-    readonly_fields = ("key", "kind", "book_id", "payload", "status", "attempts", "claims", "next_attempt_at",
-                       "last_error", "created_at", "delivered_at")
+    readonly_fields = (
+        "key",
+        "kind",
+        "book_id",
+        "payload",
+        "status",
+        "attempts",
+        "claims",
+        "next_attempt_at",
+        "last_error",
+        "created_at",
+        "delivered_at",
+    )
 
     def get_search_results(self, request, queryset, search_term):
         term = search_term.strip()
@@ -119,8 +168,9 @@ class OutboxMessageAdmin(NoAddNoDeleteAdmin):
     @admin.display(description="status", ordering="status")
     def status_code(self, message: OutboxMessage) -> str:
         colour = {OutboxStatus.DEAD: "#ba2121", OutboxStatus.PENDING: "#b36b00"}.get(message.status, "#2e7d32")
-        return format_html('<strong class="outbox-{}" style="color:{}">{}</strong>', message.status.lower(), colour,
-                           message.status)
+        return format_html(
+            '<strong class="outbox-{}" style="color:{}">{}</strong>', message.status.lower(), colour, message.status
+        )
 
     @admin.display(description="recipient")
     def recipient(self, message: OutboxMessage) -> str:

@@ -3,6 +3,7 @@
 Services raise these; the API's exception handler turns every one into the single JSON error shape
 `{"error": {"code": ..., "message": ...}}`.
 """
+
 from typing import Any
 
 
@@ -10,8 +11,9 @@ class LendingError(Exception):
     status = 400
     code = "bad_request"
 
-    def __init__(self, message: str, *, code: str | None = None, headers: dict[str, str] | None = None,
-                 details: Any = None) -> None:
+    def __init__(
+        self, message: str, *, code: str | None = None, headers: dict[str, str] | None = None, details: Any = None
+    ) -> None:
         super().__init__(message)
         self.message = message
         if code:

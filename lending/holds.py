@@ -5,6 +5,7 @@ dry run, without writing anything). Copies are promised in this order: open loan
 holds (a returned copy kept for its patron), then WAITING holds in queue (id) order; only what is
 left may be lent to someone not in the queue.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -84,9 +85,13 @@ def read_state(book_id: int, copies: int, *, patron: str | None = None, now: dat
         )
     holds = list(Hold.objects.filter(book_id=book_id, status__in=OPEN_HOLD_STATUSES).order_by("id"))
     return BookState(
-        book_id=book_id, copies=copies, open_loans=counts["book"], holds=holds,
-        patron_loans=None if patron is None else PatronLoans(
-            open=counts["patron"], overdue=counts["overdue"], of_this_book=counts["of_this_book"]),
+        book_id=book_id,
+        copies=copies,
+        open_loans=counts["book"],
+        holds=holds,
+        patron_loans=None
+        if patron is None
+        else PatronLoans(open=counts["patron"], overdue=counts["overdue"], of_this_book=counts["of_this_book"]),
     )
 
 

@@ -6,6 +6,7 @@ retries will replay. A retry with another body gets 422; a retry while the first
 gets 409; a claim whose request died (no answer after IDEMPOTENCY_LOCK_SECONDS) can be taken over,
 which is safe because an unsettled claim means no loan was committed for it.
 """
+
 from __future__ import annotations
 
 import hashlib

@@ -18,6 +18,7 @@ Under gunicorn, `PROMETHEUS_MULTIPROC_DIR` switches prometheus-client to multi-p
 worker writes its samples there and `/metrics` merges them, whichever worker answers. The database
 gauges are computed by a collector registered only for the scrape, so once per scrape, not per worker.
 """
+
 from __future__ import annotations
 
 import logging

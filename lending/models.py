@@ -4,6 +4,7 @@ Invariants live in the database: a partial unique constraint forbids a patron tw
 book, and every lend or return locks the book's `BookStock` row first, so "is a copy free?" and the
 insert happen under one lock on SQLite and PostgreSQL alike.
 """
+
 import uuid
 
 from django.db import models
@@ -120,8 +121,9 @@ class Hold(models.Model):
         ]
         indexes = [
             # A book's queue, in order: read under the book lock on every lend, return and renewal.
-            models.Index(fields=["book_id", "id"], condition=Q(status__in=OPEN_HOLD_STATUSES),
-                         name="open_holds_by_book"),
+            models.Index(
+                fields=["book_id", "id"], condition=Q(status__in=OPEN_HOLD_STATUSES), name="open_holds_by_book"
+            ),
             # A patron's holds (`GET /reservations/?user_email=`).
             models.Index(fields=["user_email", "id"], name="holds_by_user"),
             # The expiry job: READY holds past their pickup deadline.

@@ -14,6 +14,7 @@ Periods (`LoanNotice.period`):
   periods since the due date (0 the day it becomes overdue, 1 a repeat later, ...). Only the current
   period is sent: a scheduler that was down for weeks sends one notice, not a backlog.
 """
+
 from __future__ import annotations
 
 import logging
@@ -73,13 +74,13 @@ def send_overdue_notices(*, now: datetime | None = None, batch_size: int | None 
     return _send(candidates, MessageType.OVERDUE_NOTICE, period_of, batch_size)
 
 
-def _send(candidates: QuerySet[Loan], notice_type: str, period_of: Callable[[Loan], int],
-          batch_size: int | None) -> int:
+def _send(
+    candidates: QuerySet[Loan], notice_type: str, period_of: Callable[[Loan], int], batch_size: int | None
+) -> int:
     """Walk the candidates in (date_due, id) order, one batch per transaction; returns notices queued."""
     batch_size = batch_size or settings.NOTICES_BATCH_SIZE
     latest_sent = (
-        LoanNotice.objects.filter(loan=OuterRef("pk"), notice_type=notice_type)
-        .order_by("-period").values("period")[:1]
+        LoanNotice.objects.filter(loan=OuterRef("pk"), notice_type=notice_type).order_by("-period").values("period")[:1]
     )
     scan = candidates.annotate(latest_sent=Subquery(latest_sent)).only("id", "date_due", "renewals")
     sent = 0
@@ -97,8 +98,9 @@ def _send(candidates: QuerySet[Loan], notice_type: str, period_of: Callable[[Loa
             sent += _send_batch(candidates, due, notice_type, period_of)
 
 
-def _send_batch(candidates: QuerySet[Loan], loan_ids: list[int], notice_type: str,
-                period_of: Callable[[Loan], int]) -> int:
+def _send_batch(
+    candidates: QuerySet[Loan], loan_ids: list[int], notice_type: str, period_of: Callable[[Loan], int]
+) -> int:
     with transaction.atomic():
         # Re-read under the row locks: a loan returned or renewed since the scan is left alone (or
         # gets the notice of its new state); rows being changed right now wait for the next run.
@@ -117,8 +119,10 @@ def _insert_notices(notice_type: str, keys: list[tuple[int, int]]) -> list[tuple
     if not keys:
         return []
     table = connection.ops.quote_name(LoanNotice._meta.db_table)
-    columns = ", ".join(connection.ops.quote_name(LoanNotice._meta.get_field(name).column)
-                        for name in ("loan", "notice_type", "period", "created_at"))
+    columns = ", ".join(
+        connection.ops.quote_name(LoanNotice._meta.get_field(name).column)
+        for name in ("loan", "notice_type", "period", "created_at")
+    )
     rows = ", ".join(["(%s, %s, %s, %s)"] * len(keys))
     now = connection.ops.adapt_datetimefield_value(timezone.now())
     params: list = []

@@ -4,6 +4,7 @@ The values come from settings (environment variables, see `config/settings.py`).
 with 409 and its own error code. A real lend and a dry-run lend call the same `check_lend`, so they
 cannot disagree; the services call these functions under the book's lock.
 """
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
@@ -55,8 +56,7 @@ def check_lend(*, user_email: str, state: BookState, policy: LoanPolicy) -> Hold
     patron = state.patron_loans
     if patron.of_this_book:
         raise already_borrowed(user_email, state.book_id)
-    check_patron_may_borrow(user_email=user_email, open_loans=patron.open, overdue_loans=patron.overdue,
-                            policy=policy)
+    check_patron_may_borrow(user_email=user_email, open_loans=patron.open, overdue_loans=patron.overdue, policy=policy)
     if state.copies_on_shelf() <= 0:
         raise Conflict(f"No copy of book {state.book_id} is available.", code="no_copy_available")
     if state.copies_free_for(user_email) <= 0:

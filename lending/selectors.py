@@ -1,5 +1,6 @@
 """Reads. None of them writes: a loan past due shows as OVERDUE whether or not the scheduled job has
 persisted that status yet."""
+
 from __future__ import annotations
 
 from collections.abc import Iterable
@@ -29,8 +30,9 @@ def books_availability(book_ids: Iterable[int]) -> dict[int, tuple[bool, int]]:
     never lent through this service is available, at version 0."""
 
     def counted(queryset: QuerySet) -> Subquery:
-        return Subquery(queryset.order_by().values("book_id").annotate(n=Count("pk")).values("n"),
-                        output_field=IntegerField())
+        return Subquery(
+            queryset.order_by().values("book_id").annotate(n=Count("pk")).values("n"), output_field=IntegerField()
+        )
 
     open_loans = counted(Loan.objects.filter(book_id=OuterRef("book_id"), date_returned__isnull=True))
     open_holds = counted(Hold.objects.filter(book_id=OuterRef("book_id"), status__in=OPEN_HOLD_STATUSES))
@@ -67,8 +69,9 @@ def loan(loan_id: int) -> Loan | None:
     return Loan.objects.filter(pk=loan_id).first()
 
 
-def holds(*, user_email: str | None = None, book_id: int | None = None,
-          statuses: tuple[str, ...] = OPEN_HOLD_STATUSES) -> QuerySet[Hold]:
+def holds(
+    *, user_email: str | None = None, book_id: int | None = None, statuses: tuple[str, ...] = OPEN_HOLD_STATUSES
+) -> QuerySet[Hold]:
     """Holds in queue order (oldest first), each annotated with `queue_position`: 1 for the next
     WAITING patron to get a copy, None for holds that are not WAITING."""
     queryset = Hold.objects.filter(status__in=statuses)
@@ -85,6 +88,5 @@ def holds(*, user_email: str | None = None, book_id: int | None = None,
     )
     position = Coalesce(Subquery(ahead, output_field=IntegerField()), Value(0)) + 1
     return queryset.annotate(
-        queue_position=Case(When(status=HoldStatus.WAITING, then=position), default=None,
-                            output_field=IntegerField())
+        queue_position=Case(When(status=HoldStatus.WAITING, then=position), default=None, output_field=IntegerField())
     ).order_by("id")

@@ -7,6 +7,7 @@ Every decision about a book's copies and its holds queue is taken while holding 
 partial unique constraints on open loans and open holds back the one-per-patron rules in the
 database itself. The rules themselves live in `lending.policy`.
 """
+
 from __future__ import annotations
 
 from datetime import datetime
@@ -165,7 +166,9 @@ def expire_ready_holds(*, now: datetime | None = None) -> int:
     now = now or timezone.now()
     book_ids = (
         Hold.objects.filter(status=HoldStatus.READY, pickup_deadline__lt=now)
-        .values_list("book_id", flat=True).distinct().order_by("book_id")
+        .values_list("book_id", flat=True)
+        .distinct()
+        .order_by("book_id")
     )
     expired = 0
     for book_id in list(book_ids):
@@ -176,7 +179,8 @@ def expire_ready_holds(*, now: datetime | None = None) -> int:
             if not expiring:
                 continue
             Hold.objects.filter(pk__in=[hold.pk for hold in expiring]).update(
-                status=HoldStatus.EXPIRED, date_closed=now)
+                status=HoldStatus.EXPIRED, date_closed=now
+            )
             if stock is not None:
                 _promote(book_id, stock.copies, now=now)
             _book_changed(book_id, *(hold_notification(hold, MessageType.HOLD_EXPIRED) for hold in expiring))
@@ -260,13 +264,15 @@ def _close_open_loan(user_email: str, book_id: int, *, now: datetime) -> Loan:
     repeated `date_returned IS NULL` stops a concurrent return of a book never lent here (no lock
     row) from closing the loan twice."""
     loan, hold = Loan._meta.db_table, Hold._meta.db_table
-    returned = list(Loan.objects.raw(
-        f"UPDATE {loan} SET status = %s, date_returned = %s "
-        f"WHERE id = (SELECT id FROM {loan} WHERE user_email = %s AND book_id = %s AND date_returned IS NULL) "
-        "AND date_returned IS NULL "
-        f"RETURNING *, EXISTS (SELECT 1 FROM {hold} WHERE book_id = %s AND status = %s) AS book_has_waiting_holds",
-        [LoanStatus.RETURNED.value, _db_datetime(now), user_email, book_id, book_id, HoldStatus.WAITING.value],
-    ))
+    returned = list(
+        Loan.objects.raw(
+            f"UPDATE {loan} SET status = %s, date_returned = %s "
+            f"WHERE id = (SELECT id FROM {loan} WHERE user_email = %s AND book_id = %s AND date_returned IS NULL) "
+            "AND date_returned IS NULL "
+            f"RETURNING *, EXISTS (SELECT 1 FROM {hold} WHERE book_id = %s AND status = %s) AS book_has_waiting_holds",
+            [LoanStatus.RETURNED.value, _db_datetime(now), user_email, book_id, book_id, HoldStatus.WAITING.value],
+        )
+    )
     if not returned:
         raise NotFound(f"{user_email} has no open loan of book {book_id}.", code="loan_not_found")
     return returned[0]

@@ -1,5 +1,6 @@
 """Reference peers (Book, User, Notification) that honour the contracts the lending service relies
 on. A development and test tool: they back `make run`, the integration tests and the benchmark."""
+
 from reference_peers.book import BookPeer
 from reference_peers.notification import NotificationPeer
 from reference_peers.user import UserPeer

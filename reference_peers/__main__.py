@@ -1,4 +1,5 @@
 """`python -m reference_peers`: Book on 8001, User on 8002, Notification on 8003 until Ctrl-C."""
+
 import argparse
 import signal
 import threading

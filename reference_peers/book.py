@@ -1,4 +1,5 @@
 """Reference Book Management: a demo catalogue in memory."""
+
 from __future__ import annotations
 
 import itertools
@@ -62,7 +63,7 @@ class BookPeer(PeerServer):
             return 404, {"error": "book not found"}
         body = request.body
         if not isinstance(body, dict) or not isinstance(body.get("available"), bool):
-            return 400, {"error": "body must be {\"available\": bool}"}
+            return 400, {"error": 'body must be {"available": bool}'}
         if self.dedupe.first_time(request.headers.get("Idempotency-Key")):
             with self.lock:
                 book["available"] = body["available"]

@@ -1,4 +1,5 @@
 """Reference Notification service: stores what it receives, drops repeats of an Idempotency-Key."""
+
 from __future__ import annotations
 
 from typing import Any

@@ -5,6 +5,7 @@ Faults are set at runtime through `PUT /_faults` (or `peer.faults` in-process):
 `{"refuse_seconds": 5}` closes the port so connections are refused for that long. `DELETE /_faults`
 clears them. The `/_faults` path itself is never faulty.
 """
+
 from __future__ import annotations
 
 import contextlib

@@ -1,4 +1,5 @@
 """Reference User Management: demo patrons in memory."""
+
 from __future__ import annotations
 
 from typing import Any

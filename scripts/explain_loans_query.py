@@ -6,6 +6,7 @@ is answered: EXPLAIN ANALYZE of its two queries (the total and the page) and the
 
 The scratch database (`lending_explain_<pid>`) is dropped at the end unless --keep is given.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -49,8 +50,13 @@ def main() -> int:
 
 
 def run(args: argparse.Namespace, url: str) -> int:
-    os.environ.update(DATABASE_URL=url, DJANGO_SETTINGS_MODULE="config.settings", DJANGO_DEBUG="true",
-                      DJANGO_ALLOWED_HOSTS="testserver", LOG_LEVEL="WARNING")
+    os.environ.update(
+        DATABASE_URL=url,
+        DJANGO_SETTINGS_MODULE="config.settings",
+        DJANGO_DEBUG="true",
+        DJANGO_ALLOWED_HOSTS="testserver",
+        LOG_LEVEL="WARNING",
+    )
     import django
 
     django.setup()
@@ -72,8 +78,9 @@ def run(args: argparse.Namespace, url: str) -> int:
             cursor.execute("SELECT count(*) FROM lending_loan WHERE user_email = %s", [patron])
             print(f"\n######## {patron}: {cursor.fetchone()[0]} loans\n")
             print("== the total: SELECT COUNT(*) ... WHERE user_email = %s")
-            cursor.execute("EXPLAIN (ANALYZE, BUFFERS) SELECT COUNT(*) FROM lending_loan WHERE user_email = %s",
-                           [patron])
+            cursor.execute(
+                "EXPLAIN (ANALYZE, BUFFERS) SELECT COUNT(*) FROM lending_loan WHERE user_email = %s", [patron]
+            )
             print("\n".join(row[0] for row in cursor.fetchall()), "\n")
 
         page = selectors.loans(user_email=patron)[:50]
@@ -87,8 +94,10 @@ def run(args: argparse.Namespace, url: str) -> int:
             timings.append((time.perf_counter() - started) * 1000)
             assert response.status_code == 200, response.content
         timings.sort()
-        print(f"GET /loans/?user_email={patron} over {args.loans:,} loans, 50 calls in-process: "
-              f"median {statistics.median(timings):.2f} ms, p95 {timings[int(len(timings) * 0.95) - 1]:.2f} ms")
+        print(
+            f"GET /loans/?user_email={patron} over {args.loans:,} loans, 50 calls in-process: "
+            f"median {statistics.median(timings):.2f} ms, p95 {timings[int(len(timings) * 0.95) - 1]:.2f} ms"
+        )
     return 0
 
 
@@ -106,8 +115,9 @@ def load(url: str, *, loans: int, patrons: int, heavy: int) -> list[str]:
                 due = borrowed + timedelta(days=60)
                 if n % 20 == 0:
                     # Open: a book id of its own keeps one open loan per patron and book.
-                    copy.write_row((email, 1_000_000 + n, "", borrowed, due, None,
-                                    "OVERDUE" if due < now else "ACTIVE", 0))
+                    copy.write_row(
+                        (email, 1_000_000 + n, "", borrowed, due, None, "OVERDUE" if due < now else "ACTIVE", 0)
+                    )
                 else:
                     returned = borrowed + timedelta(days=rng.uniform(1, 60))
                     copy.write_row((email, rng.randrange(1, 50_000), "", borrowed, due, returned, "RETURNED", 0))

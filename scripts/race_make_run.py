@@ -5,6 +5,7 @@
     make run            # in one terminal
     .venv/bin/python scripts/race_make_run.py
 """
+
 from __future__ import annotations
 
 import collections
@@ -80,12 +81,26 @@ def main() -> None:
         return [n["message_type"] for n in call("GET", f"{NOTICES}/notifications")[1] if n["user_email"] == patron]
 
     body = {"user_email": patron, "book_id": book}
-    print("lend:", call("POST", f"{SERVICE}/lendBook/", body)[0],
-          "| available=false after", seconds_until(lambda: available() is False), "s",
-          "| notification after", seconds_until(lambda: len(notices()) == 1), "s more")
-    print("return:", call("POST", f"{SERVICE}/returnBook/", body)[0],
-          "| available=true after", seconds_until(lambda: available() is True), "s",
-          "| notification after", seconds_until(lambda: len(notices()) == 2), "s more")
+    print(
+        "lend:",
+        call("POST", f"{SERVICE}/lendBook/", body)[0],
+        "| available=false after",
+        seconds_until(lambda: available() is False),
+        "s",
+        "| notification after",
+        seconds_until(lambda: len(notices()) == 1),
+        "s more",
+    )
+    print(
+        "return:",
+        call("POST", f"{SERVICE}/returnBook/", body)[0],
+        "| available=true after",
+        seconds_until(lambda: available() is True),
+        "s",
+        "| notification after",
+        seconds_until(lambda: len(notices()) == 2),
+        "s more",
+    )
     time.sleep(2)
     print("notifications of the patron after 2 s more:", notices())
 

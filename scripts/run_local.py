@@ -1,6 +1,7 @@
 """`make run`: the whole service locally in one process tree — the reference peers, the web server on
 http://127.0.0.1:8000 (SQLite by default), the outbox relay and the scheduled notices. Ctrl-C stops all.
 """
+
 from __future__ import annotations
 
 import os
@@ -37,8 +38,13 @@ Ctrl-C stops everything.
 
 
 def main() -> int:
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "GUNICORN_BIND": WEB, "GUNICORN_WORKERS": "2",
-           "GUNICORN_THREADS": "8"}
+    env = {
+        **os.environ,
+        "PYTHONUNBUFFERED": "1",
+        "GUNICORN_BIND": WEB,
+        "GUNICORN_WORKERS": "2",
+        "GUNICORN_THREADS": "8",
+    }
     subprocess.run([PYTHON, "manage.py", "migrate", "--noinput", "-v", "0"], cwd=ROOT, env=env, check=True)
     children = {name: subprocess.Popen(cmd, cwd=ROOT, env=env) for name, cmd in PROCESSES.items()}
     print(BANNER, flush=True)

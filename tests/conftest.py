@@ -1,5 +1,6 @@
 """Shared fixtures: the reference peers in-process on free ports, a JSON API client, factories, and
 the PostgreSQL gate (skip on SQLite with a reason, fail under CI=true)."""
+
 from __future__ import annotations
 
 import os

@@ -1,4 +1,5 @@
 """Running the service's own commands as real processes against the test database."""
+
 from __future__ import annotations
 
 import os
@@ -32,8 +33,9 @@ def service_env(peers, **overrides: str) -> dict[str, str]:
 
 
 def start_manage(*args: str, env: dict[str, str]) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "manage.py", *args], cwd=ROOT, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    return subprocess.Popen(
+        [sys.executable, "manage.py", *args], cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
 
 
 def wait_until(condition: Callable[[], bool], timeout: float = 30.0, interval: float = 0.1) -> bool:

@@ -1,4 +1,5 @@
 """Firing API requests all at once, each from its own thread and database connection."""
+
 from __future__ import annotations
 
 import threading

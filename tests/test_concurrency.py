@@ -1,5 +1,6 @@
 """Invariant 1 under real concurrency on PostgreSQL: many threads, each with its own connection,
 racing through the API for the same book."""
+
 from __future__ import annotations
 
 from collections import Counter
@@ -46,12 +47,16 @@ def test_returns_racing_lends_never_exceed_the_copies(peers):
     book = peers.book.add_book("Busy", "A", 2)
     holders = readers(peers, 2, f"holder{book['id']}")
     for email in holders:
-        assert APIClient().post("/lendBook/", {"user_email": email, "book_id": book["id"]},
-                                format="json").status_code == 201
+        assert (
+            APIClient().post("/lendBook/", {"user_email": email, "book_id": book["id"]}, format="json").status_code
+            == 201
+        )
     newcomers = readers(peers, 10, f"new{book['id']}")
 
-    statuses = statuses_of([("/returnBook/", {"user_email": e, "book_id": book["id"]}) for e in holders]
-                    + [("/lendBook/", {"user_email": e, "book_id": book["id"]}) for e in newcomers])
+    statuses = statuses_of(
+        [("/returnBook/", {"user_email": e, "book_id": book["id"]}) for e in holders]
+        + [("/lendBook/", {"user_email": e, "book_id": book["id"]}) for e in newcomers]
+    )
 
     assert statuses[:2] == [200, 200]
     assert 0 <= statuses[2:].count(201) <= 2 and set(statuses[2:]) <= {201, 409}

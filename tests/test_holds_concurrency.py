@@ -1,5 +1,6 @@
 """The holds queue under real concurrency on PostgreSQL: returns racing lends must hand the copies
 to the queue, in order, never to whoever is fastest."""
+
 from __future__ import annotations
 
 import pytest
@@ -24,8 +25,10 @@ def test_returns_racing_lends_hand_the_copies_to_the_first_two_in_the_queue(peer
     for email in queue:
         assert post("/reserveBook/", email, book) == 201
 
-    answers = race([("/returnBook/", {"user_email": e, "book_id": book}) for e in holders]
-                   + [("/lendBook/", {"user_email": e, "book_id": book}) for e in others])
+    answers = race(
+        [("/returnBook/", {"user_email": e, "book_id": book}) for e in holders]
+        + [("/lendBook/", {"user_email": e, "book_id": book}) for e in others]
+    )
 
     assert answers[:2] == [(200, None), (200, None)]
     assert all(status == 409 and code in {"no_copy_available", "copies_on_hold"} for status, code in answers[2:])

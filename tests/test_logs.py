@@ -1,5 +1,6 @@
 """Logs: one JSON line per request with method, path, status, duration and our request id; the request
 id on stdlib loggers' lines too; patron emails masked everywhere; the optional rotating file."""
+
 from __future__ import annotations
 
 import io
@@ -57,14 +58,18 @@ def test_the_masking_processor_covers_the_event_and_every_value():
         def __str__(self) -> str:
             return "loan 1: book 2 to frank@example.com"
 
-    event = mask_emails(None, "info", {
-        "event": "lend refused for grace@example.com",
-        "user_email": "heidi@example.com",
-        "details": {"patrons": ["ivan@example.com", 3], "book_id": 7},
-        "loan": Loan(),
-        "count": 2,
-        "ok": True,
-    })
+    event = mask_emails(
+        None,
+        "info",
+        {
+            "event": "lend refused for grace@example.com",
+            "user_email": "heidi@example.com",
+            "details": {"patrons": ["ivan@example.com", 3], "book_id": 7},
+            "loan": Loan(),
+            "count": 2,
+            "ok": True,
+        },
+    )
     assert event == {
         "event": "lend refused for g***@example.com",
         "user_email": "h***@example.com",
@@ -93,8 +98,9 @@ def test_stdlib_and_structlog_lines_carry_the_request_id_and_masked_emails(log_l
 
 @pytest.mark.django_db
 def test_one_request_line_with_method_path_status_duration_and_our_request_id(api, patron, book, log_lines):
-    response = post_json(api, "/lendBook/", {"user_email": patron, "book_id": book["id"]},
-                         **{"X-Request-ID": "req-line-42"})
+    response = post_json(
+        api, "/lendBook/", {"user_email": patron, "book_id": book["id"]}, **{"X-Request-ID": "req-line-42"}
+    )
     assert response.status_code == 201
 
     lines = log_lines()
@@ -112,8 +118,9 @@ def test_one_request_line_with_method_path_status_duration_and_our_request_id(ap
 
 @pytest.mark.django_db
 def test_a_refused_request_is_logged_as_a_warning_once(api, log_lines):
-    response = post_json(api, "/returnBook/", {"user_email": "nobody@example.com", "book_id": 1},
-                         **{"X-Request-ID": "req-line-43"})
+    response = post_json(
+        api, "/returnBook/", {"user_email": "nobody@example.com", "book_id": 1}, **{"X-Request-ID": "req-line-43"}
+    )
     assert response.status_code in (404, 409)
     request_lines = [line for line in log_lines() if line.get("request_id") == "req-line-43"]
     assert [line["event"] for line in request_lines] == ["request_finished"]
@@ -136,14 +143,19 @@ def test_the_optional_rotating_file_gets_json_lines(tmp_path):
 
     log_file = tmp_path / "lending.log"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "LOG_"))}
-    env.update(DJANGO_SETTINGS_MODULE="config.settings", LOG_FILE=str(log_file), LOG_FILE_MAX_BYTES="400",
-               LOG_FILE_BACKUP_COUNT="2", LOG_FORMAT="console", DATABASE_NAME=str(tmp_path / "db.sqlite3"))
+    env.update(
+        DJANGO_SETTINGS_MODULE="config.settings",
+        LOG_FILE=str(log_file),
+        LOG_FILE_MAX_BYTES="400",
+        LOG_FILE_BACKUP_COUNT="2",
+        LOG_FORMAT="console",
+        DATABASE_NAME=str(tmp_path / "db.sqlite3"),
+    )
     script = (
         "import django, logging; django.setup()\n"
         "for i in range(12): logging.getLogger('lending.test').warning('line %d for lena@example.com', i)\n"
     )
-    proc = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True,
-                          timeout=60)
+    proc = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
 
     files = sorted(tmp_path.glob("lending.log*"))
@@ -159,14 +171,24 @@ def test_several_processes_rotating_one_log_file_lose_no_line(tmp_path):
     process is kept across the rotations."""
     log_file = tmp_path / "lending.log"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "LOG_"))}
-    env.update(DJANGO_SETTINGS_MODULE="config.settings", LOG_FILE=str(log_file), LOG_FILE_MAX_BYTES="5000",
-               LOG_FILE_BACKUP_COUNT="500", LOG_LEVEL="WARNING", DATABASE_NAME=str(tmp_path / "db.sqlite3"))
+    env.update(
+        DJANGO_SETTINGS_MODULE="config.settings",
+        LOG_FILE=str(log_file),
+        LOG_FILE_MAX_BYTES="5000",
+        LOG_FILE_BACKUP_COUNT="500",
+        LOG_LEVEL="WARNING",
+        DATABASE_NAME=str(tmp_path / "db.sqlite3"),
+    )
     script = (
         "import django, logging, sys; django.setup()\n"
         "for i in range(300): logging.getLogger('lending.test').warning('writer %s line %d', sys.argv[1], i)\n"
     )
-    writers = [subprocess.Popen([sys.executable, "-c", script, str(w)], cwd=ROOT, env=env,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE) for w in range(4)]
+    writers = [
+        subprocess.Popen(
+            [sys.executable, "-c", script, str(w)], cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        )
+        for w in range(4)
+    ]
     for writer in writers:
         assert writer.wait(timeout=120) == 0, writer.stderr.read()
 

@@ -1,6 +1,7 @@
 """`/metrics`: the domain's metrics move with lends, returns and refusals; peer calls, breaker state and
 the database gauges are exported; probes and metrics get through host validation and the HTTPS
 redirect."""
+
 from __future__ import annotations
 
 import json
@@ -80,8 +81,9 @@ def test_domain_metrics_move_after_a_lend_a_refusal_and_a_return(api, peers, pat
 def test_an_idempotent_replay_is_not_counted_twice(api, patron, book):
     before = scrape(api)
     for _ in range(2):
-        response = post_json(api, "/lendBook/", {"user_email": patron, "book_id": book["id"]}, **{
-            "Idempotency-Key": f"metrics-{patron}"})
+        response = post_json(
+            api, "/lendBook/", {"user_email": patron, "book_id": book["id"]}, **{"Idempotency-Key": f"metrics-{patron}"}
+        )
         assert response.status_code == 201
     after = scrape(api)
     ops = "lending_loan_operations_total"
@@ -100,19 +102,25 @@ def test_a_refusal_for_invalid_input_is_counted_with_its_code(api):
 
 def test_outbox_and_overdue_gauges_come_from_the_database(api):
     now = timezone.now()
-    Loan.objects.create(user_email="late@example.com", book_id=990001, date_borrowed=now - timedelta(days=70),
-                        date_due=now - timedelta(days=10))
+    Loan.objects.create(
+        user_email="late@example.com",
+        book_id=990001,
+        date_borrowed=now - timedelta(days=70),
+        date_due=now - timedelta(days=10),
+    )
     OutboxMessage.objects.create(kind="notification", book_id=990001, status=OutboxStatus.DEAD, next_attempt_at=now)
     old = OutboxMessage.objects.create(kind="notification", book_id=990001, next_attempt_at=now)
     OutboxMessage.objects.filter(pk=old.pk).update(created_at=now - timedelta(minutes=5))
 
     samples = scrape(api)
     assert value(samples, "lending_domain_state_up") == 1
-    assert value(samples, "lending_loans_overdue") == Loan.objects.filter(
-        date_returned__isnull=True, date_due__lt=timezone.now()).count() >= 1
+    assert (
+        value(samples, "lending_loans_overdue")
+        == Loan.objects.filter(date_returned__isnull=True, date_due__lt=timezone.now()).count()
+        >= 1
+    )
     assert value(samples, "lending_outbox_dead_messages") == OutboxMessage.objects.filter(status="DEAD").count()
-    assert value(samples, "lending_outbox_pending_messages") == OutboxMessage.objects.filter(
-        status="PENDING").count()
+    assert value(samples, "lending_outbox_pending_messages") == OutboxMessage.objects.filter(status="PENDING").count()
     assert value(samples, "lending_outbox_oldest_pending_age_seconds") >= 300
 
 
@@ -129,8 +137,7 @@ def test_peer_failures_and_the_circuit_breaker_state_are_exported(api, peers):
     opened = scrape(api)
 
     def calls(samples, outcome):
-        return value(samples, "lending_peer_request_duration_seconds_count", peer=peer, method="GET",
-                     outcome=outcome)
+        return value(samples, "lending_peer_request_duration_seconds_count", peer=peer, method="GET", outcome=outcome)
 
     assert calls(opened, "error") == calls(before, "error") + 1
     assert calls(opened, "circuit_open") == calls(before, "circuit_open") + 1

@@ -1,5 +1,6 @@
 """Scheduled notices: OVERDUE persisted, due-soon reminders, repeated overdue notices, each at most
 once per loan and period, also when runs overlap or one dies half way."""
+
 from __future__ import annotations
 
 import os
@@ -31,16 +32,23 @@ def make_loan(due_in: timedelta, *, email: str | None = None, book_id: int = 1, 
     due = now + due_in
     return Loan.objects.create(
         user_email=email or f"reader-{Loan.objects.count()}-{time.monotonic_ns()}@example.com",
-        book_id=book_id, book_title="A book", date_borrowed=due - timedelta(days=60), date_due=due,
-        date_returned=now if returned else None, status=LoanStatus.RETURNED if returned else LoanStatus.ACTIVE,
+        book_id=book_id,
+        book_title="A book",
+        date_borrowed=due - timedelta(days=60),
+        date_due=due,
+        date_returned=now if returned else None,
+        status=LoanStatus.RETURNED if returned else LoanStatus.ACTIVE,
     )
 
 
 def sent(message_type: str | None = None) -> list[tuple[int, str]]:
     """(loan id, message type) of every queued notice notification, sorted."""
     rows = OutboxMessage.objects.filter(kind=OutboxKind.NOTIFICATION)
-    found = [(m.payload["loan_id"], m.payload["message_type"]) for m in rows
-             if m.payload["message_type"] in (DUE_SOON, OVERDUE)]
+    found = [
+        (m.payload["loan_id"], m.payload["message_type"])
+        for m in rows
+        if m.payload["message_type"] in (DUE_SOON, OVERDUE)
+    ]
     return sorted(f for f in found if message_type is None or f[1] == message_type)
 
 

@@ -6,6 +6,7 @@ A missing key is 401 `not_authenticated`; a wrong, revoked or expired one is 401
 `authentication_failed`. Both carry `WWW-Authenticate: Api-Key`, and both are refused before the view
 runs, so nothing is written.
 """
+
 from __future__ import annotations
 
 import hashlib

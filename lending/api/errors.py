@@ -1,4 +1,5 @@
 """One error shape for every 4xx and 5xx: `{"error": {"code", "message", "details"?}}`."""
+
 from __future__ import annotations
 
 import logging

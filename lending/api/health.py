@@ -1,5 +1,6 @@
 """Health endpoints: `/health/` (the spec's: database check), `/health/live/` (the process only, for
 the liveness probe) and `/health/ready/` (database reachable and no unapplied migrations)."""
+
 from __future__ import annotations
 
 from django.db import DEFAULT_DB_ALIAS, connections

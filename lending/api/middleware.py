@@ -1,5 +1,6 @@
 """Request-level concerns that sit before the views: the correlation id, the probes and metrics
 served ahead of host validation, and the body size limit."""
+
 from __future__ import annotations
 
 import logging
@@ -54,8 +55,12 @@ class ProbeMiddleware:
         from lending.api import health
 
         self.views = {}
-        for route, view in (("/health", health.health), ("/health/live", health.live),
-                            ("/health/ready", health.ready), ("/metrics", metrics.metrics_view)):
+        for route, view in (
+            ("/health", health.health),
+            ("/health/live", health.live),
+            ("/health/ready", health.ready),
+            ("/metrics", metrics.metrics_view),
+        ):
             self.views[route] = self.views[f"{route}/"] = view
 
     def __call__(self, request):

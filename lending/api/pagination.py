@@ -3,6 +3,7 @@
 `/loans/` and `/reservations/` answer `{"count", "next", "previous", "results"}`; `getExpiredBooks`
 stays a bare JSON list and tells what remains only through the `Link` header.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass

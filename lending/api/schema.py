@@ -4,6 +4,7 @@ error codes with examples, the common headers, the API key scheme, and the schem
 The views carry `@extend_schema(...)` with the pieces defined here. `openapi.yaml` at the repository
 root is generated from them (`make openapi`); a test fails when it is stale.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -47,9 +48,11 @@ ERRORS: dict[str, tuple[int, str, Any]] = {
     "no_copy_available": (409, "No copy of book 123 is available.", None),
     "already_borrowed": (409, "alice@example.com already has book 123 on loan.", None),
     "copies_on_hold": (
-        409, "Every free copy of book 123 is kept for patrons in its holds queue; reserve it instead.", None),
-    "patron_has_overdue_loans": (
-        409, "alice@example.com has 1 overdue loan(s); return them before borrowing.", None),
+        409,
+        "Every free copy of book 123 is kept for patrons in its holds queue; reserve it instead.",
+        None,
+    ),
+    "patron_has_overdue_loans": (409, "alice@example.com has 1 overdue loan(s); return them before borrowing.", None),
     "loan_limit_reached": (409, "alice@example.com already has 10 loans, the most a patron may hold at once.", None),
     "renewal_limit_reached": (409, "Loan 7 was already renewed 2 time(s), the most allowed.", None),
     "loan_overdue": (409, "Loan 7 is overdue and cannot be renewed; return it.", None),
@@ -57,14 +60,16 @@ ERRORS: dict[str, tuple[int, str, Any]] = {
     "already_reserved": (409, "alice@example.com already has a hold on book 123.", None),
     "copy_available": (409, "A copy of book 123 is free: borrow it instead of reserving.", None),
     "idempotency_request_in_progress": (
-        409, "A request with this Idempotency-Key is still being processed; retry shortly.", None),
+        409,
+        "A request with this Idempotency-Key is still being processed; retry shortly.",
+        None,
+    ),
     "idempotency_key_in_use": (409, "Another request took over this idempotency key.", None),
     "payload_too_large": (413, "Request bodies are limited to 16384 bytes.", None),
     "unsupported_media_type": (415, 'Unsupported media type "text/plain" in request.', None),
     "idempotency_key_reused": (422, "This Idempotency-Key was already used with a different request.", None),
     "rate_limited": (429, "Request was throttled. Expected available in 12 seconds.", None),
-    "peer_unavailable": (
-        503, "The User Management service is unavailable (circuit breaker open); retry later.", None),
+    "peer_unavailable": (503, "The User Management service is unavailable (circuit breaker open); retry later.", None),
 }
 
 STATUS_DESCRIPTIONS = {
@@ -82,8 +87,15 @@ STATUS_DESCRIPTIONS = {
 
 AUTH_ERRORS = ("not_authenticated", "authentication_failed", "rate_limited")
 WRITE_ERRORS = (
-    "invalid_request", "malformed_json", "invalid_idempotency_key", "payload_too_large", "unsupported_media_type",
-    "idempotency_request_in_progress", "idempotency_key_in_use", "idempotency_key_reused", *AUTH_ERRORS,
+    "invalid_request",
+    "malformed_json",
+    "invalid_idempotency_key",
+    "payload_too_large",
+    "unsupported_media_type",
+    "idempotency_request_in_progress",
+    "idempotency_key_in_use",
+    "idempotency_key_reused",
+    *AUTH_ERRORS,
 )
 READ_ERRORS = AUTH_ERRORS
 LISTING_ERRORS = ("invalid_request", *AUTH_ERRORS)
@@ -113,34 +125,56 @@ def error_responses(*codes: str) -> dict[int, OpenApiResponse]:
 # --- Headers ------------------------------------------------------------------------------------------
 
 REQUEST_ID = OpenApiParameter(
-    "X-Request-ID", OpenApiTypes.STR, OpenApiParameter.HEADER, pattern=r"^[A-Za-z0-9._:\-]{1,128}$",
+    "X-Request-ID",
+    OpenApiTypes.STR,
+    OpenApiParameter.HEADER,
+    pattern=r"^[A-Za-z0-9._:\-]{1,128}$",
     description="Correlation id, echoed in the response and sent on to the peers; one is made up when absent "
     "or not 1-128 of `A-Za-z0-9._:-`.",
 )
 REQUEST_ID_ECHO = OpenApiParameter(
-    "X-Request-ID", OpenApiTypes.STR, OpenApiParameter.HEADER, response=True,
+    "X-Request-ID",
+    OpenApiTypes.STR,
+    OpenApiParameter.HEADER,
+    response=True,
     description="The request's correlation id (the caller's, or a new one).",
 )
 IDEMPOTENCY_KEY = OpenApiParameter(
-    "Idempotency-Key", OpenApiTypes.STR, OpenApiParameter.HEADER,
+    "Idempotency-Key",
+    OpenApiTypes.STR,
+    OpenApiParameter.HEADER,
     description="Makes the POST safe to retry: the first answer is stored and replayed to every retry with the "
     "same key for IDEMPOTENCY_KEY_TTL_HOURS (24 h). 1-255 printable characters. The same key with another "
     "body is 422 `idempotency_key_reused`; while the first request runs, 409 `idempotency_request_in_progress`.",
 )
 IDEMPOTENT_REPLAYED = OpenApiParameter(
-    "Idempotent-Replayed", OpenApiTypes.STR, OpenApiParameter.HEADER, response=[200, 201, 400, 403, 404, 409],
-    enum=["true"], description="`true` when the answer is the stored one of an earlier request with the same key.",
+    "Idempotent-Replayed",
+    OpenApiTypes.STR,
+    OpenApiParameter.HEADER,
+    response=[200, 201, 400, 403, 404, 409],
+    enum=["true"],
+    description="`true` when the answer is the stored one of an earlier request with the same key.",
 )
 RETRY_AFTER = OpenApiParameter(
-    "Retry-After", OpenApiTypes.INT, OpenApiParameter.HEADER, response=[409, 429, 503],
+    "Retry-After",
+    OpenApiTypes.INT,
+    OpenApiParameter.HEADER,
+    response=[409, 429, 503],
     description="Seconds to wait before retrying (429, 503, and 409 `idempotency_request_in_progress`).",
 )
 LINK = OpenApiParameter(
-    "Link", OpenApiTypes.STR, OpenApiParameter.HEADER, response=[200],
+    "Link",
+    OpenApiTypes.STR,
+    OpenApiParameter.HEADER,
+    response=[200],
     description='RFC 8288 links to other pages: `<url>; rel="first|prev|next|last"`.',
 )
 TOTAL_COUNT = OpenApiParameter(
-    "X-Total-Count", OpenApiTypes.INT, OpenApiParameter.HEADER, response=[200], description="Items in all pages.",
+    "X-Total-Count",
+    OpenApiTypes.INT,
+    OpenApiParameter.HEADER,
+    response=[200],
+    description="Items in all pages.",
 )
 LIMIT = OpenApiParameter("limit", OpenApiTypes.INT, description="Items per page (at most API_MAX_PAGE_SIZE).")
 OFFSET = OpenApiParameter("offset", OpenApiTypes.INT, description="Items to skip.")
@@ -155,54 +189,99 @@ LOAN_REQUEST_EXAMPLE = OpenApiExample(
     "Lend or return", value={"user_email": "alice@example.com", "book_id": 123}, request_only=True
 )
 _LOAN = {
-    "id": 1, "user_email": "alice@example.com", "book_id": 123,
-    "date_borrowed": "2024-01-15T10:00:00Z", "date_due": "2024-03-15T10:00:00Z", "date_returned": None,
+    "id": 1,
+    "user_email": "alice@example.com",
+    "book_id": 123,
+    "date_borrowed": "2024-01-15T10:00:00Z",
+    "date_due": "2024-03-15T10:00:00Z",
+    "date_returned": None,
     "status": "ACTIVE",
 }
 LOAN_EXAMPLE = OpenApiExample("Active loan", value=_LOAN, response_only=True, status_codes=["201"])
 RETURNED_EXAMPLE = OpenApiExample(
-    "Returned loan", value={**_LOAN, "date_returned": "2024-02-01T09:30:00Z", "status": "RETURNED"},
-    response_only=True, status_codes=["200"],
+    "Returned loan",
+    value={**_LOAN, "date_returned": "2024-02-01T09:30:00Z", "status": "RETURNED"},
+    response_only=True,
+    status_codes=["200"],
 )
 RENEWED_EXAMPLE = OpenApiExample(
-    "Renewed loan", value={**_LOAN, "date_due": "2024-05-14T10:00:00Z", "book_title": "Dune", "renewals": 1},
-    response_only=True, status_codes=["200"],
+    "Renewed loan",
+    value={**_LOAN, "date_due": "2024-05-14T10:00:00Z", "book_title": "Dune", "renewals": 1},
+    response_only=True,
+    status_codes=["200"],
 )
 OVERDUE_EXAMPLE = OpenApiExample(
     "Overdue loans",
     # One item: the list around it is added for a `many` response.
-    value={**_LOAN, "id": 7, "user_email": "bob@example.com", "date_borrowed": "2023-11-01T08:00:00Z",
-           "date_due": "2023-12-31T08:00:00Z", "status": "OVERDUE"},
-    response_only=True, status_codes=["200"],
+    value={
+        **_LOAN,
+        "id": 7,
+        "user_email": "bob@example.com",
+        "date_borrowed": "2023-11-01T08:00:00Z",
+        "date_due": "2023-12-31T08:00:00Z",
+        "status": "OVERDUE",
+    },
+    response_only=True,
+    status_codes=["200"],
 )
 _HOLD = {
-    "id": 3, "user_email": "alice@example.com", "book_id": 123, "book_title": "Dune", "status": "WAITING",
-    "queue_position": 1, "date_reserved": "2024-01-15T10:00:00Z", "date_ready": None, "pickup_deadline": None,
-    "date_closed": None, "loan_id": None,
+    "id": 3,
+    "user_email": "alice@example.com",
+    "book_id": 123,
+    "book_title": "Dune",
+    "status": "WAITING",
+    "queue_position": 1,
+    "date_reserved": "2024-01-15T10:00:00Z",
+    "date_ready": None,
+    "pickup_deadline": None,
+    "date_closed": None,
+    "loan_id": None,
 }
 HOLD_EXAMPLE = OpenApiExample("Waiting hold", value=_HOLD, response_only=True, status_codes=["201"])
 CANCELLED_HOLD_EXAMPLE = OpenApiExample(
-    "Cancelled hold", value={**_HOLD, "status": "CANCELLED", "queue_position": None,
-                             "date_closed": "2024-01-20T10:00:00Z"},
-    response_only=True, status_codes=["200"],
+    "Cancelled hold",
+    value={**_HOLD, "status": "CANCELLED", "queue_position": None, "date_closed": "2024-01-20T10:00:00Z"},
+    response_only=True,
+    status_codes=["200"],
 )
 DRY_RUN_EXAMPLES = [
-    OpenApiExample("Would succeed", value={"dry_run": True, "would_succeed": True, "user_email": "alice@example.com",
-                                           "book_id": 123, "error": None}, response_only=True, status_codes=["200"]),
-    OpenApiExample("Would be refused", value={
-        "dry_run": True, "would_succeed": False, "user_email": "alice@example.com", "book_id": 123,
-        "error": {"code": "no_copy_available", "message": "No copy of book 123 is available."}},
-        response_only=True, status_codes=["200"]),
+    OpenApiExample(
+        "Would succeed",
+        value={
+            "dry_run": True,
+            "would_succeed": True,
+            "user_email": "alice@example.com",
+            "book_id": 123,
+            "error": None,
+        },
+        response_only=True,
+        status_codes=["200"],
+    ),
+    OpenApiExample(
+        "Would be refused",
+        value={
+            "dry_run": True,
+            "would_succeed": False,
+            "user_email": "alice@example.com",
+            "book_id": 123,
+            "error": {"code": "no_copy_available", "message": "No copy of book 123 is available."},
+        },
+        response_only=True,
+        status_codes=["200"],
+    ),
 ]
 
 
 def page_of(serializer: type[serializers.Serializer], name: str) -> serializers.Serializer:
-    return inline_serializer(name, fields={
-        "count": serializers.IntegerField(),
-        "next": serializers.URLField(allow_null=True),
-        "previous": serializers.URLField(allow_null=True),
-        "results": serializer(many=True),
-    })
+    return inline_serializer(
+        name,
+        fields={
+            "count": serializers.IntegerField(),
+            "next": serializers.URLField(allow_null=True),
+            "previous": serializers.URLField(allow_null=True),
+            "results": serializer(many=True),
+        },
+    )
 
 
 class PolicySerializer(serializers.Serializer):
@@ -257,7 +336,8 @@ _HEALTH = {
     "/health/": ("health", "The spec's health check: the database answers.", {"database": "ok"}),
     "/health/live/": ("healthLive", "Liveness probe: the process answers.", {"process": "ok"}),
     "/health/ready/": (
-        "healthReady", "Readiness probe: the database answers and no migration is unapplied.",
+        "healthReady",
+        "Readiness probe: the database answers and no migration is unapplied.",
         {"database": "ok", "migrations": "ok"},
     ),
 }
@@ -267,18 +347,32 @@ def add_health_paths(result: dict, **kwargs) -> dict:
     """The health endpoints are plain Django views (no API key, no throttling): add them by hand."""
     for path, (operation_id, summary, checks) in _HEALTH.items():
         unhealthy = {key: "unavailable: OperationalError" for key in checks}
-        result["paths"][path] = {"get": {
-            "operationId": operation_id,
-            "summary": summary,
-            "tags": ["health"],
-            "security": [],
-            "responses": {
-                "200": {"description": "Healthy", "content": {"application/json": {
-                    "schema": _HEALTH_BODY,
-                    "example": {"service": "lending-service", "status": "healthy", "checks": checks}}}},
-                "503": {"description": "Unhealthy", "content": {"application/json": {
-                    "schema": _HEALTH_BODY,
-                    "example": {"service": "lending-service", "status": "unhealthy", "checks": unhealthy}}}},
-            },
-        }}
+        result["paths"][path] = {
+            "get": {
+                "operationId": operation_id,
+                "summary": summary,
+                "tags": ["health"],
+                "security": [],
+                "responses": {
+                    "200": {
+                        "description": "Healthy",
+                        "content": {
+                            "application/json": {
+                                "schema": _HEALTH_BODY,
+                                "example": {"service": "lending-service", "status": "healthy", "checks": checks},
+                            }
+                        },
+                    },
+                    "503": {
+                        "description": "Unhealthy",
+                        "content": {
+                            "application/json": {
+                                "schema": _HEALTH_BODY,
+                                "example": {"service": "lending-service", "status": "unhealthy", "checks": unhealthy},
+                            }
+                        },
+                    },
+                },
+            }
+        }
     return result

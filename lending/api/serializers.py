@@ -1,4 +1,5 @@
 """Request and response shapes of the public API."""
+
 from __future__ import annotations
 
 from datetime import UTC, datetime
@@ -104,8 +105,19 @@ class HoldSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Hold
-        fields = ["id", "user_email", "book_id", "book_title", "status", "queue_position", "date_reserved",
-                  "date_ready", "pickup_deadline", "date_closed", "loan_id"]
+        fields = [
+            "id",
+            "user_email",
+            "book_id",
+            "book_title",
+            "status",
+            "queue_position",
+            "date_reserved",
+            "date_ready",
+            "pickup_deadline",
+            "date_closed",
+            "loan_id",
+        ]
         read_only_fields = fields
 
     def get_queue_position(self, hold: Hold) -> int | None:

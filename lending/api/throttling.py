@@ -11,6 +11,7 @@ the timestamp of every request of the window instead, and reads and writes them 
 request (6,000 of them at the default rate). The price of a fixed window: a caller may fit up to
 twice its rate across the boundary of two windows, which is the usual trade for service limits.
 """
+
 from __future__ import annotations
 
 import time

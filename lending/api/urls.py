@@ -1,5 +1,6 @@
 """The spec's endpoints and the circulation ones beyond it. Each path answers with and without its
 trailing slash (never a redirect: a redirected POST would lose its body)."""
+
 from django.urls import path
 
 from lending.api import health, views

@@ -1,4 +1,5 @@
 """Book Management: `GET /getBooks/{id}` and `PUT /updateBook/{id}`."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -49,5 +50,6 @@ def _copies(data: dict) -> int | None:
 
 def publish_availability(book_id: int, available: bool, *, idempotency_key: str) -> int:
     """Returns the peer's HTTP status; 4xx is returned, 5xx and transport errors raise."""
-    return client().send("PUT", f"/updateBook/{book_id}", {"available": available},
-                         idempotency_key=idempotency_key).status
+    return (
+        client().send("PUT", f"/updateBook/{book_id}", {"available": available}, idempotency_key=idempotency_key).status
+    )

@@ -5,6 +5,7 @@ Every failure (connection refused, timeout, 5xx, a body that is not the JSON we 
 `PeerUnavailable`, which the API answers with 503 and `Retry-After`. A 4xx from the peer is an answer,
 not a failure: callers decide what it means (404 = no such book, for instance).
 """
+
 from __future__ import annotations
 
 import logging
@@ -100,8 +101,9 @@ class PeerClient:
         """A write is never retried here; the outbox relay owns retries, with the same key."""
         return self._through_breaker(method, path, body, idempotency_key, retries=0)
 
-    def _through_breaker(self, method: str, path: str, body: dict | None, key: str | None,
-                         *, retries: int) -> PeerResponse:
+    def _through_breaker(
+        self, method: str, path: str, body: dict | None, key: str | None, *, retries: int
+    ) -> PeerResponse:
         started, outcome = time.perf_counter(), "error"
         try:
             response = self.breaker.call(self._request, method, path, body, key, retries)
@@ -113,12 +115,17 @@ class PeerClient:
             tripped_by = exc.__context__ if isinstance(exc.__context__, PeerFailure) else None
             outcome = "circuit_open" if tripped_by is None else _outcome_of(tripped_by)
             reason = "circuit breaker open" if tripped_by is None else f"{tripped_by}; circuit breaker opened"
-            raise PeerUnavailable(self.name, reason, retry_after=self._retry_after(),
-                                  outcome_unknown=tripped_by is not None and tripped_by.outcome_unknown) from None
+            raise PeerUnavailable(
+                self.name,
+                reason,
+                retry_after=self._retry_after(),
+                outcome_unknown=tripped_by is not None and tripped_by.outcome_unknown,
+            ) from None
         except PeerFailure as failure:
             outcome = _outcome_of(failure)
-            raise PeerUnavailable(self.name, str(failure), retry_after=self._retry_after(),
-                                  outcome_unknown=failure.outcome_unknown) from None
+            raise PeerUnavailable(
+                self.name, str(failure), retry_after=self._retry_after(), outcome_unknown=failure.outcome_unknown
+            ) from None
         finally:
             metrics.observe_peer_call(self.name, method, outcome, time.perf_counter() - started)
 
@@ -129,8 +136,7 @@ class PeerClient:
         elapsed = (datetime.now(UTC) - opened_at.replace(tzinfo=UTC)).total_seconds()
         return int(max(1.0, settings.PEER_BREAKER_RESET_SECONDS - elapsed) + 0.999)
 
-    def _request(self, method: str, path: str, body: dict | None, key: str | None,
-                 retries: int) -> PeerResponse:
+    def _request(self, method: str, path: str, body: dict | None, key: str | None, retries: int) -> PeerResponse:
         headers = {"X-Request-ID": current_request_id(), "Accept": "application/json"}
         if key:
             headers["Idempotency-Key"] = key
@@ -141,12 +147,14 @@ class PeerClient:
                 response = self.session.request(method, url, json=body, headers=headers, timeout=self.timeout)
             except requests.Timeout as exc:
                 # A timeout (connect or read) is not retried: a slow or unreachable peer would double our latency.
-                raise PeerFailure(f"timed out: {exc.__class__.__name__}",
-                                  outcome_unknown=_may_have_reached_peer(exc)) from None
+                raise PeerFailure(
+                    f"timed out: {exc.__class__.__name__}", outcome_unknown=_may_have_reached_peer(exc)
+                ) from None
             except requests.RequestException as exc:
                 if last_try:
-                    raise PeerFailure(f"unreachable: {exc.__class__.__name__}",
-                                      outcome_unknown=_may_have_reached_peer(exc)) from None
+                    raise PeerFailure(
+                        f"unreachable: {exc.__class__.__name__}", outcome_unknown=_may_have_reached_peer(exc)
+                    ) from None
                 self._pause_before_retry()
                 continue
             if response.status_code in RETRYABLE_STATUSES and not last_try:

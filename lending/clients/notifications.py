@@ -1,4 +1,5 @@
 """Notification service: `POST /send-notification`."""
+
 from __future__ import annotations
 
 from django.conf import settings

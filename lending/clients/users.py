@@ -1,4 +1,5 @@
 """User Management: `GET /users/{email}`."""
+
 from __future__ import annotations
 
 from urllib.parse import quote

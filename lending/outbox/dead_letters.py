@@ -1,5 +1,6 @@
 """Dead letters: outbox messages that exhausted their attempts (or were refused by the peer), kept
 with their last error until staff replay them. Used by `manage.py dead_letters` and the admin."""
+
 from __future__ import annotations
 
 from django.db.models import QuerySet

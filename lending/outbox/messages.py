@@ -1,5 +1,6 @@
 """Writing side effects into the outbox. Call only inside the transaction that makes the change, so
 the message commits (or rolls back) with it."""
+
 from __future__ import annotations
 
 from django.utils import timezone
@@ -39,8 +40,7 @@ def notification_payload(loan: Loan, message_type: str) -> dict:
 
 
 def _notification(book_id: int, payload: dict) -> OutboxMessage:
-    return OutboxMessage(kind=OutboxKind.NOTIFICATION, book_id=book_id, payload=payload,
-                         next_attempt_at=timezone.now())
+    return OutboxMessage(kind=OutboxKind.NOTIFICATION, book_id=book_id, payload=payload, next_attempt_at=timezone.now())
 
 
 def loan_notification(loan: Loan, message_type: str) -> OutboxMessage:

@@ -21,6 +21,7 @@ side by side on a pool of OUTBOX_DELIVERY_THREADS threads (each with its own dat
 call mostly waits on a peer, so one relay keeps up with the lends only when calls overlap.
 `run_once` without a pool makes them one after the other.
 """
+
 from __future__ import annotations
 
 import logging
@@ -65,7 +66,8 @@ def claim_batch(batch_size: int | None = None, *, due_by: datetime | None = None
         if batch:
             lease_end = now + timedelta(seconds=settings.OUTBOX_LEASE_SECONDS)
             OutboxMessage.objects.filter(pk__in=[m.pk for m in batch]).update(
-                next_attempt_at=lease_end, claims=F("claims") + 1)
+                next_attempt_at=lease_end, claims=F("claims") + 1
+            )
     return batch
 
 
@@ -168,18 +170,24 @@ def _settle_availability(book_id: int, claimed: list[int], version: int) -> None
     # nothing) or neither (and leaves that message to deliver the newer state).
     now = timezone.now()
     book_changed = BookStock.objects.filter(book_id=book_id).exclude(version=version)
-    waiting = Q(book_id=book_id, kind=OutboxKind.AVAILABILITY, status=OutboxStatus.PENDING,
-                next_attempt_at__lte=now, claims__lte=F("attempts")) & ~Q(payload__has_key=RECHECK)
-    settled = _mark_delivered(
-        OutboxMessage.objects.filter(Q(pk__in=claimed) | waiting).filter(~Exists(book_changed))
-    )
+    waiting = Q(
+        book_id=book_id,
+        kind=OutboxKind.AVAILABILITY,
+        status=OutboxStatus.PENDING,
+        next_attempt_at__lte=now,
+        claims__lte=F("attempts"),
+    ) & ~Q(payload__has_key=RECHECK)
+    settled = _mark_delivered(OutboxMessage.objects.filter(Q(pk__in=claimed) | waiting).filter(~Exists(book_changed)))
     if not settled:
         # The book changed while our update travelled, and another delivery may already have
         # settled these messages with a state our late write has just overwritten: reopen them.
         # The claim is handed back: it ended with a known outcome, so it does not count as abandoned.
         OutboxMessage.objects.filter(pk__in=claimed).update(
-            status=OutboxStatus.PENDING, next_attempt_at=now, delivered_at=None,
-            claims=Greatest(F("claims") - 1, Value(0)))  # never below 0, if delivered without a claim
+            status=OutboxStatus.PENDING,
+            next_attempt_at=now,
+            delivered_at=None,
+            claims=Greatest(F("claims") - 1, Value(0)),
+        )  # never below 0, if delivered without a claim
 
 
 RECHECK = "recheck_after_unknown_outcome"
@@ -198,8 +206,15 @@ def _enqueue_recheck(book_id: int) -> None:
     window = int((timezone.now().timestamp() + delay) // delay) + 1
     due = datetime.fromtimestamp(window * delay, tz=UTC)
     OutboxMessage.objects.bulk_create(
-        [OutboxMessage(key=uuid.uuid5(_RECHECK_KEYS, f"{book_id}/{window}"), kind=OutboxKind.AVAILABILITY,
-                       book_id=book_id, payload={RECHECK: True}, next_attempt_at=due)],
+        [
+            OutboxMessage(
+                key=uuid.uuid5(_RECHECK_KEYS, f"{book_id}/{window}"),
+                kind=OutboxKind.AVAILABILITY,
+                book_id=book_id,
+                payload={RECHECK: True},
+                next_attempt_at=due,
+            )
+        ],
         ignore_conflicts=True,
     )
 

@@ -1,5 +1,6 @@
 """The staff admin: every page loads, loans are found by email and book id and overdue ones marked,
 dead outbox messages are replayed and then delivered by the relay."""
+
 from __future__ import annotations
 
 from datetime import timedelta
@@ -26,15 +27,24 @@ def staff(client):
 
 def make_loan(email: str, book_id: int, *, due_in_days: int) -> Loan:
     now = timezone.now()
-    return Loan.objects.create(user_email=email, book_id=book_id, book_title="Dune",
-                               date_borrowed=now - timedelta(days=60), date_due=now + timedelta(days=due_in_days))
+    return Loan.objects.create(
+        user_email=email,
+        book_id=book_id,
+        book_title="Dune",
+        date_borrowed=now - timedelta(days=60),
+        date_due=now + timedelta(days=due_in_days),
+    )
 
 
 def dead_message(loan: Loan) -> OutboxMessage:
     return OutboxMessage.objects.create(
-        kind=OutboxKind.NOTIFICATION, book_id=loan.book_id,
-        payload=notification_payload(loan, MessageType.OVERDUE_NOTICE), status=OutboxStatus.DEAD, attempts=10,
-        next_attempt_at=timezone.now(), last_error="Notification service answered HTTP 503",
+        kind=OutboxKind.NOTIFICATION,
+        book_id=loan.book_id,
+        payload=notification_payload(loan, MessageType.OVERDUE_NOTICE),
+        status=OutboxStatus.DEAD,
+        attempts=10,
+        next_attempt_at=timezone.now(),
+        last_error="Notification service answered HTTP 503",
     )
 
 
@@ -47,8 +57,9 @@ def test_every_admin_page_loads(staff):
     for model in ("loan", "hold", "outboxmessage", "idempotencyrecord"):
         url = reverse(f"admin:lending_{model}_changelist")
         assert staff.get(url).status_code == 200, url
-        obj = {"loan": Loan, "hold": Hold, "outboxmessage": OutboxMessage,
-               "idempotencyrecord": IdempotencyRecord}[model].objects.first()
+        obj = {"loan": Loan, "hold": Hold, "outboxmessage": OutboxMessage, "idempotencyrecord": IdempotencyRecord}[
+            model
+        ].objects.first()
         assert staff.get(reverse(f"admin:lending_{model}_change", args=[obj.pk])).status_code == 200
     assert staff.get(reverse("admin:rest_framework_api_key_apikey_changelist")).status_code == 200
     assert staff.get(reverse("admin:index")).status_code == 200
@@ -72,10 +83,18 @@ def test_loans_searched_by_email_and_book_id_and_overdue_marked(staff):
 def test_replay_action_requeues_dead_messages_and_the_relay_delivers_them(staff, peers, patron):
     loan = make_loan(patron, 43, due_in_days=-2)
     dead = dead_message(loan)
-    delivered = OutboxMessage.objects.create(kind=OutboxKind.NOTIFICATION, book_id=43, payload={},
-                                             status=OutboxStatus.DELIVERED, next_attempt_at=timezone.now())
-    response = staff.post(reverse("admin:lending_outboxmessage_changelist"),
-                          {"action": "replay", "_selected_action": [dead.pk, delivered.pk]}, follow=True)
+    delivered = OutboxMessage.objects.create(
+        kind=OutboxKind.NOTIFICATION,
+        book_id=43,
+        payload={},
+        status=OutboxStatus.DELIVERED,
+        next_attempt_at=timezone.now(),
+    )
+    response = staff.post(
+        reverse("admin:lending_outboxmessage_changelist"),
+        {"action": "replay", "_selected_action": [dead.pk, delivered.pk]},
+        follow=True,
+    )
     assert "Replayed 1 dead message(s)" in response.content.decode()
     dead.refresh_from_db()
     assert dead.status == OutboxStatus.PENDING and dead.attempts == 0

@@ -1,5 +1,6 @@
 """Service API keys: with REQUIRE_API_KEY on, every write without a key, with a wrong key or with a
 revoked (or expired) key is 401 in the error shape and changes nothing; a valid key works."""
+
 from __future__ import annotations
 
 from datetime import timedelta
@@ -13,8 +14,14 @@ from tests.conftest import post_json
 
 pytestmark = pytest.mark.django_db
 
-WRITES = ["/lendBook/", "/lendBook/?dry_run=true", "/returnBook/", "/renewBook/", "/reserveBook/",
-          "/cancelReservation/"]
+WRITES = [
+    "/lendBook/",
+    "/lendBook/?dry_run=true",
+    "/returnBook/",
+    "/renewBook/",
+    "/reserveBook/",
+    "/cancelReservation/",
+]
 READS = ["/getExpiredBooks/", "/loans/", "/reservations/", "/policy/"]
 
 
@@ -86,8 +93,9 @@ def test_write_without_a_key_is_401_and_writes_nothing(api, lent, path):
 )
 def test_write_with_a_wrong_key_is_401_and_writes_nothing(api, lent, valid_key, path, authorization):
     before = snapshot()
-    response = post_json(api, path, body_for(path, lent), Authorization=authorization,
-                         **{"Idempotency-Key": f"wrong-key-{path}"})
+    response = post_json(
+        api, path, body_for(path, lent), Authorization=authorization, **{"Idempotency-Key": f"wrong-key-{path}"}
+    )
     assert_refused(response, "authentication_failed")
     assert snapshot() == before
 
@@ -103,8 +111,13 @@ def test_write_with_another_schemes_credentials_is_401(api, lent, valid_key, pat
 @pytest.mark.parametrize("path", WRITES)
 def test_write_with_a_revoked_key_is_401_and_writes_nothing(api, lent, revoked_key, path):
     before = snapshot()
-    response = post_json(api, path, body_for(path, lent), Authorization=f"Api-Key {revoked_key}",
-                         **{"Idempotency-Key": f"revoked-{path}"})
+    response = post_json(
+        api,
+        path,
+        body_for(path, lent),
+        Authorization=f"Api-Key {revoked_key}",
+        **{"Idempotency-Key": f"revoked-{path}"},
+    )
     assert_refused(response, "authentication_failed")
     assert snapshot() == before
 
@@ -157,7 +170,8 @@ def test_keys_are_stored_hashed(valid_key):
 
 
 def test_a_verified_key_is_trusted_without_a_query_until_its_time_is_up(
-        api, keys_required, valid_key, settings, monkeypatch, django_assert_num_queries):
+    api, keys_required, valid_key, settings, monkeypatch, django_assert_num_queries
+):
     from lending.api import auth
 
     settings.API_KEY_CACHE_SECONDS = 10
@@ -203,8 +217,13 @@ def test_each_calling_service_has_its_own_idempotency_keys(api, keys_required, p
     patrons = [peers.user.add_user(f"scoped-{name}-{book['id']}@example.com")["email"] for name in ("a", "b")]
 
     def lend_as(key: str, patron: str, book_id: int):
-        return post_json(api, "/lendBook/", {"user_email": patron, "book_id": book_id},
-                         Authorization=f"Api-Key {key}", **{"Idempotency-Key": "lend-0001"})
+        return post_json(
+            api,
+            "/lendBook/",
+            {"user_email": patron, "book_id": book_id},
+            Authorization=f"Api-Key {key}",
+            **{"Idempotency-Key": "lend-0001"},
+        )
 
     first = lend_as(desk, patrons[0], book["id"])
     second = lend_as(kiosk, patrons[1], other_book["id"])  # same key, another service, another body

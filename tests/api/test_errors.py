@@ -1,4 +1,5 @@
 """Invariant 5: bad input gets a clear 4xx JSON error — never a 500, an HTML page or a partial write."""
+
 import pytest
 
 from lending.models import Loan, OutboxMessage
@@ -62,8 +63,9 @@ def test_empty_body_is_400(api):
 
 
 def test_wrong_content_type_is_415(api):
-    response = api.generic("POST", "/lendBook/", "user_email=a@b.com&book_id=1",
-                           content_type="application/x-www-form-urlencoded")
+    response = api.generic(
+        "POST", "/lendBook/", "user_email=a@b.com&book_id=1", content_type="application/x-www-form-urlencoded"
+    )
     assert_json_error(response, 415, "unsupported_media_type")
 
 
@@ -92,8 +94,12 @@ def test_post_without_trailing_slash_is_not_redirected(api, peers, patron, book)
 
 
 def test_invalid_idempotency_key_is_400(api, peers, patron, book):
-    response = api.post("/lendBook/", {"user_email": patron, "book_id": book["id"]}, format="json",
-                        headers={"Idempotency-Key": "k" * 256})
+    response = api.post(
+        "/lendBook/",
+        {"user_email": patron, "book_id": book["id"]},
+        format="json",
+        headers={"Idempotency-Key": "k" * 256},
+    )
     assert_json_error(response, 400, "invalid_idempotency_key")
     assert not Loan.objects.exists()
 

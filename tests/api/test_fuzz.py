@@ -1,6 +1,7 @@
 """Fuzzing every endpoint with hypothesis: arbitrary JSON and raw bodies, wrong types, huge numbers,
 odd strings, odd query strings and headers. Whatever comes in: never a 5xx, a JSON error
 `{"error": {"code", "message"}}` on every 4xx, and the documented shape on every 2xx."""
+
 from __future__ import annotations
 
 import json
@@ -14,8 +15,12 @@ from rest_framework.test import APIClient
 
 pytestmark = pytest.mark.django_db
 
-FUZZ = settings(max_examples=50, deadline=None, derandomize=True,
-                suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+FUZZ = settings(
+    max_examples=50,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 
 LOAN_FIELDS = {"id", "user_email", "book_id", "date_borrowed", "date_due", "date_returned", "status"}
 HOLD_FIELDS = {"id", "user_email", "book_id", "status"}
@@ -27,43 +32,75 @@ WRITES = {
     "/reserveBook/": HOLD_FIELDS,
     "/cancelReservation/": HOLD_FIELDS,
 }
-READS = ["/getExpiredBooks/", "/loans/", "/loans/1/", "/reservations/", "/policy/", "/health/",
-         "/health/live/", "/health/ready/"]
+READS = [
+    "/getExpiredBooks/",
+    "/loans/",
+    "/loans/1/",
+    "/reservations/",
+    "/policy/",
+    "/health/",
+    "/health/live/",
+    "/health/ready/",
+]
 KNOWN_PATRONS = ["alice@example.com", "bob@example.com", "inactive@example.com", "nobody@example.com"]
 
-json_scalars = (st.none() | st.booleans() | st.integers() | st.integers(min_value=2**31 - 2, max_value=2**70)
-                | st.floats(allow_nan=True, allow_infinity=True) | st.text(max_size=40))
+json_scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.integers(min_value=2**31 - 2, max_value=2**70)
+    | st.floats(allow_nan=True, allow_infinity=True)
+    | st.text(max_size=40)
+)
 json_values = st.recursive(
     json_scalars,
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=12), inner, max_size=4),
     max_leaves=12,
 )
-emails = (st.sampled_from(KNOWN_PATRONS) | st.emails() | st.text(max_size=300)
-          | st.builds(lambda local, domain: f"{local}@{domain}", st.text(min_size=1, max_size=80),
-                      st.text(min_size=1, max_size=80))
-          | json_values)
-book_ids = (st.integers(min_value=1, max_value=6) | st.integers() | st.integers(min_value=2**31, max_value=2**80)
-            | json_values)
+emails = (
+    st.sampled_from(KNOWN_PATRONS)
+    | st.emails()
+    | st.text(max_size=300)
+    | st.builds(
+        lambda local, domain: f"{local}@{domain}", st.text(min_size=1, max_size=80), st.text(min_size=1, max_size=80)
+    )
+    | json_values
+)
+book_ids = (
+    st.integers(min_value=1, max_value=6) | st.integers() | st.integers(min_value=2**31, max_value=2**80) | json_values
+)
 write_bodies = (
-    st.fixed_dictionaries({"user_email": emails, "book_id": book_ids},
-                          optional={"extra": json_values, "dry_run": json_values})
+    st.fixed_dictionaries(
+        {"user_email": emails, "book_id": book_ids}, optional={"extra": json_values, "dry_run": json_values}
+    )
     | st.dictionaries(st.sampled_from(["user_email", "book_id", "email", "id", ""]), json_values, max_size=3)
     | json_values
 )
 odd_text = st.text(max_size=300) | st.sampled_from(["", " ", "x" * 256, "x" * 5000, "💥", "\u202e", "a\tb", "\\"])
-headers = st.fixed_dictionaries({}, optional={
-    "Idempotency-Key": odd_text,
-    "X-Request-ID": odd_text,
-    "Accept": st.sampled_from(["application/json", "text/html", "*/*", "application/xml", ""]),
-    "Authorization": odd_text,
-})
+headers = st.fixed_dictionaries(
+    {},
+    optional={
+        "Idempotency-Key": odd_text,
+        "X-Request-ID": odd_text,
+        "Accept": st.sampled_from(["application/json", "text/html", "*/*", "application/xml", ""]),
+        "Authorization": odd_text,
+    },
+)
 query = st.dictionaries(
     st.sampled_from(["limit", "offset", "user_email", "book_id", "status", "dry_run", "overdue", "x"]),
     st.text(max_size=30) | st.integers().map(str) | st.sampled_from(["-1", "0", "99999999999999999999", "true"]),
     max_size=3,
 )
-content_types = st.sampled_from(["application/json", "application/json; charset=utf-8", "text/plain",
-                                 "application/x-www-form-urlencoded", "multipart/form-data", ""])
+content_types = st.sampled_from(
+    [
+        "application/json",
+        "application/json; charset=utf-8",
+        "text/plain",
+        "application/x-www-form-urlencoded",
+        "multipart/form-data",
+        "",
+    ]
+)
 
 
 def encode(body) -> bytes:
@@ -103,15 +140,15 @@ def check_write(path: str, response) -> None:
 @FUZZ
 @given(body=write_bodies, extra_headers=headers)
 def test_writes_with_arbitrary_json(peers, path, body, extra_headers):
-    response = APIClient().post(path, encode(body), content_type="application/json",
-                                headers=header_kwargs(extra_headers))
+    response = APIClient().post(
+        path, encode(body), content_type="application/json", headers=header_kwargs(extra_headers)
+    )
     check_write(path, response)
 
 
 @pytest.mark.parametrize("path", list(WRITES))
 @FUZZ
-@given(raw=st.binary(max_size=300) | st.text(max_size=300).map(str.encode), content_type=content_types,
-       params=query)
+@given(raw=st.binary(max_size=300) | st.text(max_size=300).map(str.encode), content_type=content_types, params=query)
 def test_writes_with_raw_bodies_and_query_strings(peers, path, raw, content_type, params):
     response = APIClient().generic("POST", f"{path}?{urlencode(params)}", raw, content_type=content_type)
     check_write(path, response)
@@ -128,9 +165,11 @@ def test_reads_with_odd_query_strings_and_headers(peers, path, params, extra_hea
 
 
 @FUZZ
-@given(method=st.sampled_from(["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]),
-       path=st.sampled_from([*WRITES, *READS]) | st.text(max_size=60).map(lambda s: "/" + s.lstrip("/")),
-       body=json_values)
+@given(
+    method=st.sampled_from(["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]),
+    path=st.sampled_from([*WRITES, *READS]) | st.text(max_size=60).map(lambda s: "/" + s.lstrip("/")),
+    body=json_values,
+)
 def test_any_method_on_any_path(peers, method, path, body):
     response = APIClient().generic(method, path, encode(body), content_type="application/json")
     if method == "OPTIONS" and response.status_code == 200:

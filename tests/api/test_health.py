@@ -1,4 +1,5 @@
 """Health endpoints for the spec and the Kubernetes probes."""
+
 from unittest import mock
 
 import pytest

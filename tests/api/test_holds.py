@@ -1,5 +1,6 @@
 """The holds queue: `POST /reserveBook/`, `POST /cancelReservation/`, `GET /reservations/`, READY
 holds kept for their patron, and hold expiry."""
+
 from datetime import timedelta
 from io import StringIO
 
@@ -14,8 +15,19 @@ from tests.conftest import post_json
 
 pytestmark = pytest.mark.django_db
 
-HOLD_FIELDS = {"id", "user_email", "book_id", "book_title", "status", "queue_position", "date_reserved",
-               "date_ready", "pickup_deadline", "date_closed", "loan_id"}
+HOLD_FIELDS = {
+    "id",
+    "user_email",
+    "book_id",
+    "book_title",
+    "status",
+    "queue_position",
+    "date_reserved",
+    "date_ready",
+    "pickup_deadline",
+    "date_closed",
+    "loan_id",
+}
 
 
 def call(api, path, email, book_id, **headers):
@@ -27,8 +39,12 @@ def code(response) -> str:
 
 
 def hold_notices(book_id: int) -> list[str]:
-    return [m.payload["user_email"] for m in OutboxMessage.objects.filter(
-        kind=OutboxKind.NOTIFICATION, book_id=book_id, payload__message_type="hold_available").order_by("id")]
+    return [
+        m.payload["user_email"]
+        for m in OutboxMessage.objects.filter(
+            kind=OutboxKind.NOTIFICATION, book_id=book_id, payload__message_type="hold_available"
+        ).order_by("id")
+    ]
 
 
 @pytest.fixture
@@ -216,7 +232,10 @@ def test_reservations_of_a_book_in_queue_order_with_positions(api, queued, reade
     body = response.json()
     assert body["count"] == 3
     assert [(h["user_email"], h["status"], h["queue_position"]) for h in body["results"]] == [
-        (readers["first"], "READY", None), (readers["second"], "WAITING", 1), (readers["third"], "WAITING", 2)]
+        (readers["first"], "READY", None),
+        (readers["second"], "WAITING", 1),
+        (readers["third"], "WAITING", 2),
+    ]
     assert body["results"][0]["pickup_deadline"] is not None
 
 

@@ -1,5 +1,6 @@
 """Idempotency keys on writes (Stripe's contract): replay, conflicts, validation, failures that do not
 consume the key."""
+
 from __future__ import annotations
 
 import threading
@@ -21,8 +22,9 @@ pytestmark = pytest.mark.django_db
 
 
 def lend(api, patron, book_id, key, **headers):
-    return post_json(api, "/lendBook/", {"user_email": patron, "book_id": book_id}, **{"Idempotency-Key": key},
-                     **headers)
+    return post_json(
+        api, "/lendBook/", {"user_email": patron, "book_id": book_id}, **{"Idempotency-Key": key}, **headers
+    )
 
 
 def notifications_for(peers, loan_id: int, message_type: str) -> list[dict]:
@@ -30,8 +32,11 @@ def notifications_for(peers, loan_id: int, message_type: str) -> list[dict]:
     back tests)."""
     loan = Loan.objects.get(pk=loan_id)
     wanted = (loan_id, loan.user_email, message_type)
-    return [n for n in peers.notification.notifications
-            if (n.get("loan_id"), n.get("user_email"), n.get("message_type")) == wanted]
+    return [
+        n
+        for n in peers.notification.notifications
+        if (n.get("loan_id"), n.get("user_email"), n.get("message_type")) == wanted
+    ]
 
 
 def test_a_lend_retried_ten_times_creates_one_loan_and_one_notification(api, peers, patron, book):
@@ -169,6 +174,7 @@ def test_an_abandoned_claim_can_be_taken_over_after_the_lock_expires(api, patron
     assert lend(api, patron, book["id"], key).status_code == 409
 
     IdempotencyRecord.objects.filter(key=key).update(
-        locked_at=timezone.now() - timedelta(seconds=settings.IDEMPOTENCY_LOCK_SECONDS + 1))
+        locked_at=timezone.now() - timedelta(seconds=settings.IDEMPOTENCY_LOCK_SECONDS + 1)
+    )
     assert lend(api, patron, book["id"], key).status_code == 201
     assert Loan.objects.count() == 1

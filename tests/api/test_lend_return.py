@@ -1,4 +1,5 @@
 """The spec's endpoints end to end through the API, against the reference peers."""
+
 from datetime import timedelta
 
 import pytest
@@ -133,8 +134,13 @@ def test_return_works_while_every_peer_is_down(api, peers, patron, book):
 def test_overdue_lists_open_loans_past_due_oldest_first_and_writes_nothing(api, django_assert_num_queries):
     now = timezone.now()
     make = lambda email, due, returned=None: Loan.objects.create(  # noqa: E731
-        user_email=email, book_id=1, date_borrowed=due - timedelta(days=60), date_due=due, date_returned=returned,
-        status=LoanStatus.RETURNED if returned else LoanStatus.ACTIVE)
+        user_email=email,
+        book_id=1,
+        date_borrowed=due - timedelta(days=60),
+        date_due=due,
+        date_returned=returned,
+        status=LoanStatus.RETURNED if returned else LoanStatus.ACTIVE,
+    )
     late = make("late@example.com", now - timedelta(days=1))
     later = make("later@example.com", now - timedelta(days=10))
     make("fine@example.com", now + timedelta(days=1))

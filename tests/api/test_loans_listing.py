@@ -1,4 +1,5 @@
 """Reading loans: `GET /loans/`, `GET /loans/{id}/`, and paging on `getExpiredBooks`."""
+
 from datetime import timedelta
 
 import pytest
@@ -8,16 +9,29 @@ from lending.models import Loan, LoanStatus
 
 pytestmark = pytest.mark.django_db
 
-DETAIL_FIELDS = {"id", "user_email", "book_id", "date_borrowed", "date_due", "date_returned", "status",
-                 "book_title", "renewals"}
+DETAIL_FIELDS = {
+    "id",
+    "user_email",
+    "book_id",
+    "date_borrowed",
+    "date_due",
+    "date_returned",
+    "status",
+    "book_title",
+    "renewals",
+}
 
 
 def make_loan(email: str, book_id: int, *, days_ago: int, due_in: int = 30, returned: bool = False) -> Loan:
     now = timezone.now()
     borrowed = now - timedelta(days=days_ago)
     return Loan.objects.create(
-        user_email=email, book_id=book_id, book_title=f"Book {book_id}", date_borrowed=borrowed,
-        date_due=now + timedelta(days=due_in), date_returned=now if returned else None,
+        user_email=email,
+        book_id=book_id,
+        book_title=f"Book {book_id}",
+        date_borrowed=borrowed,
+        date_due=now + timedelta(days=due_in),
+        date_returned=now if returned else None,
         status=LoanStatus.RETURNED if returned else LoanStatus.ACTIVE,
     )
 
@@ -88,8 +102,16 @@ def test_an_empty_listing(api):
 
 @pytest.mark.parametrize(
     "params",
-    [{"limit": 0}, {"limit": "x"}, {"limit": 1001}, {"offset": -1}, {"status": "LOST"}, {"user_email": "nope"},
-     {"book_id": 0}, {"book_id": "abc"}],
+    [
+        {"limit": 0},
+        {"limit": "x"},
+        {"limit": 1001},
+        {"offset": -1},
+        {"status": "LOST"},
+        {"user_email": "nope"},
+        {"book_id": 0},
+        {"book_id": "abc"},
+    ],
 )
 def test_bad_listing_parameters_are_400(api, params):
     response = api.get("/loans/", params)

@@ -1,5 +1,6 @@
 """The OpenAPI schema: the committed `openapi.yaml` is the generated one, every endpoint documents its
 errors, and the docs pages load only local assets."""
+
 from __future__ import annotations
 
 import re
@@ -76,13 +77,22 @@ def test_lend_book_documents_its_refusals_headers_and_dry_run(schema):
         if isinstance(example["value"], dict) and isinstance(example["value"].get("error"), dict)
         for name in [example["value"]["error"]["code"]]
     }
-    assert {"user_not_found", "book_not_found", "user_inactive", "no_copy_available", "already_borrowed",
-            "peer_unavailable", "invalid_request", "idempotency_key_reused"} <= codes
+    assert {
+        "user_not_found",
+        "book_not_found",
+        "user_inactive",
+        "no_copy_available",
+        "already_borrowed",
+        "peer_unavailable",
+        "invalid_request",
+        "idempotency_key_reused",
+    } <= codes
     parameters = {(p["in"], p["name"]) for p in operation["parameters"]}
     assert {("header", "Idempotency-Key"), ("header", "X-Request-ID"), ("query", "dry_run")} <= parameters
     assert "Retry-After" in operation["responses"]["503"]["headers"]
     assert operation["responses"]["201"]["content"]["application/json"]["schema"] == {
-        "$ref": "#/components/schemas/Loan"}
+        "$ref": "#/components/schemas/Loan"
+    }
 
 
 def test_get_expired_books_is_a_bare_list(schema):

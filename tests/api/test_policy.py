@@ -1,4 +1,5 @@
 """Loan policy: `GET /policy/`, the patron-wide lend rules and the dry-run lend."""
+
 from datetime import timedelta
 
 import pytest
@@ -23,8 +24,13 @@ def code(response) -> str:
 
 def make_overdue_loan(email: str) -> Loan:
     now = timezone.now()
-    return Loan.objects.create(user_email=email, book_id=424242, date_borrowed=now - timedelta(days=70),
-                               date_due=now - timedelta(days=10), status=LoanStatus.ACTIVE)
+    return Loan.objects.create(
+        user_email=email,
+        book_id=424242,
+        date_borrowed=now - timedelta(days=70),
+        date_due=now - timedelta(days=10),
+        status=LoanStatus.ACTIVE,
+    )
 
 
 def test_policy_shows_the_defaults(api, django_assert_num_queries):
@@ -32,8 +38,12 @@ def test_policy_shows_the_defaults(api, django_assert_num_queries):
         response = api.get("/policy/")
     assert response.status_code == 200
     assert response.json() == {
-        "loan_period_days": 60, "max_renewals": 2, "max_active_loans_per_patron": 10, "block_on_overdue": True,
-        "renew_overdue_allowed": False, "hold_pickup_days": 3,
+        "loan_period_days": 60,
+        "max_renewals": 2,
+        "max_active_loans_per_patron": 10,
+        "block_on_overdue": True,
+        "renew_overdue_allowed": False,
+        "hold_pickup_days": 3,
     }
 
 
@@ -81,8 +91,13 @@ def test_dry_run_says_yes_and_writes_nothing(api, patron, book):
         response = lend(api, patron, book["id"], dry_run="true")
 
     assert response.status_code == 200
-    assert response.json() == {"dry_run": True, "would_succeed": True, "user_email": patron, "book_id": book["id"],
-                               "error": None}
+    assert response.json() == {
+        "dry_run": True,
+        "would_succeed": True,
+        "user_email": patron,
+        "book_id": book["id"],
+        "error": None,
+    }
     assert all(q["sql"].lstrip().upper().startswith("SELECT") for q in queries.captured_queries)
     for model in (Loan, BookStock, OutboxMessage, Hold, IdempotencyRecord):
         assert not model.objects.exists()
@@ -91,8 +106,9 @@ def test_dry_run_says_yes_and_writes_nothing(api, patron, book):
 
 
 def test_dry_run_ignores_an_idempotency_key(api, patron, book):
-    response = post_json(api, "/lendBook/?dry_run=1", {"user_email": patron, "book_id": book["id"]},
-                         **{"Idempotency-Key": "dry-1"})
+    response = post_json(
+        api, "/lendBook/?dry_run=1", {"user_email": patron, "book_id": book["id"]}, **{"Idempotency-Key": "dry-1"}
+    )
     assert response.json()["would_succeed"] is True
     assert not IdempotencyRecord.objects.exists()
     assert lend(api, patron, book["id"]).status_code == 201

@@ -1,4 +1,5 @@
 """Renewals: `POST /renewBook/`."""
+
 from datetime import timedelta
 
 import pytest
@@ -25,8 +26,10 @@ def loan(api, patron, book) -> Loan:
 
 
 def notifications(book_id: int) -> list[str]:
-    return [m.payload["message_type"] for m in OutboxMessage.objects.filter(
-        kind=OutboxKind.NOTIFICATION, book_id=book_id).order_by("id")]
+    return [
+        m.payload["message_type"]
+        for m in OutboxMessage.objects.filter(kind=OutboxKind.NOTIFICATION, book_id=book_id).order_by("id")
+    ]
 
 
 @pytest.mark.parametrize("path", ["/renewBook/", "/renewBook"])

@@ -1,5 +1,6 @@
 """Rate limits per API key and per client address: beyond them 429 `rate_limited` with Retry-After,
 and nothing written."""
+
 from __future__ import annotations
 
 import os
@@ -84,8 +85,13 @@ def test_counters_live_in_the_shared_cache(api, settings):
     import redis
 
     prefix = f"test-throttle-{uuid.uuid4().hex}"
-    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache",
-                                   "LOCATION": "redis://127.0.0.1:6379/1", "KEY_PREFIX": prefix}}
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": "redis://127.0.0.1:6379/1",
+            "KEY_PREFIX": prefix,
+        }
+    }
     settings.THROTTLE_RATE_PER_IP = "2/min"
     client = redis.Redis.from_url("redis://127.0.0.1:6379/1")
     try:

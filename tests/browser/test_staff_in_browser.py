@@ -5,6 +5,7 @@ it delivered, then runs `getExpiredBooks` from Swagger UI. Screenshots go to var
 `make test` installs Chromium when it is missing (`make chromium`). Without it the test is skipped
 with its reason, except under CI=true, where it fails.
 """
+
 from __future__ import annotations
 
 import os
@@ -22,8 +23,15 @@ from lending.outbox import relay
 from lending.outbox.messages import MessageType, notification_payload
 
 CHROMIUM = Path(os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium"))
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "var" / "screenshots"
 STAFF_USER, STAFF_PASSWORD = "librarian", "browser-test-password"
 
@@ -55,12 +63,21 @@ def chromium_page():
 @pytest.fixture
 def overdue_loan_with_dead_message(transactional_db, patron, book) -> tuple[Loan, OutboxMessage]:
     now = timezone.now()
-    loan = Loan.objects.create(user_email=patron, book_id=book["id"], book_title=book.get("title", ""),
-                               date_borrowed=now - timedelta(days=70), date_due=now - timedelta(days=10))
+    loan = Loan.objects.create(
+        user_email=patron,
+        book_id=book["id"],
+        book_title=book.get("title", ""),
+        date_borrowed=now - timedelta(days=70),
+        date_due=now - timedelta(days=10),
+    )
     message = OutboxMessage.objects.create(
-        kind=OutboxKind.NOTIFICATION, book_id=loan.book_id,
-        payload=notification_payload(loan, MessageType.OVERDUE_NOTICE), status=OutboxStatus.DEAD, attempts=10,
-        next_attempt_at=now, last_error="Notification service answered HTTP 503",
+        kind=OutboxKind.NOTIFICATION,
+        book_id=loan.book_id,
+        payload=notification_payload(loan, MessageType.OVERDUE_NOTICE),
+        status=OutboxStatus.DEAD,
+        attempts=10,
+        next_attempt_at=now,
+        last_error="Notification service answered HTTP 503",
     )
     return loan, message
 
@@ -76,8 +93,15 @@ def staff_user(transactional_db, monkeypatch):
 def test_librarian_replays_a_dead_message_and_runs_get_expired_books_from_swagger(
     # The database first: session fixtures are torn down in reverse, so the live server (and its
     # connection) stops before the test database is dropped.
-    transactional_db, live_server, peers, patron, overdue_loan_with_dead_message, staff_user, chromium_page,
-    monkeypatch, capsys,
+    transactional_db,
+    live_server,
+    peers,
+    patron,
+    overdue_loan_with_dead_message,
+    staff_user,
+    chromium_page,
+    monkeypatch,
+    capsys,
 ):
     # Playwright's sync API runs an event loop in this thread; the ORM calls below are still synchronous.
     monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
@@ -129,8 +153,10 @@ def test_librarian_replays_a_dead_message_and_runs_get_expired_books_from_swagge
     row.wait_for()
     assert "DELIVERED" in row.inner_text()
     screenshot("03-admin-message-delivered")
-    assert any(n["user_email"] == patron and n["message_type"] == MessageType.OVERDUE_NOTICE
-               for n in peers.notification.notifications)
+    assert any(
+        n["user_email"] == patron and n["message_type"] == MessageType.OVERDUE_NOTICE
+        for n in peers.notification.notifications
+    )
 
     # 5. Swagger UI: run getExpiredBooks ("Try it out", "Execute") and see the overdue loan.
     page.goto(f"{live_server.url}/api/docs/")

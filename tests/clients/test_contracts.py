@@ -1,4 +1,5 @@
 """The peer clients against the reference peers over real HTTP: the contracts DESIGN.md describes."""
+
 import pytest
 
 from lending.clients import books, notifications, users
@@ -54,8 +55,12 @@ def test_user_without_active_field_counts_as_active(peers):
 
 
 def test_notification_is_stored_and_a_repeat_key_dropped(peers):
-    payload = {"user_email": "n@example.com", "message_type": "lending_confirmation",
-               "book_title": "T", "due_date": "2030-01-01"}
+    payload = {
+        "user_email": "n@example.com",
+        "message_type": "lending_confirmation",
+        "book_title": "T",
+        "due_date": "2030-01-01",
+    }
     assert notifications.send_notification(payload, idempotency_key="note-1") == 202
     assert notifications.send_notification(payload, idempotency_key="note-1") == 200
     assert len([n for n in peers.notification.notifications if n["user_email"] == "n@example.com"]) == 1

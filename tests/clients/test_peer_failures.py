@@ -1,6 +1,7 @@
 """Peers failing never corrupts us: down, hanging, broken or garbage-speaking peers give a fast 503
 with Retry-After; the circuit breaker stops calling a dead peer and recovers without a restart; the
 correlation id travels to the peers."""
+
 from __future__ import annotations
 
 import contextlib
@@ -52,6 +53,7 @@ def recording_headers(peer):
         def recorded(request):
             seen.append({k.lower(): v for k, v in request.headers.items()})
             return handler(request)
+
         return recorded
 
     peer.router.routes = [(method, pattern, wrap(handler)) for method, pattern, handler in original]
@@ -178,8 +180,9 @@ def test_a_peer_answering_500_is_503_never_4xx(api, peers, patron, book, peer_na
     ],
 )
 @pytest.mark.parametrize("peer_name", ["user", "book"])
-def test_a_peer_answering_garbage_is_503_never_400_or_404(api, peers, patron, book, settings, peer_name,
-                                                         status, body, content_type):
+def test_a_peer_answering_garbage_is_503_never_400_or_404(
+    api, peers, patron, book, settings, peer_name, status, body, content_type
+):
     with raw_server(status, body, content_type) as url:
         setattr(settings, "USER_MANAGEMENT_URL" if peer_name == "user" else "BOOK_MANAGEMENT_URL", url)
         response = lend(api, patron, book["id"])
@@ -259,6 +262,7 @@ def test_concurrent_calls_to_one_peer_run_side_by_side(peers, settings):
             with lock:
                 in_flight -= 1
             return handler(request)
+
         return wrapped
 
     peers.user.router.routes = [(m, p, slow(h)) for m, p, h in original]

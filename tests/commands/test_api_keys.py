@@ -1,4 +1,5 @@
 """`manage.py api_keys create | list | revoke`."""
+
 from __future__ import annotations
 
 from io import StringIO

@@ -1,4 +1,5 @@
 """`manage.py ensure_staff_user`: creates or updates the staff superuser from the environment."""
+
 from __future__ import annotations
 
 from io import StringIO

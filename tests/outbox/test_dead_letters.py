@@ -1,4 +1,5 @@
 """Dead letters: kept with their last error, counted, listed and replayed back to delivery."""
+
 import time
 from io import StringIO
 

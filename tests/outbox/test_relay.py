@@ -1,5 +1,6 @@
 """Invariant 3: the outbox relay delivers every side effect, retries with backoff, parks dead
 letters, publishes availability as the current state, and runs safely as several processes."""
+
 from __future__ import annotations
 
 import signal
@@ -38,7 +39,9 @@ def test_lend_then_return_reach_the_peers_once_each(peers, patron, book):
 
     assert peers.book.books[book["id"]]["available"] is True
     assert [n["message_type"] for n in notifications_for(peers, patron)] == [
-        "lending_confirmation", "return_confirmation"]
+        "lending_confirmation",
+        "return_confirmation",
+    ]
     assert not OutboxMessage.objects.exclude(status=OutboxStatus.DELIVERED).exists()
     assert not OutboxMessage.objects.filter(payload__has_key=relay.RECHECK).exists(), "no re-check without doubt"
 
@@ -71,8 +74,10 @@ def test_failed_delivery_backs_off_then_succeeds(peers, patron, book, settings):
 
     peers.notification.faults.clear()
     OutboxMessage.objects.filter(pk=message.pk).update(next_attempt_at=timezone.now())  # the backoff elapsed
-    assert wait_until(lambda: (relay.run_once(), OutboxMessage.objects.get(pk=message.pk).status)[1]
-                      == OutboxStatus.DELIVERED, timeout=5)
+    assert wait_until(
+        lambda: (relay.run_once(), OutboxMessage.objects.get(pk=message.pk).status)[1] == OutboxStatus.DELIVERED,
+        timeout=5,
+    )
     assert len(notifications_for(peers, patron)) == 1
 
 
@@ -84,8 +89,9 @@ def test_message_is_parked_dead_after_the_configured_attempts(peers, patron, boo
     services.loan_lend(user_email=patron, book_id=book["id"])
 
     message = OutboxMessage.objects.get(kind=OutboxKind.NOTIFICATION)
-    assert wait_until(lambda: (relay.run_once(), OutboxMessage.objects.get(pk=message.pk).status)[1]
-                      == OutboxStatus.DEAD, timeout=5)
+    assert wait_until(
+        lambda: (relay.run_once(), OutboxMessage.objects.get(pk=message.pk).status)[1] == OutboxStatus.DEAD, timeout=5
+    )
     message.refresh_from_db()
     assert message.attempts == 3 and "500" in message.last_error
 
@@ -129,8 +135,10 @@ def test_a_change_during_delivery_is_published_too(peers, patron, book):
     peers.book.faults.latency = 0.5
     delivering = threading.Thread(target=lambda: (relay.run_once(), connection.close()))
     delivering.start()
-    assert wait_until(lambda: OutboxMessage.objects.filter(
-        kind=OutboxKind.AVAILABILITY, next_attempt_at__gt=timezone.now()).exists(), timeout=5)
+    assert wait_until(
+        lambda: OutboxMessage.objects.filter(kind=OutboxKind.AVAILABILITY, next_attempt_at__gt=timezone.now()).exists(),
+        timeout=5,
+    )
     services.loan_return(user_email=patron, book_id=book["id"])
     delivering.join()
     peers.book.faults.clear()
@@ -205,11 +213,14 @@ def test_an_update_applied_after_its_timeout_is_corrected_by_a_recheck(peers, pa
     services.loan_return(user_email=patron, book_id=book["id"])
     deliver_everything_due()  # "returned" is published and settles the lend's message, not the re-check
     assert OutboxMessage.objects.get(pk=recheck.pk).status == OutboxStatus.PENDING
-    assert wait_until(lambda: peers.book.books[book["id"]]["available"] is False, timeout=5), \
+    assert wait_until(lambda: peers.book.books[book["id"]]["available"] is False, timeout=5), (
         "the abandoned update never landed"
+    )
 
-    assert wait_until(lambda: (relay.run_once(), OutboxMessage.objects.get(pk=recheck.pk).status)[1]
-                      == OutboxStatus.DELIVERED, timeout=10)
+    assert wait_until(
+        lambda: (relay.run_once(), OutboxMessage.objects.get(pk=recheck.pk).status)[1] == OutboxStatus.DELIVERED,
+        timeout=10,
+    )
     assert peers.book.books[book["id"]]["available"] is True
 
 
@@ -258,8 +269,11 @@ def test_a_refused_connection_leaves_no_doubt_about_the_outcome():
 
     from lending.clients.http import _may_have_reached_peer
 
-    refused = requests.ConnectionError(urllib3.exceptions.MaxRetryError(
-        None, "/", reason=urllib3.exceptions.NewConnectionError(None, "Connection refused")))
+    refused = requests.ConnectionError(
+        urllib3.exceptions.MaxRetryError(
+            None, "/", reason=urllib3.exceptions.NewConnectionError(None, "Connection refused")
+        )
+    )
     assert _may_have_reached_peer(refused) is False
     assert _may_have_reached_peer(requests.ConnectTimeout()) is False
     assert _may_have_reached_peer(requests.ReadTimeout()) is True
@@ -268,8 +282,9 @@ def test_a_refused_connection_leaves_no_doubt_about_the_outcome():
 
 def make_notifications(count: int) -> list[str]:
     loans = Loan.objects.bulk_create(
-        Loan(user_email=f"bulk{i}@example.com", book_id=i + 1, date_borrowed=timezone.now(),
-             date_due=timezone.now()) for i in range(count))
+        Loan(user_email=f"bulk{i}@example.com", book_id=i + 1, date_borrowed=timezone.now(), date_due=timezone.now())
+        for i in range(count)
+    )
     return [str(enqueue_notification(loan, MessageType.LENDING_CONFIRMATION).key) for loan in loans]
 
 
@@ -338,4 +353,6 @@ def test_a_running_relay_publishes_a_lend_and_a_return_within_seconds(api, peers
         relay_process.send_signal(signal.SIGTERM)
         relay_process.wait(timeout=10)
     assert [n["message_type"] for n in notifications_for(peers, patron)] == [
-        "lending_confirmation", "return_confirmation"]
+        "lending_confirmation",
+        "return_confirmation",
+    ]

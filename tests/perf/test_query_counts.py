@@ -6,6 +6,7 @@ Counted as in production: outside a test transaction, so BEGIN and COMMIT are in
 REQUIRE_API_KEY on (production), a call whose key the process has not verified in the last
 API_KEY_CACHE_SECONDS costs one more query: the key lookup.
 """
+
 from __future__ import annotations
 
 from datetime import timedelta
@@ -44,8 +45,13 @@ def test_return_is_five_queries(api, peers, patron, book, django_assert_num_quer
 def test_expired_books_page_is_one_query(api, django_assert_num_queries):
     now = timezone.now()
     Loan.objects.bulk_create(
-        Loan(user_email=f"late{i}@example.com", book_id=1000 + i, date_borrowed=now - timedelta(days=90),
-             date_due=now - timedelta(days=30, minutes=i), status="OVERDUE")
+        Loan(
+            user_email=f"late{i}@example.com",
+            book_id=1000 + i,
+            date_borrowed=now - timedelta(days=90),
+            date_due=now - timedelta(days=30, minutes=i),
+            status="OVERDUE",
+        )
         for i in range(150)
     )
     with django_assert_num_queries(1):
@@ -75,9 +81,7 @@ def test_relay_delivers_availability_in_two_queries_and_a_notification_in_one(
     assert set(OutboxMessage.objects.values_list("status", flat=True)) == {"DELIVERED"}
 
 
-def test_a_batch_costs_two_statements_besides_its_claim_and_one_per_book(
-    peers, api, django_assert_num_queries
-):
+def test_a_batch_costs_two_statements_besides_its_claim_and_one_per_book(peers, api, django_assert_num_queries):
     patrons = [peers.user.add_user(f"batch{i}@example.com")["email"] for i in range(5)]
     books = [peers.book.add_book(f"Batch book {i}", "A", 1) for i in range(5)]
     for patron, book in zip(patrons, books, strict=True):

@@ -4,6 +4,7 @@
 Keys are stored hashed: `create` prints the key once and it cannot be shown again. Callers send it as
 `Authorization: Api-Key <key>`.
 """
+
 from __future__ import annotations
 
 from datetime import timedelta

@@ -1,4 +1,5 @@
 """Dead letters of the outbox: `manage.py dead_letters count | list | replay (--all | ID_OR_KEY...)`."""
+
 import uuid
 
 from django.core.management.base import BaseCommand, CommandError

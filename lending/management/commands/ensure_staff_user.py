@@ -4,6 +4,7 @@ Reads DJANGO_ADMIN_USER, DJANGO_ADMIN_PASSWORD and DJANGO_ADMIN_EMAIL (optional)
 on every start (`make run`, Compose, a Kubernetes job); it sets the password, the email and the staff
 and superuser flags each time. With `--if-configured` it does nothing when the variables are unset.
 """
+
 from __future__ import annotations
 
 import os
@@ -18,7 +19,8 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument(
-            "--if-configured", action="store_true",
+            "--if-configured",
+            action="store_true",
             help="Exit quietly when DJANGO_ADMIN_USER or DJANGO_ADMIN_PASSWORD is not set.",
         )
 

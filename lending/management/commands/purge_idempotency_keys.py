@@ -1,4 +1,5 @@
 """Delete idempotency records older than IDEMPOTENCY_KEY_TTL_HOURS: `manage.py purge_idempotency_keys`."""
+
 from django.core.management.base import BaseCommand
 
 from lending import idempotency

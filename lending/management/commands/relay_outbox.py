@@ -1,4 +1,5 @@
 """Run the outbox relay: `manage.py relay_outbox` (until SIGTERM/Ctrl-C) or `--once`."""
+
 import signal
 import threading
 

@@ -1,4 +1,5 @@
 """Run the scheduled jobs: `manage.py send_notices` (one pass) or `--loop [--interval N]`."""
+
 import logging
 import signal
 import threading
@@ -25,8 +26,12 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("--loop", action="store_true", help="Run a pass every --interval seconds until stopped.")
-        parser.add_argument("--interval", type=float, default=None,
-                            help="Seconds between passes with --loop (default: NOTICES_INTERVAL_SECONDS).")
+        parser.add_argument(
+            "--interval",
+            type=float,
+            default=None,
+            help="Seconds between passes with --loop (default: NOTICES_INTERVAL_SECONDS).",
+        )
 
     def handle(self, *args, loop: bool = False, interval: float | None = None, **options):
         if not loop:
