@@ -157,7 +157,11 @@ class OutboxMessageAdmin(NoAddNoDeleteAdmin):
     )
 
     def get_search_results(self, request, queryset, search_term):
+        """A book id, a message key or part of a recipient's email. No term filters nothing: availability
+        messages have no recipient, and an email filter on an empty term would hide every one of them."""
         term = search_term.strip()
+        if not term:
+            return queryset, False
         if term.isdigit():
             return queryset.filter(book_id=int(term)), False
         try:

@@ -108,3 +108,54 @@ def test_replay_action_requeues_dead_messages_and_the_relay_delivers_them(staff,
 def test_admin_needs_a_staff_login(client):
     response = client.get(reverse("admin:lending_loan_changelist"))
     assert response.status_code == 302 and "/admin/login/" in response["Location"]
+
+
+def dead_availability_message(book_id: int) -> OutboxMessage:
+    """Availability messages carry no payload (the relay computes the state at delivery time)."""
+    return OutboxMessage.objects.create(
+        kind=OutboxKind.AVAILABILITY,
+        book_id=book_id,
+        status=OutboxStatus.DEAD,
+        attempts=10,
+        next_attempt_at=timezone.now(),
+        last_error="Book service answered HTTP 503",
+    )
+
+
+def changelist_ids(staff, **params) -> set[int]:
+    response = staff.get(reverse("admin:lending_outboxmessage_changelist"), params)
+    assert response.status_code == 200
+    return {row.pk for row in response.context["cl"].result_list}
+
+
+def test_outbox_list_and_filters_show_availability_messages(staff):
+    dead_availability = dead_availability_message(57)
+    pending_availability = OutboxMessage.objects.create(
+        kind=OutboxKind.AVAILABILITY, book_id=58, next_attempt_at=timezone.now()
+    )
+    dead_notification = dead_message(make_loan("reader@example.com", 59, due_in_days=-1))
+    everything = {dead_availability.pk, pending_availability.pk, dead_notification.pk}
+    assert changelist_ids(staff) == everything
+    assert changelist_ids(staff, q="") == everything
+    assert changelist_ids(staff, kind=OutboxKind.AVAILABILITY) == {dead_availability.pk, pending_availability.pk}
+    assert changelist_ids(staff, status=OutboxStatus.DEAD) == {dead_availability.pk, dead_notification.pk}
+    assert changelist_ids(staff, status=OutboxStatus.DEAD, kind=OutboxKind.AVAILABILITY) == {dead_availability.pk}
+    assert changelist_ids(staff, q="57") == {dead_availability.pk}
+    assert changelist_ids(staff, q=str(dead_availability.key)) == {dead_availability.pk}
+    assert changelist_ids(staff, q="reader@") == {dead_notification.pk}
+
+
+def test_a_dead_availability_message_is_replayed_from_the_admin_and_delivered(staff, peers):
+    book = peers.book.add_book("Replayed", "Author", 2)
+    dead = dead_availability_message(book["id"])
+    assert changelist_ids(staff, status=OutboxStatus.DEAD, kind=OutboxKind.AVAILABILITY) == {dead.pk}
+    response = staff.post(
+        reverse("admin:lending_outboxmessage_changelist")
+        + f"?status={OutboxStatus.DEAD}&kind={OutboxKind.AVAILABILITY}",
+        {"action": "replay", "_selected_action": [dead.pk]},
+        follow=True,
+    )
+    assert "Replayed 1 dead message(s)" in response.content.decode()
+    relay.run_once()
+    dead.refresh_from_db()
+    assert dead.status == OutboxStatus.DELIVERED
