@@ -215,3 +215,101 @@ class LoanNotice(models.Model):
 
     def __str__(self) -> str:
         return f"{self.notice_type} #{self.period} for loan {self.loan_id}"
+
+
+class Scope(models.TextChoices):
+    """What a service API key may do (`lending.api.permissions` maps each endpoint to one)."""
+
+    CIRCULATION = "circulation", "circulation: lend, return, renew, reserve, cancel (and their dry runs)"
+    PATRON_READ = "patron-read", "patron-read: one patron's loans and holds, and a loan's history"
+    REPORTS = "reports", "reports: unfiltered listings and the overdue list"
+    PRIVACY = "privacy", "privacy: erase a patron's closed loans and holds"
+    OVERRIDE = "override", "override: lift a named refusal, with a reason"
+
+
+class ApiKeyScopes(models.Model):
+    """The scopes granted to one API key (djangorestframework-api-key's `APIKey`, kept as it is).
+    A key without this row has no scope: only calls that need none (the policy) pass."""
+
+    api_key = models.OneToOneField(
+        "rest_framework_api_key.APIKey", on_delete=models.CASCADE, primary_key=True, related_name="grant"
+    )
+    # Space-separated, as OAuth writes scopes: e.g. "circulation patron-read".
+    scopes = models.CharField(max_length=200, blank=True, default="")
+
+    class Meta:
+        verbose_name = "API key scopes"
+        verbose_name_plural = "API key scopes"
+
+    def __str__(self) -> str:
+        return f"{self.api_key_id}: {self.scopes or '(none)'}"
+
+    @property
+    def scope_list(self) -> list[str]:
+        return self.scopes.split()
+
+
+class EventKind(models.TextChoices):
+    """What happened to a loan or a hold."""
+
+    LENT = "lent"
+    RENEWED = "renewed"
+    RETURNED = "returned"
+    MARKED_OVERDUE = "marked_overdue"
+    NOTICE_QUEUED = "notice_queued"
+    RESERVED = "reserved"
+    CANCELLED = "cancelled"
+    HOLD_READY = "hold_ready"
+    HOLD_FULFILLED = "hold_fulfilled"
+    HOLD_EXPIRED = "hold_expired"
+    ANONYMISED = "anonymised"
+
+
+class Event(models.Model):
+    """One change of one loan or hold (its subject): what, when, which caller, which request. Written
+    by `lending.history` in the transaction of the change; it is the loan's history and, later, the
+    domain event the outbox publishes, so each subject numbers its events (`sequence`, from 1).
+
+    It never holds the patron's email: the patron is the subject's, so anonymising the loan or hold
+    forgets them here too. The caller is a service (its key's name and prefix, never the key),
+    `anonymous` when keys are off, or a system job (`system:scheduler`)."""
+
+    # Indexed by the unique constraints below (a second index per column would only slow writes).
+    loan = models.ForeignKey(
+        Loan, null=True, blank=True, on_delete=models.CASCADE, related_name="events", db_index=False
+    )
+    hold = models.ForeignKey(
+        Hold, null=True, blank=True, on_delete=models.CASCADE, related_name="events", db_index=False
+    )
+    sequence = models.PositiveIntegerField()
+    kind = models.CharField(max_length=32, choices=EventKind.choices)
+    occurred_at = models.DateTimeField()
+    caller = models.CharField(max_length=64)
+    caller_key_prefix = models.CharField(max_length=16, blank=True, default="")
+    request_id = models.CharField(max_length=128, blank=True, default="")
+    # Given by staff for an override; empty otherwise.
+    reason = models.TextField(blank=True, default="")
+    # What changed, for the reader and the domain event (due dates, the loan a hold became, ...).
+    data = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(loan__isnull=False, hold__isnull=True) | Q(loan__isnull=True, hold__isnull=False),
+                name="event_has_one_subject",
+            ),
+            # Also the index that reads a subject's history and its next sequence number.
+            models.UniqueConstraint(
+                fields=["loan", "sequence"], condition=Q(loan__isnull=False), name="one_sequence_per_loan_event"
+            ),
+            models.UniqueConstraint(
+                fields=["hold", "sequence"], condition=Q(hold__isnull=False), name="one_sequence_per_hold_event"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.subject} #{self.sequence}: {self.kind} by {self.caller}"
+
+    @property
+    def subject(self) -> str:
+        return f"loan/{self.loan_id}" if self.loan_id else f"hold/{self.hold_id}"
