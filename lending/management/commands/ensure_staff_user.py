@@ -13,6 +13,8 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
+from lending.management.output import report
+
 
 class Command(BaseCommand):
     help = "Create or update the staff superuser named by DJANGO_ADMIN_USER / DJANGO_ADMIN_PASSWORD."
@@ -30,7 +32,11 @@ class Command(BaseCommand):
         email = os.environ.get("DJANGO_ADMIN_EMAIL", "").strip()
         if not username or not password:
             if if_configured:
-                self.stdout.write("DJANGO_ADMIN_USER / DJANGO_ADMIN_PASSWORD not set: no staff user ensured.")
+                report(
+                    self,
+                    "DJANGO_ADMIN_USER / DJANGO_ADMIN_PASSWORD not set: no staff user ensured.",
+                    "staff_user_not_configured",
+                )
                 return
             raise CommandError("Set DJANGO_ADMIN_USER and DJANGO_ADMIN_PASSWORD.")
         user_model = get_user_model()
@@ -45,4 +51,10 @@ class Command(BaseCommand):
             user.is_active = True
             user.set_password(password)
             user.save()
-        self.stdout.write(f"{'Created' if created else 'Updated'} staff user {username!r}.")
+        report(
+            self,
+            f"{'Created' if created else 'Updated'} staff user {username!r}.",
+            "staff_user_ensured",
+            username=username,
+            created=created,
+        )

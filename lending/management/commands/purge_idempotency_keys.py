@@ -3,6 +3,7 @@
 from django.core.management.base import BaseCommand
 
 from lending import idempotency
+from lending.management.output import report
 
 
 class Command(BaseCommand):
@@ -10,4 +11,4 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options):
         deleted = idempotency.purge_expired()
-        self.stdout.write(f"purged {deleted} expired idempotency key(s)")
+        report(self, f"purged {deleted} expired idempotency key(s)", "idempotency_keys_purged", deleted=deleted)

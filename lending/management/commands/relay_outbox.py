@@ -5,6 +5,7 @@ import threading
 
 from django.core.management.base import BaseCommand
 
+from lending.management.output import report
 from lending.outbox import relay
 
 
@@ -17,7 +18,7 @@ class Command(BaseCommand):
     def handle(self, *args, once: bool = False, **options):
         if once:
             attempted = relay.run_once()
-            self.stdout.write(f"attempted {attempted} message(s)")
+            report(self, f"attempted {attempted} message(s)", "relay_pass_finished", attempted=attempted)
             return
         stop = threading.Event()
         for signum in (signal.SIGTERM, signal.SIGINT):

@@ -9,6 +9,7 @@ from django.core.management.base import BaseCommand
 from django.db import close_old_connections
 
 from lending import notices, services
+from lending.management.output import report
 
 logger = logging.getLogger(__name__)
 
@@ -52,4 +53,4 @@ class Command(BaseCommand):
     def run_pass(self) -> None:
         for job in JOBS:
             count = job()
-            self.stdout.write(f"{job.__name__}: {count}")
+            report(self, f"{job.__name__}: {count}", "scheduled_job_finished", job=job.__name__, count=count)
