@@ -250,6 +250,18 @@ OUTBOX_LEASE_SECONDS = env.float("OUTBOX_LEASE_SECONDS", default=30.0)
 # land. 0 turns the re-checks off.
 OUTBOX_RECHECK_SECONDS = env.float("OUTBOX_RECHECK_SECONDS", default=30.0)
 
+# --- /metrics and liveness of the relay and the scheduler (lending/ops_server.py) --------------------
+# Each serves /metrics and /health/live on its own port; 0 turns the server off.
+RELAY_METRICS_PORT = env.int("RELAY_METRICS_PORT", default=0)
+SCHEDULER_METRICS_PORT = env.int("SCHEDULER_METRICS_PORT", default=0)
+# Loopback by default; containers set 0.0.0.0 so that Prometheus and the kubelet reach it.
+METRICS_ADDRESS = env.str("METRICS_ADDRESS", default="127.0.0.1")
+# The relay's liveness fails when no pass (or batch) completed for this long: a batch is bounded by
+# the peer timeouts, well under the default.
+RELAY_STALL_SECONDS = env.float("RELAY_STALL_SECONDS", default=120.0)
+# The scheduler's liveness fails when no pass completed within this many intervals.
+SCHEDULER_STALL_INTERVALS = env.float("SCHEDULER_STALL_INTERVALS", default=3.0)
+
 # --- Scheduled notices (`manage.py send_notices`) -----------------------------------------------
 # A `due_soon_reminder` this many days before the due date.
 DUE_SOON_REMINDER_DAYS = env.int("DUE_SOON_REMINDER_DAYS", default=3)

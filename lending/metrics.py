@@ -12,7 +12,12 @@ adds the domain's:
 - `lending_peer_circuit_breaker_state{peer}` (0 closed, 1 half-open, 2 open) and
   `lending_peer_circuit_breaker_opened_total{peer}`;
 - computed from the database at scrape time: outbox messages pending and dead, the age of the oldest
-  pending one (the delivery lag), open and overdue loans.
+  pending one (the delivery lag), open and overdue loans;
+- from the relay and the scheduler (served by lending/ops_server.py on their own ports):
+  `lending_outbox_deliveries_total{channel, peer, message_type, outcome}`,
+  `lending_outbox_delivery_lag_seconds{channel, peer, message_type}` (commit to delivery),
+  `lending_process_passes_total{process, outcome}`, `lending_process_last_success_timestamp_seconds{process}`
+  and `lending_scheduler_job_items_total{job}`.
 
 Under gunicorn, `PROMETHEUS_MULTIPROC_DIR` switches prometheus-client to multi-process mode: each
 worker writes its samples there and `/metrics` merges them, whichever worker answers. The database
@@ -131,6 +136,66 @@ def watch_breaker(breaker: pybreaker.CircuitBreaker) -> None:
     breaker_opened.labels(breaker.name)
 
 
+# --- Background processes: the outbox relay and the scheduler ------------------------------------------
+# Labelled by channel (today `http`; a broker channel later gets its own value), peer and message type,
+# so one panel and one alert cover every way a message leaves the outbox.
+outbox_deliveries = Counter(
+    "lending_outbox_deliveries_total",
+    "Outbox delivery attempts by channel, peer, message type and outcome "
+    "(delivered, retry, dead, reopened: the book changed while its state travelled).",
+    ["channel", "peer", "message_type", "outcome"],
+)
+outbox_delivery_lag = Histogram(
+    "lending_outbox_delivery_lag_seconds",
+    "From a message's commit to its delivery, by channel, peer and message type.",
+    ["channel", "peer", "message_type"],
+    buckets=(0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0),
+)
+process_passes = Counter(
+    "lending_process_passes_total",
+    "Passes of a background loop, by process and outcome (ok, failed).",
+    ["process", "outcome"],
+)
+process_last_success = Gauge(
+    "lending_process_last_success_timestamp_seconds",
+    "Unix time at which the process last completed a pass (or a relay batch) without error.",
+    ["process"],
+    multiprocess_mode="max",
+)
+scheduler_job_items = Counter(
+    "lending_scheduler_job_items_total",
+    "Items handled by the scheduler's jobs (loans marked, notices queued...).",
+    ["job"],
+)
+
+PEER_OF_KIND = {"availability": "book", "notification": "notification"}
+
+
+def message_labels(message: Any, channel: str = "http") -> tuple[str, str, str]:
+    """(channel, peer, message type) of an outbox message: a notification's type is its payload's
+    `message_type`, an availability update is `availability`."""
+    payload = message.payload if isinstance(message.payload, dict) else {}
+    message_type = payload.get("message_type") if message.kind == "notification" else message.kind
+    return channel, PEER_OF_KIND.get(message.kind, message.kind), str(message_type or message.kind)
+
+
+def record_delivery(messages: Iterable[Any], outcome: str) -> None:
+    now = timezone.now()
+    for message in messages:
+        labels = message_labels(message)
+        outbox_deliveries.labels(*labels, outcome).inc()
+        if outcome == "delivered" and message.created_at:
+            outbox_delivery_lag.labels(*labels).observe(max(0.0, (now - message.created_at).total_seconds()))
+
+
+def record_pass(process: str, ok: bool) -> None:
+    process_passes.labels(process, "ok" if ok else "failed").inc()
+
+
+def record_progress(process: str) -> None:
+    process_last_success.labels(process).set_to_current_time()
+
+
 # --- Database state, computed at scrape time -------------------------------------------------------------
 class DomainStateCollector:
     """Outbox and loan gauges from a few indexed queries (partial indexes on pending outbox messages
@@ -185,16 +250,16 @@ class _Scrape:
             yield from source.collect()
 
 
-def scrape() -> bytes:
+def scrape(*, domain_state: bool = True) -> bytes:
     """The whole exposition: every worker's samples in multi-process mode, this process's otherwise,
-    plus the database gauges once."""
+    plus the database gauges once (unless `domain_state` is false)."""
     if multiprocess_dir():
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)
         source: Any = registry
     else:
         source = REGISTRY
-    return generate_latest(_Scrape([source, DomainStateCollector()]))
+    return generate_latest(_Scrape([source, DomainStateCollector()] if domain_state else [source]))
 
 
 def metrics_view(request) -> HttpResponse:

@@ -41,7 +41,7 @@ from django.db.models import Exists, F, Q, Value
 from django.db.models.functions import Greatest
 from django.utils import timezone
 
-from lending import selectors
+from lending import metrics, selectors
 from lending.clients import books, notifications
 from lending.errors import PeerUnavailable
 from lending.models import BookStock, OutboxKind, OutboxMessage, OutboxStatus
@@ -99,9 +99,10 @@ def deliver_batch(messages: list[OutboxMessage], pool: ThreadPoolExecutor | None
         for book_id, book_messages in books_to_publish.items()
     ]
     outcomes = list(pool.map(_call_on_pool_thread, calls)) if pool else [call() for call in calls]
-    delivered = [message.pk for message, ok in zip(notices, outcomes[: len(notices)], strict=True) if ok]
+    delivered = [message for message, ok in zip(notices, outcomes[: len(notices)], strict=True) if ok]
     if delivered:
-        _mark_delivered(OutboxMessage.objects.filter(pk__in=delivered))
+        _mark_delivered(OutboxMessage.objects.filter(pk__in=[message.pk for message in delivered]))
+        metrics.record_delivery(delivered, "delivered")
 
 
 def _call_on_pool_thread(call: Callable[[], bool]) -> bool:
@@ -154,12 +155,14 @@ def _deliver_availability(messages: list[OutboxMessage], available: bool, versio
                 _enqueue_recheck(book_id)
             raise
         _raise_if_refused("Book Management", status)
-        _settle_availability(book_id, [message.pk for message in messages], version)
+        settled = _settle_availability(book_id, [message.pk for message in messages], version)
+        metrics.record_delivery(messages, "delivered" if settled else "reopened")
         return True
     return False
 
 
-def _settle_availability(book_id: int, claimed: list[int], version: int) -> None:
+def _settle_availability(book_id: int, claimed: list[int], version: int) -> bool:
+    """True when settled; False when the book changed meanwhile and the messages were reopened."""
     # One UPDATE, only if the book is still at the version we published. The peer then holds the
     # current state, so the availability messages of this book waiting to be claimed are satisfied
     # too. Not these, which settle themselves: the ones in flight (another delivery's stale write
@@ -188,6 +191,7 @@ def _settle_availability(book_id: int, claimed: list[int], version: int) -> None
             delivered_at=None,
             claims=Greatest(F("claims") - 1, Value(0)),
         )  # never below 0, if delivered without a claim
+    return bool(settled)
 
 
 RECHECK = "recheck_after_unknown_outcome"
@@ -231,7 +235,9 @@ def _mark_delivered(messages) -> int:
 def _record_failure(message: OutboxMessage, error: str, *, permanent: bool) -> None:
     attempts = message.attempts + 1
     update = {"attempts": attempts, "last_error": error[:2000]}
-    if permanent or attempts >= settings.OUTBOX_MAX_ATTEMPTS:
+    dead = permanent or attempts >= settings.OUTBOX_MAX_ATTEMPTS
+    metrics.record_delivery([message], "dead" if dead else "retry")
+    if dead:
         update["status"] = OutboxStatus.DEAD
         logger.error("outbox message %s is dead after %d attempts: %s", message.key, attempts, error)
     else:
@@ -246,9 +252,10 @@ def backoff_seconds(attempts: int) -> float:
     return step * random.uniform(0.5, 1.0)
 
 
-def run_once(pool: ThreadPoolExecutor | None = None) -> int:
+def run_once(pool: ThreadPoolExecutor | None = None, on_batch: Callable[[], None] | None = None) -> int:
     """Deliver everything due now; returns how many messages were attempted. With a pool, the
-    messages of each batch are delivered side by side on its threads."""
+    messages of each batch are delivered side by side on its threads. `on_batch` is called after
+    each batch: a long backlog is progress too, for the liveness check."""
     attempted = 0
     # Only what was due when the pass began: a message that fails now and is due again a moment
     # later (a short backoff) waits for the next pass instead of being retried in this one.
@@ -256,19 +263,26 @@ def run_once(pool: ThreadPoolExecutor | None = None) -> int:
     while batch := claim_batch(due_by=pass_started):
         deliver_batch(batch, pool)
         attempted += len(batch)
+        if on_batch is not None:
+            on_batch()
     return attempted
 
 
-def run_forever(stop: threading.Event) -> None:
+def run_forever(stop: threading.Event, heartbeat=None) -> None:
+    """Passes until `stop` is set; each pass (and batch) reports to `heartbeat` (an ops_server.Heartbeat)."""
     logger.info("outbox relay started")
     threads = max(1, getattr(settings, "OUTBOX_DELIVERY_THREADS", 1))
     pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="relay") if threads > 1 else None
     try:
         while not stop.is_set():
             try:
-                run_once(pool)
+                run_once(pool, on_batch=heartbeat.progress if heartbeat else None)
+                if heartbeat is not None:
+                    heartbeat.beat()
             except Exception:  # a database blip must not kill the relay; it retries after a pause
                 logger.exception("outbox relay pass failed")
+                if heartbeat is not None:
+                    heartbeat.beat(ok=False)
                 close_old_connections()
                 stop.wait(1.0)
             stop.wait(settings.OUTBOX_POLL_INTERVAL_SECONDS)

@@ -1,10 +1,16 @@
-"""Run the outbox relay: `manage.py relay_outbox` (until SIGTERM/Ctrl-C) or `--once`."""
+"""Run the outbox relay: `manage.py relay_outbox` (until SIGTERM/Ctrl-C) or `--once`.
+
+With RELAY_METRICS_PORT (or `--metrics-port`) it also serves `/metrics` and `/health/live` there
+(lending/ops_server.py); the liveness check fails once no pass has completed for RELAY_STALL_SECONDS.
+"""
 
 import signal
 import threading
 
+from django.conf import settings
 from django.core.management.base import BaseCommand
 
+from lending import ops_server
 from lending.management.output import report
 from lending.outbox import relay
 
@@ -14,13 +20,26 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("--once", action="store_true", help="Deliver what is due now, then exit.")
+        parser.add_argument(
+            "--metrics-port",
+            type=int,
+            default=None,
+            help="Serve /metrics and /health/live on this port (default: RELAY_METRICS_PORT; 0: off).",
+        )
 
-    def handle(self, *args, once: bool = False, **options):
+    def handle(self, *args, once: bool = False, metrics_port: int | None = None, **options):
         if once:
             attempted = relay.run_once()
             report(self, f"attempted {attempted} message(s)", "relay_pass_finished", attempted=attempted)
             return
+        heartbeat = ops_server.Heartbeat("relay", stall_after=settings.RELAY_STALL_SECONDS)
+        port = settings.RELAY_METRICS_PORT if metrics_port is None else metrics_port
+        server = ops_server.start(heartbeat, port, address=settings.METRICS_ADDRESS, domain_state=True)
         stop = threading.Event()
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, lambda *_: stop.set())
-        relay.run_forever(stop)
+        try:
+            relay.run_forever(stop, heartbeat)
+        finally:
+            if server is not None:
+                server.shutdown()

@@ -8,7 +8,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand
 from django.db import close_old_connections
 
-from lending import notices, services
+from lending import metrics, notices, ops_server, services
 from lending.management.output import report
 
 logger = logging.getLogger(__name__)
@@ -33,24 +33,39 @@ class Command(BaseCommand):
             default=None,
             help="Seconds between passes with --loop (default: NOTICES_INTERVAL_SECONDS).",
         )
+        parser.add_argument(
+            "--metrics-port",
+            type=int,
+            default=None,
+            help="With --loop: serve /metrics and /health/live here (default: SCHEDULER_METRICS_PORT; 0: off).",
+        )
 
-    def handle(self, *args, loop: bool = False, interval: float | None = None, **options):
+    def handle(self, *args, loop: bool = False, interval: float | None = None, metrics_port=None, **options):
         if not loop:
             self.run_pass()
             return
         interval = settings.NOTICES_INTERVAL_SECONDS if interval is None else interval
+        # Liveness fails once no pass completed within SCHEDULER_STALL_INTERVALS intervals.
+        heartbeat = ops_server.Heartbeat("scheduler", stall_after=settings.SCHEDULER_STALL_INTERVALS * interval)
+        port = settings.SCHEDULER_METRICS_PORT if metrics_port is None else metrics_port
+        server = ops_server.start(heartbeat, port, address=settings.METRICS_ADDRESS, domain_state=False)
         stop = threading.Event()
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, lambda *_: stop.set())
         while not stop.is_set():
             try:
                 self.run_pass()
+                heartbeat.beat()
             except Exception:  # a database blip must not end the loop; the next pass retries
                 logger.exception("scheduled jobs pass failed")
+                heartbeat.beat(ok=False)
                 close_old_connections()
             stop.wait(interval)
+        if server is not None:
+            server.shutdown()
 
     def run_pass(self) -> None:
         for job in JOBS:
             count = job()
+            metrics.scheduler_job_items.labels(job.__name__).inc(count or 0)
             report(self, f"{job.__name__}: {count}", "scheduled_job_finished", job=job.__name__, count=count)
