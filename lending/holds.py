@@ -13,7 +13,8 @@ from datetime import datetime, timedelta
 
 from django.db.models import Count, Q
 
-from lending.models import OPEN_HOLD_STATUSES, Hold, HoldStatus, Loan
+from lending import history
+from lending.models import OPEN_HOLD_STATUSES, Event, EventKind, Hold, HoldStatus, Loan
 from lending.outbox.messages import MessageType, enqueue_hold_notification
 
 
@@ -107,13 +108,28 @@ def promote_waiting(state: BookState, *, now: datetime, pickup_window: timedelta
         hold.pickup_deadline = now + pickup_window
         hold.save(update_fields=["status", "date_ready", "pickup_deadline"])
         enqueue_hold_notification(hold, MessageType.HOLD_AVAILABLE)
+    history.record(
+        *(
+            history.hold_event(hold, EventKind.HOLD_READY, at=now, pickup_deadline=hold.pickup_deadline)
+            for hold in promoted
+        )
+    )
     return promoted
 
 
-def close(state: BookState, hold: Hold, status: str, *, now: datetime, loan: Loan | None = None) -> None:
-    """Close an open hold (FULFILLED, CANCELLED or EXPIRED) and drop it from the queue."""
+def close(state: BookState, hold: Hold, status: str, *, now: datetime, loan: Loan | None = None) -> Event:
+    """Close an open hold (FULFILLED, CANCELLED or EXPIRED) and drop it from the queue. Returns the
+    event to record with the rest of the change."""
     hold.status = status
     hold.date_closed = now
     hold.loan = loan
     hold.save(update_fields=["status", "date_closed", "loan"])
     state.holds = [h for h in state.holds if h.pk != hold.pk]
+    return history.hold_event(hold, CLOSING_EVENTS[status], at=now, **({"loan_id": loan.pk} if loan else {}))
+
+
+CLOSING_EVENTS = {
+    HoldStatus.FULFILLED: EventKind.HOLD_FULFILLED,
+    HoldStatus.CANCELLED: EventKind.CANCELLED,
+    HoldStatus.EXPIRED: EventKind.HOLD_EXPIRED,
+}

@@ -26,7 +26,8 @@ from django.db import connection, transaction
 from django.db.models import OuterRef, Q, QuerySet, Subquery
 from django.utils import timezone
 
-from lending.models import Loan, LoanNotice, LoanStatus
+from lending import history
+from lending.models import EventKind, Loan, LoanNotice, LoanStatus
 from lending.outbox.messages import MessageType, enqueue_notification
 
 logger = logging.getLogger(__name__)
@@ -35,6 +36,7 @@ logger = logging.getLogger(__name__)
 PERIOD_STRIDE = 10_000
 
 
+@history.scheduled_job
 def mark_overdue_loans(*, now: datetime | None = None, batch_size: int | None = None) -> int:
     """Persist status OVERDUE on open loans past due. Returns how many loans changed."""
     now = now or timezone.now()
@@ -52,8 +54,10 @@ def mark_overdue_loans(*, now: datetime | None = None, batch_size: int | None = 
             if not ids:
                 return changed
             changed += Loan.objects.filter(pk__in=ids).update(status=LoanStatus.OVERDUE)
+            history.record(*(history.loan_event(Loan(pk=pk), EventKind.MARKED_OVERDUE, at=now) for pk in ids))
 
 
+@history.scheduled_job
 def send_due_soon_reminders(*, now: datetime | None = None, batch_size: int | None = None) -> int:
     """A `due_soon_reminder` for each open loan due within DUE_SOON_REMINDER_DAYS."""
     now = now or timezone.now()
@@ -62,6 +66,7 @@ def send_due_soon_reminders(*, now: datetime | None = None, batch_size: int | No
     return _send(candidates, MessageType.DUE_SOON_REMINDER, lambda loan: loan.renewals, batch_size)
 
 
+@history.scheduled_job
 def send_overdue_notices(*, now: datetime | None = None, batch_size: int | None = None) -> int:
     """An `overdue_notice` when a loan becomes overdue, then every OVERDUE_NOTICE_REPEAT_DAYS."""
     now = now or timezone.now()
@@ -109,6 +114,13 @@ def _send_batch(
         inserted = _insert_notices(notice_type, list(wanted))
         for key in inserted:
             enqueue_notification(wanted[key], notice_type)
+        now = timezone.now()
+        history.record(
+            *(
+                history.loan_event(wanted[key], EventKind.NOTICE_QUEUED, at=now, notice_type=notice_type, period=key[1])
+                for key in inserted
+            )
+        )
     if inserted:
         logger.info("queued %d %s notice(s)", len(inserted), notice_type)
     return len(inserted)

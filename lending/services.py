@@ -17,11 +17,20 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import F, QuerySet
 from django.utils import timezone
 
-from lending import holds, policy
+from lending import history, holds, policy
 from lending.clients import books, users
 from lending.errors import NotFound
 from lending.idempotency import Claim
-from lending.models import OPEN_HOLD_STATUSES, BookStock, Hold, HoldStatus, Loan, LoanStatus, OutboxMessage
+from lending.models import (
+    OPEN_HOLD_STATUSES,
+    BookStock,
+    EventKind,
+    Hold,
+    HoldStatus,
+    Loan,
+    LoanStatus,
+    OutboxMessage,
+)
 from lending.outbox.messages import (
     MessageType,
     availability_message,
@@ -51,8 +60,10 @@ def loan_lend(*, user_email: str, book_id: int, claim: Claim | None = None) -> L
                 date_due=now + rules.loan_period,
             )
             state.open_loans += 1
+            events = [_lent_event(loan, hold)]
             if hold is not None:
-                holds.close(state, hold, HoldStatus.FULFILLED, now=now, loan=loan)
+                events.append(holds.close(state, hold, HoldStatus.FULFILLED, now=now, loan=loan))
+            history.record(*events)
             # Only does something when the Book service now reports more copies than before.
             holds.promote_waiting(state, now=now, pickup_window=rules.pickup_window)
             enqueue(availability_message(book_id), loan_notification(loan, MessageType.LENDING_CONFIRMATION))
@@ -81,6 +92,7 @@ def loan_return(*, user_email: str, book_id: int, claim: Claim | None = None) ->
         now = timezone.now()
         copies = _lock_stock_bumping_version(book_id)
         loan = _close_open_loan(user_email, book_id, now=now)  # a 404 rolls the bump back
+        history.record(history.loan_event(loan, EventKind.RETURNED, at=now, book_id=book_id))
         if copies is not None and loan.book_has_waiting_holds:
             # The copy goes to the first patron in the holds queue.
             _promote(book_id, copies, now=now)
@@ -105,6 +117,9 @@ def loan_renew(*, user_email: str, book_id: int, claim: Claim | None = None) -> 
         if loan.date_due >= now:
             loan.status = LoanStatus.ACTIVE
         loan.save(update_fields=["date_due", "renewals", "status"])
+        history.record(
+            history.loan_event(loan, EventKind.RENEWED, at=now, date_due=loan.date_due, renewals=loan.renewals)
+        )
         enqueue_notification(loan, MessageType.RENEWAL_CONFIRMATION)
         if claim:
             claim.settle(loan)
@@ -125,6 +140,7 @@ def hold_reserve(*, user_email: str, book_id: int, claim: Claim | None = None) -
             policy.check_reservable(user_email=user_email, state=state, on_loan=on_loan)
             hold = Hold.objects.create(user_email=user_email, book_id=book_id, book_title=book.title, date_reserved=now)
             state.holds.append(hold)
+            history.record(history.hold_event(hold, EventKind.RESERVED, at=now, book_id=book_id))
             # Only does something when the Book service now reports more copies than before.
             if holds.promote_waiting(state, now=now, pickup_window=rules.pickup_window):
                 _book_changed(book_id)
@@ -149,6 +165,7 @@ def hold_cancel(*, user_email: str, book_id: int, claim: Claim | None = None) ->
         hold.status = HoldStatus.CANCELLED
         hold.date_closed = now
         hold.save(update_fields=["status", "date_closed"])
+        history.record(history.hold_event(hold, EventKind.CANCELLED, at=now, was_ready=was_ready))
         if was_ready and stock is not None:
             _promote(book_id, stock.copies, now=now)
             _book_changed(book_id)
@@ -158,6 +175,7 @@ def hold_cancel(*, user_email: str, book_id: int, claim: Claim | None = None) ->
     return hold
 
 
+@history.scheduled_job
 def expire_ready_holds(*, now: datetime | None = None) -> int:
     """Expires READY holds whose pickup deadline has passed, tells their patrons (`hold_expired`) and
     passes each copy to the next patron in the queue (with a `hold_available` notification). One
@@ -181,11 +199,19 @@ def expire_ready_holds(*, now: datetime | None = None) -> int:
             Hold.objects.filter(pk__in=[hold.pk for hold in expiring]).update(
                 status=HoldStatus.EXPIRED, date_closed=now
             )
+            history.record(*(history.hold_event(hold, EventKind.HOLD_EXPIRED, at=now) for hold in expiring))
             if stock is not None:
                 _promote(book_id, stock.copies, now=now)
             _book_changed(book_id, *(hold_notification(hold, MessageType.HOLD_EXPIRED) for hold in expiring))
             expired += len(expiring)
     return expired
+
+
+def _lent_event(loan: Loan, hold: Hold | None):
+    details = {"book_id": loan.book_id, "date_due": loan.date_due}
+    if hold is not None:
+        details["hold_id"] = hold.pk
+    return history.loan_event(loan, EventKind.LENT, at=loan.date_borrowed, **details)
 
 
 def _promote(book_id: int, copies: int, *, now: datetime) -> None:

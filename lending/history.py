@@ -1,0 +1,146 @@
+"""The history of loans and holds: one `Event` row per change, written in the change's transaction.
+
+Who made the change is the *caller*: the API key's name and prefix (never the key), `anonymous` when
+keys are off, or a system job. Views say who the caller is with `acting_as(caller_of(request))`
+around the service call; scheduled jobs (`@scheduled_job`) act as `SCHEDULER`; anything else (a
+shell, a test) as `SYSTEM`.
+
+Each subject (a loan or a hold) numbers its events from 1 (`Event.sequence`), as the domain events
+published later will need. The number is computed inside the INSERT (the subject's highest number
+plus one), so recording costs one statement whatever the number of events. Every writer of a
+subject holds its row lock (or the book's) while it records, so two writers never compute the same
+number; the unique constraints on (subject, sequence) would refuse it if one did.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import functools
+from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, ParamSpec, TypeVar
+
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import connection
+
+from lending.models import Event, Hold, Loan
+from lending.request_context import current_request_id
+
+
+@dataclass(frozen=True)
+class Caller:
+    name: str
+    key_prefix: str = ""
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.key_prefix})" if self.key_prefix else self.name
+
+
+ANONYMOUS = Caller("anonymous")
+SCHEDULER = Caller("system:scheduler")
+SYSTEM = Caller("system")
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+_caller: contextvars.ContextVar[Caller | None] = contextvars.ContextVar("caller", default=None)
+
+
+def caller_of(request: Any) -> Caller:
+    """The caller of an API request: its key when one authenticated it, `anonymous` otherwise
+    (keys off)."""
+    api_key = getattr(request, "auth", None)
+    if api_key is None:
+        return ANONYMOUS
+    return Caller(api_key.name, api_key.prefix)
+
+
+@contextmanager
+def acting_as(caller: Caller) -> Iterator[None]:
+    """Changes recorded inside the block are made by `caller`."""
+    token = _caller.set(caller)
+    try:
+        yield
+    finally:
+        _caller.reset(token)
+
+
+def current_caller(default: Caller = SYSTEM) -> Caller:
+    return _caller.get() or default
+
+
+def scheduled_job(job: Callable[P, R]) -> Callable[P, R]:
+    """A job the scheduler runs: its changes are made by `SCHEDULER`, unless a caller is set."""
+
+    @functools.wraps(job)
+    def run(*args: P.args, **kwargs: P.kwargs) -> R:
+        with acting_as(current_caller(default=SCHEDULER)):
+            return job(*args, **kwargs)
+
+    return run
+
+
+def loan_event(loan: Loan, kind: str, *, at: datetime, caller: Caller | None = None, **data: Any) -> Event:
+    return _event(kind, at=at, caller=caller, data=data, loan_id=loan.pk)
+
+
+def hold_event(hold: Hold, kind: str, *, at: datetime, caller: Caller | None = None, **data: Any) -> Event:
+    return _event(kind, at=at, caller=caller, data=data, hold_id=hold.pk)
+
+
+def _event(kind: str, *, at: datetime, caller: Caller | None, data: dict, **subject: Any) -> Event:
+    caller = caller or current_caller()
+    request_id = current_request_id()
+    return Event(
+        kind=kind,
+        occurred_at=at,
+        caller=caller.name,
+        caller_key_prefix=caller.key_prefix,
+        request_id="" if request_id == "-" else request_id,
+        data=data,
+        **subject,
+    )
+
+
+def record(*events: Event) -> None:
+    """Insert the events in one statement, numbering each after its subject's last event (in the
+    order given, when one subject has several). Call inside the transaction of the change."""
+    if not events:
+        return
+    table = connection.ops.quote_name(Event._meta.db_table)
+    columns = ["loan_id", "hold_id", "kind", "occurred_at", "caller", "caller_key_prefix", "request_id", "reason"]
+    rows, params = [], []
+    earlier: Counter[tuple[str, int]] = Counter()
+    for event in events:
+        subject = ("loan_id", event.loan_id) if event.loan_id else ("hold_id", event.hold_id)
+        earlier[subject] += 1
+        rows.append(
+            f"({', '.join(['%s'] * len(columns))}, %s, "
+            f"(SELECT COALESCE(MAX(sequence), 0) + %s FROM {table} WHERE {subject[0]} = %s))"
+        )
+        params += [
+            event.loan_id,
+            event.hold_id,
+            event.kind,
+            connection.ops.adapt_datetimefield_value(event.occurred_at),
+            event.caller,
+            event.caller_key_prefix,
+            event.request_id,
+            event.reason,
+            connection.ops.adapt_json_value(event.data, DjangoJSONEncoder),
+            earlier[subject],
+            subject[1],
+        ]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {table} ({', '.join([*columns, 'data', 'sequence'])}) "  # noqa: S608 - identifiers from the model
+            f"VALUES {', '.join(rows)}",
+            params,
+        )
+
+
+def events_of_loan(loan_id: int):
+    return Event.objects.filter(loan_id=loan_id).order_by("sequence")
