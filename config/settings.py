@@ -110,6 +110,20 @@ def _tune_database(database: dict) -> None:
         database["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=60)
         database["CONN_HEALTH_CHECKS"] = True
         database.setdefault("OPTIONS", {}).setdefault("connect_timeout", 5)
+        _set_postgresql_timeouts(database["OPTIONS"])
+
+
+def _set_postgresql_timeouts(options: dict) -> None:
+    """Per-session limits sent at connect time (libpq `options`): a statement or a lock wait past its
+    limit fails instead of holding a worker (and, for an ALTER TABLE, every request queued behind its
+    lock). The migrate role runs with longer values (docker/entrypoint.sh). 0: the server's default."""
+    timeouts = {
+        "statement_timeout": env.int("DATABASE_STATEMENT_TIMEOUT_MS", default=15000),
+        "lock_timeout": env.int("DATABASE_LOCK_TIMEOUT_MS", default=5000),
+    }
+    flags = [f"-c {name}={ms}" for name, ms in timeouts.items() if ms > 0]
+    if flags:
+        options["options"] = " ".join(filter(None, [options.get("options", ""), *flags]))
 
 
 _tune_database(DATABASES["default"])

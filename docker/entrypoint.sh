@@ -38,7 +38,11 @@ case "$role" in
         exec "$PYTHON" manage.py send_notices "$@"
         ;;
     migrate)
-        exec "$PYTHON" manage.py migrate --noinput "$@"
+        # Longer limits than a request's: a data migration may run for minutes, and an ALTER TABLE may
+        # wait a little for its lock (requests give up on theirs after DATABASE_LOCK_TIMEOUT_MS).
+        DATABASE_STATEMENT_TIMEOUT_MS="${MIGRATE_STATEMENT_TIMEOUT_MS:-600000}" \
+            DATABASE_LOCK_TIMEOUT_MS="${MIGRATE_LOCK_TIMEOUT_MS:-10000}" \
+            exec "$PYTHON" manage.py migrate --noinput "$@"
         ;;
     peers)
         exec "$PYTHON" -m reference_peers --host "${PEERS_HOST:-0.0.0.0}" "$@"
