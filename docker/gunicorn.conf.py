@@ -4,7 +4,9 @@ Every knob is an environment variable so one image serves every
 environment: GUNICORN_WORKERS, GUNICORN_THREADS, GUNICORN_BIND,
 GUNICORN_TIMEOUT, GUNICORN_GRACEFUL_TIMEOUT, GUNICORN_KEEPALIVE,
 GUNICORN_MAX_REQUESTS, GUNICORN_MAX_REQUESTS_JITTER, GUNICORN_ACCESS_LOG,
-GUNICORN_FORWARDED_ALLOW_IPS, LOG_LEVEL, PROMETHEUS_MULTIPROC_DIR.
+GUNICORN_FORWARDED_ALLOW_IPS, GUNICORN_HEADER_TIMEOUT, GUNICORN_BODY_TIMEOUT,
+GUNICORN_WORKER_CONNECTIONS, GUNICORN_WORKER_CLASS, LOG_LEVEL,
+PROMETHEUS_MULTIPROC_DIR.
 """
 
 from __future__ import annotations
@@ -27,7 +29,15 @@ bind = [os.environ.get("GUNICORN_BIND", "0.0.0.0:8000")]
 # 16 threads per worker lend ~2x faster than 4 on 2 cores (`make bench`), and
 # a hung peer ties up a few threads, not the worker. Each thread keeps its
 # own database connection (CONN_MAX_AGE): budget workers x threads x replicas.
-worker_class = "gthread"
+#
+# The worker is gthread's, except that its event loop reads each request whole
+# (head within GUNICORN_HEADER_TIMEOUT, body within GUNICORN_BODY_TIMEOUT
+# seconds) before a thread sees it: a slow or stalled client costs a buffer,
+# never a thread (config/gunicorn_worker.py). GUNICORN_WORKER_CLASS=gthread
+# brings back the stock worker, for comparison only (`make bench`).
+worker_class = os.environ.get("GUNICORN_WORKER_CLASS") or "config.gunicorn_worker.BufferingWorker"
+# Connections per worker, slow ones included; beyond it the worker stops accepting.
+worker_connections = _int("GUNICORN_WORKER_CONNECTIONS", 1000)
 workers = _int("GUNICORN_WORKERS", 2)
 threads = _int("GUNICORN_THREADS", 16)
 
@@ -51,8 +61,13 @@ control_socket_disable = True
 accesslog = os.environ.get("GUNICORN_ACCESS_LOG") or None
 errorlog = "-"
 loglevel = os.environ.get("LOG_LEVEL", "info").lower()
-forwarded_allow_ips = os.environ.get("GUNICORN_FORWARDED_ALLOW_IPS", "127.0.0.1,::1")
+# X-Forwarded-* (the scheme above all) is believed from these addresses only. None by
+# default, not even localhost: on `make run` any local client could claim HTTPS. Name
+# the ingress or proxy addresses here when one terminates TLS in front.
+forwarded_allow_ips = os.environ.get("GUNICORN_FORWARDED_ALLOW_IPS", "")
 proc_name = "lending-web"
+# gunicorn's own lines in the service's log format (JSON objects under LOG_FORMAT=json).
+logconfig_dict = __import__("lending.logs", fromlist=["_"]).gunicorn_logconfig_dict()
 
 
 def _multiproc_dir() -> str | None:
