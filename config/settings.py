@@ -286,6 +286,15 @@ NOTICES_BATCH_SIZE = env.int("NOTICES_BATCH_SIZE", default=500)
 # Seconds between passes of `send_notices --loop`.
 NOTICES_INTERVAL_SECONDS = env.float("NOTICES_INTERVAL_SECONDS", default=60.0)
 
+# --- Privacy: how long personal data is kept (lending/privacy.py, `manage.py anonymize_loans`) ------
+# A returned loan (and a closed hold) keeps its patron's email this many days, then `anonymize_loans`
+# replaces it with a random token.
+LOAN_HISTORY_RETENTION_DAYS = env.int("LOAN_HISTORY_RETENTION_DAYS", default=120)
+# Delivered outbox rows (notifications carry the patron's email) are deleted after this many days.
+OUTBOX_RETENTION_DAYS = env.int("OUTBOX_RETENTION_DAYS", default=30)
+# Rows anonymised or purged per short transaction.
+PRIVACY_BATCH_SIZE = env.int("PRIVACY_BATCH_SIZE", default=1000)
+
 # --- Idempotency keys -----------------------------------------------------------------------------
 IDEMPOTENCY_KEY_TTL_HOURS = env.int("IDEMPOTENCY_KEY_TTL_HOURS", default=24)
 # A key still "in progress" after this long belongs to a request that died; it may be retried.

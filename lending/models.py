@@ -20,6 +20,10 @@ class LoanStatus(models.TextChoices):
 
 OPEN_STATUSES = (LoanStatus.ACTIVE, LoanStatus.OVERDUE)
 
+# An anonymised loan or hold's `user_email` ends with this (a random token before it: lending.privacy).
+ANONYMISED_SUFFIX = "@anonymised.invalid"
+NOT_ANONYMISED = ~Q(user_email__endswith=ANONYMISED_SUFFIX)
+
 
 class BookStock(models.Model):
     """Our view of one book: copies as last reported by the Book service, and a version bumped on
@@ -69,6 +73,12 @@ class Loan(models.Model):
             models.Index(fields=["book_id", "-date_borrowed", "-id"], name="loans_by_book"),
             # Every loan, newest first (`GET /loans/` without a patron or book).
             models.Index(fields=["-date_borrowed", "-id"], name="loans_newest"),
+            # Returned loans still naming their patron, oldest first: what `anonymize_loans` walks.
+            models.Index(
+                fields=["date_returned", "id"],
+                condition=Q(date_returned__isnull=False) & NOT_ANONYMISED,
+                name="loans_to_anonymise",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -129,6 +139,12 @@ class Hold(models.Model):
             # The expiry job: READY holds past their pickup deadline.
             models.Index(
                 fields=["pickup_deadline"], condition=Q(status=HoldStatus.READY), name="ready_holds_by_deadline"
+            ),
+            # Closed holds still naming their patron, oldest first: what `anonymize_loans` walks.
+            models.Index(
+                fields=["date_closed", "id"],
+                condition=Q(date_closed__isnull=False) & NOT_ANONYMISED,
+                name="holds_to_anonymise",
             ),
         ]
 

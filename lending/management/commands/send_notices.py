@@ -8,7 +8,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand
 from django.db import close_old_connections
 
-from lending import metrics, notices, ops_server, services
+from lending import idempotency, metrics, notices, ops_server, privacy, services
 from lending.management.output import report
 
 logger = logging.getLogger(__name__)
@@ -19,6 +19,10 @@ JOBS = [
     notices.send_due_soon_reminders,
     notices.send_overdue_notices,
     services.expire_ready_holds,
+    # Personal data has a lifetime (lending.privacy): the same work as `manage.py anonymize_loans`.
+    privacy.anonymize_expired_loans,
+    privacy.purge_delivered_outbox,
+    idempotency.purge_expired,
 ]
 
 

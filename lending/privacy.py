@@ -1,0 +1,360 @@
+"""Personal data has a lifetime: anonymise returned loans and closed holds, purge delivered outbox rows,
+erase one patron on request.
+
+Anonymised means not linkable back: the patron's email is replaced by a random token per row
+(`anon-<128 random bits>@anonymised.invalid`), never a hash of the email, which could be reversed by
+trying emails. The book, the dates and the status stay, so statistics still work.
+
+What is never anonymised: an open or overdue loan, an open hold (WAITING, READY), and a loan or hold
+whose notification still waits in the outbox (unresolved: the patron must still get it).
+
+Locks: the retention job works in short transactions of PRIVACY_BATCH_SIZE rows, walking the
+`loans_to_anonymise` / `holds_to_anonymise` partial indexes in (date, id) order (keyset), and locks
+only the returned loans and closed holds it rewrites, with SKIP LOCKED. Lends, returns and the holds
+queue never lock those rows and never wait on it; it never touches the `BookStock` rows they lock.
+Erasure on request takes the patron's advisory lock, the one a lend takes, so a lend and an erasure of
+the same patron run one after the other: the erasure either sees the new loan (409) or finishes first.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import secrets
+from dataclasses import asdict, dataclass
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.contrib.admin.models import LogEntry
+from django.contrib.contenttypes.models import ContentType
+from django.db import connection, transaction
+from django.db.models import BigIntegerField, CharField, Max, Q, QuerySet
+from django.db.models.fields.json import KeyTextTransform
+from django.db.models.functions import Cast
+from django.utils import timezone
+
+from lending import services
+from lending.errors import Conflict
+from lending.models import (
+    # `.invalid` is reserved, never a deliverable address (RFC 2606); NOT_ANONYMISED is the partial
+    # indexes' condition, word for word, so the planner uses them.
+    ANONYMISED_SUFFIX,
+    NOT_ANONYMISED,
+    OPEN_HOLD_STATUSES,
+    Event,
+    EventKind,
+    Hold,
+    HoldStatus,
+    IdempotencyRecord,
+    Loan,
+    OutboxKind,
+    OutboxMessage,
+    OutboxStatus,
+)
+from lending.request_context import request_id_var
+
+logger = logging.getLogger(__name__)
+
+CLOSED_HOLD_STATUSES = (HoldStatus.FULFILLED, HoldStatus.CANCELLED, HoldStatus.EXPIRED)
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who the history names for an anonymisation: an API key (name and prefix), or a system job."""
+
+    name: str
+    key_prefix: str = ""
+
+
+SCHEDULED = Caller("system:anonymize_loans")
+
+
+def new_token() -> str:
+    """A fresh random stand-in for a patron's email: 128 bits from the OS's CSPRNG, nothing derived
+    from the email. Still a syntactically valid address, so every serializer keeps working."""
+    return f"anon-{secrets.token_hex(16)}{ANONYMISED_SUFFIX}"
+
+
+def is_anonymised(email: str) -> bool:
+    return email.endswith(ANONYMISED_SUFFIX)
+
+
+@dataclass
+class Erased:
+    loans: int = 0
+    holds: int = 0
+    notifications: int = 0
+    idempotency_records: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return asdict(self)
+
+
+# --- The retention job ------------------------------------------------------------------------------
+
+
+def anonymize_returned_loans(
+    *, now: datetime | None = None, retention_days: int | None = None, batch_size: int | None = None
+) -> Erased:
+    """Anonymises loans returned, and holds closed, more than `retention_days`
+    (LOAN_HISTORY_RETENTION_DAYS) ago, then forgets the notifications and records that named them."""
+    now = now or timezone.now()
+    days = settings.LOAN_HISTORY_RETENTION_DAYS if retention_days is None else retention_days
+    cutoff = now - timedelta(days=days)
+    batch_size = batch_size or settings.PRIVACY_BATCH_SIZE
+    done = Erased()
+    done.loans = _in_batches(
+        Loan.objects.filter(date_returned__lt=cutoff).filter(NOT_ANONYMISED), "date_returned", "loan_id", batch_size
+    )
+    done.holds = _in_batches(
+        Hold.objects.filter(status__in=CLOSED_HOLD_STATUSES, date_closed__lt=cutoff).filter(NOT_ANONYMISED),
+        "date_closed",
+        "hold_id",
+        batch_size,
+    )
+    done.notifications = forget_notifications_of_anonymised()
+    # Idempotency records live IDEMPOTENCY_KEY_TTL_HOURS; only a retention shorter than that can leave
+    # one naming a patron whose loans are anonymised (the purge deletes the rest).
+    if timedelta(days=days) < timedelta(hours=settings.IDEMPOTENCY_KEY_TTL_HOURS):
+        done.idempotency_records = forget_idempotency_records_of_anonymised()
+    return done
+
+
+def anonymize_expired_loans() -> int:
+    """The scheduler's job (`send_notices --loop`): how many loans and holds were anonymised."""
+    done = anonymize_returned_loans()
+    return done.loans + done.holds
+
+
+def _in_batches(candidates: QuerySet, date_field: str, notification_key: str, batch_size: int) -> int:
+    """Walks the candidates in (date, id) order, one short transaction per batch. A row skipped (locked
+    by someone else, or with a notification still pending) is left for the next run; the keyset moves
+    past it, so a run always ends."""
+    model = candidates.model
+    changed = 0
+    last: tuple[datetime, int] | None = None
+    while True:
+        with transaction.atomic():
+            page = candidates
+            if last is not None:
+                page = page.filter(Q(**{f"{date_field}__gt": last[0]}) | Q(**{date_field: last[0], "id__gt": last[1]}))
+            rows = list(
+                page.select_for_update(skip_locked=True)
+                .order_by(date_field, "id")
+                .values_list(date_field, "id")[:batch_size]
+            )
+            if not rows:
+                return changed
+            last = rows[-1]
+            ids = [row_id for _, row_id in rows]
+            ids = [row_id for row_id in ids if row_id not in _with_pending_notifications(notification_key, ids)]
+            changed += _replace_emails(model, ids)
+            _record_anonymised(model, ids, SCHEDULED)
+
+
+def _with_pending_notifications(notification_key: str, ids: list[int]) -> set[int]:
+    """Which of these loans (or holds) still have a notification to deliver. Reads the pending rows
+    only (the relay's partial index), never the whole outbox."""
+    pending = (
+        OutboxMessage.objects.filter(kind=OutboxKind.NOTIFICATION, status=OutboxStatus.PENDING)
+        .annotate(subject=Cast(KeyTextTransform(notification_key, "payload"), BigIntegerField()))
+        .filter(subject__in=ids)
+        .values_list("subject", flat=True)
+    )
+    return set(pending)
+
+
+def _replace_emails(model, ids: list[int]) -> int:
+    """One statement: each row gets its own random token."""
+    if not ids:
+        return 0
+    tokens = [new_token() for _ in ids]
+    if connection.vendor == "postgresql":
+        table = model._meta.db_table
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"UPDATE {table} SET user_email = t.token FROM unnest(%s::bigint[], %s::text[]) AS t(id, token) "
+                f"WHERE {table}.id = t.id",
+                [ids, tokens],
+            )
+            return cursor.rowcount
+    rows = [model(pk=row_id, user_email=token) for row_id, token in zip(ids, tokens, strict=True)]
+    return model.objects.bulk_update(rows, ["user_email"])
+
+
+def _record_anonymised(model, ids: list[int], caller: Caller) -> None:
+    """An `anonymised` event on each row's history, numbered after its last one. The events never
+    held the patron (only the subject's id and the caller), so nothing else changes there."""
+    if not ids:
+        return
+    subject = "loan" if model is Loan else "hold"
+    last = dict(
+        Event.objects.filter(**{f"{subject}_id__in": ids})
+        .values_list(f"{subject}_id")
+        .annotate(last=Max("sequence"))
+        .values_list(f"{subject}_id", "last")
+    )
+    now = timezone.now()
+    Event.objects.bulk_create(
+        Event(
+            **{f"{subject}_id": row_id},
+            sequence=last.get(row_id, 0) + 1,
+            kind=EventKind.ANONYMISED,
+            occurred_at=now,
+            caller=caller.name,
+            caller_key_prefix=caller.key_prefix,
+            request_id=request_id_var.get(),
+        )
+        for row_id in ids
+    )
+
+
+# --- What else named the patron ---------------------------------------------------------------------
+
+
+def forget_notifications_of_anonymised() -> int:
+    """Deletes the delivered and dead notifications of anonymised loans and holds: the only other place
+    their patron's email was. Pending ones kept their loan from being anonymised. One statement per
+    kind of subject, over the outbox (which the purge keeps to OUTBOX_RETENTION_DAYS)."""
+    deleted = 0
+    for key, model in (("loan_id", Loan), ("hold_id", Hold)):
+        anonymised = model.objects.filter(user_email__endswith=ANONYMISED_SUFFIX).values("id")
+        stale = (
+            OutboxMessage.objects.filter(kind=OutboxKind.NOTIFICATION)
+            .exclude(status=OutboxStatus.PENDING)
+            .annotate(subject=Cast(KeyTextTransform(key, "payload"), BigIntegerField()))
+            .filter(subject__in=anonymised)
+        )
+        deleted += OutboxMessage.objects.filter(pk__in=stale.values("pk")).delete()[0]
+    _forget_admin_log(Loan)
+    _forget_admin_log(Hold)
+    return deleted
+
+
+def _forget_admin_log(model, ids: list[int] | None = None) -> int:
+    """The admin's change log names a loan or hold by its `str()`, which carries the email: the
+    entries of anonymised rows (of `ids`, or of all of them) go."""
+    content_type = ContentType.objects.get_for_model(model)
+    if ids is None:
+        object_ids = (
+            model.objects.filter(user_email__endswith=ANONYMISED_SUFFIX)
+            .annotate(text_id=Cast("id", CharField()))
+            .values("text_id")
+        )
+    else:
+        object_ids = [str(row_id) for row_id in ids]
+    return LogEntry.objects.filter(content_type=content_type, object_id__in=object_ids).delete()[0]
+
+
+def forget_idempotency_records_of_anonymised() -> int:
+    """Idempotency records (a stored answer, a fingerprint of the request) naming a patron of whom no
+    loan or hold still carries the email. Only records not yet expired are read (IDEMPOTENCY_KEY_TTL_HOURS
+    of writes). A stored refusal naming someone who never borrowed goes too: its retry simply runs again."""
+    deleted = 0
+    for record in IdempotencyRecord.objects.filter(expires_at__gt=timezone.now()).only("pk", "response_body"):
+        emails = _emails_in(record.response_body)
+        if emails and not _all_still_named(emails):
+            deleted += IdempotencyRecord.objects.filter(pk=record.pk).delete()[0]
+    return deleted
+
+
+# Loose on purpose: anything address-like in a stored answer (a field, or inside a refusal's message).
+_ADDRESS = re.compile(r"[^\s\"'<>(),;:@]+@[^\s\"'<>(),;:@]+[^\s\"'<>(),;:@.]")
+
+
+def _emails_in(body) -> set[str]:
+    text = json.dumps(body, ensure_ascii=False)
+    return {email.lower() for email in _ADDRESS.findall(text) if not is_anonymised(email)}
+
+
+def _all_still_named(emails: set[str]) -> bool:
+    named = set(Loan.objects.filter(user_email__in=emails).values_list("user_email", flat=True))
+    named |= set(Hold.objects.filter(user_email__in=emails).values_list("user_email", flat=True))
+    return emails <= named
+
+
+def _idempotency_records_naming(email: str) -> QuerySet:
+    """Records whose stored answer mentions the email anywhere (a loan, or a refusal's message), as
+    it appears in JSON text."""
+    as_json = json.dumps(email, ensure_ascii=False)[1:-1]
+    return IdempotencyRecord.objects.filter(response_body__icontains=as_json)
+
+
+# --- Purges -----------------------------------------------------------------------------------------
+
+
+def purge_delivered_outbox(*, now: datetime | None = None, batch_size: int | None = None) -> int:
+    """Deletes outbox rows delivered more than OUTBOX_RETENTION_DAYS ago (their notifications carry
+    emails), a batch per short transaction. Dead letters stay for the desk to replay."""
+    now = now or timezone.now()
+    cutoff = now - timedelta(days=settings.OUTBOX_RETENTION_DAYS)
+    batch_size = batch_size or settings.PRIVACY_BATCH_SIZE
+    # created_at first: the (status, created_at) index finds them; a row is delivered after it is created.
+    delivered = OutboxMessage.objects.filter(
+        status=OutboxStatus.DELIVERED, created_at__lt=cutoff, delivered_at__lt=cutoff
+    )
+    deleted = 0
+    while True:
+        ids = list(delivered.order_by("created_at").values_list("id", flat=True)[:batch_size])
+        if not ids:
+            return deleted
+        deleted += OutboxMessage.objects.filter(pk__in=ids).delete()[0]
+
+
+# --- Erasure on request -----------------------------------------------------------------------------
+
+
+def erase_patron(email: str, *, caller: Caller) -> Erased:
+    """Anonymises every closed loan and hold of the patron now, and forgets the notifications and
+    idempotency records naming them. Refused (409 `patron_has_open_loans`, nothing written) while the
+    patron has an open loan, an open hold or a notification still to deliver. Repeating it finds
+    nothing more to do."""
+    with transaction.atomic():
+        # The lock a lend of this patron takes: a racing lend commits before this reads, or after it.
+        services._lock_patron(email)
+        _refuse_if_unresolved(email)
+        loan_ids = list(Loan.objects.select_for_update().filter(user_email=email).values_list("id", flat=True))
+        hold_ids = list(Hold.objects.select_for_update().filter(user_email=email).values_list("id", flat=True))
+        done = Erased(loans=_replace_emails(Loan, loan_ids), holds=_replace_emails(Hold, hold_ids))
+        _record_anonymised(Loan, loan_ids, caller)
+        _record_anonymised(Hold, hold_ids, caller)
+        done.notifications = (
+            OutboxMessage.objects.filter(kind=OutboxKind.NOTIFICATION, payload__user_email=email)
+            .exclude(status=OutboxStatus.PENDING)
+            .delete()[0]
+        )
+        _forget_admin_log(Loan, loan_ids)
+        _forget_admin_log(Hold, hold_ids)
+        done.idempotency_records = _idempotency_records_naming(email).delete()[0]
+    logger.info("patron erased", extra=done.as_dict())
+    return done
+
+
+def _refuse_if_unresolved(email: str) -> None:
+    open_loans = list(
+        Loan.objects.filter(user_email=email, date_returned__isnull=True)
+        .order_by("id")
+        .values("id", "book_id", "status", "date_due")
+    )
+    open_holds = list(
+        Hold.objects.filter(user_email=email, status__in=OPEN_HOLD_STATUSES)
+        .order_by("id")
+        .values("id", "book_id", "status")
+    )
+    pending = list(
+        OutboxMessage.objects.filter(
+            kind=OutboxKind.NOTIFICATION, status=OutboxStatus.PENDING, payload__user_email=email
+        )
+        .order_by("id")
+        .values_list("id", flat=True)
+    )
+    if open_loans or open_holds or pending:
+        for loan in open_loans:
+            loan["date_due"] = loan["date_due"].isoformat()
+        raise Conflict(
+            "The patron still has open loans, open holds or notifications to deliver; "
+            "erase them once these are closed or delivered.",
+            code="patron_has_open_loans",
+            details={"open_loans": open_loans, "open_holds": open_holds, "pending_notifications": pending},
+        )
