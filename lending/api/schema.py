@@ -186,7 +186,8 @@ WRITE_PARAMETERS = [IDEMPOTENCY_KEY, IDEMPOTENT_REPLAYED, *COMMON_PARAMETERS]
 # --- Examples -----------------------------------------------------------------------------------------
 
 LOAN_REQUEST_EXAMPLE = OpenApiExample(
-    "Lend or return", value={"user_email": "alice@example.com", "book_id": 123}, request_only=True
+    # Book 1 of the reference peers' demo catalogue, so "Try it out" works under `make run`.
+    "Lend or return", value={"user_email": "alice@example.com", "book_id": 1}, request_only=True
 )
 _LOAN = {
     "id": 1,
