@@ -22,17 +22,27 @@ from lending.request_context import request_id_var
 
 LOG_FORMATS = ("json", "console")
 
-# Local part's first character kept, the rest hidden; the domain is kept (useful, not personal).
-EMAIL_PATTERN = re.compile(
-    r"(?<![A-Za-z0-9._%+-])([A-Za-z0-9])[A-Za-z0-9._%+-]*"  # local part: first character kept
-    r"@([A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+)"  # domain, kept
-)
+# Local part's first character kept, the rest hidden; the domain is kept (useful, not personal). Every
+# form an email takes in a log line: plain, with a quoted local part ("john doe"@example.com), with an
+# internationalised local part or domain (jörg@exämple.com, or its punycode xn--exmple-cua.com), and
+# URL-encoded in a path or query (alice%40example.com, %22john%20doe%22%40example.com).
+_AT = r"(@|%40)"
+_DOMAIN = r"((?:[\w%-]+\.)+[\w%-]*[^\W_])"  # \w is Unicode-aware: IDNs as they are
+_QUOTED = r"\"([^\"\\\s])(?:[^\"\\\r\n]|\\.)*\""  # "quoted local part", first character kept
+_DOT_ATOM = r"(?<![\w.+-])([^\W_])[\w.%+-]*?"  # plain local part, first character kept
+# Groups 1-3 for a quoted local part, 4-6 for a plain one: first character, separator, domain.
+EMAIL_PATTERN = re.compile(f"{_QUOTED}{_AT}{_DOMAIN}|{_DOT_ATOM}{_AT}{_DOMAIN}")
 _PLAIN_TYPES = (bool, int, float, type(None))
 
 
+def _masked(match: re.Match) -> str:
+    first, at, domain = match.group(1, 2, 3) if match.group(1) else match.group(4, 5, 6)
+    return f"{first}***{at}{domain}"
+
+
 def mask_email_text(text: str) -> str:
-    """`alice.smith@example.com` -> `a***@example.com`, wherever it appears in the text."""
-    return EMAIL_PATTERN.sub(r"\1***@\2", text)
+    """`alice.smith@example.com` -> `a***@example.com`, wherever and in whichever form it appears."""
+    return EMAIL_PATTERN.sub(_masked, text)
 
 
 def _mask(value: Any) -> Any:
@@ -93,13 +103,28 @@ _FOREIGN_PRE_CHAIN = [
 ]
 
 
+class MaskingFormatter(structlog.stdlib.ProcessorFormatter):
+    """The last word on every line, whoever wrote it (our code, Django, the web server's own loggers,
+    whichever server runs us): the rendered line is masked again as text, so what the processors never
+    saw (a traceback rendered by the console renderer, a server's preformatted message) is covered."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return mask_email_text(super().format(record))
+
+
 def _formatter(log_format: str) -> dict:
     if log_format == "json":
         final = [structlog.processors.format_exc_info, mask_emails, structlog.processors.JSONRenderer()]
     else:
-        final = [mask_emails, structlog.dev.ConsoleRenderer(colors=sys.stdout.isatty())]
+        # Tracebacks as plain text before masking: a boxed, wrapped rich traceback splits an email
+        # across lines where no pattern finds it.
+        final = [
+            structlog.processors.format_exc_info,
+            mask_emails,
+            structlog.dev.ConsoleRenderer(colors=sys.stdout.isatty()),
+        ]
     return {
-        "()": structlog.stdlib.ProcessorFormatter,
+        "()": MaskingFormatter,
         "processors": [structlog.stdlib.ProcessorFormatter.remove_processors_meta, *final],
         "foreign_pre_chain": _FOREIGN_PRE_CHAIN,
     }

@@ -1,0 +1,124 @@
+"""Masking covers every email form, in every line the service and its server write (issue 10 item 6)."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import logging.config
+
+import pytest
+
+from lending import logs
+from lending.logs import logging_config, mask_email_text
+
+EMAIL_FORMS = [
+    # (the line as written, the email's parts that must not survive, the masked line)
+    ('to "john doe"@example.com today', ["john doe", "john"], "to j***@example.com today"),
+    ('"jane.q\\"x\\"public"@example.com', ["jane.q", "public"], "j***@example.com"),
+    ("user@exämple.com", ["user@"], "u***@exämple.com"),
+    ("jörg.müller@bücher.example", ["jörg", "müller"], "j***@bücher.example"),
+    ("zoë@xn--exmple-cua.com", ["zoë@"], "z***@xn--exmple-cua.com"),
+    ("GET /patrons/alice%40example.com/anonymize/ 500", ["alice"], "GET /patrons/a***%40example.com/anonymize/ 500"),
+    ("user_email=bob.smith%2Blib%40mail.example.org&x=1", ["bob.smith"], "user_email=b***%40mail.example.org&x=1"),
+    ("%22john%20doe%22%40example.com", ["john"], "%2***%40example.com"),
+    ("sam%40ex%C3%A4mple.com", ["sam%40"], "s***%40ex%C3%A4mple.com"),
+]
+
+
+@pytest.mark.parametrize(("text", "secrets", "masked"), EMAIL_FORMS)
+def test_every_email_form_is_masked(text, secrets, masked):
+    result = mask_email_text(text)
+
+    assert result == masked
+    assert not any(secret in result for secret in secrets)
+
+
+@pytest.mark.parametrize("text", ["no email, just @mentions and a@b", "price: 40%40 off", "a@localhost"])
+def test_text_without_an_email_is_left_alone(text):
+    assert mask_email_text(text) == text
+
+
+def test_masking_twice_changes_nothing():
+    once = mask_email_text('"john doe"@example.com and alice%40example.com')
+    assert mask_email_text(once) == once
+
+
+def _configured(log_format: str, logger_names: list[str]) -> tuple[io.StringIO, callable]:
+    """LOGGING as settings build it, with the console handler writing into a buffer."""
+    config = logging_config(level="INFO", log_format=log_format)
+    stream = io.StringIO()
+    config["handlers"]["console"]["stream"] = stream
+    return stream, config
+
+
+@pytest.fixture
+def restore_logging():
+    root = logging.getLogger()
+    saved = (root.handlers[:], root.level)
+    loggers = {
+        name: (lg.handlers[:], lg.level, lg.propagate)
+        for name, lg in logging.root.manager.loggerDict.items()
+        if isinstance(lg, logging.Logger)
+    }
+    yield
+    root.handlers[:] = saved[0]
+    root.setLevel(saved[1])
+    for name, (handlers, level, propagate) in loggers.items():
+        logger = logging.getLogger(name)
+        logger.handlers[:] = handlers
+        logger.setLevel(level)
+        logger.propagate = propagate
+    from django.conf import settings
+
+    logging.config.dictConfig(settings.LOGGING)
+
+
+@pytest.mark.parametrize("log_format", ["json", "console"])
+@pytest.mark.parametrize(
+    "logger_name", ["lending.services", "django.request", "gunicorn.error", "waitress", "uvicorn.error"]
+)
+def test_a_line_from_any_logger_is_masked_in_both_formats(log_format, logger_name, restore_logging):
+    stream, config = _configured(log_format, [logger_name])
+    logging.config.dictConfig(config)
+
+    logging.getLogger(logger_name).error(
+        "Error handling request %s for %s", "/patrons/alice%40example.com/anonymize/", '"john doe"@exämple.com'
+    )
+
+    line = stream.getvalue()
+    assert "alice" not in line and "john" not in line
+    assert "a***%40example.com" in line
+
+
+@pytest.mark.parametrize("log_format", ["json", "console"])
+def test_a_traceback_naming_a_patron_is_masked(log_format, restore_logging):
+    stream, config = _configured(log_format, [])
+    logging.config.dictConfig(config)
+
+    try:
+        raise ValueError('Key (user_email, book_id)=("carol smith"@example.com, 1) already exists; see dave@exämple.de')
+    except ValueError:
+        logging.getLogger("django.request").exception("Internal Server Error: /lendBook/")
+
+    line = stream.getvalue()
+    assert "carol" not in line and "dave" not in line
+    assert "ValueError" in line
+
+
+def test_gunicorns_own_error_line_is_masked(restore_logging):
+    """gunicorn's loggers get their own logconfig (lending.logs); its "Error handling request" line,
+    with the raw, possibly URL-encoded path, comes out masked."""
+    if not hasattr(logs, "gunicorn_logconfig_dict"):
+        pytest.skip("no gunicorn logconfig helper in lending.logs")
+    config = logs.gunicorn_logconfig_dict({"LOG_FORMAT": "json", "LOG_LEVEL": "INFO"})
+    stream = io.StringIO()
+    config["handlers"]["gunicorn_console"]["stream"] = stream
+    logging.config.dictConfig(config)
+
+    logging.getLogger("gunicorn.error").error("Error handling request %s", "/patrons/erin%40example.com/anonymize/")
+    logging.getLogger("gunicorn.error").info("Invalid request from ip=10.0.0.1: bad line 'GET /?e=frank@example.com'")
+
+    lines = [json.loads(line) for line in stream.getvalue().splitlines()]
+    assert len(lines) == 2
+    assert "erin" not in stream.getvalue() and "frank" not in stream.getvalue()
