@@ -3,11 +3,22 @@ PYTHON_BIN ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
+# `make run` installs only what running needs (requirements/base.txt); `make test` adds the test tools.
+RUN_INSTALLED := $(VENV)/.run-installed
+# make run PORT=18000 PEERS_PORT=18001: the service's port, and the first of the three peers' ports.
+PORT ?= 8000
+PEERS_PORT ?= 8001
 
 LINT_VENV := .venv-lint
 LINT_INSTALLED := $(LINT_VENV)/.installed
 
 .PHONY: run test lint lint-deploy openapi chromium
+
+$(RUN_INSTALLED): requirements/base.txt
+	$(PYTHON_BIN) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip==26.3
+	$(PY) -m pip install --quiet -r requirements/base.txt
+	touch $(RUN_INSTALLED)
 
 $(INSTALLED): requirements/base.txt requirements/test.txt
 	$(PYTHON_BIN) -m venv $(VENV)
@@ -22,9 +33,14 @@ $(LINT_INSTALLED): requirements/lint.txt requirements/lint-constraints.txt
 	$(LINT_VENV)/bin/python -m pip install --quiet -r requirements/lint.txt -c requirements/lint-constraints.txt
 	touch $(LINT_INSTALLED)
 
-## run: the service on http://127.0.0.1:8000 with the reference peers, the relay and the scheduler
-run: $(INSTALLED)
-	$(PY) scripts/run_local.py
+## run: the service on http://127.0.0.1:$(PORT) with the reference peers, the relay and the scheduler
+run: $(RUN_INSTALLED)
+	$(PY) scripts/run_local.py --port $(PORT) --peers-port $(PEERS_PORT)
+
+.PHONY: demo
+## demo: the README's API examples, in order, against a running `make run` (same PORT / PEERS_PORT)
+demo: $(RUN_INSTALLED)
+	$(PY) scripts/readme_walkthrough.py --port $(PORT) --peers-port $(PEERS_PORT)
 
 ## test: every test (PostgreSQL when reachable, else SQLite), after the linters
 test: $(INSTALLED) $(LINT_INSTALLED) lint chromium

@@ -1,13 +1,18 @@
 """`make bench`: the service under load, on PostgreSQL, with production settings.
 
 Starts, on free ports: the reference peers (with enough demo books and patrons for every scenario),
-the service under gunicorn (the deployment's `docker/gunicorn.conf.py`, `bench.settings` = the
-production settings plus a bare ceiling view) and one outbox relay, all against a database of its own
-(`lending_bench`, created and dropped by the run). Then drives each scenario with wrk at 32
-connections (a warm-up, then the measured run), and writes `bench/results/latest.{md,json,png}`.
+the service under gunicorn (the deployment's `docker/gunicorn.conf.py` serving `bench.wsgi`, with
+`bench.settings` = the production settings plus the ceiling views) and one outbox relay, all against a
+database of its own (`lending_bench`, created and dropped by the run). Then drives each scenario with
+wrk at 32 connections (a warm-up, then the measured run), and writes `bench/results/latest.{md,json,png}`.
 
-Every figure is also given as a ratio to the ceiling (a constant-JSON Django view served by the same
-processes) measured in the same run: this machine is shared, absolute numbers drift.
+Two ceilings, measured by the same server processes at the start and at the end of the run: a
+constant-JSON Django view without any middleware (`bare`, every ratio is given against it: this
+machine is shared, absolute numbers drift) and the same view through the full middleware (`ceiling`).
+
+`--servers buffered,gthread` runs the first phase and the stalled-clients scenario once per worker
+class, side by side in one sitting (`buffered`: the deployment's worker; anything else is given to
+gunicorn as GUNICORN_WORKER_CLASS).
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ from pathlib import Path
 import psycopg
 
 from bench import data, report
+from bench.stall import Stall
 
 ROOT = Path(__file__).resolve().parent.parent
 LUA = ROOT / "bench" / "wrk" / "scenario.lua"
@@ -139,6 +145,7 @@ def parse_wrk(output: str, connections: int) -> dict:
 
 
 TRIO_CONNECTIONS = {"lend": 8, "return": 8, "live": 2}
+DEPLOYED_SERVER = "buffered"
 
 
 def trio(
@@ -157,9 +164,14 @@ def trio(
         f"{prefix}_return": ["return", str(return_first), str(per_thread)],
         f"{prefix}_live": ["get", "/health/live/"],
     }
+    side_by_side(base, runs, duration, env, scenarios)
+
+
+def side_by_side(base: str, runs: dict[str, list[str]], duration: float, env: dict[str, str], scenarios: dict) -> None:
+    """wrk runs at the same time, one thread each; the name's last word gives the connections."""
     running = {}
     for name, wrk_args in runs.items():
-        conns = TRIO_CONNECTIONS[name.split("_")[-1]]
+        conns = TRIO_CONNECTIONS[name.split("_")[-1].split("@")[0]]
         cmd = [
             "wrk",
             "-t1",
@@ -217,13 +229,18 @@ def wait_drained(dsn: str, timeout: float = 180.0) -> float | None:
 
 
 def create_api_key(env: dict[str, str]) -> str:
-    """A service key when the settings require one (REQUIRE_API_KEY); '' otherwise."""
+    """A service key holding every scope when the settings require one (REQUIRE_API_KEY); '' otherwise."""
     code = (
         "import django; django.setup()\n"
         "from django.conf import settings\n"
         "if getattr(settings, 'REQUIRE_API_KEY', False):\n"
-        "    from rest_framework_api_key.models import APIKey\n"
-        "    print(APIKey.objects.create_key(name='bench')[1])\n"
+        "    try:\n"
+        "        from lending.api.permissions import create_key\n"
+        "        from lending.models import Scope\n"
+        "        print(create_key('bench', list(Scope.values))[1])\n"
+        "    except ImportError:  # keys without scopes\n"
+        "        from rest_framework_api_key.models import APIKey\n"
+        "        print(APIKey.objects.create_key(name='bench')[1])\n"
     )
     done = subprocess.run([PYTHON, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, check=True)
     return done.stdout.strip()
@@ -270,6 +287,13 @@ def main() -> int:  # noqa: C901 (a script: one step after the other)
     parser.add_argument("--volume", type=int, default=1_000_000, help="loans of the volume phase (0: skip)")
     parser.add_argument("--overdue", type=int, default=100_000, help="overdue loans among them")
     parser.add_argument("--only", default="", help="comma-separated scenarios to run (default: all)")
+    parser.add_argument(
+        "--servers",
+        default=DEPLOYED_SERVER,
+        help="comma-separated worker classes, measured one after the other in phase 1 and the stall "
+        f"(default {DEPLOYED_SERVER}: the deployment's; e.g. {DEPLOYED_SERVER},gthread)",
+    )
+    parser.add_argument("--stalled", type=int, default=500, help="stalled sockets in the stall scenario")
     parser.add_argument("--profile", default="", help="py-spy the workers during this scenario (e.g. lend)")
     parser.add_argument("--database", default="lending_bench")
     parser.add_argument("--out", default=str(ROOT / "bench" / "results"))
@@ -279,6 +303,7 @@ def main() -> int:  # noqa: C901 (a script: one step after the other)
         print("wrk is not installed (apt-get install -y wrk)", file=sys.stderr)
         return 2
     only = {s for s in args.only.split(",") if s}
+    servers = [s for s in args.servers.split(",") if s]
 
     def wanted(name: str) -> bool:
         return not only or name in only
@@ -289,11 +314,13 @@ def main() -> int:  # noqa: C901 (a script: one step after the other)
     dsn = f"postgresql://postgres@127.0.0.1:5432/{args.database}"
     per_thread = int(max(args.duration, args.warmup) * 1500)  # numbers per wrk thread and run: above any rate
     numbers = Numbers()
-    lend_first = numbers.take(2 * WRK_THREADS * per_thread)
-    return_first = numbers.take(2 * WRK_THREADS * per_thread)
+    runs = 2 * len(servers)  # a warm-up and a measured run per server
+    lend_first = numbers.take(runs * WRK_THREADS * per_thread)
+    return_first = numbers.take(runs * WRK_THREADS * per_thread)
     hang_return_first = numbers.take(WRK_THREADS * per_thread)
-    cycle_first = numbers.take(2 * WRK_THREADS * per_thread)
+    cycle_first = numbers.take(runs * WRK_THREADS * per_thread)
     hang_lend_first = numbers.take(WRK_THREADS * per_thread)
+    stall_lend_first = numbers.take(len(servers) * per_thread)
     demo = numbers.next
 
     ports = {name: free_port() for name in ("web", "book", "user", "notification")}
@@ -323,6 +350,8 @@ def main() -> int:  # noqa: C901 (a script: one step after the other)
     if args.threads:
         env["GUNICORN_THREADS"] = str(args.threads)
 
+    # Every process of the run (migrate included) may touch a metric: the directory must exist first.
+    (logdir / "prometheus").mkdir()
     results: dict = {
         "started": datetime.now(UTC).isoformat(timespec="seconds"),
         "load_average_start": os.getloadavg(),
@@ -333,8 +362,11 @@ def main() -> int:  # noqa: C901 (a script: one step after the other)
             "warmup_s": args.warmup,
             "gunicorn_workers": env.get("GUNICORN_WORKERS", "config default"),
             "gunicorn_threads": env.get("GUNICORN_THREADS", "config default"),
+            "servers": servers,
+            "stalled_sockets": args.stalled,
         },
         "scenarios": {},
+        "stalls": {},
     }
     scenarios = results["scenarios"]
     procs = Processes(logdir)
@@ -379,7 +411,7 @@ def main() -> int:  # noqa: C901 (a script: one step after the other)
         wrk_env = {**os.environ, "BENCH_AUTH": f"Api-Key {key}" if key else ""}
 
         # Pre-made open loans for the return scenarios; a few overdue ones for getExpiredBooks.
-        data.open_loans(dsn, return_first, 2 * WRK_THREADS * per_thread + WRK_THREADS * per_thread)
+        data.open_loans(dsn, return_first, (runs + 1) * WRK_THREADS * per_thread)
         data.overdue_loans(dsn, 100)
 
         procs.start(
@@ -402,35 +434,78 @@ def main() -> int:  # noqa: C901 (a script: one step after the other)
             env,
         )
         wait_http(f"{env['BOOK_MANAGEMENT_URL']}/getBooks/1")
-        procs.start("web", [PYTHON, "-m", "gunicorn", "-c", "docker/gunicorn.conf.py"], env)
-        wait_http(f"{base}/health/live/")
         procs.start("relay", [PYTHON, "manage.py", "relay_outbox"], env)
-        results["settings"]["gunicorn_workers_running"] = len(worker_pids(procs.children["web"].pid))
 
-        print("phase 1: scenarios", flush=True)
-        if wanted("ceiling"):
-            measure("ceiling", ["get", "/_bench/ceiling/"], ["get", "/_bench/ceiling/"])
-        if wanted("lend"):
-            measure("lend", ["lend", *block(lend_first, 0)], ["lend", *block(lend_first, 1)])
-            backlog = outbox_pending(dsn)
-            drained = wait_drained(dsn)
-            scenarios["lend"]["outbox_backlog_at_end"] = backlog
-            scenarios["lend"]["outbox_drain_s"] = drained
-            scenarios["lend"]["outbox"] = outbox_counts(dsn)
-            print(f"  relay: backlog {backlog} at the end of lend, drained in {drained} s", flush=True)
-        if wanted("return"):
-            measure("return", ["return", *block(return_first, 0)], ["return", *block(return_first, 1)])
-            scenarios["return"]["outbox_backlog_at_end"] = outbox_pending(dsn)
-            scenarios["return"]["outbox_drain_s"] = wait_drained(dsn)
-        if wanted("cycle"):
-            measure("cycle", ["cycle", *block(cycle_first, 0)], ["cycle", *block(cycle_first, 1)])
-            scenarios["cycle"]["outbox_backlog_at_end"] = outbox_pending(dsn)
-            scenarios["cycle"]["outbox_drain_s"] = wait_drained(dsn)
-        if wanted("expired"):
-            measure("expired", ["get", "/getExpiredBooks/"], ["get", "/getExpiredBooks/"])
-        if wanted("loans"):
-            lo, hi = return_first, return_first + 2 * WRK_THREADS * per_thread - 1
-            measure("loans", ["loans", "patron", str(lo), str(hi)], ["loans", "patron", str(lo), str(hi)])
+        def start_web(server: str) -> None:
+            web_env = dict(env)
+            if server != DEPLOYED_SERVER:
+                web_env["GUNICORN_WORKER_CLASS"] = server
+            procs.start(
+                "web", [PYTHON, "-m", "gunicorn", "-c", "docker/gunicorn.conf.py", "bench.wsgi:application"], web_env
+            )
+            wait_http(f"{base}/health/live/")
+            results["settings"]["gunicorn_workers_running"] = len(worker_pids(procs.children["web"].pid))
+
+        def ceilings(suffix: str, when: str = "") -> None:
+            measure(f"bare{when}{suffix}", ["get", "/_bench/bare/"], ["get", "/_bench/bare/"])
+            measure(f"ceiling{when}{suffix}", ["get", "/_bench/ceiling/"], ["get", "/_bench/ceiling/"])
+
+        def stall(server: str, suffix: str, index: int) -> None:
+            """/health/live/ and lends while `--stalled` sockets hold half-sent requests."""
+            print(f"  {args.stalled} stalled sockets ({server})", flush=True)
+            stalled = Stall("127.0.0.1", ports["web"], args.stalled)
+            load = {
+                f"stall_live{suffix}": ["get", "/health/live/"],
+                f"stall_lend{suffix}": ["lend", str(stall_lend_first + index * per_thread), str(per_thread)],
+            }
+            side_by_side(base, load, args.duration, wrk_env, scenarios)
+            deadline = time.monotonic() + 15
+            while len(stalled.closed_after) < len(stalled.opened) and time.monotonic() < deadline:
+                time.sleep(0.2)
+            results["stalls"][server] = summary = stalled.finish()
+            print(f"  stalled sockets: {summary}", flush=True)
+
+        for index, server in enumerate(servers):
+            suffix = f"@{server}" if len(servers) > 1 else ""
+            last = index == len(servers) - 1
+            start_web(server)
+            print(f"phase 1: scenarios ({server})", flush=True)
+            if wanted("ceiling"):
+                ceilings(suffix)
+            if wanted("lend"):
+                lend = f"lend{suffix}"
+                measure(lend, ["lend", *block(lend_first, 2 * index)], ["lend", *block(lend_first, 2 * index + 1)])
+                backlog = outbox_pending(dsn)
+                drained = wait_drained(dsn)
+                scenarios[lend]["outbox_backlog_at_end"] = backlog
+                scenarios[lend]["outbox_drain_s"] = drained
+                scenarios[lend]["outbox"] = outbox_counts(dsn)
+                print(f"  relay: backlog {backlog} at the end of lend, drained in {drained} s", flush=True)
+            if wanted("return"):
+                ret = f"return{suffix}"
+                measure(
+                    ret, ["return", *block(return_first, 2 * index)], ["return", *block(return_first, 2 * index + 1)]
+                )
+                scenarios[ret]["outbox_backlog_at_end"] = outbox_pending(dsn)
+                scenarios[ret]["outbox_drain_s"] = wait_drained(dsn)
+            if wanted("cycle"):
+                cyc = f"cycle{suffix}"
+                measure(cyc, ["cycle", *block(cycle_first, 2 * index)], ["cycle", *block(cycle_first, 2 * index + 1)])
+                scenarios[cyc]["outbox_backlog_at_end"] = outbox_pending(dsn)
+                scenarios[cyc]["outbox_drain_s"] = wait_drained(dsn)
+            if wanted("expired"):
+                measure(f"expired{suffix}", ["get", "/getExpiredBooks/"], ["get", "/getExpiredBooks/"])
+            if wanted("loans"):
+                lo, hi = return_first, return_first + 2 * WRK_THREADS * per_thread - 1
+                loans = ["loans", "patron", str(lo), str(hi)]
+                measure(f"loans{suffix}", loans, loans)
+            if wanted("stall") and args.stalled:
+                stall(server, suffix, index)
+                wait_drained(dsn)
+            if not last:
+                if wanted("ceiling"):
+                    ceilings(suffix, "_end")
+                procs.stop("web")
 
         if wanted("hang"):
             # Lends (which need the Book peer), returns and the liveness probe side by side, first with
@@ -473,7 +548,7 @@ def main() -> int:  # noqa: C901 (a script: one step after the other)
             results["plans"] = json.loads(explained.stdout)
 
         if wanted("ceiling"):
-            measure("ceiling_end", ["get", "/_bench/ceiling/"], ["get", "/_bench/ceiling/"])
+            ceilings(suffix, "_end")
         results["load_average_end"] = os.getloadavg()
     finally:
         procs.stop_all()

@@ -1,5 +1,6 @@
-"""The product's URLs plus `/_bench/ceiling/`: a bare Django view returning constant JSON, served by
-the same gunicorn processes and middleware as the API, so it measures what the stack costs alone."""
+"""The product's URLs plus a Django view returning constant JSON, at two paths: `/_bench/ceiling/`
+through the full middleware like the API, and `/_bench/bare/`, which `bench.wsgi` serves without any
+middleware. Same server processes for both, so they measure what the stack costs alone."""
 
 from django.http import JsonResponse
 from django.urls import path
@@ -13,7 +14,7 @@ def ceiling(request):
     return JsonResponse(CONSTANT)
 
 
-urlpatterns = [path("_bench/ceiling/", ceiling), *product_urls.urlpatterns]
+urlpatterns = [path("_bench/ceiling/", ceiling), path("_bench/bare/", ceiling), *product_urls.urlpatterns]
 handler400 = product_urls.handler400
 handler404 = product_urls.handler404
 handler500 = product_urls.handler500
