@@ -172,13 +172,15 @@ REST_FRAMEWORK = {
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
     # Service API keys (`Authorization: Api-Key <key>`), required when REQUIRE_API_KEY is true.
     "DEFAULT_AUTHENTICATION_CLASSES": ["lending.api.auth.ApiKeyAuthentication"],
-    "DEFAULT_PERMISSION_CLASSES": ["lending.api.auth.RequireApiKey"],
+    # ...holding the scope each view states (`required_scope`); everything is open when keys are off.
+    "DEFAULT_PERMISSION_CLASSES": ["lending.api.permissions.HasScope"],
     "DEFAULT_THROTTLE_CLASSES": ["lending.api.throttling.PerKeyThrottle", "lending.api.throttling.PerAddressThrottle"],
     # Proxies in front of the service whose X-Forwarded-For entries are trusted (0: use REMOTE_ADDR).
     "NUM_PROXIES": env.int("TRUSTED_PROXY_COUNT", default=0),
     "UNAUTHENTICATED_USER": None,
     "EXCEPTION_HANDLER": "lending.api.errors.exception_handler",
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    # drf-spectacular's, plus the scope each operation needs.
+    "DEFAULT_SCHEMA_CLASS": "lending.api.scoped_schema.ScopedAutoSchema",
 }
 # Largest request body accepted by the API, in bytes; larger bodies get 413.
 MAX_REQUEST_BODY_BYTES = env.int("MAX_REQUEST_BODY_BYTES", default=16 * 1024)

@@ -224,6 +224,8 @@ def _finish_request(request, logger, log_kwargs, response=None, **kwargs) -> Non
         path=request.path,
         status=response.status_code if response is not None else 500,
         duration_ms=round((time.perf_counter() - started) * 1000, 2) if started is not None else None,
+        # The calling service's key prefix (set by `lending.api.auth`), never the key; None without one.
+        api_key_prefix=getattr(request, "api_key_prefix", None),
     )
 
 

@@ -4,7 +4,7 @@ them.
 
 A missing key is 401 `not_authenticated`; a wrong, revoked or expired one is 401
 `authentication_failed`. Both carry `WWW-Authenticate: Api-Key`, and both are refused before the view
-runs, so nothing is written.
+runs, so nothing is written. What a valid key may call is up to its scopes (`permissions`).
 """
 
 from __future__ import annotations
@@ -55,14 +55,25 @@ class ApiKeyAuthentication(BaseAuthentication):
                 api_key = APIKey.objects.get_from_key(key)
             except APIKey.DoesNotExist:
                 raise exceptions.AuthenticationFailed("Invalid or revoked API key.") from None
+            api_key.granted_scopes = _scopes_of(api_key)
             verified_keys.put(key, api_key)
         if api_key.has_expired:
             raise exceptions.AuthenticationFailed("This API key has expired.")
+        # For the request log line (`lending.logs`), which sees Django's request, not DRF's.
+        request._request.api_key_prefix = api_key.prefix
         return (None, api_key)
 
     def authenticate_header(self, request: Request) -> str:
         # Makes DRF answer 401 (with this challenge) rather than 403 for a missing or bad key.
         return KEYWORD
+
+
+def _scopes_of(api_key) -> frozenset[str]:
+    """The scopes granted to the key (`lending.api.permissions`); none when it has no grant row."""
+    from lending.models import ApiKeyScopes
+
+    grant = ApiKeyScopes.objects.filter(api_key=api_key).values_list("scopes", flat=True).first()
+    return frozenset((grant or "").split())
 
 
 class RequireApiKey(BasePermission):
@@ -117,5 +128,7 @@ verified_keys = VerifiedKeyCache()
 
 @receiver(post_save, sender="rest_framework_api_key.APIKey")
 @receiver(post_delete, sender="rest_framework_api_key.APIKey")
+@receiver(post_save, sender="lending.ApiKeyScopes")
+@receiver(post_delete, sender="lending.ApiKeyScopes")
 def _forget_verified_keys(**kwargs) -> None:
     verified_keys.clear()

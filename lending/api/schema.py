@@ -40,6 +40,11 @@ ERRORS: dict[str, tuple[int, str, Any]] = {
     "invalid_idempotency_key": (400, "Idempotency-Key must be 1 to 255 printable characters.", None),
     "not_authenticated": (401, "An API key is required: send `Authorization: Api-Key <key>`.", None),
     "authentication_failed": (401, "Invalid or revoked API key.", None),
+    "insufficient_scope": (
+        403,
+        "This call needs an API key with the `circulation` scope.",
+        {"required_scope": "circulation", "accepted_scopes": ["circulation"], "granted_scopes": ["patron-read"]},
+    ),
     "user_inactive": (403, "User alice@example.com is not active.", None),
     "user_not_found": (404, "User alice@example.com does not exist.", None),
     "book_not_found": (404, "Book 123 does not exist.", None),
@@ -96,9 +101,10 @@ WRITE_ERRORS = (
     "idempotency_key_in_use",
     "idempotency_key_reused",
     *AUTH_ERRORS,
+    "insufficient_scope",
 )
 READ_ERRORS = AUTH_ERRORS
-LISTING_ERRORS = ("invalid_request", *AUTH_ERRORS)
+LISTING_ERRORS = ("invalid_request", *AUTH_ERRORS, "insufficient_scope")
 
 
 def error_responses(*codes: str) -> dict[int, OpenApiResponse]:
@@ -311,7 +317,15 @@ class ApiKeyScheme(OpenApiAuthenticationExtension):
             "in": "header",
             "name": "Authorization",
             "description": "`Api-Key <key>`. Required on every API call when REQUIRE_API_KEY is true "
-            "(the default with DJANGO_DEBUG false); keys come from `manage.py api_keys create <name>`.",
+            "(the default with DJANGO_DEBUG false); keys come from "
+            "`manage.py api_keys create <name> --scopes <scope,...>`. A key may call only what its scopes allow "
+            "(each operation names its scope, also in `x-required-scopes`); any other call is 403 "
+            "`insufficient_scope`, naming the scope needed in `details.required_scope`. Scopes: "
+            "`circulation` (lend, return, renew, reserve, cancel, and their dry runs); "
+            "`patron-read` (one patron's loans and holds: `GET /loans/` and `GET /reservations/` with a "
+            "`user_email` filter, `GET /loans/{id}/` and its history); "
+            "`reports` (unfiltered listings, `GET /getExpiredBooks/`, and what `patron-read` reads); "
+            "`privacy` (erasing a patron's closed loans and holds); `override` (lifting a named refusal).",
         }
 
 

@@ -3,7 +3,7 @@ trailing slash (never a redirect: a redirected POST would lose its body)."""
 
 from django.urls import path
 
-from lending.api import health, privacy, views
+from lending.api import health, history, privacy, views
 
 
 def both_slashes(route: str, view, name: str) -> list:
@@ -20,6 +20,7 @@ urlpatterns = [
     *both_slashes("reservations", views.ReservationsApi.as_view(), "reservations"),
     *both_slashes("loans", views.LoansApi.as_view(), "loans"),
     *both_slashes("loans/<int:loan_id>", views.LoanDetailApi.as_view(), "loan-detail"),
+    *both_slashes("loans/<int:loan_id>/history", history.LoanHistoryApi.as_view(), "loan-history"),
     *both_slashes("policy", views.PolicyApi.as_view(), "policy"),
     *both_slashes("patrons/<str:email>/anonymize", privacy.PatronAnonymizeApi.as_view(), "patron-anonymize"),
     *both_slashes("health", health.health, "health"),

@@ -12,8 +12,10 @@ from rest_framework.response import Response
 from rest_framework.serializers import Serializer
 from rest_framework.views import APIView
 
-from lending import idempotency, metrics, policy, selectors, services
+from lending import history, idempotency, metrics, policy, selectors, services
+from lending.api import permissions
 from lending.api import schema as api_docs
+from lending.api.caching import NoStore
 from lending.api.errors import error_body
 from lending.api.pagination import bare_list_page, counted_page
 from lending.api.serializers import (
@@ -32,10 +34,11 @@ IDEMPOTENCY_HEADER = "Idempotency-Key"
 REPLAYED_HEADER = "Idempotent-Replayed"
 
 
-class LoanWriteApi(APIView):
+class LoanWriteApi(NoStore, APIView):
     """A POST of `{user_email, book_id}` that changes one loan (or hold), safe to retry with an
     Idempotency-Key."""
 
+    required_scope = permissions.CIRCULATION
     success_status = 200
     # The service that performs the write: `service(user_email=, book_id=, claim=) -> Loan | Hold`.
     service: Callable[..., Any]
@@ -47,7 +50,7 @@ class LoanWriteApi(APIView):
         serializer.is_valid(raise_exception=True)
         key = request.headers.get(IDEMPOTENCY_HEADER)
         if key is None:
-            return self._render(type(self).service(**serializer.validated_data, claim=None))
+            return self._render(self._perform(serializer.validated_data, None))
         _validate_key(key)
         outcome = idempotency.claim(
             _scoped(key, request),
@@ -60,7 +63,7 @@ class LoanWriteApi(APIView):
 
     def _perform_claimed(self, data: dict, claim: idempotency.Claim) -> Response:
         try:
-            result = type(self).service(**data, claim=claim)
+            result = self._perform(data, claim)
         except LendingError as exc:
             if exc.status < 500 and not exc.code.startswith("idempotency_"):
                 claim.settle_refusal(exc, error_body(exc.code, exc.message, exc.details))
@@ -71,6 +74,11 @@ class LoanWriteApi(APIView):
             claim.release()
             raise
         return self._render(result)
+
+    def _perform(self, data: dict, claim: idempotency.Claim | None) -> Any:
+        """The write, recorded in its events as made by this request's caller."""
+        with history.acting_as(history.caller_of(self.request)):
+            return type(self).service(**data, claim=claim)
 
     def _render_body(self, result: Any) -> tuple[int, Any]:
         return self.success_status, self.output_serializer(result).data
@@ -279,8 +287,10 @@ class CancelReservationApi(LoanWriteApi):
         },
     )
 )
-class ExpiredBooksApi(APIView):
+class ExpiredBooksApi(NoStore, APIView):
     """The spec's bare JSON list; `limit`/`offset` page it, with a `Link` header when more remain."""
+
+    required_scope = permissions.REPORTS
 
     def get(self, request: Request) -> Response:
         return bare_list_page(request, selectors.overdue_loans(), LoanSerializer)
@@ -306,7 +316,9 @@ class ExpiredBooksApi(APIView):
         },
     )
 )
-class LoansApi(APIView):
+class LoansApi(NoStore, APIView):
+    required_scope = permissions.PATRON_FILTERED_OR_REPORTS
+
     def get(self, request: Request) -> Response:
         query = LoanQuerySerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
@@ -321,11 +333,13 @@ class LoansApi(APIView):
         parameters=api_docs.COMMON_PARAMETERS,
         responses={
             200: OpenApiResponse(LoanDetailSerializer, description="The loan."),
-            **api_docs.error_responses(*api_docs.READ_ERRORS, "loan_not_found"),
+            **api_docs.error_responses(*api_docs.READ_ERRORS, "insufficient_scope", "loan_not_found"),
         },
     )
 )
-class LoanDetailApi(APIView):
+class LoanDetailApi(NoStore, APIView):
+    required_scope = permissions.PATRON_READ
+
     def get(self, request: Request, loan_id: int) -> Response:
         loan = selectors.loan(loan_id) if loan_id <= MAX_DATABASE_ID else None
         if loan is None:
@@ -356,7 +370,9 @@ class LoanDetailApi(APIView):
         },
     )
 )
-class ReservationsApi(APIView):
+class ReservationsApi(NoStore, APIView):
+    required_scope = permissions.PATRON_FILTERED_OR_REPORTS
+
     def get(self, request: Request) -> Response:
         query = HoldQuerySerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
@@ -376,6 +392,9 @@ class ReservationsApi(APIView):
     )
 )
 class PolicyApi(APIView):
+    # The rules, no patron data: any valid key.
+    required_scope = permissions.ANY_KEY
+
     def get(self, request: Request) -> Response:
         return Response(policy.current().as_dict())
 

@@ -9,7 +9,8 @@ import pytest
 from django.utils import timezone
 from rest_framework_api_key.models import APIKey
 
-from lending.models import BookStock, Hold, IdempotencyRecord, Loan, LoanNotice, OutboxMessage
+from lending.api.permissions import create_key
+from lending.models import BookStock, Hold, IdempotencyRecord, Loan, LoanNotice, OutboxMessage, Scope
 from tests.conftest import post_json
 
 pytestmark = pytest.mark.django_db
@@ -32,7 +33,7 @@ def keys_required(settings):
 
 @pytest.fixture
 def valid_key() -> str:
-    return APIKey.objects.create_key(name="patron-app")[1]
+    return create_key("patron-app", Scope.values)[1]
 
 
 @pytest.fixture
@@ -177,7 +178,7 @@ def test_a_verified_key_is_trusted_without_a_query_until_its_time_is_up(
     settings.API_KEY_CACHE_SECONDS = 10
     auth.verified_keys.clear()
     headers = {"Authorization": f"Api-Key {valid_key}"}
-    with django_assert_num_queries(1):  # the key, then the policy needs no query
+    with django_assert_num_queries(2):  # the key and its scopes, then the policy needs no query
         assert api.get("/policy/", headers=headers).status_code == 200
     with django_assert_num_queries(0):
         assert api.get("/policy/", headers=headers).status_code == 200
@@ -211,8 +212,8 @@ def test_wrong_keys_are_never_cached(api, keys_required, settings, django_assert
 
 
 def test_each_calling_service_has_its_own_idempotency_keys(api, keys_required, peers, book):
-    desk = APIKey.objects.create_key(name="circulation-desk")[1]
-    kiosk = APIKey.objects.create_key(name="self-service-kiosk")[1]
+    desk = create_key("circulation-desk", [Scope.CIRCULATION])[1]
+    kiosk = create_key("self-service-kiosk", [Scope.CIRCULATION])[1]
     other_book = peers.book.add_book("Another book", "A", 1)
     patrons = [peers.user.add_user(f"scoped-{name}-{book['id']}@example.com")["email"] for name in ("a", "b")]
 

@@ -1,0 +1,135 @@
+"""Scopes: what each API key may do. Every API view states the scope it needs in `required_scope`:
+
+    class ExpiredBooksApi(APIView):
+        required_scope = needs(Scope.REPORTS)
+
+`HasScope` (the default permission class) lets a call through when keys are off (REQUIRE_API_KEY
+false), or when the key that authenticated it holds one of the scopes the view accepts for this
+request. Anything else is 403 `insufficient_scope` naming the scope needed, decided before the view
+runs, so nothing is written (no loan, no idempotency record, no event). A view that states no scope
+refuses every key: forgetting the declaration closes an endpoint rather than opening it.
+
+The scopes (`lending.models.Scope`):
+- `circulation`: lend, return, renew, reserve, cancel, and their dry runs;
+- `patron-read`: one patron's loans and holds (`GET /loans/` and `GET /reservations/` with a
+  `user_email` filter), one loan (`GET /loans/{id}/`) and its history;
+- `reports`: unfiltered listings and `GET /getExpiredBooks/` (what `patron-read` reads too, since a
+  report can list every loan anyway);
+- `privacy`: the erasure endpoint (`ERASURE`);
+- `override`: lifting a named refusal with a reason.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from rest_framework.request import Request
+
+from lending.api.auth import RequireApiKey, keys_required
+from lending.errors import Forbidden
+from lending.models import Scope
+
+PATRON_FILTER = "user_email"
+
+
+@dataclass(frozen=True)
+class ScopeRule:
+    """The scopes a view accepts; the first one is the scope named when a call is refused."""
+
+    accepted: tuple[Scope, ...]
+    # For views whose scope depends on the request (a listing filtered by patron or not).
+    choose: Callable[[Request], tuple[Scope, ...]] | None = None
+    summary: str = ""
+
+    def accepted_for(self, request: Request) -> tuple[Scope, ...]:
+        return self.choose(request) if self.choose else self.accepted
+
+    def describe(self) -> str:
+        return self.summary or " or ".join(f"`{scope}`" for scope in self.accepted) or "any valid key"
+
+
+def needs(*scopes: Scope) -> ScopeRule:
+    """A view callable with any one of `scopes`; `needs()`: any valid key, no scope."""
+    return ScopeRule(accepted=tuple(scopes))
+
+
+def _patron_or_report(request: Request) -> tuple[Scope, ...]:
+    if request.query_params.get(PATRON_FILTER):
+        return (Scope.PATRON_READ, Scope.REPORTS)
+    return (Scope.REPORTS,)
+
+
+# What the views declare.
+CIRCULATION = needs(Scope.CIRCULATION)
+PATRON_READ = needs(Scope.PATRON_READ, Scope.REPORTS)
+REPORTS = needs(Scope.REPORTS)
+ERASURE = needs(Scope.PRIVACY)
+OVERRIDE = needs(Scope.OVERRIDE)
+ANY_KEY = needs()
+# `GET /loans/`, `GET /reservations/`: one patron's (filtered by `user_email`) or everyone's.
+PATRON_FILTERED_OR_REPORTS = ScopeRule(
+    accepted=(Scope.PATRON_READ, Scope.REPORTS),
+    choose=_patron_or_report,
+    summary="`patron-read` (or `reports`) with a `user_email` filter; `reports` without one",
+)
+
+
+class InsufficientScope(Forbidden):
+    code = "insufficient_scope"
+
+
+class HasScope(RequireApiKey):
+    """A valid key (see `RequireApiKey`) holding one of the scopes the view accepts."""
+
+    def has_permission(self, request: Request, view) -> bool:
+        if not keys_required():
+            return True
+        super().has_permission(request, view)
+        rule: ScopeRule | None = getattr(view, "required_scope", None)
+        accepted = rule.accepted_for(request) if rule is not None else ()
+        granted = granted_scopes(request.auth)
+        if rule is not None and (not accepted or granted.intersection(accepted)):
+            return True
+        raise insufficient_scope(accepted, granted)
+
+
+def insufficient_scope(accepted: tuple[Scope, ...], granted: frozenset[str]) -> InsufficientScope:
+    if not accepted:
+        return InsufficientScope("No API key may call this endpoint.", details={"required_scope": None})
+    return InsufficientScope(
+        f"This call needs an API key with the `{accepted[0]}` scope.",
+        details={
+            "required_scope": accepted[0].value,
+            "accepted_scopes": [scope.value for scope in accepted],
+            "granted_scopes": sorted(granted),
+        },
+    )
+
+
+def granted_scopes(api_key) -> frozenset[str]:
+    """The key's scopes, as `ApiKeyAuthentication` read them with the key (none without a grant)."""
+    return getattr(api_key, "granted_scopes", frozenset())
+
+
+def parse_scopes(text: str) -> list[str]:
+    """`circulation,patron-read` (commas and/or spaces) -> the scopes, checked, in a fixed order."""
+    names = {name for name in text.replace(",", " ").split() if name}
+    unknown = sorted(names - set(Scope.values))
+    if unknown:
+        raise ValueError(f"Unknown scope(s): {', '.join(unknown)}. Scopes: {', '.join(Scope.values)}.")
+    return [scope for scope in Scope.values if scope in names]
+
+
+def create_key(name: str, scopes: list[str] | tuple[str, ...], **fields) -> tuple[object, str]:
+    """A new API key holding `scopes` (checked): returns (the stored key, the key to hand out)."""
+    from django.db import transaction
+    from rest_framework_api_key.models import APIKey
+
+    from lending.models import ApiKeyScopes
+
+    chosen = parse_scopes(" ".join(scopes))
+    with transaction.atomic():
+        api_key, key = APIKey.objects.create_key(name=name, **fields)
+        ApiKeyScopes.objects.create(api_key=api_key, scopes=" ".join(chosen))
+    return api_key, key
