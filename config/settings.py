@@ -32,6 +32,8 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    # Admin lockout after repeated failed logins (AXES_* below).
+    "axes",
     "rest_framework",
     "rest_framework_api_key",
     "drf_spectacular",
@@ -57,6 +59,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_prometheus.middleware.PrometheusAfterMiddleware",
+    # Last, as django-axes asks: refuses a locked-out admin login.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -146,6 +150,36 @@ STORAGES = {
         else "whitenoise.storage.CompressedManifestStaticFilesStorage"
     },
 }
+
+# --- The admin (staff) ----------------------------------------------------------------------------
+# ADMIN_ENABLED=false removes the admin (deployments that manage staff elsewhere); ADMIN_URL moves it.
+ADMIN_ENABLED = env.bool("ADMIN_ENABLED", default=True)
+ADMIN_URL = env.str("ADMIN_URL", default="admin/").strip("/") + "/"
+if ADMIN_URL == "/":
+    raise ImproperlyConfigured("ADMIN_URL must not be empty (set ADMIN_ENABLED=false to remove the admin).")
+# django-axes first: it refuses a locked-out login before the password is checked. Then the model
+# backend, which keeps API keys' permissions for superusers (lending.staff_auth).
+AUTHENTICATION_BACKENDS = ["lending.staff_auth.AxesBackend", "lending.staff_auth.StaffModelBackend"]
+# ADMIN_LOGIN_FAILURE_LIMIT wrong passwords for one username lock that account out (from any
+# address), and as many from one address lock that address out, for ADMIN_LOCKOUT_MINUTES;
+# `manage.py axes_reset_username NAME` (or `axes_reset_ip`) lifts it sooner.
+AXES_FAILURE_LIMIT = env.int("ADMIN_LOGIN_FAILURE_LIMIT", default=10)
+if not 1 <= AXES_FAILURE_LIMIT <= 10:
+    raise ImproperlyConfigured("ADMIN_LOGIN_FAILURE_LIMIT must be between 1 and 10.")
+AXES_COOLOFF_TIME = env.float("ADMIN_LOCKOUT_MINUTES", default=60.0) / 60  # hours
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_RESET_ON_SUCCESS = True
+AXES_IPWARE_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
+# Staff passwords: Django's validators, enforced by the admin's forms and `ensure_staff_user`.
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {
+        "NAME": "django.contrib.auth.password_validation.MinimumLengthValidator",
+        "OPTIONS": {"min_length": env.int("ADMIN_PASSWORD_MIN_LENGTH", default=12)},
+    },
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
 
 # --- Security (production) ------------------------------------------------------------------------
 # TLS usually ends at the ingress: SECURE_SSL_REDIRECT=False there. The probes and /metrics are

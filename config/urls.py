@@ -1,11 +1,15 @@
+from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
 from lending.api.errors import json_404
 
+# The admin: removed with ADMIN_ENABLED=false, moved with ADMIN_URL.
+ADMIN_ROUTES = [path(settings.ADMIN_URL, admin.site.urls)] if settings.ADMIN_ENABLED else []
+
 urlpatterns = [
-    path("admin/", admin.site.urls),
+    *ADMIN_ROUTES,
     # OpenAPI 3 schema and its viewers (static assets served locally, no CDN); open like /health/.
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),

@@ -10,6 +10,8 @@ from __future__ import annotations
 import os
 
 from django.contrib.auth import get_user_model
+from django.contrib.auth.password_validation import validate_password
+from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
@@ -40,6 +42,7 @@ class Command(BaseCommand):
                 return
             raise CommandError("Set DJANGO_ADMIN_USER and DJANGO_ADMIN_PASSWORD.")
         user_model = get_user_model()
+        _validate(password, user_model(**{user_model.USERNAME_FIELD: username, "email": email}))
         with transaction.atomic():
             user, created = user_model.objects.select_for_update().get_or_create(
                 **{user_model.USERNAME_FIELD: username}
@@ -58,3 +61,12 @@ class Command(BaseCommand):
             username=username,
             created=created,
         )
+
+
+def _validate(password: str, user) -> None:
+    """AUTH_PASSWORD_VALIDATORS, as the admin's own forms apply them: a weak password is refused,
+    and the user is neither created nor changed."""
+    try:
+        validate_password(password, user)
+    except ValidationError as exc:
+        raise CommandError("DJANGO_ADMIN_PASSWORD is too weak: " + " ".join(exc.messages)) from None
