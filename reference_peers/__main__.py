@@ -1,10 +1,20 @@
 """`python -m reference_peers`: Book on 8001, User on 8002, Notification on 8003 until Ctrl-C."""
 
 import argparse
+import json
+import os
 import signal
 import threading
 
 from reference_peers import BookPeer, NotificationPeer, UserPeer
+
+
+def announce(peer) -> None:
+    """One line per peer; a JSON object under LOG_FORMAT=json, like every line of `make run`."""
+    if os.environ.get("LOG_FORMAT", "").strip().lower() == "json":
+        print(json.dumps({"event": "reference_peer_started", "peer": peer.name, "url": peer.url}), flush=True)
+    else:
+        print(f"reference {peer.name} peer on {peer.url}", flush=True)
 
 
 def main() -> None:
@@ -22,7 +32,7 @@ def main() -> None:
         NotificationPeer(args.host, args.notification_port).start(),
     ]
     for peer in peers:
-        print(f"reference {peer.name} peer on {peer.url}", flush=True)
+        announce(peer)
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
