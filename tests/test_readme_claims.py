@@ -1,0 +1,76 @@
+"""The README's statements about the API hold: the error table lists every code the code can answer
+with, the loan shapes it describes are the ones served, and the trailing-slash rule is as written.
+(Its examples are run in order against `make run` by tests/test_make_run.py.)"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from tests.conftest import post_json
+from tests.processes import ROOT
+
+README = (ROOT / "README.md").read_text()
+
+# Defaults of the abstract error classes in lending/errors.py: every raised error overrides them.
+ABSTRACT_CODES = {"conflict", "unprocessable"}
+CODE_PATTERNS = [
+    r'\bcode\s*=\s*"([a-z_]+)"',  # raise Conflict(..., code="..."), class attributes
+    r'error_body\(\s*"([a-z_]+)"',  # JSON bodies built directly
+    r'^\s*\d{3}: \("([a-z_]+)"',  # the web server's own refusals
+    r'^\s*exceptions\.\w+: "([a-z_]+)"',  # DRF exceptions mapped to codes
+    r'^    "([a-z_]+)": \(\d{3},',  # the schema's documented codes
+]
+
+
+def emitted_codes() -> dict[str, str]:
+    codes = {}
+    for path in [*ROOT.glob("lending/**/*.py"), *ROOT.glob("config/*.py")]:
+        text = path.read_text()
+        for pattern in CODE_PATTERNS:
+            for match in re.finditer(pattern, text, re.M):
+                codes.setdefault(match.group(1), str(path.relative_to(ROOT)))
+    return {code: path for code, path in codes.items() if code not in ABSTRACT_CODES}
+
+
+def error_table() -> str:
+    start = README.index("| status | codes |")
+    return README[start : README.index("\n\n", start)]
+
+
+def test_the_error_table_lists_every_code_the_service_answers_with():
+    table = error_table()
+    missing = {code: path for code, path in emitted_codes().items() if f"`{code}`" not in table}
+    assert not missing, f"codes missing from README's error table: {missing}"
+    for code in ("not_acceptable", "idempotency_key_in_use", "bad_request"):
+        assert f"`{code}`" in table
+
+
+def test_no_false_claims_remain():
+    assert "always the same seven fields" not in README
+    assert "Every path answers with\nand without its trailing slash" not in README
+
+
+@pytest.mark.django_db
+def test_the_loan_shapes_are_as_described(api, patron, book):
+    lent = post_json(api, "/lendBook/", {"user_email": patron, "book_id": book["id"]}).json()
+    described = {"id", "user_email", "book_id", "date_borrowed", "date_due", "date_returned", "status"}
+    assert set(lent) == described and "seven fields" in README
+    listed = api.get("/loans/", {"user_email": patron}).json()["results"][0]
+    renewed = post_json(api, "/renewBook/", {"user_email": patron, "book_id": book["id"]}).json()
+    assert set(listed) == set(renewed) == described | {"book_title", "renewals"}
+    assert "`/loans/` and `renewBook` add two more, `book_title` and `renewals`" in README
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("path", ["/getExpiredBooks", "/loans", "/policy", "/health"])
+def test_api_paths_answer_without_their_slash(api, peers, path):
+    assert api.get(path).status_code == 200
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("path", ["/api/docs", "/api/redoc", "/api/schema", "/admin"])
+def test_pages_that_need_their_slash_as_the_readme_says(client, path):
+    assert client.get(path).status_code in (301, 302, 404)
+    assert f"`{path}/`" in README
