@@ -174,7 +174,9 @@ class OutboxMessage(models.Model):
     attempts = models.PositiveIntegerField(default=0)
     # Times a relay claimed it. More claims than recorded attempts means a relay died (or overran its
     # lease) in the middle of a delivery, whose request the peer may still apply late.
-    claims = models.PositiveIntegerField(default=0)
+    # db_default: the release before 0005 inserts without this column (a rolling deploy runs it
+    # against the new schema); the database fills it in.
+    claims = models.PositiveIntegerField(default=0, db_default=0)
     next_attempt_at = models.DateTimeField()
     last_error = models.TextField(blank=True, default="")
     created_at = models.DateTimeField(auto_now_add=True)
