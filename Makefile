@@ -12,7 +12,7 @@ PEERS_PORT ?= 8001
 LINT_VENV := .venv-lint
 LINT_INSTALLED := $(LINT_VENV)/.installed
 
-.PHONY: run test lint lint-deploy openapi chromium
+.PHONY: run test lint lint-deploy openapi chromium promtool
 
 $(RUN_INSTALLED): requirements/base.txt
 	$(PYTHON_BIN) -m venv $(VENV)
@@ -43,7 +43,7 @@ demo: $(RUN_INSTALLED)
 	$(PY) scripts/readme_walkthrough.py --port $(PORT) --peers-port $(PEERS_PORT)
 
 ## test: every test (PostgreSQL when reachable, else SQLite), after the linters
-test: $(INSTALLED) $(LINT_INSTALLED) lint chromium
+test: $(INSTALLED) $(LINT_INSTALLED) lint chromium promtool
 	$(PY) -m pytest
 
 ## openapi: regenerate openapi.yaml from the code (a test fails when the committed file is stale)
@@ -63,12 +63,24 @@ chromium:
 		|| { apt-get update -qq && apt-get install -y -qq chromium; } \
 		|| echo "chromium: apt-get install chromium failed"
 
+## promtool: Debian's prometheus package (promtool checks and unit-tests the alert rules), installed with
+## apt-get (as root) when missing. Never fatal here: lint-deploy then says what is missing.
+promtool:
+	@if command -v promtool >/dev/null 2>&1; then exit 0; fi; \
+	if [ "$$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then \
+		echo "promtool: missing and apt-get is unavailable here (needs root)"; exit 0; fi; \
+	echo "promtool: installing Debian's prometheus package with apt-get"; \
+	export DEBIAN_FRONTEND=noninteractive; \
+	apt-get install -y -qq --no-install-recommends prometheus >/dev/null 2>&1 \
+		|| { apt-get update -qq && apt-get install -y -qq --no-install-recommends prometheus; } \
+		|| echo "promtool: apt-get install prometheus failed"
+
 lint: $(INSTALLED)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
 ## lint-deploy: offline checks of the Dockerfile, the Compose files and both Kubernetes overlays
-lint-deploy: $(INSTALLED) $(LINT_INSTALLED)
+lint-deploy: $(INSTALLED) $(LINT_INSTALLED) promtool
 	APP_PYTHON=$(PY) bash scripts/lint_deploy.sh
 
 .PHONY: chaos

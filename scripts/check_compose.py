@@ -3,7 +3,8 @@
 The schema itself (the Compose specification) is checked by check-jsonschema
 with its bundled copy; this adds the cross-references `docker compose config`
 would reject: depends_on targets, networks and named volumes that exist, and
-one-shot services that are not restarted.
+one-shot services that are not restarted; and that a redis:// CACHE_URL names
+a Redis service of the file.
 
 Usage: python scripts/check_compose.py docker-compose.yml [more.yml ...]
 """
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import yaml
 
@@ -61,9 +63,23 @@ def check(path: Path) -> list[str]:
             bad = [k for k, v in env.items() if v is not None and not isinstance(v, str | int | float | bool)]
             if bad:
                 errors.append(f"{where}: non-scalar environment values {bad}")
+            errors += check_cache_url(where, env.get("CACHE_URL"), services)
     if len(networks) != 1:
         errors.append(f"{path.name}: expected exactly one (isolated) network, found {sorted(networks)}")
     return errors
+
+
+def check_cache_url(where: str, url: object, services: dict) -> list[str]:
+    """A redis:// CACHE_URL must name a service of this file that runs Redis."""
+    if not isinstance(url, str) or not url.startswith(("redis://", "rediss://")):
+        return []
+    host = urlsplit(url).hostname or ""
+    target = services.get(host)
+    if target is None:
+        return [f"{where}: CACHE_URL names {host!r}, which is no service of this file"]
+    if "redis" not in str(target.get("image", "")):
+        return [f"{where}: CACHE_URL names {host!r}, which does not run a redis image"]
+    return []
 
 
 def main(argv: list[str]) -> int:

@@ -4,7 +4,13 @@
 #   scripts/lint_deploy.sh            (make lint-deploy creates .venv-lint first)
 #
 # 1. both kustomize overlays render (kustomize, or kubectl's built-in kustomize)
-# 2. the rendered manifests validate against the Kubernetes schemas (strict)
+# 2. the rendered manifests validate against the Kubernetes schemas (strict);
+#    the Prometheus Operator's custom resources (PodMonitor, PrometheusRule),
+#    which kubernetes-validate does not know, against the strict schemas of
+#    deploy/schemas/ instead (scripts/check_monitoring.py)
+# 2b. the alert rules: `promtool check rules`, and their unit tests
+#    (tests/deploy/alerts_test.yaml) with `promtool test rules`; promtool comes
+#    from Debian's prometheus package (make promtool installs it)
 # 3. checkov (--skip-download) passes on the Dockerfile and the rendered manifests;
 #    every skipped check is justified in a checkov.io/skipN annotation on the
 #    resource it concerns (k8s/), never by a blanket --skip-check here
@@ -15,7 +21,7 @@
 # 7. `manage.py check --deploy` with production settings (DJANGO_DEBUG=False)
 #
 # Environment: LINT_VENV (default .venv-lint), APP_PYTHON (default
-# .venv/bin/python), LINT_OUT (where rendered manifests go; default a temp dir),
+# .venv/bin/python), PROMTOOL (default: promtool on PATH), LINT_OUT (where rendered manifests go; default a temp dir),
 # K8S_VERSIONS (schema versions to validate against; default "1.30 1.37").
 set -uo pipefail
 
@@ -36,7 +42,10 @@ else
     trap 'rm -rf "$out"' EXIT
 fi
 rendered="$out/rendered"
-mkdir -p "$rendered"
+core="$out/core"
+rules="$out/rules"
+mkdir -p "$rendered" "$core" "$rules"
+promtool_bin="${PROMTOOL:-$(command -v promtool || true)}"
 
 failures=()
 step() {
@@ -56,6 +65,7 @@ missing=()
 for tool in kubernetes-validate checkov hadolint shellcheck yamllint check-jsonschema python; do
     [[ -x "$bin/$tool" ]] || missing+=("$tool")
 done
+[[ -n "$promtool_bin" && -x "$promtool_bin" ]] || missing+=("promtool (Debian package prometheus: make promtool)")
 if ((${#missing[@]})); then
     echo "lint-deploy: missing in $lint_venv: ${missing[*]}" >&2
     echo "lint-deploy: create it with: make lint-deploy (or python3 -m venv .venv-lint &&" \
@@ -89,13 +99,32 @@ render_overlay() {
 for overlay in "${overlays[@]}"; do
     step "render k8s/overlays/$overlay" render_overlay "$overlay"
 done
-rendered_files=("$rendered"/*.yaml)
 
 # --- 2. Kubernetes schemas -----------------------------------------------------
+# The custom resources are validated against deploy/schemas/ and set aside; the
+# built-in kinds go on to kubernetes-validate.
+for overlay in "${overlays[@]}"; do
+    step "custom resources of $overlay (deploy/schemas)" \
+        "$bin/python" scripts/check_monitoring.py "$rendered/$overlay.yaml" "$core/$overlay.yaml" "$rules"
+done
+core_files=("$core"/*.yaml)
 for version in $k8s_versions; do
     step "kubernetes-validate --strict (Kubernetes $version)" \
-        "$bin/kubernetes-validate" --strict --quiet -k "$version" "${rendered_files[@]}" k8s/secret.template.yaml
+        "$bin/kubernetes-validate" --strict --quiet -k "$version" "${core_files[@]}" k8s/secret.template.yaml
 done
+
+# --- 2b. Alert rules ------------------------------------------------------------------
+check_rules() {
+    local files=("$rules"/*/*.rules.yaml)
+    [[ -e "${files[0]}" ]] || { echo "    no PrometheusRule rendered" >&2; return 1; }
+    "$promtool_bin" check rules "${files[@]}"
+}
+test_rules() {
+    # The tests name the file they test: the prod overlay's rules, beside them.
+    cp tests/deploy/alerts_test.yaml "$rules/prod/" && (cd "$rules/prod" && "$promtool_bin" test rules alerts_test.yaml)
+}
+step "promtool check rules" check_rules
+step "promtool test rules (tests/deploy/alerts_test.yaml)" test_rules
 
 # --- 3. checkov --------------------------------------------------------------------
 step "checkov kubernetes (rendered overlays)" \

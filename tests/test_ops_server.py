@@ -9,6 +9,7 @@ import socket
 import threading
 import urllib.error
 import urllib.request
+from pathlib import Path
 
 import pytest
 from django.utils import timezone
@@ -166,3 +167,19 @@ def test_scheduler_counts_each_job_items(peers):
     for job in ("mark_overdue_loans", "send_due_soon_reminders", "send_overdue_notices", "expire_ready_holds"):
         assert ("lending_scheduler_job_items_total", (("job", job),)) in after
     assert after.keys() >= before.keys()
+
+
+def test_the_dashboard_shows_the_relay_and_scheduler_series():
+    dashboard = json.loads(
+        (Path(__file__).resolve().parent.parent / "deploy/grafana/lending-dashboard.json").read_text()
+    )
+    exprs = " ".join(t["expr"] for p in dashboard["panels"] for t in p.get("targets", []))
+    for series in (
+        "lending_outbox_deliveries_total",
+        "lending_outbox_delivery_lag_seconds_bucket",
+        "lending_process_last_success_timestamp_seconds",
+        "lending_process_passes_total",
+        "lending_scheduler_job_items_total",
+        "lending_peer_circuit_breaker_state",
+    ):
+        assert series in exprs, f"no panel shows {series}"

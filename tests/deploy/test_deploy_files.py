@@ -101,7 +101,6 @@ def test_overlay_has_every_resource_and_no_secret(rendered, overlay):
         "ConfigMap",
         "ServiceAccount",
         "Deployment",
-        "CronJob",
         "Job",
         "Service",
         "HorizontalPodAutoscaler",
@@ -109,6 +108,8 @@ def test_overlay_has_every_resource_and_no_secret(rendered, overlay):
         "NetworkPolicy",
     } <= kinds
     assert "Secret" not in kinds, "secrets are created out of band (k8s/secret.template.yaml)"
+    # The Prometheus Operator's kinds only where the cluster runs it (the prod overlay).
+    assert ({"PodMonitor", "PrometheusRule"} <= kinds) == (overlay == "prod")
     namespaces = {d["metadata"].get("namespace") for d in rendered[overlay] if d["kind"] != "Namespace"}
     assert namespaces == {f"lending-{overlay}"}
 
@@ -143,11 +144,57 @@ def test_prod_web_deployment(rendered):
     sa = _get(docs, "ServiceAccount", "lending-service")
     assert sa["automountServiceAccountToken"] is False
     roles = {
-        d["spec"]["template"]["spec"]["containers"][0]["args"][0] for d in docs if d["kind"] in ("Deployment", "Job")
+        d["spec"]["template"]["spec"]["containers"][0]["args"][0]
+        for d in docs
+        if d["kind"] in ("Deployment", "Job") and d["spec"]["template"]["metadata"]["labels"].get(NAME) == SERVICE
     }
-    cron = _get(docs, "CronJob", "lending-notices")
-    roles.add(cron["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]["args"][0])
-    assert roles == {"web", "relay", "migrate", "notices"}
+    assert {"web", "relay", "migrate", "notices"} <= roles
+
+
+NAME, SERVICE = "app.kubernetes.io/name", "lending-service"
+
+
+@pytest.mark.parametrize(
+    ("name", "port", "args"), [("lending-relay", 9101, ["relay"]), ("lending-scheduler", 9102, ["notices", "--loop"])]
+)
+def test_relay_and_scheduler_serve_metrics_and_a_liveness_probe(rendered, name, port, args):
+    docs = rendered["prod"]
+    deployment = _get(docs, "Deployment", name)
+    pod = deployment["spec"]["template"]
+    (container,) = pod["spec"]["containers"]
+    assert container["args"] == args
+    assert container["ports"] == [{"name": "metrics", "containerPort": port, "protocol": "TCP"}]
+    assert container["livenessProbe"]["httpGet"] == {"path": "/health/live", "port": "metrics"}
+    config = _get(docs, "ConfigMap", "lending-config")["data"]
+    assert config["METRICS_ADDRESS"] == "0.0.0.0"
+    assert int(config["RELAY_METRICS_PORT" if port == 9101 else "SCHEDULER_METRICS_PORT"]) == port
+    # A PodMonitor scrapes it, with the job label the alerts use.
+    monitor = _get(docs, "PodMonitor", name)
+    assert monitor["spec"]["selector"]["matchLabels"].items() <= pod["metadata"]["labels"].items()
+    (endpoint,) = monitor["spec"]["podMetricsEndpoints"]
+    assert endpoint["port"] == "metrics"
+    assert {"targetLabel": "job", "replacement": name} in endpoint["relabelings"]
+    # The monitoring namespace may reach the port.
+    metrics_ingress = _get(docs, "NetworkPolicy", "lending-metrics-ingress")["spec"]
+    assert metrics_ingress["podSelector"]["matchLabels"].items() <= pod["metadata"]["labels"].items()
+    assert port in {p["port"] for p in metrics_ingress["ingress"][0]["ports"]}
+
+
+@pytest.mark.parametrize("overlay", ["dev", "prod"])
+def test_redis_is_the_shared_cache_and_reachable(rendered, overlay):
+    docs = rendered[overlay]
+    config = _get(docs, "ConfigMap", "lending-config")["data"]
+    assert config["CACHE_URL"] == "redis://lending-redis:6379/0"
+    service = _get(docs, "Service", "lending-redis")
+    redis = _get(docs, "Deployment", "lending-redis")["spec"]["template"]
+    assert service["spec"]["selector"].items() <= redis["metadata"]["labels"].items()
+    assert redis["metadata"]["labels"]["lending.library/cache"] == "true"
+    egress = _get(docs, "NetworkPolicy", "lending-service")["spec"]["egress"]
+    to_cache = [rule for rule in egress if {"protocol": "TCP", "port": 6379} in rule.get("ports", [])]
+    assert to_cache, "the service's pods may not reach Redis"
+    assert to_cache[0]["to"][0]["podSelector"]["matchLabels"] == {"lending.library/cache": "true"}
+    redis_ingress = _get(docs, "NetworkPolicy", "lending-redis")["spec"]
+    assert redis_ingress["ingress"][0]["from"] == [{"podSelector": {"matchLabels": {NAME: SERVICE}}}]
 
 
 def test_network_policy_limits_ingress_and_egress(rendered):
@@ -156,7 +203,7 @@ def test_network_policy_limits_ingress_and_egress(rendered):
     assert set(default["policyTypes"]) == {"Ingress", "Egress"}
     assert not default.get("ingress"), "no ingress except through lending-web-ingress"
     egress_ports = {p["port"] for rule in default["egress"] for p in rule.get("ports", [])}
-    assert {53, 5432} <= egress_ports
+    assert {53, 5432, 6379} <= egress_ports
     web = policies["lending-web-ingress"]
     sources = web["ingress"][0]["from"]
     assert any(s.get("podSelector", {}).get("matchLabels") == {"lending.library/client": "true"} for s in sources)
@@ -273,11 +320,18 @@ def test_role_web_serves_probes_and_metrics(role_env):
     assert proc.returncode == 0, f"gunicorn did not stop cleanly on SIGTERM:\n{output}"
 
 
-def test_role_relay_keeps_running_until_terminated(role_env):
-    proc = _start(role_env, "relay")
+@pytest.mark.parametrize(
+    ("role", "port_variable"), [(["relay"], "RELAY_METRICS_PORT"), (["notices", "--loop"], "SCHEDULER_METRICS_PORT")]
+)
+def test_role_relay_and_scheduler_keep_running_and_serve_metrics(role_env, role, port_variable):
+    port = _free_port()
+    proc = _start(role_env, *role, **{port_variable: str(port), "METRICS_ADDRESS": "127.0.0.1"})
     try:
-        time.sleep(4)
-        assert proc.poll() is None, f"relay exited with {proc.returncode}:\n{_stop(proc)}"
+        _wait_for_port(port, proc, time.monotonic() + 60)
+        assert _get_status(f"http://127.0.0.1:{port}/metrics") == 200
+        assert _get_status(f"http://127.0.0.1:{port}/health/live") == 200
+        time.sleep(2)
+        assert proc.poll() is None, f"{role} exited with {proc.returncode}:\n{_stop(proc)}"
     finally:
         output = _stop(proc)
     assert proc.returncode in (0, -signal.SIGTERM), output
