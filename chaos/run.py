@@ -234,7 +234,7 @@ class System:
                         "--bind",
                         f"127.0.0.1:{port}",
                         "--worker-class",
-                        "gthread",
+                        "config.gunicorn_worker.BufferingWorker",  # the deployment's worker
                         "--workers",
                         "1",
                         "--threads",
