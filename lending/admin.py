@@ -11,6 +11,7 @@ from django.db.models import Q, QuerySet
 from django.utils import timezone
 from django.utils.html import format_html
 
+from lending.history_admin import HoldEventInline, LoanEventInline
 from lending.models import Hold, IdempotencyRecord, Loan, LoanStatus, OutboxMessage, OutboxStatus
 from lending.outbox import dead_letters
 
@@ -65,6 +66,7 @@ class TextOrBookIdSearch:
 
 @admin.register(Loan)
 class LoanAdmin(TextOrBookIdSearch, NoAddNoDeleteAdmin):
+    inlines = [LoanEventInline]
     list_display = (
         "id",
         "user_email",
@@ -106,6 +108,7 @@ class LoanAdmin(TextOrBookIdSearch, NoAddNoDeleteAdmin):
 
 @admin.register(Hold)
 class HoldAdmin(TextOrBookIdSearch, NoAddNoDeleteAdmin):
+    inlines = [HoldEventInline]
     list_display = (
         "id",
         "user_email",

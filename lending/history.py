@@ -105,6 +105,15 @@ def _event(kind: str, *, at: datetime, caller: Caller | None, data: dict, **subj
     )
 
 
+class EventDataEncoder(DjangoJSONEncoder):
+    """Django's encoder, but datetimes keep their microseconds (an event states exactly what it set)."""
+
+    def default(self, o: Any) -> Any:
+        if isinstance(o, datetime):
+            return o.isoformat()
+        return super().default(o)
+
+
 def record(*events: Event) -> None:
     """Insert the events in one statement, numbering each after its subject's last event (in the
     order given, when one subject has several). Call inside the transaction of the change."""
@@ -130,7 +139,7 @@ def record(*events: Event) -> None:
             event.caller_key_prefix,
             event.request_id,
             event.reason,
-            connection.ops.adapt_json_value(event.data, DjangoJSONEncoder),
+            connection.ops.adapt_json_value(event.data, EventDataEncoder),
             earlier[subject],
             subject[1],
         ]

@@ -1,0 +1,245 @@
+"""Scopes on API keys: every endpoint × every scope. A key holding an accepted scope gets the
+endpoint's answer; any other key gets 403 `insufficient_scope` naming the scope needed, and nothing
+is written (loans, holds, outbox, idempotency records, events). With keys off, everything is open."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+import pytest
+from django.urls import get_resolver
+from rest_framework.views import APIView
+
+from lending.api import auth
+from lending.api.permissions import create_key
+from lending.models import (
+    ApiKeyScopes,
+    BookStock,
+    Event,
+    Hold,
+    IdempotencyRecord,
+    Loan,
+    LoanNotice,
+    OutboxMessage,
+    Scope,
+)
+from tests.conftest import post_json
+
+pytestmark = pytest.mark.django_db
+
+CIRCULATION, PATRON_READ, REPORTS, PRIVACY, OVERRIDE = (
+    Scope.CIRCULATION,
+    Scope.PATRON_READ,
+    Scope.REPORTS,
+    Scope.PRIVACY,
+    Scope.OVERRIDE,
+)
+
+
+@dataclass(frozen=True)
+class Call:
+    """One endpoint as a caller uses it: the scopes that pass, and the answer when they do."""
+
+    name: str
+    method: str
+    path: str  # formatted with the circulation state below
+    accepted: tuple[Scope, ...]
+    success: int
+    body: tuple[str, str] | None = None  # (patron key, book key) of the state
+    patron_data: bool = True
+
+    def send(self, api, state: dict, headers: dict):
+        path = self.path.format(**state)
+        if self.method == "GET":
+            return api.get(path, headers=headers or None)
+        body = {"user_email": state[self.body[0]], "book_id": state[self.body[1]]} if self.body else {}
+        return post_json(api, path, body, **headers, **{"Idempotency-Key": f"scopes-{uuid.uuid4().hex}"})
+
+
+CALLS = [
+    Call("lend", "POST", "/lendBook/", (CIRCULATION,), 201, body=("patron", "free_book")),
+    Call("lend dry run", "POST", "/lendBook/?dry_run=true", (CIRCULATION,), 200, body=("patron", "free_book")),
+    Call("return", "POST", "/returnBook/", (CIRCULATION,), 200, body=("patron", "held_book")),
+    Call("renew", "POST", "/renewBook/", (CIRCULATION,), 200, body=("patron", "quiet_book")),
+    Call("reserve", "POST", "/reserveBook/", (CIRCULATION,), 201, body=("third", "held_book")),
+    Call("cancel", "POST", "/cancelReservation/", (CIRCULATION,), 200, body=("waiting", "held_book")),
+    Call("overdue list", "GET", "/getExpiredBooks/", (REPORTS,), 200),
+    Call("all loans", "GET", "/loans/", (REPORTS,), 200),
+    Call("a book's loans", "GET", "/loans/?book_id={held_book}", (REPORTS,), 200),
+    Call("a patron's loans", "GET", "/loans/?user_email={patron}", (PATRON_READ, REPORTS), 200),
+    Call("all holds", "GET", "/reservations/", (REPORTS,), 200),
+    Call("a patron's holds", "GET", "/reservations/?user_email={waiting}", (PATRON_READ, REPORTS), 200),
+    Call("one loan", "GET", "/loans/{loan_id}/", (PATRON_READ, REPORTS), 200),
+    Call("a loan's history", "GET", "/loans/{loan_id}/history/", (PATRON_READ, REPORTS), 200),
+    Call("erasure", "POST", "/patrons/{nobody}/anonymize/", (PRIVACY,), 200),
+    Call("policy", "GET", "/policy/", (), 200, patron_data=False),
+]
+# Each key holds one scope, or none.
+KEYS = [*Scope, None]
+
+
+@pytest.fixture
+def state(api, peers, settings) -> dict:
+    """`patron` has open loans of `held_book` (for which `waiting` queues) and of `quiet_book`
+    (nobody waits); `free_book` has a free copy; `third` and `nobody` have nothing."""
+    settings.REQUIRE_API_KEY = False
+    people = {
+        role: peers.user.add_user(f"{role}-{uuid.uuid4().hex[:8]}@example.com")["email"]
+        for role in ("patron", "waiting", "third", "nobody")
+    }
+    books = {role: peers.book.add_book(role, "Author", 1)["id"] for role in ("held_book", "quiet_book", "free_book")}
+    for book_role in ("held_book", "quiet_book"):
+        lent = post_json(api, "/lendBook/", {"user_email": people["patron"], "book_id": books[book_role]})
+        assert lent.status_code == 201, lent.content
+    reserved = post_json(api, "/reserveBook/", {"user_email": people["waiting"], "book_id": books["held_book"]})
+    assert reserved.status_code == 201, reserved.content
+    settings.REQUIRE_API_KEY = True
+    loan_id = Loan.objects.get(user_email=people["patron"], book_id=books["held_book"]).pk
+    return {**people, **books, "loan_id": loan_id}
+
+
+def key_with(scope: Scope | None) -> str:
+    return create_key(f"holds-{scope or 'nothing'}", [scope] if scope else [])[1]
+
+
+def rows() -> list:
+    """Everything a request could write."""
+    return [
+        list(model.objects.order_by("pk").values())
+        for model in (Loan, Hold, OutboxMessage, IdempotencyRecord, Event, BookStock, LoanNotice)
+    ]
+
+
+@pytest.mark.parametrize("scope", KEYS, ids=lambda scope: str(scope or "no-scope"))
+@pytest.mark.parametrize("call", CALLS, ids=lambda call: call.name)
+def test_scope_matrix(api, state, call, scope):
+    headers = {"Authorization": f"Api-Key {key_with(scope)}"}
+    allowed = not call.accepted or scope in call.accepted
+    before = rows()
+    response = call.send(api, state, headers)
+    if allowed:
+        assert response.status_code == call.success, response.content
+        return
+    assert response.status_code == 403, response.content
+    error = response.json()["error"]
+    assert error["code"] == "insufficient_scope"
+    assert error["details"]["required_scope"] == call.accepted[0]
+    assert error["details"]["accepted_scopes"] == list(call.accepted)
+    assert error["details"]["granted_scopes"] == ([scope] if scope else [])
+    assert f"`{call.accepted[0]}`" in error["message"]
+    assert rows() == before
+
+
+@pytest.mark.parametrize("call", CALLS, ids=lambda call: call.name)
+def test_everything_is_open_when_keys_are_off(api, state, settings, call):
+    settings.REQUIRE_API_KEY = False
+    response = call.send(api, state, {})
+    assert response.status_code == call.success, response.content
+
+
+def test_a_key_with_several_scopes_may_do_what_each_allows(api, state):
+    headers = {"Authorization": f"Api-Key {create_key('desk', [CIRCULATION, PATRON_READ])[1]}"}
+    by_name = {call.name: call for call in CALLS}
+    for name in ("renew", "a patron's loans", "one loan", "policy"):
+        assert by_name[name].send(api, state, headers).status_code == by_name[name].success, name
+    for name in ("all loans", "overdue list", "erasure"):
+        assert by_name[name].send(api, state, headers).status_code == 403, name
+
+
+def test_an_empty_patron_filter_is_an_unfiltered_listing(api, state):
+    headers = {"Authorization": f"Api-Key {key_with(PATRON_READ)}"}
+    response = api.get("/loans/?user_email=", headers=headers)
+    assert response.status_code == 403 and response.json()["error"]["details"]["required_scope"] == "reports"
+
+
+def test_a_key_made_outside_the_command_has_no_scope(api, state):
+    from rest_framework_api_key.models import APIKey
+
+    headers = {"Authorization": f"Api-Key {APIKey.objects.create_key(name='bare')[1]}"}
+    assert api.get("/policy/", headers=headers).status_code == 200
+    assert api.get("/loans/", headers=headers).status_code == 403
+
+
+def test_a_missing_key_is_still_401_before_any_scope(api, state):
+    response = api.get("/loans/")
+    assert response.status_code == 401 and response.json()["error"]["code"] == "not_authenticated"
+
+
+def test_changed_scopes_apply_at_once_in_this_process(api, state, settings):
+    settings.API_KEY_CACHE_SECONDS = 3600
+    auth.verified_keys.clear()
+    api_key, key = create_key("reporting", [PATRON_READ])
+    headers = {"Authorization": f"Api-Key {key}"}
+    assert api.get("/loans/", headers=headers).status_code == 403
+    grant = ApiKeyScopes.objects.get(api_key=api_key)
+    grant.scopes = "reports"
+    grant.save()  # as the admin and `api_keys scopes` do
+    assert api.get("/loans/", headers=headers).status_code == 200
+
+
+@pytest.mark.parametrize("call", CALLS, ids=lambda call: call.name)
+def test_patron_data_is_never_stored_by_caches(api, state, call):
+    """Successes and refusals alike (a refusal's message may name the patron)."""
+    for scope in (call.accepted[0] if call.accepted else CIRCULATION, OVERRIDE):
+        response = call.send(api, state, {"Authorization": f"Api-Key {key_with(scope)}"})
+        cache_control = response.get("Cache-Control", "")
+        assert ("no-store" in cache_control) == call.patron_data, (scope, response.status_code, cache_control)
+
+
+def test_an_idempotent_replay_is_not_stored_by_caches_either(api, state):
+    headers = {"Authorization": f"Api-Key {key_with(CIRCULATION)}", "Idempotency-Key": "replayed-renewal"}
+    body = {"user_email": state["patron"], "book_id": state["quiet_book"]}
+    assert post_json(api, "/renewBook/", body, **headers).status_code == 200
+    replay = post_json(api, "/renewBook/", body, **headers)
+    assert replay["Idempotent-Replayed"] == "true" and "no-store" in replay["Cache-Control"]
+
+
+def _api_views():
+    """Every DRF view the API routes to."""
+    for pattern in get_resolver().url_patterns:
+        for inner in getattr(pattern, "url_patterns", [pattern]):
+            view = getattr(getattr(inner, "callback", None), "view_class", None)
+            if isinstance(view, type) and issubclass(view, APIView):
+                yield str(inner.pattern), view
+
+
+def test_every_api_view_states_its_scope_and_is_in_the_matrix():
+    views = dict(_api_views())
+    undeclared = [route for route, view in views.items() if getattr(view, "required_scope", None) is None]
+    assert undeclared == [], "state `required_scope` on these views (lending.api.permissions)"
+    routes = {route.rstrip("/") for route in views}
+    matrix = {call.path.split("?")[0].strip("/") for call in CALLS}
+    normalised = {route.replace("<int:loan_id>", "{loan_id}").replace("<str:email>", "{nobody}") for route in routes}
+    assert normalised - matrix == set(), "add the new endpoint to CALLS"
+
+
+def test_a_view_without_a_declared_scope_refuses_every_key(api, state, settings):
+    from rest_framework.test import APIRequestFactory
+
+    from lending.api.views import PolicyApi
+
+    class Undeclared(PolicyApi):
+        required_scope = None
+
+    request = APIRequestFactory().get("/policy/", HTTP_AUTHORIZATION=f"Api-Key {create_key('all', Scope.values)[1]}")
+    response = Undeclared.as_view()(request)
+    assert response.status_code == 403 and response.data["error"]["code"] == "insufficient_scope"
+
+
+def test_the_openapi_document_names_each_operations_scope():
+    from drf_spectacular.generators import SchemaGenerator
+
+    schema = SchemaGenerator().get_schema(request=None, public=True)
+    operations = {
+        op["operationId"]: op for path in schema["paths"].values() for op in path.values() if isinstance(op, dict)
+    }
+    assert operations["lendBook"]["x-required-scopes"] == ["circulation"]
+    assert operations["getExpiredBooks"]["x-required-scopes"] == ["reports"]
+    assert operations["listLoans"]["x-required-scopes"] == ["patron-read", "reports"]
+    assert operations["getLoanHistory"]["x-required-scopes"] == ["patron-read", "reports"]
+    assert operations["anonymizePatron"]["x-required-scopes"] == ["privacy"]
+    assert operations["getPolicy"]["x-required-scopes"] == []
+    assert "**Scope**" in operations["renewBook"]["description"]
+    scheme = schema["components"]["securitySchemes"]["ApiKeyAuth"]["description"]
+    assert all(f"`{scope}`" in scheme for scope in Scope.values)
