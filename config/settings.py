@@ -49,6 +49,8 @@ MIDDLEWARE = [
     # One log line per request (lending.logs binds our request id and adds the duration).
     "django_structlog.middlewares.RequestMiddleware",
     "lending.api.middleware.BodySizeLimitMiddleware",
+    # API views: undeclared query parameters (400) and addresses locked out after failed authentications.
+    "lending.api.middleware.ApiRequestMiddleware",
     "django.middleware.security.SecurityMiddleware",
     # Static files (admin, Swagger UI, ReDoc) served by the app itself in production.
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -190,8 +192,10 @@ SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
+# A form posted without a valid CSRF token (the admin's; the API is exempt) gets the JSON error shape.
+CSRF_FAILURE_VIEW = "lending.api.errors.csrf_failure"
 if not DEBUG:
-    # The ingress or load balancer says whether the client spoke HTTPS.
+    # The ingress or load balancer says whether the client spoke HTTPS; believed only from TRUSTED_PROXIES.
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=31536000)
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
@@ -203,14 +207,13 @@ if not DEBUG:
 # --- API ------------------------------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    # UTF-8 JSON only, no duplicate keys, NaN or nesting deeper than 32 (lending/api/parsers.py).
+    "DEFAULT_PARSER_CLASSES": ["lending.api.parsers.StrictJSONParser"],
     # Service API keys (`Authorization: Api-Key <key>`), required when REQUIRE_API_KEY is true.
     "DEFAULT_AUTHENTICATION_CLASSES": ["lending.api.auth.ApiKeyAuthentication"],
     # ...holding the scope each view states (`required_scope`); everything is open when keys are off.
     "DEFAULT_PERMISSION_CLASSES": ["lending.api.permissions.HasScope"],
     "DEFAULT_THROTTLE_CLASSES": ["lending.api.throttling.PerKeyThrottle", "lending.api.throttling.PerAddressThrottle"],
-    # Proxies in front of the service whose X-Forwarded-For entries are trusted (0: use REMOTE_ADDR).
-    "NUM_PROXIES": env.int("TRUSTED_PROXY_COUNT", default=0),
     "UNAUTHENTICATED_USER": None,
     "EXCEPTION_HANDLER": "lending.api.errors.exception_handler",
     # drf-spectacular's, plus the scope each operation needs.
@@ -234,9 +237,21 @@ API_KEY_CACHE_SECONDS = env.float("API_KEY_CACHE_SECONDS", default=10.0)
 # Requests per API key and per client address ("<n>/<second|minute|hour|day>"; empty: no limit).
 THROTTLE_RATE_PER_KEY = env.str("THROTTLE_RATE_PER_KEY", default="6000/min") or None
 THROTTLE_RATE_PER_IP = env.str("THROTTLE_RATE_PER_IP", default="6000/min") or None
+# Failed authentications (wrong, revoked or expired key) an address may make per minute; beyond, all
+# its requests get 429 until the minute ends. 0: no limit.
+AUTH_FAILURES_PER_MINUTE = env.int("AUTH_FAILURES_PER_MINUTE", default=20)
+# Addresses or networks (CIDR) of the proxies whose X-Forwarded-For/-Proto are believed; from any
+# other peer those headers are dropped (lending/api/proxies.py). Empty: none, REMOTE_ADDR is the client.
+TRUSTED_PROXIES = env.list("TRUSTED_PROXIES", default=[])
 # The cache that holds the throttle counters; share it between processes and replicas in production
 # (e.g. redis://127.0.0.1:6379/1). The default, local memory, is per process.
 CACHES = {"default": env.cache_url("CACHE_URL", default="locmemcache://lending")}
+if CACHES["default"]["BACKEND"].endswith("RedisCache"):
+    # A Redis that is down or unreachable must cost a request little: the rate limits fail open.
+    _cache_timeout = env.float("CACHE_TIMEOUT_SECONDS", default=0.5)
+    CACHES["default"].setdefault("OPTIONS", {}).update(
+        {"socket_connect_timeout": _cache_timeout, "socket_timeout": _cache_timeout}
+    )
 
 # --- OpenAPI ----------------------------------------------------------------------------------------
 SPECTACULAR_SETTINGS = {

@@ -34,6 +34,7 @@ PEER_BREAKER_RESET_SECONDS = 1.0
 REQUIRE_API_KEY = False
 THROTTLE_RATE_PER_KEY = None
 THROTTLE_RATE_PER_IP = None
+AUTH_FAILURES_PER_MINUTE = 0
 # Static files (admin, API docs) from the apps' folders: no collectstatic before tests.
 WHITENOISE_USE_FINDERS = True
 WHITENOISE_AUTOREFRESH = True

@@ -5,13 +5,23 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from django.http import JsonResponse
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
+from prometheus_client import Counter
 from rest_framework import exceptions
 from rest_framework.response import Response
 
+from lending.api import throttling
 from lending.errors import LendingError
 
 logger = logging.getLogger(__name__)
+
+# Requests refused before any view ran (by the WSGI guard or a middleware), by error code. What the
+# views refuse is counted by django-prometheus (by status) and lending_loan_refusals_total.
+requests_refused = Counter(
+    "lending_requests_refused_total", "Requests refused before reaching a view, by error code.", ["code"]
+)
 
 DRF_CODES = {
     exceptions.ParseError: "malformed_json",
@@ -34,6 +44,15 @@ def error_body(code: str, message: str, details: Any = None) -> dict:
     return {"error": error}
 
 
+def refusal(code: str, message: str, status: int, *, details: Any = None, headers=None) -> JsonResponse:
+    """A refusal made outside the views, in the one shape, counted."""
+    requests_refused.labels(code).inc()
+    response = JsonResponse(error_body(code, message, details), status=status)
+    for name, value in (headers or {}).items():
+        response[name] = value
+    return response
+
+
 def lending_error_response(exc: LendingError) -> Response:
     return Response(error_body(exc.code, exc.message, exc.details), status=exc.status, headers=exc.headers)
 
@@ -41,6 +60,14 @@ def lending_error_response(exc: LendingError) -> Response:
 def exception_handler(exc: Exception, context: dict) -> Response | None:
     if isinstance(exc, LendingError):
         return lending_error_response(exc)
+    if isinstance(exc, Http404):
+        exc = exceptions.NotFound(str(exc) or "Not found.")
+    elif isinstance(exc, PermissionDenied):
+        exc = exceptions.PermissionDenied(str(exc) or "Permission denied.")
+    if isinstance(exc, exceptions.AuthenticationFailed):
+        request = context.get("request")
+        if request is not None:
+            throttling.record_auth_failure(request.META)
     if isinstance(exc, exceptions.APIException):
         return _drf_error_response(exc)
     logger.exception("unhandled error")
@@ -62,6 +89,8 @@ def _drf_error_response(exc: exceptions.APIException) -> Response:
 
 
 # Django-level handlers, for what never reaches a DRF view (unknown paths, crashes in middleware).
+# The catch-all route of unknown paths needs no CSRF token: a POST to a misspelt path is a 404.
+@csrf_exempt
 def json_404(request, exception=None) -> JsonResponse:
     return JsonResponse(error_body("not_found", f"No endpoint at {request.path}."), status=404)
 
@@ -72,3 +101,12 @@ def json_500(request) -> JsonResponse:
 
 def json_400(request, exception=None) -> JsonResponse:
     return JsonResponse(error_body("bad_request", "The request could not be understood."), status=400)
+
+
+def json_403(request, exception=None) -> JsonResponse:
+    return JsonResponse(error_body("permission_denied", "Permission denied."), status=403)
+
+
+def csrf_failure(request, reason: str = "") -> JsonResponse:
+    """CSRF_FAILURE_VIEW: the admin's forms without a valid token (the API itself is exempt)."""
+    return JsonResponse(error_body("csrf_failed", f"CSRF verification failed: {reason}"), status=403)

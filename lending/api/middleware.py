@@ -1,16 +1,26 @@
-"""Request-level concerns that sit before the views: the correlation id, the probes and metrics
-served ahead of host validation, and the body size limit."""
+"""Request-level concerns that sit before the views: the WSGI guard in front of Django, the
+correlation id, the probes and metrics served ahead of host validation, the body size limit, and
+the checks every API request passes before its view (declared query parameters only, and the
+lockout of an address that failed to authenticate too often)."""
 
 from __future__ import annotations
 
+import codecs
+import io
+import json
 import logging
 import re
 import uuid
+from functools import lru_cache
 
+import structlog
 from django.conf import settings
 from django.http import JsonResponse
+from django.utils.http import parse_header_parameters
 
-from lending.api.errors import error_body
+from lending.api import throttling
+from lending.api.errors import refusal
+from lending.api.proxies import drop_untrusted_forwarded_headers
 from lending.request_context import request_id_var
 
 REQUEST_ID_HEADER = "X-Request-ID"
@@ -18,13 +28,18 @@ REQUEST_ID_HEADER = "X-Request-ID"
 VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
 
 
+def request_id_from(incoming: str) -> str:
+    return incoming if VALID_REQUEST_ID.match(incoming) else uuid.uuid4().hex
+
+
 class RequestIdMiddleware:
     def __init__(self, get_response):
         self.get_response = get_response
 
     def __call__(self, request):
-        incoming = request.headers.get(REQUEST_ID_HEADER, "")
-        request_id = incoming if VALID_REQUEST_ID.match(incoming) else uuid.uuid4().hex
+        # The WSGI guard did it already under a server; Django's test client has no guard.
+        drop_untrusted_forwarded_headers(request.META)
+        request_id = request_id_from(request.headers.get(REQUEST_ID_HEADER, ""))
         request.request_id = request_id
         token = request_id_var.set(request_id)
         try:
@@ -64,10 +79,22 @@ class ProbeMiddleware:
             self.views[route] = self.views[f"{route}/"] = view
 
     def __call__(self, request):
-        view = self.views.get(request.path_info) if request.method in ("GET", "HEAD") else None
+        view = self.views.get(request.path_info)
         if view is None:
             return self.get_response(request)
+        if request.method not in PROBE_METHODS:
+            response = refusal(
+                "method_not_allowed",
+                f'Method "{request.method}" not allowed.',
+                405,
+                headers={"Allow": ", ".join(PROBE_METHODS)},
+            )
+            log_refusal(request.method, request.path_info, response)
+            return response
         return view(request)
+
+
+PROBE_METHODS = ("GET", "HEAD")
 
 
 class BodySizeLimitMiddleware:
@@ -77,11 +104,194 @@ class BodySizeLimitMiddleware:
         self.get_response = get_response
 
     def __call__(self, request):
-        try:
-            length = int(request.META.get("CONTENT_LENGTH") or 0)
-        except ValueError:
-            return JsonResponse(error_body("bad_request", "Invalid Content-Length."), status=400)
-        if length > settings.MAX_REQUEST_BODY_BYTES:
-            message = f"Request bodies are limited to {settings.MAX_REQUEST_BODY_BYTES} bytes."
-            return JsonResponse(error_body("payload_too_large", message), status=413)
+        refused = body_length_refusal(request.META.get("CONTENT_LENGTH"))
+        return refused or self.get_response(request)
+
+
+def body_length_refusal(content_length: str | None) -> JsonResponse | None:
+    """400 for a Content-Length that is not a decimal number, 413 above MAX_REQUEST_BODY_BYTES."""
+    if not content_length:
+        return None
+    if not content_length.isascii() or not content_length.isdigit():
+        return refusal("bad_request", "Invalid Content-Length.", 400)
+    if int(content_length) > settings.MAX_REQUEST_BODY_BYTES:
+        return too_large()
+    return None
+
+
+def too_large() -> JsonResponse:
+    message = f"Request bodies are limited to {settings.MAX_REQUEST_BODY_BYTES} bytes."
+    return refusal("payload_too_large", message, 413)
+
+
+# --- Before each API view -------------------------------------------------------------------------------
+
+
+class ApiRequestMiddleware:
+    """For the API's views (those of the OpenAPI schema): a query parameter the schema does not
+    declare is a 400 naming it (a misspelt `dry_run` must not lend; `format` must not pick a
+    renderer), and an address that failed to authenticate AUTH_FAILURES_PER_MINUTE times in this
+    minute is refused with 429 before its key is even looked at."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
         return self.get_response(request)
+
+    def process_view(self, request, view_func, view_args, view_kwargs):
+        allowed = declared_query_parameters().get(_schema_path(request), {}).get(request.method.lower())
+        if allowed is None:
+            return None  # not an API operation (the admin, the docs) or a method DRF answers 405 for
+        unknown = sorted(set(request.GET) - allowed)
+        if unknown:
+            names = ", ".join(unknown)
+            return refusal(
+                "unknown_query_parameter",
+                f"Unknown query parameter(s): {names}.",
+                400,
+                details={name: ["Unknown query parameter."] for name in unknown},
+            )
+        if getattr(settings, "REQUIRE_API_KEY", False):
+            wait = throttling.auth_lockout_seconds(request.META)
+            if wait is not None:
+                message = f"Too many failed authentications from this address; retry in {int(wait) + 1} seconds."
+                return refusal("rate_limited", message, 429, headers={"Retry-After": str(max(1, int(wait) + 1))})
+        return None
+
+
+_ROUTE_PARAMETER = re.compile(r"<(?:\w+:)?(\w+)>")
+
+
+def _schema_path(request) -> str | None:
+    """The request's route as the schema writes it: `loans/<int:loan_id>` -> `/loans/{loan_id}/`."""
+    match = getattr(request, "resolver_match", None)
+    if match is None or not match.route:
+        return None
+    return "/" + _ROUTE_PARAMETER.sub(r"{\1}", match.route).strip("/") + "/"
+
+
+@lru_cache(maxsize=1)
+def declared_query_parameters() -> dict[str, dict[str, frozenset[str]]]:
+    """{path: {method: query parameter names}}, from the OpenAPI schema the code generates (the one
+    `openapi.yaml` is a copy of): what is documented is exactly what is accepted."""
+    from drf_spectacular.generators import SchemaGenerator
+
+    schema = SchemaGenerator().get_schema(request=None, public=True)
+    return {
+        path: {
+            method: frozenset(p["name"] for p in operation.get("parameters", []) if p.get("in") == "query")
+            for method, operation in operations.items()
+            if isinstance(operation, dict)
+        }
+        for path, operations in schema["paths"].items()
+    }
+
+
+# --- In front of Django --------------------------------------------------------------------------------
+
+refusal_log = structlog.get_logger("lending.api.refusals")
+
+
+def log_refusal(method: str, path: str, response: JsonResponse) -> None:
+    code = _error_code(response)
+    refusal_log.warning("request_refused", method=method, path=path, status=response.status_code, code=code)
+
+
+def _error_code(response: JsonResponse) -> str:
+    try:
+        return json.loads(response.content)["error"]["code"]
+    except (ValueError, KeyError, TypeError):
+        return ""
+
+
+class RequestGuard:
+    """WSGI middleware around Django's handler, for what Django would crash on or misread before any
+    of its middleware runs:
+
+    - a `charset` other than UTF-8 (or an alias) in Content-Type is 415: Django decodes the query
+      string with the body's charset, so `utf-16` or `cp500` turned `?dry_run=true` into noise (a real
+      lend) and `zlib` or `rot13` into an exception (an HTML 500 from the server). Refusing them
+      keeps the query string always UTF-8;
+    - a chunked body (no Content-Length; the server removed the framing) is read to its end, at most
+      MAX_REQUEST_BODY_BYTES (413 beyond), and handed on with its length: Django reads a body only
+      as far as Content-Length says, so it saw none;
+    - X-Forwarded-* from a peer that is not in TRUSTED_PROXIES is dropped;
+    - whatever still escapes Django's handler (it happens only while the request is built) is a 400.
+
+    Each refusal is the one JSON error shape with the request id, one log line and a count in
+    `lending_requests_refused_total`."""
+
+    def __init__(self, application):
+        self.application = application
+
+    def __call__(self, environ, start_response):
+        request_id = request_id_from(environ.get("HTTP_X_REQUEST_ID", ""))
+        drop_untrusted_forwarded_headers(environ)
+        refused = unsupported_charset(environ.get("CONTENT_TYPE", "")) or body_length_refusal(
+            environ.get("CONTENT_LENGTH")
+        )
+        if refused is None and _is_chunked(environ):
+            refused = _buffer_chunked_body(environ)
+        if refused is not None:
+            return self._answer(environ, start_response, refused, request_id)
+        try:
+            return self.application(environ, start_response)
+        except Exception:
+            token = request_id_var.set(request_id)
+            try:
+                refusal_log.exception("request_not_understood")
+            finally:
+                request_id_var.reset(token)
+            refused = refusal("bad_request", "The request could not be understood.", 400)
+            return self._answer(environ, start_response, refused, request_id)
+
+    @staticmethod
+    def _answer(environ, start_response, response: JsonResponse, request_id: str):
+        response[REQUEST_ID_HEADER] = request_id
+        token = request_id_var.set(request_id)
+        try:
+            log_refusal(environ.get("REQUEST_METHOD", ""), environ.get("PATH_INFO", ""), response)
+        finally:
+            request_id_var.reset(token)
+        status = f"{response.status_code} {response.reason_phrase}"
+        start_response(status, list(response.items()))
+        return [response.content]
+
+
+def unsupported_charset(content_type: str) -> JsonResponse | None:
+    if not content_type:
+        return None
+    _, params = parse_header_parameters(content_type)
+    charset = params.get("charset")
+    if charset is None:
+        return None
+    try:
+        name = codecs.lookup(charset).name
+    except (LookupError, ValueError):
+        name = None
+    if name == "utf-8":
+        return None
+    return refusal(
+        "unsupported_charset", f"Unsupported charset {charset[:40]!r}: requests are read as UTF-8 only.", 415
+    )
+
+
+def _is_chunked(environ) -> bool:
+    return "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower() and not environ.get("CONTENT_LENGTH")
+
+
+def _buffer_chunked_body(environ) -> JsonResponse | None:
+    limit = settings.MAX_REQUEST_BODY_BYTES
+    stream, body = environ["wsgi.input"], bytearray()
+    while len(body) <= limit:
+        chunk = stream.read(min(64 * 1024, limit + 1 - len(body)))
+        if not chunk:
+            break
+        body += chunk
+    if len(body) > limit:
+        return too_large()
+    environ["wsgi.input"] = io.BytesIO(bytes(body))
+    environ["CONTENT_LENGTH"] = str(len(body))
+    del environ["HTTP_TRANSFER_ENCODING"]
+    return None

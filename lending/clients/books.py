@@ -31,18 +31,25 @@ def get_book(book_id: int) -> BookInfo:
     if response.status != 200 or not isinstance(data, dict):
         raise unexpected_answer(PEER, response)
     copies = _copies(data)
-    if copies is None:
-        raise unexpected_answer(PEER, response)
     title = data.get("title")
-    return BookInfo(id=book_id, title=title if isinstance(title, str) else "", copies=copies)
+    if copies is None or not isinstance(title, str | None):
+        raise unexpected_answer(PEER, response)
+    # A title longer than we store is data, not an error: kept as far as it fits.
+    return BookInfo(id=book_id, title=(title or "")[:MAX_TITLE_LENGTH], copies=copies)
+
+
+# What the database stores (Book.copies is a PositiveIntegerField, book_title 500 characters).
+MAX_COPIES = 2**31 - 1
+MAX_TITLE_LENGTH = 500
 
 
 def _copies(data: dict) -> int | None:
-    """`quantity` or `copies` when the Book service sends one, else a single copy."""
+    """`quantity` or `copies` when the Book service sends one, else a single copy; None when the
+    value is not a count we can hold (a string, a fraction, negative, 2**70...)."""
     for field in ("quantity", "copies"):
         if field in data and data[field] is not None:
             value = data[field]
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_COPIES:
                 return None
             return value
     return 1

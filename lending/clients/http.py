@@ -2,7 +2,9 @@
 and read timeouts, one jittered retry for idempotent GETs, a circuit breaker, the correlation id.
 
 Every failure (connection refused, timeout, 5xx, a body that is not the JSON we expect) becomes
-`PeerUnavailable`, which the API answers with 503 and `Retry-After`. A 4xx from the peer is an answer,
+`PeerUnavailable`, which the API answers with 503 and `Retry-After`. So does an answer we refuse to
+read: a body over MAX_PEER_BODY_BYTES, JSON that is not strict (duplicate keys, NaN, deeper than
+the parser allows; lending/api/parsers.py). A 4xx from the peer is an answer,
 not a failure: callers decide what it means (404 = no such book, for instance).
 """
 
@@ -23,12 +25,15 @@ from django.conf import settings
 from requests.adapters import HTTPAdapter
 
 from lending import metrics
+from lending.api.parsers import loads_strict
 from lending.errors import PeerUnavailable
 from lending.request_context import current_request_id
 
 logger = logging.getLogger(__name__)
 
 RETRYABLE_STATUSES = frozenset({502, 503, 504})
+# Far more than any answer of the peers' contracts (one book, one user); a bigger body is not read.
+MAX_PEER_BODY_BYTES = 1024 * 1024
 
 
 class PeerFailure(Exception):
@@ -144,7 +149,9 @@ class PeerClient:
         for attempt in range(retries + 1):
             last_try = attempt == retries
             try:
-                response = self.session.request(method, url, json=body, headers=headers, timeout=self.timeout)
+                response = self.session.request(
+                    method, url, json=body, headers=headers, timeout=self.timeout, stream=True
+                )
             except requests.Timeout as exc:
                 # A timeout (connect or read) is not retried: a slow or unreachable peer would double our latency.
                 raise PeerFailure(
@@ -158,9 +165,13 @@ class PeerClient:
                 self._pause_before_retry()
                 continue
             if response.status_code in RETRYABLE_STATUSES and not last_try:
+                response.close()
                 self._pause_before_retry()
                 continue
-            return self._decode(response)
+            try:
+                return self._decode(response)
+            finally:
+                response.close()
         raise AssertionError("unreachable")  # the loop always returns or raises
 
     @staticmethod
@@ -170,12 +181,30 @@ class PeerClient:
     def _decode(self, response: requests.Response) -> PeerResponse:
         if response.status_code >= 500:
             raise PeerFailure(f"answered HTTP {response.status_code}")
-        if response.status_code >= 400 or not response.content:
+        content = _read_bounded(response)
+        if response.status_code >= 400 or not content:
             return PeerResponse(response.status_code, None)
         try:
-            return PeerResponse(response.status_code, response.json())
-        except ValueError:
-            raise PeerFailure("answered a body that is not JSON") from None
+            return PeerResponse(response.status_code, loads_strict(content))
+        except ValueError as exc:
+            raise PeerFailure(f"answered a body that is not strict JSON ({exc})") from None
+
+
+def _read_bounded(response: requests.Response) -> bytes:
+    """The body, at most MAX_PEER_BODY_BYTES; beyond, the peer is failing (its answer is not read)."""
+    too_big = PeerFailure(f"answered a body over {MAX_PEER_BODY_BYTES} bytes", outcome_unknown=True)
+    declared = response.headers.get("Content-Length", "")
+    if declared.isdigit() and int(declared) > MAX_PEER_BODY_BYTES:
+        raise too_big
+    body = bytearray()
+    try:
+        for chunk in response.iter_content(64 * 1024):
+            body += chunk
+            if len(body) > MAX_PEER_BODY_BYTES:
+                raise too_big
+    except requests.RequestException as exc:  # the body was cut or stalled: the request did reach the peer
+        raise PeerFailure(f"unreadable answer: {exc.__class__.__name__}", outcome_unknown=True) from None
+    return bytes(body)
 
 
 _clients: dict[tuple[str, str], PeerClient] = {}
@@ -199,5 +228,6 @@ def all_peer_clients() -> list[PeerClient]:
 def unexpected_answer(peer: str, response: PeerResponse) -> PeerUnavailable:
     """A peer that answers something outside its contract is treated as unavailable, not as our
     client's mistake (never a misleading 400 or 404)."""
-    logger.warning("%s answered outside its contract: HTTP %s %r", peer, response.status, response.data)
+    shown = repr(response.data)[:300]  # the answer may be large; the start tells what went wrong
+    logger.warning("%s answered outside its contract: HTTP %s %s", peer, response.status, shown)
     return PeerUnavailable(peer, f"unexpected answer (HTTP {response.status})")

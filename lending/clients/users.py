@@ -23,6 +23,10 @@ def ensure_active_user(email: str) -> None:
         raise NotFound(f"User {email} does not exist.", code="user_not_found")
     if response.status != 200 or not isinstance(response.data, dict):
         raise unexpected_answer(PEER, response)
-    # `active` is optional in the contract: an account is active unless it says otherwise.
-    if response.data.get("active", True) is False:
+    # `active` is optional in the contract: an account is active unless it says otherwise. Anything
+    # but a boolean there is outside the contract (a 503, never a guess either way).
+    active = response.data.get("active", True)
+    if not isinstance(active, bool):
+        raise unexpected_answer(PEER, response)
+    if active is False:
         raise Forbidden(f"User {email} is not active.", code="user_inactive")
