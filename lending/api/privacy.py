@@ -10,12 +10,10 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from lending import privacy
+from lending.api import permissions
 from lending.api import schema as api_docs
-from lending.api.auth import RequireApiKey
+from lending.api.caching import NoStore
 from lending.api.serializers import NormalizedEmailField
-
-# SCOPE: switch this one line to the `privacy` scope's permission once lending/api/permissions.py lands.
-ERASURE_PERMISSIONS = [RequireApiKey]
 
 
 class PatronEmailSerializer(serializers.Serializer):
@@ -59,8 +57,10 @@ UNRESOLVED = OpenApiResponse(
 )
 
 
-class PatronAnonymizeApi(APIView):
-    permission_classes = ERASURE_PERMISSIONS
+class PatronAnonymizeApi(NoStore, APIView):
+    """Its answers name the patron (the path, a 409's details): never stored by a cache."""
+
+    required_scope = permissions.ERASURE
 
     @extend_schema(
         operation_id="anonymizePatron",
