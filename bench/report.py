@@ -131,6 +131,7 @@ def rows(results: dict) -> list[dict]:
                 "p50_ms": r["p50_ms"],
                 "p99_ms": r["p99_ms"],
                 "max_ms": r.get("max_ms", float("nan")),
+                "web_cpu_ms": r.get("web_cpu_ms_per_request"),
                 "errors": r["errors"],
             }
         )
@@ -139,14 +140,15 @@ def rows(results: dict) -> list[dict]:
 
 def table(results: dict) -> str:
     lines = [
-        "| scenario | conns | rate | ratio to bare ceiling | p50 ms | p99 ms | max ms | errors |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|",
+        "| scenario | conns | rate | ratio to bare ceiling | p50 ms | p99 ms | max ms | errors | web CPU ms/req |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for row in rows(results):
         ratio = f"{row['ratio']:.1%}" if row["ratio"] is not None else "–"
         lines.append(
             f"| {row['label']} | {row['connections']} | {row['rate']:,.0f} {row['unit']} | {ratio} | "
-            f"{row['p50_ms']:.1f} | {row['p99_ms']:.1f} | {row['max_ms']:.1f} | {row['errors']} |"
+            f"{row['p50_ms']:.1f} | {row['p99_ms']:.1f} | {row['max_ms']:.1f} | {row['errors']} | "
+            f"{row['web_cpu_ms'] if row['web_cpu_ms'] is not None else '–'} |"
         )
     return "\n".join(lines)
 

@@ -251,6 +251,17 @@ def worker_pids(master_pid: int) -> list[int]:
     return [int(p) for p in done.stdout.split()]
 
 
+def cpu_seconds(master_pid: int) -> float:
+    """User and system CPU time of the web server so far (master and workers): unlike requests/s, it
+    hardly moves when other work shares the machine."""
+    total = 0
+    for pid in [master_pid, *worker_pids(master_pid)]:
+        with suppress(OSError):
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of stat)
+    return total / os.sysconf("SC_CLK_TCK")
+
+
 def profile_workers(master_pid: int, seconds: float, out: Path) -> list[subprocess.Popen]:
     spy = shutil.which("py-spy") or str(Path(PYTHON).parent / "py-spy")
     return [
@@ -386,13 +397,18 @@ def main() -> int:  # noqa: C901 (a script: one step after the other)
         spies = []
         if args.profile == name:
             spies = profile_workers(procs.children["web"].pid, (duration or args.duration) - 1, out)
+        cpu_before = cpu_seconds(procs.children["web"].pid)
         result = wrk(base, wrk_args, duration=duration or args.duration, connections=conns, env=wrk_env)
+        if result["requests"]:
+            cpu = cpu_seconds(procs.children["web"].pid) - cpu_before
+            result["web_cpu_ms_per_request"] = round(1000 * cpu / result["requests"], 3)
         for spy in spies:
             spy.wait()
         scenarios[name] = result
         print(
             f"  {name:<22} {result['rps']:>8.1f} req/s  p50 {result['p50_ms']:>7.2f} ms  "
-            f"p99 {result['p99_ms']:>7.2f} ms  errors {result['errors']}",
+            f"p99 {result['p99_ms']:>7.2f} ms  errors {result['errors']}  "
+            f"web CPU {result.get('web_cpu_ms_per_request', '-')} ms/request",
             flush=True,
         )
         return result
