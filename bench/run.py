@@ -35,7 +35,7 @@ from pathlib import Path
 
 import psycopg
 
-from bench import data, report
+from bench import data, privacy, report
 from bench.stall import Stall
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -297,6 +297,9 @@ def main() -> int:  # noqa: C901 (a script: one step after the other)
     parser.add_argument("--threads", type=int, default=None, help="GUNICORN_THREADS (default: the config's)")
     parser.add_argument("--volume", type=int, default=1_000_000, help="loans of the volume phase (0: skip)")
     parser.add_argument("--overdue", type=int, default=100_000, help="overdue loans among them")
+    parser.add_argument(
+        "--privacy-loans", type=int, default=1_000_000, help="returned loans for bench.privacy (0: skip)"
+    )
     parser.add_argument("--only", default="", help="comma-separated scenarios to run (default: all)")
     parser.add_argument(
         "--servers",
@@ -571,6 +574,11 @@ def main() -> int:  # noqa: C901 (a script: one step after the other)
         if not args.keep_database:
             with suppress(Exception), psycopg.connect(ADMIN_DSN, autocommit=True) as conn:
                 conn.execute(f'DROP DATABASE IF EXISTS "{args.database}" WITH (FORCE)')
+
+    if args.privacy_loans and (wanted("privacy") or not only):
+        # anonymize_loans over returned loans, and lends/s while it runs: a database of its own.
+        print(f"privacy: anonymize_loans over {args.privacy_loans:,} returned loans", flush=True)
+        results["privacy"] = privacy.run(loans=args.privacy_loans, out=out)
 
     files = report.write(results, out)
     print(report.table(results))
