@@ -478,3 +478,20 @@ def test_lends_racing_the_retention_job_keep_their_loans_and_never_wait_on_it(pe
     assert [response.status_code for response in results[1:]] == [201, 201, 201]
     assert Loan.objects.filter(user_email=patron, date_returned__isnull=True).count() == 3
     assert not Loan.objects.filter(user_email=patron, date_returned__isnull=False).exists()
+
+
+# --- Metrics ----------------------------------------------------------------------------------------
+
+
+def test_metrics_never_carry_a_patron(peers, patron, book):
+    api = APIClient()
+    body = {"user_email": patron, "book_id": book["id"]}
+    assert post_json(api, "/lendBook/", body).status_code == 201
+    assert post_json(api, "/lendBook/", body).status_code == 409  # a refusal names the patron in its message
+    assert api.post(f"/patrons/{patron}/anonymize/").status_code == 409
+
+    exposition = api.get("/metrics").content.decode()
+
+    assert "lending_" in exposition  # the domain's metrics are there, and moved
+    assert patron not in exposition
+    assert patron.split("@")[0] not in exposition
