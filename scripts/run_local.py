@@ -47,8 +47,8 @@ PROCESSES: dict[str, list[str]] = {
     # The production server and settings file, so local runs behave like a deployment
     # (runserver's short listen queue resets connections under a burst of clients).
     "web": [PYTHON, "-m", "gunicorn", "-c", "docker/gunicorn.conf.py", "--bind", f"{HOST}:{{port}}"],
-    "relay": [PYTHON, "manage.py", "relay_outbox"],
-    "notices": [PYTHON, "manage.py", "send_notices", "--loop"],
+    "relay": [PYTHON, "manage.py", "relay_outbox", "--metrics-port", "{relay_metrics_port}"],
+    "notices": [PYTHON, "manage.py", "send_notices", "--loop", "--metrics-port", "{scheduler_metrics_port}"],
 }
 
 # What "answers" means for each process: a URL that gives an HTTP response. A process without one
@@ -56,12 +56,15 @@ PROCESSES: dict[str, list[str]] = {
 READY_URLS = {
     "peers": ["http://{host}:{book_port}/getBooks/1", "http://{host}:{user_port}/users/alice@example.com"],
     "web": ["http://{host}:{port}/health/"],
+    "relay": ["http://{host}:{relay_metrics_port}/health/live"],
+    "notices": ["http://{host}:{scheduler_metrics_port}/health/live"],
 }
 
 BANNER = """
 Lending service running (Ctrl-C stops everything):
   API         http://{host}:{port}/lendBook/  /returnBook/  /getExpiredBooks/  /health/  (and /loans/, ...)
   API docs    http://{host}:{port}/api/docs/    Metrics  http://{host}:{port}/metrics
+  Relay       http://{host}:{relay_metrics_port}/metrics    Scheduler  http://{host}:{scheduler_metrics_port}/metrics
   Admin       http://{host}:{port}/admin/   {admin_login}
   Book peer   http://{host}:{book_port}/getBooks/1      User peer  http://{host}:{user_port}/users/alice@example.com
   Notices     http://{host}:{notification_port}/notifications
@@ -96,7 +99,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--peers-port",
         type=int,
         default=int(os.environ.get("PEERS_PORT") or 8001),
-        help="the Book peer's port; the User and Notification peers take the next two",
+        help="the Book peer's port; the User and Notification peers take the next two, "
+        "the relay's and the scheduler's /metrics the two after",
     )
     return parser.parse_args(argv)
 
@@ -107,6 +111,9 @@ def port_names(args: argparse.Namespace) -> dict[str, int]:
         "book_port": args.peers_port,
         "user_port": args.peers_port + 1,
         "notification_port": args.peers_port + 2,
+        # /metrics and /health/live of the relay and the scheduler, after the peers' ports.
+        "relay_metrics_port": args.peers_port + 3,
+        "scheduler_metrics_port": args.peers_port + 4,
     }
 
 
