@@ -45,17 +45,13 @@ class ApiKeyAuthentication(BaseAuthentication):
         key = presented_key(request)
         if key is None:
             return None
-        from rest_framework_api_key.models import APIKey
-
         if not key or len(key) > 200:
             raise exceptions.AuthenticationFailed("Invalid API key.")
         api_key = verified_keys.get(key)
         if api_key is None:
-            try:
-                api_key = APIKey.objects.get_from_key(key)
-            except APIKey.DoesNotExist:
-                raise exceptions.AuthenticationFailed("Invalid or revoked API key.") from None
-            api_key.granted_scopes = _scopes_of(api_key)
+            api_key = _verified(key)
+            if api_key is None:
+                raise exceptions.AuthenticationFailed("Invalid or revoked API key.")
             verified_keys.put(key, api_key)
         if api_key.has_expired:
             raise exceptions.AuthenticationFailed("This API key has expired.")
@@ -68,12 +64,19 @@ class ApiKeyAuthentication(BaseAuthentication):
         return KEYWORD
 
 
-def _scopes_of(api_key) -> frozenset[str]:
-    """The scopes granted to the key (`lending.api.permissions`); none when it has no grant row."""
-    from lending.models import ApiKeyScopes
+def _verified(key: str):
+    """The usable (unrevoked) key matching `key`, with its scopes in `granted_scopes` (see
+    `lending.api.permissions`; none without a grant row), read in one query; None if none matches.
+    `APIKey.objects.get_from_key`, plus the scopes."""
+    from rest_framework_api_key.models import APIKey
 
-    grant = ApiKeyScopes.objects.filter(api_key=api_key).values_list("scopes", flat=True).first()
-    return frozenset((grant or "").split())
+    prefix, _, _ = key.partition(".")
+    api_key = APIKey.objects.get_usable_keys().select_related("grant").filter(prefix=prefix).first()
+    if api_key is None or not api_key.is_valid(key):
+        return None
+    grant = getattr(api_key, "grant", None)
+    api_key.granted_scopes = frozenset(grant.scope_list if grant else ())
+    return api_key
 
 
 class RequireApiKey(BasePermission):

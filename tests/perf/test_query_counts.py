@@ -25,19 +25,21 @@ def lend(api, patron, book):
     return post_json(api, "/lendBook/", {"user_email": patron, "book_id": book["id"]})
 
 
-def test_lend_is_eight_queries(api, peers, patron, book, django_assert_num_queries):
+def test_lend_is_nine_queries(api, peers, patron, book, django_assert_num_queries):
     # BEGIN, upsert of the book row (the lock and the version bump), patron lock, open loans of the
-    # book and of the patron (one query), the book's holds, insert the loan, both outbox rows (one
-    # INSERT), COMMIT. SQLite has no patron lock: one writer at a time anyway.
-    with django_assert_num_queries(8 if on_postgresql() else 7):
+    # book and of the patron (one query), the book's holds, insert the loan, its `lent` event (the
+    # audit trail, in the same transaction: lending.history), both outbox rows (one INSERT), COMMIT.
+    # SQLite has no patron lock: one writer at a time anyway.
+    with django_assert_num_queries(9 if on_postgresql() else 8):
         assert lend(api, patron, book).status_code == 201
 
 
-def test_return_is_five_queries(api, peers, patron, book, django_assert_num_queries):
+def test_return_is_six_queries(api, peers, patron, book, django_assert_num_queries):
     lend(api, patron, book)
     # BEGIN, lock of the book row with its version bump (one UPDATE), the loan closed (one UPDATE
-    # that also says nobody waits for the book), both outbox rows (one INSERT), COMMIT.
-    with django_assert_num_queries(5):
+    # that also says nobody waits for the book), its `returned` event, both outbox rows (one
+    # INSERT), COMMIT.
+    with django_assert_num_queries(6):
         response = post_json(api, "/returnBook/", {"user_email": patron, "book_id": book["id"]})
     assert response.status_code == 200
 
