@@ -152,7 +152,7 @@ def run(
     out.mkdir(parents=True, exist_ok=True)
     dsn = f"postgresql://postgres@127.0.0.1:5432/{database}"
     ports = {name: free_port() for name in ("book", "user", "notification")}
-    expected_lends = 400_000  # demo books and patrons: more than the driver reaches in a run
+    expected_lends = 100_000  # demo books and patrons: more than the driver reaches in a run
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "config.settings",
@@ -186,7 +186,9 @@ def run(
         for name, port in ports.items():
             peers_cmd += [f"--{name}-port", str(port)]
         children.append(subprocess.Popen(peers_cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL))
+        # Every peer answering (each creates its demo data before it listens), the last demo patron known.
         wait_http(f"{env['BOOK_MANAGEMENT_URL']}/getBooks/1", timeout=120)
+        wait_http(f"{env['USER_MANAGEMENT_URL']}/users/patron{expected_lends}@example.com", timeout=120)
 
         stop_file, records_file = workdir / "stop", workdir / "lends.json"
         driver_cmd = [PYTHON, "-m", "bench.privacy", "--drive", str(lend_threads), str(stop_file), str(records_file)]
@@ -211,6 +213,7 @@ def run(
         stop_file.touch()
         driver.wait(timeout=60)
         records = json.loads(records_file.read_text())
+        result["lend_threads"] = lend_threads
         result["lends_without"] = window(records, before_start, job_start)
         result["lends_during"] = window(records, job_start, job_end)
         result["lends_after"] = window(records, job_end, after_end)

@@ -95,29 +95,39 @@ class Erased:
 
 
 def anonymize_returned_loans(
-    *, now: datetime | None = None, retention_days: int | None = None, batch_size: int | None = None
+    *,
+    now: datetime | None = None,
+    retention_days: int | None = None,
+    batch_size: int | None = None,
+    sweep: bool = True,
 ) -> Erased:
     """Anonymises loans returned, and holds closed, more than `retention_days`
-    (LOAN_HISTORY_RETENTION_DAYS) ago, then forgets the notifications and records that named them."""
+    (LOAN_HISTORY_RETENTION_DAYS) ago, then forgets the notifications and records that named them:
+    those of the rows anonymised now, or with `sweep` those of every anonymised row (one pass over the
+    outbox and the loans: what a run killed half way left behind)."""
     now = now or timezone.now()
     days = settings.LOAN_HISTORY_RETENTION_DAYS if retention_days is None else retention_days
     cutoff = now - timedelta(days=days)
     batch_size = batch_size or settings.PRIVACY_BATCH_SIZE
     done = Erased()
     # Read once per run, before the first batch: a pending notification keeps its loan or hold.
-    done.loans = _in_batches(
+    loan_ids = _in_batches(
         Loan.objects.filter(date_returned__lt=cutoff).filter(NOT_ANONYMISED),
         "date_returned",
         _with_pending_notifications("loan_id"),
         batch_size,
     )
-    done.holds = _in_batches(
+    hold_ids = _in_batches(
         Hold.objects.filter(status__in=CLOSED_HOLD_STATUSES, date_closed__lt=cutoff).filter(NOT_ANONYMISED),
         "date_closed",
         _with_pending_notifications("hold_id"),
         batch_size,
     )
-    done.notifications = forget_notifications_of_anonymised()
+    done.loans, done.holds = len(loan_ids), len(hold_ids)
+    done.notifications = forget_notifications_of(
+        None if sweep or len(loan_ids) > FORGET_BY_ID_LIMIT else loan_ids,
+        None if sweep or len(hold_ids) > FORGET_BY_ID_LIMIT else hold_ids,
+    )
     # Idempotency records live IDEMPOTENCY_KEY_TTL_HOURS; only a retention shorter than that can leave
     # one naming a patron whose loans are anonymised (the purge deletes the rest).
     if timedelta(days=days) < timedelta(hours=settings.IDEMPOTENCY_KEY_TTL_HOURS):
@@ -126,17 +136,18 @@ def anonymize_returned_loans(
 
 
 def anonymize_expired_loans() -> int:
-    """The scheduler's job (`send_notices --loop`): how many loans and holds were anonymised."""
-    done = anonymize_returned_loans()
+    """The scheduler's job (`send_notices --loop`, every minute): how many loans and holds were
+    anonymised. Without the sweep, which the daily `anonymize_loans` command does."""
+    done = anonymize_returned_loans(sweep=False)
     return done.loans + done.holds
 
 
-def _in_batches(candidates: QuerySet, date_field: str, unresolved: set[int], batch_size: int) -> int:
+def _in_batches(candidates: QuerySet, date_field: str, unresolved: set[int], batch_size: int) -> list[int]:
     """Walks the candidates in (date, id) order, one short transaction per batch. A row skipped (locked
     by someone else, or with a notification still pending) is left for the next run; the keyset moves
-    past it, so a run always ends."""
+    past it, so a run always ends. Returns the ids anonymised."""
     model = candidates.model
-    changed = 0
+    changed: list[int] = []
     last: tuple[datetime, int] | None = None
     while True:
         with transaction.atomic():
@@ -154,8 +165,9 @@ def _in_batches(candidates: QuerySet, date_field: str, unresolved: set[int], bat
             last = rows[-1]
             ids = [row_id for _, row_id in rows]
             ids = [row_id for row_id in ids if row_id not in unresolved]
-            changed += _replace_emails(model, ids)
+            _replace_emails(model, ids)
             _record_anonymised(model, ids, SCHEDULED)
+            changed += ids
 
 
 def _with_pending_notifications(notification_key: str) -> set[int]:
@@ -243,22 +255,28 @@ def _insert_events_in_one_statement(subject: str, ids: list[int], values: dict) 
 # --- What else named the patron ---------------------------------------------------------------------
 
 
-def forget_notifications_of_anonymised() -> int:
-    """Deletes the delivered and dead notifications of anonymised loans and holds: the only other place
-    their patron's email was. Pending ones kept their loan from being anonymised. One statement per
-    kind of subject, over the outbox (which the purge keeps to OUTBOX_RETENTION_DAYS)."""
+# Above this many rows anonymised in one run, one pass over every anonymised row costs less.
+FORGET_BY_ID_LIMIT = 10_000
+
+
+def forget_notifications_of(loan_ids: list[int] | None, hold_ids: list[int] | None) -> int:
+    """Deletes the delivered and dead notifications, and the admin log entries, of these anonymised
+    loans and holds (None: of every anonymised one): the only other places their patron's email was.
+    Pending ones kept their loan from being anonymised. One statement per kind of subject, over the
+    outbox (which the purge keeps to OUTBOX_RETENTION_DAYS)."""
     deleted = 0
-    for key, model in (("loan_id", Loan), ("hold_id", Hold)):
-        anonymised = model.objects.filter(user_email__endswith=ANONYMISED_SUFFIX).values("id")
+    for key, model, ids in (("loan_id", Loan, loan_ids), ("hold_id", Hold, hold_ids)):
+        if ids == []:
+            continue
+        subjects = ids if ids is not None else model.objects.filter(user_email__endswith=ANONYMISED_SUFFIX).values("id")
         stale = (
             OutboxMessage.objects.filter(kind=OutboxKind.NOTIFICATION)
             .exclude(status=OutboxStatus.PENDING)
             .annotate(subject=Cast(KeyTextTransform(key, "payload"), BigIntegerField()))
-            .filter(subject__in=anonymised)
+            .filter(subject__in=subjects)
         )
         deleted += OutboxMessage.objects.filter(pk__in=stale.values("pk")).delete()[0]
-    _forget_admin_log(Loan)
-    _forget_admin_log(Hold)
+        _forget_admin_log(model, ids)
     return deleted
 
 

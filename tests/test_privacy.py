@@ -143,6 +143,21 @@ def test_once_its_notification_is_delivered_the_loan_is_anonymised_and_the_notif
     assert not OutboxMessage.objects.filter(pk=message.pk).exists()
 
 
+def test_without_the_sweep_a_run_forgets_the_notifications_of_what_it_anonymised_and_the_sweep_the_rest():
+    loan = returned_loan("dee@example.com", days_ago=300)
+    delivered = notification(loan, OutboxStatus.DELIVERED)
+    leftover_loan = returned_loan(f"anon-left{ANONYMISED_SUFFIX}", days_ago=300, book_id=2)
+    leftover = notification(leftover_loan, OutboxStatus.DEAD)  # left by a run killed before its sweep
+
+    done = privacy.anonymize_returned_loans(retention_days=120, sweep=False)
+
+    assert (done.loans, done.notifications) == (1, 1)
+    assert not OutboxMessage.objects.filter(pk=delivered.pk).exists()
+    assert OutboxMessage.objects.filter(pk=leftover.pk).exists()
+    assert privacy.anonymize_returned_loans(retention_days=120).notifications == 1
+    assert not OutboxMessage.objects.filter(pk=leftover.pk).exists()
+
+
 def test_closed_holds_are_anonymised_with_their_dead_letters(settings):
     hold = closed_hold("erin@example.com", days_ago=200, status=HoldStatus.EXPIRED)
     dead = notification(hold, OutboxStatus.DEAD, "hold_expired")
