@@ -106,11 +106,13 @@ def _event(kind: str, *, at: datetime, caller: Caller | None, data: dict, **subj
 
 
 class EventDataEncoder(DjangoJSONEncoder):
-    """Django's encoder, but datetimes keep their microseconds (an event states exactly what it set)."""
+    """Django's encoder, but datetimes keep their microseconds (an event states exactly what it set),
+    written as the API writes them (UTC as `Z`)."""
 
     def default(self, o: Any) -> Any:
         if isinstance(o, datetime):
-            return o.isoformat()
+            text = o.isoformat()
+            return text[:-6] + "Z" if text.endswith("+00:00") else text
         return super().default(o)
 
 
