@@ -168,7 +168,8 @@ scheduler_job_items = Counter(
     ["job"],
 )
 
-PEER_OF_KIND = {"availability": "book", "notification": "notification"}
+# The peers' names as their clients (and so the breaker and peer-call series) label them.
+PEER_OF_KIND = {"availability": "Book Management", "notification": "Notification"}
 
 
 def message_labels(message: Any, channel: str = "http") -> tuple[str, str, str]:

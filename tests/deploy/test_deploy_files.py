@@ -329,6 +329,11 @@ def test_role_relay_and_scheduler_keep_running_and_serve_metrics(role_env, role,
     try:
         _wait_for_port(port, proc, time.monotonic() + 60)
         assert _get_status(f"http://127.0.0.1:{port}/metrics") == 200
+        if role == ["relay"]:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:  # noqa: S310
+                exposition = response.read().decode()
+            assert 'lending_peer_circuit_breaker_state{peer="Notification"} 0.0' in exposition
+            assert "lending_outbox_pending_messages" in exposition
         assert _get_status(f"http://127.0.0.1:{port}/health/live") == 200
         time.sleep(2)
         assert proc.poll() is None, f"{role} exited with {proc.returncode}:\n{_stop(proc)}"

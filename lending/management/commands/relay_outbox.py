@@ -11,6 +11,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand
 
 from lending import ops_server
+from lending.clients import books, notifications
 from lending.management.output import report
 from lending.outbox import relay
 
@@ -33,6 +34,8 @@ class Command(BaseCommand):
             report(self, f"attempted {attempted} message(s)", "relay_pass_finished", attempted=attempted)
             return
         heartbeat = ops_server.Heartbeat("relay", stall_after=settings.RELAY_STALL_SECONDS)
+        for peer in (books, notifications):
+            peer.client()  # its breaker's state is exported (closed) before the first delivery
         port = settings.RELAY_METRICS_PORT if metrics_port is None else metrics_port
         server = ops_server.start(heartbeat, port, address=settings.METRICS_ADDRESS, domain_state=True)
         stop = threading.Event()
