@@ -83,6 +83,12 @@ lint: $(INSTALLED)
 lint-deploy: $(INSTALLED) $(LINT_INSTALLED) promtool
 	APP_PYTHON=$(PY) bash scripts/lint_deploy.sh
 
+.PHONY: fuzz
+## fuzz: schemathesis (every check, positive and negative data) over the whole API, FUZZ_EXAMPLES per operation
+FUZZ_EXAMPLES ?= 1000
+fuzz: $(INSTALLED)
+	FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(PY) -m pytest tests/api/test_schemathesis.py -p no:cacheprovider -q --timeout 3600
+
 .PHONY: chaos
 ## chaos: the whole system on PostgreSQL under load, SIGKILLs and peer faults, then every invariant checked
 CHAOS_ARGS ?= --duration 60 --max-duration 600 --clients 24 --kill-interval 2.5 --fault-interval 5 --min-operations 2000 --min-kills 20

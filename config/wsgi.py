@@ -13,10 +13,10 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
 django_application = get_wsgi_application()
 
-from lending.api.middleware import RequestGuard, declared_query_parameters  # noqa: E402 (after Django's setup)
+from lending.api.middleware import RequestGuard, declared_parameters  # noqa: E402 (after Django's setup)
 
-# The API's declared query parameters come from its OpenAPI schema: built once here, at boot, rather
+# The API's declared parameters come from its OpenAPI schema: built once here, at boot, rather
 # than by the first request of each worker.
-declared_query_parameters()
+declared_parameters()
 
 application = RequestGuard(django_application)

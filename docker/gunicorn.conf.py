@@ -64,7 +64,7 @@ loglevel = os.environ.get("LOG_LEVEL", "info").lower()
 # X-Forwarded-* (the scheme above all) is believed from these addresses only. None by
 # default, not even localhost: on `make run` any local client could claim HTTPS. Name
 # the ingress or proxy addresses here when one terminates TLS in front.
-forwarded_allow_ips = os.environ.get("GUNICORN_FORWARDED_ALLOW_IPS", "")
+forwarded_allow_ips = os.environ.get("GUNICORN_FORWARDED_ALLOW_IPS", os.environ.get("TRUSTED_PROXIES", ""))
 proc_name = "lending-web"
 # gunicorn's own lines in the service's log format (JSON objects under LOG_FORMAT=json).
 logconfig_dict = __import__("lending.logs", fromlist=["_"]).gunicorn_logconfig_dict()

@@ -11,6 +11,7 @@ import json
 import logging
 import re
 import uuid
+from dataclasses import dataclass
 from functools import lru_cache
 
 import structlog
@@ -21,6 +22,7 @@ from django.utils.http import parse_header_parameters
 from lending.api import throttling
 from lending.api.errors import refusal
 from lending.api.proxies import drop_untrusted_forwarded_headers
+from lending.api.schema import IDEMPOTENCY_KEY_PATTERN
 from lending.request_context import request_id_var
 
 REQUEST_ID_HEADER = "X-Request-ID"
@@ -140,24 +142,50 @@ class ApiRequestMiddleware:
         return self.get_response(request)
 
     def process_view(self, request, view_func, view_args, view_kwargs):
-        allowed = declared_query_parameters().get(_schema_path(request), {}).get(request.method.lower())
-        if allowed is None:
+        declared = declared_parameters().get(_schema_path(request), {}).get(request.method.lower())
+        if declared is None:
             return None  # not an API operation (the admin, the docs) or a method DRF answers 405 for
-        unknown = sorted(set(request.GET) - allowed)
-        if unknown:
-            names = ", ".join(unknown)
-            return refusal(
-                "unknown_query_parameter",
-                f"Unknown query parameter(s): {names}.",
-                400,
-                details={name: ["Unknown query parameter."] for name in unknown},
-            )
+        refused = _undeclared_or_empty_query_parameters(request, declared) or _invalid_idempotency_key(
+            request, declared
+        )
+        if refused is not None:
+            return refused
         if getattr(settings, "REQUIRE_API_KEY", False):
             wait = throttling.auth_lockout_seconds(request.META)
             if wait is not None:
                 message = f"Too many failed authentications from this address; retry in {int(wait) + 1} seconds."
                 return refusal("rate_limited", message, 429, headers={"Retry-After": str(max(1, int(wait) + 1))})
         return None
+
+
+def _undeclared_or_empty_query_parameters(request, declared: Declared) -> JsonResponse | None:
+    unknown = sorted(set(request.GET) - declared.query)
+    if unknown:
+        return refusal(
+            "unknown_query_parameter",
+            f"Unknown query parameter(s): {', '.join(unknown)}.",
+            400,
+            details={name: ["Unknown query parameter."] for name in unknown},
+        )
+    # `?user_email=` would otherwise mean "no filter" (DRF reads an empty query value as absent).
+    empty = sorted(name for name, values in request.GET.lists() if any(value == "" for value in values))
+    if empty:
+        details = {name: ["This parameter may not be empty."] for name in empty}
+        return refusal("invalid_request", "The request is invalid.", 400, details=details)
+    return None
+
+
+def _invalid_idempotency_key(request, declared: Declared) -> JsonResponse | None:
+    key = request.headers.get(IDEMPOTENCY_HEADER)
+    if key is None or IDEMPOTENCY_HEADER not in declared.headers or VALID_IDEMPOTENCY_KEY.match(key):
+        return None
+    message = f"{IDEMPOTENCY_HEADER} must be 1 to 255 visible ASCII characters (no spaces)."
+    return refusal("invalid_idempotency_key", message, 400)
+
+
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+# The schema's rule for the header (lending/api/schema.py), enforced for every operation declaring it.
+VALID_IDEMPOTENCY_KEY = re.compile(IDEMPOTENCY_KEY_PATTERN)
 
 
 _ROUTE_PARAMETER = re.compile(r"<(?:\w+:)?(\w+)>")
@@ -171,21 +199,33 @@ def _schema_path(request) -> str | None:
     return "/" + _ROUTE_PARAMETER.sub(r"{\1}", match.route).strip("/") + "/"
 
 
+@dataclass(frozen=True)
+class Declared:
+    """The parameters one operation declares, by name."""
+
+    query: frozenset[str]
+    headers: frozenset[str]
+
+
 @lru_cache(maxsize=1)
-def declared_query_parameters() -> dict[str, dict[str, frozenset[str]]]:
-    """{path: {method: query parameter names}}, from the OpenAPI schema the code generates (the one
-    `openapi.yaml` is a copy of): what is documented is exactly what is accepted."""
+def declared_parameters() -> dict[str, dict[str, Declared]]:
+    """{path: {method: Declared}}, from the OpenAPI schema the code generates (the one `openapi.yaml`
+    is a copy of): what is documented is exactly what is accepted."""
     from drf_spectacular.generators import SchemaGenerator
 
     schema = SchemaGenerator().get_schema(request=None, public=True)
     return {
         path: {
-            method: frozenset(p["name"] for p in operation.get("parameters", []) if p.get("in") == "query")
+            method: Declared(_names(operation, "query"), _names(operation, "header"))
             for method, operation in operations.items()
             if isinstance(operation, dict)
         }
         for path, operations in schema["paths"].items()
     }
+
+
+def _names(operation: dict, location: str) -> frozenset[str]:
+    return frozenset(p["name"] for p in operation.get("parameters", []) if p.get("in") == location)
 
 
 # --- In front of Django --------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, inline_serializer
@@ -36,8 +37,13 @@ class ErrorResponseSerializer(serializers.Serializer):
 # code -> (HTTP status, example message, example details or None)
 ERRORS: dict[str, tuple[int, str, Any]] = {
     "invalid_request": (400, "The request is invalid.", {"book_id": ["A JSON integer is required."]}),
-    "malformed_json": (400, "JSON parse error - Expecting value: line 1 column 1 (char 0)", None),
-    "invalid_idempotency_key": (400, "Idempotency-Key must be 1 to 255 printable characters.", None),
+    "malformed_json": (400, "JSON parse error - duplicate key 'book_id'", None),
+    "unknown_query_parameter": (
+        400,
+        "Unknown query parameter(s): dryrun.",
+        {"dryrun": ["Unknown query parameter."]},
+    ),
+    "invalid_idempotency_key": (400, "Idempotency-Key must be 1 to 255 visible ASCII characters.", None),
     "not_authenticated": (401, "An API key is required: send `Authorization: Api-Key <key>`.", None),
     "authentication_failed": (401, "Invalid or revoked API key.", None),
     "insufficient_scope": (
@@ -72,6 +78,7 @@ ERRORS: dict[str, tuple[int, str, Any]] = {
     "idempotency_key_in_use": (409, "Another request took over this idempotency key.", None),
     "payload_too_large": (413, "Request bodies are limited to 16384 bytes.", None),
     "unsupported_media_type": (415, 'Unsupported media type "text/plain" in request.', None),
+    "unsupported_charset": (415, "Unsupported charset 'utf-16': requests are read as UTF-8 only.", None),
     "idempotency_key_reused": (422, "This Idempotency-Key was already used with a different request.", None),
     "rate_limited": (429, "Request was throttled. Expected available in 12 seconds.", None),
     "peer_unavailable": (503, "The User Management service is unavailable (circuit breaker open); retry later.", None),
@@ -84,13 +91,20 @@ STATUS_DESCRIPTIONS = {
     404: "Not found",
     409: "Conflict",
     413: "Body too large",
-    415: "Body is not JSON",
+    415: "Body is not JSON, or a charset other than UTF-8 is declared",
     422: "Idempotency-Key reused with another request",
-    429: "Rate limit exceeded; retry after `Retry-After` seconds",
+    429: "Rate limit exceeded, or too many failed authentications from the address; retry after `Retry-After` seconds",
     503: "A peer service is unavailable; retry after `Retry-After` seconds",
 }
 
-AUTH_ERRORS = ("not_authenticated", "authentication_failed", "rate_limited")
+# Every operation: undeclared query parameters, a declared charset other than UTF-8, API keys and limits.
+AUTH_ERRORS = (
+    "unknown_query_parameter",
+    "unsupported_charset",
+    "not_authenticated",
+    "authentication_failed",
+    "rate_limited",
+)
 WRITE_ERRORS = (
     "invalid_request",
     "malformed_json",
@@ -134,7 +148,7 @@ REQUEST_ID = OpenApiParameter(
     "X-Request-ID",
     OpenApiTypes.STR,
     OpenApiParameter.HEADER,
-    pattern=r"^[A-Za-z0-9._:\-]{1,128}$",
+    # No pattern: any value is accepted, and one that is not 1-128 of `A-Za-z0-9._:-` is replaced.
     description="Correlation id, echoed in the response and sent on to the peers; one is made up when absent "
     "or not 1-128 of `A-Za-z0-9._:-`.",
 )
@@ -145,12 +159,14 @@ REQUEST_ID_ECHO = OpenApiParameter(
     response=True,
     description="The request's correlation id (the caller's, or a new one).",
 )
+# Visible ASCII, no spaces: what a server delivers unchanged (it trims spaces around a header value).
+IDEMPOTENCY_KEY_PATTERN = r"^[!-~]{1,255}$"
 IDEMPOTENCY_KEY = OpenApiParameter(
     "Idempotency-Key",
-    OpenApiTypes.STR,
+    {"type": "string", "pattern": IDEMPOTENCY_KEY_PATTERN, "minLength": 1, "maxLength": 255},
     OpenApiParameter.HEADER,
     description="Makes the POST safe to retry: the first answer is stored and replayed to every retry with the "
-    "same key for IDEMPOTENCY_KEY_TTL_HOURS (24 h). 1-255 printable characters. The same key with another "
+    "same key for IDEMPOTENCY_KEY_TTL_HOURS (24 h). 1-255 visible ASCII characters. The same key with another "
     "body is 422 `idempotency_key_reused`; while the first request runs, 409 `idempotency_request_in_progress`.",
 )
 IDEMPOTENT_REPLAYED = OpenApiParameter(
@@ -182,8 +198,15 @@ TOTAL_COUNT = OpenApiParameter(
     response=[200],
     description="Items in all pages.",
 )
-LIMIT = OpenApiParameter("limit", OpenApiTypes.INT, description="Items per page (at most API_MAX_PAGE_SIZE).")
-OFFSET = OpenApiParameter("offset", OpenApiTypes.INT, description="Items to skip.")
+# The bounds the server enforces (lending/api/pagination.py); `limit`'s is API_MAX_PAGE_SIZE when generated.
+LIMIT = OpenApiParameter(
+    "limit",
+    {"type": "integer", "minimum": 1, "maximum": settings.API_MAX_PAGE_SIZE},
+    description="Items per page (at most API_MAX_PAGE_SIZE).",
+)
+OFFSET = OpenApiParameter(
+    "offset", {"type": "integer", "minimum": 0, "maximum": 2**31 - 1}, description="Items to skip."
+)
 
 COMMON_PARAMETERS = [REQUEST_ID, REQUEST_ID_ECHO, RETRY_AFTER]
 WRITE_PARAMETERS = [IDEMPOTENCY_KEY, IDEMPOTENT_REPLAYED, *COMMON_PARAMETERS]
@@ -193,7 +216,9 @@ WRITE_PARAMETERS = [IDEMPOTENCY_KEY, IDEMPOTENT_REPLAYED, *COMMON_PARAMETERS]
 
 LOAN_REQUEST_EXAMPLE = OpenApiExample(
     # Book 1 of the reference peers' demo catalogue, so "Try it out" works under `make run`.
-    "Lend or return", value={"user_email": "alice@example.com", "book_id": 1}, request_only=True
+    "Lend or return",
+    value={"user_email": "alice@example.com", "book_id": 1},
+    request_only=True,
 )
 _LOAN = {
     "id": 1,
@@ -342,7 +367,8 @@ _HEALTH_BODY = {
     "type": "object",
     "properties": {
         "service": {"type": "string", "example": "lending-service"},
-        "status": {"type": "string", "enum": ["healthy", "unhealthy"]},
+        # degraded: a non-critical check failed (the cache, in readiness); still 200.
+        "status": {"type": "string", "enum": ["healthy", "degraded", "unhealthy"]},
         "checks": {"type": "object", "additionalProperties": {"type": "string"}},
     },
     "required": ["service", "status", "checks"],
@@ -352,20 +378,25 @@ _HEALTH = {
     "/health/live/": ("healthLive", "Liveness probe: the process answers.", {"process": "ok"}),
     "/health/ready/": (
         "healthReady",
-        "Readiness probe: the database answers and no migration is unapplied.",
-        {"database": "ok", "migrations": "ok"},
+        "Readiness probe: the database answers and no migration is unapplied; the cache's state is reported "
+        "(`degraded`, still 200, when only the cache is down: the rate limits then fail open).",
+        {"database": "ok", "migrations": "ok", "cache": "ok"},
     ),
 }
 
 
 def add_health_paths(result: dict, **kwargs) -> dict:
-    """The health endpoints are plain Django views (no API key, no throttling): add them by hand."""
+    """The health endpoints are plain Django views (no API key, no throttling): add them by hand. They
+    answer GET, and HEAD as HTTP defines it (GET without the body); any other method is 405
+    `method_not_allowed` with `Allow: GET, HEAD` (ProbeMiddleware), which each path documents."""
     for path, (operation_id, summary, checks) in _HEALTH.items():
         unhealthy = {key: "unavailable: OperationalError" for key in checks}
         result["paths"][path] = {
             "get": {
                 "operationId": operation_id,
                 "summary": summary,
+                "description": "GET, and HEAD (the same status, no body). Any other method is 405 "
+                "`method_not_allowed` with `Allow: GET, HEAD`. No API key; never redirected to HTTPS.",
                 "tags": ["health"],
                 "security": [],
                 "responses": {
@@ -388,6 +419,6 @@ def add_health_paths(result: dict, **kwargs) -> dict:
                         },
                     },
                 },
-            }
+            },
         }
     return result

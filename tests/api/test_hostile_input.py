@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from urllib.parse import urlencode
 
 import pytest
+import yaml
 from django.core import signals
 from django.core.cache import cache
 from django.core.handlers.wsgi import WSGIHandler
@@ -439,3 +440,57 @@ def test_query_strings_are_decoded_as_utf8():
 
 def test_the_served_application_is_guarded():
     assert isinstance(application, RequestGuard)
+
+
+# --- The schema states the limits the server enforces ----------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def published():
+    from tests.api.test_openapi import COMMITTED
+
+    return yaml.safe_load(COMMITTED.read_text())
+
+
+def _parameter(published, path: str, method: str, name: str) -> dict:
+    return next(p for p in published["paths"][path][method]["parameters"] if p["name"] == name)
+
+
+@pytest.mark.parametrize("path", ["/loans/", "/reservations/", "/getExpiredBooks/"])
+def test_the_schema_states_the_paging_limits_the_server_enforces(published, settings, path):
+    limit = _parameter(published, path, "get", "limit")["schema"]
+    offset = _parameter(published, path, "get", "offset")["schema"]
+    assert (limit["minimum"], limit["maximum"]) == (1, settings.API_MAX_PAGE_SIZE)
+    assert (offset["minimum"], offset["maximum"]) == (0, 2**31 - 1)
+    for name, bounds in (("limit", limit), ("offset", offset)):
+        assert call("GET", path, f"{name}={bounds['maximum']}").status == 200
+        assert call("GET", path, f"{name}={bounds['minimum']}").status == 200
+        assert_error(call("GET", path, f"{name}={bounds['maximum'] + 1}"), 400, "invalid_request")
+        assert_error(call("GET", path, f"{name}={bounds['minimum'] - 1}"), 400, "invalid_request")
+
+
+def test_the_schema_states_the_idempotency_key_rule_the_server_enforces(published, peers, patron, book):
+    key = _parameter(published, "/lendBook/", "post", "Idempotency-Key")["schema"]
+    assert (key["minLength"], key["maxLength"]) == (1, 255)
+    body = lend_body(patron, book["id"])
+    assert call("POST", "/lendBook/", "dry_run=true", body, headers={"Idempotency-Key": "k" * 255}).status == 200
+    for bad in ("k" * 256, "with space", "caf\xe9", "tab\there"):
+        answer = call("POST", "/lendBook/", "dry_run=true", body, headers={"Idempotency-Key": bad})
+        assert_error(answer, 400, "invalid_idempotency_key")
+
+
+def test_the_schema_states_the_body_limit(published, settings):
+    lend = published["paths"]["/lendBook/"]["post"]["responses"]["413"]["content"]["application/json"]
+    assert str(settings.MAX_REQUEST_BODY_BYTES) in str(lend["examples"])
+
+
+def test_an_empty_filter_is_400_not_no_filter():
+    error = assert_error(call("GET", "/loans/", "user_email="), 400, "invalid_request")
+    assert set(error["details"]) == {"user_email"}
+
+
+def test_the_schema_declares_every_error_code_the_guard_answers(published):
+    lend = published["paths"]["/lendBook/"]["post"]["responses"]
+    assert "unsupported_charset" in str(lend["415"]) and "unknown_query_parameter" in str(lend["400"])
+    health = published["paths"]["/health/ready/"]
+    assert set(health) == {"get"} and "405" in health["get"]["description"]
