@@ -1,5 +1,8 @@
 """The partial indexes `anonymize_loans` walks, and the staff "desk" group.
 
+On PostgreSQL the indexes are built CONCURRENTLY (so the migration is not atomic): lends and returns
+keep writing loans while they build, however many loans there are.
+
 The desk group may view loans, holds, their history and the outbox, and replay dead letters (the
 outbox's change permission, which only the replay action uses). It gets no permission on API keys:
 only superusers manage those (lending.staff_auth).
@@ -16,6 +19,24 @@ DESK_PERMISSIONS = [
     ("lending", "view_outboxmessage"),
     ("lending", "change_outboxmessage"),
 ]
+
+
+class AddIndexConcurrentlyOnPostgres(migrations.AddIndex):
+    """CREATE INDEX CONCURRENTLY on PostgreSQL; a plain CREATE INDEX elsewhere (SQLite, one writer)."""
+
+    def database_forwards(self, app_label, schema_editor, from_state, to_state):
+        if schema_editor.connection.vendor != "postgresql":
+            return super().database_forwards(app_label, schema_editor, from_state, to_state)
+        model = to_state.apps.get_model(app_label, self.model_name)
+        if self.allow_migrate_model(schema_editor.connection.alias, model):
+            schema_editor.add_index(model, self.index, concurrently=True)
+
+    def database_backwards(self, app_label, schema_editor, from_state, to_state):
+        if schema_editor.connection.vendor != "postgresql":
+            return super().database_backwards(app_label, schema_editor, from_state, to_state)
+        model = from_state.apps.get_model(app_label, self.model_name)
+        if self.allow_migrate_model(schema_editor.connection.alias, model):
+            schema_editor.remove_index(model, self.index, concurrently=True)
 
 
 def create_desk_group(apps, schema_editor):
@@ -38,6 +59,8 @@ def remove_desk_group(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
+    atomic = False
+
     dependencies = [
         ("lending", "0006_scopes_and_events"),
         ("auth", "0012_alter_user_first_name_max_length"),
@@ -45,7 +68,7 @@ class Migration(migrations.Migration):
     ]
 
     operations = [
-        migrations.AddIndex(
+        AddIndexConcurrentlyOnPostgres(
             model_name="hold",
             index=models.Index(
                 condition=models.Q(
@@ -56,7 +79,7 @@ class Migration(migrations.Migration):
                 name="holds_to_anonymise",
             ),
         ),
-        migrations.AddIndex(
+        AddIndexConcurrentlyOnPostgres(
             model_name="loan",
             index=models.Index(
                 condition=models.Q(
