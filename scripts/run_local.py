@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import ctypes
 import json
 import os
 import re
@@ -37,6 +38,7 @@ HOST = "127.0.0.1"
 READY_TIMEOUT_SECONDS = 60.0
 STOP_GRACE_SECONDS = 5.0
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+PR_SET_PDEATHSIG = 1
 
 # The processes of `make run`, by name. "{port}" and friends are filled in from the chosen ports.
 PROCESSES: dict[str, list[str]] = {
@@ -173,7 +175,16 @@ def start(name: str, ports: dict[str, int], env: dict[str, str]) -> subprocess.P
     command = [part.format(**ports) for part in PROCESSES[name]]
     child_env = env if name == "web" else {k: v for k, v in env.items() if k != "PROMETHEUS_MULTIPROC_DIR"}
     # Its own session: the terminal's signals do not reach it, the runner signals it once.
-    return subprocess.Popen(command, cwd=ROOT, env=child_env, start_new_session=True)
+    return subprocess.Popen(
+        command, cwd=ROOT, env=child_env, start_new_session=True, preexec_fn=terminate_with_the_runner
+    )
+
+
+def terminate_with_the_runner() -> None:
+    """In the child before it runs: SIGTERM when the runner dies, even by SIGKILL (Linux's
+    PR_SET_PDEATHSIG), so no server is left holding a port without its runner."""
+    if sys.platform.startswith("linux"):
+        ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def answers(url: str) -> bool:

@@ -191,6 +191,17 @@ def test_a_signal_stops_everything_and_frees_every_port(tmp_path_factory, signum
     assert wait_until(lambda: not stack.survivors(), 5), stack.survivors()
 
 
+def test_a_killed_runner_leaves_nothing_behind(tmp_path):
+    """SIGKILL cannot be handled: the children learn of it from the kernel (parent-death signal)."""
+    stack = Stack(tmp_path).start()
+    try:
+        stack.wait_ready()
+    finally:
+        stack.stop(signal.SIGKILL, terminal=False)
+    assert wait_until(lambda: all(port_free(port) for port in stack.ports), 10), stack.text()[-2000:]
+    assert wait_until(lambda: not stack.survivors(), 10), stack.survivors()
+
+
 def single_line_failure(stack: Stack) -> str:
     assert stack.process.wait(timeout=60) == 1
     lines = [line for line in stack.lines() if line.strip()]
