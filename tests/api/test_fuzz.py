@@ -36,6 +36,7 @@ READS = [
     "/getExpiredBooks/",
     "/loans/",
     "/loans/1/",
+    "/loans/1/history/",
     "/reservations/",
     "/policy/",
     "/health/",
@@ -180,5 +181,5 @@ def test_any_method_on_any_path(peers, method, path, body):
 def test_the_fuzzed_routes_are_every_route():
     """A new endpoint must be added to the fuzz lists above."""
     routes = {str(p.pattern) for p in get_resolver("lending.api.urls").url_patterns}
-    fuzzed = {p.strip("/") for p in [*WRITES, *READS]} | {"loans/<int:loan_id>"}
-    assert {r.strip("/") for r in routes} - fuzzed - {"loans/1"} == set()
+    fuzzed = {p.strip("/") for p in [*WRITES, *READS]} | {"loans/<int:loan_id>", "loans/<int:loan_id>/history"}
+    assert {r.strip("/") for r in routes} - fuzzed - {"loans/1", "loans/1/history"} == set()
