@@ -131,11 +131,17 @@ def metric(name: str, **labels) -> float:
 
 
 @pytest.mark.parametrize("charset", ["zlib", "rot13", "base64", "bz2", "hex"])
-def test_a_bytes_codec_as_charset_is_415_not_a_crash(charset):
+def test_a_bytes_codec_as_charset_is_415_not_a_crash(charset, caplog):
     before = metric("lending_requests_refused_total", code="unsupported_charset")
-    answer = call("GET", "/loans/", "user_email=bob@example.com", content_type=f"application/json; charset={charset}")
+    with caplog.at_level(logging.WARNING, logger="lending.api.refusals"):
+        answer = call(
+            "GET", "/loans/", "user_email=bob@example.com", content_type=f"application/json; charset={charset}"
+        )
     assert_error(answer, 415, "unsupported_charset")
     assert metric("lending_requests_refused_total", code="unsupported_charset") == before + 1
+    lines = [r for r in caplog.records if r.name == "lending.api.refusals"]
+    assert len(lines) == 1 and "request_refused" in str(lines[0].msg), [r.msg for r in lines]
+    assert answer.headers["X-Request-ID"] in str(lines[0].msg)
 
 
 @pytest.mark.parametrize("charset", ["utf-16", "cp500", "latin-1", "utf-32", "nonsense"])
@@ -242,9 +248,9 @@ def test_invalid_utf8_is_400(raw):
 
 
 @pytest.mark.parametrize("constant", ["NaN", "Infinity", "-Infinity"])
-def test_non_json_constants_are_400(constant):
-    body = f'{{"user_email": "a@example.com", "book_id": {constant}}}'.encode()
-    assert_error(call("POST", "/lendBook/", body=body), 400, "malformed_json")
+def test_non_json_constants_are_400(peers, patron, book, constant):
+    body = f'{{"user_email": "{patron}", "book_id": {book["id"]}, "note": {constant}}}'.encode()
+    assert_error(call("POST", "/lendBook/", "dry_run=true", body), 400, "malformed_json")
 
 
 # --- CSRF on unknown paths ----------------------------------------------------------------------------------
