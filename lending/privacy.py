@@ -362,8 +362,12 @@ def erase_patron(email: str, *, caller: Caller) -> Erased:
         # The lock a lend of this patron takes: a racing lend commits before this reads, or after it.
         services._lock_patron(email)
         _refuse_if_unresolved(email)
-        loan_ids = list(Loan.objects.select_for_update().filter(user_email=email).values_list("id", flat=True))
-        hold_ids = list(Hold.objects.select_for_update().filter(user_email=email).values_list("id", flat=True))
+        # Closed ones only, even now: a reservation does not take the patron's lock, and one committed
+        # since the check keeps its patron.
+        closed_loans = Loan.objects.filter(user_email=email, date_returned__isnull=False)
+        closed_holds = Hold.objects.filter(user_email=email, status__in=CLOSED_HOLD_STATUSES)
+        loan_ids = list(closed_loans.select_for_update().values_list("id", flat=True))
+        hold_ids = list(closed_holds.select_for_update().values_list("id", flat=True))
         done = Erased(loans=_replace_emails(Loan, loan_ids), holds=_replace_emails(Hold, hold_ids))
         _record_anonymised(Loan, loan_ids, caller)
         _record_anonymised(Hold, hold_ids, caller)

@@ -396,6 +396,25 @@ def test_erasure_is_refused_while_the_patron_has_open_loans_or_holds_and_writes_
     assert not Event.objects.filter(kind=EventKind.ANONYMISED).exists()
 
 
+def test_a_reservation_committed_during_an_erasure_keeps_its_patron(monkeypatch):
+    """A reservation does not take the patron's lock: one landing between the erasure's check and its
+    writes must stay the patron's."""
+    email = "ray@example.com"
+    returned_loan(email, days_ago=1)
+    check = privacy._refuse_if_unresolved
+    late = {}
+
+    def check_then_a_reservation_lands(patron):
+        check(patron)
+        late["hold"] = Hold.objects.create(user_email=patron, book_id=8, date_reserved=timezone.now())
+
+    monkeypatch.setattr(privacy, "_refuse_if_unresolved", check_then_a_reservation_lands)
+
+    assert erase(email).json()["loans"] == 1
+
+    assert Hold.objects.get(pk=late["hold"].pk).user_email == email
+
+
 def test_erasure_waits_for_a_pending_notification():
     loan = returned_loan("pam@example.com", days_ago=0)
     message = notification(loan, OutboxStatus.PENDING)
