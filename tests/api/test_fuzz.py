@@ -5,7 +5,7 @@ odd strings, odd query strings and headers. Whatever comes in: never a 5xx, a JS
 from __future__ import annotations
 
 import json
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 import pytest
 from django.urls import get_resolver
@@ -178,8 +178,21 @@ def test_any_method_on_any_path(peers, method, path, body):
     check(response)
 
 
+@FUZZ
+@given(
+    method=st.sampled_from(["POST", "GET", "DELETE"]),
+    email=st.sampled_from(KNOWN_PATRONS) | st.emails() | st.text(max_size=80),
+    body=json_values,
+)
+def test_erasure_with_any_email(peers, method, email, body):
+    path = f"/patrons/{quote(email, safe='@')}/anonymize/"
+    response = APIClient().generic(method, path, encode(body), content_type="application/json")
+    check(response)
+
+
 def test_the_fuzzed_routes_are_every_route():
     """A new endpoint must be added to the fuzz lists above."""
     routes = {str(p.pattern) for p in get_resolver("lending.api.urls").url_patterns}
     fuzzed = {p.strip("/") for p in [*WRITES, *READS]} | {"loans/<int:loan_id>", "loans/<int:loan_id>/history"}
+    fuzzed.add("patrons/<str:email>/anonymize")  # test_erasure_with_any_email
     assert {r.strip("/") for r in routes} - fuzzed - {"loans/1", "loans/1/history"} == set()
