@@ -202,7 +202,6 @@ def test_what_the_server_refuses_itself_is_json(server, request_bytes, status, c
         assert error["code"] == code
 
 
-@pytest.mark.xfail(reason="the server passes the chunked body; Django reads it once config/wsgi.py does (item 1)")
 def test_a_chunked_lend_reaches_django(server, peers, patron, book):
     _, port = server
     body = json.dumps({"user_email": patron, "book_id": book["id"]}).encode()
