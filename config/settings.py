@@ -315,6 +315,21 @@ OUTBOX_LEASE_SECONDS = env.float("OUTBOX_LEASE_SECONDS", default=30.0)
 # land. 0 turns the re-checks off.
 OUTBOX_RECHECK_SECONDS = env.float("OUTBOX_RECHECK_SECONDS", default=30.0)
 
+# --- Domain events on RabbitMQ (lending/domain_events.py) ------------------------------------------
+# amqp://user:password@host:5672/vhost; empty: no events are written or published. Each loan and hold
+# change then also writes an outbox message that the relay publishes to the topic exchange below.
+EVENTS_BROKER_URL = env.str("EVENTS_BROKER_URL", default="")
+EVENTS_EXCHANGE = env.str("EVENTS_EXCHANGE", default="lending.events")
+# The CloudEvents `source` of every event.
+EVENTS_SOURCE = env.str("EVENTS_SOURCE", default="/lending")
+# Seconds before a broker that does not answer (connect, confirm, heartbeat) counts as down.
+EVENTS_BROKER_TIMEOUT_SECONDS = env.float("EVENTS_BROKER_TIMEOUT_SECONDS", default=5.0)
+
+# --- Tracing (lending/tracing.py) ---------------------------------------------------------------------
+# OpenTelemetry for Django, the peer clients and psycopg, exported over OTLP/HTTP; empty: off.
+# The exporter also reads the other OTEL_* variables (OTEL_SERVICE_NAME, OTEL_EXPORTER_OTLP_HEADERS...).
+OTEL_EXPORTER_OTLP_ENDPOINT = env.str("OTEL_EXPORTER_OTLP_ENDPOINT", default="")
+
 # --- /metrics and liveness of the relay and the scheduler (lending/ops_server.py) --------------------
 # Each serves /metrics and /health/live on its own port; 0 turns the server off.
 RELAY_METRICS_PORT = env.int("RELAY_METRICS_PORT", default=0)

@@ -7,6 +7,10 @@ class LendingConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from lending import logs
+        from django.conf import settings
+
+        from lending import logs, tracing
 
         logs.connect_request_signals()
+        if settings.OTEL_EXPORTER_OTLP_ENDPOINT:
+            tracing.setup()

@@ -26,6 +26,7 @@ from typing import Any, ParamSpec, TypeVar
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection
 
+from lending import domain_events
 from lending.models import Event, Hold, Loan
 from lending.request_context import current_request_id
 
@@ -145,12 +146,16 @@ def record(*events: Event) -> None:
             earlier[subject],
             subject[1],
         ]
+    returning = "RETURNING id, loan_id, hold_id, sequence, kind, occurred_at" if domain_events.enabled() else ""
     with connection.cursor() as cursor:
         cursor.execute(
             f"INSERT INTO {table} ({', '.join([*columns, 'data', 'sequence'])}) "  # noqa: S608 - identifiers from the model
-            f"VALUES {', '.join(rows)}",
+            f"VALUES {', '.join(rows)} {returning}",
             params,
         )
+        inserted = cursor.fetchall() if returning else []
+    if inserted:  # the same change, published as domain events (EVENTS_BROKER_URL)
+        domain_events.enqueue_for([domain_events.Recorded(*row) for row in inserted])
 
 
 def events_of_loan(loan_id: int):

@@ -169,7 +169,7 @@ scheduler_job_items = Counter(
 )
 
 # The peers' names as their clients (and so the breaker and peer-call series) label them.
-PEER_OF_KIND = {"availability": "Book Management", "notification": "Notification"}
+PEER_OF_KIND = {"availability": "Book Management", "notification": "Notification", "event": "RabbitMQ"}
 
 
 def message_labels(message: Any, channel: str = "http") -> tuple[str, str, str]:
@@ -177,6 +177,8 @@ def message_labels(message: Any, channel: str = "http") -> tuple[str, str, str]:
     `message_type`, an availability update is `availability`."""
     payload = message.payload if isinstance(message.payload, dict) else {}
     message_type = payload.get("message_type") if message.kind == "notification" else message.kind
+    if message.kind == "event":  # a domain event: on the broker, by CloudEvent type
+        channel, message_type = "amqp", payload.get("type")
     return channel, PEER_OF_KIND.get(message.kind, message.kind), str(message_type or message.kind)
 
 

@@ -11,6 +11,8 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
+from lending.tracing import current_traceparent
+
 
 class LoanStatus(models.TextChoices):
     ACTIVE = "ACTIVE"
@@ -155,6 +157,7 @@ class Hold(models.Model):
 class OutboxKind(models.TextChoices):
     AVAILABILITY = "availability"
     NOTIFICATION = "notification"
+    EVENT = "event"  # a domain event for the broker (lending/domain_events.py)
 
 
 class OutboxStatus(models.TextChoices):
@@ -181,6 +184,9 @@ class OutboxMessage(models.Model):
     last_error = models.TextField(blank=True, default="")
     created_at = models.DateTimeField(auto_now_add=True)
     delivered_at = models.DateTimeField(null=True, blank=True)
+    # The W3C traceparent of the request (or job) that wrote it, so its delivery joins that trace;
+    # "" when tracing is off. db_default: a previous release's INSERT does not know the column.
+    traceparent = models.CharField(max_length=64, blank=True, default=current_traceparent, db_default="")
 
     class Meta:
         indexes = [

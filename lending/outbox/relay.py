@@ -41,10 +41,11 @@ from django.db.models import Exists, F, Q, Value
 from django.db.models.functions import Greatest
 from django.utils import timezone
 
-from lending import metrics, selectors
+from lending import metrics, selectors, tracing
 from lending.clients import books, notifications
 from lending.errors import PeerUnavailable
 from lending.models import BookStock, OutboxKind, OutboxMessage, OutboxStatus
+from lending.outbox import broker
 from lending.request_context import request_id_var
 
 logger = logging.getLogger(__name__)
@@ -88,7 +89,11 @@ def deliver_batch(messages: list[OutboxMessage], pool: ThreadPoolExecutor | None
     delivered. The peer calls (one per notification, one per book) run side by side on `pool`."""
     books_to_publish = defaultdict(list)
     notices = []
+    # Domain events go to the broker first, from this thread (lending/outbox/broker.py).
+    published = broker.publish([m for m in messages if m.kind == OutboxKind.EVENT], on_failure=_record_failure)
     for message in messages:
+        if message.kind == OutboxKind.EVENT:
+            continue
         if message.kind == OutboxKind.AVAILABILITY:
             books_to_publish[message.book_id].append(message)
         else:
@@ -99,7 +104,7 @@ def deliver_batch(messages: list[OutboxMessage], pool: ThreadPoolExecutor | None
         for book_id, book_messages in books_to_publish.items()
     ]
     outcomes = list(pool.map(_call_on_pool_thread, calls)) if pool else [call() for call in calls]
-    delivered = [message for message, ok in zip(notices, outcomes[: len(notices)], strict=True) if ok]
+    delivered = [message for message, ok in zip(notices, outcomes[: len(notices)], strict=True) if ok] + published
     if delivered:
         _mark_delivered(OutboxMessage.objects.filter(pk__in=[message.pk for message in delivered]))
         metrics.record_delivery(delivered, "delivered")
@@ -119,7 +124,9 @@ def _recording_failures(messages: list[OutboxMessage]):
     every message the delivery stood for."""
     token = request_id_var.set(f"outbox-{messages[0].key}")
     try:
-        yield
+        # The delivery's spans (its peer call) join the trace of the change that wrote the message.
+        with tracing.continuing(messages[0].traceparent, f"deliver {messages[0].kind}"):
+            yield
     except PeerUnavailable as failure:
         for message in messages:
             _record_failure(message, failure.message, permanent=False)

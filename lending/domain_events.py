@@ -1,0 +1,164 @@
+"""Domain events: every recorded change of a loan or hold, as a CloudEvent 1.0 for the broker.
+
+The history (`lending.history`) already writes one `Event` row per change, numbered per subject, in
+the change's transaction. With EVENTS_BROKER_URL set, `record` hands the rows it inserted to
+`enqueue_for`, which writes, in that same transaction, one outbox message per event (kind `event`)
+holding the whole CloudEvent; the relay publishes it (lending/outbox/broker.py). One fact, written
+once: the outbox message is derived from the event row, never built by the services.
+
+Why an outbox message rather than the relay reading unpublished `Event` rows: the outbox already has
+everything a delivery needs (claim with SKIP LOCKED, lease, retries with backoff, dead letters,
+metrics, the trace context), and `data` must be the subject as it was when the change committed, not
+when the relay gets to it, so it is rendered here, in the transaction.
+
+`data` is the loan or hold as the API shows it, without the patron's email: a broadcast cannot be
+erased later, and the event history never holds the email either. Consumers order a subject's
+events by `sequence` and drop duplicates by `id` (stable across redeliveries: subject and sequence).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from django.conf import settings
+
+from lending.models import EventKind, Hold, Loan, OutboxKind, OutboxMessage
+
+SPEC_VERSION = "1.0"
+TYPE_PREFIX = "org.library.lending"
+CONTENT_TYPE = "application/json"
+
+# The verb of each kind of change in the event's `type`; a kind missing here is never published
+# (a test fails when a new kind is in neither this table nor INTERNAL_KINDS).
+VERBS = {
+    EventKind.LENT: "lent",
+    EventKind.RENEWED: "renewed",
+    EventKind.RETURNED: "returned",
+    EventKind.MARKED_OVERDUE: "overdue",
+    EventKind.RESERVED: "placed",
+    EventKind.HOLD_READY: "ready",
+    EventKind.HOLD_FULFILLED: "fulfilled",
+    EventKind.CANCELLED: "cancelled",
+    EventKind.HOLD_EXPIRED: "expired",
+    EventKind.ANONYMISED: "anonymised",
+}
+# Kinds of the history that change nothing a consumer sees (a notice queued is the relay's business).
+INTERNAL_KINDS = frozenset({EventKind.NOTICE_QUEUED})
+
+# Which kinds each subject has (the AsyncAPI document lists these types).
+LOAN_KINDS = (
+    EventKind.LENT,
+    EventKind.RENEWED,
+    EventKind.RETURNED,
+    EventKind.MARKED_OVERDUE,
+    EventKind.ANONYMISED,
+)
+HOLD_KINDS = (
+    EventKind.RESERVED,
+    EventKind.HOLD_READY,
+    EventKind.HOLD_FULFILLED,
+    EventKind.CANCELLED,
+    EventKind.HOLD_EXPIRED,
+    EventKind.ANONYMISED,
+)
+# Fields of the API's representation left out of `data`.
+WITHHELD_FIELDS = ("user_email", "queue_position")
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """An event row as `history.record` inserted it."""
+
+    id: int
+    loan_id: int | None
+    hold_id: int | None
+    sequence: int
+    kind: str
+    occurred_at: datetime
+
+    @property
+    def entity(self) -> str:
+        return "loan" if self.loan_id else "hold"
+
+    @property
+    def subject_id(self) -> int:
+        return self.loan_id or self.hold_id  # type: ignore[return-value]  # exactly one is set (a constraint)
+
+
+def enabled() -> bool:
+    return bool(settings.EVENTS_BROKER_URL)
+
+
+def event_type(entity: str, kind: str) -> str:
+    return f"{TYPE_PREFIX}.{entity}.{VERBS[kind]}.v1"
+
+
+def all_types() -> list[str]:
+    return [event_type("loan", kind) for kind in LOAN_KINDS] + [event_type("hold", kind) for kind in HOLD_KINDS]
+
+
+def enqueue_for(recorded: Sequence[Recorded]) -> list[OutboxMessage]:
+    """Writes the outbox messages of the events just recorded (call in the same transaction)."""
+    published = [event for event in recorded if event.kind in VERBS]
+    if not published:
+        return []
+    loans = _subjects(Loan, [event.loan_id for event in published if event.loan_id])
+    holds = _subjects(Hold, [event.hold_id for event in published if event.hold_id])
+    messages = []
+    for event in published:
+        subject = loans[event.loan_id] if event.loan_id else holds[event.hold_id]
+        messages.append(
+            OutboxMessage(
+                kind=OutboxKind.EVENT,
+                book_id=subject.book_id,
+                payload=cloud_event(event, representation(subject)),
+                next_attempt_at=datetime.now(UTC),
+            )
+        )
+    return OutboxMessage.objects.bulk_create(messages)
+
+
+def _subjects(model, ids: Iterable[int]) -> dict[int, Any]:
+    ids = set(ids)
+    return model.objects.in_bulk(ids) if ids else {}
+
+
+def cloud_event(event: Recorded, data: dict) -> dict:
+    """The CloudEvent (structured JSON) without `traceparent`, which the relay adds from the message."""
+    return {
+        "specversion": SPEC_VERSION,
+        "id": f"{event.entity}-{event.subject_id}-{event.sequence}",
+        "source": settings.EVENTS_SOURCE,
+        "type": event_type(event.entity, event.kind),
+        "subject": str(event.subject_id),
+        "time": _timestamp(event.occurred_at),
+        "datacontenttype": CONTENT_TYPE,
+        "sequence": event.sequence,
+        "data": data,
+    }
+
+
+def representation(subject: Loan | Hold) -> dict:
+    """The subject as the API shows it (its own serializer), less WITHHELD_FIELDS."""
+    from lending.api.serializers import HoldSerializer, LoanDetailSerializer  # the API's one rendering
+
+    serializer = LoanDetailSerializer if isinstance(subject, Loan) else HoldSerializer
+    data = dict(serializer(subject).data)
+    for field in WITHHELD_FIELDS:
+        data.pop(field, None)
+    return data
+
+
+def data_fields(entity: str) -> list[str]:
+    """The keys of `data` for a loan or a hold (for the AsyncAPI document)."""
+    from lending.api.serializers import HoldSerializer, LoanDetailSerializer
+
+    serializer = LoanDetailSerializer if entity == "loan" else HoldSerializer
+    return [field for field in serializer.Meta.fields if field not in WITHHELD_FIELDS]
+
+
+def _timestamp(value: datetime) -> str:
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")

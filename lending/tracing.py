@@ -1,0 +1,100 @@
+"""OpenTelemetry tracing, on when OTEL_EXPORTER_OTLP_ENDPOINT is set (spans exported over OTLP/HTTP).
+
+`setup()` instruments Django (a span per request), `requests` (the peer clients' calls) and psycopg
+(a span per statement). It runs once per process, from the app's `ready()`.
+
+A change's trace continues in the relay: every outbox message stores the W3C `traceparent` current
+when it was written (`current_traceparent`, the model field's default, so each message written in a
+request carries the request's trace), and the relay delivers it inside `continuing(traceparent)`, so
+the peer calls it makes are spans of that same trace. A domain event carries it in its CloudEvent.
+
+With tracing off, `current_traceparent()` is "" and `continuing` does nothing: no cost per request.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from opentelemetry import context, propagate, trace
+
+logger = logging.getLogger(__name__)
+
+_setup_lock = threading.Lock()
+_instrumented = False
+
+
+def current_traceparent() -> str:
+    """The W3C traceparent of the current span, or "" when no span is recording (tracing off)."""
+    if not trace.get_current_span().get_span_context().is_valid:
+        return ""
+    carrier: dict[str, str] = {}
+    propagate.inject(carrier)
+    return carrier.get("traceparent", "")
+
+
+@contextmanager
+def continuing(traceparent: str, name: str, **attributes: str) -> Iterator[None]:
+    """A span named `name` in the trace `traceparent` names (a new trace when it is empty)."""
+    if not _instrumented:
+        yield
+        return
+    parent = propagate.extract({"traceparent": traceparent}) if traceparent else context.Context()
+    tracer = trace.get_tracer("lending.outbox")
+    with tracer.start_as_current_span(name, context=parent, kind=trace.SpanKind.PRODUCER, attributes=attributes):
+        yield
+
+
+def setup(exporter=None, *, service_name: str = "lending") -> bool:
+    """Instruments Django, requests and psycopg and exports spans to `exporter` (default: OTLP over
+    HTTP to OTEL_EXPORTER_OTLP_ENDPOINT, read by the exporter itself). Idempotent; True if on."""
+    global _instrumented
+    with _setup_lock:
+        if not _instrumented:
+            _set_provider(exporter, service_name)
+            for instrumentor in _instrumentors():
+                instrumentor.instrument()
+            _instrumented = True
+            logger.info("tracing on: spans exported over OTLP/HTTP")
+        return True
+
+
+def teardown() -> None:
+    """Undoes `setup`'s instrumentation (tests); the tracer provider, set once per process, stays."""
+    global _instrumented
+    with _setup_lock:
+        if _instrumented:
+            for instrumentor in _instrumentors():
+                instrumentor.uninstrument()
+            _instrumented = False
+
+
+def _set_provider(exporter, service_name: str) -> None:
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
+
+    if isinstance(trace.get_tracer_provider(), TracerProvider):
+        return  # a process sets its provider once (a test's second setup keeps the first exporter)
+    provider = TracerProvider(resource=Resource.create({"service.name": service_name}))
+    if exporter is None:
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+        provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+    else:  # tests: every span is in the exporter as soon as it ends
+        provider.add_span_processor(SimpleSpanProcessor(exporter))
+    trace.set_tracer_provider(provider)
+
+
+def _instrumentors() -> list:
+    from opentelemetry.instrumentation.django import DjangoInstrumentor
+    from opentelemetry.instrumentation.psycopg import PsycopgInstrumentor
+    from opentelemetry.instrumentation.requests import RequestsInstrumentor
+
+    return [DjangoInstrumentor(), RequestsInstrumentor(), PsycopgInstrumentor()]
+
+
+def enabled() -> bool:
+    return _instrumented
