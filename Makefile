@@ -50,6 +50,11 @@ test: $(INSTALLED) $(LINT_INSTALLED) lint chromium promtool
 openapi: $(INSTALLED)
 	$(PY) manage.py spectacular --file openapi.yaml --validate --fail-on-warn
 
+.PHONY: asyncapi
+## asyncapi: regenerate asyncapi.yaml (the domain events) from the code (a test fails when it is stale)
+asyncapi: $(INSTALLED)
+	$(PY) -m lending.asyncapi
+
 ## chromium: Debian's Chromium for the browser test, installed with apt-get (as root) when missing.
 ## Never fatal here: without it the browser test skips with its reason, or fails under CI=true.
 CHROMIUM ?= /usr/bin/chromium
