@@ -24,6 +24,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from django.conf import settings
+from django.utils.dateparse import parse_datetime
 
 from lending.models import EventKind, Hold, Loan, OutboxKind, OutboxMessage
 
@@ -160,5 +161,8 @@ def data_fields(entity: str) -> list[str]:
     return [field for field in serializer.Meta.fields if field not in WITHHELD_FIELDS]
 
 
-def _timestamp(value: datetime) -> str:
+def _timestamp(value: datetime | str) -> str:
+    if isinstance(value, str):  # SQLite's raw cursor: the stored text, naive UTC
+        value = parse_datetime(value) or datetime.fromisoformat(value)
+        value = value if value.tzinfo else value.replace(tzinfo=UTC)
     return value.astimezone(UTC).isoformat().replace("+00:00", "Z")

@@ -28,13 +28,13 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-PYTHON = sys.executable
-HOST = "127.0.0.1"
+sys.path.insert(0, str(ROOT))  # run as a script (`make run`): the harness is a package at the root
+
+from harness.processes import HOST, PYTHON, Managed, answers  # noqa: E402
+
 READY_TIMEOUT_SECONDS = 60.0
 STOP_GRACE_SECONDS = 5.0
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
@@ -70,6 +70,7 @@ Lending service running (Ctrl-C stops everything):
   Admin       http://{host}:{port}/admin/   {admin_login}
   Book peer   http://{host}:{book_port}/getBooks/1      User peer  http://{host}:{user_port}/users/alice@example.com
   Notices     http://{host}:{notification_port}/notifications
+  Events      {events}
 Try:
   curl -X POST http://{host}:{port}/lendBook/ -H 'Content-Type: application/json' \\
        -d '{{"user_email": "alice@example.com", "book_id": 1}}'
@@ -168,16 +169,37 @@ def service_env(ports: dict[str, int], metrics_dir: str) -> dict[str, str]:
         "GUNICORN_GRACEFUL_TIMEOUT": os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", "3"),
         # A fresh directory per run: /metrics merges every worker's samples (one counter, not one per worker).
         "PROMETHEUS_MULTIPROC_DIR": metrics_dir,
+        "EVENTS_BROKER_URL": events_broker_url(),
     }
+
+
+LOCAL_RABBITMQ = "amqp://guest:guest@127.0.0.1:5672/%2F"
+
+
+def events_broker_url() -> str:
+    """EVENTS_BROKER_URL as given (empty turns events off); unset, the local RabbitMQ if it answers."""
+    if "EVENTS_BROKER_URL" in os.environ:
+        return os.environ["EVENTS_BROKER_URL"]
+    try:
+        socket.create_connection(("127.0.0.1", 5672), timeout=0.5).close()
+    except OSError:
+        return ""
+    return LOCAL_RABBITMQ
+
+
+def events_line(env: dict[str, str]) -> str:
+    url = env.get("EVENTS_BROKER_URL", "")
+    if not url:
+        return "off (no RabbitMQ on 127.0.0.1:5672; set EVENTS_BROKER_URL to publish domain events)"
+    where = url.rsplit("@", 1)[-1]  # never the credentials
+    return f"CloudEvents on exchange lending.events at amqp://{where} (bind a queue with '#': see README)"
 
 
 def start(name: str, ports: dict[str, int], env: dict[str, str]) -> subprocess.Popen:
     command = [part.format(**ports) for part in PROCESSES[name]]
     child_env = env if name == "web" else {k: v for k, v in env.items() if k != "PROMETHEUS_MULTIPROC_DIR"}
     # Its own session: the terminal's signals do not reach it, the runner signals it once.
-    return subprocess.Popen(
-        command, cwd=ROOT, env=child_env, start_new_session=True, preexec_fn=terminate_with_the_runner
-    )
+    return Managed(name, command, child_env, preexec_fn=terminate_with_the_runner).start()
 
 
 def terminate_with_the_runner() -> None:
@@ -185,16 +207,6 @@ def terminate_with_the_runner() -> None:
     PR_SET_PDEATHSIG), so no server is left holding a port without its runner."""
     if sys.platform.startswith("linux"):
         ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
-
-
-def answers(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=1):
-            return True
-    except urllib.error.HTTPError:
-        return True  # an HTTP answer, whatever its status: the process serves
-    except (OSError, ValueError):
-        return False
 
 
 class Stopping:
@@ -271,7 +283,8 @@ def main(argv: list[str] | None = None) -> int:
                 children[name] = start(name, ports, env)
         wait_until_ready(children, ports, stopping)
         if not stopping:
-            say(BANNER.format(host=HOST, admin_login=admin_login, **ports), "make_run_ready", **ports)
+            banner = BANNER.format(host=HOST, admin_login=admin_login, events=events_line(env), **ports)
+            say(banner, "make_run_ready", **ports)
         while not stopping:
             exited(children, during="the run")
             time.sleep(0.2)
@@ -287,5 +300,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.path.insert(0, str(ROOT))
     sys.exit(main())
