@@ -120,6 +120,16 @@ def port_names(args: argparse.Namespace) -> dict[str, int]:
     }
 
 
+PORT_LABELS = {
+    "port": "service",
+    "book_port": "book peer",
+    "user_port": "user peer",
+    "notification_port": "notification peer",
+    "relay_metrics_port": "relay metrics",
+    "scheduler_metrics_port": "scheduler metrics",
+}
+
+
 def check_ports_free(ports: dict[str, int]) -> None:
     for name, port in ports.items():
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
@@ -128,7 +138,7 @@ def check_ports_free(ports: dict[str, int]) -> None:
             try:
                 probe.bind((HOST, port))
             except OSError as error:
-                label = "service" if name == "port" else name.replace("_port", " peer")
+                label = PORT_LABELS.get(name, name)
                 raise StartupFailed(
                     f"port {port} ({label}) is not free ({error.strerror}); "
                     "choose others: make run PORT=18000 PEERS_PORT=18001"

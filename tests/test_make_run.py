@@ -53,7 +53,7 @@ def port_free(port: int) -> bool:
 class Stack:
     def __init__(self, tmp: Path, **env: str) -> None:
         self.port = free_ports(1)
-        self.peers_port = free_ports(3)
+        self.peers_port = free_ports(5)  # the three peers, then the relay's and the scheduler's metrics
         self.marker = uuid.uuid4().hex
         self.output = tmp / f"make-run-{self.marker}.log"
         self.env = {
@@ -66,7 +66,7 @@ class Stack:
 
     @property
     def ports(self) -> list[int]:
-        return [self.port, self.peers_port, self.peers_port + 1, self.peers_port + 2]
+        return [self.port, *(self.peers_port + n for n in range(5))]
 
     def start(self) -> Stack:
         args = [sys.executable, str(RUNNER), "--port", str(self.port), "--peers-port", str(self.peers_port)]
