@@ -19,66 +19,21 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import secrets
-import signal
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
 import time
-import urllib.request
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
 import psycopg
 
-ROOT = Path(__file__).resolve().parent.parent
-PYTHON = sys.executable
-ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
-LOAN_COLUMNS = "(user_email, book_id, book_title, date_borrowed, date_due, date_returned, status, renewals)"
-CHUNK = 20_000
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def load_returned_loans(dsn: str, count: int, patrons: int) -> float:
-    """`count` returned loans of patrons hist<k>@example.com, all past any retention. Seconds taken."""
-    started = time.monotonic()
-    now = datetime.now(UTC)
-
-    def row(i: int) -> str:
-        returned = now - timedelta(days=200, seconds=i * 30)
-        borrowed = returned - timedelta(days=20)
-        return (
-            f"hist{i % patrons}@example.com\t{8_000_000 + i % 50_000}\tHistory book\t{borrowed.isoformat()}\t"
-            f"{(borrowed + timedelta(days=60)).isoformat()}\t{returned.isoformat()}\tRETURNED\t0\n"
-        )
-
-    with psycopg.connect(dsn, autocommit=True) as conn, conn.cursor() as cur:
-        with cur.copy(f"COPY lending_loan {LOAN_COLUMNS} FROM STDIN") as copy:
-            for start in range(0, count, CHUNK):
-                copy.write("".join(row(i) for i in range(start, min(start + CHUNK, count))))
-        cur.execute("VACUUM ANALYZE lending_loan")
-    return time.monotonic() - started
-
-
-def wait_http(url: str, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            urllib.request.urlopen(url, timeout=2).close()
-            return
-        except Exception:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.2)
-
+from bench import data
+from harness import ROOT
+from harness.database import ScratchDatabase
+from harness.environment import peers_command, service_env
+from harness.processes import PYTHON, ProcessGroup, free_port, output_of, run_manage, wait_http
 
 # --- The driver: lends without pause until told to stop (a process of its own) ---------------------
 
@@ -150,64 +105,44 @@ def run(
 ) -> dict:
     out = out or ROOT / "bench" / "results"
     out.mkdir(parents=True, exist_ok=True)
-    dsn = f"postgresql://postgres@127.0.0.1:5432/{database}"
     ports = {name: free_port() for name in ("book", "user", "notification")}
     expected_lends = 100_000  # demo books and patrons: more than the driver reaches in a run
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "config.settings",
-        "DJANGO_DEBUG": "False",
-        "DJANGO_SECRET_KEY": secrets.token_urlsafe(32),
-        "DATABASE_URL": dsn,
-        "REQUIRE_API_KEY": "False",
-        "LOG_LEVEL": "WARNING",
-        "LOG_FORMAT": "json",
-        "BOOK_MANAGEMENT_URL": f"http://127.0.0.1:{ports['book']}",
-        "USER_MANAGEMENT_URL": f"http://127.0.0.1:{ports['user']}",
-        "NOTIFICATION_SERVICE_URL": f"http://127.0.0.1:{ports['notification']}",
-        "LOAN_MAX_ACTIVE_PER_PATRON": "1000",
-        "LOAN_HISTORY_RETENTION_DAYS": "120",
-    }
+    scratch = ScratchDatabase(database, keep=keep_database)
+    dsn = scratch.url
+    env = service_env(
+        dsn,
+        ports,
+        REQUIRE_API_KEY="False",
+        LOG_FORMAT="json",
+        LOAN_MAX_ACTIVE_PER_PATRON="1000",
+        LOAN_HISTORY_RETENTION_DAYS="120",
+    )
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
-    children: list[subprocess.Popen] = []
+    children = ProcessGroup()
     workdir = Path(tempfile.mkdtemp(prefix="bench-privacy-"))
     result: dict = {"started": datetime.now(UTC).isoformat(timespec="seconds"), "cpus": os.cpu_count()}
     try:
-        with psycopg.connect(ADMIN_DSN, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
-            conn.execute(f'CREATE DATABASE "{database}"')
-        subprocess.run([PYTHON, "manage.py", "migrate", "--noinput", "-v", "0"], cwd=ROOT, env=env, check=True)
-        result["load_seconds"] = round(load_returned_loans(dsn, loans, patrons), 1)
+        scratch.create()
+        run_manage("migrate", "--noinput", "-v", "0", env=env)
+        result["load_seconds"] = round(data.returned_loans(dsn, loans, patrons), 1)
         result["returned_loans"] = loans
         print(f"privacy bench: {loans:,} returned loans loaded in {result['load_seconds']} s", flush=True)
 
-        peers_cmd = [PYTHON, "-m", "reference_peers", "--demo-books", str(expected_lends)]
-        peers_cmd += ["--demo-users", str(expected_lends)]
-        for name, port in ports.items():
-            peers_cmd += [f"--{name}-port", str(port)]
-        children.append(subprocess.Popen(peers_cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL))
+        children.start("peers", peers_command(ports, expected_lends, expected_lends), env)
         # Every peer answering (each creates its demo data before it listens), the last demo patron known.
         wait_http(f"{env['BOOK_MANAGEMENT_URL']}/getBooks/1", timeout=120)
         wait_http(f"{env['USER_MANAGEMENT_URL']}/users/patron{expected_lends}@example.com", timeout=120)
 
         stop_file, records_file = workdir / "stop", workdir / "lends.json"
         driver_cmd = [PYTHON, "-m", "bench.privacy", "--drive", str(lend_threads), str(stop_file), str(records_file)]
-        driver = subprocess.Popen(driver_cmd, cwd=ROOT, env=env)
-        children.append(driver)
+        driver = children.start("driver", driver_cmd, env).process
         time.sleep(3)  # connections opened, first lends done: not measured
         before_start = time.time()
         time.sleep(baseline)
         job_start = time.time()
-        job = subprocess.run(
-            [PYTHON, "-m", "bench.privacy", "--anonymize"],
-            cwd=ROOT,
-            env=env,
-            check=True,
-            capture_output=True,
-            text=True,
-        )
+        job = output_of("-m", "bench.privacy", "--anonymize", env=env)
         job_end = time.time()
-        result["anonymize"] = json.loads(job.stdout.strip().splitlines()[-1])
+        result["anonymize"] = json.loads(job.strip().splitlines()[-1])
         time.sleep(baseline)
         after_end = time.time()
         stop_file.touch()
@@ -229,16 +164,8 @@ def run(
         result["returned_loans_left_with_email"] = left
         result["open_loans_anonymised"] = open_anonymised
     finally:
-        for child in reversed(children):
-            if child.poll() is None:
-                child.send_signal(signal.SIGTERM)
-                try:
-                    child.wait(timeout=15)
-                except subprocess.TimeoutExpired:
-                    child.kill()
-        if not keep_database:
-            with psycopg.connect(ADMIN_DSN, autocommit=True) as conn:
-                conn.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+        children.stop_all()
+        scratch.drop()
     (out / "privacy.json").write_text(json.dumps(result, indent=2) + "\n")
     print(summary(result), flush=True)
     return result

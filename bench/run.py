@@ -20,10 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import secrets
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -37,63 +34,13 @@ import psycopg
 
 from bench import data, privacy, report
 from bench.stall import Stall
+from harness import ROOT
+from harness.database import ScratchDatabase
+from harness.environment import peers_command, service_env
+from harness.processes import PYTHON, ProcessGroup, free_port, manage, output_of, run_manage, wait_http
 
-ROOT = Path(__file__).resolve().parent.parent
 LUA = ROOT / "bench" / "wrk" / "scenario.lua"
-PYTHON = sys.executable
-ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
 WRK_THREADS = 2
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Processes:
-    """Children started by the run, each in a session of its own; stopped by process group id."""
-
-    def __init__(self, logdir: Path) -> None:
-        self.logdir = logdir
-        self.children: dict[str, subprocess.Popen] = {}
-
-    def start(self, name: str, cmd: list[str], env: dict[str, str]) -> subprocess.Popen:
-        log = open(self.logdir / f"{name}.log", "wb")  # noqa: SIM115 (kept open for the child's life)
-        child = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        self.children[name] = child
-        return child
-
-    def stop(self, name: str) -> None:
-        child = self.children.pop(name, None)
-        if child is None or child.poll() is not None:
-            return
-        with suppress(ProcessLookupError):
-            os.killpg(child.pid, signal.SIGTERM)
-        try:
-            child.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            with suppress(ProcessLookupError):
-                os.killpg(child.pid, signal.SIGKILL)
-            child.wait()
-
-    def stop_all(self) -> None:
-        for name in list(self.children):
-            self.stop(name)
-
-
-def wait_http(url: str, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            with urllib.request.urlopen(url, timeout=2) as answer:
-                if answer.status == 200:
-                    return
-        except OSError:
-            pass
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"{url} did not answer 200 within {timeout:.0f} s")
-        time.sleep(0.2)
 
 
 def http(method: str, url: str, body: dict | None = None) -> dict:
@@ -242,8 +189,7 @@ def create_api_key(env: dict[str, str]) -> str:
         "        from rest_framework_api_key.models import APIKey\n"
         "        print(APIKey.objects.create_key(name='bench')[1])\n"
     )
-    done = subprocess.run([PYTHON, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, check=True)
-    return done.stdout.strip()
+    return output_of("-c", code, env=env).strip()
 
 
 def worker_pids(master_pid: int) -> list[int]:
@@ -325,7 +271,6 @@ def main() -> int:  # noqa: C901 (a script: one step after the other)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     logdir = Path(tempfile.mkdtemp(prefix="lending-bench-"))
-    dsn = f"postgresql://postgres@127.0.0.1:5432/{args.database}"
     per_thread = int(max(args.duration, args.warmup) * 1500)  # numbers per wrk thread and run: above any rate
     numbers = Numbers()
     runs = 2 * len(servers)  # a warm-up and a measured run per server
@@ -339,26 +284,17 @@ def main() -> int:  # noqa: C901 (a script: one step after the other)
 
     ports = {name: free_port() for name in ("web", "book", "user", "notification")}
     base = f"http://127.0.0.1:{ports['web']}"
-    env = {
-        **os.environ,
-        "PYTHONUNBUFFERED": "1",
-        "DJANGO_SETTINGS_MODULE": "bench.settings",
-        "DJANGO_DEBUG": "False",
-        "DJANGO_SECRET_KEY": secrets.token_urlsafe(48),
-        "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost",
-        "SECURE_SSL_REDIRECT": "False",
-        "LOG_LEVEL": "WARNING",
-        "DATABASE_URL": dsn,
-        # The benchmark sends ~1,000 requests/s from one address with one key: far above the default
-        # rate limits, which are a per-deployment choice.
-        "THROTTLE_RATE_PER_KEY": "",
-        "THROTTLE_RATE_PER_IP": "",
-        "BOOK_MANAGEMENT_URL": f"http://127.0.0.1:{ports['book']}",
-        "USER_MANAGEMENT_URL": f"http://127.0.0.1:{ports['user']}",
-        "NOTIFICATION_SERVICE_URL": f"http://127.0.0.1:{ports['notification']}",
-        "GUNICORN_BIND": f"127.0.0.1:{ports['web']}",
-        "PROMETHEUS_MULTIPROC_DIR": str(logdir / "prometheus"),
-    }
+    database = ScratchDatabase(args.database, keep=args.keep_database)
+    # The benchmark sends ~1,000 requests/s from one address with one key: far above the default rate
+    # limits (a per-deployment choice), which service_env turns off.
+    env = service_env(
+        database.url,
+        ports,
+        DJANGO_SETTINGS_MODULE="bench.settings",
+        GUNICORN_BIND=f"127.0.0.1:{ports['web']}",
+        PROMETHEUS_MULTIPROC_DIR=str(logdir / "prometheus"),
+    )
+    dsn = database.url
     if args.workers:
         env["GUNICORN_WORKERS"] = str(args.workers)
     if args.threads:
@@ -383,7 +319,7 @@ def main() -> int:  # noqa: C901 (a script: one step after the other)
         "stalls": {},
     }
     scenarios = results["scenarios"]
-    procs = Processes(logdir)
+    procs = ProcessGroup(logdir)
 
     def measure(
         name: str,
@@ -399,11 +335,11 @@ def main() -> int:  # noqa: C901 (a script: one step after the other)
             wait_drained(dsn)
         spies = []
         if args.profile == name:
-            spies = profile_workers(procs.children["web"].pid, (duration or args.duration) - 1, out)
-        cpu_before = cpu_seconds(procs.children["web"].pid)
+            spies = profile_workers(procs.pid("web"), (duration or args.duration) - 1, out)
+        cpu_before = cpu_seconds(procs.pid("web"))
         result = wrk(base, wrk_args, duration=duration or args.duration, connections=conns, env=wrk_env)
         if result["requests"]:
-            cpu = cpu_seconds(procs.children["web"].pid) - cpu_before
+            cpu = cpu_seconds(procs.pid("web")) - cpu_before
             result["web_cpu_ms_per_request"] = round(1000 * cpu / result["requests"], 3)
         for spy in spies:
             spy.wait()
@@ -422,10 +358,8 @@ def main() -> int:  # noqa: C901 (a script: one step after the other)
 
     try:
         print(f"bench: database {args.database}, logs in {logdir}", flush=True)
-        with psycopg.connect(ADMIN_DSN, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{args.database}" WITH (FORCE)')
-            conn.execute(f'CREATE DATABASE "{args.database}"')
-        subprocess.run([PYTHON, "manage.py", "migrate", "--noinput", "-v", "0"], cwd=ROOT, env=env, check=True)
+        database.create()
+        run_manage("migrate", "--noinput", "-v", "0", env=env)
         key = create_api_key(env)
         wrk_env = {**os.environ, "BENCH_AUTH": f"Api-Key {key}" if key else ""}
 
@@ -433,27 +367,9 @@ def main() -> int:  # noqa: C901 (a script: one step after the other)
         data.open_loans(dsn, return_first, (runs + 1) * WRK_THREADS * per_thread)
         data.overdue_loans(dsn, 100)
 
-        procs.start(
-            "peers",
-            [
-                PYTHON,
-                "-m",
-                "reference_peers",
-                "--book-port",
-                str(ports["book"]),
-                "--user-port",
-                str(ports["user"]),
-                "--notification-port",
-                str(ports["notification"]),
-                "--demo-books",
-                str(demo),
-                "--demo-users",
-                str(demo),
-            ],
-            env,
-        )
+        procs.start("peers", peers_command(ports, demo_books=demo, demo_users=demo), env)
         wait_http(f"{env['BOOK_MANAGEMENT_URL']}/getBooks/1")
-        procs.start("relay", [PYTHON, "manage.py", "relay_outbox"], env)
+        procs.start("relay", manage("relay_outbox"), env)
 
         def start_web(server: str) -> None:
             web_env = dict(env)
@@ -463,7 +379,7 @@ def main() -> int:  # noqa: C901 (a script: one step after the other)
                 "web", [PYTHON, "-m", "gunicorn", "-c", "docker/gunicorn.conf.py", "bench.wsgi:application"], web_env
             )
             wait_http(f"{base}/health/live/")
-            results["settings"]["gunicorn_workers_running"] = len(worker_pids(procs.children["web"].pid))
+            results["settings"]["gunicorn_workers_running"] = len(worker_pids(procs.pid("web")))
 
         def ceilings(suffix: str, when: str = "") -> None:
             measure(f"bare{when}{suffix}", ["get", "/_bench/bare/"], ["get", "/_bench/bare/"])
@@ -556,24 +472,15 @@ def main() -> int:  # noqa: C901 (a script: one step after the other)
             vol_patrons = ["loans", "vol", "1", str(args.volume // 10)]
             measure("loans_1m", vol_patrons, vol_patrons)
             measure("loans_1m_1conn", None, vol_patrons, connections=1, duration=min(args.duration, 10))
-            explained = subprocess.run(
-                [PYTHON, "-m", "bench.explain", "vol1@example.com"],
-                cwd=ROOT,
-                env=env,
-                capture_output=True,
-                text=True,
-                check=True,
-            )
-            results["plans"] = json.loads(explained.stdout)
+            results["plans"] = json.loads(output_of("-m", "bench.explain", "vol1@example.com", env=env))
 
         if wanted("ceiling"):
             ceilings(suffix, "_end")
         results["load_average_end"] = os.getloadavg()
     finally:
         procs.stop_all()
-        if not args.keep_database:
-            with suppress(Exception), psycopg.connect(ADMIN_DSN, autocommit=True) as conn:
-                conn.execute(f'DROP DATABASE IF EXISTS "{args.database}" WITH (FORCE)')
+        with suppress(Exception):
+            database.drop()
 
     if args.privacy_loans and (wanted("privacy") or not only):
         # anonymize_loans over returned loans, and lends/s while it runs: a database of its own.

@@ -1,0 +1,12 @@
+"""What every tool around the service does the same way: chaos, bench, scripts and the tests' process helpers.
+
+- `harness.processes`: a free port, a managed process group (start, wait until it answers, stop cleanly);
+- `harness.database`: a scratch PostgreSQL database, created for a run and dropped after it;
+- `harness.environment`: the service's environment (peers' URLs, database, production-like settings) and the
+  reference peers' command line;
+- `harness.loans`: bulk loans written with PostgreSQL COPY (the 1M-loan volumes of bench and EXPLAIN).
+"""
+
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent

@@ -1,0 +1,169 @@
+"""Child processes of a tool: a free port, and managed processes that are started in a session of their own
+(so a signal to the group reaches every worker), waited for until they answer, and stopped cleanly."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from harness import ROOT
+
+PYTHON = sys.executable
+HOST = "127.0.0.1"
+# Others run the service there (`make run`'s defaults): never hand them out.
+RESERVED_PORTS = range(8000, 8006)
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 nobody listens on now (outside `make run`'s default ports)."""
+    while True:
+        with socket.socket() as sock:
+            sock.bind((HOST, 0))
+            port = sock.getsockname()[1]
+        if port not in RESERVED_PORTS:
+            return port
+
+
+def answers(url: str, *, ok_only: bool = False) -> bool:
+    """True when `url` gives an HTTP answer (with `ok_only`, a 200)."""
+    try:
+        with urllib.request.urlopen(url, timeout=2) as answer:
+            return not ok_only or answer.status == 200
+    except urllib.error.HTTPError:
+        return not ok_only  # an HTTP answer, whatever its status: the process serves
+    except (OSError, ValueError):
+        return False
+
+
+def wait_until(condition: Callable[[], bool], timeout: float = 30.0, interval: float = 0.1) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(interval)
+    return condition()
+
+
+def wait_http(url: str, timeout: float = 60.0) -> None:
+    """Wait until `url` answers 200; RuntimeError after `timeout` seconds."""
+    if not wait_until(lambda: answers(url, ok_only=True), timeout, 0.2):
+        raise RuntimeError(f"{url} did not answer 200 within {timeout:.0f} s")
+
+
+@dataclass
+class Managed:
+    """A child process in its own session (SIGKILL to the group takes its workers down with it) that can be
+    killed and started again with the same command. Its output goes to `<log_dir>/<name>.log`, or without a
+    log_dir to this process's own stdout and stderr."""
+
+    name: str
+    command: list[str]
+    env: dict[str, str]
+    log_dir: Path | None = None
+    ready_url: str | None = None
+    preexec_fn: Callable[[], None] | None = None
+    process: subprocess.Popen | None = None
+    kills: int = 0
+
+    def start(self) -> subprocess.Popen:
+        if self.log_dir is None:
+            self.process = self._popen(None, None)
+        else:
+            with open(self.log_dir / f"{self.name}.log", "ab") as log:  # the child keeps its own descriptor
+                self.process = self._popen(log, subprocess.STDOUT)
+        return self.process
+
+    def _popen(self, stdout, stderr) -> subprocess.Popen:
+        return subprocess.Popen(
+            self.command,
+            cwd=ROOT,
+            env=self.env,
+            stdout=stdout,
+            stderr=stderr,
+            start_new_session=True,
+            preexec_fn=self.preexec_fn,
+        )
+
+    @property
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def wait_ready(self, timeout: float = 60) -> None:
+        """Until `ready_url` answers 200; RuntimeError if the process exits first or it takes too long."""
+        if not self.ready_url:
+            return
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process and self.process.poll() is not None:
+                raise RuntimeError(f"{self.name} exited with {self.process.returncode}; see {self.log_dir}")
+            if answers(self.ready_url, ok_only=True):
+                return
+            time.sleep(0.1)
+        raise RuntimeError(f"{self.name} not ready after {timeout} s; see {self.log_dir}")
+
+    def kill(self) -> None:
+        if self.running:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(10)
+
+    def stop(self, grace: float = 15) -> None:
+        """SIGTERM to the group, then SIGKILL to whatever is left of it after `grace` seconds."""
+        if self.running:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(grace)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+
+@dataclass
+class ProcessGroup:
+    """The managed processes of one run, by name; `stop_all` stops them in the reverse order of their start."""
+
+    log_dir: Path | None = None
+    children: dict[str, Managed] = field(default_factory=dict)
+
+    def start(self, name: str, command: list[str], env: dict[str, str], ready_url: str | None = None) -> Managed:
+        managed = Managed(name, command, env, self.log_dir, ready_url)
+        self.children[name] = managed
+        managed.start()
+        return managed
+
+    def pid(self, name: str) -> int:
+        return self.children[name].process.pid
+
+    def stop(self, name: str) -> None:
+        managed = self.children.pop(name, None)
+        if managed is not None:
+            managed.stop()
+
+    def stop_all(self) -> None:
+        for name in reversed(list(self.children)):
+            self.stop(name)
+
+
+def manage(*args: str) -> list[str]:
+    """The command line of `manage.py <args>` with this interpreter."""
+    return [PYTHON, "manage.py", *args]
+
+
+def run_manage(*args: str, env: dict[str, str]) -> None:
+    """`manage.py <args>` to its end, quietly; CalledProcessError when it fails."""
+    subprocess.run(manage(*args), cwd=ROOT, env=env, check=True, stdout=subprocess.DEVNULL)
+
+
+def output_of(*args: str, env: dict[str, str]) -> str:
+    """The standard output of `python <args>` run to its end in the project's root; CalledProcessError on failure."""
+    return subprocess.run([PYTHON, *args], cwd=ROOT, env=env, check=True, capture_output=True, text=True).stdout
