@@ -3,8 +3,9 @@
 - `harness.processes`: a free port, a managed process group (start, wait until it answers, stop cleanly);
 - `harness.database`: a scratch PostgreSQL database, created for a run and dropped after it;
 - `harness.environment`: the service's environment (peers' URLs, database, production-like settings) and the
-  reference peers' command line;
-- `harness.loans`: bulk loans written with PostgreSQL COPY (the 1M-loan volumes of bench and EXPLAIN).
+  reference peers' command line.
+Bulk loans (PostgreSQL COPY) live with the benchmark: bench/data.py, used by bench.run, bench.privacy and
+bench.explain.
 """
 
 from pathlib import Path
