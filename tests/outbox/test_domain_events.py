@@ -10,6 +10,7 @@ import uuid
 
 import pika
 import pytest
+from prometheus_client import REGISTRY
 
 from lending import domain_events, services
 from lending.models import EventKind, OutboxKind, OutboxMessage, OutboxStatus
@@ -102,7 +103,7 @@ def test_a_lend_a_renewal_and_a_return_are_three_cloudevents_in_order(peers, pat
 def test_a_hold_is_its_own_subject(peers, patron, book, consumer):
     other = peers.user.add_user(f"other-{uuid.uuid4().hex[:8]}@example.com")["email"]
     services.loan_lend(user_email=other, book_id=book["id"])
-    hold = services.hold_reserve(user_email=patron, book_id=book["id"])
+    hold = services.hold_reserve(user_email=patron, book_id=book["id"]).hold
     services.loan_return(user_email=other, book_id=book["id"])
     deliver_everything_due()
 
@@ -141,7 +142,21 @@ def test_a_refusal_by_the_broker_leaves_the_event_pending_until_it_confirms(peer
         connection.close()
 
 
+def deliveries(outcome: str, event_type: str = "org.library.lending.loan.lent.v1") -> float:
+    labels = {"channel": "amqp", "peer": "RabbitMQ", "message_type": event_type, "outcome": outcome}
+    return REGISTRY.get_sample_value("lending_outbox_deliveries_total", labels) or 0.0
+
+
+@needs_broker
+def test_deliveries_are_counted_on_the_amqp_channel_by_event_type(peers, patron, book, consumer):
+    before = deliveries("delivered")
+    services.loan_lend(user_email=patron, book_id=book["id"])
+    deliver_everything_due()
+    assert deliveries("delivered") == before + 1
+
+
 def test_a_broker_that_does_not_answer_leaves_the_events_pending(peers, patron, book, events_on):
+    retries = deliveries("retry")
     with socket.socket() as unused:
         unused.bind(("127.0.0.1", 0))
         port = unused.getsockname()[1]  # nothing listens there once closed
@@ -152,6 +167,7 @@ def test_a_broker_that_does_not_answer_leaves_the_events_pending(peers, patron, 
     event = OutboxMessage.objects.get(kind=OutboxKind.EVENT)
     assert (event.status, event.attempts) == (OutboxStatus.PENDING, 1)
     assert "broker unavailable" in event.last_error
+    assert deliveries("retry") == retries + 1
     assert OutboxMessage.objects.get(kind=OutboxKind.NOTIFICATION).status == OutboxStatus.DELIVERED
 
 
