@@ -40,14 +40,16 @@ VERBS = {
     EventKind.RETURNED: "returned",
     EventKind.MARKED_OVERDUE: "overdue",
     EventKind.RESERVED: "placed",
+    EventKind.NOTICE_QUEUED: "notice_queued",
     EventKind.HOLD_READY: "ready",
     EventKind.HOLD_FULFILLED: "fulfilled",
     EventKind.CANCELLED: "cancelled",
     EventKind.HOLD_EXPIRED: "expired",
     EventKind.ANONYMISED: "anonymised",
 }
-# Kinds of the history that change nothing a consumer sees (a notice queued is the relay's business).
-INTERNAL_KINDS = frozenset({EventKind.NOTICE_QUEUED})
+# Kinds of the history never published. None today: every kind is, so that a subject's published
+# `sequence` has no gaps and a consumer can tell that it missed one.
+INTERNAL_KINDS: frozenset[str] = frozenset()
 
 # Which kinds each subject has (the AsyncAPI document lists these types).
 LOAN_KINDS = (
@@ -56,6 +58,7 @@ LOAN_KINDS = (
     EventKind.RETURNED,
     EventKind.MARKED_OVERDUE,
     EventKind.ANONYMISED,
+    EventKind.NOTICE_QUEUED,
 )
 HOLD_KINDS = (
     EventKind.RESERVED,
