@@ -22,23 +22,10 @@ from django.utils import timezone
 from lending import notices
 from lending.models import Loan, LoanNotice, LoanStatus, OutboxKind, OutboxMessage
 from lending.outbox import messages
+from tests.factories import LoanFactory
 
 ROOT = Path(__file__).resolve().parent.parent
 DUE_SOON, OVERDUE = messages.MessageType.DUE_SOON_REMINDER, messages.MessageType.OVERDUE_NOTICE
-
-
-def make_loan(due_in: timedelta, *, email: str | None = None, book_id: int = 1, returned: bool = False) -> Loan:
-    now = timezone.now()
-    due = now + due_in
-    return Loan.objects.create(
-        user_email=email or f"reader-{Loan.objects.count()}-{time.monotonic_ns()}@example.com",
-        book_id=book_id,
-        book_title="A book",
-        date_borrowed=due - timedelta(days=60),
-        date_due=due,
-        date_returned=now if returned else None,
-        status=LoanStatus.RETURNED if returned else LoanStatus.ACTIVE,
-    )
 
 
 def sent(message_type: str | None = None) -> list[tuple[int, str]]:
@@ -61,9 +48,9 @@ def run_pass() -> str:
 @pytest.mark.django_db
 class TestSchedule:
     def test_overdue_status_is_persisted_for_open_loans_past_due_only(self):
-        late = make_loan(-timedelta(hours=1))
-        fine = make_loan(timedelta(days=10))
-        back = make_loan(-timedelta(days=2), returned=True)
+        late = LoanFactory(due_in=-timedelta(hours=1))
+        fine = LoanFactory(due_in=timedelta(days=10))
+        back = LoanFactory(due_in=-timedelta(days=2), returned=True)
 
         assert notices.mark_overdue_loans() == 1
 
@@ -73,7 +60,7 @@ class TestSchedule:
 
     def test_due_soon_reminder_is_sent_once_when_the_due_date_is_near(self, settings):
         settings.DUE_SOON_REMINDER_DAYS = 3
-        loan = make_loan(timedelta(days=10))
+        loan = LoanFactory(due_in=timedelta(days=10))
 
         run_pass()
         assert sent() == []
@@ -86,10 +73,10 @@ class TestSchedule:
         assert sent() == [(loan.pk, DUE_SOON)]
         message = OutboxMessage.objects.get(payload__message_type=DUE_SOON)
         assert message.payload["due_date"] == loan.date_due.date().isoformat()
-        assert message.payload["user_email"] == loan.user_email and message.payload["book_title"] == "A book"
+        assert message.payload["user_email"] == loan.user_email and message.payload["book_title"] == loan.book_title
 
     def test_a_renewed_loan_gets_a_reminder_for_its_new_due_date(self, settings):
-        loan = make_loan(timedelta(days=2))
+        loan = LoanFactory(due_in=timedelta(days=2))
         run_pass()
         Loan.objects.filter(pk=loan.pk).update(date_due=loan.date_due + timedelta(days=60), renewals=1)
         run_pass()
@@ -100,8 +87,8 @@ class TestSchedule:
 
     def test_overdue_notice_when_overdue_and_again_every_repeat_period(self, settings):
         settings.OVERDUE_NOTICE_REPEAT_DAYS = 7
-        loan = make_loan(timedelta(days=1))
-        returned = make_loan(-timedelta(days=1), returned=True)
+        loan = LoanFactory(due_in=timedelta(days=1))
+        returned = LoanFactory(due_in=-timedelta(days=1), returned=True)
 
         history = []
         for day in (0, 1, 2, 5, 8, 8, 13, 15, 16, 30):
@@ -116,7 +103,7 @@ class TestSchedule:
         assert not LoanNotice.objects.filter(loan=returned).exists()
 
     def test_a_returned_loan_gets_no_more_notices(self):
-        loan = make_loan(-timedelta(days=1))
+        loan = LoanFactory(due_in=-timedelta(days=1))
         run_pass()
         Loan.objects.filter(pk=loan.pk).update(date_returned=timezone.now(), status=LoanStatus.RETURNED)
         with time_machine.travel(timedelta(days=30)):
@@ -125,8 +112,8 @@ class TestSchedule:
 
     def test_batches_cover_every_loan(self, settings):
         settings.NOTICES_BATCH_SIZE = 3
-        loans = [make_loan(-timedelta(hours=h + 1)) for h in range(10)]
-        soon = [make_loan(timedelta(days=1), email=f"soon{i}@example.com") for i in range(4)]
+        loans = [LoanFactory(due_in=-timedelta(hours=h + 1)) for h in range(10)]
+        soon = [LoanFactory(due_in=timedelta(days=1), user_email=f"soon{i}@example.com") for i in range(4)]
 
         output = run_pass()
 
@@ -137,7 +124,7 @@ class TestSchedule:
 
     def test_every_notice_row_has_its_message_and_the_reverse(self):
         for h in range(5):
-            make_loan(-timedelta(hours=h + 1))
+            LoanFactory(due_in=-timedelta(hours=h + 1))
         run_pass()
         notice_keys = sorted(LoanNotice.objects.values_list("loan_id", "notice_type"))
         assert notice_keys == sent()
@@ -153,7 +140,7 @@ def assert_each_notice_once(expected_loans: list[Loan]) -> None:
 @pytest.mark.django_db(transaction=True)
 def test_two_concurrent_runs_send_each_notice_once(settings):
     settings.NOTICES_BATCH_SIZE = 7
-    loans = [make_loan(-timedelta(minutes=i + 1)) for i in range(120)]
+    loans = [LoanFactory(due_in=-timedelta(minutes=i + 1)) for i in range(120)]
     start = threading.Barrier(3)
     errors: list[BaseException] = []
 
@@ -185,7 +172,7 @@ class Crash(BaseException):
 @pytest.mark.django_db(transaction=True)
 def test_a_run_that_dies_half_way_then_reruns_sends_the_rest_without_duplicates(settings, monkeypatch):
     settings.NOTICES_BATCH_SIZE = 5
-    loans = [make_loan(-timedelta(minutes=i + 1)) for i in range(23)]
+    loans = [LoanFactory(due_in=-timedelta(minutes=i + 1)) for i in range(23)]
     real_enqueue = notices.enqueue_notification
     calls = 0
 
@@ -212,7 +199,7 @@ def test_a_run_that_dies_half_way_then_reruns_sends_the_rest_without_duplicates(
 @pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
 def test_a_scheduler_killed_with_sigkill_then_rerun_sends_each_notice_once():
-    loans = [make_loan(-timedelta(minutes=i + 1)) for i in range(400)]
+    loans = [LoanFactory(due_in=-timedelta(minutes=i + 1)) for i in range(400)]
     db = connection.settings_dict
     env = {
         **os.environ,

@@ -3,8 +3,6 @@ dead outbox messages are replayed and then delivered by the relay."""
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 import pytest
 from django.contrib.auth import get_user_model
 from django.urls import reverse
@@ -14,6 +12,7 @@ from rest_framework_api_key.models import APIKey
 from lending.models import Hold, IdempotencyRecord, Loan, OutboxKind, OutboxMessage, OutboxStatus
 from lending.outbox import relay
 from lending.outbox.messages import MessageType, notification_payload
+from tests.factories import LoanFactory, days
 
 pytestmark = pytest.mark.django_db
 
@@ -23,17 +22,6 @@ def staff(client):
     user = get_user_model().objects.create_superuser("librarian", "librarian@example.com", "pw")
     client.force_login(user)
     return client
-
-
-def make_loan(email: str, book_id: int, *, due_in_days: int) -> Loan:
-    now = timezone.now()
-    return Loan.objects.create(
-        user_email=email,
-        book_id=book_id,
-        book_title="Dune",
-        date_borrowed=now - timedelta(days=60),
-        date_due=now + timedelta(days=due_in_days),
-    )
 
 
 def dead_message(loan: Loan) -> OutboxMessage:
@@ -49,10 +37,14 @@ def dead_message(loan: Loan) -> OutboxMessage:
 
 
 def test_every_admin_page_loads(staff):
-    loan = make_loan("a@example.com", 1, due_in_days=-3)
+    loan = LoanFactory(
+        user_email="a@example.com",
+        book_id=1,
+        due_in=days(-3),
+    )
     Hold.objects.create(user_email="b@example.com", book_id=1, date_reserved=timezone.now())
     dead_message(loan)
-    IdempotencyRecord.objects.create(key="k1", fingerprint="f", expires_at=timezone.now() + timedelta(days=1))
+    IdempotencyRecord.objects.create(key="k1", fingerprint="f", expires_at=timezone.now() + days(1))
     APIKey.objects.create_key(name="patron-app")
     for model in ("loan", "hold", "outboxmessage", "idempotencyrecord"):
         url = reverse(f"admin:lending_{model}_changelist")
@@ -66,8 +58,16 @@ def test_every_admin_page_loads(staff):
 
 
 def test_loans_searched_by_email_and_book_id_and_overdue_marked(staff):
-    overdue = make_loan("late.reader@example.com", 41, due_in_days=-5)
-    make_loan("early.reader@example.com", 42, due_in_days=10)
+    overdue = LoanFactory(
+        user_email="late.reader@example.com",
+        book_id=41,
+        due_in=days(-5),
+    )
+    LoanFactory(
+        user_email="early.reader@example.com",
+        book_id=42,
+        due_in=days(10),
+    )
     url = reverse("admin:lending_loan_changelist")
     page = staff.get(url, {"q": "late.reader"}).content.decode()
     assert "late.reader@example.com" in page and "early.reader" not in page and "OVERDUE" in page
@@ -81,7 +81,7 @@ def test_loans_searched_by_email_and_book_id_and_overdue_marked(staff):
 
 
 def test_replay_action_requeues_dead_messages_and_the_relay_delivers_them(staff, peers, patron):
-    loan = make_loan(patron, 43, due_in_days=-2)
+    loan = LoanFactory(user_email=patron, book_id=43, due_in=days(-2))
     dead = dead_message(loan)
     delivered = OutboxMessage.objects.create(
         kind=OutboxKind.NOTIFICATION,
@@ -133,7 +133,13 @@ def test_outbox_list_and_filters_show_availability_messages(staff):
     pending_availability = OutboxMessage.objects.create(
         kind=OutboxKind.AVAILABILITY, book_id=58, next_attempt_at=timezone.now()
     )
-    dead_notification = dead_message(make_loan("reader@example.com", 59, due_in_days=-1))
+    dead_notification = dead_message(
+        LoanFactory(
+            user_email="reader@example.com",
+            book_id=59,
+            due_in=days(-1),
+        )
+    )
     everything = {dead_availability.pk, pending_availability.pk, dead_notification.pk}
     assert changelist_ids(staff) == everything
     assert changelist_ids(staff, q="") == everything

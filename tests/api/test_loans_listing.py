@@ -1,11 +1,8 @@
 """Reading loans: `GET /loans/`, `GET /loans/{id}/`, and paging on `getExpiredBooks`."""
 
-from datetime import timedelta
-
 import pytest
-from django.utils import timezone
 
-from lending.models import Loan, LoanStatus
+from tests.factories import LoanFactory, days
 
 pytestmark = pytest.mark.django_db
 
@@ -22,28 +19,16 @@ DETAIL_FIELDS = {
 }
 
 
-def make_loan(email: str, book_id: int, *, days_ago: int, due_in: int = 30, returned: bool = False) -> Loan:
-    now = timezone.now()
-    borrowed = now - timedelta(days=days_ago)
-    return Loan.objects.create(
-        user_email=email,
-        book_id=book_id,
-        book_title=f"Book {book_id}",
-        date_borrowed=borrowed,
-        date_due=now + timedelta(days=due_in),
-        date_returned=now if returned else None,
-        status=LoanStatus.RETURNED if returned else LoanStatus.ACTIVE,
-    )
-
-
 @pytest.fixture
 def history():
     """alice: an active loan, an overdue loan and a returned one; bob: one active loan."""
     return {
-        "alice_returned": make_loan("alice@example.com", 1, days_ago=90, returned=True),
-        "alice_overdue": make_loan("alice@example.com", 2, days_ago=70, due_in=-10),
-        "alice_active": make_loan("alice@example.com", 3, days_ago=5),
-        "bob_active": make_loan("bob@example.com", 1, days_ago=3),
+        "alice_returned": LoanFactory(user_email="alice@example.com", book_id=1, borrowed_ago=days(90), returned=True),
+        "alice_overdue": LoanFactory(
+            user_email="alice@example.com", book_id=2, borrowed_ago=days(70), due_in=days(-10)
+        ),
+        "alice_active": LoanFactory(user_email="alice@example.com", book_id=3, borrowed_ago=days(5)),
+        "bob_active": LoanFactory(user_email="bob@example.com", book_id=1, borrowed_ago=days(3)),
     }
 
 
@@ -135,7 +120,15 @@ def test_unknown_loan_is_404(api, loan_id):
 
 
 def test_expired_books_stay_a_bare_list_and_page_with_a_link_header(api, django_assert_num_queries):
-    loans = [make_loan(f"late{i}@example.com", i, days_ago=70, due_in=-10 + i) for i in range(5)]
+    loans = [
+        LoanFactory(
+            user_email=f"late{i}@example.com",
+            book_id=i,
+            borrowed_ago=days(70),
+            due_in=days(-10 + i),
+        )
+        for i in range(5)
+    ]
 
     unpaged = api.get("/getExpiredBooks/")
     assert [loan["id"] for loan in unpaged.json()] == [loan.pk for loan in loans]
@@ -155,7 +148,7 @@ def test_expired_books_stay_a_bare_list_and_page_with_a_link_header(api, django_
 def test_expired_books_cap_the_page_at_the_maximum(api, settings):
     settings.API_MAX_PAGE_SIZE = 3
     for i in range(4):
-        make_loan(f"late{i}@example.com", i, days_ago=70, due_in=-10)
+        LoanFactory(user_email=f"late{i}@example.com", book_id=i, borrowed_ago=days(70), due_in=days(-10))
     response = api.get("/getExpiredBooks/")
     assert len(response.json()) == 3 and 'rel="next"' in response["Link"]
 

@@ -1,14 +1,12 @@
 """Loan policy: `GET /policy/`, the patron-wide lend rules and the dry-run lend."""
 
-from datetime import timedelta
-
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
-from django.utils import timezone
 
-from lending.models import BookStock, Hold, IdempotencyRecord, Loan, LoanStatus, OutboxMessage
+from lending.models import BookStock, Hold, IdempotencyRecord, Loan, OutboxMessage
 from tests.conftest import post_json
+from tests.factories import LoanFactory, days
 
 pytestmark = pytest.mark.django_db
 
@@ -20,17 +18,6 @@ def lend(api, email, book_id, **params):
 
 def code(response) -> str:
     return response.json()["error"]["code"]
-
-
-def make_overdue_loan(email: str) -> Loan:
-    now = timezone.now()
-    return Loan.objects.create(
-        user_email=email,
-        book_id=424242,
-        date_borrowed=now - timedelta(days=70),
-        date_due=now - timedelta(days=10),
-        status=LoanStatus.ACTIVE,
-    )
 
 
 def test_policy_shows_the_defaults(api, django_assert_num_queries):
@@ -74,7 +61,7 @@ def test_a_returned_loan_frees_a_place_under_the_limit(api, peers, patron, setti
 
 
 def test_a_patron_with_an_overdue_loan_may_not_borrow(api, patron, book):
-    make_overdue_loan(patron)
+    LoanFactory(user_email=patron, book_id=424242, borrowed_ago=days(70), due_in=days(-10))
     refused = lend(api, patron, book["id"])
     assert (refused.status_code, code(refused)) == (409, "patron_has_overdue_loans")
     assert not OutboxMessage.objects.exists()
@@ -82,7 +69,7 @@ def test_a_patron_with_an_overdue_loan_may_not_borrow(api, patron, book):
 
 def test_overdue_blocking_can_be_turned_off(api, patron, book, settings):
     settings.LOAN_BLOCK_ON_OVERDUE = False
-    make_overdue_loan(patron)
+    LoanFactory(user_email=patron, book_id=424242, borrowed_ago=days(70), due_in=days(-10))
     assert lend(api, patron, book["id"]).status_code == 201
 
 
@@ -127,7 +114,7 @@ def _refusals(api, peers, patron, book, settings):
     settings.LOAN_MAX_ACTIVE_PER_PATRON = 1
     yield "loan_limit_reached", patron, peers.book.add_book("Three", "A", 1)["id"]
     settings.LOAN_MAX_ACTIVE_PER_PATRON = 10
-    make_overdue_loan(patron)
+    LoanFactory(user_email=patron, book_id=424242, borrowed_ago=days(70), due_in=days(-10))
     yield "patron_has_overdue_loans", patron, peers.book.add_book("Four", "A", 1)["id"]
 
 
