@@ -34,6 +34,7 @@ def command_lines(*args: str, log_format: str) -> list[str]:
         ("send_notices",),
         ("relay_outbox", "--once"),
         ("purge_idempotency_keys",),
+        ("anonymize_loans",),
         ("resync_availability",),
         ("ensure_staff_user",),
         ("demo_staff_user",),

@@ -9,6 +9,7 @@ to kill half way (each batch is its own short transaction).
 from django.core.management.base import BaseCommand, CommandError
 
 from lending import idempotency, privacy
+from lending.management.output import report
 
 
 class Command(BaseCommand):
@@ -32,11 +33,16 @@ class Command(BaseCommand):
         if batch_size is not None and batch_size < 1:
             raise CommandError("--batch-size must be 1 or more.")
         done = privacy.anonymize_returned_loans(retention_days=retention_days, batch_size=batch_size)
-        self.stdout.write(
+        report(
+            self,
             f"anonymised {done.loans} loan(s) and {done.holds} hold(s); forgot {done.notifications} "
-            f"notification(s) and {done.idempotency_records} idempotency record(s)"
+            f"notification(s) and {done.idempotency_records} idempotency record(s)",
+            "loans_anonymised",
+            **done.as_dict(),
         )
         if no_purge:
             return
-        self.stdout.write(f"purged {privacy.purge_delivered_outbox()} delivered outbox row(s)")
-        self.stdout.write(f"purged {idempotency.purge_expired()} expired idempotency key(s)")
+        purged = privacy.purge_delivered_outbox()
+        report(self, f"purged {purged} delivered outbox row(s)", "outbox_purged", deleted=purged)
+        expired = idempotency.purge_expired()
+        report(self, f"purged {expired} expired idempotency key(s)", "idempotency_keys_purged", deleted=expired)
