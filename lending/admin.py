@@ -31,15 +31,9 @@ class LoanStatusFilter(admin.SimpleListFilter):
         return LoanStatus.choices
 
     def queryset(self, request, queryset: QuerySet[Loan]) -> QuerySet[Loan]:
-        now = timezone.now()
-        open_loans = Q(date_returned__isnull=True)
-        if self.value() == LoanStatus.OVERDUE:
-            return queryset.filter(open_loans, Q(date_due__lt=now) | Q(status=LoanStatus.OVERDUE))
-        if self.value() == LoanStatus.ACTIVE:
-            return queryset.filter(open_loans, date_due__gte=now).exclude(status=LoanStatus.OVERDUE)
-        if self.value() == LoanStatus.RETURNED:
-            return queryset.filter(date_returned__isnull=False)
-        return queryset
+        if self.value() not in LoanStatus.values:
+            return queryset
+        return queryset.with_shown_status(self.value(), timezone.now())  # the API's `?status=`
 
 
 class NoAddNoDeleteAdmin(admin.ModelAdmin):

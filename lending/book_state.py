@@ -1,21 +1,21 @@
-"""The holds queue of one book, as seen under the book's lock.
+"""One book's state under its lock, read-only: its copies, open loans and holds queue, and (for a
+lend) the patron's open loans.
 
-`BookState` is read inside the transaction that holds the book's `BookStock` row lock (or, for a
-dry run, without writing anything). Copies are promised in this order: open loans first, then READY
-holds (a returned copy kept for its patron), then WAITING holds in queue (id) order; only what is
-left may be lent to someone not in the queue.
+`BookState` is read inside the transaction that holds the book's lock (`lending.locks`), or, for a
+dry run, without any lock. Copies are promised in this order: open loans first, then READY holds (a
+returned copy kept for its patron), then WAITING holds in queue (id) order; only what is left may be
+lent to someone not in the queue. Nothing here writes: the services change holds and loans
+(`lending.services`), then update the state they hold.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from django.db.models import Count, Q
 
-from lending import history
-from lending.models import OPEN_HOLD_STATUSES, Event, EventKind, Hold, HoldStatus, Loan
-from lending.outbox.messages import MessageType, enqueue_hold_notification
+from lending.models import OPEN_LOAN, Hold, HoldStatus, Loan, overdue_loan
 
 
 @dataclass(frozen=True)
@@ -43,6 +43,7 @@ class BookState:
 
     @property
     def waiting(self) -> list[Hold]:
+        """Who waits for this book, in queue order (`Hold.objects.waiting_for`, already read)."""
         return [h for h in self.holds if h.status == HoldStatus.WAITING]
 
     def hold_of(self, user_email: str) -> Hold | None:
@@ -54,7 +55,8 @@ class BookState:
 
     def copies_free_for(self, user_email: str) -> int:
         """Copies this patron could borrow now: those on the shelf, less the ones kept for other
-        READY holds and for the WAITING patrons ahead of them (everyone waiting, if not queued)."""
+        READY holds and for the WAITING patrons ahead of them (everyone waiting, if not queued).
+        `lending.selectors.books_availability` is the same count for a patron not in the queue."""
         own = self.hold_of(user_email)
         ready_for_others = sum(1 for h in self.ready if h is not own)
         if own is not None and own.status == HoldStatus.READY:
@@ -63,8 +65,14 @@ class BookState:
             ahead = sum(1 for h in self.waiting if own is None or h.pk < own.pk)
         return self.copies_on_shelf() - ready_for_others - ahead
 
+    def copies_to_promote(self) -> list[Hold]:
+        """The WAITING holds that copies on the shelf, kept for no READY hold, should go to."""
+        free = self.copies_on_shelf() - len(self.ready)
+        return self.waiting[: max(free, 0)]
+
     def position_of(self, hold: Hold) -> int | None:
-        """1 for the next patron to get a copy; None unless the hold is WAITING."""
+        """1 for the next patron to get a copy; None unless the hold is WAITING (the same count as
+        `lending.models.queue_position`, over the holds already read)."""
         if hold.status != HoldStatus.WAITING:
             return None
         return 1 + sum(1 for h in self.waiting if h.pk < hold.pk)
@@ -73,63 +81,21 @@ class BookState:
 def read_state(book_id: int, copies: int, *, patron: str | None = None, now: datetime | None = None) -> BookState:
     """Two queries: the open loans, then the open holds, of the book. Given a `patron`, the first
     query also counts that patron's open loans (all, overdue at `now`, of this book)."""
-    book_loans = Q(book_id=book_id)
     if patron is None:
-        counts = {"book": Loan.objects.filter(book_loans, date_returned__isnull=True).count()}
+        open_loans, patron_loans = Loan.objects.open().filter(book_id=book_id).count(), None
     else:
-        patron_loans = Q(user_email=patron)
-        counts = Loan.objects.filter(book_loans | patron_loans, date_returned__isnull=True).aggregate(
-            book=Count("id", filter=book_loans),
-            patron=Count("id", filter=patron_loans),
-            overdue=Count("id", filter=patron_loans & Q(date_due__lt=now)),
-            of_this_book=Count("id", filter=patron_loans & book_loans),
-        )
-    holds = list(Hold.objects.filter(book_id=book_id, status__in=OPEN_HOLD_STATUSES).order_by("id"))
-    return BookState(
-        book_id=book_id,
-        copies=copies,
-        open_loans=counts["book"],
-        holds=holds,
-        patron_loans=None
-        if patron is None
-        else PatronLoans(open=counts["patron"], overdue=counts["overdue"], of_this_book=counts["of_this_book"]),
+        counts = _count_loans(book_id, patron, now)
+        open_loans, patron_loans = counts.pop("book"), PatronLoans(**counts)
+    holds = list(Hold.objects.open().filter(book_id=book_id).order_by("id"))
+    return BookState(book_id=book_id, copies=copies, open_loans=open_loans, holds=holds, patron_loans=patron_loans)
+
+
+def _count_loans(book_id: int, patron: str, now: datetime | None) -> dict[str, int]:
+    """The book's open loans and the patron's (all, overdue at `now`, of this book), in one query."""
+    book_loans, patron_loans = Q(book_id=book_id), Q(user_email=patron)
+    return Loan.objects.filter(OPEN_LOAN & (book_loans | patron_loans)).aggregate(
+        book=Count("id", filter=book_loans),
+        open=Count("id", filter=patron_loans),
+        overdue=Count("id", filter=patron_loans & overdue_loan(now)),
+        of_this_book=Count("id", filter=patron_loans & book_loans),
     )
-
-
-def promote_waiting(state: BookState, *, now: datetime, pickup_window: timedelta) -> list[Hold]:
-    """Keep each copy on the shelf that no READY hold keeps for the next WAITING patron, and tell
-    them through the outbox. Call under the book lock, in the transaction of the change that freed
-    the copy."""
-    free = state.copies_on_shelf() - len(state.ready)
-    promoted = state.waiting[: max(free, 0)]
-    for hold in promoted:
-        hold.status = HoldStatus.READY
-        hold.date_ready = now
-        hold.pickup_deadline = now + pickup_window
-        hold.save(update_fields=["status", "date_ready", "pickup_deadline"])
-        enqueue_hold_notification(hold, MessageType.HOLD_AVAILABLE)
-    history.record(
-        *(
-            history.hold_event(hold, EventKind.HOLD_READY, at=now, pickup_deadline=hold.pickup_deadline)
-            for hold in promoted
-        )
-    )
-    return promoted
-
-
-def close(state: BookState, hold: Hold, status: str, *, now: datetime, loan: Loan | None = None) -> Event:
-    """Close an open hold (FULFILLED, CANCELLED or EXPIRED) and drop it from the queue. Returns the
-    event to record with the rest of the change."""
-    hold.status = status
-    hold.date_closed = now
-    hold.loan = loan
-    hold.save(update_fields=["status", "date_closed", "loan"])
-    state.holds = [h for h in state.holds if h.pk != hold.pk]
-    return history.hold_event(hold, CLOSING_EVENTS[status], at=now, **({"loan_id": loan.pk} if loan else {}))
-
-
-CLOSING_EVENTS = {
-    HoldStatus.FULFILLED: EventKind.HOLD_FULFILLED,
-    HoldStatus.CANCELLED: EventKind.CANCELLED,
-    HoldStatus.EXPIRED: EventKind.HOLD_EXPIRED,
-}

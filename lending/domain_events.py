@@ -26,6 +26,7 @@ from typing import Any
 from django.conf import settings
 from django.utils.dateparse import parse_datetime
 
+from lending import representation as shown
 from lending.models import EventKind, Hold, Loan, OutboxKind, OutboxMessage
 
 SPEC_VERSION = "1.0"
@@ -39,8 +40,8 @@ VERBS = {
     EventKind.RENEWED: "renewed",
     EventKind.RETURNED: "returned",
     EventKind.MARKED_OVERDUE: "overdue",
-    EventKind.RESERVED: "placed",
     EventKind.NOTICE_QUEUED: "notice_queued",
+    EventKind.RESERVED: "placed",
     EventKind.HOLD_READY: "ready",
     EventKind.HOLD_FULFILLED: "fulfilled",
     EventKind.CANCELLED: "cancelled",
@@ -57,8 +58,8 @@ LOAN_KINDS = (
     EventKind.RENEWED,
     EventKind.RETURNED,
     EventKind.MARKED_OVERDUE,
-    EventKind.ANONYMISED,
     EventKind.NOTICE_QUEUED,
+    EventKind.ANONYMISED,
 )
 HOLD_KINDS = (
     EventKind.RESERVED,
@@ -146,11 +147,8 @@ def cloud_event(event: Recorded, data: dict) -> dict:
 
 
 def representation(subject: Loan | Hold) -> dict:
-    """The subject as the API shows it (its own serializer), less WITHHELD_FIELDS."""
-    from lending.api.serializers import HoldSerializer, LoanDetailSerializer  # the API's one rendering
-
-    serializer = LoanDetailSerializer if isinstance(subject, Loan) else HoldSerializer
-    data = dict(serializer(subject).data)
+    """The subject as the API shows it (`lending.representation`, its one rendering), less WITHHELD_FIELDS."""
+    data = shown.loan_detail(subject) if isinstance(subject, Loan) else shown.hold(subject, None)
     for field in WITHHELD_FIELDS:
         data.pop(field, None)
     return data
@@ -158,10 +156,8 @@ def representation(subject: Loan | Hold) -> dict:
 
 def data_fields(entity: str) -> list[str]:
     """The keys of `data` for a loan or a hold (for the AsyncAPI document)."""
-    from lending.api.serializers import HoldSerializer, LoanDetailSerializer
-
-    serializer = LoanDetailSerializer if entity == "loan" else HoldSerializer
-    return [field for field in serializer.Meta.fields if field not in WITHHELD_FIELDS]
+    fields = shown.LOAN_DETAIL_FIELDS if entity == "loan" else shown.HOLD_FIELDS
+    return [field for field in fields if field not in WITHHELD_FIELDS]
 
 
 def _timestamp(value: datetime | str) -> str:

@@ -2,7 +2,11 @@
 
 A request with an `Idempotency-Key` first claims the key (a short transaction of its own). The
 service then settles the claim inside the same transaction as the loan, storing the response that
-retries will replay. A retry with another body gets 422; a retry while the first request still runs
+retries will replay: nothing acknowledged is lost. The claim renders that response itself, once,
+with the function the view named (`lending.representation.Answer`), and the view answers with the
+body stored; nothing here calls back into the API.
+
+A retry with another body gets 422; a retry while the first request still runs
 gets 409; a claim whose request died (no answer after IDEMPOTENCY_LOCK_SECONDS) can be taken over,
 which is safe because an unsettled claim means no loan was committed for it.
 """
@@ -42,13 +46,16 @@ class Replay:
 class Claim:
     key: str
     owner: uuid.UUID
+    # The result's (status, body), e.g. a `lending.representation.Answer`.
     render: Callable[[Any], tuple[int, Any]]
+    # What `settle` stored: the answer the view sends.
+    answer: tuple[int, Any] | None = None
 
     def settle(self, result: Any) -> tuple[int, Any]:
-        """Store the success response. Must run inside the caller's business transaction."""
-        status, body = self.render(result)
-        self._store(status, body)
-        return status, body
+        """Render the success response and store it. Must run inside the caller's business transaction."""
+        self.answer = self.render(result)
+        self._store(*self.answer)
+        return self.answer
 
     def settle_refusal(self, error: LendingError, body: Any) -> None:
         """A 4xx refusal is the answer too: retries get the same one."""

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import pybreaker
@@ -59,13 +59,8 @@ if multiprocess_dir():
     os.makedirs(multiprocess_dir(), exist_ok=True)
 
 # --- Loans -------------------------------------------------------------------------------------------
-OPERATIONS = {
-    "loan_lend": "lend",
-    "loan_return": "return",
-    "loan_renew": "renew",
-    "hold_reserve": "reserve",
-    "hold_cancel": "cancel_reservation",
-}
+# The operations the write views name (`operation` on each view).
+OPERATIONS = ("lend", "return", "renew", "reserve", "cancel_reservation")
 
 loan_operations = Counter(
     "lending_loan_operations_total", "Loan and hold writes that succeeded, by operation.", ["operation"]
@@ -75,27 +70,22 @@ loan_refusals = Counter(
     "Loan and hold writes that were refused or failed, by operation and error code.",
     ["operation", "reason"],
 )
-for _operation in OPERATIONS.values():
+for _operation in OPERATIONS:
     loan_operations.labels(_operation)
 
 
-def operation_name(service: Callable[..., Any]) -> str:
-    name = getattr(service, "__name__", str(service))
-    return OPERATIONS.get(name, name)
+def record_operation(operation: str) -> None:
+    loan_operations.labels(operation).inc()
 
 
-def record_operation(service: Callable[..., Any]) -> None:
-    loan_operations.labels(operation_name(service)).inc()
-
-
-def record_refusal(service: Callable[..., Any], response: Any) -> None:
+def record_refusal(operation: str, response: Any) -> None:
     """`response` is the error answer; its `{"error": {"code"}}` is the reason."""
     if response is None or getattr(response, "status_code", 500) < 400:
         return
     data = getattr(response, "data", None)
     error = data.get("error") if isinstance(data, dict) else None
     reason = error.get("code") if isinstance(error, dict) else None
-    loan_refusals.labels(operation_name(service), str(reason or f"http_{response.status_code}")).inc()
+    loan_refusals.labels(operation, str(reason or f"http_{response.status_code}")).inc()
 
 
 # --- Peers -------------------------------------------------------------------------------------------
@@ -217,8 +207,8 @@ class DomainStateCollector:
                 count=Count("id"), oldest=Min("created_at")
             )
             dead = OutboxMessage.objects.filter(status=OutboxStatus.DEAD).count()
-            open_loans = Loan.objects.filter(date_returned__isnull=True).count()
-            overdue = Loan.objects.filter(date_returned__isnull=True, date_due__lt=now).count()
+            open_loans = Loan.objects.open().count()
+            overdue = Loan.objects.overdue(now).count()
         except DatabaseError as exc:
             logger.warning("metrics: database state unavailable: %s", exc.__class__.__name__)
             up.add_metric([], 0)

@@ -5,10 +5,14 @@ book, and every lend or return locks the book's `BookStock` row first, so "is a 
 insert happen under one lock on SQLite and PostgreSQL alike.
 """
 
+from __future__ import annotations
+
 import uuid
+from datetime import datetime
 
 from django.db import models
-from django.db.models import Q
+from django.db.models import Case, Count, IntegerField, OuterRef, Q, Subquery, Value, When
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from lending.tracing import current_traceparent
@@ -21,6 +25,50 @@ class LoanStatus(models.TextChoices):
 
 
 OPEN_STATUSES = (LoanStatus.ACTIVE, LoanStatus.OVERDUE)
+
+# --- What the lending words mean: each defined once, here, and used everywhere ----------------------
+# An open loan: not returned yet (ACTIVE or OVERDUE, whether or not the job has persisted OVERDUE).
+OPEN_LOAN = Q(date_returned__isnull=True)
+
+
+def overdue_loan(now: datetime) -> Q:
+    """An open loan whose due date has passed at `now` (the API's, the admin's and the metrics' overdue)."""
+    return OPEN_LOAN & Q(date_due__lt=now)
+
+
+def active_loan(now: datetime) -> Q:
+    """An open loan not overdue at `now`."""
+    return OPEN_LOAN & Q(date_due__gte=now)
+
+
+class LoanQuerySet(models.QuerySet):
+    def open(self) -> LoanQuerySet:
+        return self.filter(OPEN_LOAN)
+
+    def closed(self) -> LoanQuerySet:
+        return self.filter(date_returned__isnull=False)
+
+    def overdue(self, now: datetime) -> LoanQuerySet:
+        return self.filter(overdue_loan(now))
+
+    def active(self, now: datetime) -> LoanQuerySet:
+        return self.filter(active_loan(now))
+
+    def with_shown_status(self, status: str | None, now: datetime) -> LoanQuerySet:
+        """The loans a client sees with `status` at `now` (ACTIVE turns OVERDUE as the due date
+        passes, persisted or not; `Loan.current_status`); all of them for None."""
+        if status == LoanStatus.RETURNED:
+            return self.closed()
+        if status == LoanStatus.ACTIVE:
+            return self.active(now)
+        if status == LoanStatus.OVERDUE:
+            return self.overdue(now)
+        return self.all()
+
+    def open_of(self, user_email: str, book_id: int) -> LoanQuerySet:
+        """The patron's open loan of the book (at most one: a constraint)."""
+        return self.open().filter(user_email=user_email, book_id=book_id)
+
 
 # An anonymised loan or hold's `user_email` ends with this (a random token before it: lending.privacy).
 ANONYMISED_SUFFIX = "@anonymised.invalid"
@@ -51,24 +99,26 @@ class Loan(models.Model):
     status = models.CharField(max_length=8, choices=LoanStatus.choices, default=LoanStatus.ACTIVE)
     renewals = models.PositiveIntegerField(default=0)
 
+    objects = LoanQuerySet.as_manager()
+
     class Meta:
         constraints = [
             models.UniqueConstraint(
                 fields=["user_email", "book_id"],
-                condition=Q(date_returned__isnull=True),
+                condition=OPEN_LOAN,
                 name="one_open_loan_per_user_and_book",
             ),
             models.CheckConstraint(
-                condition=Q(date_returned__isnull=True, status__in=OPEN_STATUSES)
+                condition=OPEN_LOAN & Q(status__in=OPEN_STATUSES)
                 | Q(date_returned__isnull=False, status=LoanStatus.RETURNED),
                 name="returned_iff_date_returned",
             ),
         ]
         indexes = [
             # Open loans of a book: counted under the book lock on every lend.
-            models.Index(fields=["book_id"], condition=Q(date_returned__isnull=True), name="open_loans_by_book"),
+            models.Index(fields=["book_id"], condition=OPEN_LOAN, name="open_loans_by_book"),
             # Overdue listing: open loans ordered by due date.
-            models.Index(fields=["date_due", "id"], condition=Q(date_returned__isnull=True), name="open_loans_by_due"),
+            models.Index(fields=["date_due", "id"], condition=OPEN_LOAN, name="open_loans_by_due"),
             # A patron's loans, newest first.
             models.Index(fields=["user_email", "-date_borrowed", "-id"], name="loans_by_user"),
             # A book's loans, newest first (`GET /loans/?book_id=`).
@@ -86,10 +136,14 @@ class Loan(models.Model):
     def __str__(self) -> str:
         return f"loan {self.pk}: book {self.book_id} to {self.user_email} ({self.status})"
 
+    def is_overdue(self, now: datetime) -> bool:
+        """`overdue_loan(now)` for this one loan, in Python."""
+        return self.date_returned is None and self.date_due < now
+
     @property
     def current_status(self) -> str:
         """OVERDUE as soon as the due date passes, before the scheduled job persists it."""
-        if self.date_returned is None and self.date_due < timezone.now():
+        if self.is_overdue(timezone.now()):
             return LoanStatus.OVERDUE
         return self.status
 
@@ -103,6 +157,53 @@ class HoldStatus(models.TextChoices):
 
 
 OPEN_HOLD_STATUSES = (HoldStatus.WAITING, HoldStatus.READY)
+CLOSED_HOLD_STATUSES = (HoldStatus.FULFILLED, HoldStatus.CANCELLED, HoldStatus.EXPIRED)
+# An open hold: in the queue (WAITING) or keeping a copy (READY); closed: any other status.
+OPEN_HOLD = Q(status__in=OPEN_HOLD_STATUSES)
+CLOSED_HOLD = Q(status__in=CLOSED_HOLD_STATUSES)
+# Who waits for a book: its WAITING holds, in queue (id) order.
+WAITING_HOLD = Q(status=HoldStatus.WAITING)
+
+
+def pickup_expired(now: datetime) -> Q:
+    """A READY hold whose pickup deadline has passed at `now`."""
+    return Q(status=HoldStatus.READY, pickup_deadline__lt=now)
+
+
+class HoldQuerySet(models.QuerySet):
+    def open(self) -> HoldQuerySet:
+        return self.filter(OPEN_HOLD)
+
+    def closed(self) -> HoldQuerySet:
+        return self.filter(CLOSED_HOLD)
+
+    def waiting(self) -> HoldQuerySet:
+        return self.filter(WAITING_HOLD)
+
+    def waiting_for(self, book_id: int) -> HoldQuerySet:
+        """Who waits for this book."""
+        return self.waiting().filter(book_id=book_id)
+
+    def pickup_expired(self, now: datetime) -> HoldQuerySet:
+        return self.filter(pickup_expired(now))
+
+    def with_queue_position(self) -> HoldQuerySet:
+        """Each hold annotated with `queue_position` (`queue_position()`)."""
+        return self.annotate(queue_position=queue_position())
+
+
+def queue_position() -> Case:
+    """A hold's place in its book's queue: 1 for the next WAITING patron to get a copy, None for a
+    hold that is not WAITING. `BookState.position_of` is the same count over holds already read."""
+    ahead = (
+        Hold.objects.filter(WAITING_HOLD, book_id=OuterRef("book_id"), pk__lt=OuterRef("pk"))
+        .order_by()
+        .values("book_id")
+        .annotate(n=Count("pk"))
+        .values("n")
+    )
+    position = Coalesce(Subquery(ahead, output_field=IntegerField()), Value(0)) + 1
+    return Case(When(WAITING_HOLD, then=position), default=None, output_field=IntegerField())
 
 
 class Hold(models.Model):
@@ -119,11 +220,13 @@ class Hold(models.Model):
     date_closed = models.DateTimeField(null=True, blank=True)
     loan = models.ForeignKey(Loan, null=True, blank=True, on_delete=models.SET_NULL, related_name="holds")
 
+    objects = HoldQuerySet.as_manager()
+
     class Meta:
         constraints = [
             models.UniqueConstraint(
                 fields=["user_email", "book_id"],
-                condition=Q(status__in=OPEN_HOLD_STATUSES),
+                condition=OPEN_HOLD,
                 name="one_open_hold_per_user_and_book",
             ),
             models.CheckConstraint(
@@ -133,9 +236,7 @@ class Hold(models.Model):
         ]
         indexes = [
             # A book's queue, in order: read under the book lock on every lend, return and renewal.
-            models.Index(
-                fields=["book_id", "id"], condition=Q(status__in=OPEN_HOLD_STATUSES), name="open_holds_by_book"
-            ),
+            models.Index(fields=["book_id", "id"], condition=OPEN_HOLD, name="open_holds_by_book"),
             # A patron's holds (`GET /reservations/?user_email=`).
             models.Index(fields=["user_email", "id"], name="holds_by_user"),
             # The expiry job: READY holds past their pickup deadline.

@@ -46,8 +46,9 @@ def mark_overdue_loans(*, now: datetime | None = None, batch_size: int | None = 
         with transaction.atomic():
             # Rows a lend, return or renewal holds right now are skipped; the next run gets them.
             ids = list(
-                Loan.objects.select_for_update(skip_locked=True)
-                .filter(status=LoanStatus.ACTIVE, date_returned__isnull=True, date_due__lt=now)
+                Loan.objects.overdue(now)
+                .filter(status=LoanStatus.ACTIVE)
+                .select_for_update(skip_locked=True)
                 .order_by("date_due", "id")
                 .values_list("id", flat=True)[:batch_size]
             )
@@ -62,7 +63,7 @@ def send_due_soon_reminders(*, now: datetime | None = None, batch_size: int | No
     """A `due_soon_reminder` for each open loan due within DUE_SOON_REMINDER_DAYS."""
     now = now or timezone.now()
     window_end = now + timedelta(days=settings.DUE_SOON_REMINDER_DAYS)
-    candidates = Loan.objects.filter(date_returned__isnull=True, date_due__gt=now, date_due__lte=window_end)
+    candidates = Loan.objects.open().filter(date_due__gt=now, date_due__lte=window_end)
     return _send(candidates, MessageType.DUE_SOON_REMINDER, lambda loan: loan.renewals, batch_size)
 
 
@@ -75,7 +76,7 @@ def send_overdue_notices(*, now: datetime | None = None, batch_size: int | None 
     def period_of(loan: Loan) -> int:
         return loan.renewals * PERIOD_STRIDE + min(int((now - loan.date_due) / repeat), PERIOD_STRIDE - 1)
 
-    candidates = Loan.objects.filter(date_returned__isnull=True, date_due__lt=now)
+    candidates = Loan.objects.overdue(now)
     return _send(candidates, MessageType.OVERDUE_NOTICE, period_of, batch_size)
 
 

@@ -12,8 +12,8 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 
+from lending.book_state import BookState
 from lending.errors import Conflict
-from lending.holds import BookState
 from lending.models import Hold, Loan
 
 
@@ -32,7 +32,12 @@ class LoanPolicy:
 
     @property
     def pickup_window(self) -> timedelta:
+        """How long a READY hold keeps its copy for its patron."""
         return timedelta(days=self.hold_pickup_days)
+
+    def pickup_deadline(self, ready_at: datetime) -> datetime:
+        """The hold pickup window's one home: a hold READY at `ready_at` keeps its copy until then."""
+        return ready_at + self.pickup_window
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -92,7 +97,7 @@ def check_renewal(*, loan: Loan, others_waiting: bool, policy: LoanPolicy, now: 
             f"Loan {loan.pk} was already renewed {loan.renewals} time(s), the most allowed.",
             code="renewal_limit_reached",
         )
-    if loan.date_due < now and not policy.renew_overdue_allowed:
+    if loan.is_overdue(now) and not policy.renew_overdue_allowed:
         raise Conflict(f"Loan {loan.pk} is overdue and cannot be renewed; return it.", code="loan_overdue")
     if others_waiting:
         raise Conflict(

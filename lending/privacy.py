@@ -34,18 +34,16 @@ from django.db.models.fields.json import KeyTextTransform
 from django.db.models.functions import Cast
 from django.utils import timezone
 
-from lending import services
+from lending import locks
 from lending.errors import Conflict
 from lending.models import (
     # `.invalid` is reserved, never a deliverable address (RFC 2606); NOT_ANONYMISED is the partial
     # indexes' condition, word for word, so the planner uses them.
     ANONYMISED_SUFFIX,
     NOT_ANONYMISED,
-    OPEN_HOLD_STATUSES,
     Event,
     EventKind,
     Hold,
-    HoldStatus,
     IdempotencyRecord,
     Loan,
     OutboxKind,
@@ -55,8 +53,6 @@ from lending.models import (
 from lending.request_context import request_id_var
 
 logger = logging.getLogger(__name__)
-
-CLOSED_HOLD_STATUSES = (HoldStatus.FULFILLED, HoldStatus.CANCELLED, HoldStatus.EXPIRED)
 
 
 @dataclass(frozen=True)
@@ -112,13 +108,13 @@ def anonymize_returned_loans(
     done = Erased()
     # Read once per run, before the first batch: a pending notification keeps its loan or hold.
     loan_ids = _in_batches(
-        Loan.objects.filter(date_returned__lt=cutoff).filter(NOT_ANONYMISED),
+        Loan.objects.closed().filter(date_returned__lt=cutoff).filter(NOT_ANONYMISED),
         "date_returned",
         _with_pending_notifications("loan_id"),
         batch_size,
     )
     hold_ids = _in_batches(
-        Hold.objects.filter(status__in=CLOSED_HOLD_STATUSES, date_closed__lt=cutoff).filter(NOT_ANONYMISED),
+        Hold.objects.closed().filter(date_closed__lt=cutoff).filter(NOT_ANONYMISED),
         "date_closed",
         _with_pending_notifications("hold_id"),
         batch_size,
@@ -360,12 +356,12 @@ def erase_patron(email: str, *, caller: Caller) -> Erased:
     nothing more to do."""
     with transaction.atomic():
         # The lock a lend of this patron takes: a racing lend commits before this reads, or after it.
-        services._lock_patron(email)
+        locks.lock_patron(email)
         _refuse_if_unresolved(email)
         # Closed ones only, even now: a reservation does not take the patron's lock, and one committed
         # since the check keeps its patron.
-        closed_loans = Loan.objects.filter(user_email=email, date_returned__isnull=False)
-        closed_holds = Hold.objects.filter(user_email=email, status__in=CLOSED_HOLD_STATUSES)
+        closed_loans = Loan.objects.closed().filter(user_email=email)
+        closed_holds = Hold.objects.closed().filter(user_email=email)
         loan_ids = list(closed_loans.select_for_update().values_list("id", flat=True))
         hold_ids = list(closed_holds.select_for_update().values_list("id", flat=True))
         done = Erased(loans=_replace_emails(Loan, loan_ids), holds=_replace_emails(Hold, hold_ids))
@@ -385,15 +381,9 @@ def erase_patron(email: str, *, caller: Caller) -> Erased:
 
 def _refuse_if_unresolved(email: str) -> None:
     open_loans = list(
-        Loan.objects.filter(user_email=email, date_returned__isnull=True)
-        .order_by("id")
-        .values("id", "book_id", "status", "date_due")
+        Loan.objects.open().filter(user_email=email).order_by("id").values("id", "book_id", "status", "date_due")
     )
-    open_holds = list(
-        Hold.objects.filter(user_email=email, status__in=OPEN_HOLD_STATUSES)
-        .order_by("id")
-        .values("id", "book_id", "status")
-    )
+    open_holds = list(Hold.objects.open().filter(user_email=email).order_by("id").values("id", "book_id", "status"))
     pending = list(
         OutboxMessage.objects.filter(
             kind=OutboxKind.NOTIFICATION, status=OutboxStatus.PENDING, payload__user_email=email

@@ -5,23 +5,23 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from django.db.models import Case, Count, IntegerField, OuterRef, QuerySet, Subquery, Value, When
+from django.db.models import Count, IntegerField, OuterRef, QuerySet, Subquery, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from lending.models import OPEN_HOLD_STATUSES, BookStock, Hold, HoldStatus, Loan, LoanStatus
+from lending.models import OPEN_HOLD_STATUSES, BookStock, Hold, Loan
 
 
 def overdue_loans() -> QuerySet[Loan]:
     """Open loans whose due date has passed, oldest due first."""
-    return Loan.objects.filter(date_returned__isnull=True, date_due__lt=timezone.now()).order_by("date_due", "id")
+    return Loan.objects.overdue(timezone.now()).order_by("date_due", "id")
 
 
 def book_is_available(book_id: int) -> tuple[bool, int]:
     """(a copy is free, the book's version) — what the relay publishes to the Book service.
 
     Free means a patron not in the holds queue could borrow it: copies kept for READY holds or
-    promised to WAITING patrons do not count."""
+    promised to WAITING patrons do not count (`BookState.copies_free_for`, counted in SQL)."""
     return books_availability([book_id])[book_id]
 
 
@@ -34,8 +34,8 @@ def books_availability(book_ids: Iterable[int]) -> dict[int, tuple[bool, int]]:
             queryset.order_by().values("book_id").annotate(n=Count("pk")).values("n"), output_field=IntegerField()
         )
 
-    open_loans = counted(Loan.objects.filter(book_id=OuterRef("book_id"), date_returned__isnull=True))
-    open_holds = counted(Hold.objects.filter(book_id=OuterRef("book_id"), status__in=OPEN_HOLD_STATUSES))
+    open_loans = counted(Loan.objects.open().filter(book_id=OuterRef("book_id")))
+    open_holds = counted(Hold.objects.open().filter(book_id=OuterRef("book_id")))
     book_ids = list(book_ids)
     states = {book_id: (True, 0) for book_id in book_ids}
     stocks = (
@@ -51,17 +51,11 @@ def books_availability(book_ids: Iterable[int]) -> dict[int, tuple[bool, int]]:
 def loans(*, user_email: str | None = None, book_id: int | None = None, status: str | None = None) -> QuerySet[Loan]:
     """Loans, newest first, filtered by patron, book and status. The status is the one shown to
     clients (ACTIVE turns OVERDUE as soon as the due date passes)."""
-    queryset = Loan.objects.all()
+    queryset = Loan.objects.with_shown_status(status, timezone.now())
     if user_email is not None:
         queryset = queryset.filter(user_email=user_email)
     if book_id is not None:
         queryset = queryset.filter(book_id=book_id)
-    if status == LoanStatus.RETURNED:
-        queryset = queryset.filter(date_returned__isnull=False)
-    elif status == LoanStatus.ACTIVE:
-        queryset = queryset.filter(date_returned__isnull=True, date_due__gte=timezone.now())
-    elif status == LoanStatus.OVERDUE:
-        queryset = queryset.filter(date_returned__isnull=True, date_due__lt=timezone.now())
     return queryset.order_by("-date_borrowed", "-id")
 
 
@@ -79,14 +73,4 @@ def holds(
         queryset = queryset.filter(user_email=user_email)
     if book_id is not None:
         queryset = queryset.filter(book_id=book_id)
-    ahead = (
-        Hold.objects.filter(book_id=OuterRef("book_id"), status=HoldStatus.WAITING, pk__lt=OuterRef("pk"))
-        .order_by()
-        .values("book_id")
-        .annotate(n=Count("pk"))
-        .values("n")
-    )
-    position = Coalesce(Subquery(ahead, output_field=IntegerField()), Value(0)) + 1
-    return queryset.annotate(
-        queue_position=Case(When(status=HoldStatus.WAITING, then=position), default=None, output_field=IntegerField())
-    ).order_by("id")
+    return queryset.with_queue_position().order_by("id")

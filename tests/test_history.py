@@ -20,6 +20,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from lending import history, notices, services
+from lending.services import return_book
 from lending.api.permissions import create_key
 from lending.logs import json_formatter
 from lending.models import Event, EventKind, Hold, HoldStatus, Loan, Scope
@@ -185,7 +186,7 @@ def test_the_event_commits_or_rolls_back_with_its_change(api, peers, settings, r
     def failing_enqueue(*messages):
         raise IntegrityError("simulated failure after the event was written")
 
-    monkeypatch.setattr(services, "enqueue", failing_enqueue)
+    monkeypatch.setattr(return_book, "enqueue", failing_enqueue)
     with pytest.raises(IntegrityError):
         services.loan_return(user_email=readers["a"], book_id=book)
     loan = Loan.objects.get(book_id=book)

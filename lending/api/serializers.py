@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 from rest_framework import serializers
 
+from lending import representation
 from lending.models import OPEN_HOLD_STATUSES, Hold, HoldStatus, Loan, LoanStatus
 
 MAX_BOOK_ID = 2**31 - 1
@@ -46,36 +45,25 @@ class LoanRequestSerializer(serializers.Serializer):
     book_id = StrictIntegerField(min_value=1, max_value=MAX_BOOK_ID)
 
 
-def iso_datetime(value: datetime | None) -> str | None:
-    """DRF's rendering of a datetime: ISO 8601 in UTC, with `Z`."""
-    return None if value is None else value.astimezone(UTC).isoformat().replace("+00:00", "Z")
-
-
 class LoanSerializer(serializers.ModelSerializer):
     status = serializers.ChoiceField(source="current_status", choices=LoanStatus.choices, read_only=True)
 
     class Meta:
         model = Loan
-        fields = ["id", "user_email", "book_id", "date_borrowed", "date_due", "date_returned", "status"]
+        fields = list(representation.LOAN_FIELDS)
         read_only_fields = fields
 
-    DATETIME_FIELDS = frozenset({"date_borrowed", "date_due", "date_returned"})
-
     def to_representation(self, loan: Loan) -> dict:
-        """Built by hand: DRF's generic walk over the declared fields costs more than the query on a
-        page of loans. The output is the declared fields' own (pinned by a test)."""
-        data = {}
-        for name in self.Meta.fields:
-            value = loan.current_status if name == "status" else getattr(loan, name)
-            data[name] = iso_datetime(value) if name in self.DATETIME_FIELDS else value
-        return data
+        """`lending.representation`'s: DRF's generic walk over the declared fields costs more than the
+        query on a page of loans. The output is the declared fields' own (pinned by a test)."""
+        return representation.loan(loan, tuple(self.Meta.fields))
 
 
 class LoanDetailSerializer(LoanSerializer):
     """The loan with the fields beyond the spec's: for `/loans/` and `/renewBook/`."""
 
     class Meta(LoanSerializer.Meta):
-        fields = [*LoanSerializer.Meta.fields, "book_title", "renewals"]
+        fields = list(representation.LOAN_DETAIL_FIELDS)
         read_only_fields = fields
 
 
@@ -105,23 +93,15 @@ class HoldSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Hold
-        fields = [
-            "id",
-            "user_email",
-            "book_id",
-            "book_title",
-            "status",
-            "queue_position",
-            "date_reserved",
-            "date_ready",
-            "pickup_deadline",
-            "date_closed",
-            "loan_id",
-        ]
+        fields = list(representation.HOLD_FIELDS)
         read_only_fields = fields
 
     def get_queue_position(self, hold: Hold) -> int | None:
+        # The `queue_position` annotation of `lending.selectors.holds` (None without it).
         return getattr(hold, "queue_position", None)
+
+    def to_representation(self, hold: Hold) -> dict:
+        return representation.hold(hold, self.get_queue_position(hold))
 
 
 class HoldQuerySerializer(serializers.Serializer):

@@ -1,20 +1,19 @@
-"""Thin views: validate the body, handle the Idempotency-Key, call a service, render the result."""
+"""Thin views: validate the body, handle the Idempotency-Key, call a service, render the result.
+
+Each view names the service it calls (`perform`) and how its success is answered (`answer`, a
+function of `lending.representation`); their OpenAPI description is in `lending.api.docs`.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
-from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.serializers import Serializer
 from rest_framework.views import APIView
 
-from lending import history, idempotency, metrics, policy, selectors, services
+from lending import history, idempotency, metrics, policy, representation, selectors, services
 from lending.api import permissions
-from lending.api import schema as api_docs
 from lending.api.caching import NoStore
 from lending.api.errors import error_body
 from lending.api.pagination import bare_list_page, counted_page
@@ -29,41 +28,45 @@ from lending.api.serializers import (
     LoanSerializer,
 )
 from lending.errors import LendingError, NotFound
+from lending.idempotency import Claim
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 REPLAYED_HEADER = "Idempotent-Replayed"
+MAX_DATABASE_ID = 2**63 - 1
 
 
 class LoanWriteApi(NoStore, APIView):
     """A POST of `{user_email, book_id}` that changes one loan (or hold), safe to retry with an
-    Idempotency-Key."""
+    Idempotency-Key. The answer is rendered once: by the claim, in the write's transaction, when a
+    key is given (the stored answer is the one sent); by the view otherwise."""
 
     required_scope = permissions.CIRCULATION
-    success_status = 200
-    # The service that performs the write: `service(user_email=, book_id=, claim=) -> Loan | Hold`.
-    service: Callable[..., Any]
-    # How the result is rendered.
-    output_serializer: type[Serializer] = LoanSerializer
+    # The metrics' name of the write (`lending.metrics.OPERATIONS`).
+    operation: str
+    # The success status and body.
+    answer: representation.Answer
+
+    def perform(self, *, user_email: str, book_id: int, claim: Claim | None) -> Any:
+        """The service call: each write view names its own."""
+        raise NotImplementedError
 
     def post(self, request: Request) -> Response:
         serializer = LoanRequestSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         key = request.headers.get(IDEMPOTENCY_HEADER)
         if key is None:
-            return self._render(self._perform(serializer.validated_data, None))
+            return self._respond(*self.answer(self._perform(serializer.validated_data, None)))
         _validate_key(key)
         outcome = idempotency.claim(
-            _scoped(key, request),
-            idempotency.fingerprint(request.method, request.path, request.data),
-            self._render_body,
+            _scoped(key, request), idempotency.fingerprint(request.method, request.path, request.data), self.answer
         )
         if isinstance(outcome, idempotency.Replay):
             return Response(outcome.body, status=outcome.status, headers={REPLAYED_HEADER: "true"})
         return self._perform_claimed(serializer.validated_data, outcome)
 
-    def _perform_claimed(self, data: dict, claim: idempotency.Claim) -> Response:
+    def _perform_claimed(self, data: dict, claim: Claim) -> Response:
         try:
-            result = self._perform(data, claim)
+            self._perform(data, claim)
         except LendingError as exc:
             if exc.status < 500 and not exc.code.startswith("idempotency_"):
                 claim.settle_refusal(exc, error_body(exc.code, exc.message, exc.details))
@@ -73,24 +76,21 @@ class LoanWriteApi(NoStore, APIView):
         except BaseException:
             claim.release()
             raise
-        return self._render(result)
+        assert claim.answer is not None, "every write settles its claim"
+        return self._respond(*claim.answer)
 
-    def _perform(self, data: dict, claim: idempotency.Claim | None) -> Any:
+    def _perform(self, data: dict, claim: Claim | None) -> Any:
         """The write, recorded in its events as made by this request's caller."""
         with history.acting_as(history.caller_of(self.request)):
-            return type(self).service(**data, claim=claim)
+            return self.perform(**data, claim=claim)
 
-    def _render_body(self, result: Any) -> tuple[int, Any]:
-        return self.success_status, self.output_serializer(result).data
-
-    def _render(self, result: Any) -> Response:
-        status, body = self._render_body(result)
-        metrics.record_operation(type(self).service)
+    def _respond(self, status: int, body: Any) -> Response:
+        metrics.record_operation(self.operation)
         return Response(body, status=status)
 
     def handle_exception(self, exc: Exception) -> Response:
         response = super().handle_exception(exc)
-        metrics.record_refusal(type(self).service, response)
+        metrics.record_refusal(self.operation, response)
         return response
 
 
@@ -109,43 +109,14 @@ def _validate_key(key: str) -> None:
         )
 
 
-@extend_schema_view(
-    post=extend_schema(
-        operation_id="lendBook",
-        tags=["lending"],
-        summary="Lend a book",
-        description="Lends the book to the patron for LOAN_PERIOD_DAYS (60) days: 201 with the loan. The User and Book "
-        "services are asked first; when either is down or slow, 503 `peer_unavailable` with `Retry-After`. "
-        "With `?dry_run=true`, answers 200 with whether the lend would succeed (and why not), writing nothing.",
-        request=LoanRequestSerializer,
-        parameters=[
-            OpenApiParameter("dry_run", OpenApiTypes.BOOL, description="Check only: answer 200 with `would_succeed`."),
-            *api_docs.WRITE_PARAMETERS,
-        ],
-        responses={
-            201: OpenApiResponse(LoanSerializer, description="The new loan."),
-            200: OpenApiResponse(DryRunSerializer, description="`?dry_run=true` only: would the lend succeed?"),
-            **api_docs.error_responses(
-                *api_docs.WRITE_ERRORS,
-                "user_inactive",
-                "user_not_found",
-                "book_not_found",
-                "no_copy_available",
-                "already_borrowed",
-                "copies_on_hold",
-                "patron_has_overdue_loans",
-                "loan_limit_reached",
-                "peer_unavailable",
-            ),
-        },
-        examples=[api_docs.LOAN_REQUEST_EXAMPLE, api_docs.LOAN_EXAMPLE, *api_docs.DRY_RUN_EXAMPLES],
-    )
-)
 class LendBookApi(LoanWriteApi):
     """`?dry_run=true` answers whether the lend would succeed, and why not, writing nothing."""
 
-    success_status = 201
-    service = staticmethod(services.loan_lend)
+    operation = "lend"
+    answer = representation.Answer(201, representation.loan)
+
+    def perform(self, *, user_email: str, book_id: int, claim: Claim | None) -> Any:
+        return services.loan_lend(user_email=user_email, book_id=book_id, claim=claim)
 
     def post(self, request: Request) -> Response:
         query = DryRunQuerySerializer(data=request.query_params)
@@ -165,128 +136,38 @@ class LendBookApi(LoanWriteApi):
         return Response(DryRunSerializer(answer).data)
 
 
-@extend_schema_view(
-    post=extend_schema(
-        operation_id="returnBook",
-        tags=["lending"],
-        summary="Return a book",
-        description="Closes the patron's open loan of the book: 200 with the loan, status `RETURNED`. Calls no peer, "
-        "so it works while every peer is down.",
-        request=LoanRequestSerializer,
-        parameters=api_docs.WRITE_PARAMETERS,
-        responses={
-            200: OpenApiResponse(LoanSerializer, description="The loan, status `RETURNED`."),
-            **api_docs.error_responses(*api_docs.WRITE_ERRORS, "loan_not_found"),
-        },
-        examples=[api_docs.LOAN_REQUEST_EXAMPLE, api_docs.RETURNED_EXAMPLE],
-    )
-)
 class ReturnBookApi(LoanWriteApi):
-    success_status = 200
-    service = staticmethod(services.loan_return)
+    operation = "return"
+    answer = representation.Answer(200, representation.loan)
+
+    def perform(self, *, user_email: str, book_id: int, claim: Claim | None) -> Any:
+        return services.loan_return(user_email=user_email, book_id=book_id, claim=claim)
 
 
-@extend_schema_view(
-    post=extend_schema(
-        operation_id="renewBook",
-        tags=["circulation"],
-        summary="Renew a loan",
-        description="Extends the patron's open loan of the book by LOAN_PERIOD_DAYS from its due date, at most "
-        "LOAN_MAX_RENEWALS times, and not while another patron waits for the book. Calls no peer.",
-        request=LoanRequestSerializer,
-        parameters=api_docs.WRITE_PARAMETERS,
-        responses={
-            200: OpenApiResponse(LoanDetailSerializer, description="The renewed loan."),
-            **api_docs.error_responses(
-                *api_docs.WRITE_ERRORS,
-                "loan_not_found",
-                "renewal_limit_reached",
-                "loan_overdue",
-                "book_reserved_by_others",
-            ),
-        },
-        examples=[api_docs.LOAN_REQUEST_EXAMPLE, api_docs.RENEWED_EXAMPLE],
-    )
-)
 class RenewBookApi(LoanWriteApi):
-    success_status = 200
-    service = staticmethod(services.loan_renew)
-    output_serializer = LoanDetailSerializer
+    operation = "renew"
+    answer = representation.Answer(200, representation.loan_detail)
+
+    def perform(self, *, user_email: str, book_id: int, claim: Claim | None) -> Any:
+        return services.loan_renew(user_email=user_email, book_id=book_id, claim=claim)
 
 
-@extend_schema_view(
-    post=extend_schema(
-        operation_id="reserveBook",
-        tags=["circulation"],
-        summary="Join a book's holds queue",
-        description="Queues the patron for a book with no copy free for them: 201 with the hold and its queue "
-        "position. When a copy comes back it is kept for the first patron (status `READY`) until its pickup deadline.",
-        request=LoanRequestSerializer,
-        parameters=api_docs.WRITE_PARAMETERS,
-        responses={
-            201: OpenApiResponse(HoldSerializer, description="The new hold."),
-            **api_docs.error_responses(
-                *api_docs.WRITE_ERRORS,
-                "user_inactive",
-                "user_not_found",
-                "book_not_found",
-                "already_borrowed",
-                "already_reserved",
-                "copy_available",
-                "peer_unavailable",
-            ),
-        },
-        examples=[api_docs.LOAN_REQUEST_EXAMPLE, api_docs.HOLD_EXAMPLE],
-    )
-)
 class ReserveBookApi(LoanWriteApi):
-    success_status = 201
-    service = staticmethod(services.hold_reserve)
-    output_serializer = HoldSerializer
+    operation = "reserve"
+    answer = representation.Answer(201, representation.placed_hold)
+
+    def perform(self, *, user_email: str, book_id: int, claim: Claim | None) -> Any:
+        return services.hold_reserve(user_email=user_email, book_id=book_id, claim=claim)
 
 
-@extend_schema_view(
-    post=extend_schema(
-        operation_id="cancelReservation",
-        tags=["circulation"],
-        summary="Cancel a hold",
-        description=(
-            "Cancels the patron's open hold on the book; a copy it kept goes to the next patron. Calls no peer."
-        ),
-        request=LoanRequestSerializer,
-        parameters=api_docs.WRITE_PARAMETERS,
-        responses={
-            200: OpenApiResponse(HoldSerializer, description="The hold, status `CANCELLED`."),
-            **api_docs.error_responses(*api_docs.WRITE_ERRORS, "hold_not_found"),
-        },
-        examples=[api_docs.LOAN_REQUEST_EXAMPLE, api_docs.CANCELLED_HOLD_EXAMPLE],
-    )
-)
 class CancelReservationApi(LoanWriteApi):
-    success_status = 200
-    service = staticmethod(services.hold_cancel)
-    output_serializer = HoldSerializer
+    operation = "cancel_reservation"
+    answer = representation.Answer(200, representation.placed_hold)
+
+    def perform(self, *, user_email: str, book_id: int, claim: Claim | None) -> Any:
+        return services.hold_cancel(user_email=user_email, book_id=book_id, claim=claim)
 
 
-@extend_schema_view(
-    get=extend_schema(
-        operation_id="getExpiredBooks",
-        tags=["lending"],
-        summary="Overdue loans",
-        description="A bare JSON list of open loans past their due date (status `OVERDUE`), oldest due first. "
-        '`limit` (default and cap API_MAX_PAGE_SIZE) and `offset` page it; a `Link` header with `rel="next"` '
-        "tells that more remain.",
-        parameters=[api_docs.LIMIT, api_docs.OFFSET, api_docs.LINK, *api_docs.COMMON_PARAMETERS],
-        responses={
-            200: OpenApiResponse(
-                api_docs.LOAN_LIST,
-                description="Overdue loans (a bare list, never an object).",
-                examples=[api_docs.OVERDUE_EXAMPLE],
-            ),
-            **api_docs.error_responses(*api_docs.LISTING_ERRORS),
-        },
-    )
-)
 class ExpiredBooksApi(NoStore, APIView):
     """The spec's bare JSON list; `limit`/`offset` page it, with a `Link` header when more remain."""
 
@@ -296,26 +177,6 @@ class ExpiredBooksApi(NoStore, APIView):
         return bare_list_page(request, selectors.overdue_loans(), LoanSerializer)
 
 
-@extend_schema_view(
-    get=extend_schema(
-        operation_id="listLoans",
-        tags=["circulation"],
-        summary="List loans",
-        description="Loans, newest first, filtered by patron, book or status; paged with `limit`/`offset`.",
-        parameters=[
-            LoanQuerySerializer,
-            api_docs.LIMIT,
-            api_docs.OFFSET,
-            api_docs.LINK,
-            api_docs.TOTAL_COUNT,
-            *api_docs.COMMON_PARAMETERS,
-        ],
-        responses={
-            200: OpenApiResponse(api_docs.LOAN_PAGE, description="One page of loans."),
-            **api_docs.error_responses(*api_docs.LISTING_ERRORS),
-        },
-    )
-)
 class LoansApi(NoStore, APIView):
     required_scope = permissions.PATRON_FILTERED_OR_REPORTS
 
@@ -325,18 +186,6 @@ class LoansApi(NoStore, APIView):
         return counted_page(request, selectors.loans(**query.validated_data), LoanDetailSerializer)
 
 
-@extend_schema_view(
-    get=extend_schema(
-        operation_id="getLoan",
-        tags=["circulation"],
-        summary="One loan",
-        parameters=api_docs.COMMON_PARAMETERS,
-        responses={
-            200: OpenApiResponse(LoanDetailSerializer, description="The loan."),
-            **api_docs.error_responses(*api_docs.READ_ERRORS, "insufficient_scope", "loan_not_found"),
-        },
-    )
-)
 class LoanDetailApi(NoStore, APIView):
     required_scope = permissions.PATRON_READ
 
@@ -347,29 +196,6 @@ class LoanDetailApi(NoStore, APIView):
         return Response(LoanDetailSerializer(loan).data)
 
 
-@extend_schema_view(
-    get=extend_schema(
-        operation_id="listReservations",
-        tags=["circulation"],
-        summary="List holds",
-        description="Holds, filtered by patron, book or status (open ones, WAITING and READY, unless a status is "
-        "given); paged with `limit`/`offset`.",
-        parameters=[
-            HoldQuerySerializer,
-            api_docs.LIMIT,
-            api_docs.OFFSET,
-            api_docs.LINK,
-            api_docs.TOTAL_COUNT,
-            *api_docs.COMMON_PARAMETERS,
-        ],
-        responses={
-            200: OpenApiResponse(
-                api_docs.page_of(HoldSerializer, "PaginatedHoldList"), description="One page of holds."
-            ),
-            **api_docs.error_responses(*api_docs.LISTING_ERRORS),
-        },
-    )
-)
 class ReservationsApi(NoStore, APIView):
     required_scope = permissions.PATRON_FILTERED_OR_REPORTS
 
@@ -379,24 +205,9 @@ class ReservationsApi(NoStore, APIView):
         return counted_page(request, selectors.holds(**query.validated_data), HoldSerializer)
 
 
-@extend_schema_view(
-    get=extend_schema(
-        operation_id="getPolicy",
-        tags=["circulation"],
-        summary="The loan policy in force",
-        parameters=api_docs.COMMON_PARAMETERS,
-        responses={
-            200: OpenApiResponse(api_docs.PolicySerializer, description="The policy in force."),
-            **api_docs.error_responses(*api_docs.READ_ERRORS),
-        },
-    )
-)
 class PolicyApi(APIView):
     # The rules, no patron data: any valid key.
     required_scope = permissions.ANY_KEY
 
     def get(self, request: Request) -> Response:
         return Response(policy.current().as_dict())
-
-
-MAX_DATABASE_ID = 2**63 - 1

@@ -1,0 +1,37 @@
+"""Cancel a hold: the patron leaves the queue; a copy their hold kept goes to the next patron."""
+
+from __future__ import annotations
+
+from django.db import transaction
+from django.utils import timezone
+
+from lending import history
+from lending.errors import NotFound
+from lending.idempotency import Claim
+from lending.locks import lock_book_and_row
+from lending.models import EventKind, Hold, HoldStatus
+from lending.services.queue import book_changed, promote_after_copy_freed
+from lending.services.reserve import PlacedHold
+
+
+def hold_cancel(*, user_email: str, book_id: int, claim: Claim | None = None) -> PlacedHold:
+    """Cancels the patron's open hold; a copy it kept goes to the next patron. Never calls a peer."""
+    with transaction.atomic():
+        stock, hold = lock_book_and_row(
+            book_id,
+            Hold.objects.open().filter(user_email=user_email, book_id=book_id),
+            NotFound(f"{user_email} has no open hold on book {book_id}.", code="hold_not_found"),
+        )
+        now = timezone.now()
+        was_ready = hold.status == HoldStatus.READY
+        hold.status = HoldStatus.CANCELLED
+        hold.date_closed = now
+        hold.save(update_fields=["status", "date_closed"])
+        history.record(history.hold_event(hold, EventKind.CANCELLED, at=now, was_ready=was_ready))
+        if was_ready and stock is not None:
+            promote_after_copy_freed(book_id, stock.copies, now=now)
+            book_changed(book_id)
+        cancelled = PlacedHold(hold, None)
+        if claim:
+            claim.settle(cancelled)
+    return cancelled

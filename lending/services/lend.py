@@ -1,0 +1,65 @@
+"""Lend a book: the patron borrows a copy free for them (fulfilling their hold, if they had one)."""
+
+from __future__ import annotations
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from lending import history, policy
+from lending.book_state import read_state
+from lending.clients import books, users
+from lending.idempotency import Claim
+from lending.locks import lock_book_refreshing_stock, lock_patron
+from lending.models import Event, EventKind, Hold, HoldStatus, Loan
+from lending.outbox.messages import MessageType, availability_message, enqueue, loan_notification
+from lending.services.queue import close_hold, promote_waiting
+
+
+def loan_lend(*, user_email: str, book_id: int, claim: Claim | None = None) -> Loan:
+    users.ensure_active_user(user_email)
+    book = books.get_book(book_id)
+    rules = policy.current()
+    try:
+        with transaction.atomic():
+            lock_book_refreshing_stock(book, bump_version=True)  # a refusal rolls the bump back
+            lock_patron(user_email)
+            now = timezone.now()
+            state = read_state(book.id, book.copies, patron=user_email, now=now)
+            hold = policy.check_lend(user_email=user_email, state=state, policy=rules)
+            loan = Loan.objects.create(
+                user_email=user_email,
+                book_id=book_id,
+                book_title=book.title,
+                date_borrowed=now,
+                date_due=now + rules.loan_period,
+            )
+            state.open_loans += 1
+            events = [_lent_event(loan, hold)]
+            if hold is not None:
+                events.append(close_hold(state, hold, HoldStatus.FULFILLED, now=now, loan=loan))
+            history.record(*events)
+            # Only does something when the Book service now reports more copies than before.
+            promote_waiting(state, now=now)
+            enqueue(availability_message(book_id), loan_notification(loan, MessageType.LENDING_CONFIRMATION))
+            if claim:
+                claim.settle(loan)
+    except IntegrityError:
+        # The partial unique constraint caught a second open loan that slipped past the check.
+        raise policy.already_borrowed(user_email, book_id) from None
+    return loan
+
+
+def loan_lend_check(*, user_email: str, book_id: int) -> None:
+    """A dry run of `loan_lend`: the same peer checks and rules, no lock and no write. Raises the
+    refusal the lend would get; returns when it would succeed (at this instant)."""
+    users.ensure_active_user(user_email)
+    book = books.get_book(book_id)
+    state = read_state(book.id, book.copies, patron=user_email, now=timezone.now())
+    policy.check_lend(user_email=user_email, state=state, policy=policy.current())
+
+
+def _lent_event(loan: Loan, hold: Hold | None) -> Event:
+    details = {"book_id": loan.book_id, "date_due": loan.date_due}
+    if hold is not None:
+        details["hold_id"] = hold.pk
+    return history.loan_event(loan, EventKind.LENT, at=loan.date_borrowed, **details)

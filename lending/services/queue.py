@@ -1,0 +1,59 @@
+"""The holds queue's writes, shared by the stories: promote the next patrons when copies free up,
+close a hold, and tell the Book service that the book changed. Call them under the book lock, in
+the transaction of the change."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from lending import history, policy
+from lending.book_state import BookState, read_state
+from lending.locks import bump_book_version
+from lending.models import Event, EventKind, Hold, HoldStatus, Loan, OutboxMessage
+from lending.outbox.messages import MessageType, availability_message, enqueue, enqueue_hold_notification
+
+CLOSING_EVENTS = {
+    HoldStatus.FULFILLED: EventKind.HOLD_FULFILLED,
+    HoldStatus.CANCELLED: EventKind.CANCELLED,
+    HoldStatus.EXPIRED: EventKind.HOLD_EXPIRED,
+}
+
+
+def promote_waiting(state: BookState, *, now: datetime) -> list[Hold]:
+    """Keep each copy on the shelf that no READY hold keeps for the next WAITING patron, and tell
+    them through the outbox. Updates `state`; returns the holds promoted."""
+    promoted = state.copies_to_promote()
+    deadline = policy.current().pickup_deadline(now)
+    for hold in promoted:
+        hold.status = HoldStatus.READY
+        hold.date_ready = now
+        hold.pickup_deadline = deadline
+        hold.save(update_fields=["status", "date_ready", "pickup_deadline"])
+        enqueue_hold_notification(hold, MessageType.HOLD_AVAILABLE)
+    history.record(
+        *(history.hold_event(hold, EventKind.HOLD_READY, at=now, pickup_deadline=deadline) for hold in promoted)
+    )
+    return promoted
+
+
+def promote_after_copy_freed(book_id: int, copies: int, *, now: datetime) -> None:
+    """A copy came back or a READY hold let go of one: it goes to the first patron waiting."""
+    promote_waiting(read_state(book_id, copies), now=now)
+
+
+def close_hold(state: BookState, hold: Hold, status: str, *, now: datetime, loan: Loan | None = None) -> Event:
+    """Close an open hold (FULFILLED, CANCELLED or EXPIRED) and drop it from `state`'s queue.
+    Returns the event to record with the rest of the change."""
+    hold.status = status
+    hold.date_closed = now
+    hold.loan = loan
+    hold.save(update_fields=["status", "date_closed", "loan"])
+    state.holds = [h for h in state.holds if h.pk != hold.pk]
+    return history.hold_event(hold, CLOSING_EVENTS[status], at=now, **({"loan_id": loan.pk} if loan else {}))
+
+
+def book_changed(book_id: int, *also: OutboxMessage) -> None:
+    """Bump the book's version and queue an availability update computed at delivery time, with any
+    other messages of the change in the same INSERT."""
+    bump_book_version(book_id)
+    enqueue(availability_message(book_id), *also)

@@ -1,0 +1,39 @@
+"""Renew a loan: extend the due date by the loan period, unless another patron waits for the book."""
+
+from __future__ import annotations
+
+from django.db import transaction
+from django.utils import timezone
+
+from lending import history, policy
+from lending.errors import NotFound
+from lending.idempotency import Claim
+from lending.locks import lock_book_and_row
+from lending.models import EventKind, Hold, Loan, LoanStatus
+from lending.outbox.messages import MessageType, enqueue_notification
+
+
+def loan_renew(*, user_email: str, book_id: int, claim: Claim | None = None) -> Loan:
+    """Extends the due date by the loan period from the current due date. Never calls a peer."""
+    rules = policy.current()
+    with transaction.atomic():
+        _, loan = lock_book_and_row(
+            book_id,
+            Loan.objects.open_of(user_email, book_id),
+            NotFound(f"{user_email} has no open loan of book {book_id}.", code="loan_not_found"),
+        )
+        now = timezone.now()
+        others_waiting = Hold.objects.waiting_for(book_id).exclude(user_email=user_email).exists()
+        policy.check_renewal(loan=loan, others_waiting=others_waiting, policy=rules, now=now)
+        loan.date_due += rules.loan_period
+        loan.renewals += 1
+        if not loan.is_overdue(now):
+            loan.status = LoanStatus.ACTIVE
+        loan.save(update_fields=["date_due", "renewals", "status"])
+        history.record(
+            history.loan_event(loan, EventKind.RENEWED, at=now, date_due=loan.date_due, renewals=loan.renewals)
+        )
+        enqueue_notification(loan, MessageType.RENEWAL_CONFIRMATION)
+        if claim:
+            claim.settle(loan)
+    return loan

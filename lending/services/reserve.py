@@ -1,0 +1,49 @@
+"""Reserve a book: join its holds queue when no copy is free for the patron."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from lending import history, policy
+from lending.book_state import read_state
+from lending.clients import books, users
+from lending.idempotency import Claim
+from lending.locks import lock_book_refreshing_stock
+from lending.models import EventKind, Hold, Loan
+from lending.services.queue import book_changed, promote_waiting
+
+
+@dataclass(frozen=True)
+class PlacedHold:
+    """A hold as a write left it, with its place in the queue then (None unless WAITING)."""
+
+    hold: Hold
+    queue_position: int | None
+
+
+def hold_reserve(*, user_email: str, book_id: int, claim: Claim | None = None) -> PlacedHold:
+    """Queues the patron for a book none of whose copies is free for them."""
+    users.ensure_active_user(user_email)
+    book = books.get_book(book_id)
+    try:
+        with transaction.atomic():
+            lock_book_refreshing_stock(book)
+            now = timezone.now()
+            state = read_state(book.id, book.copies)
+            on_loan = Loan.objects.open_of(user_email, book_id).exists()
+            policy.check_reservable(user_email=user_email, state=state, on_loan=on_loan)
+            hold = Hold.objects.create(user_email=user_email, book_id=book_id, book_title=book.title, date_reserved=now)
+            state.holds.append(hold)
+            history.record(history.hold_event(hold, EventKind.RESERVED, at=now, book_id=book_id))
+            # Only does something when the Book service now reports more copies than before.
+            if promote_waiting(state, now=now):
+                book_changed(book_id)
+            placed = PlacedHold(hold, state.position_of(hold))
+            if claim:
+                claim.settle(placed)
+    except IntegrityError:
+        raise policy.already_reserved(user_email, book_id) from None
+    return placed
