@@ -51,6 +51,12 @@ def report(args: argparse.Namespace, seed: int, system: System, stats: Stats, fa
         "no 5xx other than 503, and every 503 carries Retry-After",
         "the outbox drained; no dead letters",
     ]
+    if any(name.startswith("events: ") for name in facts):
+        checks.append(
+            "every domain event the database records reached a queue bound from the start at least once, "
+            "each subject's events in order after reordering by sequence, none the database does not justify "
+            "(the relays publish through a proxy that drops, stalls and refuses)"
+        )
     lines += [f"checked: {c}" for c in checks]
     lines.append(f"VIOLATIONS: {counts['violations']}")
     lines += [f"  - {v}" for v in stats.violations]

@@ -21,6 +21,7 @@ import time
 
 from chaos.checks import check, drain
 from chaos.clients import Client
+from chaos.events import EventsUnderChaos
 from chaos.faults import FaultInjector, Killer
 from chaos.report import report
 from chaos.stats import Ledger, Stats
@@ -92,12 +93,19 @@ def main(argv: list[str] | None = None) -> int:
     system = System(args)
     print(f"chaos run (seed {seed}): database {system.db_name}, logs in {system.log_dir}", flush=True)
     stats, ledger = Stats(), Ledger()
+    # Domain events through a faulty proxy to the local RabbitMQ (chaos/events.py), when it answers.
+    events = EventsUnderChaos.wire(system.env)
     try:
         start(system)
+        if events:
+            events.start_faults(args.fault_interval, random.Random(seed + 1))
         load_seconds = load_under_mayhem(system, args, random.Random(seed), stats, ledger)
+        if events:
+            events.stop_faults()
         # A last scheduler pass sees every loan, then the relays drain the outbox.
         run_manage("send_notices", env=system.env)
         facts = check(system, ledger, stats, drain(system, args.drain_timeout, stats))
+        facts.update(events.check(stats) if events else {"events": "not checked: no RabbitMQ on 127.0.0.1:5672"})
         check_enough(args, stats)
     except Exception as exc:
         stats.violation(f"the run itself failed: {exc.__class__.__name__}: {exc}")
@@ -105,6 +113,8 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         system.stop()
         system.drop_database()
+        if events:
+            events.clean_up()
     report(args, seed, system, stats, facts, load_seconds)
     return 1 if stats.violations or stats.counts["violations"] else 0
 
