@@ -171,7 +171,9 @@ if not 1 <= AXES_FAILURE_LIMIT <= 10:
 AXES_COOLOFF_TIME = env.float("ADMIN_LOCKOUT_MINUTES", default=60.0) / 60  # hours
 AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
 AXES_RESET_ON_SUCCESS = True
-AXES_IPWARE_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
+# The client address as the API throttles see it (TRUSTED_PROXIES), and no banner on every command.
+AXES_CLIENT_IP_CALLABLE = "lending.api.proxies.axes_client_address"
+AXES_VERBOSE = False
 # Staff passwords: Django's validators, enforced by the admin's forms and `ensure_staff_user`.
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},

@@ -72,3 +72,9 @@ def _valid_address(text: str) -> str | None:
         return str(ipaddress.ip_address(text))
     except ValueError:
         return None
+
+
+def axes_client_address(request) -> str:
+    """The admin lockout (django-axes) counts failures against the same client address as the API's
+    throttles, so it trusts exactly the proxies in TRUSTED_PROXIES."""
+    return client_address(request.META)
