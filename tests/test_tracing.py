@@ -5,6 +5,8 @@ so the instrumented `requests` call to the Notification peer is a span of the le
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from django.db import connection
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -12,7 +14,7 @@ from opentelemetry.trace import SpanKind
 
 from lending import tracing
 from lending.models import OutboxKind, OutboxMessage
-from lending.outbox import relay
+from lending.outbox import broker, relay
 from tests.conftest import post_json
 
 pytestmark = pytest.mark.django_db
@@ -59,6 +61,14 @@ def test_database_statements_are_spans_of_the_request(spans, api, patron, book):
     [request_span] = [s for s in finished if s.kind == SpanKind.SERVER]
     statements = [s for s in finished if s.attributes.get("db.system") == "postgresql"]
     assert statements and {s.context.trace_id for s in statements} == {request_span.context.trace_id}
+
+
+def test_the_cloudevent_carries_the_requests_traceparent(spans, api, patron, book, settings):
+    settings.EVENTS_BROKER_URL = "amqp://guest:guest@127.0.0.1:5672/%2F"  # written only; not published here
+    post_json(api, "/lendBook/", {"user_email": patron, "book_id": book["id"]})
+    [request_span] = [s for s in spans.get_finished_spans() if s.kind == SpanKind.SERVER]
+    event = json.loads(broker.body(OutboxMessage.objects.get(kind=OutboxKind.EVENT)))
+    assert event["traceparent"].split("-")[1] == f"{request_span.context.trace_id:032x}"
 
 
 def test_without_tracing_messages_carry_no_trace_context(api, patron, book):
