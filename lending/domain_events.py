@@ -35,7 +35,7 @@ CONTENT_TYPE = "application/json"
 
 # The verb of each kind of change in the event's `type`; a kind missing here is never published
 # (a test fails when a new kind is in neither this table nor INTERNAL_KINDS).
-VERBS = {
+VERBS: dict[str, str] = {
     EventKind.LENT: "lent",
     EventKind.RENEWED: "renewed",
     EventKind.RETURNED: "returned",
@@ -90,7 +90,9 @@ class Recorded:
 
     @property
     def subject_id(self) -> int:
-        return self.loan_id or self.hold_id  # type: ignore[return-value]  # exactly one is set (a constraint)
+        subject = self.loan_id or self.hold_id
+        assert subject is not None, "an event has exactly one subject (a database constraint)"
+        return subject
 
 
 def enabled() -> bool:
@@ -114,7 +116,7 @@ def enqueue_for(recorded: Sequence[Recorded]) -> list[OutboxMessage]:
     holds = _subjects(Hold, [event.hold_id for event in published if event.hold_id])
     messages = []
     for event in published:
-        subject = loans[event.loan_id] if event.loan_id else holds[event.hold_id]
+        subject = loans[event.subject_id] if event.loan_id else holds[event.subject_id]
         messages.append(
             OutboxMessage(
                 kind=OutboxKind.EVENT,
