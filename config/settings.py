@@ -291,6 +291,12 @@ LOAN_BLOCK_ON_OVERDUE = env.bool("LOAN_BLOCK_ON_OVERDUE", default=True)
 LOAN_RENEW_OVERDUE_ALLOWED = env.bool("LOAN_RENEW_OVERDUE_ALLOWED", default=False)
 # Days a returned copy is kept for the first patron in the holds queue.
 HOLD_PICKUP_DAYS = env.int("HOLD_PICKUP_DAYS", default=3)
+# The library's time zone: due dates and pickup deadlines end at the end of a day there (lending.calendar).
+LIBRARY_TIME_ZONE = env.str("LIBRARY_TIME_ZONE", default="UTC")
+# Automated blocks (lending.blocks): this many overdue loans block borrowing, renewing and reserving ...
+BLOCK_MAX_OVERDUE_LOANS = env.int("BLOCK_MAX_OVERDUE_LOANS", default=3)
+# ... and so does any loan overdue by more than this many days.
+BLOCK_MAX_OVERDUE_DAYS = env.int("BLOCK_MAX_OVERDUE_DAYS", default=30)
 
 # --- Peers ----------------------------------------------------------------------------------------
 BOOK_MANAGEMENT_URL = env.str("BOOK_MANAGEMENT_URL", default="http://localhost:8001")

@@ -14,3 +14,9 @@ class LendingConfig(AppConfig):
         logs.connect_request_signals()
         if settings.OTEL_EXPORTER_OTLP_ENDPOINT:
             tracing.setup()
+
+    def import_models(self) -> None:
+        super().import_models()
+        # Models kept beside the rules that use them: the library's calendar and patron blocks.
+        import lending.blocks  # noqa: F401
+        import lending.calendar  # noqa: F401

@@ -67,6 +67,23 @@ REPORTS = needs(Scope.REPORTS)
 ERASURE = needs(Scope.PRIVACY)
 OVERRIDE = needs(Scope.OVERRIDE)
 ANY_KEY = needs()
+# The library's calendar, a patron's blocks and status: read by whoever lends (a kiosk asks before
+# acting) or reads a patron's data; changed only by staff (`override`), since a block or a closed day
+# decides what every later lend, renewal and reservation may do.
+STAFF_READ = needs(Scope.PATRON_READ, Scope.REPORTS, Scope.CIRCULATION)
+
+
+def read_or_override(request: Request) -> tuple[Scope, ...]:
+    if request.method in ("GET", "HEAD", "OPTIONS"):
+        return STAFF_READ.accepted
+    return OVERRIDE.accepted
+
+
+STAFF_READ_OR_OVERRIDE = ScopeRule(
+    accepted=(*STAFF_READ.accepted, Scope.OVERRIDE),
+    choose=read_or_override,
+    summary="reads: `patron-read`, `reports` or `circulation`; changes: `override`",
+)
 # `GET /loans/`, `GET /reservations/`: one patron's (filtered by `user_email`) or everyone's.
 PATRON_FILTERED_OR_REPORTS = ScopeRule(
     accepted=(Scope.PATRON_READ, Scope.REPORTS),

@@ -39,6 +39,7 @@ READS = [
     "/loans/1/history/",
     "/reservations/",
     "/policy/",
+    "/calendar/",
     "/health/",
     "/health/live/",
     "/health/ready/",
@@ -190,9 +191,30 @@ def test_erasure_with_any_email(peers, method, email, body):
     check(response)
 
 
+@FUZZ
+@given(
+    method=st.sampled_from(["POST", "GET", "PUT", "DELETE"]),
+    email=st.sampled_from(KNOWN_PATRONS) | st.emails() | st.text(max_size=80),
+    tail=st.sampled_from(["blocks/", "blocks/1/", f"blocks/{2**64}/", "status/"]),
+    body=json_values | st.fixed_dictionaries({"reason": json_values, "blocks": json_values}),
+)
+def test_patron_blocks_and_status_with_any_email_and_body(peers, method, email, tail, body):
+    path = f"/patrons/{quote(email, safe='@')}/{tail}"
+    response = APIClient().generic(method, path, encode(body), content_type="application/json")
+    check(response)
+
+
+@FUZZ
+@given(body=json_values | st.fixed_dictionaries({"closed_weekdays": json_values, "closed_dates": json_values}))
+def test_setting_the_calendar_with_any_body(peers, body):
+    check(APIClient().generic("PUT", "/calendar/", encode(body), content_type="application/json"))
+
+
 def test_the_fuzzed_routes_are_every_route():
     """A new endpoint must be added to the fuzz lists above."""
     routes = {str(p.pattern) for p in get_resolver("lending.api.urls").url_patterns}
     fuzzed = {p.strip("/") for p in [*WRITES, *READS]} | {"loans/<int:loan_id>", "loans/<int:loan_id>/history"}
     fuzzed.add("patrons/<str:email>/anonymize")  # test_erasure_with_any_email
+    # test_patron_blocks_and_status_with_any_email_and_body
+    fuzzed |= {"patrons/<str:email>/blocks", "patrons/<str:email>/blocks/<int:block_id>", "patrons/<str:email>/status"}
     assert {r.strip("/") for r in routes} - fuzzed - {"loans/1", "loans/1/history"} == set()

@@ -4,15 +4,20 @@ is written (loans, holds, outbox, idempotency records, events). With keys off, e
 
 from __future__ import annotations
 
+import json
 import uuid
 from dataclasses import dataclass
 
 import pytest
 from django.urls import get_resolver
+from django.utils import timezone
 from rest_framework.views import APIView
 
+from lending import blocks
 from lending.api import auth
 from lending.api.permissions import HasScope, create_key
+from lending.blocks import PatronBlock
+from lending.calendar import LibraryCalendar
 from lending.models import (
     ApiKeyScopes,
     BookStock,
@@ -48,12 +53,16 @@ class Call:
     success: int
     body: tuple[str, str] | None = None  # (patron key, book key) of the state
     patron_data: bool = True
+    payload: dict | None = None  # a body other than `{user_email, book_id}`
 
     def send(self, api, state: dict, headers: dict):
         path = self.path.format(**state)
         if self.method == "GET":
             return api.get(path, headers=headers or None)
+        if self.method != "POST":
+            return api.generic(self.method, path, json.dumps(self.payload or {}), "application/json", headers=headers)
         body = {"user_email": state[self.body[0]], "book_id": state[self.body[1]]} if self.body else {}
+        body = self.payload if self.payload is not None else body
         return post_json(api, path, body, **headers, **{"Idempotency-Key": f"scopes-{uuid.uuid4().hex}"})
 
 
@@ -74,6 +83,27 @@ CALLS = [
     Call("a loan's history", "GET", "/loans/{loan_id}/history/", (PATRON_READ, REPORTS), 200),
     Call("erasure", "POST", "/patrons/{nobody}/anonymize/", (PRIVACY,), 200),
     Call("policy", "GET", "/policy/", (), 200, patron_data=False),
+    Call("calendar", "GET", "/calendar/", (PATRON_READ, REPORTS, CIRCULATION), 200, patron_data=False),
+    Call(
+        "set the calendar",
+        "PUT",
+        "/calendar/",
+        (OVERRIDE,),
+        200,
+        patron_data=False,
+        payload={"closed_weekdays": ["sunday"], "closed_dates": []},
+    ),
+    Call("a patron's blocks", "GET", "/patrons/{nobody}/blocks/", (PATRON_READ, REPORTS, CIRCULATION), 200),
+    Call(
+        "block a patron",
+        "POST",
+        "/patrons/{nobody}/blocks/",
+        (OVERRIDE,),
+        201,
+        payload={"reason": "x", "blocks": ["borrow"]},
+    ),
+    Call("remove a block", "DELETE", "/patrons/{nobody}/blocks/{block_id}/", (OVERRIDE,), 204),
+    Call("a patron's status", "GET", "/patrons/{patron}/status/", (PATRON_READ, REPORTS, CIRCULATION), 200),
 ]
 # Each key holds one scope, or none.
 KEYS = [*Scope, None]
@@ -96,7 +126,8 @@ def state(api, peers, settings) -> dict:
     assert reserved.status_code == 201, reserved.content
     settings.REQUIRE_API_KEY = True
     loan_id = Loan.objects.get(user_email=people["patron"], book_id=books["held_book"]).pk
-    return {**people, **books, "loan_id": loan_id}
+    block = blocks.place(people["nobody"], reason="x", actions=["borrow"], expires_at=None, by="t", now=timezone.now())
+    return {**people, **books, "loan_id": loan_id, "block_id": block.pk}
 
 
 def key_with(scope: Scope | None) -> str:
@@ -107,8 +138,8 @@ def rows() -> list:
     """Everything a request could write."""
     return [
         list(model.objects.order_by("pk").values())
-        for model in (Loan, Hold, OutboxMessage, IdempotencyRecord, Event, BookStock, LoanNotice)
-    ]
+        for model in (Loan, Hold, OutboxMessage, IdempotencyRecord, Event, BookStock, LoanNotice, PatronBlock)
+    ] + [list(LibraryCalendar.objects.values("closed_weekdays", "closed_dates"))]
 
 
 @pytest.mark.parametrize("scope", KEYS, ids=lambda scope: str(scope or "no-scope"))
@@ -214,7 +245,13 @@ def test_every_api_view_states_its_scope_and_is_in_the_matrix():
     assert undeclared == [], "state `required_scope` on these views (lending.api.permissions)"
     routes = {route.rstrip("/") for route in views}
     matrix = {call.path.split("?")[0].strip("/") for call in CALLS}
-    normalised = {route.replace("<int:loan_id>", "{loan_id}").replace("<str:email>", "{nobody}") for route in routes}
+    normalised = {
+        route.replace("<int:loan_id>", "{loan_id}")
+        .replace("<int:block_id>", "{block_id}")
+        .replace("<str:email>", "{nobody}")
+        for route in routes
+    }
+    matrix = {path.replace("{patron}", "{nobody}") for path in matrix}
     assert normalised - matrix == set(), "add the new endpoint to CALLS"
 
 

@@ -1,0 +1,236 @@
+"""Patron blocks: whether a patron may borrow, renew or reserve, and every reason why not.
+
+Two kinds of reason:
+- manual blocks, placed by staff (`PatronBlock`: a reason, the actions it blocks, an optional expiry);
+- automated blocks, computed from the patron's loans at the moment of asking — never stored, so they
+  cannot drift: `BLOCK_MAX_OVERDUE_LOANS` overdue loans or more, a loan overdue more than
+  `BLOCK_MAX_OVERDUE_DAYS` days, unresolved lost items; and the policy's borrowing rules (no overdue
+  loan when `LOAN_BLOCK_ON_OVERDUE`, the open-loan limit), listed so that a status screen shows them.
+
+`reasons_against` is a pure function of the counts, the manual blocks and the rules; `standing` reads
+the counts and blocks (one query each) and applies it. The writes ask `standing` inside their
+transaction, after taking the patron's lock, so a block placed before the write commits is seen.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Count, Min, Q
+
+from lending import calendar
+
+
+class Action(models.TextChoices):
+    BORROW = "borrow"
+    RENEW = "renew"
+    RESERVE = "reserve"
+
+
+ALL_ACTIONS = (Action.BORROW, Action.RENEW, Action.RESERVE)
+# A lost item not resolved yet (`LoanStatus.LOST`; a resolution changes the status).
+LOST_STATUS = "LOST"
+
+
+def in_force(now: datetime) -> Q:
+    """A block that has not expired at `now`."""
+    return Q(expires_at__isnull=True) | Q(expires_at__gt=now)
+
+
+class PatronBlockQuerySet(models.QuerySet):
+    def in_force(self, now: datetime) -> PatronBlockQuerySet:
+        return self.filter(in_force(now))
+
+    def of(self, user_email: str) -> PatronBlockQuerySet:
+        return self.filter(user_email=user_email)
+
+
+class PatronBlock(models.Model):
+    """A block staff placed on a patron: the actions it forbids until it expires or is removed."""
+
+    user_email = models.EmailField(max_length=254)
+    reason = models.TextField()
+    blocks = models.JSONField(help_text='The actions blocked: any of "borrow", "renew", "reserve".')
+    created_at = models.DateTimeField()
+    expires_at = models.DateTimeField(null=True, blank=True)
+    # The caller who placed it (an API key's name, `anonymous` when keys are off, or a staff user).
+    created_by = models.CharField(max_length=150, blank=True, default="")
+
+    objects = PatronBlockQuerySet.as_manager()
+
+    class Meta:
+        app_label = "lending"
+        indexes = [models.Index(fields=["user_email", "id"], name="blocks_by_user")]
+
+    def __str__(self) -> str:
+        return f"block {self.pk} on {self.user_email}: {', '.join(self.blocks)}"
+
+
+# --- The rules, as pure functions ------------------------------------------------------------------
+@dataclass(frozen=True)
+class BlockRules:
+    max_overdue_loans: int
+    max_overdue_days: int
+    max_open_loans: int
+    block_on_overdue: bool
+
+
+def current_rules() -> BlockRules:
+    return BlockRules(
+        max_overdue_loans=settings.BLOCK_MAX_OVERDUE_LOANS,
+        max_overdue_days=settings.BLOCK_MAX_OVERDUE_DAYS,
+        max_open_loans=settings.LOAN_MAX_ACTIVE_PER_PATRON,
+        block_on_overdue=settings.LOAN_BLOCK_ON_OVERDUE,
+    )
+
+
+@dataclass(frozen=True)
+class PatronCounts:
+    open_loans: int = 0
+    overdue_loans: int = 0
+    most_days_overdue: int = 0
+    lost_loans: int = 0
+    blocks_in_force: int = 0
+
+
+@dataclass(frozen=True)
+class Reason:
+    """One reason an action is refused. `code` names the rule; a manual block carries its id, the
+    staff's reason and its expiry."""
+
+    code: str
+    message: str
+    actions: tuple[str, ...]
+    block_id: int | None = None
+    reason: str = ""
+    expires_at: datetime | None = None
+
+    def as_dict(self) -> dict:
+        shown = {key: value for key, value in asdict(self).items() if value not in (None, "")}
+        shown["actions"] = list(self.actions)
+        return shown
+
+
+# Codes of the reasons that `403 patron_blocked` refuses with; the others keep their own refusal.
+BLOCKING_CODES = frozenset({"manual_block", "too_many_overdue_loans", "loan_overdue_too_long", "lost_items"})
+
+
+def automated_reasons(counts: PatronCounts, rules: BlockRules) -> list[Reason]:
+    """The reasons the patron's loans alone give, in a fixed order."""
+    reasons = []
+    if rules.max_overdue_loans > 0 and counts.overdue_loans >= rules.max_overdue_loans:
+        reasons.append(
+            Reason(
+                "too_many_overdue_loans",
+                f"{counts.overdue_loans} overdue loan(s); {rules.max_overdue_loans} or more block the patron.",
+                ALL_ACTIONS,
+            )
+        )
+    if counts.most_days_overdue > rules.max_overdue_days:
+        reasons.append(
+            Reason(
+                "loan_overdue_too_long",
+                f"A loan is {counts.most_days_overdue} day(s) overdue; more than {rules.max_overdue_days} "
+                "block the patron.",
+                ALL_ACTIONS,
+            )
+        )
+    if counts.lost_loans:
+        reasons.append(Reason("lost_items", f"{counts.lost_loans} lost item(s) not resolved.", ALL_ACTIONS))
+    if rules.block_on_overdue and counts.overdue_loans:
+        reasons.append(
+            Reason(
+                "patron_has_overdue_loans",
+                f"{counts.overdue_loans} overdue loan(s); return them before borrowing.",
+                (Action.BORROW,),
+            )
+        )
+    if counts.open_loans >= rules.max_open_loans:
+        reasons.append(
+            Reason(
+                "loan_limit_reached",
+                f"{counts.open_loans} open loan(s), the most a patron may hold at once.",
+                (Action.BORROW,),
+            )
+        )
+    return reasons
+
+
+def manual_reasons(blocks: list[PatronBlock]) -> list[Reason]:
+    return [
+        Reason(
+            "manual_block",
+            f"Blocked by staff: {block.reason}",
+            tuple(block.blocks),
+            block_id=block.pk,
+            reason=block.reason,
+            expires_at=block.expires_at,
+        )
+        for block in blocks
+    ]
+
+
+def reasons_against(action: str, counts: PatronCounts, blocks: list[PatronBlock], rules: BlockRules) -> list[Reason]:
+    """Every reason the patron may not take `action`, manual blocks first."""
+    every = manual_reasons(blocks) + automated_reasons(counts, rules)
+    return [reason for reason in every if action in reason.actions]
+
+
+# --- Reading a patron's standing -------------------------------------------------------------------
+@dataclass(frozen=True)
+class Standing:
+    user_email: str
+    counts: PatronCounts
+    blocks: list[PatronBlock]
+    rules: BlockRules
+    reasons: dict[str, list[Reason]] = field(default_factory=dict)
+
+    def may(self, action: str) -> bool:
+        return not self.reasons[action]
+
+    def blocking(self, action: str) -> list[Reason]:
+        """The reasons that refuse `action` with `403 patron_blocked`."""
+        return [reason for reason in self.reasons[action] if reason.code in BLOCKING_CODES]
+
+
+def patron_counts(user_email: str, now: datetime, blocks_in_force: int = 0) -> PatronCounts:
+    """The patron's loans counted in one query, as the rules need them."""
+    from lending.models import Loan
+
+    row = Loan.objects.filter(user_email=user_email).aggregate(
+        open_loans=Count("pk", filter=Q(date_returned__isnull=True)),
+        overdue_loans=Count("pk", filter=Q(date_returned__isnull=True, date_due__lt=now)),
+        oldest_due=Min("date_due", filter=Q(date_returned__isnull=True)),
+        lost_loans=Count("pk", filter=Q(status=LOST_STATUS)),
+    )
+    oldest_due = row["oldest_due"]
+    return PatronCounts(
+        open_loans=row["open_loans"],
+        overdue_loans=row["overdue_loans"],
+        most_days_overdue=calendar.days_overdue(oldest_due, now) if oldest_due else 0,
+        lost_loans=row["lost_loans"],
+        blocks_in_force=blocks_in_force,
+    )
+
+
+def standing(user_email: str, now: datetime, rules: BlockRules | None = None) -> Standing:
+    """What the patron may do at `now`, and why not."""
+    rules = rules or current_rules()
+    blocks = list(PatronBlock.objects.of(user_email).in_force(now).order_by("id"))
+    counts = patron_counts(user_email, now, blocks_in_force=len(blocks))
+    reasons = {action.value: reasons_against(action, counts, blocks, rules) for action in ALL_ACTIONS}
+    return Standing(user_email=user_email, counts=counts, blocks=blocks, rules=rules, reasons=reasons)
+
+
+def place(user_email: str, *, reason: str, actions: list[str], expires_at: datetime | None, by: str, now: datetime):
+    return PatronBlock.objects.create(
+        user_email=user_email,
+        reason=reason,
+        blocks=[action for action in ALL_ACTIONS if action in actions],
+        created_at=now,
+        expires_at=expires_at,
+        created_by=by,
+    )

@@ -1,0 +1,170 @@
+"""The library's calendar, and the one rule for when a day ends.
+
+A due date (and a hold's pickup deadline) is never a moment inside a day: it is the end of a day in
+the library's time zone (`LIBRARY_TIME_ZONE`), and never a day the library is closed — a weekly
+closing day (`closed_weekdays`) or a single date (`closed_dates`); it moves to the end of the next open
+day. `end_of_open_day` is that rule's one home: every due date and deadline is set through it, so the
+comparisons with "now" elsewhere (`date_due < now`: overdue, renewals, reminders, pickup expiry) all
+follow it without knowing the calendar.
+
+Changing the calendar moves no existing due date; it rules the due dates set after it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+from django.conf import settings
+from django.db import models
+
+WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+# A library closes on at most this many single dates (a bound on the calendar row and on the search below).
+MAX_CLOSED_DATES = 1000
+
+
+class LibraryCalendar(models.Model):
+    """The library's closed days: one row (`CALENDAR_ID`), created on its first change."""
+
+    closed_weekdays = models.JSONField(default=list, blank=True, help_text='Weekly closing days, e.g. ["sunday"].')
+    closed_dates = models.JSONField(default=list, blank=True, help_text='Single closed dates, e.g. ["2026-12-25"].')
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        app_label = "lending"
+        verbose_name = "library calendar"
+        verbose_name_plural = "library calendar"
+
+    def __str__(self) -> str:
+        return "The library's calendar"
+
+    def closed_days(self) -> ClosedDays:
+        return ClosedDays(
+            weekdays=frozenset(WEEKDAYS.index(name) for name in self.closed_weekdays),
+            dates=frozenset(date.fromisoformat(text) for text in self.closed_dates),
+        )
+
+
+CALENDAR_ID = 1
+
+
+@dataclass(frozen=True)
+class ClosedDays:
+    weekdays: frozenset[int] = frozenset()  # 0 = Monday, as `date.weekday()`
+    dates: frozenset[date] = frozenset()
+
+    def is_closed(self, day: date) -> bool:
+        return day.weekday() in self.weekdays or day in self.dates
+
+    def next_open_day(self, day: date) -> date:
+        """`day` if the library opens that day, else the first open day after it. The calendar never
+        closes every weekday (`validate`), so a week past the last closed date is always open."""
+        while self.is_closed(day):
+            day += timedelta(days=1)
+        return day
+
+
+def closed_days() -> ClosedDays:
+    """The calendar in force (no closed day until one is set)."""
+    calendar = LibraryCalendar.objects.filter(pk=CALENDAR_ID).first()
+    return calendar.closed_days() if calendar else ClosedDays()
+
+
+def library_zone() -> ZoneInfo:
+    return ZoneInfo(settings.LIBRARY_TIME_ZONE)
+
+
+def end_of_day(day: date) -> datetime:
+    """The last instant of `day` in the library's time zone."""
+    return datetime.combine(day, time.max, tzinfo=library_zone())
+
+
+def library_day(moment: datetime) -> date:
+    """The library's date at `moment`."""
+    return moment.astimezone(library_zone()).date()
+
+
+def end_of_open_day(moment: datetime, closed: ClosedDays | None = None) -> datetime:
+    """THE due-date rule: the end of `moment`'s day in LIBRARY_TIME_ZONE, moved to the end of the next
+    open day when the library is closed that day. Every due date and pickup deadline goes through it."""
+    closed = closed if closed is not None else closed_days()
+    return end_of_day(closed.next_open_day(library_day(moment)))
+
+
+def due_after(start: datetime, period: timedelta, closed: ClosedDays | None = None) -> datetime:
+    """The due date of something that starts at `start` and lasts `period` (a loan, a renewal, a
+    hold's pickup window)."""
+    return end_of_open_day(start + period, closed)
+
+
+def days_overdue(date_due: datetime, now: datetime) -> int:
+    """Whole library days since the due day ended (0 while not overdue)."""
+    if now <= date_due:
+        return 0
+    return (library_day(now) - library_day(date_due)).days
+
+
+# --- Changing it ----------------------------------------------------------------------------------
+class InvalidCalendar(ValueError):
+    def __init__(self, details: dict[str, list[str]]) -> None:
+        super().__init__("The calendar is invalid.")
+        self.details = details
+
+
+def validate(closed_weekdays: object, closed_dates: object) -> tuple[list[str], list[str]]:
+    """The calendar as stored (weekdays in week order, dates sorted, no repeats), or InvalidCalendar
+    naming each bad field."""
+    errors: dict[str, list[str]] = {}
+    weekdays = _weekdays(closed_weekdays, errors)
+    dates = _dates(closed_dates, errors)
+    if errors:
+        raise InvalidCalendar(errors)
+    return weekdays, dates
+
+
+def _weekdays(value: object, errors: dict[str, list[str]]) -> list[str]:
+    if not isinstance(value, list) or not all(isinstance(name, str) for name in value):
+        errors["closed_weekdays"] = ["A list of weekday names is required."]
+        return []
+    unknown = sorted({name for name in value if name not in WEEKDAYS})
+    if unknown:
+        errors["closed_weekdays"] = [f"Unknown weekday(s): {', '.join(unknown)}. Weekdays: {', '.join(WEEKDAYS)}."]
+        return []
+    if set(value) == set(WEEKDAYS):
+        errors["closed_weekdays"] = ["The library must open on at least one weekday."]
+        return []
+    return [name for name in WEEKDAYS if name in value]
+
+
+def _dates(value: object, errors: dict[str, list[str]]) -> list[str]:
+    if not isinstance(value, list) or not all(isinstance(text, str) for text in value):
+        errors["closed_dates"] = ["A list of dates (YYYY-MM-DD) is required."]
+        return []
+    if len(value) > MAX_CLOSED_DATES:
+        errors["closed_dates"] = [f"At most {MAX_CLOSED_DATES} closed dates."]
+        return []
+    parsed = set()
+    for text in value:
+        try:
+            if len(text) != 10:
+                raise ValueError
+            parsed.add(date.fromisoformat(text))
+        except ValueError:
+            errors["closed_dates"] = [f"Not a date (YYYY-MM-DD): {text[:20]!r}."]
+            return []
+    return [day.isoformat() for day in sorted(parsed)]
+
+
+def set_calendar(closed_weekdays: object, closed_dates: object) -> LibraryCalendar:
+    """Replace the calendar (validated first: a bad one writes nothing)."""
+    weekdays, dates = validate(closed_weekdays, closed_dates)
+    calendar, _ = LibraryCalendar.objects.update_or_create(
+        pk=CALENDAR_ID, defaults={"closed_weekdays": weekdays, "closed_dates": dates}
+    )
+    return calendar
+
+
+def current_calendar() -> LibraryCalendar:
+    """The stored calendar, or an unsaved empty one."""
+    return LibraryCalendar.objects.filter(pk=CALENDAR_ID).first() or LibraryCalendar(pk=CALENDAR_ID)
