@@ -3,7 +3,7 @@ trailing slash (never a redirect: a redirected POST would lose its body)."""
 
 from django.urls import path
 
-from lending.api import docs, health, history, privacy, views
+from lending.api import circulation, docs, health, history, privacy, views
 
 docs.document()  # each view's OpenAPI description, from the table beside the views
 
@@ -25,6 +25,10 @@ urlpatterns = [
     *both_slashes("loans/<int:loan_id>/history", history.LoanHistoryApi.as_view(), "loan-history"),
     *both_slashes("policy", views.PolicyApi.as_view(), "policy"),
     *both_slashes("patrons/<str:email>/anonymize", privacy.PatronAnonymizeApi.as_view(), "patron-anonymize"),
+    *both_slashes("calendar", circulation.CalendarApi.as_view(), "calendar"),
+    *both_slashes("patrons/<str:email>/blocks", circulation.PatronBlocksApi.as_view(), "patron-blocks"),
+    *both_slashes("patrons/<str:email>/blocks/<int:block_id>", circulation.PatronBlockApi.as_view(), "patron-block"),
+    *both_slashes("patrons/<str:email>/status", circulation.PatronStatusApi.as_view(), "patron-status"),
     *both_slashes("health", health.health, "health"),
     *both_slashes("health/live", health.live, "health-live"),
     *both_slashes("health/ready", health.ready, "health-ready"),

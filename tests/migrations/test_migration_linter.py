@@ -27,7 +27,7 @@ RELEASED_AND_FLAGGED = {
     "0005_outbox_claims": (
         "Adds OutboxMessage.claims NOT NULL without a database default: the previous release's INSERT failed "
         "during a rollout. Fixed forward by 0008_outbox_claims_db_default (DEFAULT 0), tested by "
-        "tests/test_rolling_deploy.py."
+        "tests/migrations/test_rolling_deploy.py."
     ),
 }
 

@@ -18,7 +18,7 @@ from lending.logs import json_formatter, logging_config, mask_email_text, mask_e
 from lending.request_context import request_id_var
 from tests.conftest import post_json
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture

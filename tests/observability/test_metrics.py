@@ -21,7 +21,7 @@ from tests.conftest import post_json
 
 pytestmark = pytest.mark.django_db
 
-DASHBOARD = Path(__file__).resolve().parent.parent / "deploy" / "grafana" / "lending-dashboard.json"
+DASHBOARD = Path(__file__).resolve().parents[2] / "deploy" / "grafana" / "lending-dashboard.json"
 
 
 def scrape(api) -> dict[tuple[str, tuple], float]:

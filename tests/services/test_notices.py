@@ -24,7 +24,7 @@ from lending.models import Loan, LoanNotice, LoanStatus, OutboxKind, OutboxMessa
 from lending.outbox import messages
 from tests.factories import LoanFactory
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 DUE_SOON, OVERDUE = messages.MessageType.DUE_SOON_REMINDER, messages.MessageType.OVERDUE_NOTICE
 
 

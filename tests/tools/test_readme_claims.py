@@ -1,6 +1,6 @@
 """The README's statements about the API hold: the error table lists every code the code can answer
 with, the loan shapes it describes are the ones served, and the trailing-slash rule is as written.
-(Its examples are run in order against `make run` by tests/test_make_run.py.)"""
+(Its examples are run in order against `make run` by tests/tools/test_make_run.py.)"""
 
 from __future__ import annotations
 
