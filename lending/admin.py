@@ -11,6 +11,7 @@ from django.db.models import Q, QuerySet
 from django.utils import timezone
 from django.utils.html import format_html
 
+from lending import circulation_admin  # noqa: F401  (registers the calendar's and the blocks' admin)
 from lending.history_admin import HoldEventInline, LoanEventInline
 from lending.models import Hold, IdempotencyRecord, Loan, LoanStatus, OutboxMessage, OutboxStatus
 from lending.outbox import dead_letters
