@@ -31,9 +31,13 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from functools import partial
+from typing import TYPE_CHECKING
 
 from gunicorn import http, util
-from gunicorn.workers.gthread import ThreadWorker
+
+if TYPE_CHECKING:
+    from prometheus_client import Counter
+from gunicorn.workers.gthread import TConn, ThreadWorker
 
 HEAD_END = b"\r\n\r\n"
 CRLF = b"\r\n"
@@ -82,7 +86,7 @@ def _rejections():
     return _REJECTIONS
 
 
-_REJECTIONS = None
+_REJECTIONS: Counter | None = None
 
 
 def error_response(status: int) -> tuple[bytes, str]:
@@ -142,7 +146,7 @@ def assess(data: bytes, limits: Limits) -> str | int:
         return 431
     framing = _framing(bytes(data[:head_end]))
     body = memoryview(data)[head_end + len(HEAD_END) :]
-    if framing == "chunked":
+    if isinstance(framing, str):  # "chunked", the only text _framing answers
         return _chunked_state(body, limits.body)
     if framing is None:
         return COMPLETE
@@ -204,7 +208,7 @@ def expects_continue(data: bytes) -> bool:
 class Arriving:
     """A request on its way in: what has arrived and when it must be complete."""
 
-    conn: object
+    conn: TConn
     deadline: float
     data: bytearray = field(default_factory=bytearray)
     reading_body: bool = False

@@ -94,9 +94,21 @@ class Managed:
             preexec_fn=self.preexec_fn,
         )
 
+    def running_process(self) -> subprocess.Popen | None:
+        """The child while it runs; None before its start and after its end."""
+        if self.process is not None and self.process.poll() is None:
+            return self.process
+        return None
+
     @property
     def running(self) -> bool:
-        return self.process is not None and self.process.poll() is None
+        return self.running_process() is not None
+
+    @property
+    def pid(self) -> int:
+        if self.process is None:
+            raise RuntimeError(f"{self.name} was never started")
+        return self.process.pid
 
     def wait_ready(self, timeout: float = 60) -> None:
         """Until `ready_url` answers 200; RuntimeError if the process exits first or it takes too long."""
@@ -112,18 +124,18 @@ class Managed:
         raise RuntimeError(f"{self.name} not ready after {timeout} s; see {self.log_dir}")
 
     def kill(self) -> None:
-        if self.running:
+        if process := self.running_process():
             with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait(10)
+                os.killpg(process.pid, signal.SIGKILL)
+            process.wait(10)
 
     def stop(self, grace: float = 15) -> None:
         """SIGTERM to the group, then SIGKILL to whatever is left of it after `grace` seconds."""
-        if self.running:
+        if process := self.running_process():
             with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.process.pid, signal.SIGTERM)
+                os.killpg(process.pid, signal.SIGTERM)
             try:
-                self.process.wait(grace)
+                process.wait(grace)
             except subprocess.TimeoutExpired:
                 self.kill()
 
@@ -142,7 +154,7 @@ class ProcessGroup:
         return managed
 
     def pid(self, name: str) -> int:
-        return self.children[name].process.pid
+        return self.children[name].pid
 
     def stop(self, name: str) -> None:
         managed = self.children.pop(name, None)

@@ -94,7 +94,8 @@ class ScopedAPIKeyAdmin(APIKeyModelAdmin):
     """The library's key admin (the key shown once, on creation) with the key's scopes."""
 
     inlines = [ScopesInline]
-    list_display = (*APIKeyModelAdmin.list_display, "scopes")
+    # The base class's tuple is typed by its length; one more column is still a list_display.
+    list_display = (*APIKeyModelAdmin.list_display, "scopes")  # type: ignore[assignment]
 
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("grant")

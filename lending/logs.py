@@ -14,9 +14,11 @@ import logging
 import re
 import sys
 import time
+from collections.abc import Mapping
 from typing import Any
 
 import structlog
+from structlog.typing import EventDict
 
 from lending.request_context import request_id_var
 
@@ -63,7 +65,7 @@ def _mask(value: Any) -> Any:
 _UNMASKED_KEYS = frozenset({"exc_info", "stack_info"})
 
 
-def mask_emails(logger: Any, method_name: str, event_dict: dict) -> dict:
+def mask_emails(logger: Any, method_name: str, event_dict: EventDict) -> EventDict:
     """Masks anything that looks like an email, in the event and in every value."""
     return {
         key: value if key.startswith("_") or key in _UNMASKED_KEYS else _mask(value)
@@ -71,7 +73,7 @@ def mask_emails(logger: Any, method_name: str, event_dict: dict) -> dict:
     }
 
 
-def add_request_id(logger: Any, method_name: str, event_dict: dict) -> dict:
+def add_request_id(logger: Any, method_name: str, event_dict: EventDict) -> EventDict:
     """The current request id (set by RequestIdMiddleware, or by the relay per message). Django logs
     some lines (`django.request`'s "Not Found: ...") after the middleware has returned: those carry
     the request itself, and its id."""
@@ -82,7 +84,7 @@ def add_request_id(logger: Any, method_name: str, event_dict: dict) -> dict:
     return event_dict
 
 
-def drop_formatting_leftovers(logger: Any, method_name: str, event_dict: dict) -> dict:
+def drop_formatting_leftovers(logger: Any, method_name: str, event_dict: EventDict) -> EventDict:
     """Another handler may have formatted the stdlib record first (`message`, `asctime`): not extras."""
     event_dict.pop("message", None)
     event_dict.pop("asctime", None)
@@ -243,18 +245,19 @@ def connect_request_signals() -> None:
 _TRUE_WORDS = frozenset({"true", "on", "ok", "y", "yes", "1"})
 
 
-def default_log_format(environ: dict[str, str]) -> str:
+def default_log_format(environ: Mapping[str, str]) -> str:
     """LOG_FORMAT as settings.py reads it (json unless DJANGO_DEBUG is true), without loading Django."""
     debug = environ.get("DJANGO_DEBUG", "True").strip().lower() in _TRUE_WORDS
     return environ.get("LOG_FORMAT", "console" if debug else "json").strip().lower() or "console"
 
 
-def gunicorn_logconfig_dict(environ: dict[str, str] | None = None) -> dict:
+def gunicorn_logconfig_dict(environ: Mapping[str, str] | None = None) -> dict:
     """gunicorn's `logconfig_dict`: its loggers through the service's formatter, so with
     LOG_FORMAT=json its "Booting worker" and error lines are JSON objects like every other line."""
     import os
 
-    environ = os.environ if environ is None else environ
+    if environ is None:
+        environ = os.environ
     log_format = default_log_format(environ)
     if log_format not in LOG_FORMATS:
         log_format = "json"

@@ -28,11 +28,12 @@ def _superuser_only() -> Q:
 
 
 class StaffModelBackend(ModelBackend):
+    # ModelBackend's private hooks (the public methods cache what they return); django-stubs omits them.
     def _get_user_permissions(self, user_obj):
-        return super()._get_user_permissions(user_obj).exclude(_superuser_only())
+        return super()._get_user_permissions(user_obj).exclude(_superuser_only())  # type: ignore[misc]
 
     def _get_group_permissions(self, user_obj):
-        return super()._get_group_permissions(user_obj).exclude(_superuser_only())
+        return super()._get_group_permissions(user_obj).exclude(_superuser_only())  # type: ignore[misc]
 
 
 class AxesBackend(AxesStandaloneBackend):

@@ -4,12 +4,19 @@ refusals included (their messages name the patron too)."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from django.utils.cache import patch_cache_control
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+if TYPE_CHECKING:
+    from rest_framework.views import APIView as _View  # what the mixin is mixed into
+else:
+    _View = object
 
-class NoStore:
+
+class NoStore(_View):
     """Mixin for API views whose answers carry patron data."""
 
     def finalize_response(self, request: Request, response: Response, *args, **kwargs) -> Response:

@@ -13,7 +13,7 @@ from lending.api import permissions
 from lending.api import schema as api_docs
 from lending.api.caching import NoStore
 from lending.api.pagination import counted_page
-from lending.errors import NotFound
+from lending.errors import LOAN_NOT_FOUND
 from lending.models import Event, Loan
 
 MAX_DATABASE_ID = 2**63 - 1
@@ -26,7 +26,10 @@ class EventSerializer(serializers.ModelSerializer):
     )
     caller_key_prefix = serializers.CharField(help_text="The API key's prefix (never the key); empty without a key.")
     request_id = serializers.CharField(help_text="The `X-Request-ID` of the request that made the change.")
-    data = serializers.DictField(help_text="What changed (a new due date, the loan a hold became, ...).")
+    # A field named `data`: DRF's metaclass moves it out of the class, so Serializer.data is not shadowed.
+    data = serializers.DictField(  # type: ignore[assignment]
+        help_text="What changed (a new due date, the loan a hold became, ...)."
+    )
 
     class Meta:
         model = Event
@@ -92,5 +95,5 @@ class LoanHistoryApi(NoStore, APIView):
 
     def get(self, request: Request, loan_id: int) -> Response:
         if loan_id > MAX_DATABASE_ID or not Loan.objects.filter(pk=loan_id).exists():
-            raise NotFound(f"Loan {loan_id} does not exist.", code="loan_not_found")
+            raise LOAN_NOT_FOUND.error(f"Loan {loan_id} does not exist.")
         return counted_page(request, history.events_of_loan(loan_id), EventSerializer)

@@ -19,6 +19,7 @@ from django.conf import settings
 from django.http import JsonResponse
 from django.utils.http import parse_header_parameters
 
+from lending import errors
 from lending.api import throttling
 from lending.api.errors import refusal
 from lending.api.proxies import drop_untrusted_forwarded_headers
@@ -86,9 +87,8 @@ class ProbeMiddleware:
             return self.get_response(request)
         if request.method not in PROBE_METHODS:
             response = refusal(
-                "method_not_allowed",
+                errors.METHOD_NOT_ALLOWED,
                 f'Method "{request.method}" not allowed.',
-                405,
                 headers={"Allow": ", ".join(PROBE_METHODS)},
             )
             log_refusal(request.method, request.path_info, response)
@@ -115,15 +115,15 @@ def body_length_refusal(content_length: str | None) -> JsonResponse | None:
     if not content_length:
         return None
     if not content_length.isascii() or not content_length.isdigit():
-        return refusal("bad_request", "Invalid Content-Length.", 400)
+        return refusal(errors.BAD_REQUEST, "Invalid Content-Length.")
     if int(content_length) > settings.MAX_REQUEST_BODY_BYTES:
         return too_large()
     return None
 
 
 def too_large() -> JsonResponse:
-    message = f"Request bodies are limited to {settings.MAX_REQUEST_BODY_BYTES} bytes."
-    return refusal("payload_too_large", message, 413)
+    message = errors.PAYLOAD_TOO_LARGE.message.format(max_bytes=settings.MAX_REQUEST_BODY_BYTES)
+    return refusal(errors.PAYLOAD_TOO_LARGE, message)
 
 
 # --- Before each API view -------------------------------------------------------------------------------
@@ -142,7 +142,7 @@ class ApiRequestMiddleware:
         return self.get_response(request)
 
     def process_view(self, request, view_func, view_args, view_kwargs):
-        declared = declared_parameters().get(_schema_path(request), {}).get(request.method.lower())
+        declared = declared_parameters().get(_schema_path(request) or "", {}).get((request.method or "").lower())
         if declared is None:
             return None  # not an API operation (the admin, the docs) or a method DRF answers 405 for
         refused = _undeclared_or_empty_query_parameters(request, declared) or _invalid_idempotency_key(
@@ -154,7 +154,7 @@ class ApiRequestMiddleware:
             wait = throttling.auth_lockout_seconds(request.META)
             if wait is not None:
                 message = f"Too many failed authentications from this address; retry in {int(wait) + 1} seconds."
-                return refusal("rate_limited", message, 429, headers={"Retry-After": str(max(1, int(wait) + 1))})
+                return refusal(errors.RATE_LIMITED, message, headers={"Retry-After": str(max(1, int(wait) + 1))})
         return None
 
 
@@ -162,16 +162,15 @@ def _undeclared_or_empty_query_parameters(request, declared: Declared) -> JsonRe
     unknown = sorted(set(request.GET) - declared.query)
     if unknown:
         return refusal(
-            "unknown_query_parameter",
-            f"Unknown query parameter(s): {', '.join(unknown)}.",
-            400,
+            errors.UNKNOWN_QUERY_PARAMETER,
+            errors.UNKNOWN_QUERY_PARAMETER.message.format(names=", ".join(unknown)),
             details={name: ["Unknown query parameter."] for name in unknown},
         )
     # `?user_email=` would otherwise mean "no filter" (DRF reads an empty query value as absent).
     empty = sorted(name for name, values in request.GET.lists() if any(value == "" for value in values))
     if empty:
         details = {name: ["This parameter may not be empty."] for name in empty}
-        return refusal("invalid_request", "The request is invalid.", 400, details=details)
+        return refusal(errors.INVALID_REQUEST, details=details)
     return None
 
 
@@ -179,8 +178,7 @@ def _invalid_idempotency_key(request, declared: Declared) -> JsonResponse | None
     key = request.headers.get(IDEMPOTENCY_HEADER)
     if key is None or IDEMPOTENCY_HEADER not in declared.headers or VALID_IDEMPOTENCY_KEY.match(key):
         return None
-    message = f"{IDEMPOTENCY_HEADER} must be 1 to 255 visible ASCII characters (no spaces)."
-    return refusal("invalid_idempotency_key", message, 400)
+    return refusal(errors.INVALID_IDEMPOTENCY_KEY)
 
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
@@ -283,7 +281,7 @@ class RequestGuard:
                 refusal_log.exception("request_not_understood")
             finally:
                 request_id_var.reset(token)
-            refused = refusal("bad_request", "The request could not be understood.", 400)
+            refused = refusal(errors.BAD_REQUEST)
             return self._answer(environ, start_response, refused, request_id)
 
     @staticmethod
@@ -312,9 +310,7 @@ def unsupported_charset(content_type: str) -> JsonResponse | None:
         name = None
     if name == "utf-8":
         return None
-    return refusal(
-        "unsupported_charset", f"Unsupported charset {charset[:40]!r}: requests are read as UTF-8 only.", 415
-    )
+    return refusal(errors.UNSUPPORTED_CHARSET, errors.UNSUPPORTED_CHARSET.message.format(charset=charset[:40]))
 
 
 def _is_chunked(environ) -> bool:

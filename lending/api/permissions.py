@@ -23,11 +23,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from rest_framework.request import Request
 
 from lending.api.auth import RequireApiKey, keys_required
 from lending.errors import Forbidden
+
+if TYPE_CHECKING:
+    from rest_framework_api_key.models import AbstractAPIKey
 from lending.models import Scope
 
 PATRON_FILTER = "user_email"
@@ -138,7 +142,7 @@ def parse_scopes(text: str) -> list[str]:
     return [scope for scope in Scope.values if scope in names]
 
 
-def create_key(name: str, scopes: list[str] | tuple[str, ...], **fields) -> tuple[object, str]:
+def create_key(name: str, scopes: list[str] | tuple[str, ...], **fields) -> tuple[AbstractAPIKey, str]:
     """A new API key holding `scopes` (checked): returns (the stored key, the key to hand out)."""
     from django.db import transaction
     from rest_framework_api_key.models import APIKey
@@ -148,5 +152,5 @@ def create_key(name: str, scopes: list[str] | tuple[str, ...], **fields) -> tupl
     chosen = parse_scopes(" ".join(scopes))
     with transaction.atomic():
         api_key, key = APIKey.objects.create_key(name=name, **fields)
-        ApiKeyScopes.objects.create(api_key=api_key, scopes=" ".join(chosen))
+        ApiKeyScopes.objects.create(api_key_id=api_key.pk, scopes=" ".join(chosen))
     return api_key, key

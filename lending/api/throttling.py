@@ -121,6 +121,8 @@ class _FixedWindowThrottle(SimpleRateThrottle):
         if ident is None:
             return True
         limit, window_seconds = self.parse_rate(rate)
+        if limit is None or window_seconds is None:  # DRF parses None only from an empty rate
+            return True
         now = time.time()
         window = int(now // window_seconds)
         count = count_in_window(f"{ident}_{window}", window_seconds)

@@ -22,7 +22,9 @@ class Command(BaseCommand):
             raise CommandError("demo_staff_user runs only with DJANGO_DEBUG=true: its password is public.")
         user_model = get_user_model()
         with transaction.atomic():
-            user, created = user_model.objects.get_or_create(**{user_model.USERNAME_FIELD: DEMO_USERNAME})
+            user, created = user_model.objects.get_or_create(
+                defaults=None, **{user_model.USERNAME_FIELD: DEMO_USERNAME}
+            )
             user.is_staff = user.is_superuser = user.is_active = True
             user.set_password(DEMO_PASSWORD)
             user.save()

@@ -45,7 +45,7 @@ class Command(BaseCommand):
         _validate(password, user_model(**{user_model.USERNAME_FIELD: username, "email": email}))
         with transaction.atomic():
             user, created = user_model.objects.select_for_update().get_or_create(
-                **{user_model.USERNAME_FIELD: username}
+                defaults=None, **{user_model.USERNAME_FIELD: username}
             )
             if email:
                 user.email = email
