@@ -25,7 +25,8 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from lending.errors import Conflict, LendingError, Unprocessable
+from lending import errors
+from lending.errors import LendingError
 from lending.models import IdempotencyRecord
 
 MAX_KEY_LENGTH = 255
@@ -71,7 +72,7 @@ class Claim:
             response_status=status, response_body=body, locked_at=None
         )
         if not stored:
-            raise Conflict("Another request took over this idempotency key.", code="idempotency_key_in_use")
+            raise errors.IDEMPOTENCY_KEY_IN_USE.error()
 
 
 def claim(key: str, request_fingerprint: str, render: Callable[[Any], tuple[int, Any]]) -> Claim | Replay:
@@ -89,18 +90,11 @@ def claim(key: str, request_fingerprint: str, render: Callable[[Any], tuple[int,
             _restart(record, request_fingerprint, now, owner, expires_at)
             return Claim(key, owner, render)
         if record.fingerprint != request_fingerprint:
-            raise Unprocessable(
-                "This Idempotency-Key was already used with a different request.",
-                code="idempotency_key_reused",
-            )
+            raise errors.IDEMPOTENCY_KEY_REUSED.error()
         if record.response_status is not None:
             return Replay(record.response_status, record.response_body)
         if record.locked_at and record.locked_at > now - timedelta(seconds=settings.IDEMPOTENCY_LOCK_SECONDS):
-            raise Conflict(
-                "A request with this Idempotency-Key is still being processed; retry shortly.",
-                code="idempotency_request_in_progress",
-                headers={"Retry-After": "1"},
-            )
+            raise errors.IDEMPOTENCY_REQUEST_IN_PROGRESS.error(headers={"Retry-After": "1"})
         _restart(record, request_fingerprint, now, owner, expires_at)
         return Claim(key, owner, render)
 

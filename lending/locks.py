@@ -22,7 +22,7 @@ from django.db.models import F, QuerySet
 from django.utils import timezone
 
 from lending.clients.books import BookInfo
-from lending.errors import NotFound
+from lending.errors import LOAN_NOT_FOUND, LendingError
 from lending.models import BookStock, Hold, Loan, LoanStatus
 
 _PATRON_LOCK_SPACE = 0x4C4E  # first key of the two-key advisory lock: "patron lends"
@@ -61,7 +61,7 @@ def lock_book_bumping_version(book_id: int) -> int | None:
     return row[0] if row else None
 
 
-def lock_book_and_row(book_id: int, rows: QuerySet, not_found: NotFound) -> tuple[BookStock | None, Any]:
+def lock_book_and_row(book_id: int, rows: QuerySet, not_found: LendingError) -> tuple[BookStock | None, Any]:
     """The book lock first (always in this order, so writers cannot deadlock), then the one row the
     write changes, locked too; `not_found` when there is none."""
     stock = lock_book(book_id)
@@ -104,7 +104,7 @@ def close_open_loan(user_email: str, book_id: int, *, now: datetime) -> tuple[Lo
         )
     )
     if not returned:
-        raise NotFound(f"{user_email} has no open loan of book {book_id}.", code="loan_not_found")
+        raise LOAN_NOT_FOUND.error(user_email=user_email, book_id=book_id)
     closed = returned[0]
     return closed, bool(closed.__dict__.pop("book_has_waiting_holds"))
 

@@ -12,8 +12,9 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 
+from lending import errors
 from lending.book_state import BookState
-from lending.errors import Conflict
+from lending.errors import LendingError
 from lending.models import Hold, Loan
 
 
@@ -63,47 +64,32 @@ def check_lend(*, user_email: str, state: BookState, policy: LoanPolicy) -> Hold
         raise already_borrowed(user_email, state.book_id)
     check_patron_may_borrow(user_email=user_email, open_loans=patron.open, overdue_loans=patron.overdue, policy=policy)
     if state.copies_on_shelf() <= 0:
-        raise Conflict(f"No copy of book {state.book_id} is available.", code="no_copy_available")
+        raise errors.NO_COPY_AVAILABLE.error(book_id=state.book_id)
     if state.copies_free_for(user_email) <= 0:
-        raise Conflict(
-            f"Every free copy of book {state.book_id} is kept for patrons in its holds queue; reserve it instead.",
-            code="copies_on_hold",
-        )
+        raise errors.COPIES_ON_HOLD.error(book_id=state.book_id)
     return state.hold_of(user_email)
 
 
 def check_patron_may_borrow(*, user_email: str, open_loans: int, overdue_loans: int, policy: LoanPolicy) -> None:
     """The patron-wide rules: no overdue loan (when the policy says so) and the open-loan limit."""
     if policy.block_on_overdue and overdue_loans:
-        raise Conflict(
-            f"{user_email} has {overdue_loans} overdue loan(s); return them before borrowing.",
-            code="patron_has_overdue_loans",
-        )
+        raise errors.PATRON_HAS_OVERDUE_LOANS.error(user_email=user_email, overdue_loans=overdue_loans)
     if open_loans >= policy.max_active_loans_per_patron:
-        raise Conflict(
-            f"{user_email} already has {open_loans} loans, the most a patron may hold at once.",
-            code="loan_limit_reached",
-        )
+        raise errors.LOAN_LIMIT_REACHED.error(user_email=user_email, open_loans=open_loans)
 
 
-def already_borrowed(user_email: str, book_id: int) -> Conflict:
-    return Conflict(f"{user_email} already has book {book_id} on loan.", code="already_borrowed")
+def already_borrowed(user_email: str, book_id: int) -> LendingError:
+    return errors.ALREADY_BORROWED.error(user_email=user_email, book_id=book_id)
 
 
 # --- Renewals --------------------------------------------------------------------------------------
 def check_renewal(*, loan: Loan, others_waiting: bool, policy: LoanPolicy, now: datetime) -> None:
     if loan.renewals >= policy.max_renewals:
-        raise Conflict(
-            f"Loan {loan.pk} was already renewed {loan.renewals} time(s), the most allowed.",
-            code="renewal_limit_reached",
-        )
+        raise errors.RENEWAL_LIMIT_REACHED.error(loan_id=loan.pk, renewals=loan.renewals)
     if loan.is_overdue(now) and not policy.renew_overdue_allowed:
-        raise Conflict(f"Loan {loan.pk} is overdue and cannot be renewed; return it.", code="loan_overdue")
+        raise errors.LOAN_OVERDUE.error(loan_id=loan.pk)
     if others_waiting:
-        raise Conflict(
-            f"Another patron is waiting for book {loan.book_id}; the loan cannot be renewed.",
-            code="book_reserved_by_others",
-        )
+        raise errors.BOOK_RESERVED_BY_OTHERS.error(book_id=loan.book_id)
 
 
 # --- Holds -----------------------------------------------------------------------------------------
@@ -113,10 +99,8 @@ def check_reservable(*, user_email: str, state: BookState, on_loan: bool) -> Non
     if state.hold_of(user_email) is not None:
         raise already_reserved(user_email, state.book_id)
     if state.copies_free_for(user_email) > 0:
-        raise Conflict(
-            f"A copy of book {state.book_id} is free: borrow it instead of reserving.", code="copy_available"
-        )
+        raise errors.COPY_AVAILABLE.error(book_id=state.book_id)
 
 
-def already_reserved(user_email: str, book_id: int) -> Conflict:
-    return Conflict(f"{user_email} already has a hold on book {book_id}.", code="already_reserved")
+def already_reserved(user_email: str, book_id: int) -> LendingError:
+    return errors.ALREADY_RESERVED.error(user_email=user_email, book_id=book_id)

@@ -35,7 +35,7 @@ from django.db.models.functions import Cast
 from django.utils import timezone
 
 from lending import locks
-from lending.errors import Conflict
+from lending.errors import PATRON_HAS_OPEN_LOANS
 from lending.models import (
     # `.invalid` is reserved, never a deliverable address (RFC 2606); NOT_ANONYMISED is the partial
     # indexes' condition, word for word, so the planner uses them.
@@ -394,9 +394,6 @@ def _refuse_if_unresolved(email: str) -> None:
     if open_loans or open_holds or pending:
         for loan in open_loans:
             loan["date_due"] = loan["date_due"].isoformat()
-        raise Conflict(
-            "The patron still has open loans, open holds or notifications to deliver; "
-            "erase them once these are closed or delivered.",
-            code="patron_has_open_loans",
+        raise PATRON_HAS_OPEN_LOANS.error(
             details={"open_loans": open_loans, "open_holds": open_holds, "pending_notifications": pending},
         )

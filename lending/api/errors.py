@@ -12,8 +12,9 @@ from prometheus_client import Counter
 from rest_framework import exceptions
 from rest_framework.response import Response
 
+from lending import errors
 from lending.api import throttling
-from lending.errors import LendingError
+from lending.errors import ErrorCode, LendingError
 
 logger = logging.getLogger(__name__)
 
@@ -44,10 +45,11 @@ def error_body(code: str, message: str, details: Any = None) -> dict:
     return {"error": error}
 
 
-def refusal(code: str, message: str, status: int, *, details: Any = None, headers=None) -> JsonResponse:
-    """A refusal made outside the views, in the one shape, counted."""
-    requests_refused.labels(code).inc()
-    response = JsonResponse(error_body(code, message, details), status=status)
+def refusal(error: ErrorCode, message: str | None = None, *, details: Any = None, headers=None) -> JsonResponse:
+    """A refusal made outside the views, in the one shape, counted; the catalogue's status and message
+    (unless another `message` is given)."""
+    requests_refused.labels(error.code).inc()
+    response = JsonResponse(error_body(error.code, message or error.message, details), status=error.status)
     for name, value in (headers or {}).items():
         response[name] = value
     return response
@@ -71,7 +73,7 @@ def exception_handler(exc: Exception, context: dict) -> Response | None:
     if isinstance(exc, exceptions.APIException):
         return _drf_error_response(exc)
     logger.exception("unhandled error")
-    return Response(error_body("internal_error", "An unexpected error occurred."), status=500)
+    return Response(error_body(errors.INTERNAL_ERROR.code, errors.INTERNAL_ERROR.message), status=500)
 
 
 def _drf_error_response(exc: exceptions.APIException) -> Response:
@@ -92,21 +94,25 @@ def _drf_error_response(exc: exceptions.APIException) -> Response:
 # The catch-all route of unknown paths needs no CSRF token: a POST to a misspelt path is a 404.
 @csrf_exempt
 def json_404(request, exception=None) -> JsonResponse:
-    return JsonResponse(error_body("not_found", f"No endpoint at {request.path}."), status=404)
+    return _answer(errors.NOT_FOUND, path=request.path)
 
 
 def json_500(request) -> JsonResponse:
-    return JsonResponse(error_body("internal_error", "An unexpected error occurred."), status=500)
+    return _answer(errors.INTERNAL_ERROR)
 
 
 def json_400(request, exception=None) -> JsonResponse:
-    return JsonResponse(error_body("bad_request", "The request could not be understood."), status=400)
+    return _answer(errors.BAD_REQUEST)
 
 
 def json_403(request, exception=None) -> JsonResponse:
-    return JsonResponse(error_body("permission_denied", "Permission denied."), status=403)
+    return _answer(errors.PERMISSION_DENIED)
 
 
 def csrf_failure(request, reason: str = "") -> JsonResponse:
     """CSRF_FAILURE_VIEW: the admin's forms without a valid token (the API itself is exempt)."""
-    return JsonResponse(error_body("csrf_failed", f"CSRF verification failed: {reason}"), status=403)
+    return _answer(errors.CSRF_FAILED, reason=reason)
+
+
+def _answer(error: ErrorCode, **values: Any) -> JsonResponse:
+    return JsonResponse(error_body(error.code, error.message.format(**values)), status=error.status)

@@ -1,7 +1,8 @@
-"""The OpenAPI description of the API (drf-spectacular): the shared error component, every endpoint's
-error codes with examples, the common headers, the API key scheme, and the schema hooks.
+"""The OpenAPI description of the API (drf-spectacular): the shared error component, the error
+responses built from the catalogue in `lending.errors`, the common headers, the API key scheme, and
+the schema hooks.
 
-The views carry `@extend_schema(...)` with the pieces defined here. `openapi.yaml` at the repository
+Each endpoint's description (`lending.api.docs`) is made of the pieces defined here. `openapi.yaml` at the repository
 root is generated from them (`make openapi`); a test fails when it is stale.
 """
 
@@ -16,6 +17,7 @@ from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiRespo
 from rest_framework import serializers
 
 from lending.api.serializers import LoanDetailSerializer, LoanSerializer
+from lending.errors import CATALOGUE
 
 # --- The error shape --------------------------------------------------------------------------------
 
@@ -34,54 +36,9 @@ class ErrorResponseSerializer(serializers.Serializer):
     error = ErrorDetailSerializer()
 
 
-# code -> (HTTP status, example message, example details or None)
+# code -> (HTTP status, example message, example details or None): the catalogue's (`lending.errors`).
 ERRORS: dict[str, tuple[int, str, Any]] = {
-    "invalid_request": (400, "The request is invalid.", {"book_id": ["A JSON integer is required."]}),
-    "malformed_json": (400, "JSON parse error - duplicate key 'book_id'", None),
-    "unknown_query_parameter": (
-        400,
-        "Unknown query parameter(s): dryrun.",
-        {"dryrun": ["Unknown query parameter."]},
-    ),
-    "invalid_idempotency_key": (400, "Idempotency-Key must be 1 to 255 visible ASCII characters.", None),
-    "not_authenticated": (401, "An API key is required: send `Authorization: Api-Key <key>`.", None),
-    "authentication_failed": (401, "Invalid or revoked API key.", None),
-    "insufficient_scope": (
-        403,
-        "This call needs an API key with the `circulation` scope.",
-        {"required_scope": "circulation", "accepted_scopes": ["circulation"], "granted_scopes": ["patron-read"]},
-    ),
-    "user_inactive": (403, "User alice@example.com is not active.", None),
-    "user_not_found": (404, "User alice@example.com does not exist.", None),
-    "book_not_found": (404, "Book 123 does not exist.", None),
-    "loan_not_found": (404, "alice@example.com has no open loan of book 123.", None),
-    "hold_not_found": (404, "alice@example.com has no open hold on book 123.", None),
-    "no_copy_available": (409, "No copy of book 123 is available.", None),
-    "already_borrowed": (409, "alice@example.com already has book 123 on loan.", None),
-    "copies_on_hold": (
-        409,
-        "Every free copy of book 123 is kept for patrons in its holds queue; reserve it instead.",
-        None,
-    ),
-    "patron_has_overdue_loans": (409, "alice@example.com has 1 overdue loan(s); return them before borrowing.", None),
-    "loan_limit_reached": (409, "alice@example.com already has 10 loans, the most a patron may hold at once.", None),
-    "renewal_limit_reached": (409, "Loan 7 was already renewed 2 time(s), the most allowed.", None),
-    "loan_overdue": (409, "Loan 7 is overdue and cannot be renewed; return it.", None),
-    "book_reserved_by_others": (409, "Another patron is waiting for book 123; the loan cannot be renewed.", None),
-    "already_reserved": (409, "alice@example.com already has a hold on book 123.", None),
-    "copy_available": (409, "A copy of book 123 is free: borrow it instead of reserving.", None),
-    "idempotency_request_in_progress": (
-        409,
-        "A request with this Idempotency-Key is still being processed; retry shortly.",
-        None,
-    ),
-    "idempotency_key_in_use": (409, "Another request took over this idempotency key.", None),
-    "payload_too_large": (413, "Request bodies are limited to 16384 bytes.", None),
-    "unsupported_media_type": (415, 'Unsupported media type "text/plain" in request.', None),
-    "unsupported_charset": (415, "Unsupported charset 'utf-16': requests are read as UTF-8 only.", None),
-    "idempotency_key_reused": (422, "This Idempotency-Key was already used with a different request.", None),
-    "rate_limited": (429, "Request was throttled. Expected available in 12 seconds.", None),
-    "peer_unavailable": (503, "The User Management service is unavailable (circuit breaker open); retry later.", None),
+    entry.code: (entry.status, entry.example, entry.example_details) for entry in CATALOGUE.values()
 }
 
 STATUS_DESCRIPTIONS = {

@@ -12,7 +12,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from lending import history, idempotency, metrics, policy, representation, selectors, services
+from lending import errors, history, idempotency, metrics, policy, representation, selectors, services
 from lending.api import permissions
 from lending.api.caching import NoStore
 from lending.api.errors import error_body
@@ -27,7 +27,7 @@ from lending.api.serializers import (
     LoanRequestSerializer,
     LoanSerializer,
 )
-from lending.errors import LendingError, NotFound
+from lending.errors import LendingError
 from lending.idempotency import Claim
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
@@ -103,10 +103,7 @@ def _scoped(key: str, request: Request) -> str:
 
 def _validate_key(key: str) -> None:
     if not 1 <= len(key) <= idempotency.MAX_KEY_LENGTH or not key.isprintable():
-        raise LendingError(
-            f"{IDEMPOTENCY_HEADER} must be 1 to {idempotency.MAX_KEY_LENGTH} printable characters.",
-            code="invalid_idempotency_key",
-        )
+        raise errors.INVALID_IDEMPOTENCY_KEY.error()
 
 
 class LendBookApi(LoanWriteApi):
@@ -192,7 +189,7 @@ class LoanDetailApi(NoStore, APIView):
     def get(self, request: Request, loan_id: int) -> Response:
         loan = selectors.loan(loan_id) if loan_id <= MAX_DATABASE_ID else None
         if loan is None:
-            raise NotFound(f"Loan {loan_id} does not exist.", code="loan_not_found")
+            raise errors.LOAN_NOT_FOUND.error(f"Loan {loan_id} does not exist.")
         return Response(LoanDetailSerializer(loan).data)
 
 

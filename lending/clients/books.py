@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from django.conf import settings
 
 from lending.clients.http import PeerClient, peer_client, unexpected_answer
-from lending.errors import NotFound
+from lending.errors import BOOK_NOT_FOUND
 
 PEER = "Book Management"
 
@@ -26,7 +26,7 @@ def client() -> PeerClient:
 def get_book(book_id: int) -> BookInfo:
     response = client().get(f"/getBooks/{book_id}")
     if response.status == 404:
-        raise NotFound(f"Book {book_id} does not exist.", code="book_not_found")
+        raise BOOK_NOT_FOUND.error(book_id=book_id)
     data = response.data
     if response.status != 200 or not isinstance(data, dict):
         raise unexpected_answer(PEER, response)

@@ -7,7 +7,7 @@ from urllib.parse import quote
 from django.conf import settings
 
 from lending.clients.http import PeerClient, peer_client, unexpected_answer
-from lending.errors import Forbidden, NotFound
+from lending.errors import USER_INACTIVE, USER_NOT_FOUND
 
 PEER = "User Management"
 
@@ -20,7 +20,7 @@ def ensure_active_user(email: str) -> None:
     """404 when the User service does not know the patron, 403 when the account is inactive."""
     response = client().get(f"/users/{quote(email, safe='@')}")
     if response.status == 404:
-        raise NotFound(f"User {email} does not exist.", code="user_not_found")
+        raise USER_NOT_FOUND.error(user_email=email)
     if response.status != 200 or not isinstance(response.data, dict):
         raise unexpected_answer(PEER, response)
     # `active` is optional in the contract: an account is active unless it says otherwise. Anything
@@ -29,4 +29,4 @@ def ensure_active_user(email: str) -> None:
     if not isinstance(active, bool):
         raise unexpected_answer(PEER, response)
     if active is False:
-        raise Forbidden(f"User {email} is not active.", code="user_inactive")
+        raise USER_INACTIVE.error(user_email=email)

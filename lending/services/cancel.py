@@ -6,7 +6,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from lending import history
-from lending.errors import NotFound
+from lending.errors import HOLD_NOT_FOUND
 from lending.idempotency import Claim
 from lending.locks import lock_book_and_row
 from lending.models import EventKind, Hold, HoldStatus
@@ -20,7 +20,7 @@ def hold_cancel(*, user_email: str, book_id: int, claim: Claim | None = None) ->
         stock, hold = lock_book_and_row(
             book_id,
             Hold.objects.open().filter(user_email=user_email, book_id=book_id),
-            NotFound(f"{user_email} has no open hold on book {book_id}.", code="hold_not_found"),
+            HOLD_NOT_FOUND.error(user_email=user_email, book_id=book_id),
         )
         now = timezone.now()
         was_ready = hold.status == HoldStatus.READY

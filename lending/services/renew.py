@@ -6,7 +6,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from lending import history, policy
-from lending.errors import NotFound
+from lending.errors import LOAN_NOT_FOUND
 from lending.idempotency import Claim
 from lending.locks import lock_book_and_row
 from lending.models import EventKind, Hold, Loan, LoanStatus
@@ -20,7 +20,7 @@ def loan_renew(*, user_email: str, book_id: int, claim: Claim | None = None) -> 
         _, loan = lock_book_and_row(
             book_id,
             Loan.objects.open_of(user_email, book_id),
-            NotFound(f"{user_email} has no open loan of book {book_id}.", code="loan_not_found"),
+            LOAN_NOT_FOUND.error(user_email=user_email, book_id=book_id),
         )
         now = timezone.now()
         others_waiting = Hold.objects.waiting_for(book_id).exclude(user_email=user_email).exists()
