@@ -26,7 +26,10 @@ class EventSerializer(serializers.ModelSerializer):
     )
     caller_key_prefix = serializers.CharField(help_text="The API key's prefix (never the key); empty without a key.")
     request_id = serializers.CharField(help_text="The `X-Request-ID` of the request that made the change.")
-    data = serializers.DictField(help_text="What changed (a new due date, the loan a hold became, ...).")
+    # A field named `data`: DRF's metaclass moves it out of the class, so Serializer.data is not shadowed.
+    data = serializers.DictField(  # type: ignore[assignment]
+        help_text="What changed (a new due date, the loan a hold became, ...)."
+    )
 
     class Meta:
         model = Event

@@ -142,7 +142,7 @@ class ApiRequestMiddleware:
         return self.get_response(request)
 
     def process_view(self, request, view_func, view_args, view_kwargs):
-        declared = declared_parameters().get(_schema_path(request), {}).get(request.method.lower())
+        declared = declared_parameters().get(_schema_path(request) or "", {}).get((request.method or "").lower())
         if declared is None:
             return None  # not an API operation (the admin, the docs) or a method DRF answers 405 for
         refused = _undeclared_or_empty_query_parameters(request, declared) or _invalid_idempotency_key(
