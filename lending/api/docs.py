@@ -9,10 +9,19 @@ module holds only views. `openapi.yaml` is generated from the result (`make open
 from __future__ import annotations
 
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
+from drf_spectacular.utils import (
+    OpenApiExample,
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_view,
+    inline_serializer,
+)
+from rest_framework import serializers
 
+from lending.api import history, privacy, views
 from lending.api import schema as api_docs
-from lending.api import views
+from lending.api.history import EventSerializer
 from lending.api.serializers import (
     DryRunSerializer,
     HoldQuerySerializer,
@@ -21,6 +30,78 @@ from lending.api.serializers import (
     LoanQuerySerializer,
     LoanRequestSerializer,
     LoanSerializer,
+)
+
+EVENT_PAGE = api_docs.page_of(EventSerializer, "PaginatedEventList")
+
+HISTORY_EXAMPLE = OpenApiExample(
+    "A loan lent then returned",
+    value={
+        "count": 2,
+        "next": None,
+        "previous": None,
+        "results": [
+            {
+                "sequence": 1,
+                "kind": "lent",
+                "occurred_at": "2024-01-15T10:30:00Z",
+                "subject": "loan/1",
+                "caller": "patron-app",
+                "caller_key_prefix": "Xb3kPq9Z",
+                "request_id": "4f0c2d1e9a8b4c7d",
+                "reason": "",
+                "data": {"book_id": 123, "date_due": "2024-03-15T10:30:00Z"},
+            },
+            {
+                "sequence": 2,
+                "kind": "returned",
+                "occurred_at": "2024-02-01T09:00:00Z",
+                "subject": "loan/1",
+                "caller": "circulation-desk",
+                "caller_key_prefix": "Lm2nRt7W",
+                "request_id": "77aa0c4e5b6d4e1f",
+                "reason": "",
+                "data": {"book_id": 123},
+            },
+        ],
+    },
+    response_only=True,
+)
+
+ERASED = inline_serializer(
+    "PatronErased",
+    {
+        "loans": serializers.IntegerField(help_text="Closed loans anonymised now."),
+        "holds": serializers.IntegerField(help_text="Closed holds anonymised now."),
+        "notifications": serializers.IntegerField(help_text="Delivered or dead notifications deleted."),
+        "idempotency_records": serializers.IntegerField(help_text="Stored answers naming the patron, deleted."),
+    },
+)
+
+UNRESOLVED = OpenApiResponse(
+    api_docs.ErrorResponseSerializer,
+    description="Conflict: `patron_has_open_loans` (nothing written); `details` lists what stops the erasure.",
+    examples=[
+        OpenApiExample(
+            "patron_has_open_loans",
+            value={
+                "error": {
+                    "code": "patron_has_open_loans",
+                    "message": "The patron still has open loans, open holds or notifications to deliver; "
+                    "erase them once these are closed or delivered.",
+                    "details": {
+                        "open_loans": [
+                            {"id": 7, "book_id": 123, "status": "ACTIVE", "date_due": "2026-03-01T23:59:59Z"}
+                        ],
+                        "open_holds": [],
+                        "pending_notifications": [],
+                    },
+                }
+            },
+            response_only=True,
+            status_codes=["409"],
+        )
+    ],
 )
 
 ENDPOINTS = {
@@ -223,6 +304,50 @@ ENDPOINTS = {
             responses={
                 200: OpenApiResponse(api_docs.PolicySerializer, description="The policy in force."),
                 **api_docs.error_responses(*api_docs.READ_ERRORS),
+            },
+        )
+    ),
+    history.LoanHistoryApi: dict(
+        get=extend_schema(
+            operation_id="getLoanHistory",
+            tags=["circulation"],
+            summary="A loan's history",
+            description="Every change of the loan, in order (`sequence` from 1): what happened, when, which caller "
+            "(an API key's name and prefix, `anonymous` when keys are off, `system:scheduler` for scheduled changes) "
+            "and which request. Paged with `limit`/`offset`.",
+            parameters=[
+                api_docs.LIMIT,
+                api_docs.OFFSET,
+                api_docs.LINK,
+                api_docs.TOTAL_COUNT,
+                *api_docs.COMMON_PARAMETERS,
+            ],
+            responses={
+                200: OpenApiResponse(
+                    EVENT_PAGE, description="One page of the loan's events.", examples=[HISTORY_EXAMPLE]
+                ),
+                **api_docs.error_responses(*api_docs.LISTING_ERRORS, "insufficient_scope", "loan_not_found"),
+            },
+        )
+    ),
+    privacy.PatronAnonymizeApi: dict(
+        post=extend_schema(
+            operation_id="anonymizePatron",
+            tags=["privacy"],
+            summary="Erase a patron's closed loans and holds",
+            description="Replaces the patron's email on every closed loan and hold with a random token (the book, "
+            "dates and status stay), and deletes the delivered notifications and stored idempotent answers naming "
+            "them. Refused with 409 `patron_has_open_loans` while a loan or hold is open or a notification still waits "
+            "to be delivered. Repeating it is harmless (it then finds nothing: all counts 0). Scope `privacy`.",
+            request=None,
+            parameters=[
+                OpenApiParameter("email", OpenApiTypes.EMAIL, OpenApiParameter.PATH, description="The patron's email."),
+                *api_docs.COMMON_PARAMETERS,
+            ],
+            responses={
+                200: OpenApiResponse(ERASED, description="What was anonymised or deleted."),
+                **api_docs.error_responses("invalid_request", *api_docs.AUTH_ERRORS),
+                409: UNRESOLVED,
             },
         )
     ),

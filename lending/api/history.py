@@ -1,8 +1,8 @@
-"""`GET /loans/{id}/history/`: what happened to a loan, in order, and who did it."""
+"""`GET /loans/{id}/history/`: what happened to a loan, in order, and who did it (its OpenAPI
+description: `lending.api.docs`)."""
 
 from __future__ import annotations
 
-from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -10,7 +10,6 @@ from rest_framework.views import APIView
 
 from lending import history
 from lending.api import permissions
-from lending.api import schema as api_docs
 from lending.api.caching import NoStore
 from lending.api.pagination import counted_page
 from lending.errors import LOAN_NOT_FOUND
@@ -38,58 +37,6 @@ class EventSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-EVENT_PAGE = api_docs.page_of(EventSerializer, "PaginatedEventList")
-
-HISTORY_EXAMPLE = OpenApiExample(
-    "A loan lent then returned",
-    value={
-        "count": 2,
-        "next": None,
-        "previous": None,
-        "results": [
-            {
-                "sequence": 1,
-                "kind": "lent",
-                "occurred_at": "2024-01-15T10:30:00Z",
-                "subject": "loan/1",
-                "caller": "patron-app",
-                "caller_key_prefix": "Xb3kPq9Z",
-                "request_id": "4f0c2d1e9a8b4c7d",
-                "reason": "",
-                "data": {"book_id": 123, "date_due": "2024-03-15T10:30:00Z"},
-            },
-            {
-                "sequence": 2,
-                "kind": "returned",
-                "occurred_at": "2024-02-01T09:00:00Z",
-                "subject": "loan/1",
-                "caller": "circulation-desk",
-                "caller_key_prefix": "Lm2nRt7W",
-                "request_id": "77aa0c4e5b6d4e1f",
-                "reason": "",
-                "data": {"book_id": 123},
-            },
-        ],
-    },
-    response_only=True,
-)
-
-
-@extend_schema_view(
-    get=extend_schema(
-        operation_id="getLoanHistory",
-        tags=["circulation"],
-        summary="A loan's history",
-        description="Every change of the loan, in order (`sequence` from 1): what happened, when, which caller "
-        "(an API key's name and prefix, `anonymous` when keys are off, `system:scheduler` for scheduled changes) "
-        "and which request. Paged with `limit`/`offset`.",
-        parameters=[api_docs.LIMIT, api_docs.OFFSET, api_docs.LINK, api_docs.TOTAL_COUNT, *api_docs.COMMON_PARAMETERS],
-        responses={
-            200: OpenApiResponse(EVENT_PAGE, description="One page of the loan's events.", examples=[HISTORY_EXAMPLE]),
-            **api_docs.error_responses(*api_docs.LISTING_ERRORS, "insufficient_scope", "loan_not_found"),
-        },
-    )
-)
 class LoanHistoryApi(NoStore, APIView):
     required_scope = permissions.PATRON_READ
 
