@@ -4,7 +4,7 @@ and read timeouts, one jittered retry for idempotent GETs, a circuit breaker, th
 Every failure (connection refused, timeout, 5xx, a body that is not the JSON we expect) becomes
 `PeerUnavailable`, which the API answers with 503 and `Retry-After`. So does an answer we refuse to
 read: a body over MAX_PEER_BODY_BYTES, JSON that is not strict (duplicate keys, NaN, deeper than
-the parser allows; lending/api/parsers.py). A 4xx from the peer is an answer,
+the parser allows; lending/strict_json.py). A 4xx from the peer is an answer,
 not a failure: callers decide what it means (404 = no such book, for instance).
 """
 
@@ -25,9 +25,9 @@ from django.conf import settings
 from requests.adapters import HTTPAdapter
 
 from lending import metrics
-from lending.api.parsers import loads_strict
 from lending.errors import PeerUnavailable
 from lending.request_context import current_request_id
+from lending.strict_json import loads_strict
 
 logger = logging.getLogger(__name__)
 
