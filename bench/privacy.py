@@ -27,11 +27,9 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-import psycopg
-
 from bench import data
 from harness import ROOT
-from harness.database import ScratchDatabase
+from harness.database import ScratchDatabase, scalar
 from harness.environment import peers_command, service_env
 from harness.processes import PYTHON, ProcessGroup, free_port, output_of, run_manage, wait_http
 
@@ -135,7 +133,7 @@ def run(
 
         stop_file, records_file = workdir / "stop", workdir / "lends.json"
         driver_cmd = [PYTHON, "-m", "bench.privacy", "--drive", str(lend_threads), str(stop_file), str(records_file)]
-        driver = children.start("driver", driver_cmd, env).process
+        driver = children.start("driver", driver_cmd, env)
         time.sleep(3)  # connections opened, first lends done: not measured
         before_start = time.time()
         time.sleep(baseline)
@@ -152,15 +150,15 @@ def run(
         result["lends_without"] = window(records, before_start, job_start)
         result["lends_during"] = window(records, job_start, job_end)
         result["lends_after"] = window(records, job_end, after_end)
-        with psycopg.connect(dsn) as conn:
-            left = conn.execute(
-                "SELECT count(*) FROM lending_loan WHERE date_returned IS NOT NULL "
-                "AND user_email NOT LIKE '%%@anonymised.invalid'"
-            ).fetchone()[0]
-            open_anonymised = conn.execute(
-                "SELECT count(*) FROM lending_loan WHERE date_returned IS NULL "
-                "AND user_email LIKE '%%@anonymised.invalid'"
-            ).fetchone()[0]
+        left = scalar(
+            dsn,
+            "SELECT count(*) FROM lending_loan WHERE date_returned IS NOT NULL "
+            "AND user_email NOT LIKE '%%@anonymised.invalid'",
+        )
+        open_anonymised = scalar(
+            dsn,
+            "SELECT count(*) FROM lending_loan WHERE date_returned IS NULL AND user_email LIKE '%%@anonymised.invalid'",
+        )
         result["returned_loans_left_with_email"] = left
         result["open_loans_anonymised"] = open_anonymised
     finally:

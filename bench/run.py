@@ -35,7 +35,7 @@ import psycopg
 from bench import data, privacy, report
 from bench.stall import Stall
 from harness import ROOT
-from harness.database import ScratchDatabase
+from harness.database import ScratchDatabase, scalar
 from harness.environment import peers_command, service_env
 from harness.processes import PYTHON, ProcessGroup, free_port, manage, output_of, run_manage, wait_http
 
@@ -156,8 +156,7 @@ class Numbers:
 
 
 def outbox_pending(dsn: str) -> int:
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        return conn.execute("SELECT count(*) FROM lending_outboxmessage WHERE status = 'PENDING'").fetchone()[0]
+    return scalar(dsn, "SELECT count(*) FROM lending_outboxmessage WHERE status = 'PENDING'")
 
 
 def outbox_counts(dsn: str) -> dict[str, int]:

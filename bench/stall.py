@@ -57,18 +57,19 @@ class Stall:
         """A socket counts as closed by the server once it reads end-of-file (after any answer)."""
         with selectors.DefaultSelector() as selector:
             for sock in self.opened:
-                selector.register(sock, selectors.EVENT_READ)
+                selector.register(sock, selectors.EVENT_READ, data=sock)
             while not self.stop.is_set() and selector.get_map():
                 for key, _ in selector.select(timeout=0.2):
+                    sock = key.data
                     try:
-                        gone = key.fileobj.recv(65536) == b""
+                        gone = sock.recv(65536) == b""
                     except BlockingIOError:
                         gone = False
                     except OSError:
                         gone = True
                     if gone:
-                        selector.unregister(key.fileobj)
-                        self.closed_after.append(time.monotonic() - self.opened[key.fileobj])
+                        selector.unregister(sock)
+                        self.closed_after.append(time.monotonic() - self.opened[sock])
 
     def finish(self) -> dict:
         self.stop.set()

@@ -81,7 +81,7 @@ def check(system: System, ledger: Ledger, stats: Stats, outbox: dict) -> dict:
     received = requests.get(f"{system.env['NOTIFICATION_SERVICE_URL']}/notifications", timeout=30).json()
     peer_stats = requests.get(f"{system.env['NOTIFICATION_SERVICE_URL']}/stats", timeout=10).json()
     got = collections.Counter((n.get("loan_id"), n.get("message_type")) for n in received)
-    expected = collections.Counter()
+    expected: collections.Counter[tuple[int, str]] = collections.Counter()
     for pk, loan in loans.items():
         expected[(pk, "lending_confirmation")] += 1
         if loan.date_returned:

@@ -10,6 +10,7 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass
+from typing import Any
 
 import requests
 
@@ -21,7 +22,7 @@ LEND, RETURN = "/lendBook/", "/returnBook/"
 @dataclass
 class Outcome:
     status: int | None  # None: never acknowledged (gave up)
-    body: dict | list | None = None
+    body: Any = None  # the decoded JSON answer
     key: str = ""
 
 

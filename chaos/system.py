@@ -56,19 +56,17 @@ class System:
             peers_command(self.peer_ports, demo_books=args.books, demo_users=users),
             ready_url=f"{self.env['BOOK_MANAGEMENT_URL']}/books",
         )
-        self.webs = []
-        for n in range(args.webs):
-            port = free_port()
-            self.webs.append(self.managed(f"web{n + 1}", gunicorn_command(port), f"http://{HOST}:{port}/health/live/"))
+        web_ports = [free_port() for _ in range(args.webs)]
+        self.web_urls = [f"http://{HOST}:{port}" for port in web_ports]
+        self.webs = [
+            self.managed(f"web{n + 1}", gunicorn_command(port), f"http://{HOST}:{port}/health/live/")
+            for n, port in enumerate(web_ports)
+        ]
         self.relays = [self.managed(f"relay{n + 1}", manage("relay_outbox")) for n in range(args.relays)]
         self.scheduler = self.managed("scheduler", manage("send_notices", "--loop", "--interval", "1"))
 
     def managed(self, name: str, command: list[str], ready_url: str | None = None) -> Managed:
         return Managed(name, command, self.env, self.log_dir, ready_url)
-
-    @property
-    def web_urls(self) -> list[str]:
-        return [web.ready_url.removesuffix("/health/live/") for web in self.webs]
 
     @property
     def killable(self) -> list[Managed]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+from typing import Any
 
 import psycopg
 
@@ -17,6 +18,15 @@ def url_of(name: str, admin_url: str = ADMIN_URL) -> str:
     password = f":{admin['password']}" if admin.get("password") else ""
     host, port = admin.get("host", "127.0.0.1"), admin.get("port", 5432)
     return f"postgres://{admin.get('user', 'postgres')}{password}@{host}:{port}/{name}"
+
+
+def scalar(url: str, sql: str, params: tuple = ()) -> Any:
+    """The first column of the first row `sql` answers on database `url` (autocommit)."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        row = conn.execute(sql, params).fetchone()
+    if row is None:
+        raise LookupError(f"no row for {sql!r}")
+    return row[0]
 
 
 class ScratchDatabase:

@@ -123,6 +123,12 @@ class Managed:
             time.sleep(0.1)
         raise RuntimeError(f"{self.name} not ready after {timeout} s; see {self.log_dir}")
 
+    def wait(self, timeout: float) -> int:
+        """The exit status, once the process ended (TimeoutExpired after `timeout` seconds)."""
+        if self.process is None:
+            raise RuntimeError(f"{self.name} was never started")
+        return self.process.wait(timeout)
+
     def kill(self) -> None:
         if process := self.running_process():
             with contextlib.suppress(ProcessLookupError):

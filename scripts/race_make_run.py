@@ -15,11 +15,12 @@ import time
 import urllib.error
 import urllib.request
 import uuid
+from typing import Any
 
 SERVICE, BOOKS, USERS, NOTICES = (f"http://127.0.0.1:{port}" for port in (8000, 8001, 8002, 8003))
 
 
-def call(method: str, url: str, body: dict | None = None) -> tuple[int, object]:
+def call(method: str, url: str, body: dict | None = None) -> tuple[int, Any]:
     data = json.dumps(body).encode() if body is not None else None
     request = urllib.request.Request(url, method=method, data=data, headers={"Content-Type": "application/json"})
     try:
@@ -45,7 +46,7 @@ def new_book(title: str, copies: int) -> int:
 def race(book_id: int, patrons: int = 50) -> dict[int, int]:
     """Every patron asks for the book at the same instant; returns the count of each status."""
     emails = [new_patron("racer") for _ in range(patrons)]
-    start, statuses = threading.Barrier(patrons), collections.Counter()
+    start, statuses = threading.Barrier(patrons), collections.Counter[int]()
 
     def lend(email: str) -> None:
         start.wait()

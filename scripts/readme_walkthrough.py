@@ -41,7 +41,9 @@ class Step:
 
 
 def bash_blocks(text: str) -> list[tuple[int, list[str]]]:
-    blocks, current, start = [], None, 0
+    blocks: list[tuple[int, list[str]]] = []
+    current: list[str] | None = None
+    start = 0
     for number, line in enumerate(text.splitlines(), 1):
         if current is None and line.strip() == "```bash":
             current, start = [], number + 1

@@ -28,6 +28,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Mapping
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -161,7 +162,7 @@ def run_step(description: str, args: list[str], env: dict[str, str]) -> None:
         raise StartupFailed(f"{description} failed: {cause_of(done.stderr + done.stdout)}")
 
 
-def debug_mode(env: dict[str, str]) -> bool:
+def debug_mode(env: Mapping[str, str]) -> bool:
     return env.get("DJANGO_DEBUG", "True").strip().lower() in {"true", "on", "ok", "y", "yes", "1"}
 
 
@@ -304,7 +305,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         stop_all(children)
         shutil.rmtree(metrics_dir, ignore_errors=True)
-    if stopping:
+    if stopping.signal is not None:
         say(f"make run: stopped on {signal.Signals(stopping.signal).name}", "make_run_stopped")
     return exit_code
 
