@@ -1,3 +1,5 @@
+"""The lending app: wires its logging signals and tracing at startup, and loads the models kept beside their rules."""
+
 from django.apps import AppConfig
 
 

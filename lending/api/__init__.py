@@ -1,0 +1,1 @@
+"""The HTTP API: views, their OpenAPI table, serializers, the request pipeline and the error shape."""

@@ -1,0 +1,1 @@
+"""One client per peer service (Book, User, Notification) over a shared HTTP session."""

@@ -1,0 +1,1 @@
+"""Management commands (`manage.py <name>`) and their shared output helpers."""
