@@ -32,40 +32,28 @@ from lending.models import (
 )
 from lending.outbox import relay
 from tests.conftest import post_json
+from tests.factories import HoldFactory, LoanFactory, days
 
 pytestmark = pytest.mark.django_db
 
 
 def returned_loan(email: str, *, days_ago: float, book_id: int = 1) -> Loan:
+    """Returned `days_ago` days ago, ten days after it was borrowed."""
     returned = timezone.now() - timedelta(days=days_ago)
-    return Loan.objects.create(
-        user_email=email,
-        book_id=book_id,
-        book_title="Dune",
-        date_borrowed=returned - timedelta(days=10),
-        date_due=returned + timedelta(days=50),
-        date_returned=returned,
-        status=LoanStatus.RETURNED,
+    return LoanFactory(
+        user_email=email, book_id=book_id, now=returned, borrowed_ago=timedelta(days=10), due_in=days(50), returned=True
     )
 
 
 def open_loan(email: str, *, book_id: int = 2, overdue: bool = False) -> Loan:
-    now = timezone.now()
-    due = now - timedelta(days=400) if overdue else now + timedelta(days=10)
-    return Loan.objects.create(
-        user_email=email,
-        book_id=book_id,
-        date_borrowed=due - timedelta(days=60),
-        date_due=due,
-        status=LoanStatus.OVERDUE if overdue else LoanStatus.ACTIVE,
-    )
+    if overdue:
+        return LoanFactory(user_email=email, book_id=book_id, due_in=days(-400), status=LoanStatus.OVERDUE)
+    return LoanFactory(user_email=email, book_id=book_id, due_in=days(10))
 
 
 def closed_hold(email: str, *, days_ago: float, status: str = HoldStatus.CANCELLED, book_id: int = 3) -> Hold:
     closed = timezone.now() - timedelta(days=days_ago)
-    return Hold.objects.create(
-        user_email=email, book_id=book_id, status=status, date_reserved=closed - timedelta(days=1), date_closed=closed
-    )
+    return HoldFactory(user_email=email, book_id=book_id, status=status, now=closed, date_closed=closed)
 
 
 def notification(subject: Loan | Hold, status: str, message_type: str = "return_confirmation") -> OutboxMessage:
@@ -92,7 +80,11 @@ def test_a_loan_returned_longer_ago_than_the_retention_loses_its_patron_and_keep
     old_after = Loan.objects.get(pk=old.pk)
     assert done.loans == 1
     assert old_after.user_email.endswith(ANONYMISED_SUFFIX)
-    assert (old_after.book_id, old_after.book_title, old_after.status) == (old.book_id, "Dune", LoanStatus.RETURNED)
+    assert (old_after.book_id, old_after.book_title, old_after.status) == (
+        old.book_id,
+        old.book_title,
+        LoanStatus.RETURNED,
+    )
     assert (old_after.date_borrowed, old_after.date_due, old_after.date_returned) == (
         old.date_borrowed,
         old.date_due,
