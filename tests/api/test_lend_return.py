@@ -3,10 +3,10 @@
 from datetime import timedelta
 
 import pytest
-from django.utils import timezone
 
-from lending.models import Loan, LoanStatus, OutboxKind, OutboxMessage
+from lending.models import Loan, OutboxKind, OutboxMessage
 from tests.conftest import post_json
+from tests.factories import LoanFactory, days
 
 pytestmark = pytest.mark.django_db
 
@@ -132,19 +132,10 @@ def test_return_works_while_every_peer_is_down(api, peers, patron, book):
 
 
 def test_overdue_lists_open_loans_past_due_oldest_first_and_writes_nothing(api, django_assert_num_queries):
-    now = timezone.now()
-    make = lambda email, due, returned=None: Loan.objects.create(  # noqa: E731
-        user_email=email,
-        book_id=1,
-        date_borrowed=due - timedelta(days=60),
-        date_due=due,
-        date_returned=returned,
-        status=LoanStatus.RETURNED if returned else LoanStatus.ACTIVE,
-    )
-    late = make("late@example.com", now - timedelta(days=1))
-    later = make("later@example.com", now - timedelta(days=10))
-    make("fine@example.com", now + timedelta(days=1))
-    make("back@example.com", now - timedelta(days=5), returned=now)
+    late = LoanFactory(user_email="late@example.com", book_id=1, due_in=days(-1))
+    later = LoanFactory(user_email="later@example.com", book_id=1, due_in=days(-10))
+    LoanFactory(user_email="fine@example.com", book_id=1, due_in=days(1))
+    LoanFactory(user_email="back@example.com", book_id=1, due_in=days(-5), returned=True)
 
     with django_assert_num_queries(1):
         response = api.get("/getExpiredBooks/")

@@ -20,11 +20,12 @@ from django.urls import reverse
 from django.utils import timezone
 
 from lending import history, notices, services
-from lending.services import return_book
 from lending.api.permissions import create_key
 from lending.logs import json_formatter
 from lending.models import Event, EventKind, Hold, HoldStatus, Loan, Scope
+from lending.services import return_book
 from tests.conftest import post_json
+from tests.factories import HoldFactory, LoanFactory, days
 
 pytestmark = pytest.mark.django_db
 
@@ -143,25 +144,13 @@ def test_scheduled_changes_are_made_by_the_scheduler(api, peers, settings, reade
 
 
 def test_a_due_soon_reminder_is_recorded_too(settings):
-    now = timezone.now()
-    loan = Loan.objects.create(
-        user_email="soon@example.com",
-        book_id=1,
-        date_borrowed=now - timedelta(days=58),
-        date_due=now + timedelta(days=1),
-    )
+    loan = LoanFactory(user_email="soon@example.com", book_id=1, due_in=days(1))
     assert notices.send_due_soon_reminders() == 1
     assert events(loan=loan) == [(1, EventKind.NOTICE_QUEUED, "system:scheduler", "", "")]
 
 
 def test_a_job_run_by_a_named_caller_keeps_that_caller():
-    now = timezone.now()
-    loan = Loan.objects.create(
-        user_email="late@example.com",
-        book_id=2,
-        date_borrowed=now - timedelta(days=90),
-        date_due=now - timedelta(days=1),
-    )
+    loan = LoanFactory(user_email="late@example.com", book_id=2, borrowed_ago=days(90), due_in=days(-1))
     with history.acting_as(history.Caller("system:retention")):
         notices.mark_overdue_loans()
     assert events(loan=loan)[0][2] == "system:retention"
@@ -196,9 +185,7 @@ def test_the_event_commits_or_rolls_back_with_its_change(api, peers, settings, r
 
 def test_sequences_are_per_subject_and_a_reused_number_is_refused():
     now = timezone.now()
-    loans = [
-        Loan.objects.create(user_email=f"s{i}@example.com", book_id=i, date_borrowed=now, date_due=now) for i in (1, 2)
-    ]
+    loans = [LoanFactory(user_email=f"s{i}@example.com", book_id=i) for i in (1, 2)]
     history.record(
         history.loan_event(loans[0], EventKind.LENT, at=now),
         history.loan_event(loans[1], EventKind.LENT, at=now),
@@ -210,7 +197,7 @@ def test_sequences_are_per_subject_and_a_reused_number_is_refused():
     with pytest.raises(IntegrityError), transaction.atomic():
         Event.objects.create(loan=loans[0], sequence=2, kind=EventKind.RENEWED, occurred_at=now, caller="x")
     with pytest.raises(IntegrityError), transaction.atomic():  # one subject, never two
-        Hold.objects.create(user_email="h@example.com", book_id=1, date_reserved=now)
+        HoldFactory(user_email="h@example.com", book_id=1)
         Event.objects.create(
             loan=loans[0], hold=Hold.objects.get(), sequence=9, kind=EventKind.LENT, occurred_at=now, caller="x"
         )
