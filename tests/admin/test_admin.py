@@ -12,7 +12,7 @@ from rest_framework_api_key.models import APIKey
 from lending.models import Hold, IdempotencyRecord, Loan, OutboxKind, OutboxMessage, OutboxStatus
 from lending.outbox import relay
 from lending.outbox.messages import MessageType, notification_payload
-from tests.factories import LoanFactory, days
+from tests.factories import HoldFactory, LoanFactory, days
 
 pytestmark = pytest.mark.django_db
 
@@ -42,7 +42,7 @@ def test_every_admin_page_loads(staff):
         book_id=1,
         due_in=days(-3),
     )
-    Hold.objects.create(user_email="b@example.com", book_id=1, date_reserved=timezone.now())
+    HoldFactory(user_email="b@example.com", book_id=1)
     dead_message(loan)
     IdempotencyRecord.objects.create(key="k1", fingerprint="f", expires_at=timezone.now() + days(1))
     APIKey.objects.create_key(name="patron-app")

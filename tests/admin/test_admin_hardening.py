@@ -14,7 +14,8 @@ from django.test import Client
 from django.urls import clear_url_caches, reverse
 from django.utils import timezone
 
-from lending.models import Loan, OutboxKind, OutboxMessage, OutboxStatus
+from lending.models import OutboxKind, OutboxMessage, OutboxStatus
+from tests.factories import LoanFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -177,9 +178,7 @@ def desk_client():
 
 
 def test_the_desk_group_views_loans_and_holds_and_replays_dead_letters(desk_client):
-    loan = Loan.objects.create(
-        user_email="pat@example.com", book_id=1, date_borrowed=timezone.now(), date_due=timezone.now()
-    )
+    loan = LoanFactory(user_email="pat@example.com", book_id=1)
     dead = OutboxMessage.objects.create(
         kind=OutboxKind.AVAILABILITY, book_id=1, status=OutboxStatus.DEAD, next_attempt_at=timezone.now()
     )

@@ -21,6 +21,7 @@ from django.utils import timezone
 from lending.models import Loan, OutboxKind, OutboxMessage, OutboxStatus
 from lending.outbox import relay
 from lending.outbox.messages import MessageType, notification_payload
+from tests.factories import LoanFactory
 
 CHROMIUM = Path(os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium"))
 CHROMIUM_ARGS = [
@@ -63,12 +64,12 @@ def chromium_page():
 @pytest.fixture
 def overdue_loan_with_dead_message(transactional_db, patron, book) -> tuple[Loan, OutboxMessage]:
     now = timezone.now()
-    loan = Loan.objects.create(
+    loan = LoanFactory(
         user_email=patron,
         book_id=book["id"],
         book_title=book.get("title", ""),
-        date_borrowed=now - timedelta(days=70),
-        date_due=now - timedelta(days=10),
+        borrowed_ago=timedelta(days=70),
+        due_in=timedelta(days=-10),
     )
     message = OutboxMessage.objects.create(
         kind=OutboxKind.NOTIFICATION,

@@ -18,6 +18,7 @@ from lending.clients import users
 from lending.errors import PeerUnavailable
 from lending.models import Loan, OutboxMessage, OutboxStatus
 from tests.conftest import post_json
+from tests.factories import LoanFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -102,11 +103,8 @@ def test_a_refusal_for_invalid_input_is_counted_with_its_code(api):
 
 def test_outbox_and_overdue_gauges_come_from_the_database(api):
     now = timezone.now()
-    Loan.objects.create(
-        user_email="late@example.com",
-        book_id=990001,
-        date_borrowed=now - timedelta(days=70),
-        date_due=now - timedelta(days=10),
+    LoanFactory(
+        user_email="late@example.com", book_id=990001, borrowed_ago=timedelta(days=70), due_in=timedelta(days=-10)
     )
     OutboxMessage.objects.create(kind="notification", book_id=990001, status=OutboxStatus.DEAD, next_attempt_at=now)
     old = OutboxMessage.objects.create(kind="notification", book_id=990001, next_attempt_at=now)

@@ -112,7 +112,7 @@ def test_open_overdue_and_unresolved_loans_are_never_anonymised():
     overdue = open_loan(email, book_id=2, overdue=True)
     awaiting_notice = returned_loan(email, days_ago=300, book_id=3)
     notification(awaiting_notice, OutboxStatus.PENDING)
-    waiting_hold = Hold.objects.create(user_email=email, book_id=4, date_reserved=timezone.now() - timedelta(days=400))
+    waiting_hold = HoldFactory(user_email=email, book_id=4, now=timezone.now() - timedelta(days=400))
 
     done = privacy.anonymize_returned_loans(retention_days=0)
 
@@ -375,7 +375,7 @@ def test_erasure_is_refused_while_the_patron_has_open_loans_or_holds_and_writes_
     email = "ola@example.com"
     closed = returned_loan(email, days_ago=1)
     active = open_loan(email)
-    hold = Hold.objects.create(user_email=email, book_id=7, date_reserved=timezone.now())
+    hold = HoldFactory(user_email=email, book_id=7)
 
     response = erase(email)
 
@@ -398,7 +398,7 @@ def test_a_reservation_committed_during_an_erasure_keeps_its_patron(monkeypatch)
 
     def check_then_a_reservation_lands(patron):
         check(patron)
-        late["hold"] = Hold.objects.create(user_email=patron, book_id=8, date_reserved=timezone.now())
+        late["hold"] = HoldFactory(user_email=patron, book_id=8)
 
     monkeypatch.setattr(privacy, "_refuse_if_unresolved", check_then_a_reservation_lands)
 
