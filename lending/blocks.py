@@ -18,10 +18,10 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 
 from django.conf import settings
-from django.db import models
+from django.db import models, transaction
 from django.db.models import Count, Min, Q
 
-from lending import calendar
+from lending import calendar, errors, overrides
 
 
 class Action(models.TextChoices):
@@ -225,12 +225,33 @@ def standing(user_email: str, now: datetime, rules: BlockRules | None = None) ->
     return Standing(user_email=user_email, counts=counts, blocks=blocks, rules=rules, reasons=reasons)
 
 
-def place(user_email: str, *, reason: str, actions: list[str], expires_at: datetime | None, by: str, now: datetime):
-    return PatronBlock.objects.create(
-        user_email=user_email,
-        reason=reason,
-        blocks=[action for action in ALL_ACTIONS if action in actions],
-        created_at=now,
-        expires_at=expires_at,
-        created_by=by,
-    )
+def check_not_blocked(user_email: str, action: str, now: datetime) -> Standing:
+    """Inside a write's transaction, after the patron's lock (so a block committed meanwhile is seen):
+    403 `patron_blocked` with every blocking reason in `details`, unless the write carries a staff
+    override (which then notes what it lifted). Returns the standing, whose counts the caller may use."""
+    found = standing(user_email, now)
+    refusing = found.blocking(action)
+    if refusing and not overrides.lifts("patron_blocked"):
+        raise errors.PATRON_BLOCKED.error(
+            user_email=user_email, action=action, details={"blocks": [reason.as_dict() for reason in refusing]}
+        )
+    return found
+
+
+def place(
+    user_email: str, *, reason: str, actions: list[str], expires_at: datetime | None, by: str, now: datetime
+) -> PatronBlock:
+    """A new block, placed under the patron's lock: a write of this patron in flight finishes first
+    (it is ordered before the block), and every write that starts after it sees the block."""
+    from lending.locks import lock_patron
+
+    with transaction.atomic():
+        lock_patron(user_email)
+        return PatronBlock.objects.create(
+            user_email=user_email,
+            reason=reason,
+            blocks=[action for action in ALL_ACTIONS if action in actions],
+            created_at=now,
+            expires_at=expires_at,
+            created_by=by,
+        )

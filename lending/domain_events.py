@@ -47,6 +47,7 @@ VERBS: dict[str, str] = {
     EventKind.CANCELLED: "cancelled",
     EventKind.HOLD_EXPIRED: "expired",
     EventKind.ANONYMISED: "anonymised",
+    EventKind.DUE_DATE_CHANGED: "due_date_changed",
 }
 # Kinds of the history never published. None today: every kind is, so that a subject's published
 # `sequence` has no gaps and a consumer can tell that it missed one.
@@ -59,6 +60,7 @@ LOAN_KINDS = (
     EventKind.RETURNED,
     EventKind.MARKED_OVERDUE,
     EventKind.NOTICE_QUEUED,
+    EventKind.DUE_DATE_CHANGED,
     EventKind.ANONYMISED,
 )
 HOLD_KINDS = (

@@ -174,6 +174,30 @@ INSUFFICIENT_SCOPE = _e(
     note="the API key lacks the scope the call needs",
 )
 PERMISSION_DENIED = _e("permission_denied", 403, "Permission denied.")
+PATRON_BLOCKED = _e(
+    "patron_blocked",
+    403,
+    "{user_email} may not {action}: the patron is blocked.",
+    example_message="alice@example.com may not borrow: the patron is blocked.",
+    example_details={
+        "blocks": [
+            {
+                "code": "manual_block",
+                "message": "Blocked by staff: Damaged two books; see the desk.",
+                "actions": ["borrow", "reserve"],
+                "block_id": 4,
+                "reason": "Damaged two books; see the desk.",
+            },
+            {
+                "code": "too_many_overdue_loans",
+                "message": "3 overdue loan(s); 3 or more block the patron.",
+                "actions": ["borrow", "renew", "reserve"],
+            },
+        ]
+    },
+    note="a staff block or an automated one: overdue loans, lost items; `details.blocks` lists each; an override "
+    "lifts it",
+)
 CSRF_FAILED = _e("csrf_failed", 403, "CSRF verification failed: {reason}", note="an admin form without its CSRF token")
 FORBIDDEN = _e("forbidden", 403, "The request is not allowed.", note="refused by the web server")
 # 404
@@ -218,6 +242,7 @@ BOOK_RESERVED_BY_OTHERS = _e(
     "book_reserved_by_others", 409, "Another patron is waiting for book {book_id}; the loan cannot be renewed."
 )
 COPY_AVAILABLE = _e("copy_available", 409, "A copy of book {book_id} is free: borrow it instead of reserving.")
+LOAN_NOT_OPEN = _e("loan_not_open", 409, "Loan {loan_id} is returned: it cannot change.")
 ALREADY_RESERVED = _e("already_reserved", 409, "{user_email} already has a hold on book {book_id}.")
 IDEMPOTENCY_REQUEST_IN_PROGRESS = _e(
     "idempotency_request_in_progress",

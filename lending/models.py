@@ -388,6 +388,7 @@ class EventKind(models.TextChoices):
     HOLD_FULFILLED = "hold_fulfilled"
     HOLD_EXPIRED = "hold_expired"
     ANONYMISED = "anonymised"
+    DUE_DATE_CHANGED = "due_date_changed"  # by staff, with a reason (lending.due_dates)
 
 
 class Event(models.Model):

@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 
-from lending import errors
+from lending import calendar, errors
 from lending.book_state import BookState
 from lending.errors import LendingError
 from lending.models import Hold, Loan
@@ -36,9 +36,10 @@ class LoanPolicy:
         """How long a READY hold keeps its copy for its patron."""
         return timedelta(days=self.hold_pickup_days)
 
-    def pickup_deadline(self, ready_at: datetime) -> datetime:
-        """The hold pickup window's one home: a hold READY at `ready_at` keeps its copy until then."""
-        return ready_at + self.pickup_window
+    def pickup_deadline(self, ready_at: datetime, closed: calendar.ClosedDays | None = None) -> datetime:
+        """The hold pickup window's one home: a hold READY at `ready_at` keeps its copy until the end
+        of the window's last day, moved past closed days (`lending.calendar`'s one rule)."""
+        return calendar.due_after(ready_at, self.pickup_window, closed)
 
     def as_dict(self) -> dict:
         return asdict(self)

@@ -9,23 +9,48 @@ Reads need `patron-read`, `reports` or `circulation`; changes need `override` (s
 
 from __future__ import annotations
 
+from datetime import date, datetime, timedelta
+
+from django.conf import settings
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.utils import (
+    OpenApiExample,
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_field,
+)
 from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from lending import blocks, calendar, history
+from lending import blocks, calendar, due_dates, history, overrides, representation
 from lending.api import permissions
 from lending.api import schema as api_docs
+from lending.api.auth import keys_required
 from lending.api.caching import NoStore
-from lending.api.serializers import NormalizedEmailField
+from lending.api.serializers import LoanRequestSerializer, LoanSerializer, NormalizedEmailField
 from lending.blocks import Action, PatronBlock
 from lending.errors import LendingError, NotFound
+from lending.models import Scope
 
 MAX_DATABASE_ID = 2**63 - 1
+
+
+class ReasonField(serializers.CharField):
+    """Staff's reason: a JSON string (not a number turned into one), not blank."""
+
+    def __init__(self, **kwargs):
+        super().__init__(max_length=MAX_REASON_LENGTH, **kwargs)
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
 MAX_REASON_LENGTH = 1000
 EMAIL_PARAMETER = OpenApiParameter("email", OpenApiTypes.EMAIL, OpenApiParameter.PATH, description="The patron.")
 
@@ -113,7 +138,7 @@ def patron_email(email: str) -> str:
 
 
 class BlockRequestSerializer(serializers.Serializer):
-    reason = serializers.CharField(max_length=MAX_REASON_LENGTH, help_text="Why, in staff's words.")
+    reason = ReasonField(help_text="Why, in staff's words.")
     blocks = serializers.ListField(
         child=serializers.ChoiceField(choices=Action.choices),
         min_length=1,
@@ -357,3 +382,171 @@ def status_body(found: blocks.Standing) -> dict:
         "counts": vars(found.counts).copy(),
         "limits": vars(found.rules).copy(),
     }
+
+
+# --- Due-date change -------------------------------------------------------------------------------
+@extend_schema_field(OpenApiTypes.DATE)
+class LibraryDayField(serializers.Field):
+    """A day (`2026-12-24`), or a date-time whose day in LIBRARY_TIME_ZONE is meant (a client sending
+    back a loan's `date_due` as it read it)."""
+
+    default_error_messages = {"invalid": "A date (YYYY-MM-DD) or an ISO 8601 date-time is required."}
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str) or len(data) > 40:
+            self.fail("invalid")
+        try:
+            return date.fromisoformat(data) if len(data) == 10 else calendar.library_day(_aware(data))
+        except ValueError:
+            self.fail("invalid")
+
+    def to_representation(self, value):
+        return value.isoformat()
+
+
+def _aware(text: str) -> datetime:
+    moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    if moment.tzinfo is None:
+        raise ValueError(text)
+    return moment
+
+
+class DueDateChangeSerializer(serializers.Serializer):
+    date_due = LibraryDayField(
+        help_text="The new due day: the loan is due at its end in LIBRARY_TIME_ZONE, moved to the next open day "
+        "when the library is closed then. Not before today."
+    )
+    reason = ReasonField(help_text="Why, in staff's words (in the history).")
+
+    def validate_date_due(self, day: date) -> date:
+        if day < calendar.library_day(timezone.now()):
+            raise serializers.ValidationError("Must not be in the past.")
+        return day
+
+
+class ChangeDueDateApi(NoStore, APIView):
+    required_scope = permissions.OVERRIDE
+
+    @extend_schema(
+        operation_id="changeDueDate",
+        tags=["circulation"],
+        summary="Change a loan's due date",
+        description="Staff set a new due date: 200 with the loan. The loan is due at the end of `date_due` in "
+        "LIBRARY_TIME_ZONE (the next open day when the library is closed then); the patron is notified "
+        "(`due_date_changed`) and the change, its reason and caller are in the loan's history. "
+        "400 `invalid_request` for a day in the past; 409 `loan_not_open` for a returned loan. Scope `override`.",
+        request=DueDateChangeSerializer,
+        parameters=[
+            OpenApiParameter("loan_id", OpenApiTypes.INT, OpenApiParameter.PATH, description="The loan's id."),
+            *api_docs.COMMON_PARAMETERS,
+        ],
+        responses={
+            200: OpenApiResponse(LoanSerializer, description="The loan with its new due date."),
+            **api_docs.error_responses(
+                "invalid_request",
+                "malformed_json",
+                "payload_too_large",
+                "unsupported_media_type",
+                *api_docs.AUTH_ERRORS,
+                "insufficient_scope",
+                "loan_not_found",
+                "loan_not_open",
+            ),
+        },
+        examples=[
+            OpenApiExample(
+                "Extend to Christmas Eve",
+                value={"date_due": "2026-12-24", "reason": "Patron in hospital."},
+                request_only=True,
+            ),
+            OpenApiExample(
+                "The loan, due on Christmas Eve",
+                value={
+                    "id": 7,
+                    "user_email": "alice@example.com",
+                    "book_id": 123,
+                    "date_borrowed": "2026-11-01T10:30:00Z",
+                    "date_due": "2026-12-24T23:59:59.999999Z",
+                    "date_returned": None,
+                    "status": "ACTIVE",
+                },
+                response_only=True,
+            ),
+        ],
+    )
+    def post(self, request: Request, loan_id: int) -> Response:
+        body = DueDateChangeSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        if loan_id > MAX_DATABASE_ID:
+            raise NotFound(f"Loan {loan_id} does not exist.", code="loan_not_found")
+        with history.acting_as(history.caller_of(request)):
+            loan = due_dates.change_due_date(
+                loan_id, day=body.validated_data["date_due"], reason=body.validated_data["reason"]
+            )
+        return Response(representation.loan(loan))
+
+
+# --- Overrides on the spec's writes ----------------------------------------------------------------
+class OverrideSerializer(serializers.Serializer):
+    reason = ReasonField(help_text="Why, in staff's words (in the loan's history).")
+
+
+def override_of(request: Request) -> overrides.Override | None:
+    """The write's `"override": {"reason"}`, validated, from a caller allowed to override (the scope
+    `override`, checked only when keys are on, as every scope); None when absent."""
+    body = request.data if isinstance(request.data, dict) else {}
+    if "override" not in body:
+        return None
+    parsed = OverrideSerializer(data=body["override"])
+    if not parsed.is_valid():
+        raise LendingError("The request is invalid.", code="invalid_request", details={"override": parsed.errors})
+    if keys_required():
+        granted = permissions.granted_scopes(request.auth)
+        if Scope.OVERRIDE not in granted:
+            raise permissions.insufficient_scope((Scope.OVERRIDE,), granted)
+    return overrides.Override(reason=parsed.validated_data["reason"])
+
+
+# --- Back-dated returns ----------------------------------------------------------------------------
+class ReturnedAtSerializer(serializers.Serializer):
+    returned_at = serializers.DateTimeField(
+        required=False,
+        allow_null=True,
+        default=None,
+        help_text="When the book really came back (the book drop): not in the future, not before the loan date, at "
+        "most RETURN_BACKDATE_MAX_DAYS days ago. Overdue or not is judged at this date.",
+    )
+
+    def validate_returned_at(self, value: datetime | None) -> datetime | None:
+        if value is None:
+            return None
+        now = timezone.now()
+        if value > now:
+            raise serializers.ValidationError("Must not be in the future.")
+        if value < now - timedelta(days=settings.RETURN_BACKDATE_MAX_DAYS):
+            raise serializers.ValidationError(f"At most {settings.RETURN_BACKDATE_MAX_DAYS} days ago.")
+        return value
+
+
+def returned_at_of(request: Request) -> datetime | None:
+    """A return's `returned_at`, validated (400 `invalid_request` naming it); None when absent."""
+    body = request.data if isinstance(request.data, dict) else {}
+    parsed = ReturnedAtSerializer(data={"returned_at": body.get("returned_at")})
+    parsed.is_valid(raise_exception=True)
+    return parsed.validated_data["returned_at"]
+
+
+# --- The spec's writes, as documented: their optional staff fields ----------------------------------
+class OverridableLoanRequestSerializer(LoanRequestSerializer):
+    override = OverrideSerializer(
+        required=False,
+        help_text="Staff only (scope `override`): lifts `patron_blocked`, `loan_limit_reached`, "
+        "`patron_has_overdue_loans`, `renewal_limit_reached` and `loan_overdue`, never `no_copy_available` or "
+        "`already_borrowed`; the reason and caller go into the loan's history.",
+    )
+
+
+class ReturnRequestSerializer(LoanRequestSerializer):
+    returned_at = serializers.DateTimeField(
+        required=False, help_text=ReturnedAtSerializer().fields["returned_at"].help_text
+    )

@@ -19,7 +19,7 @@ from drf_spectacular.utils import (
 )
 from rest_framework import serializers
 
-from lending.api import history, privacy, views
+from lending.api import circulation, history, privacy, views
 from lending.api import schema as api_docs
 from lending.api.history import EventSerializer
 from lending.api.serializers import (
@@ -113,8 +113,11 @@ ENDPOINTS = {
             description="Lends the book to the patron for LOAN_PERIOD_DAYS (60) days: 201 with the loan. "
             "The User and Book services are asked first; when either is down or slow, 503 `peer_unavailable` "
             "with `Retry-After`. With `?dry_run=true`, answers 200 with whether the lend would succeed (and why "
-            "not), writing nothing.",
-            request=LoanRequestSerializer,
+            "not), writing nothing. The loan is due at the end of its last day in LIBRARY_TIME_ZONE, moved to the "
+            "next day the library opens (`GET /calendar/`). A blocked patron (`GET /patrons/{email}/status/` says "
+            "why) is refused with 403 `patron_blocked`; staff with the `override` scope may send "
+            "`override: {reason}` to lift it, the loan limit and the overdue rule.",
+            request=circulation.OverridableLoanRequestSerializer,
             parameters=[
                 OpenApiParameter(
                     "dry_run", OpenApiTypes.BOOL, description="Check only: answer 200 with `would_succeed`."
@@ -132,6 +135,7 @@ ENDPOINTS = {
                     "no_copy_available",
                     "already_borrowed",
                     "copies_on_hold",
+                    "patron_blocked",
                     "patron_has_overdue_loans",
                     "loan_limit_reached",
                     "peer_unavailable",
@@ -146,8 +150,10 @@ ENDPOINTS = {
             tags=["lending"],
             summary="Return a book",
             description="Closes the patron's open loan of the book: 200 with the loan, status `RETURNED`. "
-            "Calls no peer, so it works while every peer is down.",
-            request=LoanRequestSerializer,
+            "Calls no peer, so it works while every peer is down. `returned_at` back-dates it (the book drop): "
+            "at most RETURN_BACKDATE_MAX_DAYS (7) days ago, not before the loan date, not in the future; the loan "
+            "is late or not by that date (its history's `returned` event says `returned_late`).",
+            request=circulation.ReturnRequestSerializer,
             parameters=api_docs.WRITE_PARAMETERS,
             responses={
                 200: OpenApiResponse(LoanSerializer, description="The loan, status `RETURNED`."),
@@ -162,14 +168,18 @@ ENDPOINTS = {
             tags=["circulation"],
             summary="Renew a loan",
             description="Extends the patron's open loan of the book by LOAN_PERIOD_DAYS from its due date, at most "
-            "LOAN_MAX_RENEWALS times, and not while another patron waits for the book. Calls no peer.",
-            request=LoanRequestSerializer,
+            "LOAN_MAX_RENEWALS times, and not while another patron waits for the book. Calls no peer. The new "
+            "due date ends on a day the library opens. A blocked patron: 403 `patron_blocked`; `override: "
+            "{reason}` (scope `override`) lifts the block, the renewal limit and the overdue rule, never a "
+            "waiting patron.",
+            request=circulation.OverridableLoanRequestSerializer,
             parameters=api_docs.WRITE_PARAMETERS,
             responses={
                 200: OpenApiResponse(LoanDetailSerializer, description="The renewed loan."),
                 **api_docs.error_responses(
                     *api_docs.WRITE_ERRORS,
                     "loan_not_found",
+                    "patron_blocked",
                     "renewal_limit_reached",
                     "loan_overdue",
                     "book_reserved_by_others",
@@ -185,8 +195,9 @@ ENDPOINTS = {
             summary="Join a book's holds queue",
             description="Queues the patron for a book with no copy free for them: 201 with the hold and its "
             "queue position. When a copy comes back it is kept for the first patron (status `READY`) until its "
-            "pickup deadline.",
-            request=LoanRequestSerializer,
+            "pickup deadline (the end of its last day, moved past closed days). A blocked patron: 403 "
+            "`patron_blocked`; `override: {reason}` (scope `override`) lifts it.",
+            request=circulation.OverridableLoanRequestSerializer,
             parameters=api_docs.WRITE_PARAMETERS,
             responses={
                 201: OpenApiResponse(HoldSerializer, description="The new hold."),
@@ -198,6 +209,7 @@ ENDPOINTS = {
                     "already_borrowed",
                     "already_reserved",
                     "copy_available",
+                    "patron_blocked",
                     "peer_unavailable",
                 ),
             },

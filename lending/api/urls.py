@@ -23,6 +23,7 @@ urlpatterns = [
     *both_slashes("loans", views.LoansApi.as_view(), "loans"),
     *both_slashes("loans/<int:loan_id>", views.LoanDetailApi.as_view(), "loan-detail"),
     *both_slashes("loans/<int:loan_id>/history", history.LoanHistoryApi.as_view(), "loan-history"),
+    *both_slashes("loans/<int:loan_id>/change-due-date", circulation.ChangeDueDateApi.as_view(), "change-due-date"),
     *both_slashes("policy", views.PolicyApi.as_view(), "policy"),
     *both_slashes("patrons/<str:email>/anonymize", privacy.PatronAnonymizeApi.as_view(), "patron-anonymize"),
     *both_slashes("calendar", circulation.CalendarApi.as_view(), "calendar"),

@@ -12,8 +12,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from lending import errors, history, idempotency, metrics, policy, representation, selectors, services
-from lending.api import permissions
+from lending import errors, history, idempotency, metrics, overrides, policy, representation, selectors, services
+from lending.api import circulation, permissions
 from lending.api.caching import NoStore
 from lending.api.errors import error_body
 from lending.api.pagination import bare_list_page, counted_page
@@ -45,6 +45,8 @@ class LoanWriteApi(NoStore, APIView):
     operation: str
     # The success status and body.
     answer: representation.Answer
+    # The request's staff override (`"override": {"reason"}`), if any.
+    override: overrides.Override | None = None
 
     def perform(self, *, user_email: str, book_id: int, claim: Claim | None) -> Any:
         """The service call: each write view names its own."""
@@ -53,6 +55,8 @@ class LoanWriteApi(NoStore, APIView):
     def post(self, request: Request) -> Response:
         serializer = LoanRequestSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
+        # A staff override: checked (its reason, the `override` scope) before anything is written.
+        self.override = circulation.override_of(request)
         key = request.headers.get(IDEMPOTENCY_HEADER)
         if key is None:
             return self._respond(*self.answer(self._perform(serializer.validated_data, None)))
@@ -80,8 +84,8 @@ class LoanWriteApi(NoStore, APIView):
         return self._respond(*claim.answer)
 
     def _perform(self, data: dict, claim: Claim | None) -> Any:
-        """The write, recorded in its events as made by this request's caller."""
-        with history.acting_as(history.caller_of(self.request)):
+        """The write, recorded in its events as made by this request's caller (with its override)."""
+        with history.acting_as(history.caller_of(self.request)), overrides.applying(self.override):
             return self.perform(**data, claim=claim)
 
     def _respond(self, status: int, body: Any) -> Response:
@@ -124,7 +128,8 @@ class LendBookApi(LoanWriteApi):
         serializer.is_valid(raise_exception=True)
         error = None
         try:
-            services.loan_lend_check(**serializer.validated_data)
+            with overrides.applying(circulation.override_of(request)):
+                services.loan_lend_check(**serializer.validated_data)
         except LendingError as exc:
             if exc.status >= 500:
                 raise
@@ -134,11 +139,18 @@ class LendBookApi(LoanWriteApi):
 
 
 class ReturnBookApi(LoanWriteApi):
+    """An optional `returned_at` back-dates the return (the book drop)."""
+
     operation = "return"
     answer = representation.Answer(200, representation.loan)
+    returned_at = None
+
+    def post(self, request: Request) -> Response:
+        self.returned_at = circulation.returned_at_of(request)
+        return super().post(request)
 
     def perform(self, *, user_email: str, book_id: int, claim: Claim | None) -> Any:
-        return services.loan_return(user_email=user_email, book_id=book_id, claim=claim)
+        return services.loan_return(user_email=user_email, book_id=book_id, claim=claim, returned_at=self.returned_at)
 
 
 class RenewBookApi(LoanWriteApi):

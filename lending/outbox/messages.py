@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from django.utils import timezone
 
+from lending.calendar import library_day
 from lending.models import Hold, Loan, OutboxKind, OutboxMessage
 
 
@@ -16,6 +17,7 @@ class MessageType:
     RENEWAL_CONFIRMATION = "renewal_confirmation"
     HOLD_AVAILABLE = "hold_available"
     HOLD_EXPIRED = "hold_expired"
+    DUE_DATE_CHANGED = "due_date_changed"  # staff moved the due date (lending.due_dates)
 
 
 def enqueue(*messages: OutboxMessage) -> list[OutboxMessage]:
@@ -33,7 +35,7 @@ def notification_payload(loan: Loan, message_type: str) -> dict:
         "user_email": loan.user_email,
         "message_type": message_type,
         "book_title": loan.book_title,
-        "due_date": loan.date_due.date().isoformat(),
+        "due_date": library_day(loan.date_due).isoformat(),  # the library's day, not UTC's
         "loan_id": loan.pk,
         "book_id": loan.book_id,
     }
@@ -58,7 +60,7 @@ def hold_notification_payload(hold: Hold, message_type: str) -> dict:
         "user_email": hold.user_email,
         "message_type": message_type,
         "book_title": hold.book_title,
-        "due_date": deadline.date().isoformat() if deadline else None,
+        "due_date": library_day(deadline).isoformat() if deadline else None,
         "hold_id": hold.pk,
         "book_id": hold.book_id,
         "pickup_deadline": deadline.isoformat() if deadline else None,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from lending import history, policy
+from lending import blocks, calendar, history, overrides, policy
 from lending.book_state import read_state
 from lending.clients import books, users
 from lending.idempotency import Claim
@@ -24,6 +24,9 @@ def loan_lend(*, user_email: str, book_id: int, claim: Claim | None = None) -> L
             lock_book_refreshing_stock(book, bump_version=True)  # a refusal rolls the bump back
             lock_patron(user_email)
             now = timezone.now()
+            # After the patron lock: a block committed while this lend waited for it is seen.
+            standing = blocks.check_not_blocked(user_email, blocks.Action.BORROW, now)
+            rules = overrides.relax_borrowing(rules, standing.reasons[blocks.Action.BORROW])
             state = read_state(book.id, book.copies, patron=user_email, now=now)
             hold = policy.check_lend(user_email=user_email, state=state, policy=rules)
             loan = Loan.objects.create(
@@ -31,7 +34,7 @@ def loan_lend(*, user_email: str, book_id: int, claim: Claim | None = None) -> L
                 book_id=book_id,
                 book_title=book.title,
                 date_borrowed=now,
-                date_due=now + rules.loan_period,
+                date_due=calendar.due_after(now, rules.loan_period),
             )
             state.open_loans += 1
             events = [_lent_event(loan, hold)]
@@ -54,12 +57,17 @@ def loan_lend_check(*, user_email: str, book_id: int) -> None:
     refusal the lend would get; returns when it would succeed (at this instant)."""
     users.ensure_active_user(user_email)
     book = books.get_book(book_id)
-    state = read_state(book.id, book.copies, patron=user_email, now=timezone.now())
-    policy.check_lend(user_email=user_email, state=state, policy=policy.current())
+    now = timezone.now()
+    standing = blocks.check_not_blocked(user_email, blocks.Action.BORROW, now)
+    state = read_state(book.id, book.copies, patron=user_email, now=now)
+    rules = overrides.relax_borrowing(policy.current(), standing.reasons[blocks.Action.BORROW])
+    policy.check_lend(user_email=user_email, state=state, policy=rules)
 
 
 def _lent_event(loan: Loan, hold: Hold | None) -> Event:
     details = {"book_id": loan.book_id, "date_due": loan.date_due}
     if hold is not None:
         details["hold_id"] = hold.pk
-    return history.loan_event(loan, EventKind.LENT, at=loan.date_borrowed, **details)
+    event = history.loan_event(loan, EventKind.LENT, at=loan.date_borrowed, **details)
+    overrides.record(event)
+    return event

@@ -5,10 +5,10 @@ from __future__ import annotations
 from django.db import transaction
 from django.utils import timezone
 
-from lending import history, policy
+from lending import blocks, calendar, history, overrides, policy
 from lending.errors import LOAN_NOT_FOUND
 from lending.idempotency import Claim
-from lending.locks import lock_book_and_row
+from lending.locks import lock_book_and_row, lock_patron
 from lending.models import EventKind, Hold, Loan, LoanStatus
 from lending.outbox.messages import MessageType, enqueue_notification
 
@@ -22,17 +22,20 @@ def loan_renew(*, user_email: str, book_id: int, claim: Claim | None = None) -> 
             Loan.objects.open_of(user_email, book_id),
             LOAN_NOT_FOUND.error(user_email=user_email, book_id=book_id),
         )
+        lock_patron(user_email)
         now = timezone.now()
+        blocks.check_not_blocked(user_email, blocks.Action.RENEW, now)
+        rules = overrides.relax_renewal(rules, loan=loan, now=now)
         others_waiting = Hold.objects.waiting_for(book_id).exclude(user_email=user_email).exists()
         policy.check_renewal(loan=loan, others_waiting=others_waiting, policy=rules, now=now)
-        loan.date_due += rules.loan_period
+        loan.date_due = calendar.due_after(loan.date_due, rules.loan_period)
         loan.renewals += 1
         if not loan.is_overdue(now):
             loan.status = LoanStatus.ACTIVE
         loan.save(update_fields=["date_due", "renewals", "status"])
-        history.record(
-            history.loan_event(loan, EventKind.RENEWED, at=now, date_due=loan.date_due, renewals=loan.renewals)
-        )
+        renewed = history.loan_event(loan, EventKind.RENEWED, at=now, date_due=loan.date_due, renewals=loan.renewals)
+        overrides.record(renewed)
+        history.record(renewed)
         enqueue_notification(loan, MessageType.RENEWAL_CONFIRMATION)
         if claim:
             claim.settle(loan)

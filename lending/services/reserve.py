@@ -7,11 +7,11 @@ from dataclasses import dataclass
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from lending import history, policy
+from lending import blocks, history, overrides, policy
 from lending.book_state import read_state
 from lending.clients import books, users
 from lending.idempotency import Claim
-from lending.locks import lock_book_refreshing_stock
+from lending.locks import lock_book_refreshing_stock, lock_patron
 from lending.models import EventKind, Hold, Loan
 from lending.services.queue import book_changed, promote_waiting
 
@@ -31,13 +31,17 @@ def hold_reserve(*, user_email: str, book_id: int, claim: Claim | None = None) -
     try:
         with transaction.atomic():
             lock_book_refreshing_stock(book)
+            lock_patron(user_email)
             now = timezone.now()
+            blocks.check_not_blocked(user_email, blocks.Action.RESERVE, now)
             state = read_state(book.id, book.copies)
             on_loan = Loan.objects.open_of(user_email, book_id).exists()
             policy.check_reservable(user_email=user_email, state=state, on_loan=on_loan)
             hold = Hold.objects.create(user_email=user_email, book_id=book_id, book_title=book.title, date_reserved=now)
             state.holds.append(hold)
-            history.record(history.hold_event(hold, EventKind.RESERVED, at=now, book_id=book_id))
+            reserved = history.hold_event(hold, EventKind.RESERVED, at=now, book_id=book_id)
+            overrides.record(reserved)
+            history.record(reserved)
             # Only does something when the Book service now reports more copies than before.
             if promote_waiting(state, now=now):
                 book_changed(book_id)

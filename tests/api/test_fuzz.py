@@ -210,6 +210,17 @@ def test_setting_the_calendar_with_any_body(peers, body):
     check(APIClient().generic("PUT", "/calendar/", encode(body), content_type="application/json"))
 
 
+@FUZZ
+@given(
+    loan_id=st.sampled_from(["1", "0", str(2**63), str(2**64)]),
+    body=json_values | st.fixed_dictionaries({"date_due": json_values | odd_text, "reason": json_values}),
+)
+def test_changing_a_due_date_with_any_body(peers, loan_id, body):
+    check(
+        APIClient().generic("POST", f"/loans/{loan_id}/change-due-date/", encode(body), content_type="application/json")
+    )
+
+
 def test_the_fuzzed_routes_are_every_route():
     """A new endpoint must be added to the fuzz lists above."""
     routes = {str(p.pattern) for p in get_resolver("lending.api.urls").url_patterns}
@@ -217,4 +228,5 @@ def test_the_fuzzed_routes_are_every_route():
     fuzzed.add("patrons/<str:email>/anonymize")  # test_erasure_with_any_email
     # test_patron_blocks_and_status_with_any_email_and_body
     fuzzed |= {"patrons/<str:email>/blocks", "patrons/<str:email>/blocks/<int:block_id>", "patrons/<str:email>/status"}
+    fuzzed.add("loans/<int:loan_id>/change-due-date")  # test_changing_a_due_date_with_any_body
     assert {r.strip("/") for r in routes} - fuzzed - {"loans/1", "loans/1/history"} == set()

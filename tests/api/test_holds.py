@@ -9,7 +9,7 @@ import time_machine
 from django.core.management import call_command
 from django.utils import timezone
 
-from lending import selectors, services
+from lending import calendar, selectors, services
 from lending.models import Hold, HoldStatus, Loan, OutboxKind, OutboxMessage
 from tests.conftest import post_json
 
@@ -121,7 +121,9 @@ def test_a_returned_copy_is_kept_for_the_first_in_the_queue(api, queued, readers
 
     hold = Hold.objects.get(user_email=readers["first"], book_id=queued["id"])
     assert hold.status == HoldStatus.READY
-    assert before + timedelta(days=3) <= hold.pickup_deadline <= timezone.now() + timedelta(days=3)
+    # The end of the window's last day (lending.calendar: the due-date rule).
+    window = timedelta(days=3)
+    assert calendar.due_after(before, window) <= hold.pickup_deadline <= calendar.due_after(timezone.now(), window)
     assert status_of(readers["second"], queued["id"]) == HoldStatus.WAITING
     assert hold_notices(queued["id"]) == [readers["first"]]
     notice = OutboxMessage.objects.get(payload__message_type="hold_available")
@@ -133,7 +135,7 @@ def test_the_pickup_window_follows_the_setting(api, queued, readers, settings):
     settings.HOLD_PICKUP_DAYS = 1
     call(api, "/returnBook/", readers["lender"], queued["id"])
     hold = Hold.objects.get(user_email=readers["first"], book_id=queued["id"])
-    assert hold.pickup_deadline - hold.date_ready == timedelta(days=1)
+    assert hold.pickup_deadline == calendar.due_after(hold.date_ready, timedelta(days=1))
 
 
 def test_a_held_copy_cannot_be_borrowed_by_others(api, queued, readers):
@@ -294,7 +296,8 @@ def test_an_expired_hold_with_no_one_waiting_frees_the_copy(api, lent, readers):
 
 def test_the_scheduled_command_expires_holds(api, queued, readers):
     call(api, "/returnBook/", readers["lender"], queued["id"])
-    with time_machine.travel(timezone.now() + timedelta(days=3, minutes=1)):
+    deadline = Hold.objects.get(user_email=readers["first"], book_id=queued["id"]).pickup_deadline
+    with time_machine.travel(deadline + timedelta(minutes=1)):
         call_command("send_notices", stdout=StringIO())
     assert status_of(readers["first"], queued["id"]) == HoldStatus.EXPIRED
     assert status_of(readers["second"], queued["id"]) == HoldStatus.READY

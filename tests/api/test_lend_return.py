@@ -4,6 +4,7 @@ from datetime import timedelta
 
 import pytest
 
+from lending import calendar
 from lending.models import Loan, OutboxKind, OutboxMessage
 from tests.conftest import post_json
 from tests.factories import LoanFactory, days
@@ -22,7 +23,8 @@ def test_lend_creates_an_active_loan_due_in_the_loan_period(api, patron, book, p
     assert set(body) == LOAN_FIELDS
     assert body["status"] == "ACTIVE" and body["date_returned"] is None
     loan = Loan.objects.get(pk=body["id"])
-    assert loan.date_due - loan.date_borrowed == timedelta(days=60)
+    # The end of the period's last day (lending.calendar: the due-date rule).
+    assert loan.date_due == calendar.due_after(loan.date_borrowed, timedelta(days=60))
     assert loan.book_title == "Test book"
 
 
@@ -40,7 +42,7 @@ def test_lend_period_follows_the_setting(api, patron, book, settings):
     settings.LOAN_PERIOD_DAYS = 14
     body = post_json(api, "/lendBook/", {"user_email": patron, "book_id": book["id"]}).json()
     loan = Loan.objects.get(pk=body["id"])
-    assert loan.date_due - loan.date_borrowed == timedelta(days=14)
+    assert loan.date_due == calendar.due_after(loan.date_borrowed, timedelta(days=14))
 
 
 def test_second_copy_request_for_a_one_copy_book_is_refused(api, peers, patron, book):

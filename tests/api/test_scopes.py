@@ -104,6 +104,14 @@ CALLS = [
     ),
     Call("remove a block", "DELETE", "/patrons/{nobody}/blocks/{block_id}/", (OVERRIDE,), 204),
     Call("a patron's status", "GET", "/patrons/{patron}/status/", (PATRON_READ, REPORTS, CIRCULATION), 200),
+    Call(
+        "change a due date",
+        "POST",
+        "/loans/{loan_id}/change-due-date/",
+        (OVERRIDE,),
+        200,
+        payload={"date_due": "2999-01-01", "reason": "x"},
+    ),
 ]
 # Each key holds one scope, or none.
 KEYS = [*Scope, None]

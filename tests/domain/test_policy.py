@@ -9,6 +9,7 @@ import pytest
 
 from lending import policy
 from lending.book_state import BookState, PatronLoans
+from lending.calendar import ClosedDays
 from lending.errors import LendingError
 from lending.models import HoldStatus, Loan
 from tests.factories import HoldFactory
@@ -127,8 +128,11 @@ def test_each_reservation_rule_refuses_with_its_code(state, on_loan, code):
     assert refusal(lambda: reserve(state, on_loan=on_loan)) == (409, code)
 
 
-def test_the_pickup_window_runs_from_the_moment_a_hold_is_ready():
-    assert RULES.pickup_deadline(NOW) == NOW + timedelta(days=3)
+def test_the_pickup_window_ends_at_the_end_of_its_last_open_day(settings):
+    settings.LIBRARY_TIME_ZONE = "UTC"
+    assert RULES.pickup_deadline(NOW, ClosedDays()) == datetime(2026, 3, 5, 23, 59, 59, 999999, tzinfo=UTC)
+    thursday = frozenset({3})  # NOW + 3 days is Thursday 5 March
+    assert RULES.pickup_deadline(NOW, ClosedDays(weekdays=thursday)).date() == (NOW + timedelta(days=4)).date()
 
 
 def test_the_policy_in_force_comes_from_the_settings(settings):

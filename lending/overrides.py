@@ -1,0 +1,97 @@
+"""Staff overrides: a write that carries `"override": {"reason": "..."}` lifts the named refusals.
+
+Lifted: the patron's blocks (`patron_blocked`), the loan limit (`loan_limit_reached`), the overdue-loan
+rule (`patron_has_overdue_loans`), the renewal limit (`renewal_limit_reached`) and the renewal of an
+overdue loan (`loan_overdue`). Never lifted: `no_copy_available`, `already_borrowed` — nor any rule about
+the book's copies and queue, which protect other patrons.
+
+Only callers holding the `override` scope may send one (the view checks, before anything runs). The
+view sets the override for the write (`applying`), as it sets the caller; the services ask `current()`
+where they apply a liftable rule, and record what was lifted, the reason and the caller in the loan's
+history event (`Event.reason`, `data.override`).
+"""
+
+from __future__ import annotations
+
+import contextvars
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
+
+LIFTABLE = frozenset(
+    {"patron_blocked", "loan_limit_reached", "patron_has_overdue_loans", "renewal_limit_reached", "loan_overdue"}
+)
+
+
+@dataclass
+class Override:
+    reason: str
+    # The refusals this write would have met, filled in by the service as it lifts them.
+    lifted: list[str] = field(default_factory=list)
+
+    def lift(self, code: str) -> None:
+        assert code in LIFTABLE, f"{code} cannot be overridden"
+        if code not in self.lifted:
+            self.lifted.append(code)
+
+    def record_on(self, event) -> None:
+        """The override on the loan's history event: the reason, and what it lifted."""
+        event.reason = self.reason
+        event.data = {**event.data, "override": {"lifted": list(self.lifted)}}
+
+
+_current: contextvars.ContextVar[Override | None] = contextvars.ContextVar("override", default=None)
+
+
+@contextmanager
+def applying(override: Override | None) -> Iterator[None]:
+    token = _current.set(override)
+    try:
+        yield
+    finally:
+        _current.reset(token)
+
+
+def current() -> Override | None:
+    return _current.get()
+
+
+def lifts(code: str) -> bool:
+    """True when the write carries an override, which then lifts `code` (noting it)."""
+    override = current()
+    if override is None or code not in LIFTABLE:
+        return False
+    override.lift(code)
+    return True
+
+
+def relax_borrowing(rules, reasons_against_borrowing) -> object:
+    """The loan policy for a lend: as it is, or — with an override — without the overdue-loan rule and
+    the loan limit, noting each one the patron's standing (`blocks.Standing.reasons["borrow"]`) shows
+    would have refused."""
+    if current() is None:
+        return rules
+    for reason in reasons_against_borrowing:
+        if reason.code in ("patron_has_overdue_loans", "loan_limit_reached"):
+            lifts(reason.code)
+    return replace(rules, block_on_overdue=False, max_active_loans_per_patron=sys.maxsize)
+
+
+def relax_renewal(rules, *, loan, now) -> object:
+    """The loan policy for a renewal: as it is, or — with an override — without the renewal limit and
+    the overdue rule, noting each one this loan would have met."""
+    if current() is None:
+        return rules
+    if loan.renewals >= rules.max_renewals:
+        lifts("renewal_limit_reached")
+    if loan.is_overdue(now) and not rules.renew_overdue_allowed:
+        lifts("loan_overdue")
+    return replace(rules, max_renewals=sys.maxsize, renew_overdue_allowed=True)
+
+
+def record(event) -> None:
+    """Note the write's override (if any) on its history event."""
+    override = current()
+    if override is not None:
+        override.record_on(event)
