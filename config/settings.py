@@ -276,6 +276,7 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "LoanStatusEnum": "lending.models.LoanStatus",
         "HoldStatusEnum": "lending.models.HoldStatus",
+        "BlockActionEnum": "lending.blocks.Action",
     },
 }
 
@@ -297,6 +298,8 @@ LIBRARY_TIME_ZONE = env.str("LIBRARY_TIME_ZONE", default="UTC")
 BLOCK_MAX_OVERDUE_LOANS = env.int("BLOCK_MAX_OVERDUE_LOANS", default=3)
 # ... and so does any loan overdue by more than this many days.
 BLOCK_MAX_OVERDUE_DAYS = env.int("BLOCK_MAX_OVERDUE_DAYS", default=30)
+# A return may be back-dated (the book drop emptied late) by at most this many days.
+RETURN_BACKDATE_MAX_DAYS = env.int("RETURN_BACKDATE_MAX_DAYS", default=7)
 
 # --- Peers ----------------------------------------------------------------------------------------
 BOOK_MANAGEMENT_URL = env.str("BOOK_MANAGEMENT_URL", default="http://localhost:8001")
