@@ -8,6 +8,8 @@ from pathlib import Path
 LABELS = {
     "bare": "bare ceiling: Django view, no middleware",
     "ceiling": "constant view, full middleware",
+    "ceiling_all_middleware": "constant view, sessions/CSRF/auth/messages on every path (before)",
+    "ceiling_all_middleware_end": "the same, at the end",
     "lend": "lend (fresh book and patron)",
     "return": "return",
     "cycle": "lend+return cycle",
@@ -30,6 +32,8 @@ LABELS = {
 }
 # Issue 12's targets, as shares of the bare ceiling.
 LEND_SHARE, RETURN_SHARE, CYCLE_SHARE = 0.075, 0.15, 0.037
+# ...and the heavy borrower's: each operation within this factor of a patron holding no loan.
+HEAVY_RATIO = 1.2
 
 
 def server_suffix(name: str) -> str:
@@ -57,6 +61,16 @@ def targets(results: dict) -> list[dict]:
     checks = []
     for suffix in suffixes(results):
         checks += _targets(results["scenarios"], ceiling(results, suffix), suffix)
+    heavy = results.get("heavy")
+    for op, ratio in (heavy or {}).get("ratio_p50", {}).items():
+        checks.append(
+            {
+                "scenario": f"heavy borrower: {op}",
+                "target": f"p50 within {HEAVY_RATIO}x of a patron holding none",
+                "value": f"{ratio}x ({heavy['heavy'][op]['p50_ms']} vs {heavy['none'][op]['p50_ms']} ms)",
+                "met": ratio <= HEAVY_RATIO,
+            }
+        )
     return checks
 
 
@@ -187,6 +201,8 @@ def markdown(results: dict) -> str:
             f"Outbox backlog when the lend load stopped: {s['lend'].get('outbox_backlog_at_end')} messages; "
             f"drained {s['lend'].get('outbox_drain_s')} s later. Outbox at that point: {s['lend'].get('outbox')}.",
         ]
+    out += cpu_budget(results)
+    out += heavy_borrower(results)
     for server, stall in results.get("stalls", {}).items():
         out += [
             "",
@@ -209,6 +225,67 @@ def markdown(results: dict) -> str:
     for name, plan in results.get("plans", {}).items():
         out += ["", f"### EXPLAIN (ANALYZE, BUFFERS): {name}", "", "```", plan, "```"]
     return "\n".join(out) + "\n"
+
+
+def cpu_budget(results: dict) -> list[str]:
+    """Machine time per operation by process group, and the web worker's phases from py-spy."""
+    s = results["scenarios"]
+    measured = [(name, r["cpu_ms_per_request"]) for name, r in s.items() if r.get("cpu_ms_per_request")]
+    if not measured:
+        return []
+    groups = list(measured[0][1])
+    out = [
+        "",
+        "## CPU budget per request (ms of CPU, user+system, by process)",
+        "",
+        "Read from /proc/<pid>/stat before and after each scenario (writes: until the relay drained the "
+        "outbox, so each write's relaying counts); PostgreSQL = the backends serving the bench database.",
+        "",
+        "| scenario | " + " | ".join(groups) + " |",
+        "|---|" + "---:|" * len(groups),
+    ]
+    for name, ms in measured:
+        out.append(f"| {name} | " + " | ".join(str(ms.get(g, "–")) for g in groups) + " |")
+    for name, profile in results.get("profiles", {}).items():
+        out += [
+            "",
+            f"### Web worker phases during `{name}` (py-spy, {sum(profile['samples'].values())} samples)",
+            "",
+            "Share of the samples taken inside a request, and that share of the web CPU per request. "
+            f"Flame graph: `{Path(profile['flame_graph']).name}`.",
+            "",
+            "| phase | share | ms per request |",
+            "|---|---:|---:|",
+        ]
+        for phase, b in profile["budget"].items():
+            out.append(f"| {phase} | {b['share']:.1%} | {b['ms'] if b['ms'] is not None else '–'} |")
+        if profile.get("relay_top"):
+            out += [
+                "",
+                f"The relay during `{name}` (flame graph `{Path(profile['relay_flame_graph']).name}`), functions of "
+                "lending/ on its stacks: "
+                + "; ".join(f"`{frame}` {share:.0%}" for frame, share in profile["relay_top"])
+                + ".",
+            ]
+    return out
+
+
+def heavy_borrower(results: dict) -> list[str]:
+    heavy = results.get("heavy")
+    if not heavy:
+        return []
+    out = [
+        "",
+        f"## Heavy borrower ({heavy['open_loans_of_heavy']} open loans against none, {heavy['rounds']} rounds, "
+        "one connection each, alternated)",
+        "",
+        "| operation | p50 ms, 400 loans | p50 ms, none | ratio | p90 ms, 400 loans | p90 ms, none |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for op, ratio in heavy["ratio_p50"].items():
+        h, n = heavy["heavy"][op], heavy["none"][op]
+        out.append(f"| {op} | {h['p50_ms']} | {n['p50_ms']} | {ratio}x | {h['p90_ms']} | {n['p90_ms']} |")
+    return out
 
 
 def chart(results: dict, path: Path) -> None:

@@ -32,7 +32,7 @@ from pathlib import Path
 
 import psycopg
 
-from bench import data, privacy, report
+from bench import budget, data, heavy, privacy, report
 from bench.load import WRK_THREADS, side_by_side, trio, wrk
 from bench.stall import Stall
 from harness import ROOT
@@ -104,18 +104,8 @@ def worker_pids(master_pid: int) -> list[int]:
     return [int(p) for p in done.stdout.split()]
 
 
-def cpu_seconds(master_pid: int) -> float:
-    """User and system CPU time of the web server so far (master and workers): unlike requests/s, it
-    hardly moves when other work shares the machine."""
-    total = 0
-    for pid in [master_pid, *worker_pids(master_pid)]:
-        with suppress(OSError):
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-            total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of stat)
-    return total / os.sysconf("SC_CLK_TCK")
-
-
-def profile_workers(master_pid: int, seconds: float, out: Path) -> list[subprocess.Popen]:
+def profile(pids: dict[int, str], seconds: float, out: Path) -> list[subprocess.Popen]:
+    """py-spy on each pid, its raw stacks written to out/profile-<role>-<pid>.txt."""
     spy = shutil.which("py-spy") or str(Path(PYTHON).parent / "py-spy")
     return [
         subprocess.Popen(
@@ -129,15 +119,16 @@ def profile_workers(master_pid: int, seconds: float, out: Path) -> list[subproce
                 "--rate",
                 "250",
                 "--nonblocking",
+                "--gil",  # only the thread holding the interpreter lock: CPU spent in Python, not waits
                 "--format",
                 "raw",
                 "--output",
-                str(out / f"profile-{pid}.txt"),
+                str(out / f"profile-{role}-{pid}.txt"),
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        for pid in worker_pids(master_pid)
+        for pid, role in pids.items()
     ]
 
 
@@ -161,7 +152,18 @@ def main() -> int:  # noqa: C901 (a script: one step after the other)
         f"(default {DEPLOYED_SERVER}: the deployment's; e.g. {DEPLOYED_SERVER},gthread)",
     )
     parser.add_argument("--stalled", type=int, default=500, help="stalled sockets in the stall scenario")
-    parser.add_argument("--profile", default="", help="py-spy the workers during this scenario (e.g. lend)")
+    parser.add_argument(
+        "--profile",
+        default="lend",
+        help="py-spy the workers during this scenario: the CPU budget's phases and a flame graph ('' : none)",
+    )
+    parser.add_argument(
+        "--heavy-rounds",
+        type=int,
+        default=40,
+        help=f"heavy borrower: lend+renew+return rounds for a patron holding {heavy.HEAVY_LOANS} loans and one "
+        "holding none (0: skip)",
+    )
     parser.add_argument("--database", default="lending_bench")
     parser.add_argument("--out", default=str(ROOT / "bench" / "results"))
     parser.add_argument("--keep-database", action="store_true")
@@ -187,6 +189,7 @@ def main() -> int:  # noqa: C901 (a script: one step after the other)
     cycle_first = numbers.take(runs * WRK_THREADS * per_thread)
     hang_lend_first = numbers.take(WRK_THREADS * per_thread)
     stall_lend_first = numbers.take(len(servers) * per_thread)
+    heavy_first = numbers.take(2 + heavy.HEAVY_LOANS + 2 * args.heavy_rounds)
     demo = numbers.next
 
     ports = {name: free_port() for name in ("web", "book", "user", "notification")}
@@ -200,6 +203,8 @@ def main() -> int:  # noqa: C901 (a script: one step after the other)
         DJANGO_SETTINGS_MODULE="bench.settings",
         GUNICORN_BIND=f"127.0.0.1:{ports['web']}",
         PROMETHEUS_MULTIPROC_DIR=str(logdir / "prometheus"),
+        # The heavy borrower holds more open loans than the default limit allows.
+        LOAN_MAX_ACTIVE_PER_PATRON=str(10 * heavy.HEAVY_LOANS),
     )
     dsn = database.url
     if args.workers:
@@ -224,6 +229,7 @@ def main() -> int:  # noqa: C901 (a script: one step after the other)
         },
         "scenarios": {},
         "stalls": {},
+        "profiles": {},
     }
     scenarios = results["scenarios"]
     procs = ProcessGroup(logdir)
@@ -235,21 +241,43 @@ def main() -> int:  # noqa: C901 (a script: one step after the other)
         *,
         connections: int | None = None,
         duration: float | None = None,
+        writes: bool = False,
     ) -> dict:
+        """One wrk run, with the CPU each process group spent on it (for writes, until the relay has
+        drained the outbox: the relay's share of each write counts) and, for `--profile`, the phases."""
         conns = connections or args.connections
         if wrk_args_warm is not None and args.warmup > 0:
             wrk(base, wrk_args_warm, duration=args.warmup, connections=conns, env=wrk_env)
             wait_drained(dsn)
         spies = []
         if args.profile == name:
-            spies = profile_workers(procs.pid("web"), (duration or args.duration) - 1, out)
-        cpu_before = cpu_seconds(procs.pid("web"))
+            roles = {pid: "web" for pid in worker_pids(procs.pid("web"))} | {procs.pid("relay"): "relay"}
+            spies = profile(roles, (duration or args.duration) - 1, logdir)
+        clock = budget.ProcessClock({group: procs.pid(group) for group in ("web", "relay", "peers")}, dsn)
+        clock.start()
         result = wrk(base, wrk_args, duration=duration or args.duration, connections=conns, env=wrk_env)
+        if writes:
+            result["outbox_backlog_at_end"] = outbox_pending(dsn)
+            result["outbox_drain_s"] = wait_drained(dsn)
+            result["outbox"] = outbox_counts(dsn)
+        spent = clock.stop()
         if result["requests"]:
-            cpu = cpu_seconds(procs.pid("web")) - cpu_before
-            result["web_cpu_ms_per_request"] = round(1000 * cpu / result["requests"], 3)
+            result["cpu_ms_per_request"] = budget.per_operation(spent, result["requests"])
+            result["web_cpu_ms_per_request"] = result["cpu_ms_per_request"]["web"]
         for spy in spies:
             spy.wait()
+        if spies:
+            stacks = budget.read_raw(list(logdir.glob("profile-web-*.txt")))
+            results["profiles"][name] = {
+                "samples": budget.phases(stacks),
+                "budget": budget.phase_budget(budget.phases(stacks), result.get("web_cpu_ms_per_request")),
+                "flame_graph": str(budget.flame_graph(stacks, out / f"flame-{name}.svg", f"web workers during {name}")),
+            }
+            relay_stacks = budget.read_raw(list(logdir.glob("profile-relay-*.txt")))
+            results["profiles"][name]["relay_flame_graph"] = str(
+                budget.flame_graph(relay_stacks, out / f"flame-{name}-relay.svg", f"the relay during {name}")
+            )
+            results["profiles"][name]["relay_top"] = budget.top_functions(relay_stacks)
         scenarios[name] = result
         print(
             f"  {name:<22} {result['rps']:>8.1f} req/s  p50 {result['p50_ms']:>7.2f} ms  "
@@ -257,6 +285,14 @@ def main() -> int:  # noqa: C901 (a script: one step after the other)
             f"web CPU {result.get('web_cpu_ms_per_request', '-')} ms/request",
             flush=True,
         )
+        if result.get("cpu_ms_per_request"):
+            print(f"    CPU ms/request by process: {result['cpu_ms_per_request']}", flush=True)
+        if writes:
+            print(
+                f"    relay: backlog {result['outbox_backlog_at_end']} at the end, drained in "
+                f"{result['outbox_drain_s']} s",
+                flush=True,
+            )
         return result
 
     def block(first: int, run: int) -> list[str]:
@@ -291,6 +327,8 @@ def main() -> int:  # noqa: C901 (a script: one step after the other)
         def ceilings(suffix: str, when: str = "") -> None:
             measure(f"bare{when}{suffix}", ["get", "/_bench/bare/"], ["get", "/_bench/bare/"])
             measure(f"ceiling{when}{suffix}", ["get", "/_bench/ceiling/"], ["get", "/_bench/ceiling/"])
+            every = "/_bench/all-middleware/"
+            measure(f"ceiling_all_middleware{when}{suffix}", ["get", every], ["get", every])
 
         def stall(server: str, suffix: str, index: int) -> None:
             """/health/live/ and lends while `--stalled` sockets hold half-sent requests."""
@@ -316,25 +354,16 @@ def main() -> int:  # noqa: C901 (a script: one step after the other)
                 ceilings(suffix)
             if wanted("lend"):
                 lend = f"lend{suffix}"
-                measure(lend, ["lend", *block(lend_first, 2 * index)], ["lend", *block(lend_first, 2 * index + 1)])
-                backlog = outbox_pending(dsn)
-                drained = wait_drained(dsn)
-                scenarios[lend]["outbox_backlog_at_end"] = backlog
-                scenarios[lend]["outbox_drain_s"] = drained
-                scenarios[lend]["outbox"] = outbox_counts(dsn)
-                print(f"  relay: backlog {backlog} at the end of lend, drained in {drained} s", flush=True)
+                lend_args = [["lend", *block(lend_first, 2 * index + run)] for run in (0, 1)]
+                measure(lend, *lend_args, writes=True)
             if wanted("return"):
                 ret = f"return{suffix}"
-                measure(
-                    ret, ["return", *block(return_first, 2 * index)], ["return", *block(return_first, 2 * index + 1)]
-                )
-                scenarios[ret]["outbox_backlog_at_end"] = outbox_pending(dsn)
-                scenarios[ret]["outbox_drain_s"] = wait_drained(dsn)
+                return_args = [["return", *block(return_first, 2 * index + run)] for run in (0, 1)]
+                measure(ret, *return_args, writes=True)
             if wanted("cycle"):
                 cyc = f"cycle{suffix}"
-                measure(cyc, ["cycle", *block(cycle_first, 2 * index)], ["cycle", *block(cycle_first, 2 * index + 1)])
-                scenarios[cyc]["outbox_backlog_at_end"] = outbox_pending(dsn)
-                scenarios[cyc]["outbox_drain_s"] = wait_drained(dsn)
+                cycle_args = [["cycle", *block(cycle_first, 2 * index + run)] for run in (0, 1)]
+                measure(cyc, *cycle_args, writes=True)
             if wanted("expired"):
                 measure(f"expired{suffix}", ["get", "/getExpiredBooks/"], ["get", "/getExpiredBooks/"])
             if wanted("loans"):
@@ -348,6 +377,24 @@ def main() -> int:  # noqa: C901 (a script: one step after the other)
                 if wanted("ceiling"):
                     ceilings(suffix, "_end")
                 procs.stop("web")
+
+        if wanted("heavy") and args.heavy_rounds:
+            heavy_patron, light_patron = (f"patron{heavy_first + i}@example.com" for i in (0, 1))
+            heavy.preload(dsn, heavy_patron, heavy_first + 2)
+            print(
+                f"heavy borrower: {heavy.HEAVY_LOANS} open loans against none, {args.heavy_rounds} rounds", flush=True
+            )
+            results["heavy"] = heavy.run(
+                "127.0.0.1",
+                ports["web"],
+                wrk_env["BENCH_AUTH"],
+                {"heavy": heavy_patron, "none": light_patron},
+                heavy_first + 2 + heavy.HEAVY_LOANS,
+                args.heavy_rounds,
+            )
+            print(f"  p50 ms heavy {results['heavy']['heavy']}, none {results['heavy']['none']}", flush=True)
+            print(f"  ratio heavy/none (p50): {results['heavy']['ratio_p50']}", flush=True)
+            wait_drained(dsn)
 
         if wanted("hang"):
             # Lends (which need the Book peer), returns and the liveness probe side by side, first with
