@@ -14,7 +14,12 @@ def ceiling(request):
     return JsonResponse(CONSTANT)
 
 
-urlpatterns = [path("_bench/ceiling/", ceiling), path("_bench/bare/", ceiling), *product_urls.urlpatterns]
+urlpatterns = [
+    path("_bench/ceiling/", ceiling),
+    path("_bench/bare/", ceiling),
+    path("_bench/all-middleware/", ceiling),
+    *product_urls.urlpatterns,
+]
 handler400 = product_urls.handler400
 handler404 = product_urls.handler404
 handler500 = product_urls.handler500

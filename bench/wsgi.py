@@ -30,8 +30,36 @@ class BareHandler(WSGIHandler):
 
 bare = BareHandler()
 
+# The same constant view through the middleware as it was before the admin's session, CSRF,
+# authentication and messages middleware ran for the admin's paths only (lending/api/admin_stack.py):
+# that lever, measured side by side with `/_bench/ceiling/` in one run.
+ALL_MIDDLEWARE_PREFIX = "/_bench/all-middleware/"
+
+
+def every_middleware_on_every_path() -> list[str]:
+    from django.conf import settings
+
+    from lending.api.admin_stack import ADMIN_ONLY_MIDDLEWARE
+
+    found = []
+    for dotted in settings.MIDDLEWARE:
+        found += ADMIN_ONLY_MIDDLEWARE if dotted == "lending.api.admin_stack.AdminOnlyMiddleware" else [dotted]
+    return found
+
+
+class AllMiddlewareHandler(WSGIHandler):
+    def load_middleware(self, is_async: bool = False) -> None:
+        with override_settings(MIDDLEWARE=every_middleware_on_every_path()):
+            super().load_middleware(is_async)
+
+
+all_middleware = AllMiddlewareHandler()
+
 
 def application(environ, start_response):
-    if environ.get("PATH_INFO", "").startswith(BARE_PREFIX):
+    path = environ.get("PATH_INFO", "")
+    if path.startswith(BARE_PREFIX):
         return bare(environ, start_response)
+    if path.startswith(ALL_MIDDLEWARE_PREFIX):
+        return all_middleware(environ, start_response)
     return product(environ, start_response)
