@@ -1,6 +1,6 @@
 """OpenTelemetry tracing, on when OTEL_EXPORTER_OTLP_ENDPOINT is set (spans exported over OTLP/HTTP).
 
-`setup()` instruments Django (a span per request), `requests` (the peer clients' calls) and psycopg
+`setup()` instruments Django (a span per request), urllib3 (the peer clients' calls) and psycopg
 (a span per statement). It runs once per process, from the app's `ready()`.
 
 A change's trace continues in the relay: every outbox message stores the W3C `traceparent` current
@@ -48,7 +48,7 @@ def continuing(traceparent: str, name: str, **attributes: str) -> Iterator[None]
 
 
 def setup(exporter=None, *, service_name: str = "lending") -> bool:
-    """Instruments Django, requests and psycopg and exports spans to `exporter` (default: OTLP over
+    """Instruments Django, urllib3 and psycopg and exports spans to `exporter` (default: OTLP over
     HTTP to OTEL_EXPORTER_OTLP_ENDPOINT, read by the exporter itself). Idempotent; True if on."""
     global _instrumented
     with _setup_lock:
@@ -91,9 +91,9 @@ def _set_provider(exporter, service_name: str) -> None:
 def _instrumentors() -> list:
     from opentelemetry.instrumentation.django import DjangoInstrumentor
     from opentelemetry.instrumentation.psycopg import PsycopgInstrumentor
-    from opentelemetry.instrumentation.requests import RequestsInstrumentor
+    from opentelemetry.instrumentation.urllib3 import URLLib3Instrumentor
 
-    return [DjangoInstrumentor(), RequestsInstrumentor(), PsycopgInstrumentor()]
+    return [DjangoInstrumentor(), URLLib3Instrumentor(), PsycopgInstrumentor()]
 
 
 def enabled() -> bool:

@@ -1,5 +1,6 @@
-"""The shared machinery for calling peers: one pooled keep-alive session per peer, explicit connect
-and read timeouts, one jittered retry for idempotent GETs, a circuit breaker, the correlation id.
+"""The shared machinery for calling peers: one pool of keep-alive connections per peer (urllib3 without
+`requests` on top: 0.70 against 1.05 ms per GET, issue 12), explicit connect and read timeouts, one
+jittered retry for idempotent GETs, a circuit breaker, the correlation id.
 
 Every failure (connection refused, timeout, 5xx, a body that is not the JSON we expect) becomes
 `PeerUnavailable`, which the API answers with 503 and `Retry-After`. So does an answer we refuse to
@@ -10,6 +11,7 @@ not a failure: callers decide what it means (404 = no such book, for instance).
 
 from __future__ import annotations
 
+import json
 import logging
 import random
 import threading
@@ -19,10 +21,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pybreaker
-import requests
 import urllib3
 from django.conf import settings
-from requests.adapters import HTTPAdapter
+from urllib3.exceptions import ConnectTimeoutError, HTTPError, NewConnectionError, ReadTimeoutError
 
 from lending import metrics
 from lending.errors import PeerUnavailable
@@ -44,12 +45,16 @@ class PeerFailure(Exception):
         self.outcome_unknown = outcome_unknown
 
 
-def _may_have_reached_peer(exc: requests.RequestException) -> bool:
-    """False only when no connection was made, so the peer cannot have seen the request."""
-    if isinstance(exc, requests.ConnectTimeout):
-        return False
-    reason = getattr(exc.args[0], "reason", None) if exc.args else None
-    return not isinstance(reason, urllib3.exceptions.NewConnectionError)
+def _may_have_reached_peer(exc: HTTPError) -> bool:
+    """False only when no connection was made, so the peer cannot have seen the request.
+    (urllib3's NewConnectionError, a refused connection, is a ConnectTimeoutError too.)"""
+    return not isinstance(exc, ConnectTimeoutError)
+
+
+def _timed_out(exc: HTTPError) -> bool:
+    return isinstance(exc, ReadTimeoutError) or (
+        isinstance(exc, ConnectTimeoutError) and not isinstance(exc, NewConnectionError)
+    )
 
 
 def _outcome_of(failure: PeerFailure) -> str:
@@ -79,14 +84,9 @@ class PeerClient:
     def __init__(self, name: str, base_url: str) -> None:
         self.name = name
         self.base_url = base_url.rstrip("/")
-        self.session = requests.Session()
-        # Peers are called directly: no proxy or .netrc lookup in the environment on every call
-        # (4 % of a lend's Python time in the benchmark's profile).
-        self.session.trust_env = False
+        # Peers are called directly (no proxy or .netrc lookup), never redirected, retried only here.
         # Enough pooled connections for every thread of a worker to keep its own alive.
-        adapter = HTTPAdapter(pool_connections=4, pool_maxsize=64, max_retries=0)
-        self.session.mount("http://", adapter)
-        self.session.mount("https://", adapter)
+        self.pool = urllib3.PoolManager(num_pools=4, maxsize=64, retries=False)
         self.breaker = ConcurrentCircuitBreaker(
             fail_max=settings.PEER_BREAKER_FAIL_MAX,
             reset_timeout=settings.PEER_BREAKER_RESET_SECONDS,
@@ -95,8 +95,8 @@ class PeerClient:
         metrics.watch_breaker(self.breaker)
 
     @property
-    def timeout(self) -> tuple[float, float]:
-        return (settings.PEER_CONNECT_TIMEOUT, settings.PEER_READ_TIMEOUT)
+    def timeout(self) -> urllib3.Timeout:
+        return urllib3.Timeout(connect=settings.PEER_CONNECT_TIMEOUT, read=settings.PEER_READ_TIMEOUT)
 
     def get(self, path: str) -> PeerResponse:
         """GET is idempotent: one retry, after a short jittered pause, on a transient failure."""
@@ -145,52 +145,65 @@ class PeerClient:
         headers = {"X-Request-ID": current_request_id(), "Accept": "application/json"}
         if key:
             headers["Idempotency-Key"] = key
+        payload = None
+        if body is not None:
+            payload = json.dumps(body, allow_nan=False).encode()
+            headers["Content-Type"] = "application/json"
         url = f"{self.base_url}{path}"
         for attempt in range(retries + 1):
             last_try = attempt == retries
             try:
-                response = self.session.request(
-                    method, url, json=body, headers=headers, timeout=self.timeout, stream=True
+                response = self.pool.request(
+                    method, url, body=payload, headers=headers, timeout=self.timeout, preload_content=False
                 )
-            except requests.Timeout as exc:
-                # A timeout (connect or read) is not retried: a slow or unreachable peer would double our latency.
-                raise PeerFailure(
-                    f"timed out: {exc.__class__.__name__}", outcome_unknown=_may_have_reached_peer(exc)
-                ) from None
-            except requests.RequestException as exc:
+            except HTTPError as exc:
+                if _timed_out(exc):
+                    # A timeout (connect or read) is not retried: a slow or unreachable peer would double our latency.
+                    raise PeerFailure(
+                        f"timed out: {exc.__class__.__name__}", outcome_unknown=_may_have_reached_peer(exc)
+                    ) from None
                 if last_try:
                     raise PeerFailure(
                         f"unreachable: {exc.__class__.__name__}", outcome_unknown=_may_have_reached_peer(exc)
                     ) from None
                 self._pause_before_retry()
                 continue
-            if response.status_code in RETRYABLE_STATUSES and not last_try:
-                response.close()
+            if response.status in RETRYABLE_STATUSES and not last_try:
+                _discard(response)
                 self._pause_before_retry()
                 continue
             try:
-                return self._decode(response)
-            finally:
-                response.close()
+                answer = self._decode(response)
+            except BaseException:
+                _discard(response)
+                raise
+            response.release_conn()  # read whole: the connection is kept alive for the next call
+            return answer
         raise AssertionError("unreachable")  # the loop always returns or raises
 
     @staticmethod
     def _pause_before_retry() -> None:
         time.sleep(random.uniform(0.05, 0.15))
 
-    def _decode(self, response: requests.Response) -> PeerResponse:
-        if response.status_code >= 500:
-            raise PeerFailure(f"answered HTTP {response.status_code}")
+    def _decode(self, response: urllib3.BaseHTTPResponse) -> PeerResponse:
+        if response.status >= 500:
+            raise PeerFailure(f"answered HTTP {response.status}")
         content = _read_bounded(response)
-        if response.status_code >= 400 or not content:
-            return PeerResponse(response.status_code, None)
+        if response.status >= 400 or not content:
+            return PeerResponse(response.status, None)
         try:
-            return PeerResponse(response.status_code, loads_strict(content))
+            return PeerResponse(response.status, loads_strict(content))
         except ValueError as exc:
             raise PeerFailure(f"answered a body that is not strict JSON ({exc})") from None
 
 
-def _read_bounded(response: requests.Response) -> bytes:
+def _discard(response: urllib3.BaseHTTPResponse) -> None:
+    """Closes a connection whose answer was not read whole (it cannot carry another request)."""
+    response.close()
+    response.release_conn()
+
+
+def _read_bounded(response: urllib3.BaseHTTPResponse) -> bytes:
     """The body, at most MAX_PEER_BODY_BYTES; beyond, the peer is failing (its answer is not read)."""
     too_big = PeerFailure(f"answered a body over {MAX_PEER_BODY_BYTES} bytes", outcome_unknown=True)
     declared = response.headers.get("Content-Length", "")
@@ -198,11 +211,11 @@ def _read_bounded(response: requests.Response) -> bytes:
         raise too_big
     body = bytearray()
     try:
-        for chunk in response.iter_content(64 * 1024):
+        for chunk in response.stream(64 * 1024):
             body += chunk
             if len(body) > MAX_PEER_BODY_BYTES:
                 raise too_big
-    except requests.RequestException as exc:  # the body was cut or stalled: the request did reach the peer
+    except HTTPError as exc:  # the body was cut or stalled: the request did reach the peer
         raise PeerFailure(f"unreadable answer: {exc.__class__.__name__}", outcome_unknown=True) from None
     return bytes(body)
 
@@ -212,7 +225,7 @@ _clients_lock = threading.Lock()
 
 
 def peer_client(name: str, base_url: str) -> PeerClient:
-    """One client (session and breaker) per peer and URL, shared by every thread of the process."""
+    """One client (connection pool and breaker) per peer and URL, shared by every thread of the process."""
     with _clients_lock:
         client = _clients.get((name, base_url))
         if client is None:

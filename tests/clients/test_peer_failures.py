@@ -101,14 +101,14 @@ def test_user_peer_down_breaker_opens_returns_work_and_lending_resumes(api, peer
     assert client.breaker.current_state == "open"
 
     calls = []
-    real_request = client.session.request
-    client.session.request = lambda *a, **k: calls.append(a) or real_request(*a, **k)
+    real_request = client.pool.request
+    client.pool.request = lambda *a, **k: calls.append(a) or real_request(*a, **k)
     try:
         started = time.monotonic()
         fast = lend(api, "reader@example.com", book["id"])
         elapsed = time.monotonic() - started
     finally:
-        client.session.request = real_request
+        client.pool.request = real_request
     assert_503(fast)
     assert calls == [], "an open breaker does not call the peer"
     assert elapsed < settings.PEER_CONNECT_TIMEOUT / 2
@@ -235,11 +235,11 @@ def test_idempotent_gets_are_retried_once_on_a_transient_failure(peers, settings
     calls = []
     with raw_server(503, b"busy", "text/plain") as url:
         client = peer_client("retry-probe", url)
-        real_request = client.session.request
-        client.session.request = lambda *a, **k: calls.append(a) or real_request(*a, **k)
+        real_request = client.pool.request
+        client.pool.request = lambda *a, **k: calls.append(a) or real_request(*a, **k)
         with pytest.raises(PeerUnavailable):
             client.get("/anything")
-        client.session.request = real_request
+        client.pool.request = real_request
     assert len(calls) == 2
 
 
