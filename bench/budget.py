@@ -105,7 +105,7 @@ def per_operation(spent: dict[str, float], operations: int) -> dict[str, float]:
 # Frames read `function (module/path.py:line)`, the path relative to its sys.path entry. A stack that
 # reaches a peer or the database anywhere is that phase (its other frames wait for it); otherwise the
 # frame nearest the leaf that belongs to a phase names it (the log and metrics middlewares wrap every
-# request, so only their own leaves count as theirs).
+# request, so only their own leaves count as theirs; a frame of the framework nearer the leaf names it).
 WAITING_PHASES: list[tuple[str, re.Pattern]] = [
     ("peer reads (HTTP client)", re.compile(r"[(/](lending/clients/|requests/|urllib3/|http/client\.py)")),
     ("SQL (Django ORM, psycopg)", re.compile(r"[(/](django/db/|psycopg/|psycopg_pool/|lending/locks\.py)")),
@@ -125,6 +125,9 @@ LEAF_PHASES: list[tuple[str, re.Pattern]] = [
     ("service code (lending/, not the API layer)", re.compile(r"\(lending/(?!api/)")),
 ]
 PHASES = WAITING_PHASES + LEAF_PHASES
+FRAMEWORK_FRAME = re.compile(
+    r"\((django|rest_framework|gunicorn|asgiref|python_ipware|whitenoise|axes|lending/api|config)/"
+)
 FRAMEWORK = "framework and middleware (Django, DRF, gunicorn)"
 OUTSIDE = "outside a request (gunicorn loop, idle)"
 REQUEST_FRAME = re.compile(r"django/core/handlers/")
@@ -148,10 +151,12 @@ def phase_of(stack: str) -> str:
     for phase, pattern in WAITING_PHASES:
         if pattern.search(stack):
             return phase
-    for frame in reversed(stack.split(";")):
+    for frame in reversed(stack.split(";")):  # the first frame from the leaf that is not the standard library's
         for phase, pattern in LEAF_PHASES:
             if pattern.search(frame):
                 return phase
+        if FRAMEWORK_FRAME.search(frame):
+            return FRAMEWORK
     return FRAMEWORK
 
 

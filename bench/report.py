@@ -203,6 +203,8 @@ def markdown(results: dict) -> str:
         ]
     out += cpu_budget(results)
     out += heavy_borrower(results)
+    if results.get("peer_calls"):
+        out += ["", f"Peer GET, CPU ms per call of one thread, side by side: {results['peer_calls']}."]
     for server, stall in results.get("stalls", {}).items():
         out += [
             "",

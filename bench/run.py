@@ -378,6 +378,10 @@ def main() -> int:  # noqa: C901 (a script: one step after the other)
                     ceilings(suffix, "_end")
                 procs.stop("web")
 
+        if wanted("peer_calls"):
+            results["peer_calls"] = json.loads(output_of("-m", "bench.peer_calls", "2000", env=env))
+            print(f"peer GET, CPU ms per call side by side: {results['peer_calls']}", flush=True)
+
         if wanted("heavy") and args.heavy_rounds:
             heavy_patron, light_patron = (f"patron{heavy_first + i}@example.com" for i in (0, 1))
             heavy.preload(dsn, heavy_patron, heavy_first + 2)
