@@ -18,6 +18,7 @@ class MessageType:
     HOLD_AVAILABLE = "hold_available"
     HOLD_EXPIRED = "hold_expired"
     DUE_DATE_CHANGED = "due_date_changed"  # staff moved the due date (lending.due_dates)
+    AUTO_RENEW_REFUSED = "auto_renew_refused"  # LOAN_AUTO_RENEW could not renew: the reason (lending.auto_renew)
 
 
 def enqueue(*messages: OutboxMessage) -> list[OutboxMessage]:

@@ -8,7 +8,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand
 from django.db import close_old_connections
 
-from lending import idempotency, metrics, notices, ops_server, privacy, services
+from lending import auto_renew, idempotency, metrics, notices, ops_server, privacy, services
 from lending.management.output import report
 
 logger = logging.getLogger(__name__)
@@ -16,6 +16,8 @@ logger = logging.getLogger(__name__)
 # One pass runs these in order; each takes no argument and returns how many items it handled.
 JOBS = [
     notices.mark_overdue_loans,
+    # Before the reminders: a loan renewed here is no longer due soon.
+    auto_renew.auto_renew_loans,
     notices.send_due_soon_reminders,
     notices.send_overdue_notices,
     services.expire_ready_holds,

@@ -1,0 +1,91 @@
+"""Auto-renewal (`LOAN_AUTO_RENEW=true`): the scheduler renews each open loan due within
+DUE_SOON_REMINDER_DAYS, through the very renewal a patron would ask for (`services.loan_renew`: its
+rules, blocks, locks, history event and `renewal_confirmation`). When a rule refuses, the patron is
+told why once per due date: an `auto_renew_refused` notice naming the refusal's code and message,
+deduplicated like every notice by the `LoanNotice` unique constraint (period = the renewal count).
+
+Each renewal is its own short transaction; the scan walks candidates in (date_due, id) batches.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from lending import history, services
+from lending.errors import LendingError
+from lending.models import EventKind, Loan, LoanNotice
+from lending.outbox.messages import MessageType, enqueue, loan_notification
+
+logger = logging.getLogger(__name__)
+
+
+@history.scheduled_job
+def auto_renew_loans(*, now: datetime | None = None, batch_size: int | None = None) -> int:
+    """Renew the loans due soon; returns how many were renewed (0 when LOAN_AUTO_RENEW is off)."""
+    if not settings.LOAN_AUTO_RENEW:
+        return 0
+    now = now or timezone.now()
+    batch_size = batch_size or settings.NOTICES_BATCH_SIZE
+    window_end = now + timedelta(days=settings.DUE_SOON_REMINDER_DAYS)
+    candidates = Loan.objects.open().filter(date_due__gt=now, date_due__lte=window_end)
+    renewed = 0
+    after: tuple[datetime, int] | None = None
+    while True:
+        page = candidates.order_by("date_due", "id")
+        if after:
+            page = page.filter(Q(date_due__gt=after[0]) | Q(date_due=after[0], id__gt=after[1]))
+        loans = list(page[:batch_size])
+        if not loans:
+            return renewed
+        after = (loans[-1].date_due, loans[-1].pk)
+        for loan in loans:
+            renewed += _renew_or_explain(loan)
+
+
+def _renew_or_explain(loan: Loan) -> int:
+    if _already_refused(loan):
+        return 0
+    try:
+        services.loan_renew(user_email=loan.user_email, book_id=loan.book_id)
+    except LendingError as refusal:
+        if refusal.status >= 500:
+            raise
+        _tell_why(loan, refusal)
+        return 0
+    return 1
+
+
+def _already_refused(loan: Loan) -> bool:
+    return LoanNotice.objects.filter(
+        loan=loan, notice_type=MessageType.AUTO_RENEW_REFUSED, period=loan.renewals
+    ).exists()
+
+
+def _tell_why(loan: Loan, refusal: LendingError) -> None:
+    """One `auto_renew_refused` notice per due date, with the refusal, and its event in the history."""
+    with transaction.atomic():
+        _, created = LoanNotice.objects.get_or_create(
+            loan=loan, notice_type=MessageType.AUTO_RENEW_REFUSED, period=loan.renewals
+        )
+        if not created:
+            return
+        message = loan_notification(loan, MessageType.AUTO_RENEW_REFUSED)
+        message.payload = {**message.payload, "reason_code": refusal.code, "reason": refusal.message}
+        enqueue(message)
+        history.record(
+            history.loan_event(
+                loan,
+                EventKind.NOTICE_QUEUED,
+                at=timezone.now(),
+                notice_type=MessageType.AUTO_RENEW_REFUSED,
+                period=loan.renewals,
+                reason_code=refusal.code,
+            )
+        )
+    logger.info("auto-renewal of loan %s refused: %s", loan.pk, refusal.code)
