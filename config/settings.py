@@ -301,6 +301,8 @@ BLOCK_MAX_OVERDUE_LOANS = env.int("BLOCK_MAX_OVERDUE_LOANS", default=3)
 BLOCK_MAX_OVERDUE_DAYS = env.int("BLOCK_MAX_OVERDUE_DAYS", default=30)
 # A return may be back-dated (the book drop emptied late) by at most this many days.
 RETURN_BACKDATE_MAX_DAYS = env.int("RETURN_BACKDATE_MAX_DAYS", default=7)
+# The scheduler renews loans due within DUE_SOON_REMINDER_DAYS when every rule allows (lending.auto_renew).
+LOAN_AUTO_RENEW = env.bool("LOAN_AUTO_RENEW", default=False)
 
 # --- Peers ----------------------------------------------------------------------------------------
 BOOK_MANAGEMENT_URL = env.str("BOOK_MANAGEMENT_URL", default="http://localhost:8001")
