@@ -18,7 +18,7 @@ class CalendarForm(forms.ModelForm):
         fields = ["closed_weekdays", "closed_dates"]
 
     def clean(self):
-        cleaned = super().clean()
+        cleaned = super().clean() or {}
         try:
             weekdays, dates = calendar.validate(cleaned.get("closed_weekdays"), cleaned.get("closed_dates"))
         except calendar.InvalidCalendar as exc:

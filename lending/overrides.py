@@ -18,6 +18,13 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from lending.blocks import Reason
+    from lending.models import Event, Loan
+    from lending.policy import LoanPolicy
 
 LIFTABLE = frozenset(
     {"patron_blocked", "loan_limit_reached", "patron_has_overdue_loans", "renewal_limit_reached", "loan_overdue"}
@@ -35,7 +42,7 @@ class Override:
         if code not in self.lifted:
             self.lifted.append(code)
 
-    def record_on(self, event) -> None:
+    def record_on(self, event: Any) -> None:
         """The override on the loan's history event: the reason, and what it lifted."""
         event.reason = self.reason
         event.data = {**event.data, "override": {"lifted": list(self.lifted)}}
@@ -66,7 +73,7 @@ def lifts(code: str) -> bool:
     return True
 
 
-def relax_borrowing(rules, reasons_against_borrowing) -> object:
+def relax_borrowing(rules: LoanPolicy, reasons_against_borrowing: list[Reason]) -> LoanPolicy:
     """The loan policy for a lend: as it is, or — with an override — without the overdue-loan rule and
     the loan limit, noting each one the patron's standing (`blocks.Standing.reasons["borrow"]`) shows
     would have refused."""
@@ -78,7 +85,7 @@ def relax_borrowing(rules, reasons_against_borrowing) -> object:
     return replace(rules, block_on_overdue=False, max_active_loans_per_patron=sys.maxsize)
 
 
-def relax_renewal(rules, *, loan, now) -> object:
+def relax_renewal(rules: LoanPolicy, *, loan: Loan, now: datetime) -> LoanPolicy:
     """The loan policy for a renewal: as it is, or — with an override — without the renewal limit and
     the overdue rule, noting each one this loan would have met."""
     if current() is None:
@@ -90,7 +97,7 @@ def relax_renewal(rules, *, loan, now) -> object:
     return replace(rules, max_renewals=sys.maxsize, renew_overdue_allowed=True)
 
 
-def record(event) -> None:
+def record(event: Event) -> None:
     """Note the write's override (if any) on its history event."""
     override = current()
     if override is not None:

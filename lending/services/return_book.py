@@ -43,9 +43,10 @@ def loan_return(
 def _lateness(loan: Loan) -> dict:
     """When the loan came back, and whether that was late (the history's record of a back-dated
     return that was overdue by its real date)."""
-    late_by = calendar.days_overdue(loan.date_due, loan.date_returned)
+    returned = loan.date_returned
+    assert returned is not None, "a returned loan"
     return {
-        "returned_at": loan.date_returned,
-        "returned_late": loan.date_returned > loan.date_due,
-        "days_late": late_by,
+        "returned_at": returned,
+        "returned_late": returned > loan.date_due,
+        "days_late": calendar.days_overdue(loan.date_due, returned),
     }
