@@ -167,7 +167,7 @@ def phases(stacks: Counter) -> dict[str, int]:
     return dict(counted.most_common())
 
 
-def phase_budget(samples: dict[str, int], web_cpu_ms: float | None) -> dict[str, dict[str, float]]:
+def phase_budget(samples: dict[str, int], web_cpu_ms: float | None) -> dict[str, dict[str, float | None]]:
     """Each phase's share of the request samples, and that share of the web CPU per operation."""
     inside = {k: v for k, v in samples.items() if k != OUTSIDE}
     total = sum(inside.values())

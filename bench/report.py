@@ -61,8 +61,8 @@ def targets(results: dict) -> list[dict]:
     checks = []
     for suffix in suffixes(results):
         checks += _targets(results["scenarios"], ceiling(results, suffix), suffix)
-    heavy = results.get("heavy")
-    for op, ratio in (heavy or {}).get("ratio_p50", {}).items():
+    heavy = results.get("heavy") or {}
+    for op, ratio in heavy.get("ratio_p50", {}).items():
         checks.append(
             {
                 "scenario": f"heavy borrower: {op}",

@@ -41,7 +41,7 @@ def every_middleware_on_every_path() -> list[str]:
 
     from lending.api.admin_stack import ADMIN_ONLY_MIDDLEWARE
 
-    found = []
+    found: list[str] = []
     for dotted in settings.MIDDLEWARE:
         found += ADMIN_ONLY_MIDDLEWARE if dotted == "lending.api.admin_stack.AdminOnlyMiddleware" else [dotted]
     return found

@@ -13,6 +13,8 @@ logs in, keeps its session, shows messages and refuses a POST without its CSRF t
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from django.conf import settings
 from django.core.handlers.exception import convert_exception_to_response
 from django.utils.module_loading import import_string
@@ -29,7 +31,8 @@ class AdminOnlyMiddleware:
     def __init__(self, get_response):
         self.get_response = get_response
         self.prefix = "/" + settings.ADMIN_URL.lstrip("/")
-        handler, self.view_hooks = get_response, []
+        handler = get_response
+        self.view_hooks: list[Callable] = []
         for dotted in reversed(ADMIN_ONLY_MIDDLEWARE):
             middleware = import_string(dotted)(handler)
             if hasattr(middleware, "process_view"):
