@@ -113,8 +113,8 @@ class InvalidCalendar(ValueError):
 
 
 def validate(closed_weekdays: object, closed_dates: object) -> tuple[list[str], list[str]]:
-    """The calendar as stored (weekdays in week order, dates sorted, no repeats), or InvalidCalendar
-    naming each bad field."""
+    """The calendar as stored (weekdays in week order, dates sorted), or InvalidCalendar naming each
+    bad field (a repeated weekday or date too: the OpenAPI document says `uniqueItems`)."""
     errors: dict[str, list[str]] = {}
     weekdays = _weekdays(closed_weekdays, errors)
     dates = _dates(closed_dates, errors)
@@ -130,6 +130,9 @@ def _weekdays(value: object, errors: dict[str, list[str]]) -> list[str]:
     unknown = sorted({name for name in value if name not in WEEKDAYS})
     if unknown:
         errors["closed_weekdays"] = [f"Unknown weekday(s): {', '.join(unknown)}. Weekdays: {', '.join(WEEKDAYS)}."]
+        return []
+    if len(set(value)) != len(value):
+        errors["closed_weekdays"] = ["Each weekday at most once."]
         return []
     if set(value) == set(WEEKDAYS):
         errors["closed_weekdays"] = ["The library must open on at least one weekday."]
@@ -149,10 +152,14 @@ def _dates(value: object, errors: dict[str, list[str]]) -> list[str]:
         try:
             if len(text) != 10:
                 raise ValueError
-            parsed.add(date.fromisoformat(text))
+            day = date.fromisoformat(text)
         except ValueError:
             errors["closed_dates"] = [f"Not a date (YYYY-MM-DD): {text[:20]!r}."]
             return []
+        if day in parsed:
+            errors["closed_dates"] = [f"Each date at most once: {text} is repeated."]
+            return []
+        parsed.add(day)
     return [day.isoformat() for day in sorted(parsed)]
 
 

@@ -290,6 +290,15 @@ EXPECTATION_FAILED = _e(
     note="an `Expect` other than `100-continue`",
 )
 # 422, 429, 431
+DATE_OUT_OF_RANGE = _e(
+    "date_out_of_range",
+    422,
+    "{field} is out of range: {reason}",
+    example_message="returned_at is out of range: at most 7 days ago.",
+    example_details={"returned_at": ["At most 7 days ago."]},
+    note="a well-formed date the rules do not allow now: a due date in the past, a return in the future or "
+    "beyond RETURN_BACKDATE_MAX_DAYS, a block expiring in the past",
+)
 IDEMPOTENCY_KEY_REUSED = _e(
     "idempotency_key_reused", 422, "This Idempotency-Key was already used with a different request."
 )

@@ -26,7 +26,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from lending import blocks, calendar, due_dates, history, overrides, representation
+from lending import blocks, calendar, due_dates, errors, history, overrides, representation
 from lending.api import permissions
 from lending.api import schema as api_docs
 from lending.api.auth import keys_required
@@ -37,13 +37,19 @@ from lending.errors import LendingError, NotFound
 from lending.models import Scope
 
 MAX_DATABASE_ID = 2**63 - 1
+MAX_REASON_LENGTH = 1000
 
 
+@extend_schema_field(
+    # DRF refuses NUL characters in any string; the document says so, so a client can know.
+    {"type": "string", "minLength": 1, "maxLength": MAX_REASON_LENGTH, "pattern": "^[^\\u0000]+$"}
+)
 class ReasonField(serializers.CharField):
     """Staff's reason: a JSON string (not a number turned into one), not blank."""
 
     def __init__(self, **kwargs):
-        super().__init__(max_length=MAX_REASON_LENGTH, **kwargs)
+        # Kept as sent (no trimming), so the schema's minLength 1 is the whole rule.
+        super().__init__(min_length=1, max_length=MAX_REASON_LENGTH, trim_whitespace=False, **kwargs)
 
     def to_internal_value(self, data):
         if not isinstance(data, str):
@@ -51,20 +57,39 @@ class ReasonField(serializers.CharField):
         return super().to_internal_value(data)
 
 
-MAX_REASON_LENGTH = 1000
+# A due date staff may set: within ten years (and far from the calendar's last representable day).
+MAX_DUE_DAYS_AHEAD = 3653
 EMAIL_PARAMETER = OpenApiParameter("email", OpenApiTypes.EMAIL, OpenApiParameter.PATH, description="The patron.")
 
 
 # --- The calendar ---------------------------------------------------------------------------------
+@extend_schema_field(
+    {
+        "type": "array",
+        "items": {"type": "string", "enum": list(calendar.WEEKDAYS)},
+        "maxItems": len(calendar.WEEKDAYS) - 1,
+        "uniqueItems": True,
+    }
+)
+class WeekdaysField(serializers.ListField):
+    """Documented as what `calendar.validate` accepts: distinct weekdays, never all seven."""
+
+
+@extend_schema_field(
+    {
+        "type": "array",
+        "items": {"type": "string", "format": "date"},
+        "maxItems": calendar.MAX_CLOSED_DATES,
+        "uniqueItems": True,
+    }
+)
+class ClosedDatesField(serializers.ListField):
+    """Documented as what `calendar.validate` accepts: distinct dates."""
+
+
 class CalendarSerializer(serializers.Serializer):
-    closed_weekdays = serializers.ListField(
-        child=serializers.ChoiceField(choices=calendar.WEEKDAYS),
-        help_text="Weekly closing days (lower-case English names); never all seven.",
-    )
-    closed_dates = serializers.ListField(
-        child=serializers.DateField(),
-        help_text=f"Single closed dates (YYYY-MM-DD), at most {calendar.MAX_CLOSED_DATES}.",
-    )
+    closed_weekdays = WeekdaysField(help_text="Weekly closing days (lower-case English names); never all seven.")
+    closed_dates = ClosedDatesField(help_text=f"Single closed dates (YYYY-MM-DD), at most {calendar.MAX_CLOSED_DATES}.")
 
 
 CALENDAR_EXAMPLE = OpenApiExample(
@@ -149,11 +174,6 @@ class BlockRequestSerializer(serializers.Serializer):
         required=False, allow_null=True, default=None, help_text="When the block ends by itself; never when absent."
     )
 
-    def validate_expires_at(self, value):
-        if value is not None and value <= timezone.now():
-            raise serializers.ValidationError("Must be in the future.")
-        return value
-
 
 class BlockSerializer(serializers.ModelSerializer):
     blocks = serializers.ListField(child=serializers.ChoiceField(choices=Action.choices))
@@ -226,6 +246,7 @@ class PatronBlocksApi(NoStore, APIView):
                 "unsupported_media_type",
                 *api_docs.AUTH_ERRORS,
                 "insufficient_scope",
+                "date_out_of_range",
             ),
         },
         examples=[BLOCK_REQUEST_EXAMPLE, BLOCK_EXAMPLE],
@@ -234,11 +255,14 @@ class PatronBlocksApi(NoStore, APIView):
         user_email = patron_email(email)
         body = BlockRequestSerializer(data=request.data)
         body.is_valid(raise_exception=True)
+        expires_at = body.validated_data["expires_at"]
+        if expires_at is not None and expires_at <= timezone.now():
+            raise out_of_range("expires_at", "Must be in the future.")
         block = blocks.place(
             user_email,
             reason=body.validated_data["reason"],
             actions=body.validated_data["blocks"],
-            expires_at=body.validated_data["expires_at"],
+            expires_at=expires_at,
             by=str(history.caller_of(request).name),
             now=timezone.now(),
         )
@@ -418,10 +442,19 @@ class DueDateChangeSerializer(serializers.Serializer):
     )
     reason = ReasonField(help_text="Why, in staff's words (in the history).")
 
-    def validate_date_due(self, day: date) -> date:
-        if day < calendar.library_day(timezone.now()):
-            raise serializers.ValidationError("Must not be in the past.")
-        return day
+
+def check_due_day(day: date) -> date:
+    today = calendar.library_day(timezone.now())
+    if day < today:
+        raise out_of_range("date_due", "Must not be in the past.")
+    if day > today + timedelta(days=MAX_DUE_DAYS_AHEAD):
+        raise out_of_range("date_due", f"At most {MAX_DUE_DAYS_AHEAD} days ahead.")
+    return day
+
+
+def out_of_range(field: str, reason: str) -> LendingError:
+    """422 `date_out_of_range`: a well-formed date (400 is for malformed ones) the rules refuse now."""
+    return errors.DATE_OUT_OF_RANGE.error(field=field, reason=reason.lower(), details={field: [reason]})
 
 
 class ChangeDueDateApi(NoStore, APIView):
@@ -451,6 +484,7 @@ class ChangeDueDateApi(NoStore, APIView):
                 "insufficient_scope",
                 "loan_not_found",
                 "loan_not_open",
+                "date_out_of_range",
             ),
         },
         examples=[
@@ -481,7 +515,7 @@ class ChangeDueDateApi(NoStore, APIView):
             raise NotFound(f"Loan {loan_id} does not exist.", code="loan_not_found")
         with history.acting_as(history.caller_of(request)):
             loan = due_dates.change_due_date(
-                loan_id, day=body.validated_data["date_due"], reason=body.validated_data["reason"]
+                loan_id, day=check_due_day(body.validated_data["date_due"]), reason=body.validated_data["reason"]
             )
         return Response(representation.loan(loan))
 
@@ -517,15 +551,16 @@ class ReturnedAtSerializer(serializers.Serializer):
         "most RETURN_BACKDATE_MAX_DAYS days ago. Overdue or not is judged at this date.",
     )
 
-    def validate_returned_at(self, value: datetime | None) -> datetime | None:
-        if value is None:
-            return None
-        now = timezone.now()
-        if value > now:
-            raise serializers.ValidationError("Must not be in the future.")
-        if value < now - timedelta(days=settings.RETURN_BACKDATE_MAX_DAYS):
-            raise serializers.ValidationError(f"At most {settings.RETURN_BACKDATE_MAX_DAYS} days ago.")
-        return value
+
+def check_returned_at(value: datetime | None) -> datetime | None:
+    if value is None:
+        return None
+    now = timezone.now()
+    if value > now:
+        raise out_of_range("returned_at", "Must not be in the future.")
+    if value < now - timedelta(days=settings.RETURN_BACKDATE_MAX_DAYS):
+        raise out_of_range("returned_at", f"At most {settings.RETURN_BACKDATE_MAX_DAYS} days ago.")
+    return value
 
 
 def returned_at_of(request: Request) -> datetime | None:
@@ -533,7 +568,7 @@ def returned_at_of(request: Request) -> datetime | None:
     body = request.data if isinstance(request.data, dict) else {}
     parsed = ReturnedAtSerializer(data={"returned_at": body.get("returned_at")})
     parsed.is_valid(raise_exception=True)
-    return parsed.validated_data["returned_at"]
+    return check_returned_at(parsed.validated_data["returned_at"])
 
 
 # --- The spec's writes, as documented: their optional staff fields ----------------------------------

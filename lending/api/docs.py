@@ -157,7 +157,7 @@ ENDPOINTS = {
             parameters=api_docs.WRITE_PARAMETERS,
             responses={
                 200: OpenApiResponse(LoanSerializer, description="The loan, status `RETURNED`."),
-                **api_docs.error_responses(*api_docs.WRITE_ERRORS, "loan_not_found"),
+                **api_docs.error_responses(*api_docs.WRITE_ERRORS, "loan_not_found", "date_out_of_range"),
             },
             examples=[api_docs.LOAN_REQUEST_EXAMPLE, api_docs.RETURNED_EXAMPLE],
         )

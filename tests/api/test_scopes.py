@@ -110,7 +110,7 @@ CALLS = [
         "/loans/{loan_id}/change-due-date/",
         (OVERRIDE,),
         200,
-        payload={"date_due": "2999-01-01", "reason": "x"},
+        payload={"date_due": "2030-01-01", "reason": "x"},
     ),
 ]
 # Each key holds one scope, or none.

@@ -45,20 +45,20 @@ def test_without_returned_at_the_return_is_now(api):
 
 
 @pytest.mark.parametrize(
-    "when, message",
+    "when, status, code, message",
     [
-        (lambda: timezone.now() + days(1), "future"),
-        (lambda: timezone.now() - days(8), "7 days"),
-        (lambda: "yesterday", "Datetime"),
-        (lambda: 12, "Datetime"),
+        (lambda: timezone.now() + days(1), 422, "date_out_of_range", "future"),
+        (lambda: timezone.now() - days(8), 422, "date_out_of_range", "7 days"),
+        (lambda: "yesterday", 400, "invalid_request", "Datetime"),
+        (lambda: 12, 400, "invalid_request", "Datetime"),
     ],
 )
-def test_a_bad_returned_at_is_400_and_the_loan_stays_open(api, when, message):
+def test_a_bad_returned_at_is_refused_and_the_loan_stays_open(api, when, status, code, message):
     loan = LoanFactory(borrowed_ago=days(30))
     answer = return_at(api, loan, when())
-    assert answer.status_code == 400, answer.content
+    assert answer.status_code == status, answer.content
     error = answer.json()["error"]
-    assert error["code"] == "invalid_request" and message in str(error["details"]["returned_at"])
+    assert error["code"] == code and message in str(error["details"]["returned_at"])
     assert Loan.objects.get(pk=loan.pk).date_returned is None
 
 
@@ -74,4 +74,4 @@ def test_returned_at_before_the_loan_date_is_400_and_writes_nothing(api):
 def test_the_backdate_limit_is_configurable(api, settings):
     settings.RETURN_BACKDATE_MAX_DAYS = 1
     loan = LoanFactory(borrowed_ago=days(30))
-    assert return_at(api, loan, timezone.now() - days(2)).status_code == 400
+    assert return_at(api, loan, timezone.now() - days(2)).status_code == 422

@@ -81,10 +81,20 @@ def test_an_invalid_calendar_names_the_field(weekdays, dates, field):
     assert field in refused.value.details
 
 
-def test_a_valid_calendar_is_stored_in_order_without_repeats():
-    weekdays, dates = calendar.validate(["sunday", "monday", "sunday"], ["2026-12-26", "2026-12-25", "2026-12-25"])
+def test_a_valid_calendar_is_stored_in_order():
+    weekdays, dates = calendar.validate(["sunday", "monday"], ["2026-12-26", "2026-12-25"])
     assert weekdays == ["monday", "sunday"]
     assert dates == ["2026-12-25", "2026-12-26"]
+
+
+@pytest.mark.parametrize(
+    "weekdays, dates, field",
+    [(["sunday", "sunday"], [], "closed_weekdays"), ([], ["2026-12-25", "2026-12-25"], "closed_dates")],
+)
+def test_a_repeated_weekday_or_date_is_refused_as_the_schema_says(weekdays, dates, field):
+    with pytest.raises(calendar.InvalidCalendar) as refused:
+        calendar.validate(weekdays, dates)
+    assert field in refused.value.details
 
 
 # --- The endpoint ---------------------------------------------------------------------------------
