@@ -80,6 +80,8 @@ class EventsUnderChaos:
 
     def start_faults(self, interval: float, rng: random.Random) -> None:
         """Broker faults every `interval` seconds or so, until `stop_faults`."""
+        if self.proxy is None:
+            raise RuntimeError("the broker proxy is not running: start it before its faults")
         self.faults = BrokerFaults(self.proxy, interval, self.stopping, rng)
         self.faults.start()
 

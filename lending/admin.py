@@ -5,15 +5,21 @@ dead letters, idempotency records (read-only). API keys are in the admin through
 from __future__ import annotations
 
 import uuid
+from typing import TYPE_CHECKING, cast
 
 from django.contrib import admin, messages
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 from django.utils.html import format_html
 
+if TYPE_CHECKING:
+    _ModelAdmin = admin.ModelAdmin  # what the search mixin is mixed into
+else:
+    _ModelAdmin = object
+
 from lending import circulation_admin  # noqa: F401  (registers the calendar's and the blocks' admin)
 from lending.history_admin import HoldEventInline, LoanEventInline
-from lending.models import Hold, IdempotencyRecord, Loan, LoanStatus, OutboxMessage, OutboxStatus
+from lending.models import Hold, IdempotencyRecord, Loan, LoanQuerySet, LoanStatus, OutboxMessage, OutboxStatus
 from lending.outbox import dead_letters
 
 admin.site.site_header = "Lending service"
@@ -34,7 +40,8 @@ class LoanStatusFilter(admin.SimpleListFilter):
     def queryset(self, request, queryset: QuerySet[Loan]) -> QuerySet[Loan]:
         if self.value() not in LoanStatus.values:
             return queryset
-        return queryset.with_shown_status(self.value(), timezone.now())  # the API's `?status=`
+        loans = cast(LoanQuerySet, queryset)  # the changelist's queryset is Loan.objects'
+        return loans.with_shown_status(self.value(), timezone.now())  # the API's `?status=`
 
 
 class NoAddNoDeleteAdmin(admin.ModelAdmin):
@@ -48,7 +55,7 @@ class NoAddNoDeleteAdmin(admin.ModelAdmin):
         return False
 
 
-class TextOrBookIdSearch:
+class TextOrBookIdSearch(_ModelAdmin):
     """`=book_id` matches the id exactly; a non-numeric term cannot match it, so it searches the text
     fields only (no cast error)."""
 
@@ -169,7 +176,8 @@ class OutboxMessageAdmin(NoAddNoDeleteAdmin):
 
     @admin.display(description="status", ordering="status")
     def status_code(self, message: OutboxMessage) -> str:
-        colour = {OutboxStatus.DEAD: "#ba2121", OutboxStatus.PENDING: "#b36b00"}.get(message.status, "#2e7d32")
+        colours: dict[str, str] = {OutboxStatus.DEAD: "#ba2121", OutboxStatus.PENDING: "#b36b00"}
+        colour = colours.get(message.status, "#2e7d32")
         return format_html(
             '<strong class="outbox-{}" style="color:{}">{}</strong>', message.status.lower(), colour, message.status
         )

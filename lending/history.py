@@ -125,7 +125,7 @@ def record(*events: Event) -> None:
     table = connection.ops.quote_name(Event._meta.db_table)
     columns = ["loan_id", "hold_id", "kind", "occurred_at", "caller", "caller_key_prefix", "request_id", "reason"]
     rows, params = [], []
-    earlier: Counter[tuple[str, int]] = Counter()
+    earlier: Counter[tuple[str, int | None]] = Counter()  # an event has one subject, loan or hold
     for event in events:
         subject = ("loan_id", event.loan_id) if event.loan_id else ("hold_id", event.hold_id)
         earlier[subject] += 1

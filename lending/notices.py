@@ -132,9 +132,9 @@ def _insert_notices(notice_type: str, keys: list[tuple[int, int]]) -> list[tuple
     if not keys:
         return []
     table = connection.ops.quote_name(LoanNotice._meta.db_table)
+    column_of = {field.name: field.column for field in LoanNotice._meta.concrete_fields}
     columns = ", ".join(
-        connection.ops.quote_name(LoanNotice._meta.get_field(name).column)
-        for name in ("loan", "notice_type", "period", "created_at")
+        connection.ops.quote_name(column_of[name]) for name in ("loan", "notice_type", "period", "created_at")
     )
     rows = ", ".join(["(%s, %s, %s, %s)"] * len(keys))
     now = connection.ops.adapt_datetimefield_value(timezone.now())

@@ -61,6 +61,8 @@ def check_lend(*, user_email: str, state: BookState, policy: LoanPolicy) -> Hold
     """Every rule of a lend, in order. Raises the first refusal; returns the patron's hold on the
     book, which the lend fulfils, or None. `state` carries the patron's loans (`read_state(patron=)`)."""
     patron = state.patron_loans
+    if patron is None:
+        raise ValueError("check_lend needs the patron's loans: read the state with read_state(patron=...)")
     if patron.of_this_book:
         raise already_borrowed(user_email, state.book_id)
     check_patron_may_borrow(user_email=user_email, open_loans=patron.open, overdue_loans=patron.overdue, policy=policy)

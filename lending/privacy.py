@@ -237,7 +237,7 @@ def _insert_events_in_one_statement(subject: str, ids: list[int], values: dict) 
     """A batch's events in one INSERT ... SELECT: building a thousand model instances costs more than
     the rest of the batch together."""
     table = Event._meta.db_table
-    column = Event._meta.get_field(subject).column
+    column = {field.name: field.column for field in Event._meta.concrete_fields}[subject]
     with connection.cursor() as cursor:
         cursor.execute(
             f"INSERT INTO {table} ({column}, sequence, kind, occurred_at, caller, caller_key_prefix, request_id, "

@@ -42,11 +42,13 @@ def iso_datetime(value: datetime | None) -> str | None:
 
 def loan(row: Loan, fields: tuple[str, ...] = LOAN_FIELDS) -> dict:
     """The loan as the spec's endpoints show it; its status is the one clients see (`current_status`)."""
-    data = {}
-    for name in fields:
-        value = row.current_status if name == "status" else getattr(row, name)
-        data[name] = iso_datetime(value) if name in DATETIME_FIELDS else value
-    return data
+    return {name: row.current_status if name == "status" else _column(row, name) for name in fields}
+
+
+def _column(row: Loan | Hold, name: str) -> Any:
+    """A column as the API writes it (datetimes in UTC, with `Z`)."""
+    value = getattr(row, name)
+    return iso_datetime(value) if name in DATETIME_FIELDS else value
 
 
 def loan_detail(row: Loan) -> dict:
@@ -57,8 +59,7 @@ def hold(row: Hold, queue_position: int | None) -> dict:
     """The hold, with its place in the queue as the caller computed it (None unless WAITING)."""
     data: dict[str, Any] = {}
     for name in HOLD_FIELDS:
-        value = queue_position if name == "queue_position" else getattr(row, name)
-        data[name] = iso_datetime(value) if name in DATETIME_FIELDS else value
+        data[name] = queue_position if name == "queue_position" else _column(row, name)
     data["status"] = str(row.status)
     return data
 

@@ -79,11 +79,13 @@ def exception_handler(exc: Exception, context: dict) -> Response | None:
 def _drf_error_response(exc: exceptions.APIException) -> Response:
     code = next((c for cls, c in DRF_CODES.items() if isinstance(exc, cls)), "bad_request")
     headers = {}
-    if isinstance(exc, exceptions.Throttled) and exc.wait is not None:
-        headers["Retry-After"] = str(max(1, int(exc.wait)))  # DRF has rounded the wait up already
+    wait = getattr(exc, "wait", None)  # Throttled's; the DRF stubs do not declare it
+    if isinstance(exc, exceptions.Throttled) and wait is not None:
+        headers["Retry-After"] = str(max(1, int(wait)))  # DRF has rounded the wait up already
     # Set by DRF on NotAuthenticated/AuthenticationFailed when the authenticator names a scheme (401).
-    if getattr(exc, "auth_header", None):
-        headers["WWW-Authenticate"] = exc.auth_header
+    auth_header = getattr(exc, "auth_header", None)
+    if auth_header:
+        headers["WWW-Authenticate"] = auth_header
     if isinstance(exc, exceptions.ValidationError):
         return Response(error_body(code, "The request is invalid.", exc.detail), status=exc.status_code)
     message = str(exc.detail) if not isinstance(exc.detail, (list, dict)) else "The request is invalid."

@@ -62,7 +62,9 @@ class LoanWriteApi(NoStore, APIView):
             return self._respond(*self.answer(self._perform(serializer.validated_data, None)))
         _validate_key(key)
         outcome = idempotency.claim(
-            _scoped(key, request), idempotency.fingerprint(request.method, request.path, request.data), self.answer
+            _scoped(key, request),
+            idempotency.fingerprint(request.method or "", request.path, request.data),
+            self.answer,
         )
         if isinstance(outcome, idempotency.Replay):
             return Response(outcome.body, status=outcome.status, headers={REPLAYED_HEADER: "true"})

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
@@ -65,7 +67,7 @@ def loan_lend_check(*, user_email: str, book_id: int) -> None:
 
 
 def _lent_event(loan: Loan, hold: Hold | None) -> Event:
-    details = {"book_id": loan.book_id, "date_due": loan.date_due}
+    details: dict[str, Any] = {"book_id": loan.book_id, "date_due": loan.date_due}
     if hold is not None:
         details["hold_id"] = hold.pk
     event = history.loan_event(loan, EventKind.LENT, at=loan.date_borrowed, **details)

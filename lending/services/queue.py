@@ -5,6 +5,7 @@ the transaction of the change."""
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from lending import history, policy
 from lending.book_state import BookState, read_state
@@ -12,7 +13,7 @@ from lending.locks import bump_book_version
 from lending.models import Event, EventKind, Hold, HoldStatus, Loan, OutboxMessage
 from lending.outbox.messages import MessageType, availability_message, enqueue, enqueue_hold_notification
 
-CLOSING_EVENTS = {
+CLOSING_EVENTS: dict[str, EventKind] = {
     HoldStatus.FULFILLED: EventKind.HOLD_FULFILLED,
     HoldStatus.CANCELLED: EventKind.CANCELLED,
     HoldStatus.EXPIRED: EventKind.HOLD_EXPIRED,
@@ -49,7 +50,8 @@ def close_hold(state: BookState, hold: Hold, status: str, *, now: datetime, loan
     hold.loan = loan
     hold.save(update_fields=["status", "date_closed", "loan"])
     state.holds = [h for h in state.holds if h.pk != hold.pk]
-    return history.hold_event(hold, CLOSING_EVENTS[status], at=now, **({"loan_id": loan.pk} if loan else {}))
+    details: dict[str, Any] = {"loan_id": loan.pk} if loan else {}
+    return history.hold_event(hold, CLOSING_EVENTS[status], at=now, **details)
 
 
 def book_changed(book_id: int, *also: OutboxMessage) -> None:

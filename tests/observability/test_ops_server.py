@@ -170,9 +170,7 @@ def test_scheduler_counts_each_job_items(peers):
 
 
 def test_the_dashboard_shows_the_relay_and_scheduler_series():
-    dashboard = json.loads(
-        (Path(__file__).resolve().parents[2] / "deploy/grafana/lending-dashboard.json").read_text()
-    )
+    dashboard = json.loads((Path(__file__).resolve().parents[2] / "deploy/grafana/lending-dashboard.json").read_text())
     exprs = " ".join(t["expr"] for p in dashboard["panels"] for t in p.get("targets", []))
     for series in (
         "lending_outbox_deliveries_total",

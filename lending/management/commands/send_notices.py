@@ -3,6 +3,7 @@
 import logging
 import signal
 import threading
+from collections.abc import Callable
 
 from django.conf import settings
 from django.core.management.base import BaseCommand
@@ -14,7 +15,7 @@ from lending.management.output import report
 logger = logging.getLogger(__name__)
 
 # One pass runs these in order; each takes no argument and returns how many items it handled.
-JOBS = [
+JOBS: list[Callable[[], int]] = [
     notices.mark_overdue_loans,
     # Before the reminders: a loan renewed here is no longer due soon.
     auto_renew.auto_renew_loans,
