@@ -11,12 +11,13 @@ lent to someone not in the queue. Nothing here writes: the services change holds
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 
 from django.db.models import Count, Q
 from django.utils import timezone
 
 from lending.models import OPEN_LOAN, Hold, HoldStatus, Loan, overdue_loan
+from lending.precompiled import PrecompiledAggregate
 
 
 @dataclass(frozen=True)
@@ -92,7 +93,13 @@ def read_state(book_id: int, copies: int, *, patron: str | None = None, now: dat
 
 
 def _count_loans(book_id: int, patron: str, now: datetime) -> dict[str, int]:
-    """The book's open loans and the patron's (all, overdue at `now`, of this book), in one query."""
+    """The book's open loans and the patron's (all, overdue at `now`, of this book), in one query.
+    Every lend, renewal and hold runs it: its SQL is compiled once (lending/precompiled.py), 2.3 ms of
+    CPU per call through the ORM against 0.2 ms."""
+    return _COUNT_LOANS(book_id=book_id, patron=patron, now=now)
+
+
+def _count_loans_query(book_id: int, patron: str, now: datetime) -> dict[str, int]:
     book_loans, patron_loans = Q(book_id=book_id), Q(user_email=patron)
     return Loan.objects.filter(OPEN_LOAN & (book_loans | patron_loans)).aggregate(
         book=Count("id", filter=book_loans),
@@ -100,3 +107,11 @@ def _count_loans(book_id: int, patron: str, now: datetime) -> dict[str, int]:
         overdue=Count("id", filter=patron_loans & overdue_loan(now)),
         of_this_book=Count("id", filter=patron_loans & book_loans),
     )
+
+
+_COUNT_LOANS = PrecompiledAggregate(
+    _count_loans_query,
+    book_id=2_147_480_011,  # in the field's range: the ORM drops a lookup it knows to be false
+    patron="precompiled.sentinel@example.invalid",
+    now=datetime(1901, 2, 3, 4, 5, 6, 789, tzinfo=UTC),
+)
