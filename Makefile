@@ -80,9 +80,11 @@ promtool:
 		|| { apt-get update -qq && apt-get install -y -qq --no-install-recommends prometheus; } \
 		|| echo "promtool: apt-get install prometheus failed"
 
+## lint: ruff (lint and format) and mypy (settings in pyproject.toml); .pre-commit-config.yaml runs the same
 lint: $(INSTALLED)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
 
 ## lint-deploy: offline checks of the Dockerfile, the Compose files and both Kubernetes overlays
 lint-deploy: $(INSTALLED) $(LINT_INSTALLED) promtool
