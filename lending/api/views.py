@@ -128,9 +128,10 @@ class LendBookApi(LoanWriteApi):
             return super().post(request)
         serializer = LoanRequestSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
+        override = circulation.override_of(request)  # a malformed one is 400, not a dry-run answer
         error = None
         try:
-            with overrides.applying(circulation.override_of(request)):
+            with overrides.applying(override):
                 services.loan_lend_check(**serializer.validated_data)
         except LendingError as exc:
             if exc.status >= 500:

@@ -283,3 +283,8 @@ def test_a_returned_loans_due_date_does_not_change(api):
     assert answer.status_code == 409 and error_of(answer)["code"] == "loan_not_open"
     assert change(api, 10**9, date_due="2030-01-01").status_code == 404
     assert change(api, 2**63, date_due="2030-01-01").status_code == 404
+
+
+def test_a_dry_run_with_a_malformed_override_is_400_not_an_answer(api, patron, book):
+    answer = post_json(api, "/lendBook/?dry_run=true", {"user_email": patron, "book_id": book["id"], "override": {}})
+    assert answer.status_code == 400 and error_of(answer)["code"] == "invalid_request"
