@@ -4,7 +4,9 @@
 from __future__ import annotations
 
 import contextlib
+import http.client
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -25,13 +27,50 @@ RESERVED_PORTS = range(8000, 8006)
 
 
 def free_port() -> int:
-    """A TCP port on 127.0.0.1 nobody listens on now (outside `make run`'s default ports)."""
-    while True:
+    """A TCP port on 127.0.0.1 nobody listens on now, below the kernel's ephemeral range and outside
+    `make run`'s default ports.
+
+    Below the ephemeral range because a client polling a port in that range before its server listens
+    can be handed that very port as its own source port and connect to itself (TCP simultaneous open):
+    it then reads its own request back, and holds the port the server is about to bind."""
+    low, _ = _ephemeral_range()
+    candidates = [port for port in range(10000, max(10001, low)) if port not in RESERVED_PORTS]
+    for port in random.sample(candidates, min(len(candidates), 200)):
         with socket.socket() as sock:
-            sock.bind((HOST, 0))
-            port = sock.getsockname()[1]
-        if port not in RESERVED_PORTS:
+            try:
+                sock.bind((HOST, port))
+            except OSError:
+                continue
             return port
+    raise RuntimeError("no free TCP port below the ephemeral range")
+
+
+def free_ports(count: int) -> int:
+    """The first of `count` consecutive free ports (as `free_port` chooses them)."""
+    for _ in range(200):
+        base = free_port()
+        if all(_bindable(base + n) for n in range(1, count)) and base + count not in RESERVED_PORTS:
+            return base
+    raise RuntimeError(f"no {count} consecutive free TCP ports")
+
+
+def _bindable(port: int) -> bool:
+    """Nothing listens there (connections left in TIME_WAIT do not count: servers bind with SO_REUSEADDR)."""
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((HOST, port))
+        except OSError:
+            return False
+        return True
+
+
+def _ephemeral_range() -> tuple[int, int]:
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 32768, 60999
 
 
 def answers(url: str, *, ok_only: bool = False) -> bool:
@@ -41,8 +80,8 @@ def answers(url: str, *, ok_only: bool = False) -> bool:
             return not ok_only or answer.status == 200
     except urllib.error.HTTPError:
         return not ok_only  # an HTTP answer, whatever its status: the process serves
-    except (OSError, ValueError):
-        return False
+    except (OSError, ValueError, http.client.HTTPException):
+        return False  # nothing listens yet, or no HTTP there
 
 
 def wait_until(condition: Callable[[], bool], timeout: float = 30.0, interval: float = 0.1) -> bool:

@@ -22,18 +22,13 @@ import urllib.request
 import pytest
 
 from config.gunicorn_worker import COMPLETE, WAIT_BODY, WAIT_HEAD, Limits, assess
+from harness.processes import free_port
 from tests.processes import ROOT, database_url, service_env, wait_until
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
 STALLED = 60
 READ_TIMEOUT = 2  # seconds, for the head and for the body: short so the test ends soon
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")

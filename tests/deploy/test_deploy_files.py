@@ -23,6 +23,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from harness.processes import free_port as _free_port
+
 ROOT = Path(__file__).resolve().parents[2]
 LINT_VENV = Path(os.environ.get("LINT_VENV", ROOT / ".venv-lint"))
 ENTRYPOINT = ROOT / "docker" / "entrypoint.sh"
@@ -214,12 +216,6 @@ def test_network_policy_limits_ingress_and_egress(rendered):
 
 
 # --- entrypoint roles, started locally -----------------------------------------------------------
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _wait_for_port(port: int, proc: subprocess.Popen, deadline: float) -> None:

@@ -5,7 +5,6 @@ that fails once their loop stalls."""
 from __future__ import annotations
 
 import json
-import socket
 import threading
 import urllib.error
 import urllib.request
@@ -15,16 +14,11 @@ import pytest
 from django.utils import timezone
 from prometheus_client.parser import text_string_to_metric_families
 
+from harness.processes import free_port as _free_port
 from lending import ops_server, services
 from lending.management.commands.send_notices import Command as SendNotices
 from lending.models import OutboxMessage, OutboxStatus
 from lending.outbox import relay
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _get(url: str) -> tuple[int, bytes]:

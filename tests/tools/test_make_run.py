@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from harness.processes import free_ports
 from tests.processes import ROOT, wait_until
 
 RUNNER = ROOT / "scripts" / "run_local.py"
@@ -25,17 +26,6 @@ WALKTHROUGH = ROOT / "scripts" / "readme_walkthrough.py"
 # Enough starts per signal to meet the shutdown race of a doubly signalled gunicorn worker; more with
 # MAKE_RUN_SIGNAL_REPEATS=20.
 REPEATS = int(os.environ.get("MAKE_RUN_SIGNAL_REPEATS", "3"))
-
-
-def free_ports(count: int) -> int:
-    """The first of `count` consecutive free ports."""
-    for _ in range(200):
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            base = probe.getsockname()[1]
-        if base + count < 65000 and all(port_free(base + n) for n in range(count)):
-            return base
-    raise RuntimeError("no free ports")
 
 
 def port_free(port: int) -> bool:
