@@ -8,7 +8,7 @@ from pathlib import Path
 LABELS = {
     "bare": "bare ceiling: Django view, no middleware",
     "ceiling": "constant view, full middleware",
-    "ceiling_all_middleware": "constant view, sessions/CSRF/auth/messages on every path (before)",
+    "ceiling_all_middleware": "constant view, sessions/auth/messages on every path (before)",
     "ceiling_all_middleware_end": "the same, at the end",
     "lend": "lend (fresh book and patron)",
     "return": "return",

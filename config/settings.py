@@ -55,7 +55,8 @@ MIDDLEWARE = [
     # Static files (admin, Swagger UI, ReDoc) served by the app itself in production.
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.middleware.common.CommonMiddleware",
-    # Sessions, CSRF, authentication and messages, for the admin's paths only (the API uses keys).
+    "django.middleware.csrf.CsrfViewMiddleware",
+    # Sessions, authentication and messages, for the admin's paths only (the API uses keys).
     "lending.api.admin_stack.AdminOnlyMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_prometheus.middleware.PrometheusAfterMiddleware",

@@ -15,6 +15,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from django.db import connection
@@ -41,7 +42,7 @@ class PrecompiledAggregate:
     def __call__(self, **values: Any) -> dict[str, Any]:
         compiled = self._compiled.get(connection.vendor) or self._compile()
         pairs = zip(compiled.slots, compiled.constants, strict=True)
-        params = [values[slot] if slot else constant for slot, constant in pairs]
+        params = [_adapted(values[slot]) if slot else constant for slot, constant in pairs]
         with connection.cursor() as cursor:
             cursor.execute(compiled.sql, params)
             row = cursor.fetchone()
@@ -76,7 +77,15 @@ class PrecompiledAggregate:
 
     def _slot_of(self, param: Any) -> str | None:
         for name, sentinel in self.sentinels.items():
+            adapted = _adapted(sentinel)
             # isinstance: the PostgreSQL backend passes ints wrapped in psycopg's Int4/Int8 (int subclasses).
-            if isinstance(param, type(sentinel)) and param == sentinel:
+            if isinstance(param, type(adapted)) and param == adapted:
                 return name
         return None
+
+
+def _adapted(value: Any) -> Any:
+    """A value as the backend passes it: SQLite gets datetimes as text in its connection's time zone."""
+    if isinstance(value, datetime):
+        return connection.ops.adapt_datetimefield_value(value)
+    return value

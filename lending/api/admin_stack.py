@@ -1,14 +1,14 @@
-"""Django's session, CSRF, authentication and messages middleware, run for the admin's paths only.
+"""Django's session, authentication and messages middleware, run for the admin's paths only.
 
 They exist for the admin (a staff member's login, their session, the admin's forms and messages);
-the API authenticates each request by its key and is CSRF-exempt. Run on every API request they cost
-the lend a session lookup setup, a CSRF cookie read, a lazy user and a message store for nothing
-(`make bench`, bench/REPORT.md). Here they are built once, as Django would chain them, and a request
-goes through them only when its path is under ADMIN_URL.
+the API authenticates each request by its key. Run on every API request they cost a session store, a
+lazy user and a message store for nothing (`make bench`, bench/REPORT.md). Here they are built once,
+as Django would chain them, and a request goes through them only when its path is under ADMIN_URL.
+CSRF stays in MIDDLEWARE for every path (`check --deploy` asks for it; DRF's views are exempt anyway).
 
 Django's admin checks look for these classes in MIDDLEWARE by name (admin.E408-E410): config/settings.py
 silences those three checks, and tests/api/test_admin_stack.py checks what they guarded — the admin
-logs in, keeps its session, shows messages and refuses a POST without its CSRF token.
+logs in, keeps its session and shows messages.
 """
 
 from __future__ import annotations
@@ -21,7 +21,6 @@ from django.utils.module_loading import import_string
 
 ADMIN_ONLY_MIDDLEWARE = (
     "django.contrib.sessions.middleware.SessionMiddleware",
-    "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
 )
@@ -47,7 +46,7 @@ class AdminOnlyMiddleware:
         return self.admin(request) if self.is_admin(request) else self.get_response(request)
 
     def process_view(self, request, view_func, view_args, view_kwargs):
-        """CSRF is enforced here, as Django's handler would call each middleware's hook in order."""
+        """Each wrapped middleware's own hook, in order, as Django's handler would call them."""
         if not self.is_admin(request):
             return None
         for hook in self.view_hooks:

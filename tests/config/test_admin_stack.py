@@ -1,4 +1,4 @@
-"""Sessions, CSRF, authentication and messages run for the admin's paths only (lending/api/admin_stack.py):
+"""Sessions, authentication and messages run for the admin's paths only (lending/api/admin_stack.py):
 the API's requests skip them, the admin keeps every one of them."""
 
 from __future__ import annotations
