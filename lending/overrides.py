@@ -15,20 +15,27 @@ from __future__ import annotations
 
 import contextvars
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
-    from lending.blocks import Reason
     from lending.models import Event, Loan
     from lending.policy import LoanPolicy
 
 LIFTABLE = frozenset(
     {"patron_blocked", "loan_limit_reached", "patron_has_overdue_loans", "renewal_limit_reached", "loan_overdue"}
 )
+
+
+class Refusal(Protocol):
+    """What an override needs to know of a refusal (such as `blocks.Reason`): the rule's code. A
+    protocol, so that the blocks module can ask this one without the two importing each other."""
+
+    @property
+    def code(self) -> str: ...
 
 
 @dataclass
@@ -73,7 +80,7 @@ def lifts(code: str) -> bool:
     return True
 
 
-def relax_borrowing(rules: LoanPolicy, reasons_against_borrowing: list[Reason]) -> LoanPolicy:
+def relax_borrowing(rules: LoanPolicy, reasons_against_borrowing: Sequence[Refusal]) -> LoanPolicy:
     """The loan policy for a lend: as it is, or — with an override — without the overdue-loan rule and
     the loan limit, noting each one the patron's standing (`blocks.Standing.reasons["borrow"]`) shows
     would have refused."""
