@@ -14,7 +14,6 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Q
 from django.utils import timezone
 
 from lending import history, services
@@ -35,17 +34,10 @@ def auto_renew_loans(*, now: datetime | None = None, batch_size: int | None = No
     window_end = now + timedelta(days=settings.DUE_SOON_REMINDER_DAYS)
     candidates = Loan.objects.open().filter(date_due__gt=now, date_due__lte=window_end)
     renewed = 0
-    after: tuple[datetime, int] | None = None
-    while True:
-        page = candidates.order_by("date_due", "id")
-        if after:
-            page = page.filter(Q(date_due__gt=after[0]) | Q(date_due=after[0], id__gt=after[1]))
-        loans = list(page[:batch_size])
-        if not loans:
-            return renewed
-        after = (loans[-1].date_due, loans[-1].pk)
+    for loans in candidates.in_due_order_batches(batch_size):
         for loan in loans:
             renewed += _renew_or_explain(loan)
+    return renewed
 
 
 def _renew_or_explain(loan: Loan) -> int:

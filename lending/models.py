@@ -8,6 +8,7 @@ insert happen under one lock on SQLite and PostgreSQL alike.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
 from datetime import datetime
 
 from django.db import models
@@ -68,6 +69,21 @@ class LoanQuerySet(models.QuerySet):
     def open_of(self, user_email: str, book_id: int) -> LoanQuerySet:
         """The patron's open loan of the book (at most one: a constraint)."""
         return self.open().filter(user_email=user_email, book_id=book_id)
+
+    def in_due_order_batches(self, size: int) -> Iterator[list[Loan]]:
+        """The loans in (date_due, id) order, `size` at a time, each batch read after the previous one
+        (keyset paging: no offset to rescan, and rows changed between batches are neither skipped nor
+        read twice). The scheduler's jobs walk their candidates this way."""
+        after: tuple[datetime, int] | None = None
+        while True:
+            page = self.order_by("date_due", "id")
+            if after:
+                page = page.filter(Q(date_due__gt=after[0]) | Q(date_due=after[0], id__gt=after[1]))
+            batch = list(page[:size])
+            if not batch:
+                return
+            after = (batch[-1].date_due, batch[-1].pk)  # before the caller may change the rows
+            yield batch
 
 
 # An anonymised loan or hold's `user_email` ends with this (a random token before it: lending.privacy).

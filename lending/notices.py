@@ -23,11 +23,11 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import OuterRef, Q, QuerySet, Subquery
+from django.db.models import OuterRef, QuerySet, Subquery
 from django.utils import timezone
 
 from lending import history
-from lending.models import EventKind, Loan, LoanNotice, LoanStatus
+from lending.models import EventKind, Loan, LoanNotice, LoanQuerySet, LoanStatus
 from lending.outbox.messages import MessageType, enqueue_notification
 
 logger = logging.getLogger(__name__)
@@ -80,9 +80,7 @@ def send_overdue_notices(*, now: datetime | None = None, batch_size: int | None 
     return _send(candidates, MessageType.OVERDUE_NOTICE, period_of, batch_size)
 
 
-def _send(
-    candidates: QuerySet[Loan], notice_type: str, period_of: Callable[[Loan], int], batch_size: int | None
-) -> int:
+def _send(candidates: LoanQuerySet, notice_type: str, period_of: Callable[[Loan], int], batch_size: int | None) -> int:
     """Walk the candidates in (date_due, id) order, one batch per transaction; returns notices queued."""
     batch_size = batch_size or settings.NOTICES_BATCH_SIZE
     latest_sent = (
@@ -90,18 +88,11 @@ def _send(
     )
     scan = candidates.annotate(latest_sent=Subquery(latest_sent)).only("id", "date_due", "renewals")
     sent = 0
-    after: tuple[datetime, int] | None = None
-    while True:
-        page = scan.order_by("date_due", "id")
-        if after:
-            page = page.filter(Q(date_due__gt=after[0]) | Q(date_due=after[0], id__gt=after[1]))
-        rows = list(page[:batch_size])
-        if not rows:
-            return sent
-        after = (rows[-1].date_due, rows[-1].pk)
+    for rows in scan.in_due_order_batches(batch_size):
         due = [row.pk for row in rows if row.latest_sent is None or period_of(row) > row.latest_sent]
         if due:
             sent += _send_batch(candidates, due, notice_type, period_of)
+    return sent
 
 
 def _send_batch(
