@@ -198,12 +198,12 @@ class Standing:
 
 def patron_counts(user_email: str, now: datetime, blocks_in_force: int = 0) -> PatronCounts:
     """The patron's loans counted in one query, as the rules need them."""
-    from lending.models import Loan
+    from lending.models import OPEN_LOAN, Loan, overdue_loan
 
     row = Loan.objects.filter(user_email=user_email).aggregate(
-        open_loans=Count("pk", filter=Q(date_returned__isnull=True)),
-        overdue_loans=Count("pk", filter=Q(date_returned__isnull=True, date_due__lt=now)),
-        oldest_due=Min("date_due", filter=Q(date_returned__isnull=True)),
+        open_loans=Count("pk", filter=OPEN_LOAN),
+        overdue_loans=Count("pk", filter=overdue_loan(now)),
+        oldest_due=Min("date_due", filter=OPEN_LOAN),
         lost_loans=Count("pk", filter=Q(status=LOST_STATUS)),
     )
     oldest_due = row["oldest_due"]
