@@ -348,10 +348,17 @@ class LoanNotice(models.Model):
     # in `lending.notices`).
     period = models.PositiveIntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True)
+    # NOTICE_DIGEST: recorded by its batch, not yet queued in its patron's digest (`lending.notices`).
+    # db_default: the previous release inserts without the column during a rolling deploy.
+    awaiting_digest = models.BooleanField(default=False, db_default=False)
 
     class Meta:
         constraints = [
             models.UniqueConstraint(fields=["loan", "notice_type", "period"], name="one_notice_per_loan_type_period"),
+        ]
+        indexes = [
+            # The digest step reads the notices still waiting only: a run's worth, however many were sent.
+            models.Index(fields=["loan"], condition=Q(awaiting_digest=True), name="notices_awaiting_digest"),
         ]
 
     def __str__(self) -> str:
