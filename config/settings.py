@@ -362,6 +362,9 @@ SCHEDULER_STALL_INTERVALS = env.float("SCHEDULER_STALL_INTERVALS", default=3.0)
 DUE_SOON_REMINDER_DAYS = env.int("DUE_SOON_REMINDER_DAYS", default=3)
 # An `overdue_notice` when a loan becomes overdue, then again every this many days.
 OVERDUE_NOTICE_REPEAT_DAYS = env.int("OVERDUE_NOTICE_REPEAT_DAYS", default=7)
+# One `digest` notification per patron per pass, listing that pass's reminders and overdue notices,
+# instead of one notification per loan (lending.notices).
+NOTICE_DIGEST = env.bool("NOTICE_DIGEST", default=False)
 # Loans handled per transaction.
 NOTICES_BATCH_SIZE = env.int("NOTICES_BATCH_SIZE", default=500)
 # Seconds between passes of `send_notices --loop`.

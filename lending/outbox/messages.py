@@ -14,6 +14,7 @@ class MessageType:
     RETURN_CONFIRMATION = "return_confirmation"
     DUE_SOON_REMINDER = "due_soon_reminder"
     OVERDUE_NOTICE = "overdue_notice"
+    DIGEST = "digest"  # NOTICE_DIGEST: a patron's reminders and overdue notices of one pass (lending.notices)
     RENEWAL_CONFIRMATION = "renewal_confirmation"
     HOLD_AVAILABLE = "hold_available"
     HOLD_EXPIRED = "hold_expired"

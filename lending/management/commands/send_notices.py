@@ -21,6 +21,9 @@ JOBS: list[Callable[[], int]] = [
     auto_renew.auto_renew_loans,
     notices.send_due_soon_reminders,
     notices.send_overdue_notices,
+    # After both: with NOTICE_DIGEST, the two above record their notices and this queues one digest
+    # per patron (and whatever a killed run left waiting). Without it, it finds nothing to do.
+    notices.send_notice_digests,
     services.expire_ready_holds,
     # Personal data has a lifetime (lending.privacy): the same work as `manage.py anonymize_loans`.
     privacy.anonymize_expired_loans,
