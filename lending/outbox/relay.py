@@ -37,7 +37,7 @@ from functools import partial
 
 from django.conf import settings
 from django.db import close_old_connections, transaction
-from django.db.models import Exists, F, Q, Value
+from django.db.models import Exists, F, Q, QuerySet, Value
 from django.db.models.functions import Greatest
 from django.utils import timezone
 
@@ -46,6 +46,7 @@ from lending.clients import books, notifications
 from lending.errors import PeerUnavailable
 from lending.models import BookStock, OutboxKind, OutboxMessage, OutboxStatus
 from lending.outbox import broker
+from lending.precompiled import Many, PrecompiledUpdate
 from lending.request_context import request_id_var
 
 logger = logging.getLogger(__name__)
@@ -106,7 +107,7 @@ def deliver_batch(messages: list[OutboxMessage], pool: ThreadPoolExecutor | None
     outcomes = list(pool.map(_call_on_pool_thread, calls)) if pool else [call() for call in calls]
     delivered = [message for message, ok in zip(notices, outcomes[: len(notices)], strict=True) if ok] + published
     if delivered:
-        _mark_delivered(OutboxMessage.objects.filter(pk__in=[message.pk for message in delivered]))
+        _mark_delivered([message.pk for message in delivered])
         metrics.record_delivery(delivered, "delivered")
 
 
@@ -170,24 +171,8 @@ def _deliver_availability(messages: list[OutboxMessage], available: bool, versio
 
 def _settle_availability(book_id: int, claimed: list[int], version: int) -> bool:
     """True when settled; False when the book changed meanwhile and the messages were reopened."""
-    # One UPDATE, only if the book is still at the version we published. The peer then holds the
-    # current state, so the availability messages of this book waiting to be claimed are satisfied
-    # too. Not these, which settle themselves: the ones in flight (another delivery's stale write
-    # may still land after ours), those not yet due (a backoff, a re-check waiting for a late
-    # write), the re-checks (they exist to publish after a late write), and those whose earlier
-    # delivery was abandoned (their taking over must leave a re-check). A change committing
-    # meanwhile commits its own message with its version: this statement sees both (and settles
-    # nothing) or neither (and leaves that message to deliver the newer state).
     now = timezone.now()
-    book_changed = BookStock.objects.filter(book_id=book_id).exclude(version=version)
-    waiting = Q(
-        book_id=book_id,
-        kind=OutboxKind.AVAILABILITY,
-        status=OutboxStatus.PENDING,
-        next_attempt_at__lte=now,
-        claims__lte=F("attempts"),
-    ) & ~Q(payload__has_key=RECHECK)
-    settled = _mark_delivered(OutboxMessage.objects.filter(Q(pk__in=claimed) | waiting).filter(~Exists(book_changed)))
+    settled = _SETTLE_AVAILABILITY(book_id=book_id, claimed=claimed, version=version, now=now)
     if not settled:
         # The book changed while our update travelled, and another delivery may already have
         # settled these messages with a state our late write has just overwritten: reopen them.
@@ -199,6 +184,28 @@ def _settle_availability(book_id: int, claimed: list[int], version: int) -> bool
             claims=Greatest(F("claims") - 1, Value(0)),
         )  # never below 0, if delivered without a claim
     return bool(settled)
+
+
+def _settle_availability_query(book_id: int, claimed: list[int], version: int, now: datetime) -> int:
+    """The settle's one definition, in the ORM (compiled once: `_SETTLE_AVAILABILITY`)."""
+    # One UPDATE, only if the book is still at the version we published. The peer then holds the
+    # current state, so the availability messages of this book waiting to be claimed are satisfied
+    # too. Not these, which settle themselves: the ones in flight (another delivery's stale write
+    # may still land after ours), those not yet due (a backoff, a re-check waiting for a late
+    # write), the re-checks (they exist to publish after a late write), and those whose earlier
+    # delivery was abandoned (their taking over must leave a re-check). A change committing
+    # meanwhile commits its own message with its version: this statement sees both (and settles
+    # nothing) or neither (and leaves that message to deliver the newer state).
+    book_changed = BookStock.objects.filter(book_id=book_id).exclude(version=version)
+    waiting = Q(
+        book_id=book_id,
+        kind=OutboxKind.AVAILABILITY,
+        status=OutboxStatus.PENDING,
+        next_attempt_at__lte=now,
+        claims__lte=F("attempts"),
+    ) & ~Q(payload__has_key=RECHECK)
+    messages = OutboxMessage.objects.filter(Q(pk__in=claimed) | waiting).filter(~Exists(book_changed))
+    return _delivered(messages, now)
 
 
 RECHECK = "recheck_after_unknown_outcome"
@@ -235,8 +242,30 @@ def _raise_if_refused(peer: str, status: int) -> None:
         raise PermanentFailure(f"{peer} refused the message with HTTP {status}")
 
 
-def _mark_delivered(messages) -> int:
-    return messages.update(status=OutboxStatus.DELIVERED, delivered_at=timezone.now(), last_error="")
+def _mark_delivered(ids: list[int]) -> int:
+    return _MARK_DELIVERED(ids=ids, now=timezone.now())
+
+
+def _delivered(messages: QuerySet[OutboxMessage], now: datetime) -> int:
+    """What delivered means for a message, written once for both settling statements."""
+    return messages.update(status=OutboxStatus.DELIVERED, delivered_at=now, last_error="")
+
+
+def _mark_delivered_query(ids: list[int], now: datetime) -> int:
+    return _delivered(OutboxMessage.objects.filter(pk__in=ids), now)
+
+
+# The relay's settling statements run per book published and per batch: their SQL is compiled once
+# (lending/precompiled.py), per list length. The sentinels are in their fields' ranges and distinct.
+_SENTINEL_NOW = datetime(1901, 2, 3, 4, 5, 6, 789, tzinfo=UTC)
+_SETTLE_AVAILABILITY = PrecompiledUpdate(
+    _settle_availability_query,
+    book_id=2_147_480_011,
+    claimed=Many(2_000_000_000),
+    version=2_147_480_023,
+    now=_SENTINEL_NOW,
+)
+_MARK_DELIVERED = PrecompiledUpdate(_mark_delivered_query, ids=Many(2_000_000_000), now=_SENTINEL_NOW)
 
 
 def _record_failure(message: OutboxMessage, error: str, *, permanent: bool) -> None:
