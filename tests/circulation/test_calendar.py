@@ -1,14 +1,24 @@
-"""The library's calendar: closed days, the end-of-open-day rule, and GET/PUT /calendar/."""
+"""The library's calendar: closed days, the end-of-open-day rule, GET/PUT /calendar/, and its read once
+per transaction, never stale after another process changed it."""
 
 from __future__ import annotations
 
+import contextlib
+from concurrent.futures import ThreadPoolExecutor
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
+import psycopg
 import pytest
+import time_machine
+from django.db import connection, transaction
+from psycopg.types.json import Jsonb
+from rest_framework.test import APIClient
 
 from lending import calendar
 from lending.calendar import ClosedDays, LibraryCalendar
+from lending.models import Loan
+from tests.conftest import post_json
 
 UTC = ZoneInfo("UTC")
 SUNDAY = 6
@@ -137,3 +147,128 @@ def test_put_an_invalid_calendar_is_400_and_writes_nothing(api, body):
     assert answer.status_code == 400
     assert answer.json()["error"]["code"] == "invalid_request"
     assert not LibraryCalendar.objects.exists()
+
+
+# --- Read once per transaction, never stale across processes ---------------------------------------
+CHRISTMAS = date(2026, 12, 25)
+BOXING_DAY = date(2026, 12, 26)
+
+
+def close_elsewhere(*days: date) -> None:
+    """Another process replaces the calendar: a connection of its own, sharing nothing with this
+    process (no signal of ours runs), committing at once."""
+    database = connection.settings_dict
+    with psycopg.connect(
+        dbname=database["NAME"],
+        user=database["USER"],
+        password=database["PASSWORD"],
+        host=database["HOST"],
+        port=database["PORT"],
+        autocommit=True,
+    ) as other:
+        other.execute(
+            f"INSERT INTO {LibraryCalendar._meta.db_table} (id, closed_weekdays, closed_dates, updated_at) "
+            "VALUES (%s, '[]', %s, now()) ON CONFLICT (id) DO UPDATE SET closed_dates = EXCLUDED.closed_dates",
+            [calendar.CALENDAR_ID, Jsonb([day.isoformat() for day in days])],
+        )
+
+
+def put_elsewhere(*days: date) -> None:
+    """Another process's PUT /calendar/: a thread with its own connection, closed when done."""
+
+    def put() -> None:
+        try:
+            body = {"closed_weekdays": [], "closed_dates": [day.isoformat() for day in days]}
+            assert APIClient().put("/calendar/", body, format="json").status_code == 200
+        finally:
+            connection.close()
+
+    with ThreadPoolExecutor(max_workers=1) as other:
+        other.submit(put).result()  # its failure is raised here
+
+
+class RolledBack(Exception):
+    pass
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_transaction_reads_the_calendar_once_and_outside_one_every_call_reads(django_assert_num_queries):
+    with django_assert_num_queries(2):
+        calendar.closed_days()
+        calendar.closed_days()
+    with transaction.atomic(), django_assert_num_queries(1):
+        calendar.closed_days()
+        calendar.closed_days()
+
+
+@pytestmark_db
+def test_a_change_in_the_transaction_is_read_at_once():
+    with transaction.atomic():
+        assert not calendar.closed_days().is_closed(CHRISTMAS)
+        calendar.set_calendar([], [CHRISTMAS.isoformat()])
+        assert calendar.closed_days().is_closed(CHRISTMAS)
+        LibraryCalendar.objects.all().delete()  # as the admin's delete action
+        assert not calendar.closed_days().is_closed(CHRISTMAS)
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("ends", ["commits", "rolls back"])
+def test_a_change_by_another_process_rules_the_next_transaction(ends):
+    with contextlib.suppress(RolledBack), transaction.atomic():
+        assert not calendar.closed_days().is_closed(CHRISTMAS)
+        close_elsewhere(CHRISTMAS)
+        # The transaction keeps the calendar it read first: one calendar per transaction.
+        assert not calendar.closed_days().is_closed(CHRISTMAS)
+        if ends == "rolls back":
+            raise RolledBack
+    with transaction.atomic():
+        assert calendar.closed_days().is_closed(CHRISTMAS)
+    assert calendar.closed_days().is_closed(CHRISTMAS)
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_rolled_back_savepoint_forgets_what_it_read():
+    with transaction.atomic():
+        with contextlib.suppress(RolledBack), transaction.atomic():
+            assert not calendar.closed_days().is_closed(CHRISTMAS)
+            raise RolledBack
+        close_elsewhere(CHRISTMAS)
+        assert calendar.closed_days().is_closed(CHRISTMAS)
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_each_run_of_one_decorated_transaction_reads_again():
+    """`@transaction.atomic` enters the same Atomic object on every call: the read must not outlive
+    its transaction, committed or rolled back, for all that."""
+
+    @transaction.atomic
+    def christmas_is_closed(fail: bool = False) -> bool:
+        closed = calendar.closed_days().is_closed(CHRISTMAS)
+        if fail:
+            raise RolledBack
+        return closed
+
+    with contextlib.suppress(RolledBack):
+        christmas_is_closed(fail=True)
+    close_elsewhere(CHRISTMAS)
+    assert christmas_is_closed()
+    close_elsewhere(BOXING_DAY)
+    assert not christmas_is_closed()
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_lend_after_another_process_closed_its_due_day_is_due_after_it(api, peers, patron, settings):
+    settings.LOAN_PERIOD_DAYS = 5
+    settings.LIBRARY_TIME_ZONE = "UTC"
+    first, second = (peers.book.add_book(f"Calendar book {n}", "A", 1) for n in (1, 2))
+    with time_machine.travel(datetime(2026, 12, 1, 10, 0, tzinfo=UTC), tick=False):
+        lent = post_json(api, "/lendBook/", {"user_email": patron, "book_id": first["id"]})
+        put_elsewhere(date(2026, 12, 6))
+        lent_after = post_json(api, "/lendBook/", {"user_email": patron, "book_id": second["id"]})
+    assert lent.status_code == lent_after.status_code == 201
+    due = {loan.book_id: loan.date_due.date() for loan in Loan.objects.filter(user_email=patron)}
+    assert due == {first["id"]: date(2026, 12, 6), second["id"]: date(2026, 12, 7)}
