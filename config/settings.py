@@ -304,6 +304,8 @@ BLOCK_MAX_OVERDUE_DAYS = env.int("BLOCK_MAX_OVERDUE_DAYS", default=30)
 RETURN_BACKDATE_MAX_DAYS = env.int("RETURN_BACKDATE_MAX_DAYS", default=7)
 # The scheduler renews loans due within DUE_SOON_REMINDER_DAYS when every rule allows (lending.auto_renew).
 LOAN_AUTO_RENEW = env.bool("LOAN_AUTO_RENEW", default=False)
+# The scheduler declares lost a loan overdue this many days or more (lending.services.lost); 0: never.
+LOST_AFTER_OVERDUE_DAYS = env.int("LOST_AFTER_OVERDUE_DAYS", default=0)
 
 # --- Peers ----------------------------------------------------------------------------------------
 BOOK_MANAGEMENT_URL = env.str("BOOK_MANAGEMENT_URL", default="http://localhost:8001")

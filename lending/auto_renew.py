@@ -32,7 +32,7 @@ def auto_renew_loans(*, now: datetime | None = None, batch_size: int | None = No
     now = now or timezone.now()
     batch_size = batch_size or settings.NOTICES_BATCH_SIZE
     window_end = now + timedelta(days=settings.DUE_SOON_REMINDER_DAYS)
-    candidates = Loan.objects.open().filter(date_due__gt=now, date_due__lte=window_end)
+    candidates = Loan.objects.due_within(now, window_end)
     renewed = 0
     for loans in candidates.in_due_order_batches(batch_size):
         for loan in loans:

@@ -31,8 +31,6 @@ class Action(models.TextChoices):
 
 
 ALL_ACTIONS = (Action.BORROW, Action.RENEW, Action.RESERVE)
-# A lost item not resolved yet (`LoanStatus.LOST`; a resolution changes the status).
-LOST_STATUS = "LOST"
 
 
 def in_force(now: datetime) -> Q:
@@ -198,13 +196,13 @@ class Standing:
 
 def patron_counts(user_email: str, now: datetime, blocks_in_force: int = 0) -> PatronCounts:
     """The patron's loans counted in one query, as the rules need them."""
-    from lending.models import OPEN_LOAN, Loan, overdue_loan
+    from lending.models import OPEN_LOAN, UNRESOLVED_LOST_LOAN, Loan, overdue_loan
 
     row = Loan.objects.filter(user_email=user_email).aggregate(
         open_loans=Count("pk", filter=OPEN_LOAN),
         overdue_loans=Count("pk", filter=overdue_loan(now)),
-        oldest_due=Min("date_due", filter=OPEN_LOAN),
-        lost_loans=Count("pk", filter=Q(status=LOST_STATUS)),
+        oldest_due=Min("date_due", filter=overdue_loan(now)),
+        lost_loans=Count("pk", filter=UNRESOLVED_LOST_LOAN),
     )
     oldest_due = row["oldest_due"]
     return PatronCounts(

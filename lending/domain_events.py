@@ -48,6 +48,9 @@ VERBS: dict[str, str] = {
     EventKind.HOLD_EXPIRED: "expired",
     EventKind.ANONYMISED: "anonymised",
     EventKind.DUE_DATE_CHANGED: "due_date_changed",
+    EventKind.DECLARED_LOST: "declared_lost",
+    EventKind.CLAIMED_RETURNED: "claimed_returned",
+    EventKind.RESOLVED: "resolved",
 }
 # Kinds of the history never published. None today: every kind is, so that a subject's published
 # `sequence` has no gaps and a consumer can tell that it missed one.
@@ -61,6 +64,9 @@ LOAN_KINDS = (
     EventKind.MARKED_OVERDUE,
     EventKind.NOTICE_QUEUED,
     EventKind.DUE_DATE_CHANGED,
+    EventKind.DECLARED_LOST,
+    EventKind.CLAIMED_RETURNED,
+    EventKind.RESOLVED,
     EventKind.ANONYMISED,
 )
 HOLD_KINDS = (

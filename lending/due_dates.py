@@ -14,7 +14,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from lending import calendar, errors, history
-from lending.models import EventKind, Loan, LoanStatus
+from lending.models import CIRCULATING_STATUSES, EventKind, Loan, LoanStatus
 from lending.outbox.messages import MessageType, enqueue_notification
 
 
@@ -25,6 +25,8 @@ def change_due_date(loan_id: int, *, day: date, reason: str) -> Loan:
             raise errors.LOAN_NOT_FOUND.error(f"Loan {loan_id} does not exist.")
         if loan.date_returned is not None:
             raise errors.LOAN_NOT_OPEN.error(loan_id=loan_id)
+        if loan.status not in CIRCULATING_STATUSES:  # a lost or claimed-returned loan has no due date running
+            raise errors.LOAN_STATUS_CONFLICT.error(loan_id=loan_id, status=loan.status, action="changing its due date")
         now = timezone.now()
         date_due = calendar.end_of_open_day(datetime.combine(day, datetime.min.time(), tzinfo=calendar.library_zone()))
         if date_due <= now:

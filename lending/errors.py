@@ -243,6 +243,14 @@ BOOK_RESERVED_BY_OTHERS = _e(
 )
 COPY_AVAILABLE = _e("copy_available", 409, "A copy of book {book_id} is free: borrow it instead of reserving.")
 LOAN_NOT_OPEN = _e("loan_not_open", 409, "Loan {loan_id} is returned: it cannot change.")
+LOAN_STATUS_CONFLICT = _e(
+    "loan_status_conflict",
+    409,
+    "Loan {loan_id} is {status}: {action} is not possible.",
+    example_message="Loan 7 is LOST: renewing it is not possible.",
+    note="renewing or re-dating a lost or claimed-returned loan; declaring lost a lost one; resolving a circulating "
+    "one",
+)
 ALREADY_RESERVED = _e("already_reserved", 409, "{user_email} already has a hold on book {book_id}.")
 IDEMPOTENCY_REQUEST_IN_PROGRESS = _e(
     "idempotency_request_in_progress",

@@ -22,7 +22,7 @@ from django.db.models import F, QuerySet
 from django.utils import timezone
 
 from lending.clients.books import BookInfo
-from lending.errors import LOAN_NOT_FOUND, LendingError
+from lending.errors import LendingError
 from lending.models import BookStock, Hold, Loan, LoanStatus
 
 _PATRON_LOCK_SPACE = 0x4C4E  # first key of the two-key advisory lock: "patron lends"
@@ -85,26 +85,27 @@ def bump_book_version(book_id: int) -> None:
     BookStock.objects.filter(book_id=book_id).update(version=F("version") + 1)
 
 
-def close_open_loan(user_email: str, book_id: int, *, now: datetime) -> tuple[Loan, bool]:
-    """Marks the patron's open loan of the book RETURNED in one statement, which also says whether
-    patrons wait for the book. Run it after taking the book lock: a statement sees what committed
-    before it began, so the holds it counts are those of the lock's previous holders too. The
-    repeated open-loan test stops a concurrent return of a book never lent here (no lock
-    row) from closing the loan twice. Returns the loan and whether anyone waits for the book."""
+def close_open_loan(loans: QuerySet, *, book_id: int, now: datetime) -> tuple[Loan, bool] | None:
+    """Marks RETURNED the one open loan of `loans` (the patron's loan of the book, narrowed as the
+    caller needs) in one statement, which also says whether patrons wait for the book. Run it after
+    taking the book lock: a statement sees what committed before it began, so the holds it counts are
+    those of the lock's previous holders too. The repeated conditions stop a concurrent write that
+    holds no book lock (a return of a book never lent here, the scheduler aging a loan to lost) from
+    being overwritten: PostgreSQL re-checks them on the row once that write commits. Returns the
+    loan and whether anyone waits for the book; None when no loan matches."""
     loan = Loan._meta.db_table
-    open_loan, open_params = _where(Loan.objects.open_of(user_email, book_id))
-    still_open, _ = _where(Loan.objects.open())
+    matching, params = _where(loans)
     waiting, waiting_params = _where(Hold.objects.waiting_for(book_id))
     returned = list(
         Loan.objects.raw(
             f"UPDATE {loan} SET status = %s, date_returned = %s "
-            f"WHERE id = (SELECT id FROM {loan} WHERE {open_loan}) AND {still_open} "
+            f"WHERE id = (SELECT id FROM {loan} WHERE {matching}) AND {matching} "
             f"RETURNING *, EXISTS (SELECT 1 FROM {Hold._meta.db_table} WHERE {waiting}) AS book_has_waiting_holds",
-            [LoanStatus.RETURNED.value, db_datetime(now), *open_params, *waiting_params],
+            [LoanStatus.RETURNED.value, db_datetime(now), *params, *params, *waiting_params],
         )
     )
     if not returned:
-        raise LOAN_NOT_FOUND.error(user_email=user_email, book_id=book_id)
+        return None
     closed = returned[0]
     return closed, bool(closed.__dict__.pop("book_has_waiting_holds"))
 

@@ -23,23 +23,36 @@ class LoanStatus(models.TextChoices):
     ACTIVE = "ACTIVE"
     OVERDUE = "OVERDUE"
     RETURNED = "RETURNED"
+    LOST = "LOST"  # declared lost (by staff, or aged to lost by the scheduler) and not found yet
+    CLAIMED_RETURNED = "CLAIMED_RETURNED"  # the patron says it came back; the copy has not been found
 
 
-OPEN_STATUSES = (LoanStatus.ACTIVE, LoanStatus.OVERDUE)
+# Circulating: the due date runs (ACTIVE turns OVERDUE as it passes).
+CIRCULATING_STATUSES = (LoanStatus.ACTIVE, LoanStatus.OVERDUE)
+# Unresolved: the copy is missing; the loan stays open (it keeps its copy) until `lending.lost_items`
+# resolves it or the copy is returned.
+UNRESOLVED_STATUSES = (LoanStatus.LOST, LoanStatus.CLAIMED_RETURNED)
+OPEN_STATUSES = (*CIRCULATING_STATUSES, *UNRESOLVED_STATUSES)
 
 # --- What the lending words mean: each defined once, here, and used everywhere ----------------------
-# An open loan: not returned yet (ACTIVE or OVERDUE, whether or not the job has persisted OVERDUE).
+# An open loan: not returned yet. It keeps its copy, whatever its status (a lost copy is not on the
+# shelf either), and the patron may hold one open loan of a book.
 OPEN_LOAN = Q(date_returned__isnull=True)
+# A circulating loan: open and neither lost nor claimed returned, so its due date counts.
+CIRCULATING_LOAN = OPEN_LOAN & Q(status__in=CIRCULATING_STATUSES)
+# A lost item not resolved yet: it blocks its patron (lending.blocks).
+UNRESOLVED_LOST_LOAN = OPEN_LOAN & Q(status=LoanStatus.LOST)
 
 
 def overdue_loan(now: datetime) -> Q:
-    """An open loan whose due date has passed at `now` (the API's, the admin's and the metrics' overdue)."""
-    return OPEN_LOAN & Q(date_due__lt=now)
+    """A circulating loan whose due date has passed at `now` (the API's, the admin's and the
+    metrics' overdue; `getExpiredBooks`). Lost and claimed-returned loans are not overdue."""
+    return CIRCULATING_LOAN & Q(date_due__lt=now)
 
 
 def active_loan(now: datetime) -> Q:
-    """An open loan not overdue at `now`."""
-    return OPEN_LOAN & Q(date_due__gte=now)
+    """A circulating loan not overdue at `now`."""
+    return CIRCULATING_LOAN & Q(date_due__gte=now)
 
 
 class LoanQuerySet(models.QuerySet):
@@ -49,8 +62,15 @@ class LoanQuerySet(models.QuerySet):
     def closed(self) -> LoanQuerySet:
         return self.filter(date_returned__isnull=False)
 
+    def circulating(self) -> LoanQuerySet:
+        return self.filter(CIRCULATING_LOAN)
+
     def overdue(self, now: datetime) -> LoanQuerySet:
         return self.filter(overdue_loan(now))
+
+    def due_within(self, start: datetime, end: datetime) -> LoanQuerySet:
+        """Circulating loans due after `start`, up to `end` (reminders, auto-renewal)."""
+        return self.circulating().filter(date_due__gt=start, date_due__lte=end)
 
     def active(self, now: datetime) -> LoanQuerySet:
         return self.filter(active_loan(now))
@@ -64,6 +84,8 @@ class LoanQuerySet(models.QuerySet):
             return self.active(now)
         if status == LoanStatus.OVERDUE:
             return self.overdue(now)
+        if status in UNRESOLVED_STATUSES:
+            return self.open().filter(status=status)
         return self.all()
 
     def open_of(self, user_email: str, book_id: int) -> LoanQuerySet:
@@ -112,7 +134,7 @@ class Loan(models.Model):
     date_borrowed = models.DateTimeField()
     date_due = models.DateTimeField()
     date_returned = models.DateTimeField(null=True, blank=True)
-    status = models.CharField(max_length=8, choices=LoanStatus.choices, default=LoanStatus.ACTIVE)
+    status = models.CharField(max_length=16, choices=LoanStatus.choices, default=LoanStatus.ACTIVE)
     renewals = models.PositiveIntegerField(default=0)
 
     objects = LoanQuerySet.as_manager()
@@ -154,7 +176,7 @@ class Loan(models.Model):
 
     def is_overdue(self, now: datetime) -> bool:
         """`overdue_loan(now)` for this one loan, in Python."""
-        return self.date_returned is None and self.date_due < now
+        return self.date_returned is None and self.status in CIRCULATING_STATUSES and self.date_due < now
 
     @property
     def current_status(self) -> str:
@@ -412,6 +434,9 @@ class EventKind(models.TextChoices):
     HOLD_EXPIRED = "hold_expired"
     ANONYMISED = "anonymised"
     DUE_DATE_CHANGED = "due_date_changed"  # by staff, with a reason (lending.due_dates)
+    DECLARED_LOST = "declared_lost"  # by staff, or aged to lost by the scheduler (lending.lost_items)
+    CLAIMED_RETURNED = "claimed_returned"
+    RESOLVED = "resolved"  # a lost or claimed-returned loan: found, returned or lost
 
 
 class Event(models.Model):

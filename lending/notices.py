@@ -79,7 +79,7 @@ def send_due_soon_reminders(*, now: datetime | None = None, batch_size: int | No
     """A `due_soon_reminder` for each open loan due within DUE_SOON_REMINDER_DAYS."""
     now = now or timezone.now()
     window_end = now + timedelta(days=settings.DUE_SOON_REMINDER_DAYS)
-    candidates = Loan.objects.open().filter(date_due__gt=now, date_due__lte=window_end)
+    candidates = Loan.objects.due_within(now, window_end)
     return _send(candidates, MessageType.DUE_SOON_REMINDER, lambda loan: loan.renewals, batch_size)
 
 
@@ -201,7 +201,7 @@ def _send_digests(patrons: list[str]) -> int:
             .select_for_update(skip_locked=True, of=("self", "loan"))
             .order_by("id")
         )
-        listed = _still_open(waiting)
+        listed = _still_circulating(waiting)
         by_patron: dict[str, list[LoanNotice]] = defaultdict(list)
         for notice in listed:
             by_patron[notice.loan.user_email].append(notice)
@@ -213,10 +213,11 @@ def _send_digests(patrons: list[str]) -> int:
     return len(digests)
 
 
-def _still_open(waiting: list[LoanNotice]) -> list[LoanNotice]:
-    """The notices whose loan is still open. The others (returned since) are never sent, so their
-    rows go: `LoanNotice` records what was sent."""
-    open_ids = set(Loan.objects.open().filter(pk__in={n.loan_id for n in waiting}).values_list("pk", flat=True))
+def _still_circulating(waiting: list[LoanNotice]) -> list[LoanNotice]:
+    """The notices whose loan still circulates. The others (returned, lost or claimed returned since)
+    are never sent, so their rows go: `LoanNotice` records what was sent."""
+    loan_ids = {n.loan_id for n in waiting}
+    open_ids = set(Loan.objects.circulating().filter(pk__in=loan_ids).values_list("pk", flat=True))
     closed = [notice.pk for notice in waiting if notice.loan_id not in open_ids]
     if closed:
         LoanNotice.objects.filter(pk__in=closed).delete()

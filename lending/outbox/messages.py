@@ -21,6 +21,9 @@ class MessageType:
     HOLD_EXPIRED = "hold_expired"
     DUE_DATE_CHANGED = "due_date_changed"  # staff moved the due date (lending.due_dates)
     AUTO_RENEW_REFUSED = "auto_renew_refused"  # LOAN_AUTO_RENEW could not renew: the reason (lending.auto_renew)
+    LOAN_DECLARED_LOST = "loan_declared_lost"  # by staff, or aged to lost (lending.services.lost)
+    LOAN_CLAIMED_RETURNED = "loan_claimed_returned"
+    LOAN_RESOLVED = "loan_resolved"  # a lost or claimed-returned loan is closed: found or returned
 
 
 def enqueue(*messages: OutboxMessage) -> list[OutboxMessage]:

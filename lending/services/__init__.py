@@ -1,16 +1,20 @@
-"""Writes, one module per story: lend, return, renew, reserve, cancel, expire. Each is one short
+"""Writes, one module per story: lend, return, renew, reserve, cancel, expire, lost items. Each is one short
 transaction under the book's lock (`lending.locks`); peers are asked before it opens; the rules are
 `lending.policy`'s, read against the book's state (`lending.book_state`)."""
 
 from lending.services.cancel import hold_cancel
 from lending.services.expire import expire_ready_holds
 from lending.services.lend import loan_lend, loan_lend_check
+from lending.services.lost import age_overdue_to_lost, claim_returned, declare_lost, resolve
 from lending.services.renew import loan_renew
 from lending.services.reserve import PlacedHold, hold_reserve
 from lending.services.return_book import loan_return
 
 __all__ = [
     "PlacedHold",
+    "age_overdue_to_lost",
+    "claim_returned",
+    "declare_lost",
     "expire_ready_holds",
     "hold_cancel",
     "hold_reserve",
@@ -18,4 +22,5 @@ __all__ = [
     "loan_lend_check",
     "loan_renew",
     "loan_return",
+    "resolve",
 ]

@@ -6,10 +6,10 @@ from django.db import transaction
 from django.utils import timezone
 
 from lending import blocks, calendar, history, overrides, policy
-from lending.errors import LOAN_NOT_FOUND
+from lending.errors import LOAN_NOT_FOUND, LOAN_STATUS_CONFLICT
 from lending.idempotency import Claim
 from lending.locks import lock_book_and_row, lock_patron
-from lending.models import EventKind, Hold, Loan, LoanStatus
+from lending.models import CIRCULATING_STATUSES, EventKind, Hold, Loan, LoanStatus
 from lending.outbox.messages import MessageType, enqueue_notification
 
 
@@ -22,6 +22,8 @@ def loan_renew(*, user_email: str, book_id: int, claim: Claim | None = None) -> 
             Loan.objects.open_of(user_email, book_id),
             LOAN_NOT_FOUND.error(user_email=user_email, book_id=book_id),
         )
+        if loan.status not in CIRCULATING_STATUSES:  # lost or claimed returned: resolve it first
+            raise LOAN_STATUS_CONFLICT.error(loan_id=loan.pk, status=loan.status, action="renewing it")
         lock_patron(user_email)
         now = timezone.now()
         blocks.check_not_blocked(user_email, blocks.Action.RENEW, now)

@@ -1,7 +1,12 @@
-"""Return a book: close the patron's open loan; the copy goes to the first patron waiting, if any."""
+"""Return a book: close the patron's open loan; the copy goes to the first patron waiting, if any.
+
+A lost or claimed-returned loan that comes back is resolved as found by the same return
+(`finish_return`, which `lending.services.lost` also uses for its "found" and "returned" outcomes).
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 
 from django.db import transaction
@@ -10,9 +15,18 @@ from django.utils import timezone
 from lending import calendar, errors, history
 from lending.idempotency import Claim
 from lending.locks import close_open_loan, lock_book_bumping_version
-from lending.models import EventKind, Loan
+from lending.models import Event, EventKind, Loan
 from lending.outbox.messages import MessageType, availability_message, enqueue, loan_notification
 from lending.services.queue import promote_after_copy_freed
+
+
+@dataclass(frozen=True)
+class Resolution:
+    """How a lost or claimed-returned loan ends when its copy is back: `found` or `returned`."""
+
+    outcome: str
+    was: str  # the loan's status before (LOST or CLAIMED_RETURNED)
+    note: str = ""
 
 
 def loan_return(
@@ -26,18 +40,48 @@ def loan_return(
         now = timezone.now()
         returned = returned_at or now
         copies = lock_book_bumping_version(book_id)
-        loan, anyone_waiting = close_open_loan(user_email, book_id, now=returned)  # a 404 rolls the bump back
-        if returned < loan.date_borrowed:
-            raise errors.INVALID_REQUEST.error(
-                details={"returned_at": [f"Must not be before the loan date ({loan.date_borrowed.isoformat()})."]}
-            )
-        history.record(history.loan_event(loan, EventKind.RETURNED, at=now, book_id=book_id, **_lateness(loan)))
-        if copies is not None and anyone_waiting:
-            promote_after_copy_freed(book_id, copies, now=now)
-        enqueue(availability_message(book_id), loan_notification(loan, MessageType.RETURN_CONFIRMATION))
+        patrons_loan = Loan.objects.open_of(user_email, book_id)
+        closed = close_open_loan(patrons_loan.circulating(), book_id=book_id, now=returned)
+        resolution = None
+        if closed is None:  # lost or claimed returned (the return resolves it as found), or no loan
+            missing = patrons_loan.select_for_update().first()
+            if missing is None:  # the 404 rolls the version bump back
+                raise errors.LOAN_NOT_FOUND.error(user_email=user_email, book_id=book_id)
+            resolution = Resolution("found", was=missing.status)
+            closed = close_open_loan(patrons_loan, book_id=book_id, now=returned)
+        assert closed is not None, "the loan is locked open"
+        loan = finish_return(closed, book_id, copies, now=now, resolution=resolution)
         if claim:
             claim.settle(loan)
     return loan
+
+
+def finish_return(
+    closed: tuple[Loan, bool], book_id: int, copies: int | None, *, now: datetime, resolution: Resolution | None
+) -> Loan:
+    """Under the book lock, once `close_open_loan` closed the loan: record it, give the copy to the
+    first patron waiting, and queue the availability update and the patron's notice."""
+    loan, anyone_waiting = closed
+    assert loan.date_returned is not None, "a returned loan"
+    if loan.date_returned < loan.date_borrowed:
+        raise errors.INVALID_REQUEST.error(
+            details={"returned_at": [f"Must not be before the loan date ({loan.date_borrowed.isoformat()})."]}
+        )
+    history.record(*_return_events(loan, book_id, now, resolution))
+    if copies is not None and anyone_waiting:
+        promote_after_copy_freed(book_id, copies, now=now)
+    notice = MessageType.LOAN_RESOLVED if resolution else MessageType.RETURN_CONFIRMATION
+    enqueue(availability_message(book_id), loan_notification(loan, notice))
+    return loan
+
+
+def _return_events(loan: Loan, book_id: int, now: datetime, resolution: Resolution | None) -> list[Event]:
+    events = [history.loan_event(loan, EventKind.RETURNED, at=now, book_id=book_id, **_lateness(loan))]
+    if resolution:
+        resolved = history.loan_event(loan, EventKind.RESOLVED, at=now, outcome=resolution.outcome, was=resolution.was)
+        resolved.reason = resolution.note
+        events.append(resolved)
+    return events
 
 
 def _lateness(loan: Loan) -> dict:

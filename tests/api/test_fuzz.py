@@ -221,6 +221,16 @@ def test_changing_a_due_date_with_any_body(peers, loan_id, body):
     )
 
 
+@FUZZ
+@given(
+    loan_id=st.sampled_from(["1", "0", str(2**63), str(2**64)]),
+    action=st.sampled_from(["declare-lost", "claim-returned", "resolve"]),
+    body=json_values | st.fixed_dictionaries({"outcome": json_values | odd_text, "note": json_values | odd_text}),
+)
+def test_lost_and_claimed_returned_with_any_body(peers, loan_id, action, body):
+    check(APIClient().generic("POST", f"/loans/{loan_id}/{action}/", encode(body), content_type="application/json"))
+
+
 def test_the_fuzzed_routes_are_every_route():
     """A new endpoint must be added to the fuzz lists above."""
     routes = {str(p.pattern) for p in get_resolver("lending.api.urls").url_patterns}
@@ -229,4 +239,6 @@ def test_the_fuzzed_routes_are_every_route():
     # test_patron_blocks_and_status_with_any_email_and_body
     fuzzed |= {"patrons/<str:email>/blocks", "patrons/<str:email>/blocks/<int:block_id>", "patrons/<str:email>/status"}
     fuzzed.add("loans/<int:loan_id>/change-due-date")  # test_changing_a_due_date_with_any_body
+    # test_lost_and_claimed_returned_with_any_body
+    fuzzed |= {f"loans/<int:loan_id>/{action}" for action in ("declare-lost", "claim-returned", "resolve")}
     assert {r.strip("/") for r in routes} - fuzzed - {"loans/1", "loans/1/history"} == set()

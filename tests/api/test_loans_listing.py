@@ -92,7 +92,7 @@ def test_an_empty_listing(api):
         {"limit": "x"},
         {"limit": 1001},
         {"offset": -1},
-        {"status": "LOST"},
+        {"status": "MISSING"},
         {"user_email": "nope"},
         {"book_id": 0},
         {"book_id": "abc"},

@@ -112,6 +112,10 @@ CALLS = [
         200,
         payload={"date_due": "2030-01-01", "reason": "x"},
     ),
+    Call("claim a loan returned", "POST", "/loans/{loan_id}/claim-returned/", (OVERRIDE,), 200, payload={}),
+    Call("declare a loan lost", "POST", "/loans/{quiet_loan_id}/declare-lost/", (OVERRIDE,), 200, payload={}),
+    # Allowed, it reaches the service, which refuses: the loan is neither lost nor claimed returned.
+    Call("resolve a loan", "POST", "/loans/{loan_id}/resolve/", (OVERRIDE,), 409, payload={"outcome": "found"}),
 ]
 # Each key holds one scope, or none.
 KEYS = [*Scope, None]
@@ -134,8 +138,9 @@ def state(api, peers, settings) -> dict:
     assert reserved.status_code == 201, reserved.content
     settings.REQUIRE_API_KEY = True
     loan_id = Loan.objects.get(user_email=people["patron"], book_id=books["held_book"]).pk
+    quiet_loan_id = Loan.objects.get(user_email=people["patron"], book_id=books["quiet_book"]).pk
     block = blocks.place(people["nobody"], reason="x", actions=["borrow"], expires_at=None, by="t", now=timezone.now())
-    return {**people, **books, "loan_id": loan_id, "block_id": block.pk}
+    return {**people, **books, "loan_id": loan_id, "quiet_loan_id": quiet_loan_id, "block_id": block.pk}
 
 
 def key_with(scope: Scope | None) -> str:
@@ -259,7 +264,7 @@ def test_every_api_view_states_its_scope_and_is_in_the_matrix():
         .replace("<str:email>", "{nobody}")
         for route in routes
     }
-    matrix = {path.replace("{patron}", "{nobody}") for path in matrix}
+    matrix = {path.replace("{patron}", "{nobody}").replace("{quiet_loan_id}", "{loan_id}") for path in matrix}
     assert normalised - matrix == set(), "add the new endpoint to CALLS"
 
 

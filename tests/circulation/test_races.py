@@ -6,6 +6,12 @@
   there is no moment where a lend passes on a stale "not blocked".
 - Two staff changing one due date: the loan's row is locked for the change, so both changes apply one
   after the other; each event names the due date it replaced (no lost update), numbered 1, 2.
+- A declare-lost racing a return: both take the book lock first, so one is applied before the other.
+  Declared lost first, the return then resolves the lost loan as found; returned first, the
+  declare-lost is refused (409 `loan_not_open`). Either way the loan ends returned and its copy free.
+- The scheduler aging a loan to lost while a return waits for the loan's row: the return's conditions
+  are re-checked once aging commits, so it resolves the now lost loan as found instead of
+  overwriting it blindly.
 """
 
 from __future__ import annotations
@@ -23,6 +29,8 @@ from rest_framework.test import APIClient
 from lending import blocks, calendar
 from lending.models import Event, EventKind, Loan
 from lending.services import lend as lend_service
+from lending.services import lost as lost_service
+from lending.services import return_book as return_service
 from tests.factories import LoanFactory, days
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
@@ -51,6 +59,31 @@ def in_thread(target, *args) -> threading.Thread:
     thread = threading.Thread(target=run)
     thread.start()
     return thread
+
+
+def lock_waiters() -> int:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM pg_locks WHERE NOT granted")
+        return cursor.fetchone()[0]
+
+
+def post_into(result: dict, path: str, body: dict) -> None:
+    response = APIClient().post(path, body, format="json")
+    result["status"] = response.status_code
+    result["body"] = response.json()
+
+
+def paused(module, name: str):
+    """Patches `module.name` (a function called under the book lock) to wait until released."""
+    inside, release = threading.Event(), threading.Event()
+    original = getattr(module, name)
+
+    def wait_then_call(*args, **kwargs):
+        inside.set()
+        release.wait(30)
+        return original(*args, **kwargs)
+
+    return mock.patch.object(module, name, wait_then_call), inside, release
 
 
 def lend_into(result: dict, email: str, book_id: int) -> None:
@@ -139,3 +172,52 @@ def test_two_staff_changing_one_due_date_apply_one_after_the_other():
 
 def _iso(moment) -> str:
     return moment.isoformat().replace("+00:00", "Z")
+
+
+@pytest.mark.parametrize("first", ["declare-lost", "return"])
+def test_a_declare_lost_racing_a_return_is_applied_before_or_after_it(peers, patron, book, first):
+    lent = APIClient().post("/lendBook/", {"user_email": patron, "book_id": book["id"]}, format="json")
+    loan = Loan.objects.get(pk=lent.json()["id"])
+    declare = (f"/loans/{loan.pk}/declare-lost/", {})
+    give_back = ("/returnBook/", {"user_email": patron, "book_id": book["id"]})
+    holder, other = (declare, give_back) if first == "declare-lost" else (give_back, declare)
+    patch, inside, release = paused(lost_service if first == "declare-lost" else return_service, "enqueue")
+    held, waiting = {}, {}
+    with patch:
+        holding = in_thread(post_into, held, *holder)
+        assert inside.wait(10)  # the first write holds the book lock
+        second = in_thread(post_into, waiting, *other)
+        wait_until(lambda: lock_waiters() >= 1)  # the second waits for it
+        release.set()
+        holding.join(30)
+        second.join(30)
+    kinds = list(Event.objects.filter(loan=loan).order_by("sequence").values_list("kind", flat=True))
+    if first == "declare-lost":
+        assert (held["status"], waiting["status"]) == (200, 200)
+        assert kinds == [EventKind.LENT, EventKind.DECLARED_LOST, EventKind.RETURNED, EventKind.RESOLVED]
+    else:
+        assert (held["status"], waiting["status"]) == (200, 409)
+        assert waiting["body"]["error"]["code"] == "loan_not_open"
+        assert kinds == [EventKind.LENT, EventKind.RETURNED]
+    loan.refresh_from_db()
+    assert loan.status == "RETURNED" and loan.date_returned is not None
+    other_patron = peers.user.add_user(f"next-{loan.pk}@example.com")["email"]
+    again = APIClient().post("/lendBook/", {"user_email": other_patron, "book_id": book["id"]}, format="json")
+    assert again.status_code == 201, again.content  # exactly one copy, free again
+
+
+def test_a_return_waiting_while_aging_to_lost_commits_resolves_it_as_found(settings):
+    settings.LOST_AFTER_OVERDUE_DAYS = 30
+    loan = LoanFactory(due_in=days(-40))
+    result: dict = {}
+    with transaction.atomic():
+        assert lost_service.age_overdue_to_lost() == 1  # the loan's row stays locked until this block ends
+        returning = in_thread(
+            post_into, result, "/returnBook/", {"user_email": loan.user_email, "book_id": loan.book_id}
+        )
+        wait_until(lambda: lock_waiters() >= 1)  # the return waits for the row
+    returning.join(30)
+    assert result["status"] == 200, result
+    kinds = list(Event.objects.filter(loan=loan).order_by("sequence").values_list("kind", flat=True))
+    assert kinds == [EventKind.DECLARED_LOST, EventKind.RETURNED, EventKind.RESOLVED]
+    assert Event.objects.get(loan=loan, kind=EventKind.RESOLVED).data == {"outcome": "found", "was": "LOST"}

@@ -17,6 +17,8 @@ logger = logging.getLogger(__name__)
 # One pass runs these in order; each takes no argument and returns how many items it handled.
 JOBS: list[Callable[[], int]] = [
     notices.mark_overdue_loans,
+    # Before the notices: a loan aged to lost (LOST_AFTER_OVERDUE_DAYS) gets no overdue notice.
+    services.age_overdue_to_lost,
     # Before the reminders: a loan renewed here is no longer due soon.
     auto_renew.auto_renew_loans,
     notices.send_due_soon_reminders,
