@@ -1,10 +1,13 @@
-"""The Django admin for library staff: loans (overdue ones marked), holds, the outbox with a replay of
+"""The Django admin for library staff: loans (overdue ones marked; declare lost, claim returned, resolve
+as found through the API's services), holds, the outbox with a replay of
 dead letters, idempotency records (read-only). API keys are in the admin through
 `rest_framework_api_key`'s own registration."""
 
 from __future__ import annotations
 
+import functools
 import uuid
+from collections.abc import Callable
 from typing import TYPE_CHECKING, cast
 
 from django.contrib import admin, messages
@@ -17,10 +20,15 @@ if TYPE_CHECKING:
 else:
     _ModelAdmin = object
 
-from lending import circulation_admin  # noqa: F401  (registers the calendar's and the blocks' admin)
+from lending import (
+    circulation_admin,  # noqa: F401  (registers the calendar's and the blocks' admin)
+    history,
+)
+from lending.errors import LendingError
 from lending.history_admin import HoldEventInline, LoanEventInline
 from lending.models import Hold, IdempotencyRecord, Loan, LoanQuerySet, LoanStatus, OutboxMessage, OutboxStatus
 from lending.outbox import dead_letters
+from lending.services import lost
 
 admin.site.site_header = "Lending service"
 admin.site.site_title = "Lending service admin"
@@ -98,6 +106,35 @@ class LoanAdmin(TextOrBookIdSearch, NoAddNoDeleteAdmin):
         "status",
         "renewals",
     )
+
+    actions = ["declare_lost", "claim_returned", "resolve_found"]
+
+    @admin.action(description="Declare selected loans lost", permissions=["change"])
+    def declare_lost(self, request, queryset: QuerySet[Loan]) -> None:
+        self._apply(request, queryset, "declared lost", lost.declare_lost)
+
+    @admin.action(description="Record the patron's claim that they returned it", permissions=["change"])
+    def claim_returned(self, request, queryset: QuerySet[Loan]) -> None:
+        self._apply(request, queryset, "claimed returned", lost.claim_returned)
+
+    @admin.action(description="Resolve selected lost or claimed-returned loans as found", permissions=["change"])
+    def resolve_found(self, request, queryset: QuerySet[Loan]) -> None:
+        self._apply(request, queryset, "resolved as found", functools.partial(lost.resolve, outcome="found"))
+
+    def _apply(self, request, queryset: QuerySet[Loan], done: str, change: Callable[[int], Loan]) -> None:
+        """The API's service for each loan, as the staff user (in each loan's history); a loan the
+        service refuses is named with its reason, the others still change."""
+        changed, refused = 0, []
+        with history.acting_as(history.Caller(f"staff:{request.user.get_username()}"[:64])):
+            for loan_id in queryset.order_by("id").values_list("id", flat=True):
+                try:
+                    change(loan_id)
+                    changed += 1
+                except LendingError as refusal:
+                    refused.append(f"loan {loan_id}: {refusal.message}")
+        self.message_user(request, f"{changed} loan(s) {done}.", messages.SUCCESS if changed else messages.WARNING)
+        if refused:
+            self.message_user(request, "Not changed: " + "; ".join(refused), messages.WARNING)
 
     @admin.display(description="status", ordering="date_due")
     def status_badge(self, loan: Loan) -> str:

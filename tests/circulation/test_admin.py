@@ -1,5 +1,6 @@
 """The calendar's and the blocks' admin: pages load; a block added by staff names them and refuses
-lends; the calendar form validates as the API does."""
+lends; the calendar form validates as the API does; staff declare loans lost and resolve them from
+the loans' list (the API's services, in each loan's history as the staff user)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ from django.utils import timezone
 from lending import blocks, calendar
 from lending.blocks import PatronBlock
 from lending.calendar import LibraryCalendar
+from lending.models import Event, EventKind, LoanStatus
+from tests.factories import LoanFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -68,3 +71,23 @@ def test_the_calendar_form_refuses_every_weekday_closed(staff):
     )
     assert saved.status_code == 302
     assert calendar.closed_days().is_closed(calendar.date(2026, 12, 25))
+
+
+def test_staff_declare_loans_lost_and_resolve_them_in_the_admin(staff):
+    circulating, returned = LoanFactory(), LoanFactory(returned=True)
+    changelist = reverse("admin:lending_loan_changelist")
+    answer = staff.post(
+        changelist, {"action": "declare_lost", "_selected_action": [circulating.pk, returned.pk]}, follow=True
+    )
+    assert answer.status_code == 200
+    shown = [str(message) for message in answer.context["messages"]]
+    assert shown[0] == "1 loan(s) declared lost."
+    assert shown[1] == f"Not changed: loan {returned.pk}: Loan {returned.pk} is returned: it cannot change."
+    circulating.refresh_from_db()
+    assert circulating.status == LoanStatus.LOST
+    declared = Event.objects.get(loan=circulating, kind=EventKind.DECLARED_LOST)
+    assert declared.caller == "staff:librarian"
+    assert staff.get(changelist, {"status": "LOST"}).context["cl"].result_count == 1
+    staff.post(changelist, {"action": "resolve_found", "_selected_action": [circulating.pk]})
+    circulating.refresh_from_db()
+    assert circulating.status == LoanStatus.RETURNED
