@@ -19,9 +19,10 @@ from datetime import datetime
 
 from django.conf import settings
 from django.db import models, transaction
-from django.db.models import Count, Min, Q
+from django.db.models import Q
 
 from lending import calendar, errors, overrides
+from lending.book_state import PatronLoans, count_patron_loans
 
 
 class Action(models.TextChoices):
@@ -194,40 +195,38 @@ class Standing:
         return [reason for reason in self.reasons[action] if reason.code in BLOCKING_CODES]
 
 
-def patron_counts(user_email: str, now: datetime, blocks_in_force: int = 0) -> PatronCounts:
-    """The patron's loans counted in one query, as the rules need them."""
-    from lending.models import OPEN_LOAN, UNRESOLVED_LOST_LOAN, Loan, overdue_loan
-
-    row = Loan.objects.filter(user_email=user_email).aggregate(
-        open_loans=Count("pk", filter=OPEN_LOAN),
-        overdue_loans=Count("pk", filter=overdue_loan(now)),
-        oldest_due=Min("date_due", filter=overdue_loan(now)),
-        lost_loans=Count("pk", filter=UNRESOLVED_LOST_LOAN),
-    )
-    oldest_due = row["oldest_due"]
+def patron_counts(
+    user_email: str, now: datetime, blocks_in_force: int = 0, loans: PatronLoans | None = None
+) -> PatronCounts:
+    """The patron's loans counted as the rules need them: one query, unless the caller already has
+    them (`loans`: a lend reads them with the book's state)."""
+    loans = loans or count_patron_loans(user_email, now)
+    oldest = loans.oldest_overdue_due
     return PatronCounts(
-        open_loans=row["open_loans"],
-        overdue_loans=row["overdue_loans"],
-        most_days_overdue=calendar.days_overdue(oldest_due, now) if oldest_due else 0,
-        lost_loans=row["lost_loans"],
+        open_loans=loans.open,
+        overdue_loans=loans.overdue,
+        most_days_overdue=calendar.days_overdue(oldest, now) if oldest else 0,
+        lost_loans=loans.lost,
         blocks_in_force=blocks_in_force,
     )
 
 
-def standing(user_email: str, now: datetime, rules: BlockRules | None = None) -> Standing:
-    """What the patron may do at `now`, and why not."""
+def standing(
+    user_email: str, now: datetime, rules: BlockRules | None = None, loans: PatronLoans | None = None
+) -> Standing:
+    """What the patron may do at `now`, and why not (`loans`: the patron's, when already read)."""
     rules = rules or current_rules()
     blocks = list(PatronBlock.objects.of(user_email).in_force(now).order_by("id"))
-    counts = patron_counts(user_email, now, blocks_in_force=len(blocks))
+    counts = patron_counts(user_email, now, blocks_in_force=len(blocks), loans=loans)
     reasons = {action.value: reasons_against(action, counts, blocks, rules) for action in ALL_ACTIONS}
     return Standing(user_email=user_email, counts=counts, blocks=blocks, rules=rules, reasons=reasons)
 
 
-def check_not_blocked(user_email: str, action: str, now: datetime) -> Standing:
+def check_not_blocked(user_email: str, action: str, now: datetime, loans: PatronLoans | None = None) -> Standing:
     """Inside a write's transaction, after the patron's lock (so a block committed meanwhile is seen):
     403 `patron_blocked` with every blocking reason in `details`, unless the write carries a staff
     override (which then notes what it lifted). Returns the standing, whose counts the caller may use."""
-    found = standing(user_email, now)
+    found = standing(user_email, now, loans=loans)
     refusing = found.blocking(action)
     if refusing and not overrides.lifts("patron_blocked"):
         raise errors.PATRON_BLOCKED.error(

@@ -26,10 +26,11 @@ def loan_lend(*, user_email: str, book_id: int, claim: Claim | None = None) -> L
             lock_book_refreshing_stock(book, bump_version=True)  # a refusal rolls the bump back
             lock_patron(user_email)
             now = timezone.now()
-            # After the patron lock: a block committed while this lend waited for it is seen.
-            standing = blocks.check_not_blocked(user_email, blocks.Action.BORROW, now)
-            rules = overrides.relax_borrowing(rules, standing.reasons[blocks.Action.BORROW])
+            # After the patron lock: a block committed while this lend waited for it is seen. The
+            # patron's loans are counted once, with the book's (`read_state`), for the blocks too.
             state = read_state(book.id, book.copies, patron=user_email, now=now)
+            standing = blocks.check_not_blocked(user_email, blocks.Action.BORROW, now, loans=state.patron_loans)
+            rules = overrides.relax_borrowing(rules, standing.reasons[blocks.Action.BORROW])
             hold = policy.check_lend(user_email=user_email, state=state, policy=rules)
             loan = Loan.objects.create(
                 user_email=user_email,
@@ -60,8 +61,8 @@ def loan_lend_check(*, user_email: str, book_id: int) -> None:
     users.ensure_active_user(user_email)
     book = books.get_book(book_id)
     now = timezone.now()
-    standing = blocks.check_not_blocked(user_email, blocks.Action.BORROW, now)
     state = read_state(book.id, book.copies, patron=user_email, now=now)
+    standing = blocks.check_not_blocked(user_email, blocks.Action.BORROW, now, loans=state.patron_loans)
     rules = overrides.relax_borrowing(policy.current(), standing.reasons[blocks.Action.BORROW])
     policy.check_lend(user_email=user_email, state=state, policy=rules)
 

@@ -24,6 +24,8 @@ def promote_waiting(state: BookState, *, now: datetime) -> list[Hold]:
     """Keep each copy on the shelf that no READY hold keeps for the next WAITING patron, and tell
     them through the outbox. Updates `state`; returns the holds promoted."""
     promoted = state.copies_to_promote()
+    if not promoted:
+        return []  # and the calendar (for the pickup deadline) is not read
     deadline = policy.current().pickup_deadline(now)
     for hold in promoted:
         hold.status = HoldStatus.READY

@@ -12,7 +12,7 @@ from lending.book_state import read_state
 from lending.clients import books, users
 from lending.idempotency import Claim
 from lending.locks import lock_book_refreshing_stock, lock_patron
-from lending.models import EventKind, Hold, Loan
+from lending.models import EventKind, Hold
 from lending.services.queue import book_changed, promote_waiting
 
 
@@ -33,9 +33,11 @@ def hold_reserve(*, user_email: str, book_id: int, claim: Claim | None = None) -
             lock_book_refreshing_stock(book)
             lock_patron(user_email)
             now = timezone.now()
-            blocks.check_not_blocked(user_email, blocks.Action.RESERVE, now)
-            state = read_state(book.id, book.copies)
-            on_loan = Loan.objects.open_of(user_email, book_id).exists()
+            # The patron's loans are counted once, with the book's, for the blocks and the rules.
+            state = read_state(book.id, book.copies, patron=user_email, now=now)
+            assert state.patron_loans is not None, "read for this patron"
+            blocks.check_not_blocked(user_email, blocks.Action.RESERVE, now, loans=state.patron_loans)
+            on_loan = state.patron_loans.of_this_book > 0
             policy.check_reservable(user_email=user_email, state=state, on_loan=on_loan)
             hold = Hold.objects.create(user_email=user_email, book_id=book_id, book_title=book.title, date_reserved=now)
             state.holds.append(hold)

@@ -78,3 +78,30 @@ def test_holds_are_found_by_patron_and_split_by_status():
 def test_the_patrons_loans_travel_with_the_state_as_read(counts):
     book = BookState(book_id=7, copies=1, open_loans=0, patron_loans=counts)
     assert book.patron_loans == counts
+
+
+@pytest.mark.django_db
+def test_the_lends_patron_counts_are_the_patrons_own():
+    """A lend reads the patron's loans with the book's (one query) and hands them to the blocks;
+    `count_patron_loans` reads them alone (renewals, the status screen). Both say the same."""
+    from django.utils import timezone
+
+    from lending.book_state import count_patron_loans, read_state
+    from lending.models import LoanStatus
+    from tests.factories import LoanFactory, days
+
+    now = timezone.now()
+    patron = "counted@example.com"
+    LoanFactory(user_email=patron, book_id=1, due_in=days(-5))
+    longest = LoanFactory(user_email=patron, book_id=2, due_in=days(-9))
+    LoanFactory(user_email=patron, book_id=3, due_in=days(-40), status=LoanStatus.LOST)
+    LoanFactory(user_email=patron, book_id=4, due_in=days(-2), status=LoanStatus.CLAIMED_RETURNED)
+    LoanFactory(user_email=patron, book_id=5, returned=True)
+    LoanFactory(user_email="someone-else@example.com", book_id=1, due_in=days(-20))
+    alone = count_patron_loans(patron, now)
+    with_the_book = read_state(1, 3, patron=patron, now=now)
+    assert with_the_book.open_loans == 2  # the book's, whoever holds them
+    assert with_the_book.patron_loans == PatronLoans(
+        open=4, overdue=2, of_this_book=1, lost=1, oldest_overdue_due=alone.oldest_overdue_due
+    )
+    assert alone == PatronLoans(open=4, overdue=2, lost=1, oldest_overdue_due=longest.date_due)
