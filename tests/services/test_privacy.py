@@ -4,6 +4,8 @@ and a lend racing an anonymisation of the same patron. PostgreSQL where locks ma
 from __future__ import annotations
 
 import hashlib
+import json
+import sqlite3
 import threading
 from datetime import timedelta
 
@@ -16,7 +18,7 @@ from django.db import connection, models
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from lending import privacy
+from lending import notices, privacy
 from lending.models import (
     ANONYMISED_SUFFIX,
     Event,
@@ -31,6 +33,7 @@ from lending.models import (
     OutboxStatus,
 )
 from lending.outbox import relay
+from lending.outbox.messages import MessageType
 from tests.conftest import post_json
 from tests.factories import HoldFactory, LoanFactory, days
 
@@ -432,6 +435,192 @@ def test_erasure_of_a_malformed_email_is_a_400_that_writes_nothing(bad):
     assert response.status_code == 400
     assert response.json()["error"]["code"] == "invalid_request"
     assert Loan.objects.get().user_email == "rae@example.com"
+
+
+# --- Digests (NOTICE_DIGEST): one notification naming several loans --------------------------------
+
+
+@pytest.fixture
+def digests_on(settings):
+    settings.NOTICE_DIGEST = True
+    settings.DUE_SOON_REMINDER_DAYS = 3
+
+
+def due_soon(email: str, *, book_id: int) -> Loan:
+    return LoanFactory(user_email=email, book_id=book_id, due_in=days(1))
+
+
+def queue_digests() -> dict[str, OutboxMessage]:
+    """The scheduler's reminder and digest jobs, as `send_notices` runs them: the digest queued per patron."""
+    notices.send_due_soon_reminders()
+    notices.send_notice_digests()
+    queued = OutboxMessage.objects.filter(kind=OutboxKind.NOTIFICATION, payload__message_type=MessageType.DIGEST)
+    return {message.payload["user_email"]: message for message in queued}
+
+
+def listed_loans(message: OutboxMessage) -> set[int]:
+    assert "loan_id" not in message.payload  # what makes a digest different: no loan of its own
+    return {entry["loan_id"] for entry in message.payload["loans"]}
+
+
+def return_now(*loans: Loan) -> None:
+    Loan.objects.filter(pk__in=[loan.pk for loan in loans]).update(
+        date_returned=timezone.now(), status=LoanStatus.RETURNED
+    )
+
+
+def settle(message: OutboxMessage, status: str) -> None:
+    delivered_at = timezone.now() if status == OutboxStatus.DELIVERED else None
+    OutboxMessage.objects.filter(pk=message.pk).update(status=status, delivered_at=delivered_at)
+
+
+def test_a_pending_digest_keeps_every_loan_it_lists(digests_on):
+    email = "uma@example.com"
+    listed = [due_soon(email, book_id=n) for n in (1, 2)]
+    digest = queue_digests()[email]
+    assert listed_loans(digest) == {loan.pk for loan in listed}
+    return_now(*listed)
+    unlisted = returned_loan(email, days_ago=1, book_id=3)
+
+    done = privacy.anonymize_returned_loans(retention_days=0)
+
+    assert done.loans == 1
+    assert Loan.objects.get(pk=unlisted.pk).user_email.endswith(ANONYMISED_SUFFIX)
+    assert [Loan.objects.get(pk=loan.pk).user_email for loan in listed] == [email, email]
+    assert OutboxMessage.objects.get(pk=digest.pk).status == OutboxStatus.PENDING
+
+
+@pytest.mark.parametrize("status", [OutboxStatus.DELIVERED, OutboxStatus.DEAD])
+def test_a_settled_digest_goes_once_any_loan_it_lists_is_anonymised_and_not_before(digests_on, status):
+    email = "vic@example.com"
+    still_open, returned = due_soon(email, book_id=1), due_soon(email, book_id=2)
+    due_soon("wes@example.com", book_id=3)
+    digests = queue_digests()
+    assert listed_loans(digests[email]) == {still_open.pk, returned.pk}
+    for message in digests.values():
+        settle(message, status)
+    return_now(returned)
+
+    before = privacy.anonymize_returned_loans(retention_days=120, sweep=False)  # returned just now: kept
+
+    assert (before.loans, before.notifications) == (0, 0)
+    assert OutboxMessage.objects.filter(pk=digests[email].pk).exists()
+
+    done = privacy.anonymize_returned_loans(retention_days=0, sweep=False)
+
+    assert (done.loans, done.notifications) == (1, 1)
+    assert not OutboxMessage.objects.filter(pk=digests[email].pk).exists()  # it tied the patron to that book
+    assert OutboxMessage.objects.filter(pk=digests["wes@example.com"].pk).exists()  # names no anonymised loan
+    assert Loan.objects.get(pk=still_open.pk).user_email == email
+
+
+def test_the_sweep_forgets_a_digest_naming_a_loan_an_earlier_run_anonymised(digests_on):
+    email = "xan@example.com"
+    loans = [due_soon(email, book_id=n) for n in (1, 2)]
+    digest = queue_digests()[email]
+    settle(digest, OutboxStatus.DEAD)
+    return_now(*loans)
+    # A run anonymised the second loan and was killed before it forgot the loan's notifications.
+    Loan.objects.filter(pk=loans[1].pk).update(user_email=privacy.new_token())
+
+    without_sweep = privacy.anonymize_returned_loans(retention_days=120, sweep=False)
+
+    assert (without_sweep.loans, without_sweep.notifications) == (0, 0)
+    assert OutboxMessage.objects.filter(pk=digest.pk).exists()
+
+    swept = privacy.anonymize_returned_loans(retention_days=120)
+
+    assert (swept.loans, swept.notifications) == (0, 1)
+    assert not OutboxMessage.objects.filter(pk=digest.pk).exists()
+
+
+def test_erasure_waits_for_a_pending_digest_and_forgets_it_once_delivered(digests_on):
+    email = "yul@example.com"
+    loans = [due_soon(email, book_id=n) for n in (1, 2)]
+    digest = queue_digests()[email]
+    return_now(*loans)
+
+    refused = erase(email)
+
+    assert refused.status_code == 409
+    assert refused.json()["error"]["details"]["pending_notifications"] == [digest.pk]
+    assert [Loan.objects.get(pk=loan.pk).user_email for loan in loans] == [email, email]
+
+    settle(digest, OutboxStatus.DELIVERED)
+    erased = erase(email)
+
+    assert erased.status_code == 200
+    assert erased.json() == {"loans": 2, "holds": 0, "notifications": 1, "idempotency_records": 0}
+    assert not OutboxMessage.objects.filter(pk=digest.pk).exists()
+
+
+def test_the_purge_deletes_old_delivered_digests_and_keeps_dead_ones(digests_on, settings):
+    settings.OUTBOX_RETENTION_DAYS = 30
+    for email in ("zed@example.com", "abe@example.com"):
+        due_soon(email, book_id=1)
+    delivered, dead = queue_digests().values()
+    settle(delivered, OutboxStatus.DELIVERED)
+    settle(dead, OutboxStatus.DEAD)
+    long_ago = timezone.now() - timedelta(days=31)
+    OutboxMessage.objects.filter(pk__in=[delivered.pk, dead.pk]).update(created_at=long_ago, delivered_at=long_ago)
+
+    assert privacy.purge_delivered_outbox() == 1
+
+    assert set(OutboxMessage.objects.values_list("pk", flat=True)) == {dead.pk}
+
+
+NAMING = [  # (payload, the loans it names, the holds it names)
+    ({"user_email": "a@example.com", "message_type": "return_confirmation", "loan_id": 7}, {7}, set()),
+    (
+        {"user_email": "a@example.com", "message_type": "digest", "loans": [{"loan_id": 8}, {"loan_id": 9}]},
+        {8, 9},
+        set(),
+    ),
+    ({"user_email": "a@example.com", "message_type": "hold_ready", "hold_id": 4}, set(), {4}),
+    ({"book_id": 3, "available": True}, set(), set()),
+    ({"message_type": "digest", "loans": ["garbled", 3, None, {"loan_id": 5}]}, {5}, set()),  # never an error
+    ({"message_type": "digest", "loans": {"loan_id": 6}}, set(), set()),
+]
+
+
+def expected_pairs(ids: list[int], key: str) -> list[tuple[int, int]]:
+    named = [loans if key == "loan_id" else holds for _, loans, holds in NAMING]
+    return sorted(
+        (message_id, subject) for message_id, subjects in zip(ids, named, strict=True) for subject in subjects
+    )
+
+
+@pytest.mark.parametrize("key", privacy.SUBJECT_KEYS)
+def test_what_a_notification_names_on_this_database(key):
+    ids = [
+        OutboxMessage.objects.create(
+            kind=OutboxKind.NOTIFICATION, book_id=1, payload=payload, next_attempt_at=timezone.now()
+        ).pk
+        for payload, _, _ in NAMING
+    ]
+    sql, params = privacy.named_subjects(OutboxMessage.objects.all(), key)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        pairs = cursor.fetchall()
+
+    assert sorted(pairs) == expected_pairs(ids, key)
+
+
+@pytest.mark.parametrize("key", privacy.SUBJECT_KEYS)
+def test_what_a_notification_names_in_sqlites_spelling(key):
+    """The suite runs on PostgreSQL when one answers (tests/conftest.py); SQLite's spelling of the same
+    definition (`make run`'s database) is checked here on every run, with the sqlite3 library Django uses."""
+    database = sqlite3.connect(":memory:")
+    database.execute("CREATE TABLE message (id INTEGER PRIMARY KEY, payload TEXT)")
+    ids = list(range(1, len(NAMING) + 1))
+    database.executemany(
+        "INSERT INTO message VALUES (?, ?)", [(n, json.dumps(row[0])) for n, row in zip(ids, NAMING, strict=True)]
+    )
+    sql = privacy.NAMED_SUBJECTS_SQL["sqlite"].format(messages="SELECT id, payload FROM message", key=key)
+
+    pairs = database.execute(sql).fetchall()
+
+    assert sorted(pairs) == expected_pairs(ids, key)
 
 
 # --- Races (threads, real PostgreSQL) ---------------------------------------------------------------
