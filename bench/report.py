@@ -205,6 +205,12 @@ def markdown(results: dict) -> str:
     out += heavy_borrower(results)
     if results.get("peer_calls"):
         out += ["", f"Peer GET, CPU ms per call of one thread, side by side: {results['peer_calls']}."]
+    if results.get("statements"):
+        out += [
+            "",
+            "Write-path statements, CPU ms per call of one thread, side by side (the ORM compiling every call "
+            f"against the service's way, `bench.statements`): {results['statements']}.",
+        ]
     for server, stall in results.get("stalls", {}).items():
         out += [
             "",

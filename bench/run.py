@@ -382,6 +382,11 @@ def main() -> int:  # noqa: C901 (a script: one step after the other)
             results["peer_calls"] = json.loads(output_of("-m", "bench.peer_calls", "2000", env=env))
             print(f"peer GET, CPU ms per call side by side: {results['peer_calls']}", flush=True)
 
+        if wanted("statements"):
+            # In one transaction rolled back at its end: the bench database is left as it was.
+            results["statements"] = json.loads(output_of("-m", "bench.statements", "500", env=env))
+            print(f"write-path statements, CPU ms per call side by side: {results['statements']}", flush=True)
+
         if wanted("heavy") and args.heavy_rounds:
             heavy_patron, light_patron = (f"patron{heavy_first + i}@example.com" for i in (0, 1))
             heavy.preload(dsn, heavy_patron, heavy_first + 2)
