@@ -153,17 +153,7 @@ def logging_config(
         "console": {"class": "logging.StreamHandler", "stream": "ext://sys.stdout", "formatter": log_format},
     }
     if log_file:
-        handlers["file"] = {
-            # gunicorn's workers, the relay and the scheduler may share one file: the standard
-            # RotatingFileHandler would lose or interleave lines when two of them rotate it.
-            "class": "concurrent_log_handler.ConcurrentRotatingFileHandler",
-            "filename": log_file,
-            "maxBytes": file_max_bytes,
-            "backupCount": file_backup_count,
-            "encoding": "utf-8",
-            "delay": True,
-            "formatter": "json",
-        }
+        handlers["file"] = _rotating_file_handler(log_file, file_max_bytes, file_backup_count)
     return {
         "version": 1,
         "disable_existing_loggers": False,
@@ -179,6 +169,20 @@ def logging_config(
             # django-structlog's request_started/request_finished: one line per request at INFO.
             "django_structlog": {"level": level},
         },
+    }
+
+
+def _rotating_file_handler(log_file: str, max_bytes: int, backup_count: int) -> dict:
+    return {
+        # gunicorn's workers, the relay and the scheduler may share one file: the standard
+        # RotatingFileHandler would lose or interleave lines when two of them rotate it.
+        "class": "concurrent_log_handler.ConcurrentRotatingFileHandler",
+        "filename": log_file,
+        "maxBytes": max_bytes,
+        "backupCount": backup_count,
+        "encoding": "utf-8",
+        "delay": True,
+        "formatter": "json",
     }
 
 
