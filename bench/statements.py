@@ -1,6 +1,7 @@
 """CPU per statement of the write path, side by side: the ORM building and compiling it on every call
 (as the code did before) against the statement as the service now runs it (lending/precompiled.py, or
-SQL written from the model's columns).
+SQL written from the model's columns): the lend's loan INSERT, holds and blocks SELECTs, the calendar
+read, the outbox INSERT, and the relay's claim, availability read and settling UPDATEs.
 
 `python -m bench.statements <calls>` with the service's environment (DJANGO_SETTINGS_MODULE and a
 migrated PostgreSQL database in DATABASE_URL): everything runs in one transaction rolled back at the
@@ -10,6 +11,7 @@ each way (alternating blocks of 50), and the calls each.
 
 from __future__ import annotations
 
+import itertools
 import json
 import sys
 import time
@@ -40,12 +42,14 @@ def side_by_side(ways: dict[str, Callable[[], object]], calls: int, block: int =
 def measure(calls: int) -> dict:
     from django.utils import timezone
 
-    from lending import calendar
-    from lending.models import BookStock, OutboxKind, OutboxMessage
+    from lending import blocks, book_state, calendar, selectors
+    from lending.models import BookStock, Loan, OutboxKind, OutboxMessage
     from lending.outbox import messages, relay
+    from lending.precompiled import insert
 
     calendar.set_calendar(["sunday"], [f"2026-12-{day}" for day in range(20, 32)])
-    BookStock.objects.create(book_id=1, title="Bench", copies=1, version=7)
+    for book_id in (1, 2, 3):
+        BookStock.objects.create(book_id=book_id, title="Bench", copies=1, version=7)
     pending = OutboxMessage.objects.bulk_create(
         [OutboxMessage(kind=OutboxKind.AVAILABILITY, book_id=1, next_attempt_at=timezone.now()) for _ in range(12)]
     )
@@ -55,7 +59,37 @@ def measure(calls: int) -> dict:
     def new_messages() -> list[OutboxMessage]:
         return [messages.availability_message(1), messages.availability_message(1)]
 
+    patrons = (f"bench-{n}@example.com" for n in itertools.count())  # one open loan per patron and book
+
+    def new_loan() -> Loan:
+        return Loan(user_email=next(patrons), book_id=1, book_title="Bench", date_borrowed=now, date_due=now)
+
+    far_ahead = now + timedelta(days=30)  # every message stays due, whatever lease a claim gave it
     results: dict[str, dict[str, Callable[[], object]]] = {
+        "relay: claim a batch of 10 and take its lease": {
+            "ORM": lambda: relay._take_lease_query(
+                [m.pk for m in relay._claimable_query(far_ahead, 10)], lease_end=now
+            ),
+            "precompiled": lambda: relay._TAKE_LEASE(
+                ids=[m.pk for m in relay._CLAIMABLE(due_by=far_ahead, limit=10)], lease_end=now
+            ),
+        },
+        "relay: availability of a batch's books (3)": {
+            "ORM": lambda: list(selectors._books_availability_query([1, 2, 3])),
+            "precompiled": lambda: selectors._BOOKS_AVAILABILITY(book_ids=[1, 2, 3]),
+        },
+        "lend: the book's open holds": {
+            "ORM": lambda: list(book_state._open_holds_query(1)),
+            "precompiled": lambda: book_state._OPEN_HOLDS(book_id=1),
+        },
+        "lend: the patron's blocks in force": {
+            "ORM": lambda: list(blocks._blocks_in_force_query("bench@example.com", now)),
+            "precompiled": lambda: blocks._BLOCKS_IN_FORCE(user_email="bench@example.com", now=now),
+        },
+        "lend: insert the loan": {
+            "ORM (Loan.objects.create)": lambda: Loan.objects.create(**_fields(new_loan())),
+            "insert": lambda: insert([new_loan()]),
+        },
         "calendar read": {
             "ORM": lambda: calendar.current_calendar().closed_days(),
             "SQL from the model's columns": calendar._read_closed_days,
@@ -74,6 +108,12 @@ def measure(calls: int) -> dict:
         },
     }
     return {name: side_by_side(ways, calls) for name, ways in results.items()} | {"calls_each": calls}
+
+
+def _fields(loan) -> dict:
+    return {
+        field.attname: getattr(loan, field.attname) for field in loan._meta.concrete_fields if field.attname != "id"
+    }
 
 
 def main(calls: int) -> dict:

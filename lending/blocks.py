@@ -15,7 +15,7 @@ transaction, after taking the patron's lock, so a block placed before the write 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 
 from django.conf import settings
 from django.db import models, transaction
@@ -23,6 +23,7 @@ from django.db.models import Q
 
 from lending import calendar, errors, overrides
 from lending.book_state import PatronLoans, count_patron_loans
+from lending.precompiled import PrecompiledSelect
 
 
 class Action(models.TextChoices):
@@ -216,10 +217,22 @@ def standing(
 ) -> Standing:
     """What the patron may do at `now`, and why not (`loans`: the patron's, when already read)."""
     rules = rules or current_rules()
-    blocks = list(PatronBlock.objects.of(user_email).in_force(now).order_by("id"))
+    blocks = _BLOCKS_IN_FORCE(user_email=user_email, now=now)
     counts = patron_counts(user_email, now, blocks_in_force=len(blocks), loans=loans)
     reasons = {action.value: reasons_against(action, counts, blocks, rules) for action in ALL_ACTIONS}
     return Standing(user_email=user_email, counts=counts, blocks=blocks, rules=rules, reasons=reasons)
+
+
+def _blocks_in_force_query(user_email: str, now: datetime) -> PatronBlockQuerySet:
+    """The patron's blocks in force at `now`, oldest first: every write asks, so compiled once."""
+    return PatronBlock.objects.of(user_email).in_force(now).order_by("id")
+
+
+_BLOCKS_IN_FORCE = PrecompiledSelect(
+    _blocks_in_force_query,
+    user_email="precompiled.sentinel@example.invalid",
+    now=datetime(1901, 2, 3, 4, 5, 6, 789, tzinfo=UTC),
+)
 
 
 def check_not_blocked(user_email: str, action: str, now: datetime, loans: PatronLoans | None = None) -> Standing:

@@ -14,12 +14,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from django.db.models import Count, Min, Q
+from django.db.models import Count, Min, Q, QuerySet
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from lending.models import OPEN_LOAN, UNRESOLVED_LOST_LOAN, Hold, HoldStatus, Loan, overdue_loan
-from lending.precompiled import PrecompiledAggregate
+from lending.precompiled import PrecompiledAggregate, PrecompiledSelect
 
 
 @dataclass(frozen=True)
@@ -92,8 +92,13 @@ def read_state(book_id: int, copies: int, *, patron: str | None = None, now: dat
     else:
         counts = _count_loans(book_id, patron, now or timezone.now())
         open_loans, patron_loans = counts.pop("book"), _patron_loans(counts)
-    holds = list(Hold.objects.open().filter(book_id=book_id).order_by("id"))
+    holds = _OPEN_HOLDS(book_id=book_id)
     return BookState(book_id=book_id, copies=copies, open_loans=open_loans, holds=holds, patron_loans=patron_loans)
+
+
+def _open_holds_query(book_id: int) -> QuerySet[Hold]:
+    """The book's open holds in queue order (compiled once: `_OPEN_HOLDS`)."""
+    return Hold.objects.open().filter(book_id=book_id).order_by("id")
 
 
 def count_patron_loans(patron: str, now: datetime) -> PatronLoans:
@@ -151,3 +156,4 @@ _COUNT_LOANS = PrecompiledAggregate(
     now=_SENTINEL_NOW,
 )
 _COUNT_PATRON_LOANS = PrecompiledAggregate(_patron_counts_query, patron=_SENTINEL_PATRON, now=_SENTINEL_NOW)
+_OPEN_HOLDS = PrecompiledSelect(_open_holds_query, book_id=2_147_480_011)

@@ -15,6 +15,12 @@ statement is compiled once per list length met (a relay batch has at most OUTBOX
 
 - `PrecompiledAggregate`: `QuerySet.aggregate(...)`, answers its dict.
 - `PrecompiledUpdate`: `QuerySet.update(...)`, answers the rows updated.
+- `PrecompiledSelect`: a QuerySet of model rows or of `values_list` tuples, answers its list; rows are
+  turned into instances by `Model.from_db` after the fields' database converters, as the ORM's
+  iterables do (SQLite's text date-times and JSON come back as the ORM gives them).
+
+A value the ORM writes into the SQL itself, not as a parameter (a slice's LIMIT), is named in `shaped`:
+the statement is compiled once per value met.
 - `insert`: `QuerySet.bulk_create(objs)` of plain rows, its INSERT written once per model and row count
   from the model's concrete fields, each value prepared by its field as `save()` prepares it.
 """
@@ -29,6 +35,7 @@ from functools import cache
 from typing import Any, TypeVar
 
 from django.db import connection, models, transaction
+from django.db.models.query import ModelIterable, QuerySet, ValuesListIterable
 
 _Model = TypeVar("_Model", bound=models.Model)
 
@@ -52,6 +59,7 @@ class _Compiled:
     slots: tuple[_Slot, ...]
     constants: tuple[Any, ...]
     columns: tuple[str, ...]  # an aggregate's keys, in the SELECT's order
+    reader: _Reader | None = None  # how a SELECT's rows become what the QuerySet gives
 
 
 class _Precompiled:
@@ -59,8 +67,8 @@ class _Precompiled:
     parameter, of the type the real values have and within their field's range (the ORM compiles a
     lookup it knows to be false, a negative id for instance, without its parameter)."""
 
-    def __init__(self, build: Callable[..., Any], **sentinels: Any) -> None:
-        self.build, self.sentinels = build, sentinels
+    def __init__(self, build: Callable[..., Any], *, shaped: tuple[str, ...] = (), **sentinels: Any) -> None:
+        self.build, self.sentinels, self.shaped = build, sentinels, shaped
         self._compiled: dict[tuple, _Compiled] = {}
         self._lock = threading.Lock()
 
@@ -69,29 +77,37 @@ class _Precompiled:
         lists = {
             name: _distinct(values[name]) for name, sentinel in self.sentinels.items() if isinstance(sentinel, Many)
         }
-        shape = (connection.vendor, *(len(ids) for ids in lists.values()))
-        compiled = self._compiled.get(shape) or self._compile(shape, lists)
+        shaping = {name: values[name] for name in self.shaped}
+        shape = (connection.vendor, *(len(ids) for ids in lists.values()), *shaping.values())
+        compiled = self._compiled.get(shape) or self._compile(shape, lists, shaping)
         params = [
             constant if slot is None else _adapted(lists[slot[0]][slot[1]] if slot[0] in lists else values[slot[0]])
             for slot, constant in zip(compiled.slots, compiled.constants, strict=True)
         ]
         return compiled, params
 
-    def _compile(self, shape: tuple, lists: dict[str, list[int]]) -> _Compiled:
+    def _compile(self, shape: tuple, lists: dict[str, list[int]], shaping: dict[str, Any]) -> _Compiled:
         sentinels = {
             name: sentinel.of_length(len(lists[name])) if isinstance(sentinel, Many) else sentinel
             for name, sentinel in self.sentinels.items()
         }
-        (sql, params), answer = _captured_statement(lambda: self.build(**sentinels))
+        (sql, params), answer = _captured_statement(lambda: self._run(self.build(**sentinels, **shaping)))
         wanted = {slot: _adapted(value) for slot, value in _elements(sentinels)}
         slots = tuple(_slot_of(param, wanted) for param in params)
         missing = set(wanted) - set(slots)
         if missing:
             raise AssertionError(f"sentinels not found among the compiled parameters: {sorted(missing)}")
-        compiled = _Compiled(sql, slots, params, tuple(answer) if isinstance(answer, dict) else ())
+        columns = tuple(answer) if isinstance(answer, dict) else ()
+        compiled = _Compiled(
+            sql, slots, params, columns, _Reader.of(answer, sql) if isinstance(answer, QuerySet) else None
+        )
         with self._lock:
             self._compiled[shape] = compiled
         return compiled
+
+    def _run(self, built: Any) -> Any:
+        """What `build` returned, its statement run (a QuerySet is evaluated by the subclass)."""
+        return built
 
 
 class PrecompiledAggregate(_Precompiled):
@@ -115,6 +131,79 @@ class PrecompiledUpdate(_Precompiled):
         with transaction.mark_for_rollback_on_error(), connection.cursor() as cursor:
             cursor.execute(compiled.sql, params)
             return cursor.rowcount
+
+
+class PrecompiledSelect(_Precompiled):
+    """`build(**values)` returns a QuerySet of model instances (no `select_related`, no annotations,
+    no deferred fields) or of `values_list` tuples; a call returns `list()` of it."""
+
+    def __call__(self, **values: Any) -> list[Any]:
+        compiled, params = self._prepared(values)
+        assert compiled.reader is not None
+        with connection.cursor() as cursor:
+            cursor.execute(compiled.sql, params)
+            rows = cursor.fetchall()
+        return compiled.reader.read(rows)
+
+    def _run(self, built: QuerySet) -> QuerySet:
+        list(built)
+        return built
+
+
+@dataclass(frozen=True)
+class _Reader:
+    """A SELECT's columns as its QuerySet's iterable reads them: each converted by its expression's
+    database converters, then handed to `model.from_db` (`init` names the fields) or kept as a tuple."""
+
+    expressions: tuple[Any, ...]
+    model: type[models.Model] | None
+    init: tuple[str, ...]
+
+    @classmethod
+    def of(cls, queryset: QuerySet, sql: str) -> _Reader:
+        compiler = queryset.query.get_compiler(connection=connection)
+        if compiler.as_sql()[0] != sql:
+            raise AssertionError("the QuerySet compiles to another statement than the one it ran")
+        expressions = tuple(column for column, _, _ in compiler.select[: compiler.col_count])
+        if queryset._iterable_class is ValuesListIterable:
+            return cls(expressions, None, ())
+        info = compiler.klass_info or {}
+        if (
+            queryset._iterable_class is not ModelIterable
+            or compiler.annotation_col_map
+            or info.get("related_klass_infos")
+        ):
+            raise AssertionError("a precompiled SELECT reads plain model rows or values_list tuples")
+        init = tuple(column.target.attname for column in expressions)
+        if len(init) != len(queryset.model._meta.concrete_fields):
+            raise AssertionError("a precompiled SELECT reads every field of its model")
+        return cls(expressions, queryset.model, init)
+
+    def read(self, rows: Sequence[Sequence[Any]]) -> list[Any]:
+        converters = _converters(self.expressions)
+        if converters:
+            rows = [_converted(row, converters) for row in rows]
+        if self.model is None:
+            return [tuple(row) for row in rows]
+        return [self.model.from_db(connection.alias, self.init, row) for row in rows]
+
+
+def _converters(expressions: Sequence[Any]) -> list[tuple[int, list[Callable], Any]]:
+    """As `SQLCompiler.get_converters`, for this thread's connection."""
+    found = []
+    for index, expression in enumerate(expressions):
+        converters = connection.ops.get_db_converters(expression) + expression.get_db_converters(connection)
+        if converters:
+            found.append((index, converters, expression))
+    return found
+
+
+def _converted(row: Sequence[Any], converters: list[tuple[int, list[Callable], Any]]) -> list[Any]:
+    values = list(row)
+    for index, functions, expression in converters:
+        for function in functions:
+            values[index] = function(values[index], expression, connection)
+    return values
 
 
 def insert(objs: Sequence[_Model]) -> list[_Model]:

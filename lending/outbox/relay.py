@@ -46,7 +46,7 @@ from lending.clients import books, notifications
 from lending.errors import PeerUnavailable
 from lending.models import BookStock, OutboxKind, OutboxMessage, OutboxStatus
 from lending.outbox import broker
-from lending.precompiled import Many, PrecompiledUpdate
+from lending.precompiled import Many, PrecompiledSelect, PrecompiledUpdate
 from lending.request_context import request_id_var
 
 logger = logging.getLogger(__name__)
@@ -60,17 +60,24 @@ def claim_batch(batch_size: int | None = None, *, due_by: datetime | None = None
     """Claims pending messages due by `due_by` (default: now) for one lease."""
     now = timezone.now()
     with transaction.atomic():
-        batch = list(
-            OutboxMessage.objects.select_for_update(skip_locked=True)
-            .filter(status=OutboxStatus.PENDING, next_attempt_at__lte=due_by or now)
-            .order_by("next_attempt_at", "id")[: batch_size or settings.OUTBOX_BATCH_SIZE]
-        )
+        batch = _CLAIMABLE(due_by=due_by or now, limit=batch_size or settings.OUTBOX_BATCH_SIZE)
         if batch:
             lease_end = now + timedelta(seconds=settings.OUTBOX_LEASE_SECONDS)
-            OutboxMessage.objects.filter(pk__in=[m.pk for m in batch]).update(
-                next_attempt_at=lease_end, claims=F("claims") + 1
-            )
+            _TAKE_LEASE(ids=[m.pk for m in batch], lease_end=lease_end)
     return batch
+
+
+def _claimable_query(due_by: datetime, limit: int) -> QuerySet[OutboxMessage]:
+    """The claim's one definition, in the ORM (compiled once per batch size: `_CLAIMABLE`)."""
+    return (
+        OutboxMessage.objects.select_for_update(skip_locked=True)
+        .filter(status=OutboxStatus.PENDING, next_attempt_at__lte=due_by)
+        .order_by("next_attempt_at", "id")[:limit]
+    )
+
+
+def _take_lease_query(ids: list[int], lease_end: datetime) -> int:
+    return OutboxMessage.objects.filter(pk__in=ids).update(next_attempt_at=lease_end, claims=F("claims") + 1)
 
 
 def _abandoned_before(message: OutboxMessage) -> bool:
@@ -266,6 +273,9 @@ _SETTLE_AVAILABILITY = PrecompiledUpdate(
     now=_SENTINEL_NOW,
 )
 _MARK_DELIVERED = PrecompiledUpdate(_mark_delivered_query, ids=Many(2_000_000_000), now=_SENTINEL_NOW)
+# The claim: its SELECT's LIMIT is written into the SQL, so it is compiled once per batch size.
+_CLAIMABLE = PrecompiledSelect(_claimable_query, shaped=("limit",), due_by=_SENTINEL_NOW)
+_TAKE_LEASE = PrecompiledUpdate(_take_lease_query, ids=Many(2_000_000_000), lease_end=_SENTINEL_NOW)
 
 
 def _record_failure(message: OutboxMessage, error: str, *, permanent: bool) -> None:

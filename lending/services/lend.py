@@ -14,6 +14,7 @@ from lending.idempotency import Claim
 from lending.locks import lock_book_refreshing_stock, lock_patron
 from lending.models import Event, EventKind, Hold, HoldStatus, Loan
 from lending.outbox.messages import MessageType, availability_message, enqueue, loan_notification
+from lending.precompiled import insert
 from lending.services.queue import close_hold, promote_waiting
 
 
@@ -32,12 +33,17 @@ def loan_lend(*, user_email: str, book_id: int, claim: Claim | None = None) -> L
             standing = blocks.check_not_blocked(user_email, blocks.Action.BORROW, now, loans=state.patron_loans)
             rules = overrides.relax_borrowing(rules, standing.reasons[blocks.Action.BORROW])
             hold = policy.check_lend(user_email=user_email, state=state, policy=rules)
-            loan = Loan.objects.create(
-                user_email=user_email,
-                book_id=book_id,
-                book_title=book.title,
-                date_borrowed=now,
-                date_due=calendar.due_after(now, rules.loan_period),
+            # As Loan.objects.create, by an INSERT written once (lending/precompiled.py).
+            [loan] = insert(
+                [
+                    Loan(
+                        user_email=user_email,
+                        book_id=book_id,
+                        book_title=book.title,
+                        date_borrowed=now,
+                        date_due=calendar.due_after(now, rules.loan_period),
+                    )
+                ]
             )
             state.open_loans += 1
             events = [_lent_event(loan, hold)]
