@@ -5,6 +5,7 @@
 - `GET /patrons/{email}/status/`: may the patron borrow, renew, reserve — every reason that says no,
   and the counts behind them (`lending.blocks`).
 Reads need `patron-read`, `reports` or `circulation`; changes need `override` (staff).
+Each view's OpenAPI description is in the table of `lending.api.circulation_docs`.
 """
 
 from __future__ import annotations
@@ -14,13 +15,7 @@ from datetime import date, datetime, timedelta
 from django.conf import settings
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import (
-    OpenApiExample,
-    OpenApiParameter,
-    OpenApiResponse,
-    extend_schema,
-    extend_schema_field,
-)
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -28,10 +23,9 @@ from rest_framework.views import APIView
 
 from lending import blocks, calendar, due_dates, errors, history, overrides, representation
 from lending.api import permissions
-from lending.api import schema as api_docs
 from lending.api.auth import keys_required
 from lending.api.caching import NoStore
-from lending.api.serializers import LoanRequestSerializer, LoanSerializer, NormalizedEmailField
+from lending.api.serializers import LoanRequestSerializer, NormalizedEmailField
 from lending.blocks import Action, PatronBlock
 from lending.errors import LendingError, NotFound
 from lending.models import Scope
@@ -59,7 +53,6 @@ class ReasonField(serializers.CharField):
 
 # A due date staff may set: within ten years (and far from the calendar's last representable day).
 MAX_DUE_DAYS_AHEAD = 3653
-EMAIL_PARAMETER = OpenApiParameter("email", OpenApiTypes.EMAIL, OpenApiParameter.PATH, description="The patron.")
 
 
 # --- The calendar ---------------------------------------------------------------------------------
@@ -92,52 +85,12 @@ class CalendarSerializer(serializers.Serializer):
     closed_dates = ClosedDatesField(help_text=f"Single closed dates (YYYY-MM-DD), at most {calendar.MAX_CLOSED_DATES}.")
 
 
-CALENDAR_EXAMPLE = OpenApiExample(
-    "Closed on Sundays and Christmas Day", value={"closed_weekdays": ["sunday"], "closed_dates": ["2026-12-25"]}
-)
-
-
 class CalendarApi(APIView):
     required_scope = permissions.STAFF_READ_OR_OVERRIDE
 
-    @extend_schema(
-        operation_id="getCalendar",
-        tags=["calendar"],
-        summary="The library's closed days",
-        description="Weekly closing days and single closed dates. A due date (and a hold's pickup deadline) never "
-        "falls on one: it ends at the end of the next open day in `LIBRARY_TIME_ZONE`. "
-        "Scope `patron-read`, `reports` or `circulation`.",
-        parameters=api_docs.COMMON_PARAMETERS,
-        responses={
-            200: OpenApiResponse(CalendarSerializer, examples=[CALENDAR_EXAMPLE]),
-            **api_docs.error_responses(*api_docs.READ_ERRORS, "insufficient_scope"),
-        },
-    )
     def get(self, request: Request) -> Response:
         return Response(_calendar_body(calendar.current_calendar()))
 
-    @extend_schema(
-        operation_id="setCalendar",
-        tags=["calendar"],
-        summary="Set the library's closed days",
-        description="Replaces the calendar. Due dates set from now on follow it; existing due dates do not move. "
-        "Refused with 400 `invalid_request` (nothing written) for an unknown weekday, every weekday closed, or a "
-        "malformed date. Scope `override`.",
-        request=CalendarSerializer,
-        parameters=api_docs.COMMON_PARAMETERS,
-        responses={
-            200: OpenApiResponse(CalendarSerializer, description="The calendar now in force."),
-            **api_docs.error_responses(
-                "invalid_request",
-                "malformed_json",
-                "payload_too_large",
-                "unsupported_media_type",
-                *api_docs.AUTH_ERRORS,
-                "insufficient_scope",
-            ),
-        },
-        examples=[CALENDAR_EXAMPLE],
-    )
     def put(self, request: Request) -> Response:
         body = request.data if isinstance(request.data, dict) else {}
         try:
@@ -185,72 +138,13 @@ class BlockSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-BLOCK_REQUEST_EXAMPLE = OpenApiExample(
-    "Block borrowing for a week",
-    value={
-        "reason": "Damaged two books; see the desk.",
-        "blocks": ["borrow", "reserve"],
-        "expires_at": "2026-12-08T17:00:00Z",
-    },
-    request_only=True,
-)
-BLOCK_EXAMPLE = OpenApiExample(
-    "A block",
-    value={
-        "id": 4,
-        "user_email": "alice@example.com",
-        "reason": "Damaged two books; see the desk.",
-        "blocks": ["borrow", "reserve"],
-        "created_at": "2026-12-01T09:00:00Z",
-        "expires_at": "2026-12-08T17:00:00Z",
-        "created_by": "circulation-desk",
-    },
-    response_only=True,
-)
-
-
 class PatronBlocksApi(NoStore, APIView):
     required_scope = permissions.STAFF_READ_OR_OVERRIDE
 
-    @extend_schema(
-        operation_id="listPatronBlocks",
-        tags=["blocks"],
-        summary="A patron's blocks in force",
-        description="The manual blocks not expired, oldest first. Automated blocks are computed, not stored: see "
-        "`GET /patrons/{email}/status/`. Scope `patron-read`, `reports` or `circulation`.",
-        parameters=[EMAIL_PARAMETER, *api_docs.COMMON_PARAMETERS],
-        responses={
-            200: OpenApiResponse(BlockSerializer(many=True), examples=[BLOCK_EXAMPLE]),
-            **api_docs.error_responses("invalid_request", *api_docs.AUTH_ERRORS, "insufficient_scope"),
-        },
-    )
     def get(self, request: Request, email: str) -> Response:
         found = PatronBlock.objects.of(patron_email(email)).in_force(timezone.now()).order_by("id")
         return Response(BlockSerializer(found, many=True).data)
 
-    @extend_schema(
-        operation_id="placePatronBlock",
-        tags=["blocks"],
-        summary="Block a patron",
-        description="Forbids the patron the listed actions until `expires_at` (or until removed): a lend, renewal "
-        "or reservation is refused with 403 `patron_blocked`, checked inside the write's transaction. "
-        "Scope `override`.",
-        request=BlockRequestSerializer,
-        parameters=[EMAIL_PARAMETER, *api_docs.COMMON_PARAMETERS],
-        responses={
-            201: OpenApiResponse(BlockSerializer, description="The block."),
-            **api_docs.error_responses(
-                "invalid_request",
-                "malformed_json",
-                "payload_too_large",
-                "unsupported_media_type",
-                *api_docs.AUTH_ERRORS,
-                "insufficient_scope",
-                "date_out_of_range",
-            ),
-        },
-        examples=[BLOCK_REQUEST_EXAMPLE, BLOCK_EXAMPLE],
-    )
     def post(self, request: Request, email: str) -> Response:
         user_email = patron_email(email)
         body = BlockRequestSerializer(data=request.data)
@@ -272,24 +166,6 @@ class PatronBlocksApi(NoStore, APIView):
 class PatronBlockApi(NoStore, APIView):
     required_scope = permissions.OVERRIDE
 
-    @extend_schema(
-        operation_id="removePatronBlock",
-        tags=["blocks"],
-        summary="Remove a block",
-        description="Deletes the block (expired or not): 204. 404 `block_not_found` when the patron has no such "
-        "block. Scope `override`.",
-        parameters=[
-            EMAIL_PARAMETER,
-            OpenApiParameter("block_id", OpenApiTypes.INT, OpenApiParameter.PATH, description="The block's id."),
-            *api_docs.COMMON_PARAMETERS,
-        ],
-        responses={
-            204: OpenApiResponse(description="Removed."),
-            **api_docs.error_responses(
-                "invalid_request", *api_docs.AUTH_ERRORS, "insufficient_scope", "block_not_found"
-            ),
-        },
-    )
     def delete(self, request: Request, email: str, block_id: int) -> Response:
         user_email = patron_email(email)
         deleted = 0
@@ -342,54 +218,9 @@ class StatusSerializer(serializers.Serializer):
     limits = LimitsSerializer()
 
 
-STATUS_EXAMPLE = OpenApiExample(
-    "Blocked from borrowing by staff and by an overdue loan",
-    value={
-        "user_email": "alice@example.com",
-        "borrow": {
-            "allowed": False,
-            "reasons": [
-                {
-                    "code": "manual_block",
-                    "message": "Blocked by staff: Damaged two books; see the desk.",
-                    "actions": ["borrow"],
-                    "block_id": 4,
-                    "reason": "Damaged two books; see the desk.",
-                },
-                {
-                    "code": "patron_has_overdue_loans",
-                    "message": "1 overdue loan(s); return them before borrowing.",
-                    "actions": ["borrow"],
-                },
-            ],
-        },
-        "renew": {"allowed": True, "reasons": []},
-        "reserve": {"allowed": True, "reasons": []},
-        "counts": {"open_loans": 2, "overdue_loans": 1, "most_days_overdue": 3, "lost_loans": 0, "blocks_in_force": 1},
-        "limits": {"max_overdue_loans": 3, "max_overdue_days": 30, "max_open_loans": 10, "block_on_overdue": True},
-    },
-    response_only=True,
-)
-
-
 class PatronStatusApi(NoStore, APIView):
     required_scope = permissions.STAFF_READ
 
-    @extend_schema(
-        operation_id="getPatronStatus",
-        tags=["blocks"],
-        summary="May the patron borrow, renew, reserve?",
-        description="Each action with every reason that refuses it (manual blocks, then the automated rules: "
-        "BLOCK_MAX_OVERDUE_LOANS, BLOCK_MAX_OVERDUE_DAYS, unresolved lost items, LOAN_BLOCK_ON_OVERDUE and the "
-        "loan limit), and the counts behind them, computed now from the patron's loans. What a kiosk or a staff "
-        "screen asks before acting; the writes apply the same rules inside their transaction. "
-        "Scope `patron-read`, `reports` or `circulation`.",
-        parameters=[EMAIL_PARAMETER, *api_docs.COMMON_PARAMETERS],
-        responses={
-            200: OpenApiResponse(StatusSerializer, examples=[STATUS_EXAMPLE]),
-            **api_docs.error_responses("invalid_request", *api_docs.AUTH_ERRORS, "insufficient_scope"),
-        },
-    )
     def get(self, request: Request, email: str) -> Response:
         found = blocks.standing(patron_email(email), timezone.now())
         return Response(status_body(found))
@@ -460,54 +291,6 @@ def out_of_range(field: str, reason: str) -> LendingError:
 class ChangeDueDateApi(NoStore, APIView):
     required_scope = permissions.OVERRIDE
 
-    @extend_schema(
-        operation_id="changeDueDate",
-        tags=["circulation"],
-        summary="Change a loan's due date",
-        description="Staff set a new due date: 200 with the loan. The loan is due at the end of `date_due` in "
-        "LIBRARY_TIME_ZONE (the next open day when the library is closed then); the patron is notified "
-        "(`due_date_changed`) and the change, its reason and caller are in the loan's history. "
-        "400 `invalid_request` for a day in the past; 409 `loan_not_open` for a returned loan. Scope `override`.",
-        request=DueDateChangeSerializer,
-        parameters=[
-            OpenApiParameter("loan_id", OpenApiTypes.INT, OpenApiParameter.PATH, description="The loan's id."),
-            *api_docs.COMMON_PARAMETERS,
-        ],
-        responses={
-            200: OpenApiResponse(LoanSerializer, description="The loan with its new due date."),
-            **api_docs.error_responses(
-                "invalid_request",
-                "malformed_json",
-                "payload_too_large",
-                "unsupported_media_type",
-                *api_docs.AUTH_ERRORS,
-                "insufficient_scope",
-                "loan_not_found",
-                "loan_not_open",
-                "date_out_of_range",
-            ),
-        },
-        examples=[
-            OpenApiExample(
-                "Extend to Christmas Eve",
-                value={"date_due": "2026-12-24", "reason": "Patron in hospital."},
-                request_only=True,
-            ),
-            OpenApiExample(
-                "The loan, due on Christmas Eve",
-                value={
-                    "id": 7,
-                    "user_email": "alice@example.com",
-                    "book_id": 123,
-                    "date_borrowed": "2026-11-01T10:30:00Z",
-                    "date_due": "2026-12-24T23:59:59.999999Z",
-                    "date_returned": None,
-                    "status": "ACTIVE",
-                },
-                response_only=True,
-            ),
-        ],
-    )
     def post(self, request: Request, loan_id: int) -> Response:
         body = DueDateChangeSerializer(data=request.data)
         body.is_valid(raise_exception=True)

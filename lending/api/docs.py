@@ -1,12 +1,20 @@
-"""Each endpoint's OpenAPI description (drf-spectacular), in one table beside the views: what it is
+"""Each endpoint's OpenAPI description (drf-spectacular), in tables beside the views: what it is
 called, what it takes, what it answers and which error codes it may refuse with (their status,
 message and example come from the catalogue in `lending.errors`, through `lending.api.schema`).
 
-`document()` applies the table to the view classes; `lending.api.urls` calls it once, so the views
-module holds only views. `openapi.yaml` is generated from the result (`make openapi`).
+Two tables, one per group of views:
+- `ENDPOINTS` here: the spec's endpoints and the reads beside them (`lending.api.views`), a loan's
+  history (`lending.api.history`) and a patron's erasure (`lending.api.privacy`);
+- `lending.api.circulation_docs.ENDPOINTS`: the desk's endpoints — the calendar, patron blocks and
+  status, due-date changes (`lending.api.circulation`) and lost items (`lending.api.lost`).
+
+`document()` applies both to the view classes; `lending.api.urls` calls it once, so the view modules
+hold only views and serializers. `openapi.yaml` is generated from the result (`make openapi`).
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
@@ -18,8 +26,9 @@ from drf_spectacular.utils import (
     inline_serializer,
 )
 from rest_framework import serializers
+from rest_framework.views import APIView
 
-from lending.api import circulation, history, privacy, views
+from lending.api import circulation, circulation_docs, history, privacy, views
 from lending.api import schema as api_docs
 from lending.api.history import EventSerializer
 from lending.api.serializers import (
@@ -104,7 +113,7 @@ UNRESOLVED = OpenApiResponse(
     ],
 )
 
-ENDPOINTS = {
+ENDPOINTS: dict[type[APIView], dict[str, Callable]] = {
     views.LendBookApi: dict(
         post=extend_schema(
             operation_id="lendBook",
@@ -367,6 +376,7 @@ ENDPOINTS = {
 
 
 def document() -> None:
-    """Decorate each view of the table with its description (`lending.api.urls` calls it once)."""
-    for view, methods in ENDPOINTS.items():
-        extend_schema_view(**methods)(view)
+    """Decorate each view of both tables with its description (`lending.api.urls` calls it once)."""
+    for table in (ENDPOINTS, circulation_docs.ENDPOINTS):
+        for view, methods in table.items():
+            extend_schema_view(**methods)(view)

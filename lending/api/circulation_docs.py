@@ -1,0 +1,321 @@
+"""The desk's endpoints' OpenAPI descriptions (drf-spectacular), in the same kind of table as
+`lending.api.docs`: the calendar, patron blocks and status, due-date changes
+(`lending.api.circulation`) and lost items (`lending.api.lost`).
+
+`lending.api.docs.document()` applies this table together with its own; the view modules hold only
+views and serializers (a serializer field's type stays on the field, with `@extend_schema_field`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import serializers
+from rest_framework.views import APIView
+
+from lending.api import circulation, lost
+from lending.api import schema as api_docs
+from lending.api.serializers import LoanSerializer
+
+EMAIL_PARAMETER = OpenApiParameter("email", OpenApiTypes.EMAIL, OpenApiParameter.PATH, description="The patron.")
+LOAN_ID = OpenApiParameter("loan_id", OpenApiTypes.INT, OpenApiParameter.PATH, description="The loan's id.")
+
+# What a staff write with a JSON body may be refused with, before its own codes.
+STAFF_WRITE_ERRORS = (
+    "invalid_request",
+    "malformed_json",
+    "payload_too_large",
+    "unsupported_media_type",
+    *api_docs.AUTH_ERRORS,
+    "insufficient_scope",
+)
+
+# --- Examples -------------------------------------------------------------------------------------
+CALENDAR_EXAMPLE = OpenApiExample(
+    "Closed on Sundays and Christmas Day", value={"closed_weekdays": ["sunday"], "closed_dates": ["2026-12-25"]}
+)
+
+BLOCK_REQUEST_EXAMPLE = OpenApiExample(
+    "Block borrowing for a week",
+    value={
+        "reason": "Damaged two books; see the desk.",
+        "blocks": ["borrow", "reserve"],
+        "expires_at": "2026-12-08T17:00:00Z",
+    },
+    request_only=True,
+)
+BLOCK_EXAMPLE = OpenApiExample(
+    "A block",
+    value={
+        "id": 4,
+        "user_email": "alice@example.com",
+        "reason": "Damaged two books; see the desk.",
+        "blocks": ["borrow", "reserve"],
+        "created_at": "2026-12-01T09:00:00Z",
+        "expires_at": "2026-12-08T17:00:00Z",
+        "created_by": "circulation-desk",
+    },
+    response_only=True,
+)
+
+STATUS_EXAMPLE = OpenApiExample(
+    "Blocked from borrowing by staff and by an overdue loan",
+    value={
+        "user_email": "alice@example.com",
+        "borrow": {
+            "allowed": False,
+            "reasons": [
+                {
+                    "code": "manual_block",
+                    "message": "Blocked by staff: Damaged two books; see the desk.",
+                    "actions": ["borrow"],
+                    "block_id": 4,
+                    "reason": "Damaged two books; see the desk.",
+                },
+                {
+                    "code": "patron_has_overdue_loans",
+                    "message": "1 overdue loan(s); return them before borrowing.",
+                    "actions": ["borrow"],
+                },
+            ],
+        },
+        "renew": {"allowed": True, "reasons": []},
+        "reserve": {"allowed": True, "reasons": []},
+        "counts": {"open_loans": 2, "overdue_loans": 1, "most_days_overdue": 3, "lost_loans": 0, "blocks_in_force": 1},
+        "limits": {"max_overdue_loans": 3, "max_overdue_days": 30, "max_open_loans": 10, "block_on_overdue": True},
+    },
+    response_only=True,
+)
+
+DUE_DATE_CHANGE_EXAMPLES = [
+    OpenApiExample(
+        "Extend to Christmas Eve",
+        value={"date_due": "2026-12-24", "reason": "Patron in hospital."},
+        request_only=True,
+    ),
+    OpenApiExample(
+        "The loan, due on Christmas Eve",
+        value={
+            "id": 7,
+            "user_email": "alice@example.com",
+            "book_id": 123,
+            "date_borrowed": "2026-11-01T10:30:00Z",
+            "date_due": "2026-12-24T23:59:59.999999Z",
+            "date_returned": None,
+            "status": "ACTIVE",
+        },
+        response_only=True,
+    ),
+]
+
+
+def lost_loan_example(status: str, date_returned: str | None = None) -> OpenApiExample:
+    """The loan a lost-item change answers with, in `status`."""
+    return OpenApiExample(
+        f"The loan, {status}",
+        value={
+            "id": 7,
+            "user_email": "alice@example.com",
+            "book_id": 123,
+            "date_borrowed": "2026-11-01T10:30:00Z",
+            "date_due": "2026-11-15T23:59:59.999999Z",
+            "date_returned": date_returned,
+            "status": status,
+        },
+        response_only=True,
+    )
+
+
+def lost_item_change(
+    operation_id: str,
+    summary: str,
+    description: str,
+    request: type[serializers.Serializer],
+    examples: list[OpenApiExample],
+) -> Callable:
+    """A `lending.api.lost` write: what they share (the loan in the path, the changed loan answered,
+    the same refusals, scope `override`) around its own name, words, body and examples."""
+    return extend_schema(
+        operation_id=operation_id,
+        tags=["circulation"],
+        summary=summary,
+        description=f"{description} Scope `override`.",
+        request=request,
+        parameters=[LOAN_ID, *api_docs.COMMON_PARAMETERS],
+        responses={
+            200: OpenApiResponse(LoanSerializer, description="The loan, changed."),
+            **api_docs.error_responses(*STAFF_WRITE_ERRORS, "loan_not_found", "loan_not_open", "loan_status_conflict"),
+        },
+        examples=examples,
+    )
+
+
+# --- The table ------------------------------------------------------------------------------------
+ENDPOINTS: dict[type[APIView], dict[str, Callable]] = {
+    circulation.CalendarApi: dict(
+        get=extend_schema(
+            operation_id="getCalendar",
+            tags=["calendar"],
+            summary="The library's closed days",
+            description="Weekly closing days and single closed dates. A due date (and a hold's pickup deadline) "
+            "never falls on one: it ends at the end of the next open day in `LIBRARY_TIME_ZONE`. "
+            "Scope `patron-read`, `reports` or `circulation`.",
+            parameters=api_docs.COMMON_PARAMETERS,
+            responses={
+                200: OpenApiResponse(circulation.CalendarSerializer, examples=[CALENDAR_EXAMPLE]),
+                **api_docs.error_responses(*api_docs.READ_ERRORS, "insufficient_scope"),
+            },
+        ),
+        put=extend_schema(
+            operation_id="setCalendar",
+            tags=["calendar"],
+            summary="Set the library's closed days",
+            description="Replaces the calendar. Due dates set from now on follow it; existing due dates do not move. "
+            "Refused with 400 `invalid_request` (nothing written) for an unknown weekday, every weekday closed, or "
+            "a malformed date. Scope `override`.",
+            request=circulation.CalendarSerializer,
+            parameters=api_docs.COMMON_PARAMETERS,
+            responses={
+                200: OpenApiResponse(circulation.CalendarSerializer, description="The calendar now in force."),
+                **api_docs.error_responses(*STAFF_WRITE_ERRORS),
+            },
+            examples=[CALENDAR_EXAMPLE],
+        ),
+    ),
+    circulation.PatronBlocksApi: dict(
+        get=extend_schema(
+            operation_id="listPatronBlocks",
+            tags=["blocks"],
+            summary="A patron's blocks in force",
+            description="The manual blocks not expired, oldest first. Automated blocks are computed, not stored: "
+            "see `GET /patrons/{email}/status/`. Scope `patron-read`, `reports` or `circulation`.",
+            parameters=[EMAIL_PARAMETER, *api_docs.COMMON_PARAMETERS],
+            responses={
+                200: OpenApiResponse(circulation.BlockSerializer(many=True), examples=[BLOCK_EXAMPLE]),
+                **api_docs.error_responses("invalid_request", *api_docs.AUTH_ERRORS, "insufficient_scope"),
+            },
+        ),
+        post=extend_schema(
+            operation_id="placePatronBlock",
+            tags=["blocks"],
+            summary="Block a patron",
+            description="Forbids the patron the listed actions until `expires_at` (or until removed): a lend, "
+            "renewal or reservation is refused with 403 `patron_blocked`, checked inside the write's transaction. "
+            "Scope `override`.",
+            request=circulation.BlockRequestSerializer,
+            parameters=[EMAIL_PARAMETER, *api_docs.COMMON_PARAMETERS],
+            responses={
+                201: OpenApiResponse(circulation.BlockSerializer, description="The block."),
+                **api_docs.error_responses(*STAFF_WRITE_ERRORS, "date_out_of_range"),
+            },
+            examples=[BLOCK_REQUEST_EXAMPLE, BLOCK_EXAMPLE],
+        ),
+    ),
+    circulation.PatronBlockApi: dict(
+        delete=extend_schema(
+            operation_id="removePatronBlock",
+            tags=["blocks"],
+            summary="Remove a block",
+            description="Deletes the block (expired or not): 204. 404 `block_not_found` when the patron has no "
+            "such block. Scope `override`.",
+            parameters=[
+                EMAIL_PARAMETER,
+                OpenApiParameter("block_id", OpenApiTypes.INT, OpenApiParameter.PATH, description="The block's id."),
+                *api_docs.COMMON_PARAMETERS,
+            ],
+            responses={
+                204: OpenApiResponse(description="Removed."),
+                **api_docs.error_responses(
+                    "invalid_request", *api_docs.AUTH_ERRORS, "insufficient_scope", "block_not_found"
+                ),
+            },
+        )
+    ),
+    circulation.PatronStatusApi: dict(
+        get=extend_schema(
+            operation_id="getPatronStatus",
+            tags=["blocks"],
+            summary="May the patron borrow, renew, reserve?",
+            description="Each action with every reason that refuses it (manual blocks, then the automated rules: "
+            "BLOCK_MAX_OVERDUE_LOANS, BLOCK_MAX_OVERDUE_DAYS, unresolved lost items, LOAN_BLOCK_ON_OVERDUE and the "
+            "loan limit), and the counts behind them, computed now from the patron's loans. What a kiosk or a staff "
+            "screen asks before acting; the writes apply the same rules inside their transaction. "
+            "Scope `patron-read`, `reports` or `circulation`.",
+            parameters=[EMAIL_PARAMETER, *api_docs.COMMON_PARAMETERS],
+            responses={
+                200: OpenApiResponse(circulation.StatusSerializer, examples=[STATUS_EXAMPLE]),
+                **api_docs.error_responses("invalid_request", *api_docs.AUTH_ERRORS, "insufficient_scope"),
+            },
+        )
+    ),
+    circulation.ChangeDueDateApi: dict(
+        post=extend_schema(
+            operation_id="changeDueDate",
+            tags=["circulation"],
+            summary="Change a loan's due date",
+            description="Staff set a new due date: 200 with the loan. The loan is due at the end of `date_due` in "
+            "LIBRARY_TIME_ZONE (the next open day when the library is closed then); the patron is notified "
+            "(`due_date_changed`) and the change, its reason and caller are in the loan's history. "
+            "400 `invalid_request` for a day in the past; 409 `loan_not_open` for a returned loan. "
+            "Scope `override`.",
+            request=circulation.DueDateChangeSerializer,
+            parameters=[LOAN_ID, *api_docs.COMMON_PARAMETERS],
+            responses={
+                200: OpenApiResponse(LoanSerializer, description="The loan with its new due date."),
+                **api_docs.error_responses(*STAFF_WRITE_ERRORS, "loan_not_found", "loan_not_open", "date_out_of_range"),
+            },
+            examples=DUE_DATE_CHANGE_EXAMPLES,
+        )
+    ),
+    lost.DeclareLostApi: dict(
+        post=lost_item_change(
+            "declareLost",
+            "Declare a loan lost",
+            "The loan becomes LOST: its copy stays out (not available to anyone), the loan is no longer overdue "
+            "nor renewable, and the patron is blocked while it is unresolved (`lost_items`). The patron is notified "
+            "(`loan_declared_lost`). 409 `loan_status_conflict` when it is LOST already, `loan_not_open` once "
+            "returned.",
+            lost.NoteSerializer,
+            [
+                OpenApiExample("With a note", value={"note": "Patron left it on a train."}, request_only=True),
+                lost_loan_example("LOST"),
+            ],
+        )
+    ),
+    lost.ClaimReturnedApi: dict(
+        post=lost_item_change(
+            "claimReturned",
+            "Record a patron's claim that a loan was returned",
+            "The loan becomes CLAIMED_RETURNED until staff resolve it: no overdue notices or overdue blocks "
+            "meanwhile; the copy stays out until it is found. The patron is notified (`loan_claimed_returned`). 409 "
+            "`loan_status_conflict` for a loan already lost or claimed returned.",
+            lost.NoteSerializer,
+            [
+                OpenApiExample(
+                    "With a note", value={"note": "Patron says it went in the book drop."}, request_only=True
+                ),
+                lost_loan_example("CLAIMED_RETURNED"),
+            ],
+        )
+    ),
+    lost.ResolveApi: dict(
+        post=lost_item_change(
+            "resolveLostLoan",
+            "Resolve a lost or claimed-returned loan",
+            "`found` or `returned`: the loan is returned now, its copy goes to the first patron waiting or back on "
+            "the shelf (availability published), and the patron is notified (`loan_resolved`). `lost`: a "
+            "claimed-returned loan becomes LOST. A `POST /returnBook/` of a lost or claimed-returned loan resolves "
+            "it as `found`. 409 `loan_status_conflict` for a loan that is neither lost nor claimed returned (or "
+            "`lost` for a LOST one).",
+            lost.ResolutionSerializer,
+            [
+                OpenApiExample(
+                    "Found on the shelf", value={"outcome": "found", "note": "Misshelved in 823."}, request_only=True
+                ),
+                lost_loan_example("RETURNED", date_returned="2026-12-01T09:12:00Z"),
+            ],
+        )
+    ),
+}
