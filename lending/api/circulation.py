@@ -1,9 +1,12 @@
-"""The desk's endpoints beyond the spec: the library's calendar, patron blocks and a patron's status.
+"""The desk's endpoints beyond the spec, and the staff fields of the spec's writes.
 
 - `GET`/`PUT /calendar/`: the library's closed weekdays and dates (`lending.calendar`);
 - `GET`/`POST /patrons/{email}/blocks/`, `DELETE /patrons/{email}/blocks/{id}/`: manual blocks;
 - `GET /patrons/{email}/status/`: may the patron borrow, renew, reserve — every reason that says no,
-  and the counts behind them (`lending.blocks`).
+  and the counts behind them (`lending.blocks`);
+- `POST /loans/{id}/change-due-date/` (`lending.due_dates`);
+- a write's `"override": {"reason"}` (`lending.overrides`) and a return's `returned_at` (the book drop),
+  validated here for the spec's views. Lost and claimed-returned loans: `lending.api.lost`.
 Reads need `patron-read`, `reports` or `circulation`; changes need `override` (staff).
 Each view's OpenAPI description is in the table of `lending.api.circulation_docs`.
 """
