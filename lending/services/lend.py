@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from django.db import IntegrityError, transaction
@@ -33,18 +34,7 @@ def loan_lend(*, user_email: str, book_id: int, claim: Claim | None = None) -> L
             standing = blocks.check_not_blocked(user_email, blocks.Action.BORROW, now, loans=state.patron_loans)
             rules = overrides.relax_borrowing(rules, standing.reasons[blocks.Action.BORROW])
             hold = policy.check_lend(user_email=user_email, state=state, policy=rules)
-            # As Loan.objects.create, by an INSERT written once (lending/precompiled.py).
-            [loan] = insert(
-                [
-                    Loan(
-                        user_email=user_email,
-                        book_id=book_id,
-                        book_title=book.title,
-                        date_borrowed=now,
-                        date_due=calendar.due_after(now, rules.loan_period),
-                    )
-                ]
-            )
+            loan = _insert_loan(user_email, book, now=now, date_due=calendar.due_after(now, rules.loan_period))
             state.open_loans += 1
             events = [_lent_event(loan, hold)]
             if hold is not None:
@@ -71,6 +61,13 @@ def loan_lend_check(*, user_email: str, book_id: int) -> None:
     standing = blocks.check_not_blocked(user_email, blocks.Action.BORROW, now, loans=state.patron_loans)
     rules = overrides.relax_borrowing(policy.current(), standing.reasons[blocks.Action.BORROW])
     policy.check_lend(user_email=user_email, state=state, policy=rules)
+
+
+def _insert_loan(user_email: str, book: books.BookInfo, *, now: datetime, date_due: datetime) -> Loan:
+    """As Loan.objects.create, by an INSERT written once (lending/precompiled.py)."""
+    loan = Loan(user_email=user_email, book_id=book.id, book_title=book.title, date_borrowed=now, date_due=date_due)
+    [inserted] = insert([loan])
+    return inserted
 
 
 def _lent_event(loan: Loan, hold: Hold | None) -> Event:
