@@ -4,12 +4,7 @@ overlapping runs; with the setting off, one notification per loan as before."""
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
 import threading
-import time
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from io import StringIO
@@ -25,6 +20,7 @@ from lending import notices
 from lending.models import Event, EventKind, Loan, LoanNotice, LoanStatus, OutboxKind, OutboxMessage
 from lending.outbox import messages, relay
 from tests.factories import LoanFactory
+from tests.processes import send_notices_killed_then_rerun
 
 ROOT = Path(__file__).resolve().parents[2]
 DUE_SOON, OVERDUE = messages.MessageType.DUE_SOON_REMINDER, messages.MessageType.OVERDUE_NOTICE
@@ -375,25 +371,7 @@ def test_a_run_skips_the_patrons_another_run_is_digesting_and_never_waits_for_it
 @pytest.mark.django_db(transaction=True)
 def test_a_scheduler_killed_with_sigkill_then_rerun_sends_each_notice_once_in_digests():
     loans = [LoanFactory(user_email=f"p{i % 100}@example.com", due_in=-timedelta(minutes=i + 1)) for i in range(400)]
-    db = connection.settings_dict
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "config.settings",
-        "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
-        "NOTICES_BATCH_SIZE": "2",
-        "NOTICE_DIGEST": "true",
-        "DJANGO_SECRET_KEY": "test",
-    }
-    command = [sys.executable, "manage.py", "send_notices"]
-    victim = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 60
-    while LoanNotice.objects.count() < 20 and victim.poll() is None:
-        assert time.monotonic() < deadline, "the scheduler never started recording notices"
-        time.sleep(0.01)
-    victim.send_signal(signal.SIGKILL)
-    victim.wait(30)
-
-    subprocess.run(command, cwd=ROOT, env=env, check=True, timeout=120, capture_output=True)
+    send_notices_killed_then_rerun(NOTICES_BATCH_SIZE="2", NOTICE_DIGEST="true")
 
     assert notices_in_digests() == Counter({(loan.pk, OVERDUE): 1 for loan in loans})
     assert not LoanNotice.objects.filter(awaiting_digest=True).exists()

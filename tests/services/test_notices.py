@@ -3,12 +3,7 @@ once per loan and period, also when runs overlap or one dies half way."""
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
 import threading
-import time
 from datetime import timedelta
 from io import StringIO
 from pathlib import Path
@@ -23,6 +18,7 @@ from lending import notices
 from lending.models import Loan, LoanNotice, LoanStatus, OutboxKind, OutboxMessage
 from lending.outbox import messages
 from tests.factories import LoanFactory
+from tests.processes import send_notices_killed_then_rerun
 
 ROOT = Path(__file__).resolve().parents[2]
 DUE_SOON, OVERDUE = messages.MessageType.DUE_SOON_REMINDER, messages.MessageType.OVERDUE_NOTICE
@@ -200,25 +196,7 @@ def test_a_run_that_dies_half_way_then_reruns_sends_the_rest_without_duplicates(
 @pytest.mark.django_db(transaction=True)
 def test_a_scheduler_killed_with_sigkill_then_rerun_sends_each_notice_once():
     loans = [LoanFactory(due_in=-timedelta(minutes=i + 1)) for i in range(400)]
-    db = connection.settings_dict
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "config.settings",
-        "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
-        "NOTICES_BATCH_SIZE": "2",
-        "DJANGO_SECRET_KEY": "test",
-    }
-    command = [sys.executable, "manage.py", "send_notices"]
-    victim = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 60
-    while LoanNotice.objects.count() < 20 and victim.poll() is None:
-        assert time.monotonic() < deadline, "the scheduler never started sending"
-        time.sleep(0.01)
-    victim.send_signal(signal.SIGKILL)
-    victim.wait(30)
-    half = LoanNotice.objects.count()
-
-    subprocess.run(command, cwd=ROOT, env=env, check=True, timeout=120, capture_output=True)
+    half = send_notices_killed_then_rerun(NOTICES_BATCH_SIZE="2")
 
     assert half <= len(loans)
     assert_each_notice_once(loans)
