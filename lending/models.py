@@ -11,7 +11,7 @@ import uuid
 from collections.abc import Iterator
 from datetime import datetime
 
-from django.db import models
+from django.db import models, transaction
 from django.db.models import Case, Count, IntegerField, OuterRef, Q, Subquery, Value, When
 from django.db.models.functions import Coalesce
 from django.utils import timezone
@@ -106,6 +106,19 @@ class LoanQuerySet(models.QuerySet):
                 return
             after = (batch[-1].date_due, batch[-1].pk)  # before the caller may change the rows
             yield batch
+
+    def locked_batches(self, size: int) -> Iterator[list[Loan]]:
+        """The loans in (date_due, id) order, `size` at a time, each batch locked in its own
+        transaction, in which the caller changes it (consume to the end: leaving early rolls the
+        current batch back). Rows another transaction holds right now (a lend, return or renewal) are
+        skipped; the next run gets them. For a job whose change takes the rows out of this queryset, so
+        that each batch starts from what is left."""
+        while True:
+            with transaction.atomic():
+                batch = list(self.select_for_update(skip_locked=True).order_by("date_due", "id")[:size])
+                if not batch:
+                    return
+                yield batch
 
 
 # An anonymised loan or hold's `user_email` ends with this (a random token before it: lending.privacy).

@@ -58,20 +58,11 @@ def mark_overdue_loans(*, now: datetime | None = None, batch_size: int | None = 
     now = now or timezone.now()
     batch_size = batch_size or settings.NOTICES_BATCH_SIZE
     changed = 0
-    while True:
-        with transaction.atomic():
-            # Rows a lend, return or renewal holds right now are skipped; the next run gets them.
-            ids = list(
-                Loan.objects.overdue(now)
-                .filter(status=LoanStatus.ACTIVE)
-                .select_for_update(skip_locked=True)
-                .order_by("date_due", "id")
-                .values_list("id", flat=True)[:batch_size]
-            )
-            if not ids:
-                return changed
-            changed += Loan.objects.filter(pk__in=ids).update(status=LoanStatus.OVERDUE)
-            history.record(*(history.loan_event(Loan(pk=pk), EventKind.MARKED_OVERDUE, at=now) for pk in ids))
+    for batch in Loan.objects.overdue(now).filter(status=LoanStatus.ACTIVE).locked_batches(batch_size):
+        ids = [loan.pk for loan in batch]
+        changed += Loan.objects.filter(pk__in=ids).update(status=LoanStatus.OVERDUE)
+        history.record(*(history.loan_event(Loan(pk=pk), EventKind.MARKED_OVERDUE, at=now) for pk in ids))
+    return changed
 
 
 @history.scheduled_job

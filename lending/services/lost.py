@@ -78,19 +78,12 @@ def age_overdue_to_lost(*, now: datetime | None = None, batch_size: int | None =
     now = now or timezone.now()
     batch_size = batch_size or settings.NOTICES_BATCH_SIZE
     aged = 0
-    while True:
-        with transaction.atomic():
-            # Rows a return or renewal holds right now are skipped; the next run gets them.
-            batch = list(
-                Loan.objects.overdue(now - timedelta(days=settings.LOST_AFTER_OVERDUE_DAYS))
-                .select_for_update(skip_locked=True)
-                .order_by("date_due", "id")[:batch_size]
-            )
-            if not batch:
-                return aged
-            for loan in batch:
-                _mark(loan, LoanStatus.LOST, EventKind.DECLARED_LOST, MessageType.LOAN_DECLARED_LOST, aged=True)
-            aged += len(batch)
+    long_overdue = Loan.objects.overdue(now - timedelta(days=settings.LOST_AFTER_OVERDUE_DAYS))
+    for batch in long_overdue.locked_batches(batch_size):
+        for loan in batch:
+            _mark(loan, LoanStatus.LOST, EventKind.DECLARED_LOST, MessageType.LOAN_DECLARED_LOST, aged=True)
+        aged += len(batch)
+    return aged
 
 
 def _lock(loan_id: int, *, allowed: Iterable[str], action: str, bump: bool = False) -> tuple[Loan, int | None]:
