@@ -15,7 +15,7 @@ transaction, after taking the patron's lock, so a block placed before the write 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 
 from django.conf import settings
 from django.db import models, transaction
@@ -23,7 +23,7 @@ from django.db.models import Q
 
 from lending import calendar, errors, overrides
 from lending.book_state import PatronLoans, count_patron_loans
-from lending.precompiled import PrecompiledSelect
+from lending.precompiled import SENTINEL_EMAIL, SENTINEL_NOW, PrecompiledSelect
 
 
 class Action(models.TextChoices):
@@ -230,8 +230,8 @@ def _blocks_in_force_query(user_email: str, now: datetime) -> PatronBlockQuerySe
 
 _BLOCKS_IN_FORCE = PrecompiledSelect(
     _blocks_in_force_query,
-    user_email="precompiled.sentinel@example.invalid",
-    now=datetime(1901, 2, 3, 4, 5, 6, 789, tzinfo=UTC),
+    user_email=SENTINEL_EMAIL,
+    now=SENTINEL_NOW,
 )
 
 

@@ -19,7 +19,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from lending.models import OPEN_LOAN, UNRESOLVED_LOST_LOAN, Hold, HoldStatus, Loan, overdue_loan
-from lending.precompiled import PrecompiledAggregate, PrecompiledSelect
+from lending.precompiled import SENTINEL_EMAIL, SENTINEL_ID, SENTINEL_NOW, PrecompiledAggregate, PrecompiledSelect
 
 
 @dataclass(frozen=True)
@@ -147,13 +147,6 @@ def _patron_loans(row: dict[str, Any]) -> PatronLoans:
     return PatronLoans(**row, oldest_overdue_due=oldest)
 
 
-_SENTINEL_PATRON = "precompiled.sentinel@example.invalid"
-_SENTINEL_NOW = datetime(1901, 2, 3, 4, 5, 6, 789, tzinfo=UTC)
-_COUNT_LOANS = PrecompiledAggregate(
-    _count_loans_query,
-    book_id=2_147_480_011,  # in the field's range: the ORM drops a lookup it knows to be false
-    patron=_SENTINEL_PATRON,
-    now=_SENTINEL_NOW,
-)
-_COUNT_PATRON_LOANS = PrecompiledAggregate(_patron_counts_query, patron=_SENTINEL_PATRON, now=_SENTINEL_NOW)
-_OPEN_HOLDS = PrecompiledSelect(_open_holds_query, book_id=2_147_480_011)
+_COUNT_LOANS = PrecompiledAggregate(_count_loans_query, book_id=SENTINEL_ID, patron=SENTINEL_EMAIL, now=SENTINEL_NOW)
+_COUNT_PATRON_LOANS = PrecompiledAggregate(_patron_counts_query, patron=SENTINEL_EMAIL, now=SENTINEL_NOW)
+_OPEN_HOLDS = PrecompiledSelect(_open_holds_query, book_id=SENTINEL_ID)

@@ -30,7 +30,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from functools import cache
 from typing import Any, TypeVar
 
@@ -38,6 +38,15 @@ from django.db import connection, models, transaction
 from django.db.models.query import ModelIterable, QuerySet, ValuesListIterable
 
 _Model = TypeVar("_Model", bound=models.Model)
+
+
+# Sentinels for the statements' parameters: distinctive, and within their fields' ranges (the ORM
+# compiles a lookup it knows to be false, a negative id for instance, without its parameter). A
+# statement with two parameters of one kind gives the second its own value (ANOTHER_ID).
+SENTINEL_ID = 2_147_480_011
+ANOTHER_ID = 2_147_480_023
+SENTINEL_EMAIL = "precompiled.sentinel@example.invalid"
+SENTINEL_NOW = datetime(1901, 2, 3, 4, 5, 6, 789, tzinfo=UTC)
 
 
 @dataclass(frozen=True)
@@ -48,6 +57,10 @@ class Many:
 
     def of_length(self, length: int) -> list[int]:
         return [self.first + index for index in range(length)]
+
+
+# The sentinel of a list of ids.
+SENTINEL_IDS = Many(2_000_000_000)
 
 
 _Slot = tuple[str, int] | None  # per parameter: (sentinel's name, element index), or None for a constant

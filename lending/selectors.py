@@ -10,7 +10,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from lending.models import OPEN_HOLD_STATUSES, BookStock, Hold, Loan
-from lending.precompiled import Many, PrecompiledSelect
+from lending.precompiled import SENTINEL_IDS, PrecompiledSelect
 
 
 def overdue_loans() -> QuerySet[Loan]:
@@ -56,7 +56,7 @@ def _books_availability_query(book_ids: list[int]) -> QuerySet:
     )
 
 
-_BOOKS_AVAILABILITY = PrecompiledSelect(_books_availability_query, book_ids=Many(2_000_000_000))
+_BOOKS_AVAILABILITY = PrecompiledSelect(_books_availability_query, book_ids=SENTINEL_IDS)
 
 
 def loans(*, user_email: str | None = None, book_id: int | None = None, status: str | None = None) -> QuerySet[Loan]:

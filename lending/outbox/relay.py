@@ -46,7 +46,14 @@ from lending.clients import books, notifications
 from lending.errors import PeerUnavailable
 from lending.models import BookStock, OutboxKind, OutboxMessage, OutboxStatus
 from lending.outbox import broker
-from lending.precompiled import Many, PrecompiledSelect, PrecompiledUpdate
+from lending.precompiled import (
+    ANOTHER_ID,
+    SENTINEL_ID,
+    SENTINEL_IDS,
+    SENTINEL_NOW,
+    PrecompiledSelect,
+    PrecompiledUpdate,
+)
 from lending.request_context import request_id_var
 
 logger = logging.getLogger(__name__)
@@ -264,18 +271,17 @@ def _mark_delivered_query(ids: list[int], now: datetime) -> int:
 
 # The relay's settling statements run per book published and per batch: their SQL is compiled once
 # (lending/precompiled.py), per list length. The sentinels are in their fields' ranges and distinct.
-_SENTINEL_NOW = datetime(1901, 2, 3, 4, 5, 6, 789, tzinfo=UTC)
 _SETTLE_AVAILABILITY = PrecompiledUpdate(
     _settle_availability_query,
-    book_id=2_147_480_011,
-    claimed=Many(2_000_000_000),
-    version=2_147_480_023,
-    now=_SENTINEL_NOW,
+    book_id=SENTINEL_ID,
+    claimed=SENTINEL_IDS,
+    version=ANOTHER_ID,
+    now=SENTINEL_NOW,
 )
-_MARK_DELIVERED = PrecompiledUpdate(_mark_delivered_query, ids=Many(2_000_000_000), now=_SENTINEL_NOW)
+_MARK_DELIVERED = PrecompiledUpdate(_mark_delivered_query, ids=SENTINEL_IDS, now=SENTINEL_NOW)
 # The claim: its SELECT's LIMIT is written into the SQL, so it is compiled once per batch size.
-_CLAIMABLE = PrecompiledSelect(_claimable_query, shaped=("limit",), due_by=_SENTINEL_NOW)
-_TAKE_LEASE = PrecompiledUpdate(_take_lease_query, ids=Many(2_000_000_000), lease_end=_SENTINEL_NOW)
+_CLAIMABLE = PrecompiledSelect(_claimable_query, shaped=("limit",), due_by=SENTINEL_NOW)
+_TAKE_LEASE = PrecompiledUpdate(_take_lease_query, ids=SENTINEL_IDS, lease_end=SENTINEL_NOW)
 
 
 def _record_failure(message: OutboxMessage, error: str, *, permanent: bool) -> None:
