@@ -9,13 +9,15 @@ class LendingConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
+        import sys
+
         from django.conf import settings
 
         from lending import logs, tracing
 
         logs.connect_request_signals()
         if settings.OTEL_EXPORTER_OTLP_ENDPOINT:
-            tracing.setup()
+            tracing.setup(service=tracing.service_name(tracing.role_of(sys.argv)))
 
     def import_models(self) -> None:
         super().import_models()

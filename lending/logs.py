@@ -2,7 +2,8 @@
 
 Every record, whether it comes from structlog or from a stdlib `logging.getLogger(__name__)`, goes
 through one `ProcessorFormatter`, so every line gets a timestamp, its level and logger, the current
-request id (`lending.request_context`, the single source of truth) and has patron emails masked.
+request id (`lending.request_context`, the single source of truth), the current trace and span ids
+inside a span (`add_trace_context`) and has patron emails masked.
 
 `settings.py` calls `logging_config()` for `LOGGING` and `configure_structlog()` once. Nothing here
 imports Django models: settings import this module.
@@ -18,6 +19,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import structlog
+from opentelemetry import trace
 from structlog.typing import EventDict
 
 from lending.request_context import request_id_var
@@ -84,6 +86,16 @@ def add_request_id(logger: Any, method_name: str, event_dict: EventDict) -> Even
     return event_dict
 
 
+def add_trace_context(logger: Any, method_name: str, event_dict: EventDict) -> EventDict:
+    """The current span's `trace_id` and `span_id`, in hex as OTLP and the W3C traceparent write them,
+    so a line leads to its trace and back. Outside a span (or with tracing off) the line has neither."""
+    span_context = trace.get_current_span().get_span_context()
+    if span_context.is_valid:
+        event_dict["trace_id"] = trace.format_trace_id(span_context.trace_id)
+        event_dict["span_id"] = trace.format_span_id(span_context.span_id)
+    return event_dict
+
+
 def drop_formatting_leftovers(logger: Any, method_name: str, event_dict: EventDict) -> EventDict:
     """Another handler may have formatted the stdlib record first (`message`, `asctime`): not extras."""
     event_dict.pop("message", None)
@@ -101,6 +113,7 @@ _FOREIGN_PRE_CHAIN = [
     structlog.stdlib.ExtraAdder(),
     drop_formatting_leftovers,
     add_request_id,
+    add_trace_context,
     _timestamper,
 ]
 
@@ -195,6 +208,7 @@ def configure_structlog() -> None:
             structlog.stdlib.add_logger_name,
             structlog.stdlib.PositionalArgumentsFormatter(),
             add_request_id,
+            add_trace_context,
             _timestamper,
             structlog.processors.StackInfoRenderer(),
             structlog.processors.UnicodeDecoder(),

@@ -9,13 +9,17 @@ request carries the request's trace), and the relay delivers it inside `continui
 the peer calls it makes are spans of that same trace. A domain event carries it in its CloudEvent.
 
 With tracing off, `current_traceparent()` is "" and `continuing` does nothing: no cost per request.
+
+Each process names its service after its role (`service_name`): `lending-web`, `lending-relay`,
+`lending-scheduler`, unless OTEL_SERVICE_NAME says otherwise.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 
 from opentelemetry import context, propagate, trace
@@ -24,6 +28,22 @@ logger = logging.getLogger(__name__)
 
 _setup_lock = threading.Lock()
 _instrumented = False
+
+SERVICE_NAMES = {"web": "lending-web", "relay": "lending-relay", "scheduler": "lending-scheduler"}
+# The management command each background role runs. Every other process (gunicorn, runserver, a
+# one-off command such as `migrate`) serves or changes what the web serves: it is the web's.
+_ROLE_OF_COMMAND = {"relay_outbox": "relay", "send_notices": "scheduler"}
+
+
+def role_of(argv: Sequence[str]) -> str:
+    """The role of the process started with `argv`: `web`, `relay` or `scheduler`."""
+    command = argv[1] if len(argv) > 1 else ""
+    return _ROLE_OF_COMMAND.get(command, "web")
+
+
+def service_name(role: str, environ: Mapping[str, str] = os.environ) -> str:
+    """OTEL_SERVICE_NAME when set (the OpenTelemetry convention), else the role's own name."""
+    return environ.get("OTEL_SERVICE_NAME", "").strip() or SERVICE_NAMES[role]
 
 
 def current_traceparent() -> str:
@@ -47,17 +67,19 @@ def continuing(traceparent: str, name: str, **attributes: str) -> Iterator[None]
         yield
 
 
-def setup(exporter=None, *, service_name: str = "lending") -> bool:
+def setup(exporter=None, *, service: str | None = None) -> bool:
     """Instruments Django, urllib3 and psycopg and exports spans to `exporter` (default: OTLP over
-    HTTP to OTEL_EXPORTER_OTLP_ENDPOINT, read by the exporter itself). Idempotent; True if on."""
+    HTTP to OTEL_EXPORTER_OTLP_ENDPOINT, read by the exporter itself) as `service` (default: the web's,
+    or OTEL_SERVICE_NAME). Idempotent; True if on."""
     global _instrumented
     with _setup_lock:
         if not _instrumented:
-            _set_provider(exporter, service_name)
+            service = service or service_name("web")
+            _set_provider(exporter, service)
             for instrumentor in _instrumentors():
                 instrumentor.instrument()
             _instrumented = True
-            logger.info("tracing on: spans exported over OTLP/HTTP")
+            logger.info("tracing on: spans exported over OTLP/HTTP as %s", service)
         return True
 
 
@@ -71,14 +93,14 @@ def teardown() -> None:
             _instrumented = False
 
 
-def _set_provider(exporter, service_name: str) -> None:
+def _set_provider(exporter, service: str) -> None:
     from opentelemetry.sdk.resources import Resource
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
 
     if isinstance(trace.get_tracer_provider(), TracerProvider):
         return  # a process sets its provider once (a test's second setup keeps the first exporter)
-    provider = TracerProvider(resource=Resource.create({"service.name": service_name}))
+    provider = TracerProvider(resource=Resource.create({"service.name": service}))
     if exporter is None:
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
