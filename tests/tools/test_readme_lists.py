@@ -1,0 +1,179 @@
+"""The README's lists that the code owns are the code's lists: the history kinds, the domain events'
+types, the scopes and the endpoints each covers, the configuration table (every variable the settings
+read, and their defaults), and the one version the image, the overlays and the documents carry.
+A change to any of them without its README line fails here."""
+
+from __future__ import annotations
+
+import math
+import re
+import tomllib
+from decimal import Decimal, InvalidOperation
+
+import yaml
+from django.conf import settings
+from django.urls import URLPattern, URLResolver, get_resolver
+
+from lending import asyncapi, domain_events
+from lending.models import EventKind, Scope
+from tests.processes import ROOT
+
+README = (ROOT / "README.md").read_text()
+
+
+def section(heading: str) -> str:
+    """The README's text under `heading` up to the next heading of any level."""
+    start = README.index(f"\n{heading}\n")
+    following = re.search(r"^#{1,6} ", README[start + len(heading) + 2 :], re.M)
+    return README[start : start + len(heading) + 2 + following.start()] if following else README[start:]
+
+
+def table(text: str, header: str) -> list[list[str]]:
+    """The rows (cells stripped) of the Markdown table whose header row starts with `header`."""
+    start = text.index(header)
+    rows = []
+    for line in text[start:].splitlines()[2:]:
+        if not line.startswith("|"):
+            break
+        rows.append([cell.strip() for cell in re.split(r"(?<!\\)\|", line)[1:-1]])
+    return rows
+
+
+def backticked(text: str) -> list[str]:
+    return re.findall(r"`([^`]+)`", text)
+
+
+# --- History kinds and domain events ---------------------------------------------------------------
+def test_the_history_lists_every_kind_of_event():
+    history = section("#### Loan history")
+    listed = re.search(r"records what happened — (.+?) — when", history, re.S)
+    assert listed, "the Loan history section lists the kinds as `records what happened — ... — when`"
+    assert set(backticked(listed.group(1))) == set(EventKind.values)
+
+
+def expanded_types(text: str) -> set[str]:
+    """`org.library.lending.loan.{lent,renewed}.v1` written out: one type per verb."""
+    types = set()
+    for prefix, verbs, suffix in re.findall(r"`(org\.library\.lending\.\w+\.)\{([^}]+)\}(\.v\d+)`", text):
+        types |= {f"{prefix}{verb.strip()}{suffix}" for verb in verbs.split(",")}
+    return types
+
+
+def test_the_domain_events_section_lists_every_published_type():
+    assert expanded_types(section("### Domain events (CloudEvents on RabbitMQ)")) == set(domain_events.all_types())
+
+
+# --- Scopes ------------------------------------------------------------------------------------------
+def scope_rows() -> dict[str, str]:
+    rows = table(section("#### Scopes"), "| scope | endpoints |")
+    return {cells[0].strip("`"): cells[1] for cells in rows}
+
+
+def test_the_scopes_table_has_a_row_per_scope():
+    assert set(scope_rows()) - {"(none)"} == set(Scope.values)
+
+
+def api_paths(patterns=None, prefix: str = "") -> set[str]:
+    """Every API path that states a scope, `{...}` for each parameter, without its optional slash."""
+    found = set()
+    for pattern in get_resolver().url_patterns if patterns is None else patterns:
+        route = prefix + str(pattern.pattern)
+        if isinstance(pattern, URLResolver):
+            found |= api_paths(pattern.url_patterns, route)
+        elif isinstance(pattern, URLPattern) and hasattr(getattr(pattern.callback, "cls", None), "required_scope"):
+            path = re.sub(r"<(?:\w+:)?\w+>", "{}", "/" + route.lstrip("^").rstrip("$"))
+            found.add(re.sub(r"/\??$", "", path.replace("/?", "/")))
+    return found
+
+
+def test_the_scopes_table_names_every_endpoint():
+    text = re.sub(r"\{\w+\}", "{}", " ".join(scope_rows().values()))
+    assert api_paths(), "no API view found in the URL configuration"
+    missing = {path for path in api_paths() if not re.search(re.escape(path) + r"(?![\w{-])", text)}
+    assert not missing, f"endpoints no row of README's Scopes table names: {sorted(missing)}"
+
+
+# --- Configuration -------------------------------------------------------------------------------------
+SETTINGS_SOURCE = (ROOT / "config" / "settings.py").read_text()
+ENV_READ = re.compile(r'env\.(\w+)\(\s*"([A-Z][A-Z0-9_]+)"(?:,\s*default=([^)\n]+?))?\)')
+# Read by settings.py only to pass on, or documented elsewhere in the README.
+NOT_IN_THE_TABLE: set[str] = set()
+
+
+def configuration_rows() -> dict[str, str]:
+    """Each variable of the Configuration table and its default cell (`A` / `B` rows give both)."""
+    rows = {}
+    for cells in table(section("## Configuration"), "| variable | default | meaning |"):
+        names = backticked(cells[0])
+        defaults = [part.strip() for part in cells[1].split(" / ")] if len(names) > 1 else [cells[1]]
+        for position, name in enumerate(names):
+            rows[name] = defaults[position] if position < len(defaults) else cells[1]
+    return rows
+
+
+def settings_reads() -> dict[str, str | None]:
+    """Every variable config/settings.py reads, with the default written there (None without one)."""
+    return {name: default for _, name, default in ENV_READ.findall(SETTINGS_SOURCE)} | {
+        name: None for name in re.findall(r'os\.environ(?:\.get)?[\[(]"([A-Z][A-Z0-9_]+)"', SETTINGS_SOURCE)
+    }
+
+
+def test_every_variable_the_settings_read_is_in_the_configuration_table():
+    missing = set(settings_reads()) - set(configuration_rows()) - NOT_IN_THE_TABLE
+    assert not missing, f"variables read by config/settings.py missing from README's Configuration table: {missing}"
+
+
+def test_every_variable_of_the_configuration_table_is_read_somewhere():
+    sources = "\n".join(
+        path.read_text()
+        for pattern in ("config/*.py", "lending/**/*.py", "docker/*", "scripts/*.py")
+        for path in ROOT.glob(pattern)
+        if path.is_file()
+    )
+    unread = {name for name in configuration_rows() if not re.search(rf"\b{name}\b", sources)}
+    assert not unread, f"README's Configuration table lists variables nothing reads: {unread}"
+
+
+def literal(value: str) -> str | None:
+    """A default as the table or the settings write it, normalised (`16 * 1024` and `16384` agree);
+    None when it is an expression the table describes in words."""
+    value = value.strip().strip("`").strip('"')
+    try:
+        return str(math.prod(Decimal(factor) for factor in value.split("*")).normalize())
+    except InvalidOperation:
+        return value if re.fullmatch(r"[\w./:@-]*", value) else None
+
+
+def test_the_configuration_table_gives_the_defaults_the_settings_use():
+    """Where both write a plain value (not `–`, not words, not an expression of other settings)."""
+    documented = configuration_rows()
+    compared, differing = [], {}
+    for name, written_default in settings_reads().items():
+        in_readme = documented.get(name, "")
+        if written_default is None or not re.fullmatch(r"`[^`]*`", in_readme) or literal(written_default) is None:
+            continue
+        compared.append(name)
+        if literal(in_readme) != literal(written_default):
+            differing[name] = (in_readme, written_default)
+    assert not differing, f"README's default / config/settings.py's default: {differing}"
+    assert len(compared) > 40, compared
+
+
+# --- One version ---------------------------------------------------------------------------------------
+def project_version() -> str:
+    return tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+
+
+def test_the_image_tags_and_documents_carry_the_projects_version():
+    version = project_version()
+    tags = {
+        str(path.relative_to(ROOT)): image.get("newTag")
+        for path in (ROOT / "k8s").rglob("kustomization.yaml")
+        for image in yaml.safe_load(path.read_text()).get("images", [])
+        if image.get("newTag") != "dev"  # the development overlay runs what `kind load` put there
+    }
+    assert tags and set(tags.values()) == {version}, tags
+    assert set(re.findall(r"lending-service:(\d+\.\d+\.\d+)", README)) == {version}
+    assert settings.SPECTACULAR_SETTINGS["VERSION"] == version
+    assert yaml.safe_load((ROOT / "openapi.yaml").read_text())["info"]["version"] == version
+    assert asyncapi.document()["info"]["version"] == version
