@@ -16,8 +16,8 @@ adds the domain's:
 - from the relay and the scheduler (served by lending/ops_server.py on their own ports):
   `lending_outbox_deliveries_total{channel, peer, message_type, outcome}`,
   `lending_outbox_delivery_lag_seconds{channel, peer, message_type}` (commit to delivery),
-  `lending_process_passes_total{process, outcome}`, `lending_process_last_success_timestamp_seconds{process}`
-  and `lending_scheduler_job_items_total{job}`.
+  `lending_process_passes_total{process, outcome}`, `lending_process_last_success_timestamp_seconds{process}`,
+  `lending_scheduler_job_items_total{job}` and `lending_scheduler_job_failures_total{job}`.
 
 Under gunicorn, `PROMETHEUS_MULTIPROC_DIR` switches prometheus-client to multi-process mode: each
 worker writes its samples there and `/metrics` merges them, whichever worker answers. The database
@@ -127,7 +127,7 @@ def watch_breaker(breaker: pybreaker.CircuitBreaker) -> None:
 
 
 # --- Background processes: the outbox relay and the scheduler ------------------------------------------
-# Labelled by channel (today `http`; a broker channel later gets its own value), peer and message type,
+# Labelled by channel (`http` to the peers, `amqp` for the domain events), peer and message type,
 # so one panel and one alert cover every way a message leaves the outbox.
 outbox_deliveries = Counter(
     "lending_outbox_deliveries_total",
@@ -155,6 +155,11 @@ process_last_success = Gauge(
 scheduler_job_items = Counter(
     "lending_scheduler_job_items_total",
     "Items handled by the scheduler's jobs (loans marked, notices queued...).",
+    ["job"],
+)
+scheduler_job_failures = Counter(
+    "lending_scheduler_job_failures_total",
+    "Scheduler jobs that raised; the pass went on with the next job.",
     ["job"],
 )
 

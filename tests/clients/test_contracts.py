@@ -1,4 +1,4 @@
-"""The peer clients against the reference peers over real HTTP: the contracts DESIGN.md describes."""
+"""The peer clients against the reference peers over real HTTP: the contracts the README's peer table describes."""
 
 import pytest
 

@@ -74,3 +74,48 @@ def test_api_paths_answer_without_their_slash(api, peers, path):
 def test_pages_that_need_their_slash_as_the_readme_says(client, path):
     assert client.get(path).status_code in (301, 302, 404)
     assert f"`{path}/`" in README
+
+
+def readme_section(heading: str) -> str:
+    start = README.index(f"\n{heading}\n")
+    following = re.search(r"^#{1,6} ", README[start + len(heading) + 2 :], re.M)
+    return README[start : start + len(heading) + 2 + following.start()] if following else README[start:]
+
+
+def test_the_overview_shows_the_broker_make_run_publishes_to():
+    overview = README[: README.index("\n## API\n")]
+    local_broker = re.search(
+        r'LOCAL_RABBITMQ = "amqp://[^@]+@([\d.]+:\d+)/', (ROOT / "scripts/run_local.py").read_text()
+    )
+    assert local_broker, "scripts/run_local.py no longer looks for a local RabbitMQ: update the README's overview"
+    assert "no message broker" not in README
+    diagram = overview[overview.index("```mermaid") : overview.index("```", overview.index("```mermaid") + 3)]
+    assert "RabbitMQ" in diagram and "EVENTS_BROKER_URL" in diagram
+    assert f"RabbitMQ answers on {local_broker.group(1)}" in " ".join(overview.split())
+
+
+def test_the_tracing_section_names_what_is_instrumented():
+    from lending import tracing
+
+    libraries = {type(instrumentor).__module__.split(".")[2] for instrumentor in tracing._instrumentors()}
+    text = readme_section("### Tracing").lower()
+    assert libraries and all(library in text for library in libraries), libraries
+    assert "`requests`" not in text
+
+
+def test_the_documents_the_readme_points_to_exist():
+    named = set(re.findall(r"\b([\w./-]+\.md)\b", README)) - {"README.md"}
+    missing = {name for name in named if not (ROOT / name).exists()}
+    assert not missing, f"README points to documents not in the repository: {missing}"
+
+
+def test_the_delivery_metrics_channels_are_described():
+    from types import SimpleNamespace
+
+    from lending import metrics
+
+    described = " ".join(readme_section("## Metrics and logs").split())
+    for kind, payload in [("availability", {}), ("notification", {"message_type": "x"}), ("event", {"type": "x"})]:
+        channel, peer, _ = metrics.message_labels(SimpleNamespace(kind=kind, payload=payload))
+        assert f"`{channel}`" in described and f"`{peer}`" in described, (kind, channel, peer)
+    assert "a broker channel will be another value" not in described
