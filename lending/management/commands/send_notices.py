@@ -1,4 +1,9 @@
-"""Run the scheduled jobs: `manage.py send_notices` (one pass) or `--loop [--interval N]`."""
+"""Run the scheduled jobs: `manage.py send_notices` (one pass) or `--loop [--interval N]`.
+
+Each job runs on its own: one that raises is logged ("scheduled job failed", with its `job`), counted in
+`lending_scheduler_job_failures_total{job}`, and the pass goes on with the next job. A one-shot run then
+exits with an error naming the failed jobs; the loop counts the pass as failed and carries on.
+"""
 
 import logging
 import signal
@@ -6,7 +11,7 @@ import threading
 from collections.abc import Callable
 
 from django.conf import settings
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 from django.db import close_old_connections
 
 from lending import auto_renew, idempotency, metrics, notices, ops_server, privacy, services
@@ -32,6 +37,8 @@ JOBS: list[Callable[[], int]] = [
     privacy.purge_delivered_outbox,
     idempotency.purge_expired,
 ]
+for _job in JOBS:
+    metrics.scheduler_job_failures.labels(_job.__name__)  # at 0 from the start: increase() sees the first
 
 
 class Command(BaseCommand):
@@ -54,7 +61,9 @@ class Command(BaseCommand):
 
     def handle(self, *args, loop: bool = False, interval: float | None = None, metrics_port=None, **options):
         if not loop:
-            self.run_pass()
+            failed = self.run_pass()
+            if failed:
+                raise CommandError(f"scheduled job(s) failed: {', '.join(failed)}")
             return
         interval = settings.NOTICES_INTERVAL_SECONDS if interval is None else interval
         # Liveness fails once no pass completed within SCHEDULER_STALL_INTERVALS intervals.
@@ -66,9 +75,11 @@ class Command(BaseCommand):
             signal.signal(signum, lambda *_: stop.set())
         while not stop.is_set():
             try:
-                self.run_pass()
-                heartbeat.beat()
-            except Exception:  # a database blip must not end the loop; the next pass retries
+                if self.run_pass():
+                    heartbeat.completed_with_failures()
+                else:
+                    heartbeat.beat()
+            except Exception:  # nothing must end the loop (a job's own failure is handled in run_pass)
                 logger.exception("scheduled jobs pass failed")
                 heartbeat.beat(ok=False)
                 close_old_connections()
@@ -76,8 +87,19 @@ class Command(BaseCommand):
         if server is not None:
             server.shutdown()
 
-    def run_pass(self) -> None:
+    def run_pass(self) -> list[str]:
+        """Runs every job, each on its own; returns the names of those that failed."""
+        failed = []
         for job in JOBS:
-            count = job()
-            metrics.scheduler_job_items.labels(job.__name__).inc(count or 0)
-            report(self, f"{job.__name__}: {count}", "scheduled_job_finished", job=job.__name__, count=count)
+            name = job.__name__
+            try:
+                count = job()
+            except Exception:
+                logger.exception("scheduled job failed", extra={"job": name})
+                metrics.scheduler_job_failures.labels(name).inc()
+                close_old_connections()  # a connection the failure broke is replaced before the next job
+                failed.append(name)
+                continue
+            metrics.scheduler_job_items.labels(name).inc(count or 0)
+            report(self, f"{name}: {count}", "scheduled_job_finished", job=name, count=count)
+        return failed

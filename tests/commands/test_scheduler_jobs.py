@@ -1,0 +1,86 @@
+"""Issue 27 point 4: each scheduler job runs on its own. A job that fails (here: the holds table is
+locked by another session past the lock timeout) is logged and counted in
+`lending_scheduler_job_failures_total{job}`, and the jobs after it still run in the same pass; a
+one-shot run (a CronJob) still exits with an error."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+from datetime import timedelta
+
+import psycopg
+import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
+from django.db import connection
+from django.utils import timezone
+from prometheus_client import REGISTRY
+
+from lending.logs import json_formatter
+from lending.models import IdempotencyRecord
+
+pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
+
+
+def failures(job: str) -> float:
+    return REGISTRY.get_sample_value("lending_scheduler_job_failures_total", {"job": job}) or 0.0
+
+
+@pytest.fixture
+def holds_table_locked():
+    """Another session holds the holds table: every job that reads holds waits 100 ms, then fails.
+    The short lock timeout is set at connect time, so a connection the scheduler replaces keeps it."""
+    options = connection.settings_dict["OPTIONS"]
+    saved = options.get("options")
+    options["options"] = "-c lock_timeout=100ms"
+    connection.close()
+    blocker = psycopg.connect(**connection.get_connection_params())
+    try:
+        blocker.execute("LOCK TABLE lending_hold IN ACCESS EXCLUSIVE MODE")
+        yield
+    finally:
+        blocker.rollback()
+        blocker.close()
+        if saved is None:
+            options.pop("options")
+        else:
+            options["options"] = saved
+        connection.close()
+
+
+@pytest.fixture
+def log_lines():
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(json_formatter())
+    logging.getLogger().addHandler(handler)
+    try:
+        yield lambda: [json.loads(line) for line in stream.getvalue().splitlines() if line.strip()]
+    finally:
+        logging.getLogger().removeHandler(handler)
+
+
+def test_failing_jobs_are_counted_and_the_rest_of_the_pass_still_runs(holds_table_locked, log_lines):
+    """Expiring ready holds fails half way through the pass; the last job still purges expired keys."""
+    IdempotencyRecord.objects.create(key="expired", fingerprint="f", expires_at=timezone.now() - timedelta(hours=1))
+    before = {job: failures(job) for job in ("expire_ready_holds", "purge_expired")}
+
+    with pytest.raises(CommandError, match="expire_ready_holds"):
+        call_command("send_notices", stdout=io.StringIO())
+
+    assert not IdempotencyRecord.objects.filter(key="expired").exists()
+    assert failures("expire_ready_holds") == before["expire_ready_holds"] + 1
+    assert failures("purge_expired") == before["purge_expired"]
+    failed = [line for line in log_lines() if line["event"] == "scheduled job failed"]
+    assert "expire_ready_holds" in {line.get("job") for line in failed}
+    assert all(line["level"] == "error" and "LockNotAvailable" in line["exception"] for line in failed)
+
+
+def test_every_job_has_its_failure_series_from_the_start():
+    """A counter that exists at 0 lets `increase()` see the first failure."""
+    from lending.management.commands.send_notices import JOBS
+
+    for job in JOBS:
+        assert REGISTRY.get_sample_value("lending_scheduler_job_failures_total", {"job": job.__name__}) is not None
