@@ -4,9 +4,12 @@ with, the loan shapes it describes are the ones served, and the trailing-slash r
 
 from __future__ import annotations
 
+import json
 import re
+from datetime import datetime, timedelta
 
 import pytest
+from django.utils import timezone
 
 from tests.conftest import post_json
 from tests.processes import ROOT
@@ -119,3 +122,49 @@ def test_the_delivery_metrics_channels_are_described():
         channel, peer, _ = metrics.message_labels(SimpleNamespace(kind=kind, payload=payload))
         assert f"`{channel}`" in described and f"`{peer}`" in described, (kind, channel, peer)
     assert "a broker channel will be another value" not in described
+
+
+def circulation_row(first_cell: str) -> str:
+    start = README.index("| method & path | body / query | success | refusals |")
+    rows = [line for line in README[start:].splitlines() if line.startswith(f"| {first_cell} |")]
+    assert rows, f"no row {first_cell} in README's circulation table"
+    return rows[0]
+
+
+@pytest.mark.django_db
+def test_the_circulation_table_gives_the_answer_to_a_date_out_of_range(api, patron, book):
+    """A well-formed date the rules refuse (past, future, too far back) as the service answers it."""
+    now = timezone.now()
+    loan = post_json(api, "/lendBook/", {"user_email": patron, "book_id": book["id"]}).json()
+    answers = {
+        "`POST /patrons/{email}/blocks/`": post_json(
+            api,
+            f"/patrons/{patron}/blocks/",
+            {"reason": "test", "blocks": ["borrow"], "expires_at": (now - timedelta(days=1)).isoformat()},
+        ),
+        "`POST /loans/{id}/change-due-date/`": post_json(
+            api,
+            f"/loans/{loan['id']}/change-due-date/",
+            {"date_due": (now - timedelta(days=2)).date().isoformat(), "reason": "test"},
+        ),
+        "`POST /returnBook/` + `returned_at`": post_json(
+            api,
+            "/returnBook/",
+            {"user_email": patron, "book_id": book["id"], "returned_at": (now + timedelta(days=1)).isoformat()},
+        ),
+    }
+    for row, answer in answers.items():
+        said = f"{answer.status_code} `{answer.json()['error']['code']}`"
+        assert said in circulation_row(row), f"{row} answers {said}: {circulation_row(row)}"
+
+
+@pytest.mark.django_db
+def test_the_sample_loan_is_due_when_a_loan_is_due(api, patron, book, settings):
+    """The API section's sample: due LOAN_PERIOD_DAYS after it was lent, at the end of that day."""
+    settings.LIBRARY_TIME_ZONE = "UTC"  # the default, which the sample shows
+    sample_start = README.index("```json", README.index("\n## API\n")) + len("```json")
+    sample = json.loads(README[sample_start : README.index("```", sample_start)])
+    lent = post_json(api, "/lendBook/", {"user_email": patron, "book_id": book["id"]}).json()
+    borrowed, due = (datetime.fromisoformat(sample[field]) for field in ("date_borrowed", "date_due"))
+    assert due.date() - borrowed.date() == timedelta(days=settings.LOAN_PERIOD_DAYS)
+    assert sample["date_due"][10:] == lent["date_due"][10:], (sample["date_due"], lent["date_due"])
