@@ -48,6 +48,8 @@ MIDDLEWARE = [
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
     # One log line per request (lending.logs binds our request id and adds the duration).
     "django_structlog.middlewares.RequestMiddleware",
+    # A Host not in ALLOWED_HOSTS: JSON 400 `disallowed_host`, also in debug mode.
+    "lending.api.middleware.AllowedHostMiddleware",
     "lending.api.middleware.BodySizeLimitMiddleware",
     # API views: undeclared query parameters (400) and addresses locked out after failed authentications.
     "lending.api.middleware.ApiRequestMiddleware",

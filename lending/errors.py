@@ -152,6 +152,12 @@ BAD_REQUEST = _e(
     "The request could not be understood.",
     note="a request that cannot be understood, e.g. an invalid `Content-Length`",
 )
+DISALLOWED_HOST = _e(
+    "disallowed_host",
+    400,
+    "The Host header names a host this service does not serve (DJANGO_ALLOWED_HOSTS).",
+    note="a `Host` not in `DJANGO_ALLOWED_HOSTS`, in debug mode too",
+)
 # 401
 NOT_AUTHENTICATED = _e("not_authenticated", 401, "An API key is required: send `Authorization: Api-Key <key>`.")
 AUTHENTICATION_FAILED = _e(

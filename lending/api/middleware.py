@@ -16,6 +16,7 @@ from functools import lru_cache
 
 import structlog
 from django.conf import settings
+from django.core.exceptions import DisallowedHost
 from django.http import JsonResponse
 from django.utils.http import parse_header_parameters
 
@@ -108,6 +109,22 @@ class BodySizeLimitMiddleware:
     def __call__(self, request):
         refused = body_length_refusal(request.META.get("CONTENT_LENGTH"))
         return refused or self.get_response(request)
+
+
+class AllowedHostMiddleware:
+    """Refuses a Host not in ALLOWED_HOSTS with the one JSON error shape. Django would raise
+    DisallowedHost later, and under DEBUG (`make run`) answer it with its HTML debug page, settings
+    included; checked here, the answer is the same JSON 400 in every mode."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        try:
+            request.get_host()
+        except DisallowedHost:
+            return refusal(errors.DISALLOWED_HOST)
+        return self.get_response(request)
 
 
 def body_length_refusal(content_length: str | None) -> JsonResponse | None:
