@@ -109,8 +109,13 @@ def _tune_database(database: dict) -> None:
     if database["ENGINE"].endswith("sqlite3"):
         # BEGIN IMMEDIATE takes the write lock up front: two lends never both read "a copy is free"
         # and then race to upgrade their locks. The timeout makes writers queue instead of failing.
+        # secure_delete zeroes what a DELETE or UPDATE frees, so an erased email is not left in the file.
         database.setdefault("OPTIONS", {}).update(
-            {"transaction_mode": "IMMEDIATE", "timeout": 20, "init_command": "PRAGMA journal_mode=WAL;"}
+            {
+                "transaction_mode": "IMMEDIATE",
+                "timeout": 20,
+                "init_command": "PRAGMA journal_mode=WAL; PRAGMA secure_delete=ON;",
+            }
         )
     else:
         # A PostgreSQL connection costs more to open than a whole lend: keep it, check it is alive.

@@ -24,6 +24,7 @@ from typing import Any
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
+from django.utils.crypto import salted_hmac
 
 from lending import errors
 from lending.errors import LendingError
@@ -33,8 +34,23 @@ MAX_KEY_LENGTH = 255
 
 
 def fingerprint(method: str, path: str, body: Any) -> str:
-    canonical = json.dumps([method, path.rstrip("/"), body], sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(canonical.encode()).hexdigest()
+    """What tells a retry from another request under the same key. Keyed (HMAC-SHA256 with the
+    SECRET_KEY): the body names a patron, and an unsalted hash of it could be matched by hashing
+    guessed bodies, which would outlive the patron's erasure."""
+    return salted_hmac(FINGERPRINT_SALT, _canonical(method, path, body), algorithm="sha256").hexdigest()
+
+
+FINGERPRINT_SALT = "lending.idempotency.fingerprint"
+
+
+def _canonical(method: str, path: str, body: Any) -> str:
+    return json.dumps([method, path.rstrip("/"), body], sort_keys=True, separators=(",", ":"))
+
+
+def unsalted_fingerprint(method: str, path: str, body: Any) -> str:
+    """The fingerprint the release before keyed fingerprints stored: compared, never stored, so that a
+    retry across a rolling deploy (records live IDEMPOTENCY_KEY_TTL_HOURS) is still recognised."""
+    return hashlib.sha256(_canonical(method, path, body).encode()).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -75,7 +91,13 @@ class Claim:
             raise errors.IDEMPOTENCY_KEY_IN_USE.error()
 
 
-def claim(key: str, request_fingerprint: str, render: Callable[[Any], tuple[int, Any]]) -> Claim | Replay:
+def claim(
+    key: str,
+    request_fingerprint: str,
+    render: Callable[[Any], tuple[int, Any]],
+    *,
+    previous_release_fingerprint: str | None = None,
+) -> Claim | Replay:
     now = timezone.now()
     owner = uuid.uuid4()
     expires_at = now + timedelta(hours=settings.IDEMPOTENCY_KEY_TTL_HOURS)
@@ -89,7 +111,7 @@ def claim(key: str, request_fingerprint: str, render: Callable[[Any], tuple[int,
         if record.expires_at <= now:
             _restart(record, request_fingerprint, now, owner, expires_at)
             return Claim(key, owner, render)
-        if record.fingerprint != request_fingerprint:
+        if record.fingerprint not in (request_fingerprint, previous_release_fingerprint):
             raise errors.IDEMPOTENCY_KEY_REUSED.error()
         if record.response_status is not None:
             return Replay(record.response_status, record.response_body)

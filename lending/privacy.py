@@ -3,7 +3,11 @@ erase one patron on request.
 
 Anonymised means not linkable back: the patron's email is replaced by a random token per row
 (`anon-<128 random bits>@anonymised.invalid`), never a hash of the email, which could be reversed by
-trying emails. The book, the dates and the status stay, so statistics still work.
+trying emails. The book, the dates and the status stay, so statistics still work. With the patron go the copies that
+name them: staff's free text on the history (an override's reason, a lost item's note), their blocks
+(email and reason), the admin's log entries, stored idempotent answers, settled notifications, and an
+API key named after them (revoked). On SQLite the erasure then checkpoints the WAL, so that the
+database file itself forgets (`PRAGMA secure_delete` zeroes the freed space).
 
 What is never anonymised: an open or overdue loan, an open hold (WAITING, READY), and a loan or hold
 named by a notification still waiting in the outbox (unresolved: the patron must still get it); a
@@ -36,6 +40,7 @@ from django.db.models.functions import Cast
 from django.utils import timezone
 
 from lending import locks
+from lending.blocks import PatronBlock
 from lending.errors import PATRON_HAS_OPEN_LOANS
 from lending.models import (
     # `.invalid` is reserved, never a deliverable address (RFC 2606); NOT_ANONYMISED is the partial
@@ -121,6 +126,9 @@ def anonymize_returned_loans(
         batch_size,
     )
     done.loans, done.holds = len(loan_ids), len(hold_ids)
+    # A block expired as long ago as a loan returned then: it goes the same way.
+    with transaction.atomic():
+        _forget_blocks(PatronBlock.objects.filter(expires_at__lt=cutoff).filter(NOT_ANONYMISED))
     done.notifications = forget_notifications_of(
         None if sweep or len(loan_ids) > FORGET_BY_ID_LIMIT else loan_ids,
         None if sweep or len(hold_ids) > FORGET_BY_ID_LIMIT else hold_ids,
@@ -164,6 +172,7 @@ def _in_batches(candidates: QuerySet, date_field: str, unresolved: set[int], bat
             ids = [row_id for row_id in ids if row_id not in unresolved]
             _replace_emails(model, ids)
             _record_anonymised(model, ids, SCHEDULED)
+            _forget_staff_reasons(*((ids, []) if model is Loan else ([], ids)))
             changed += ids
 
 
@@ -370,11 +379,72 @@ def _all_still_named(emails: set[str]) -> bool:
     return emails <= named
 
 
+def json_spellings(email: str) -> set[str]:
+    """The email as JSON text may hold it: PostgreSQL's jsonb keeps non-ASCII characters as they are,
+    SQLite keeps the text Django wrote (`json.dumps`, which escapes them: `\\u00e4`)."""
+    return {json.dumps(email, ensure_ascii=ascii_only)[1:-1] for ascii_only in (True, False)}
+
+
+def _naming(email: str, *fields: str) -> Q:
+    """Any of `fields` mentions the email, as typed or as JSON text holds it."""
+    query = Q()
+    for spelling in json_spellings(email):
+        for field in fields:
+            query |= Q(**{f"{field}__icontains": spelling})
+    return query
+
+
 def _idempotency_records_naming(email: str) -> QuerySet:
-    """Records whose stored answer mentions the email anywhere (a loan, or a refusal's message), as
-    it appears in JSON text."""
-    as_json = json.dumps(email, ensure_ascii=False)[1:-1]
-    return IdempotencyRecord.objects.filter(response_body__icontains=as_json)
+    """Records whose stored answer mentions the email anywhere (a loan, or a refusal's message), or
+    whose key does (a client's choice)."""
+    return IdempotencyRecord.objects.filter(_naming(email, "response_body", "key"))
+
+
+def _forget_staff_reasons(loan_ids: list[int], hold_ids: list[int]) -> int:
+    """Staff's free text on the history of these loans and holds (an override's reason, a due-date
+    change's, a lost item's note) may name the patron: it goes, the event stays."""
+    events = Event.objects.filter(Q(loan_id__in=loan_ids) | Q(hold_id__in=hold_ids)).exclude(reason="")
+    return events.update(reason="")
+
+
+def _forget_blocks(blocks: QuerySet[PatronBlock]) -> int:
+    """Blocks keep when and by whom, for the statistics; the patron (a fresh token each) and staff's
+    reason go, with the admin's log entries about them."""
+    ids = list(blocks.values_list("id", flat=True))
+    rows = [PatronBlock(pk=block_id, user_email=new_token(), reason="") for block_id in ids]
+    PatronBlock.objects.bulk_update(rows, ["user_email", "reason"])
+    _forget_admin_log(PatronBlock, ids)
+    return len(ids)
+
+
+def _forget_admin_log_naming(email: str) -> int:
+    """Any other admin log entry whose text names the patron (an edit of a key named after them, a
+    deleted block): the log's `object_repr` is the object's `str()`, its message is JSON."""
+    return LogEntry.objects.filter(_naming(email, "object_repr", "change_message")).delete()[0]
+
+
+def _revoke_keys_naming(email: str) -> int:
+    """An API key named after the patron (their app's key) is theirs: revoked, and renamed."""
+    from rest_framework_api_key.models import APIKey
+
+    return APIKey.objects.filter(_naming(email, "name")).update(name=ERASED_KEY_NAME, revoked=True)
+
+
+ERASED_KEY_NAME = "key of an erased patron"
+
+
+def checkpoint_sqlite() -> None:
+    """On SQLite (`make run`'s database) a committed change reaches the database file only at a WAL
+    checkpoint; until then the file keeps the old rows. The checkpoint writes the erasure into the file
+    (whose freed space `PRAGMA secure_delete` zeroes) and empties the WAL. Best effort: a reader that
+    still holds an older snapshot delays it to the next checkpoint."""
+    if connection.vendor != "sqlite":
+        return
+    with connection.cursor() as cursor:
+        cursor.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        busy, _, _ = cursor.fetchone()
+    if busy:
+        logger.warning("sqlite checkpoint after an erasure was busy; the next checkpoint completes it")
 
 
 # --- Purges -----------------------------------------------------------------------------------------
@@ -426,7 +496,12 @@ def erase_patron(email: str, *, caller: Caller) -> Erased:
         )
         _forget_admin_log(Loan, loan_ids)
         _forget_admin_log(Hold, hold_ids)
+        _forget_staff_reasons(loan_ids, hold_ids)
+        _forget_blocks(PatronBlock.objects.of(email))
+        _forget_admin_log_naming(email)
+        _revoke_keys_naming(email)
         done.idempotency_records = _idempotency_records_naming(email).delete()[0]
+    checkpoint_sqlite()
     logger.info("patron erased", extra=done.as_dict())
     return done
 

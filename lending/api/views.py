@@ -61,10 +61,12 @@ class LoanWriteApi(NoStore, APIView):
         if key is None:
             return self._respond(*self.answer(self._perform(serializer.validated_data, None)))
         _validate_key(key)
+        fingerprinted = (request.method or "", request.path, request.data)
         outcome = idempotency.claim(
             _scoped(key, request),
-            idempotency.fingerprint(request.method or "", request.path, request.data),
+            idempotency.fingerprint(*fingerprinted),
             self.answer,
+            previous_release_fingerprint=idempotency.unsalted_fingerprint(*fingerprinted),
         )
         if isinstance(outcome, idempotency.Replay):
             return Response(outcome.body, status=outcome.status, headers={REPLAYED_HEADER: "true"})
@@ -117,6 +119,7 @@ class LendBookApi(LoanWriteApi):
 
     operation = "lend"
     answer = representation.Answer(201, representation.loan)
+    required_scope = permissions.LEND_OR_DRY_RUN
 
     def perform(self, *, user_email: str, book_id: int, claim: Claim | None) -> Any:
         return services.loan_lend(user_email=user_email, book_id=book_id, claim=claim)

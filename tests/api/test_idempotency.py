@@ -178,3 +178,37 @@ def test_an_abandoned_claim_can_be_taken_over_after_the_lock_expires(api, patron
     )
     assert lend(api, patron, book["id"], key).status_code == 201
     assert Loan.objects.count() == 1
+
+
+def unsalted_sha256(method: str, path: str, body: dict) -> str:
+    import hashlib
+    import json
+
+    canonical = json.dumps([method, path.rstrip("/"), body], sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def test_a_stored_fingerprint_is_keyed_not_an_unsalted_hash_of_the_body_naming_the_patron(api, patron, book):
+    """Anyone could hash guessed bodies (`{"user_email": ..., "book_id": ...}`) and find the patron in an
+    unsalted fingerprint, after their erasure too (issue 28)."""
+    body = {"user_email": patron, "book_id": book["id"]}
+    assert lend(api, patron, book["id"], "keyed").status_code == 201
+
+    stored = IdempotencyRecord.objects.get(key="keyed").fingerprint
+
+    assert stored != unsalted_sha256("POST", "/lendBook/", body)
+    assert stored == idempotency.fingerprint("POST", "/lendBook/", body)
+
+
+def test_a_retry_of_a_request_the_previous_release_fingerprinted_is_still_replayed(api, patron, book):
+    """A rolling deploy: the previous release stored the unsalted fingerprint; its retry replays."""
+    body = {"user_email": patron, "book_id": book["id"]}
+    assert lend(api, patron, book["id"], "across-deploy").status_code == 201
+    IdempotencyRecord.objects.filter(key="across-deploy").update(
+        fingerprint=unsalted_sha256("POST", "/lendBook/", body)
+    )
+
+    retry = lend(api, patron, book["id"], "across-deploy")
+
+    assert (retry.status_code, retry["Idempotent-Replayed"]) == (201, "true")
+    assert Loan.objects.count() == 1

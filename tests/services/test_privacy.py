@@ -19,6 +19,7 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from lending import notices, privacy
+from lending.blocks import PatronBlock
 from lending.models import (
     ANONYMISED_SUFFIX,
     Event,
@@ -181,6 +182,50 @@ def test_history_events_keep_their_caller_and_gain_an_anonymised_event():
 
     events = list(Event.objects.filter(loan=loan).order_by("sequence").values_list("sequence", "kind", "caller"))
     assert events == [(1, EventKind.LENT, "desk"), (2, EventKind.ANONYMISED, privacy.SCHEDULED.name)]
+
+
+def test_staff_reasons_on_an_anonymised_loans_history_go_with_its_patron():
+    """An override's reason, a due-date change's, a lost item's note: staff's words, which may name
+    the patron (issue 28)."""
+    old, recent = (
+        returned_loan("gil@example.com", days_ago=200),
+        returned_loan("gil@example.com", days_ago=1, book_id=2),
+    )
+    for loan in (old, recent):
+        Event.objects.create(
+            loan=loan,
+            sequence=1,
+            kind=EventKind.LENT,
+            occurred_at=loan.date_borrowed,
+            caller="desk",
+            reason="gil@example.com promised to bring it back",
+        )
+
+    privacy.anonymize_returned_loans(retention_days=120)
+
+    assert Event.objects.get(loan=old, sequence=1).reason == ""
+    assert Event.objects.get(loan=recent, sequence=1).reason == "gil@example.com promised to bring it back"
+
+
+def test_a_block_expired_longer_ago_than_the_retention_loses_its_patron_and_reason():
+    now = timezone.now()
+    expired, in_force = (
+        PatronBlock.objects.create(
+            user_email="hal@example.com",
+            reason="hal@example.com shouted",
+            blocks=["borrow"],
+            created_at=now - timedelta(days=300),
+            expires_at=expires_at,
+        )
+        for expires_at in (now - timedelta(days=121), None)
+    )
+
+    privacy.anonymize_returned_loans(retention_days=120)
+
+    expired.refresh_from_db()
+    in_force.refresh_from_db()
+    assert expired.user_email.endswith(ANONYMISED_SUFFIX) and expired.reason == ""
+    assert (in_force.user_email, in_force.reason) == ("hal@example.com", "hal@example.com shouted")
 
 
 def test_batches_cover_every_row_and_a_second_run_finds_nothing():
