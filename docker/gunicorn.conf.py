@@ -91,3 +91,11 @@ def child_exit(server, worker) -> None:
     from prometheus_client import multiprocess
 
     multiprocess.mark_process_dead(worker.pid)
+
+
+def post_worker_init(worker) -> None:
+    """Log the database session limits each worker's sessions get (a pooler may drop the ones the
+    connection asks for: lending/db_session.py)."""
+    from lending.db_session import log_session_timeouts
+
+    log_session_timeouts("web")

@@ -12,6 +12,7 @@ from django.core.management.base import BaseCommand
 
 from lending import ops_server
 from lending.clients import books, notifications
+from lending.db_session import log_session_timeouts
 from lending.management.output import report
 from lending.outbox import relay
 
@@ -33,6 +34,7 @@ class Command(BaseCommand):
             attempted = relay.run_once()
             report(self, f"attempted {attempted} message(s)", "relay_pass_finished", attempted=attempted)
             return
+        log_session_timeouts("relay")
         heartbeat = ops_server.Heartbeat("relay", stall_after=settings.RELAY_STALL_SECONDS)
         for peer in (books, notifications):
             peer.client()  # its breaker's state is exported (closed) before the first delivery

@@ -15,6 +15,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import close_old_connections
 
 from lending import auto_renew, idempotency, metrics, notices, ops_server, privacy, services
+from lending.db_session import log_session_timeouts
 from lending.management.output import report
 
 logger = logging.getLogger(__name__)
@@ -66,6 +67,7 @@ class Command(BaseCommand):
                 raise CommandError(f"scheduled job(s) failed: {', '.join(failed)}")
             return
         interval = settings.NOTICES_INTERVAL_SECONDS if interval is None else interval
+        log_session_timeouts("scheduler")
         # Liveness fails once no pass completed within SCHEDULER_STALL_INTERVALS intervals.
         heartbeat = ops_server.Heartbeat("scheduler", stall_after=settings.SCHEDULER_STALL_INTERVALS * interval)
         port = settings.SCHEDULER_METRICS_PORT if metrics_port is None else metrics_port
