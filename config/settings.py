@@ -60,6 +60,8 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     # Sessions, authentication and messages, for the admin's paths only (the API uses keys).
     "lending.api.admin_stack.AdminOnlyMiddleware",
+    # The admin's change lists: a date filter out of range is a 400, not a crash.
+    "lending.admin_date_filters.AdminDateFilterMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_prometheus.middleware.PrometheusAfterMiddleware",
     # Last, as django-axes asks: refuses a locked-out admin login.
@@ -104,6 +106,19 @@ else:
     }
 
 
+# The limits of every PostgreSQL session of the service, in ms (0: the server's default): a statement
+# or a lock wait past its limit fails instead of holding a worker (and, for an ALTER TABLE, every
+# request queued behind its lock). They travel as the connection's libpq `options`, which a pooler
+# drops (PgBouncer's ignore_startup_parameters, which a CloudNativePG Pooler always sets): so the
+# migration Job also makes them the role's own defaults (`manage.py apply_role_timeouts`), and every
+# long-running process logs at start what is in force (lending/db_session.py). The migrate role runs
+# with longer values (docker/entrypoint.sh).
+DATABASE_SESSION_TIMEOUTS_MS: dict[str, int] = {
+    "statement_timeout": env.int("DATABASE_STATEMENT_TIMEOUT_MS", default=15000),
+    "lock_timeout": env.int("DATABASE_LOCK_TIMEOUT_MS", default=5000),
+}
+
+
 def _tune_database(database: dict) -> None:
     """Connection settings that matter for correctness and speed, per backend."""
     if database["ENGINE"].endswith("sqlite3"):
@@ -126,14 +141,8 @@ def _tune_database(database: dict) -> None:
 
 
 def _set_postgresql_timeouts(options: dict) -> None:
-    """Per-session limits sent at connect time (libpq `options`): a statement or a lock wait past its
-    limit fails instead of holding a worker (and, for an ALTER TABLE, every request queued behind its
-    lock). The migrate role runs with longer values (docker/entrypoint.sh). 0: the server's default."""
-    timeouts = {
-        "statement_timeout": env.int("DATABASE_STATEMENT_TIMEOUT_MS", default=15000),
-        "lock_timeout": env.int("DATABASE_LOCK_TIMEOUT_MS", default=5000),
-    }
-    flags = [f"-c {name}={ms}" for name, ms in timeouts.items() if ms > 0]
+    """The session limits sent at connect time (libpq `options`)."""
+    flags = [f"-c {name}={ms}" for name, ms in DATABASE_SESSION_TIMEOUTS_MS.items() if ms > 0]
     if flags:
         options["options"] = " ".join(filter(None, [options.get("options", ""), *flags]))
 
