@@ -8,7 +8,8 @@ answer: the status must match, and every `"key": value` written in the comment m
 answer (`"..."` stands for any value, `"2027-03-27T..."` for a prefix, a timestamp for any timestamp,
 `[]` for an empty list). A line starting with `.venv/bin/python manage.py` is run and must succeed.
 Other lines (make, rm, docker, kubectl) are prose for people and are not run. The peers' and the
-service's ports are rewritten to the ones given. Expects a fresh database (README: "Reset").
+service's ports are rewritten to the ones given, also in what it prints. Expects a fresh database
+(README: "Reset"): a step that fails shows the answer it got and how to start afresh.
 """
 
 from __future__ import annotations
@@ -27,6 +28,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
 RETRY_SECONDS = 15.0  # a GET may wait for the relay (notifications, availability)
+RESET_HINT = (
+    "the README's examples expect a fresh database (README, Reset): stop `make run`, then "
+    "`rm -f db.sqlite3 && make run` (with DATABASE_URL: drop and recreate that database), then `make demo` again"
+)
 
 PAIR = re.compile(r'"(\w+)":\s*("(?:[^"\\]|\\.)*"|-?\d+(?:\.\d+)?|null|true|false)')
 TIMESTAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d")
@@ -143,6 +148,8 @@ def run_step(step: Step, port: int, peers_port: int) -> list[str]:
         problems = mismatches(step.expected, status, body) if step.expected else []
         if status == 0:
             problems.append("no answer (is `make run` up on these ports?)")
+        elif problems:
+            problems += [f"answer: {status} {' '.join(body.split())[:400]}", RESET_HINT]
         if not problems or time.monotonic() >= retry_until:
             return problems
         time.sleep(0.5)
@@ -157,7 +164,8 @@ def main(argv: list[str] | None = None) -> int:
     steps = steps_of(args.readme.read_text())
     for number, step in enumerate(steps, 1):
         problems = run_step(step, args.port, args.peers_port)
-        label = f"[{number}/{len(steps)}] README line {step.line}: {step.command[:90]}"
+        command = rewrite_ports(step.command, args.port, args.peers_port)
+        label = f"[{number}/{len(steps)}] README line {step.line}: {command[:90]}"
         if problems:
             print(f"FAIL {label}\n  " + "\n  ".join(problems), flush=True)
             return 1

@@ -5,6 +5,7 @@ startup failures are one line, and SIGINT / SIGTERM / SIGHUP free every port, ev
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -12,6 +13,7 @@ import signal
 import socket
 import subprocess
 import sys
+import urllib.error
 import urllib.request
 import uuid
 from pathlib import Path
@@ -132,6 +134,30 @@ def test_the_readme_examples_give_their_documented_answers(json_stack):
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "all" in done.stdout and "FAIL" not in done.stdout
+
+
+def test_the_walkthrough_on_a_used_database_shows_the_answer_and_the_reset(json_stack):
+    """`make demo` twice (or after trying things): the first lend meets the loan already there. It
+    says what it got and how to start afresh, and prints the ports it was given, not 8000."""
+    lend = urllib.request.Request(
+        json_stack.url("/lendBook/"),
+        data=json.dumps({"user_email": "alice@example.com", "book_id": 2}).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    with contextlib.suppress(urllib.error.HTTPError):  # 409: lent already, by the walkthrough's own run
+        urllib.request.urlopen(lend, timeout=10).close()
+    done = subprocess.run(
+        [sys.executable, str(WALKTHROUGH), "--port", str(json_stack.port), "--peers-port", str(json_stack.peers_port)],
+        cwd=ROOT,
+        env=json_stack.env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "answer: 409" in done.stdout and "already_borrowed" in done.stdout, done.stdout
+    assert "rm -f db.sqlite3 && make run" in done.stdout
+    assert f"127.0.0.1:{json_stack.port}/lendBook/" in done.stdout and "127.0.0.1:8000" not in done.stdout
 
 
 def lend_count(metrics: str) -> float:
