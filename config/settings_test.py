@@ -1,19 +1,16 @@
-"""Test settings: PostgreSQL when one is reachable, SQLite otherwise.
+"""Test settings: PostgreSQL on any machine (see config/test_database.py), SQLite when asked.
 
-`DATABASE_URL` wins; else the local server on 127.0.0.1:5432 is used when it answers. Each test run
-gets its own database name so parallel runs on one server do not collide.
+`DATABASE_URL` wins (`sqlite:///…` for the SQLite pass of `make test`); else the local server on
+127.0.0.1:5432 when it answers; else a throwaway PostgreSQL of the run's own. Each test run gets its
+own database name so parallel runs on one server do not collide.
 """
 
 import os
-import socket
+
+from config import test_database
 
 os.environ.setdefault("DJANGO_SECRET_KEY", "test-secret-key")
-if not os.environ.get("DATABASE_URL"):
-    try:
-        socket.create_connection(("127.0.0.1", 5432), timeout=0.5).close()
-        os.environ["DATABASE_URL"] = "postgres://postgres@127.0.0.1:5432/postgres"
-    except OSError:
-        pass
+test_database.choose()
 
 from config.settings import *  # noqa: E402,F403
 from config.settings import BASE_DIR, DATABASES  # noqa: E402

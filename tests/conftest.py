@@ -18,6 +18,13 @@ def on_postgresql() -> bool:
     return connection.vendor == "postgresql"
 
 
+def pytest_report_header(config):
+    """Which database this run uses, first thing in the output (config/test_database.py chose it)."""
+    from config import test_database
+
+    return f"database: {test_database.description()}"
+
+
 @pytest.fixture(autouse=True)
 def _postgres_gate(request):
     if request.node.get_closest_marker("postgres") and not on_postgresql():

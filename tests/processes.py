@@ -16,8 +16,10 @@ __all__ = ["ROOT", "database_url", "send_notices_killed_then_rerun", "service_en
 
 
 def database_url() -> str:
-    """The URL of the database the current test uses (the per-run test database)."""
+    """The URL of the database the current test uses (the per-run test database), on either database."""
     db = connection.settings_dict
+    if connection.vendor == "sqlite":
+        return f"sqlite:///{db['NAME']}"
     auth = db["USER"] + (f":{db['PASSWORD']}" if db["PASSWORD"] else "")
     return f"postgres://{auth}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
 

@@ -9,7 +9,9 @@ import pytest
 
 from tests.processes import ROOT, database_url
 
-pytestmark = pytest.mark.django_db
+# Transactional: the commands run as processes of their own, and on SQLite a test left inside its
+# transaction would hold the database lock they wait for.
+pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def command_lines(*args: str, log_format: str) -> list[str]:

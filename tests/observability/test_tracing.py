@@ -52,6 +52,7 @@ def test_the_relays_peer_calls_join_the_trace_of_the_lend(spans, api, patron, bo
     assert {s.context.trace_id for s in deliveries + peer_calls} == {lend_trace}
 
 
+@pytest.mark.postgres  # the statements' spans come from the psycopg instrumentation: PostgreSQL's driver
 @pytest.mark.django_db(transaction=True)
 def test_database_statements_are_spans_of_the_request(spans, api, patron, book):
     """Connections opened once tracing is on (all of them, in a process that sets it up at start)."""
