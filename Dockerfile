@@ -51,7 +51,8 @@ COPY --from=builder /opt/venv /opt/venv
 
 WORKDIR /app
 # The code is owned by root and read-only for the service user.
-COPY manage.py ./
+# pyproject.toml: the version lending_build_info reports.
+COPY manage.py pyproject.toml ./
 COPY config/ ./config/
 COPY lending/ ./lending/
 COPY reference_peers/ ./reference_peers/
@@ -74,6 +75,11 @@ CMD ["python", "-m", "pytest", "-p", "no:cacheprovider", "--ignore=tests/deploy"
 # Target `runtime` (default): the production image.
 # ---------------------------------------------------------------------------
 FROM base AS runtime
+
+# The commit the image is built from, reported by lending_build_info:
+#   docker build --build-arg GIT_COMMIT="$(git rev-parse HEAD)" .
+ARG GIT_COMMIT=unknown
+ENV GIT_COMMIT=${GIT_COMMIT}
 
 # Static files are collected at build time (served by WhiteNoise). The key
 # below exists only for this build step and is never used at run time.

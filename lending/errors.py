@@ -143,6 +143,14 @@ UNKNOWN_QUERY_PARAMETER = _e(
     example_details={"dryrun": ["Unknown query parameter."]},
     note="one the operation does not declare in `openapi.yaml`, e.g. a misspelt `dry_run` or `format`",
 )
+REPEATED_QUERY_PARAMETER = _e(
+    "repeated_query_parameter",
+    400,
+    "Query parameter(s) given more than once: {names}.",
+    example_message="Query parameter(s) given more than once: dry_run.",
+    example_details={"dry_run": ["This parameter may be given once."]},
+    note="e.g. `?dry_run=true&dry_run=false`: which one was meant cannot be known",
+)
 INVALID_IDEMPOTENCY_KEY = _e(
     "invalid_idempotency_key", 400, "Idempotency-Key must be 1 to 255 visible ASCII characters (no spaces)."
 )

@@ -7,6 +7,8 @@ adds the domain's:
   (an idempotent replay is not counted again);
 - `lending_loan_refusals_total{operation, reason}`: the same writes refused, `reason` being the
   error `code` of the answer (`book_unavailable`, `peer_unavailable`, `invalid_request`...);
+- `lending_build_info{version, commit}` (always 1): the project's version and the commit the image
+  was built from (GIT_COMMIT, "unknown" without it), on every process's /metrics;
 - `lending_peer_request_duration_seconds{peer, method, outcome}`: every call to a peer, with its
   outcome (`ok`, `client_error` for a 4xx answer, `timeout`, `error`, `circuit_open`);
 - `lending_peer_circuit_breaker_state{peer}` (0 closed, 1 half-open, 2 open) and
@@ -22,13 +24,22 @@ adds the domain's:
 Under gunicorn, `PROMETHEUS_MULTIPROC_DIR` switches prometheus-client to multi-process mode: each
 worker writes its samples there and `/metrics` merges them, whichever worker answers. The database
 gauges are computed by a collector registered only for the scrape, so once per scrape, not per worker.
+
+Every label value is snake_case (`peer="book_management"`, `method="get"`, `message_type="loan_lent_v1"`):
+`label_value` turns a peer's display name, an HTTP method or an event's type into one, so a query never
+quotes a space or guesses at capitals.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
+import re
+import tomllib
 from collections.abc import Iterable, Iterator
+from importlib import metadata
+from pathlib import Path
 from typing import Any
 
 import pybreaker
@@ -58,6 +69,14 @@ if multiprocess_dir():
     # prometheus-client writes a file per process there as soon as a sample exists.
     os.makedirs(multiprocess_dir(), exist_ok=True)
 
+_NOT_SNAKE = re.compile(r"[^a-z0-9]+")
+
+
+def label_value(name: str) -> str:
+    """`Book Management` -> `book_management`, `RabbitMQ` -> `rabbitmq`, `loan.lent.v1` -> `loan_lent_v1`."""
+    return _NOT_SNAKE.sub("_", str(name).lower()).strip("_") or "unknown"
+
+
 # --- Loans -------------------------------------------------------------------------------------------
 # The operations the write views name (`operation` on each view).
 OPERATIONS = ("lend", "return", "renew", "reserve", "cancel_reservation")
@@ -85,7 +104,7 @@ def record_refusal(operation: str, response: Any) -> None:
     data = getattr(response, "data", None)
     error = data.get("error") if isinstance(data, dict) else None
     reason = error.get("code") if isinstance(error, dict) else None
-    loan_refusals.labels(operation, str(reason or f"http_{response.status_code}")).inc()
+    loan_refusals.labels(operation, label_value(reason or f"http_{response.status_code}")).inc()
 
 
 # --- Peers -------------------------------------------------------------------------------------------
@@ -108,22 +127,22 @@ breaker_opened = Counter(
 
 
 def observe_peer_call(peer: str, method: str, outcome: str, seconds: float) -> None:
-    peer_request_duration.labels(peer, method, outcome).observe(seconds)
+    peer_request_duration.labels(label_value(peer), label_value(method), outcome).observe(seconds)
 
 
 class _BreakerListener(pybreaker.CircuitBreakerListener):
     def state_change(self, cb: pybreaker.CircuitBreaker, old_state: Any, new_state: Any) -> None:
         name = getattr(new_state, "name", str(new_state))
-        breaker_state.labels(cb.name).set(BREAKER_STATES.get(name, 0))
+        breaker_state.labels(label_value(cb.name)).set(BREAKER_STATES.get(name, 0))
         if name == pybreaker.STATE_OPEN:
-            breaker_opened.labels(cb.name).inc()
+            breaker_opened.labels(label_value(cb.name)).inc()
 
 
 def watch_breaker(breaker: pybreaker.CircuitBreaker) -> None:
     """Publishes the breaker's state now and on every change."""
     breaker.add_listener(_BreakerListener())
-    breaker_state.labels(breaker.name).set(BREAKER_STATES.get(breaker.current_state, 0))
-    breaker_opened.labels(breaker.name)
+    breaker_state.labels(label_value(breaker.name)).set(BREAKER_STATES.get(breaker.current_state, 0))
+    breaker_opened.labels(label_value(breaker.name))
 
 
 # --- Background processes: the outbox relay and the scheduler ------------------------------------------
@@ -163,18 +182,22 @@ scheduler_job_failures = Counter(
     ["job"],
 )
 
-# The peers' names as their clients (and so the breaker and peer-call series) label them.
-PEER_OF_KIND = {"availability": "Book Management", "notification": "Notification", "event": "RabbitMQ"}
+# The peers as the breaker and peer-call series label them (`label_value` of the clients' names).
+PEER_OF_KIND = {"availability": "book_management", "notification": "notification", "event": "rabbitmq"}
 
 
 def message_labels(message: Any, channel: str = "http") -> tuple[str, str, str]:
     """(channel, peer, message type) of an outbox message: a notification's type is its payload's
-    `message_type`, an availability update is `availability`."""
+    `message_type`, an availability update is `availability`, a domain event its CloudEvent type
+    without the prefix every type shares (`org.library.lending.loan.lent.v1` -> `loan_lent_v1`)."""
+    from lending.domain_events import TYPE_PREFIX
+
     payload = message.payload if isinstance(message.payload, dict) else {}
     message_type = payload.get("message_type") if message.kind == "notification" else message.kind
     if message.kind == "event":  # a domain event: on the broker, by CloudEvent type
-        channel, message_type = "amqp", payload.get("type")
-    return channel, PEER_OF_KIND.get(message.kind, message.kind), str(message_type or message.kind)
+        channel, message_type = "amqp", str(payload.get("type") or "").removeprefix(f"{TYPE_PREFIX}.")
+    peer = PEER_OF_KIND.get(message.kind, label_value(message.kind))
+    return channel, peer, label_value(message_type or message.kind)
 
 
 def record_delivery(messages: Iterable[Any], outcome: str) -> None:
@@ -192,6 +215,37 @@ def record_pass(process: str, ok: bool) -> None:
 
 def record_progress(process: str) -> None:
     process_last_success.labels(process).set_to_current_time()
+
+
+# --- The build, computed at scrape time ------------------------------------------------------------------
+_PYPROJECT = Path(__file__).resolve().parents[1] / "pyproject.toml"
+
+
+@functools.cache
+def project_version() -> str:
+    """The installed package's version, else pyproject.toml's (the image and a checkout run from source)."""
+    try:
+        return metadata.version("lending-service")
+    except metadata.PackageNotFoundError:
+        pass
+    try:
+        return tomllib.loads(_PYPROJECT.read_text())["project"]["version"]
+    except (OSError, KeyError, tomllib.TOMLDecodeError):
+        return "unknown"
+
+
+class BuildInfoCollector:
+    """`lending_build_info{version, commit} 1`, from a collector rather than a Gauge: in multi-process
+    mode every worker would otherwise need a file for one constant."""
+
+    def collect(self) -> Iterator[Metric]:
+        info = GaugeMetricFamily(
+            "lending_build_info",
+            "Always 1: the version of the service and the commit its image was built from (GIT_COMMIT).",
+            labels=["version", "commit"],
+        )
+        info.add_metric([project_version(), os.environ.get("GIT_COMMIT", "").strip() or "unknown"], 1)
+        yield info
 
 
 # --- Database state, computed at scrape time -------------------------------------------------------------
@@ -250,14 +304,15 @@ class _Scrape:
 
 def scrape(*, domain_state: bool = True) -> bytes:
     """The whole exposition: every worker's samples in multi-process mode, this process's otherwise,
-    plus the database gauges once (unless `domain_state` is false)."""
+    the build's info, and the database gauges once (unless `domain_state` is false)."""
     if multiprocess_dir():
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)
         source: Any = registry
     else:
         source = REGISTRY
-    return generate_latest(_Scrape([source, DomainStateCollector()] if domain_state else [source]))
+    collectors = [source, BuildInfoCollector(), *([DomainStateCollector()] if domain_state else [])]
+    return generate_latest(_Scrape(collectors))
 
 
 def metrics_view(request) -> HttpResponse:

@@ -28,10 +28,11 @@ from lending import blocks, calendar, due_dates, errors, history, overrides, rep
 from lending.api import permissions
 from lending.api.auth import keys_required
 from lending.api.caching import NoStore
-from lending.api.serializers import LoanRequestSerializer, NormalizedEmailField
+from lending.api.serializers import LoanRequestSerializer, MomentField, NormalizedEmailField
 from lending.blocks import Action, PatronBlock
 from lending.errors import LendingError, NotFound
 from lending.models import Scope
+from lending.moments import check_moment
 
 MAX_DATABASE_ID = 2**63 - 1
 MAX_REASON_LENGTH = 1000
@@ -126,7 +127,7 @@ class BlockRequestSerializer(serializers.Serializer):
         max_length=len(Action.choices),
         help_text="The actions blocked.",
     )
-    expires_at = serializers.DateTimeField(
+    expires_at = MomentField(
         required=False, allow_null=True, default=None, help_text="When the block ends by itself; never when absent."
     )
 
@@ -255,7 +256,7 @@ class LibraryDayField(serializers.Field):
             self.fail("invalid")
         try:
             return date.fromisoformat(data) if len(data) == 10 else calendar.library_day(_aware(data))
-        except ValueError:
+        except (ValueError, OverflowError):  # OverflowError: a day beyond year 9999 in the library's zone
             self.fail("invalid")
 
     def to_representation(self, value):
@@ -266,7 +267,7 @@ def _aware(text: str) -> datetime:
     moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
     if moment.tzinfo is None:
         raise ValueError(text)
-    return moment
+    return check_moment(moment)
 
 
 class DueDateChangeSerializer(serializers.Serializer):
@@ -329,7 +330,7 @@ def override_of(request: Request) -> overrides.Override | None:
 
 # --- Back-dated returns ----------------------------------------------------------------------------
 class ReturnedAtSerializer(serializers.Serializer):
-    returned_at = serializers.DateTimeField(
+    returned_at = MomentField(
         required=False,
         allow_null=True,
         default=None,
@@ -368,6 +369,4 @@ class OverridableLoanRequestSerializer(LoanRequestSerializer):
 
 
 class ReturnRequestSerializer(LoanRequestSerializer):
-    returned_at = serializers.DateTimeField(
-        required=False, help_text=ReturnedAtSerializer().fields["returned_at"].help_text
-    )
+    returned_at = MomentField(required=False, help_text=ReturnedAtSerializer().fields["returned_at"].help_text)

@@ -147,10 +147,12 @@ def too_large() -> JsonResponse:
 
 
 class ApiRequestMiddleware:
-    """For the API's views (those of the OpenAPI schema): a query parameter the schema does not
-    declare is a 400 naming it (a misspelt `dry_run` must not lend; `format` must not pick a
-    renderer), and an address that failed to authenticate AUTH_FAILURES_PER_MINUTE times in this
-    minute is refused with 429 before its key is even looked at."""
+    """For the API's paths (those of the OpenAPI schema): an address that failed to authenticate
+    AUTH_FAILURES_PER_MINUTE times in this minute is refused with 429 before its key is even looked
+    at, whatever the method (HEAD and OPTIONS too: none may answer while the others are refused).
+    For the API's operations, a query parameter the schema does not declare is a 400 naming it (a
+    misspelt `dry_run` must not lend; `format` must not pick a renderer), and so is one given twice
+    (`?dry_run=true&dry_run=false`: Django would take the last)."""
 
     def __init__(self, get_response):
         self.get_response = get_response
@@ -159,20 +161,32 @@ class ApiRequestMiddleware:
         return self.get_response(request)
 
     def process_view(self, request, view_func, view_args, view_kwargs):
-        declared = declared_parameters().get(_schema_path(request) or "", {}).get((request.method or "").lower())
+        operations = declared_parameters().get(_schema_path(request) or "")
+        if operations is None:
+            return None  # not an API path (the admin, the docs)
+        locked_out = _auth_lockout(request)
+        if locked_out is not None:
+            return locked_out
+        # HEAD is answered by the GET handler: the same parameters.
+        method = "get" if request.method == "HEAD" else (request.method or "").lower()
+        declared = operations.get(method)
         if declared is None:
-            return None  # not an API operation (the admin, the docs) or a method DRF answers 405 for
-        refused = _undeclared_or_empty_query_parameters(request, declared) or _invalid_idempotency_key(
-            request, declared
+            return None  # a method DRF answers 405 for (or OPTIONS, which takes no parameter)
+        return (
+            _undeclared_or_empty_query_parameters(request, declared)
+            or _repeated_query_parameters(request, declared)
+            or _invalid_idempotency_key(request, declared)
         )
-        if refused is not None:
-            return refused
-        if getattr(settings, "REQUIRE_API_KEY", False):
-            wait = throttling.auth_lockout_seconds(request.META)
-            if wait is not None:
-                message = f"Too many failed authentications from this address; retry in {int(wait) + 1} seconds."
-                return refusal(errors.RATE_LIMITED, message, headers={"Retry-After": str(max(1, int(wait) + 1))})
+
+
+def _auth_lockout(request) -> JsonResponse | None:
+    if not getattr(settings, "REQUIRE_API_KEY", False):
         return None
+    wait = throttling.auth_lockout_seconds(request.META)
+    if wait is None:
+        return None
+    message = f"Too many failed authentications from this address; retry in {int(wait) + 1} seconds."
+    return refusal(errors.RATE_LIMITED, message, headers={"Retry-After": str(max(1, int(wait) + 1))})
 
 
 def _undeclared_or_empty_query_parameters(request, declared: Declared) -> JsonResponse | None:
@@ -189,6 +203,19 @@ def _undeclared_or_empty_query_parameters(request, declared: Declared) -> JsonRe
         details = {name: ["This parameter may not be empty."] for name in empty}
         return refusal(errors.INVALID_REQUEST, details=details)
     return None
+
+
+def _repeated_query_parameters(request, declared: Declared) -> JsonResponse | None:
+    """A parameter meant once, given more than once. The schema's array parameters (`declared.lists`)
+    are the allow-list of those that may repeat."""
+    repeated = sorted(name for name, values in request.GET.lists() if len(values) > 1 and name not in declared.lists)
+    if not repeated:
+        return None
+    return refusal(
+        errors.REPEATED_QUERY_PARAMETER,
+        errors.REPEATED_QUERY_PARAMETER.message.format(names=", ".join(repeated)),
+        details={name: ["This parameter may be given once."] for name in repeated},
+    )
 
 
 def _invalid_idempotency_key(request, declared: Declared) -> JsonResponse | None:
@@ -220,6 +247,8 @@ class Declared:
 
     query: frozenset[str]
     headers: frozenset[str]
+    # The query parameters that may be given more than once (the schema's arrays).
+    lists: frozenset[str] = frozenset()
 
 
 @lru_cache(maxsize=1)
@@ -231,7 +260,7 @@ def declared_parameters() -> dict[str, dict[str, Declared]]:
     schema = SchemaGenerator().get_schema(request=None, public=True)
     return {
         path: {
-            method: Declared(_names(operation, "query"), _names(operation, "header"))
+            method: Declared(_names(operation, "query"), _names(operation, "header"), _array_names(operation))
             for method, operation in operations.items()
             if isinstance(operation, dict)
         }
@@ -241,6 +270,14 @@ def declared_parameters() -> dict[str, dict[str, Declared]]:
 
 def _names(operation: dict, location: str) -> frozenset[str]:
     return frozenset(p["name"] for p in operation.get("parameters", []) if p.get("in") == location)
+
+
+def _array_names(operation: dict) -> frozenset[str]:
+    return frozenset(
+        p["name"]
+        for p in operation.get("parameters", [])
+        if p.get("in") == "query" and p.get("schema", {}).get("type") == "array"
+    )
 
 
 # --- In front of Django --------------------------------------------------------------------------------

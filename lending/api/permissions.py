@@ -10,9 +10,11 @@ runs, so nothing is written (no loan, no idempotency record, no event). A view t
 refuses every key: forgetting the declaration closes an endpoint rather than opening it.
 
 The scopes (`lending.models.Scope`):
-- `circulation`: lend, return, renew, reserve, cancel, and their dry runs;
+- `circulation`: lend, return, renew, reserve, cancel;
 - `patron-read`: one patron's loans and holds (`GET /loans/` and `GET /reservations/` with a
-  `user_email` filter), one loan (`GET /loans/{id}/`) and its history;
+  `user_email` filter), one loan (`GET /loans/{id}/`) and its history, and a lend's dry run
+  (`POST /lendBook/?dry_run=true`), whose answer tells them (`already_borrowed`: the patron has this
+  title; `copies_on_hold` or not: the patron has a hold on it);
 - `reports`: unfiltered listings and `GET /getExpiredBooks/` (what `patron-read` reads too, since a
   report can list every loan anyway);
 - `privacy`: the erasure endpoint (`ERASURE`);
@@ -25,6 +27,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from rest_framework.fields import BooleanField
 from rest_framework.request import Request
 
 from lending.api.auth import RequireApiKey, keys_required
@@ -35,6 +38,7 @@ if TYPE_CHECKING:
 from lending.models import Scope
 
 PATRON_FILTER = "user_email"
+DRY_RUN = "dry_run"
 
 
 @dataclass(frozen=True)
@@ -64,6 +68,13 @@ def _patron_or_report(request: Request) -> tuple[Scope, ...]:
     return (Scope.REPORTS,)
 
 
+def _lend_or_dry_run(request: Request) -> tuple[Scope, ...]:
+    # Read as the view reads it (DRF's BooleanField); a value it refuses is a 400 after this check.
+    if request.query_params.get(DRY_RUN) in BooleanField.TRUE_VALUES:
+        return (Scope.PATRON_READ, Scope.REPORTS)
+    return (Scope.CIRCULATION,)
+
+
 # What the views declare.
 CIRCULATION = needs(Scope.CIRCULATION)
 PATRON_READ = needs(Scope.PATRON_READ, Scope.REPORTS)
@@ -87,6 +98,14 @@ STAFF_READ_OR_OVERRIDE = ScopeRule(
     accepted=(*STAFF_READ.accepted, Scope.OVERRIDE),
     choose=read_or_override,
     summary="reads: `patron-read`, `reports` or `circulation`; changes: `override`",
+)
+# `POST /lendBook/`: a lend, or a dry run. A dry run writes nothing but reads the patron's loans and
+# holds: its answer says whether the patron already has this title, so a key that may only lend (a
+# kiosk) must not ask it; a key that may read the patron learns nothing new from it.
+LEND_OR_DRY_RUN = ScopeRule(
+    accepted=(Scope.CIRCULATION, Scope.PATRON_READ, Scope.REPORTS),
+    choose=_lend_or_dry_run,
+    summary="`circulation`; a dry run (`?dry_run=true`): `patron-read` (or `reports`)",
 )
 # `GET /loans/`, `GET /reservations/`: one patron's (filtered by `user_email`) or everyone's.
 PATRON_FILTERED_OR_REPORTS = ScopeRule(

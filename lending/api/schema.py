@@ -54,9 +54,10 @@ STATUS_DESCRIPTIONS = {
     503: "A peer service is unavailable; retry after `Retry-After` seconds",
 }
 
-# Every operation: undeclared query parameters, a declared charset other than UTF-8, API keys and limits.
+# Every operation: undeclared or repeated query parameters, a declared charset other than UTF-8, API keys and limits.
 AUTH_ERRORS = (
     "unknown_query_parameter",
+    "repeated_query_parameter",
     "unsupported_charset",
     "not_authenticated",
     "authentication_failed",

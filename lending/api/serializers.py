@@ -6,6 +6,7 @@ from rest_framework import serializers
 
 from lending import representation
 from lending.models import OPEN_HOLD_STATUSES, Hold, HoldStatus, Loan, LoanStatus
+from lending.moments import MomentOutOfRange, check_moment
 
 MAX_BOOK_ID = 2**31 - 1
 # RFC 5321: 64 octets for the local part, 254 for the whole address as used in a path.
@@ -38,6 +39,18 @@ class NormalizedEmailField(serializers.EmailField):
         if len(email.rpartition("@")[0]) > MAX_LOCAL_PART_LENGTH:
             raise serializers.ValidationError(f"The part before @ is limited to {MAX_LOCAL_PART_LENGTH} characters.")
         return email
+
+
+class MomentField(serializers.DateTimeField):
+    """A date-time sent by a client: ISO 8601, with a UTC offset that exists (`lending.moments`), so
+    `9999-12-31T23:59:59-23:59` is a 400 like any malformed date-time."""
+
+    def enforce_timezone(self, value):
+        try:
+            check_moment(value)
+        except MomentOutOfRange as exc:
+            raise serializers.ValidationError(str(exc)) from None
+        return super().enforce_timezone(value)
 
 
 class LoanRequestSerializer(serializers.Serializer):

@@ -68,7 +68,8 @@ class Call:
 
 CALLS = [
     Call("lend", "POST", "/lendBook/", (CIRCULATION,), 201, body=("patron", "free_book")),
-    Call("lend dry run", "POST", "/lendBook/?dry_run=true", (CIRCULATION,), 200, body=("patron", "free_book")),
+    # A dry run reads the patron (it tells whether they have the title): not for a key that may only lend.
+    Call("lend dry run", "POST", "/lendBook/?dry_run=true", (PATRON_READ, REPORTS), 200, body=("patron", "free_book")),
     Call("return", "POST", "/returnBook/", (CIRCULATION,), 200, body=("patron", "held_book")),
     Call("renew", "POST", "/renewBook/", (CIRCULATION,), 200, body=("patron", "quiet_book")),
     Call("reserve", "POST", "/reserveBook/", (CIRCULATION,), 201, body=("third", "held_book")),
@@ -144,7 +145,9 @@ def state(api, peers, settings) -> dict:
 
 
 def key_with(scope: Scope | None) -> str:
-    return create_key(f"holds-{scope or 'nothing'}", [scope] if scope else [])[1]
+    # A `patron-self` key acts for its patron only: bound here to someone the calls never name.
+    outsider = "outsider@example.com" if scope == Scope.PATRON_SELF else ""
+    return create_key(f"holds-{scope or 'nothing'}", [scope] if scope else [], patron_email=outsider)[1]
 
 
 def rows() -> list:
@@ -288,7 +291,9 @@ def test_the_openapi_document_names_each_operations_scope():
     operations = {
         op["operationId"]: op for path in schema["paths"].values() for op in path.values() if isinstance(op, dict)
     }
-    assert operations["lendBook"]["x-required-scopes"] == ["circulation"]
+    # A lend needs `circulation`, its dry run `patron-read` or `reports`.
+    assert operations["lendBook"]["x-required-scopes"] == ["circulation", "patron-read", "reports"]
+    assert operations["returnBook"]["x-required-scopes"] == ["circulation"]
     assert operations["getExpiredBooks"]["x-required-scopes"] == ["reports"]
     assert operations["listLoans"]["x-required-scopes"] == ["patron-read", "reports"]
     assert operations["getLoanHistory"]["x-required-scopes"] == ["patron-read", "reports"]

@@ -328,7 +328,7 @@ def test_role_relay_and_scheduler_keep_running_and_serve_metrics(role_env, role,
         if role == ["relay"]:
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:  # noqa: S310
                 exposition = response.read().decode()
-            assert 'lending_peer_circuit_breaker_state{peer="Notification"} 0.0' in exposition
+            assert 'lending_peer_circuit_breaker_state{peer="notification"} 0.0' in exposition
             assert "lending_outbox_pending_messages" in exposition
         assert _get_status(f"http://127.0.0.1:{port}/health/live") == 200
         time.sleep(2)

@@ -71,9 +71,9 @@ def test_domain_metrics_move_after_a_lend_a_refusal_and_a_return(api, peers, pat
 
     # The peers were asked: the user check and the book lookup, timed by peer and outcome.
     calls = "lending_peer_request_duration_seconds_count"
-    for peer in ("User Management", "Book Management"):
-        assert value(after_return, calls, peer=peer, method="GET", outcome="ok") > value(
-            before, calls, peer=peer, method="GET", outcome="ok"
+    for peer in ("user_management", "book_management"):
+        assert value(after_return, calls, peer=peer, method="get", outcome="ok") > value(
+            before, calls, peer=peer, method="get", outcome="ok"
         ), peer
     # Request metrics from django-prometheus are there too.
     assert any(name.startswith("django_http_requests_latency_seconds_by_view_method") for name, _ in after_return)
@@ -124,7 +124,7 @@ def test_outbox_and_overdue_gauges_come_from_the_database(api):
 
 def test_peer_failures_and_the_circuit_breaker_state_are_exported(api, peers):
     client = users.client()
-    peer = client.name
+    peer = "user_management"  # the client's name (User Management) as a label value
     before = scrape(api)
     peers.user.faults.status = 500
     with pytest.raises(PeerUnavailable):
@@ -135,7 +135,7 @@ def test_peer_failures_and_the_circuit_breaker_state_are_exported(api, peers):
     opened = scrape(api)
 
     def calls(samples, outcome):
-        return value(samples, "lending_peer_request_duration_seconds_count", peer=peer, method="GET", outcome=outcome)
+        return value(samples, "lending_peer_request_duration_seconds_count", peer=peer, method="get", outcome=outcome)
 
     assert calls(opened, "error") == calls(before, "error") + 1
     assert calls(opened, "circuit_open") == calls(before, "circuit_open") + 1

@@ -95,8 +95,8 @@ def test_relay_metrics_count_outcomes_by_peer_and_message_type(peers, patron, bo
     base = serve(ops_server.Heartbeat("relay", stall_after=120))
     before = _samples(_get(f"{base}/metrics")[1])
     deliveries = "lending_outbox_deliveries_total"
-    notification = {"channel": "http", "peer": "Notification", "message_type": "lending_confirmation"}
-    availability = {"channel": "http", "peer": "Book Management", "message_type": "availability"}
+    notification = {"channel": "http", "peer": "notification", "message_type": "lending_confirmation"}
+    availability = {"channel": "http", "peer": "book_management", "message_type": "availability"}
 
     services.loan_lend(user_email=patron, book_id=book["id"])
     peers.notification.faults.status = 503
@@ -111,7 +111,7 @@ def test_relay_metrics_count_outcomes_by_peer_and_message_type(peers, patron, bo
     assert _value(failed, "lending_outbox_pending_messages") == 1, "read from the database at scrape time"
     assert _value(failed, "lending_outbox_oldest_pending_age_seconds") >= 0
     assert ("lending_outbox_dead_messages", ()) in failed
-    assert _value(failed, "lending_peer_circuit_breaker_state", peer="Notification") == 0
+    assert _value(failed, "lending_peer_circuit_breaker_state", peer="notification") == 0
 
     peers.notification.faults.status = 400  # a refusal: dead at once
     OutboxMessage.objects.filter(status=OutboxStatus.PENDING).update(next_attempt_at=timezone.now())  # no backoff

@@ -142,8 +142,9 @@ def test_a_refusal_by_the_broker_leaves_the_event_pending_until_it_confirms(peer
         connection.close()
 
 
-def deliveries(outcome: str, event_type: str = "org.library.lending.loan.lent.v1") -> float:
-    labels = {"channel": "amqp", "peer": "RabbitMQ", "message_type": event_type, "outcome": outcome}
+def deliveries(outcome: str, event_type: str = "loan_lent_v1") -> float:
+    """Delivery attempts of events of one CloudEvent type (org.library.lending.loan.lent.v1)."""
+    labels = {"channel": "amqp", "peer": "rabbitmq", "message_type": event_type, "outcome": outcome}
     return REGISTRY.get_sample_value("lending_outbox_deliveries_total", labels) or 0.0
 
 
