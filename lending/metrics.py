@@ -19,7 +19,7 @@ adds the domain's:
   `lending_outbox_deliveries_total{channel, peer, message_type, outcome}`,
   `lending_outbox_delivery_lag_seconds{channel, peer, message_type}` (commit to delivery),
   `lending_process_passes_total{process, outcome}`, `lending_process_last_success_timestamp_seconds{process}`,
-  `lending_scheduler_job_items_total{job}` and `lending_scheduler_job_failures_total{job}`.
+  `lending_scheduler_job_items_total{scheduler_job}` and `lending_scheduler_job_failures_total{scheduler_job}`.
 
 Under gunicorn, `PROMETHEUS_MULTIPROC_DIR` switches prometheus-client to multi-process mode: each
 worker writes its samples there and `/metrics` merges them, whichever worker answers. The database
@@ -171,15 +171,17 @@ process_last_success = Gauge(
     ["process"],
     multiprocess_mode="max",
 )
+# Labelled `scheduler_job`, not `job`: Prometheus keeps `job` for the scrape target (lending-scheduler)
+# and would rename ours to `exported_job`.
 scheduler_job_items = Counter(
     "lending_scheduler_job_items_total",
     "Items handled by the scheduler's jobs (loans marked, notices queued...).",
-    ["job"],
+    ["scheduler_job"],
 )
 scheduler_job_failures = Counter(
     "lending_scheduler_job_failures_total",
     "Scheduler jobs that raised; the pass went on with the next job.",
-    ["job"],
+    ["scheduler_job"],
 )
 
 # The peers as the breaker and peer-call series label them (`label_value` of the clients' names).

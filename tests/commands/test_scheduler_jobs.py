@@ -1,6 +1,6 @@
 """Issue 27 point 4: each scheduler job runs on its own. A job that fails (here: the holds table is
 locked by another session past the lock timeout) is logged and counted in
-`lending_scheduler_job_failures_total{job}`, and the jobs after it still run in the same pass; a
+`lending_scheduler_job_failures_total{scheduler_job}`, and the jobs after it still run in the same pass; a
 one-shot run (a CronJob) still exits with an error."""
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
 
 def failures(job: str) -> float:
-    return REGISTRY.get_sample_value("lending_scheduler_job_failures_total", {"job": job}) or 0.0
+    return REGISTRY.get_sample_value("lending_scheduler_job_failures_total", {"scheduler_job": job}) or 0.0
 
 
 @pytest.fixture
@@ -83,4 +83,5 @@ def test_every_job_has_its_failure_series_from_the_start():
     from lending.management.commands.send_notices import JOBS
 
     for job in JOBS:
-        assert REGISTRY.get_sample_value("lending_scheduler_job_failures_total", {"job": job.__name__}) is not None
+        labels = {"scheduler_job": job.__name__}
+        assert REGISTRY.get_sample_value("lending_scheduler_job_failures_total", labels) is not None

@@ -77,3 +77,19 @@ def test_every_label_value_of_the_services_series_is_snake_case(api, peers, patr
     assert {("peer", "book_management"), ("peer", "user_management"), ("peer", "notification")} <= seen
     assert {("channel", "http"), ("channel", "amqp"), ("peer", "rabbitmq")} <= seen
     assert ("message_type", "loan_lent_v1") in seen
+
+
+def test_no_label_of_the_service_is_one_prometheus_sets_on_the_target():
+    """Prometheus renames a scraped `job` (or `instance`, `namespace`, `pod`) label to `exported_job`,
+    because the PodMonitor sets the target's own: a rule or panel on `job` would read the wrong one."""
+    from lending.management.commands import send_notices  # noqa: F401 - registers the per-job series
+
+    target_labels = {"job", "instance", "namespace", "pod", "container"}
+    clashing = {
+        (sample.name, label)
+        for sample in samples_of(metrics.scrape(domain_state=False))
+        if sample.name.startswith("lending_")
+        for label in sample.labels
+        if label in target_labels
+    }
+    assert not clashing, sorted(clashing)

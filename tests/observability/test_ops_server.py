@@ -159,7 +159,7 @@ def test_scheduler_counts_each_job_items(peers):
     SendNotices().run_pass()
     after = _samples(ops_server.metrics.scrape(domain_state=False))
     for job in ("mark_overdue_loans", "send_due_soon_reminders", "send_overdue_notices", "expire_ready_holds"):
-        assert ("lending_scheduler_job_items_total", (("job", job),)) in after
+        assert ("lending_scheduler_job_items_total", (("scheduler_job", job),)) in after
     assert after.keys() >= before.keys()
 
 

@@ -1,8 +1,9 @@
 """Run the scheduled jobs: `manage.py send_notices` (one pass) or `--loop [--interval N]`.
 
-Each job runs on its own: one that raises is logged ("scheduled job failed", with its `job`), counted in
-`lending_scheduler_job_failures_total{job}`, and the pass goes on with the next job. A one-shot run then
-exits with an error naming the failed jobs; the loop counts the pass as failed and carries on.
+Each job runs on its own: one that raises is logged ("scheduled job failed", with its `job`), counted
+in `lending_scheduler_job_failures_total{scheduler_job}`, and the pass goes on with the next job. A
+one-shot run then exits with an error naming the failed jobs; the loop counts the pass as failed and
+carries on (its liveness holds: a restart would not mend a job).
 """
 
 import logging
