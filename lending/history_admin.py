@@ -9,6 +9,7 @@ from django.contrib import admin
 from rest_framework_api_key.admin import APIKeyModelAdmin
 from rest_framework_api_key.models import APIKey
 
+from lending.api.permissions import check_binding
 from lending.models import ApiKeyScopes, Event, Scope
 
 
@@ -66,7 +67,8 @@ class ScopesForm(forms.ModelForm):
 
     class Meta:
         model = ApiKeyScopes
-        fields = ["scopes"]
+        fields = ["scopes", "patron_email"]
+        help_texts = {"patron_email": "With `patron-self`: the one patron the key acts for."}
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
@@ -76,6 +78,17 @@ class ScopesForm(forms.ModelForm):
     def clean_scopes(self) -> str:
         chosen = set(self.cleaned_data["scopes"])
         return " ".join(scope for scope in Scope.values if scope in chosen)
+
+    def clean(self):
+        cleaned = super().clean() or {}
+        scopes, patron = cleaned.get("scopes", "").split(), cleaned.get("patron_email") or ""
+        if Scope.PATRON_SELF in scopes and not patron:
+            raise forms.ValidationError({"patron_email": "A `patron-self` key needs the patron it acts for."})
+        try:
+            cleaned["patron_email"] = check_binding(scopes, patron)
+        except ValueError as exc:
+            raise forms.ValidationError({"patron_email": str(exc)}) from None
+        return cleaned
 
 
 class ScopesInline(admin.StackedInline):

@@ -408,6 +408,7 @@ class Scope(models.TextChoices):
     REPORTS = "reports", "reports: unfiltered listings and the overdue list"
     PRIVACY = "privacy", "privacy: erase a patron's closed loans and holds"
     OVERRIDE = "override", "override: lift a named refusal, with a reason"
+    PATRON_SELF = "patron-self", "patron-self: the key's own patron's loans and holds (renew, reserve, cancel)"
 
 
 class ApiKeyScopes(models.Model):
@@ -419,6 +420,9 @@ class ApiKeyScopes(models.Model):
     )
     # Space-separated, as OAuth writes scopes: e.g. "circulation patron-read".
     scopes = models.CharField(max_length=200, blank=True, default="")
+    # The one patron a `patron-self` key acts for (a patron's app: an OPAC, a mobile app), lower-case.
+    # db_default: the previous release inserts without the column during a rolling deploy.
+    patron_email = models.EmailField(max_length=254, blank=True, default="", db_default="")
 
     class Meta:
         verbose_name = "API key scopes"

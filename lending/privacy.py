@@ -47,6 +47,7 @@ from lending.models import (
     # indexes' condition, word for word, so the planner uses them.
     ANONYMISED_SUFFIX,
     NOT_ANONYMISED,
+    ApiKeyScopes,
     Event,
     EventKind,
     Hold,
@@ -424,10 +425,14 @@ def _forget_admin_log_naming(email: str) -> int:
 
 
 def _revoke_keys_naming(email: str) -> int:
-    """An API key named after the patron (their app's key) is theirs: revoked, and renamed."""
+    """A key bound to the patron (`patron-self`: their app's), or named after them, is theirs: revoked,
+    unbound, and renamed if its name said who."""
     from rest_framework_api_key.models import APIKey
 
-    return APIKey.objects.filter(_naming(email, "name")).update(name=ERASED_KEY_NAME, revoked=True)
+    bound = ApiKeyScopes.objects.filter(patron_email=email)
+    revoked = APIKey.objects.filter(grant__in=bound).update(revoked=True)
+    bound.update(patron_email="")
+    return revoked + APIKey.objects.filter(_naming(email, "name")).update(name=ERASED_KEY_NAME, revoked=True)
 
 
 ERASED_KEY_NAME = "key of an erased patron"

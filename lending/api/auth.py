@@ -76,6 +76,7 @@ def _verified(key: str):
         return None
     grant = getattr(api_key, "grant", None)
     api_key.granted_scopes = frozenset(grant.scope_list if grant else ())
+    api_key.bound_patron = grant.patron_email if grant else ""  # a `patron-self` key's patron
     return api_key
 
 

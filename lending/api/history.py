@@ -38,7 +38,7 @@ class EventSerializer(serializers.ModelSerializer):
 
 
 class LoanHistoryApi(NoStore, APIView):
-    required_scope = permissions.PATRON_READ
+    required_scope = permissions.PATRON_READ_OR_SELF
 
     def get(self, request: Request, loan_id: int) -> Response:
         if loan_id > MAX_DATABASE_ID or not Loan.objects.filter(pk=loan_id).exists():

@@ -18,7 +18,10 @@ The scopes (`lending.models.Scope`):
 - `reports`: unfiltered listings and `GET /getExpiredBooks/` (what `patron-read` reads too, since a
   report can list every loan anyway);
 - `privacy`: the erasure endpoint (`ERASURE`);
-- `override`: lifting a named refusal with a reason.
+- `override`: lifting a named refusal with a reason;
+- `patron-self`: a key bound to one patron (`ApiKeyScopes.patron_email`: a patron's app, an OPAC): that
+  patron's loans and holds only — their listings, one of their loans and its history, renewing,
+  reserving, cancelling (`self_service` rules). Any other patron's is 403 `insufficient_scope`.
 """
 
 from __future__ import annotations
@@ -49,12 +52,19 @@ class ScopeRule:
     # For views whose scope depends on the request (a listing filtered by patron or not).
     choose: Callable[[Request], tuple[Scope, ...]] | None = None
     summary: str = ""
+    # A `patron-self` key may call it too, for its own patron (`patron_named`).
+    self_service: bool = False
 
     def accepted_for(self, request: Request) -> tuple[Scope, ...]:
         return self.choose(request) if self.choose else self.accepted
 
     def describe(self) -> str:
-        return self.summary or " or ".join(f"`{scope}`" for scope in self.accepted) or "any valid key"
+        described = self.summary or " or ".join(f"`{scope}`" for scope in self.accepted) or "any valid key"
+        return f"{described}; `patron-self` for the key's own patron" if self.self_service else described
+
+    def documented_scopes(self) -> list[str]:
+        """`x-required-scopes` in the OpenAPI document."""
+        return [scope.value for scope in self.accepted] + ([Scope.PATRON_SELF.value] if self.self_service else [])
 
 
 def needs(*scopes: Scope) -> ScopeRule:
@@ -81,6 +91,9 @@ PATRON_READ = needs(Scope.PATRON_READ, Scope.REPORTS)
 REPORTS = needs(Scope.REPORTS)
 ERASURE = needs(Scope.PRIVACY)
 OVERRIDE = needs(Scope.OVERRIDE)
+# What a patron's own app does (a `patron-self` key, for its patron only), besides the staff's keys.
+CIRCULATION_OR_SELF = ScopeRule(accepted=(Scope.CIRCULATION,), self_service=True)
+PATRON_READ_OR_SELF = ScopeRule(accepted=PATRON_READ.accepted, self_service=True)
 ANY_KEY = needs()
 # The library's calendar, a patron's blocks and status: read by whoever lends (a kiosk asks before
 # acting) or reads a patron's data; changed only by staff (`override`), since a block or a closed day
@@ -112,6 +125,7 @@ PATRON_FILTERED_OR_REPORTS = ScopeRule(
     accepted=(Scope.PATRON_READ, Scope.REPORTS),
     choose=_patron_or_report,
     summary="`patron-read` (or `reports`) with a `user_email` filter; `reports` without one",
+    self_service=True,
 )
 
 
@@ -131,7 +145,50 @@ class HasScope(RequireApiKey):
         granted = granted_scopes(request.auth)
         if rule is not None and (not accepted or granted.intersection(accepted)):
             return True
+        if rule is not None and rule.self_service and Scope.PATRON_SELF in granted:
+            return _for_its_own_patron(request, view, accepted, granted)
         raise insufficient_scope(accepted, granted)
+
+
+def _for_its_own_patron(request: Request, view, accepted: tuple[Scope, ...], granted: frozenset[str]) -> bool:
+    """A `patron-self` key passes when the call is about the patron it is bound to; otherwise 403,
+    whether the other patron exists or not."""
+    bound = bound_patron(request.auth)
+    if bound and patron_named(request, view) == bound:
+        return True
+    refusal = insufficient_scope(accepted, granted)
+    refusal.message = f"{refusal.message[:-1]}, or a `patron-self` key of this patron: a key acts for its own only."
+    raise refusal
+
+
+def bound_patron(api_key) -> str:
+    """The patron a `patron-self` key is bound to, as `ApiKeyAuthentication` read it ("" if none)."""
+    return getattr(api_key, "bound_patron", "")
+
+
+# The largest loan id the database holds (bigint): a larger one names no loan.
+MAX_LOAN_ID = 2**63 - 1
+
+
+def patron_named(request: Request, view) -> str | None:
+    """Whose loans or holds the call is about: the loan's patron (`loan_id` in the path), the
+    `user_email` filter of a listing, or the `user_email` of a write's body; lower-case, as stored."""
+    kwargs = getattr(view, "kwargs", {}) or {}
+    if "loan_id" in kwargs:
+        from lending.models import Loan
+
+        loan_id = kwargs["loan_id"]
+        email = (
+            Loan.objects.filter(pk=loan_id).values_list("user_email", flat=True).first()
+            if loan_id <= MAX_LOAN_ID
+            else None
+        )
+    elif request.method in ("GET", "HEAD", "OPTIONS"):
+        email = request.query_params.get(PATRON_FILTER)
+    else:
+        body = request.data
+        email = body.get(PATRON_FILTER) if isinstance(body, dict) else None
+    return email.strip().lower() if isinstance(email, str) else None
 
 
 def insufficient_scope(accepted: tuple[Scope, ...], granted: frozenset[str]) -> InsufficientScope:
@@ -161,15 +218,36 @@ def parse_scopes(text: str) -> list[str]:
     return [scope for scope in Scope.values if scope in names]
 
 
-def create_key(name: str, scopes: list[str] | tuple[str, ...], **fields) -> tuple[AbstractAPIKey, str]:
-    """A new API key holding `scopes` (checked): returns (the stored key, the key to hand out)."""
+def create_key(
+    name: str, scopes: list[str] | tuple[str, ...], *, patron_email: str = "", **fields
+) -> tuple[AbstractAPIKey, str]:
+    """A new API key holding `scopes` (checked), bound to `patron_email` when it holds `patron-self`:
+    returns (the stored key, the key to hand out)."""
     from django.db import transaction
     from rest_framework_api_key.models import APIKey
 
     from lending.models import ApiKeyScopes
 
     chosen = parse_scopes(" ".join(scopes))
+    patron_email = check_binding(chosen, patron_email)
     with transaction.atomic():
         api_key, key = APIKey.objects.create_key(name=name, **fields)
-        ApiKeyScopes.objects.create(api_key_id=api_key.pk, scopes=" ".join(chosen))
+        ApiKeyScopes.objects.create(api_key_id=api_key.pk, scopes=" ".join(chosen), patron_email=patron_email)
     return api_key, key
+
+
+def check_binding(scopes: list[str], patron_email: str) -> str:
+    """Only a `patron-self` key is bound to a patron: the patron, lower-case. (Without one, its
+    `patron-self` lets nothing through: the command and the admin ask for it.)"""
+    from django.core.exceptions import ValidationError
+    from django.core.validators import validate_email
+
+    patron_email = patron_email.strip().lower()
+    if patron_email and Scope.PATRON_SELF not in scopes:
+        raise ValueError("Only a `patron-self` key is bound to a patron.")
+    if patron_email:
+        try:
+            validate_email(patron_email)
+        except ValidationError:
+            raise ValueError(f"Not an email address: {patron_email!r}.") from None
+    return patron_email

@@ -308,7 +308,9 @@ class ApiKeyScheme(OpenApiAuthenticationExtension):
             "`patron-read` (one patron's loans and holds: `GET /loans/` and `GET /reservations/` with a "
             "`user_email` filter, `GET /loans/{id}/` and its history); "
             "`reports` (unfiltered listings, `GET /getExpiredBooks/`, and what `patron-read` reads); "
-            "`privacy` (erasing a patron's closed loans and holds); `override` (lifting a named refusal).",
+            "`privacy` (erasing a patron's closed loans and holds); `override` (lifting a named refusal); "
+            "`patron-self` (a key bound to one patron: that patron's loans and holds, renewing, reserving, "
+            "cancelling; anyone else's is 403).",
         }
 
 

@@ -17,7 +17,7 @@ class ScopedAutoSchema(AutoSchema):
         rule: ScopeRule | None = getattr(self.view, "required_scope", None)
         if operation is None or rule is None:
             return operation
-        operation["x-required-scopes"] = [scope.value for scope in rule.accepted]
+        operation["x-required-scopes"] = rule.documented_scopes()
         scope_line = f"**Scope** (when API keys are required): {rule.describe()}."
         description = operation.get("description", "")
         operation["description"] = f"{description}\n\n{scope_line}" if description else scope_line

@@ -160,6 +160,7 @@ class ReturnBookApi(LoanWriteApi):
 
 
 class RenewBookApi(LoanWriteApi):
+    required_scope = permissions.CIRCULATION_OR_SELF
     operation = "renew"
     answer = representation.Answer(200, representation.loan_detail)
 
@@ -168,6 +169,7 @@ class RenewBookApi(LoanWriteApi):
 
 
 class ReserveBookApi(LoanWriteApi):
+    required_scope = permissions.CIRCULATION_OR_SELF
     operation = "reserve"
     answer = representation.Answer(201, representation.placed_hold)
 
@@ -176,6 +178,7 @@ class ReserveBookApi(LoanWriteApi):
 
 
 class CancelReservationApi(LoanWriteApi):
+    required_scope = permissions.CIRCULATION_OR_SELF
     operation = "cancel_reservation"
     answer = representation.Answer(200, representation.placed_hold)
 
@@ -202,7 +205,7 @@ class LoansApi(NoStore, APIView):
 
 
 class LoanDetailApi(NoStore, APIView):
-    required_scope = permissions.PATRON_READ
+    required_scope = permissions.PATRON_READ_OR_SELF
 
     def get(self, request: Request, loan_id: int) -> Response:
         loan = selectors.loan(loan_id) if loan_id <= MAX_DATABASE_ID else None

@@ -67,3 +67,15 @@ def test_a_key_without_a_grant_lists_none(superuser):
     APIKey.objects.create_key(name="bare")
     listing = superuser.get(reverse("admin:rest_framework_api_key_apikey_changelist")).content.decode()
     assert "(none)" in listing
+
+
+def test_a_patron_self_key_is_bound_to_its_patron_in_the_admin(superuser):
+    add = reverse("admin:rest_framework_api_key_apikey_add")
+    fields = {"name": "opac", "expiry_date_0": "", "expiry_date_1": "", **inline(["patron-self"])}
+
+    unbound = superuser.post(add, {**fields, "grant-0-patron_email": ""})
+    bound = superuser.post(add, {**fields, "grant-0-patron_email": "Ann@Example.com"})
+
+    assert unbound.status_code == 200 and "needs the patron it acts for" in unbound.content.decode()
+    assert bound.status_code == 302, bound.content.decode()[:2000]
+    assert ApiKeyScopes.objects.get(api_key__name="opac").patron_email == "ann@example.com"

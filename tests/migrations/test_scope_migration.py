@@ -41,4 +41,6 @@ def test_every_scope_there_is_was_given_to_old_keys():
     from lending.models import Scope
 
     migration = importlib.import_module("lending.migrations.0006_scopes_and_events")
-    assert migration.ALL_SCOPES.split() == Scope.values
+    # Decided in their own migration: `patron-self` (0014) acts for a bound patron, and no old key has one.
+    decided_later = {Scope.PATRON_SELF}
+    assert migration.ALL_SCOPES.split() == [scope for scope in Scope.values if scope not in decided_later]

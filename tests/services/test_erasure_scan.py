@@ -87,6 +87,7 @@ def place_one_of_everything(peers, typed: str, recorder: Recorder) -> dict:
     block = recorder.post(f"/patrons/{typed}/blocks/", {"reason": f"{typed} shouted", "blocks": ["borrow"]}, 201)
     edit_block_in_the_admin(block["id"], typed)
     create_key(f"app of {email}", ["patron-read"])
+    create_key("opac", ["patron-self"], patron_email=typed)
     while relay.run_once():
         pass
     return {"email": email, "refused": {**patron, "book_id": lent["id"]}}

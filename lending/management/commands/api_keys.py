@@ -1,5 +1,6 @@
 """Service API keys: `manage.py api_keys create <name> --scopes <scope,...> [--expires-days N]`,
-`api_keys list`, `api_keys scopes <prefix|name> <scope,...>`, `api_keys revoke <prefix|name>`.
+`api_keys list`, `api_keys scopes <prefix|name> <scope,...>`, `api_keys revoke <prefix|name>`. A
+`patron-self` key is bound to one patron: `--patron <email>` with `create` or `scopes`.
 
 Keys are stored hashed: `create` prints the key once and it cannot be shown again. Callers send it as
 `Authorization: Api-Key <key>`. A key may call only what its scopes allow (`lending.api.permissions`).
@@ -14,10 +15,11 @@ from django.db.models import Q
 from django.utils import timezone
 from rest_framework_api_key.models import APIKey
 
-from lending.api.permissions import create_key, parse_scopes
+from lending.api.permissions import check_binding, create_key, parse_scopes
 from lending.models import ApiKeyScopes, Scope
 
 SCOPES_HELP = f"Comma-separated scopes: {', '.join(Scope.values)}."
+PATRON_HELP = "With the `patron-self` scope: the one patron (email) the key acts for."
 
 
 class Command(BaseCommand):
@@ -29,17 +31,19 @@ class Command(BaseCommand):
         create.add_argument("name", help="Who uses the key, e.g. the calling service (at most 50 characters).")
         create.add_argument("--scopes", required=True, help=SCOPES_HELP)
         create.add_argument("--expires-days", type=int, default=None, help="Expire the key after this many days.")
+        create.add_argument("--patron", default="", help=PATRON_HELP)
         actions.add_parser("list", help="List keys: prefix, name, scopes, created, expiry, state. Never the keys.")
         scopes = actions.add_parser("scopes", help="Replace the scopes of a key, by its prefix or its name.")
         scopes.add_argument("key", help="The key's prefix (its first 8 characters) or its name.")
         scopes.add_argument("scopes", help=SCOPES_HELP)
+        scopes.add_argument("--patron", default="", help=PATRON_HELP)
         revoke = actions.add_parser("revoke", help="Revoke a key by its prefix, or the only key of that name.")
         revoke.add_argument("key", help="The key's prefix (its first 8 characters) or its name.")
 
     def handle(self, *args, action: str, **options):
         getattr(self, f"_{action}")(**options)
 
-    def _create(self, *, name: str, scopes: str, expires_days: int | None, **_):
+    def _create(self, *, name: str, scopes: str, expires_days: int | None, patron: str, **_):
         name = name.strip()
         if not name or len(name) > 50:
             raise CommandError("The name must be 1 to 50 characters.")
@@ -47,17 +51,20 @@ class Command(BaseCommand):
             raise CommandError("--expires-days must be positive.")
         chosen = _scopes(scopes)
         expiry = timezone.now() + timedelta(days=expires_days) if expires_days else None
-        api_key, key = create_key(name, chosen, expiry_date=expiry)
+        api_key, key = create_key(name, chosen, patron_email=_patron_for(chosen, patron), expiry_date=expiry)
         self.stderr.write(
             f"Created API key {api_key.prefix} for {name!r} with scopes {', '.join(chosen)}. "
             "Store it now: it is not shown again."
         )
         self.stdout.write(key)
 
-    def _scopes(self, *, key: str, scopes: str, **_):
+    def _scopes(self, *, key: str, scopes: str, patron: str, **_):
         api_key = _find(key, "change the scopes of")
         chosen = _scopes(scopes)
-        ApiKeyScopes.objects.update_or_create(api_key=api_key, defaults={"scopes": " ".join(chosen)})
+        patron = _patron_for(chosen, patron)
+        ApiKeyScopes.objects.update_or_create(
+            api_key=api_key, defaults={"scopes": " ".join(chosen), "patron_email": patron}
+        )
         self.stdout.write(f"API key {api_key.prefix} ({api_key.name}) now has scopes {', '.join(chosen)}.")
 
     def _list(self, **_):
@@ -104,6 +111,16 @@ def _scopes(text: str) -> list[str]:
     if not chosen:
         raise CommandError(f"Give at least one scope. {SCOPES_HELP}")
     return chosen
+
+
+def _patron_for(scopes: list[str], patron: str) -> str:
+    """The key's patron, checked: a `patron-self` key made here always has one."""
+    if Scope.PATRON_SELF in scopes and not patron.strip():
+        raise CommandError("A `patron-self` key needs the patron it acts for: --patron <email>.")
+    try:
+        return check_binding(scopes, patron)
+    except ValueError as exc:
+        raise CommandError(str(exc)) from None
 
 
 def _scope_text(api_key: APIKey) -> str:
