@@ -1,7 +1,8 @@
-"""Separate the Prometheus Operator resources from a rendered overlay and check them.
+"""Separate the custom resources from a rendered overlay and check them.
 
-kubernetes-validate knows only the built-in kinds, so the custom resources (apiVersion
-monitoring.coreos.com/*) are validated here instead, against the strict schemas committed in
+kubernetes-validate knows only the built-in kinds, so the custom resources (the Prometheus
+Operator's, apiVersion monitoring.coreos.com/*, and CloudNativePG's, postgresql.cnpg.io/*) are
+validated here instead, against the strict schemas committed in
 deploy/schemas/ (the fields this repository uses; an unknown field fails). The built-in kinds are
 written to CORE_OUT for kubernetes-validate, and the rule groups of every PrometheusRule to
 RULES_DIR/<overlay>/<name>.rules.yaml for `promtool check rules` and `promtool test rules`.
@@ -21,7 +22,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 SCHEMAS = ROOT / "deploy" / "schemas"
-CUSTOM_GROUP = "monitoring.coreos.com/"
+CUSTOM_GROUPS = ("monitoring.coreos.com/", "postgresql.cnpg.io/")
 
 
 def schema_for(doc: dict) -> dict | None:
@@ -41,7 +42,7 @@ def check_custom(doc: dict) -> list[str]:
 
 def main(rendered: Path, core_out: Path, rules_dir: Path) -> int:
     docs = [doc for doc in yaml.safe_load_all(rendered.read_text()) if doc]
-    custom = [doc for doc in docs if doc.get("apiVersion", "").startswith(CUSTOM_GROUP)]
+    custom = [doc for doc in docs if doc.get("apiVersion", "").startswith(CUSTOM_GROUPS)]
     core = [doc for doc in docs if doc not in custom]
     core_out.write_text(yaml.safe_dump_all(core, sort_keys=False))
     errors = [error for doc in custom for error in check_custom(doc)]

@@ -3,11 +3,13 @@
 #
 #   scripts/lint_deploy.sh            (make lint-deploy creates .venv-lint first)
 #
-# 1. both kustomize overlays render (kustomize, or kubectl's built-in kustomize)
+# 1. both kustomize overlays render (kustomize, or kubectl's built-in kustomize), and so does
+#    the CloudNativePG example (k8s/examples/cloudnative-pg), checked like them below
 # 2. the rendered manifests validate against the Kubernetes schemas (strict);
-#    the Prometheus Operator's custom resources (PodMonitor, PrometheusRule),
-#    which kubernetes-validate does not know, against the strict schemas of
-#    deploy/schemas/ instead (scripts/check_monitoring.py)
+#    the custom resources, which kubernetes-validate does not know (the Prometheus
+#    Operator's PodMonitor and PrometheusRule, CloudNativePG's Cluster, Pooler and
+#    ScheduledBackup), against the strict schemas of deploy/schemas/ instead
+#    (scripts/check_monitoring.py)
 # 2b. the alert rules: `promtool check rules`, and their unit tests
 #    (tests/deploy/alerts_test.yaml) with `promtool test rules`; promtool comes
 #    from Debian's prometheus package (make promtool installs it)
@@ -99,15 +101,23 @@ render_overlay() {
 for overlay in "${overlays[@]}"; do
     step "render k8s/overlays/$overlay" render_overlay "$overlay"
 done
+render_example() {
+    render "k8s/examples/$1" >"$rendered/example-$1.yaml" && [[ -s "$rendered/example-$1.yaml" ]]
+}
+step "render k8s/examples/cloudnative-pg" render_example cloudnative-pg
 
 # --- 2. Kubernetes schemas -----------------------------------------------------
 # The custom resources are validated against deploy/schemas/ and set aside; the
 # built-in kinds go on to kubernetes-validate.
-for overlay in "${overlays[@]}"; do
+for overlay in "${overlays[@]}" example-cloudnative-pg; do
     step "custom resources of $overlay (deploy/schemas)" \
         "$bin/python" scripts/check_monitoring.py "$rendered/$overlay.yaml" "$core/$overlay.yaml" "$rules"
 done
-core_files=("$core"/*.yaml)
+core_files=()
+for file in "$core"/*.yaml; do
+    # The example holds custom resources only: nothing is left for kubernetes-validate.
+    [[ "$(grep -c '^kind:' "$file")" -gt 0 ]] && core_files+=("$file")
+done
 for version in $k8s_versions; do
     step "kubernetes-validate --strict (Kubernetes $version)" \
         "$bin/kubernetes-validate" --strict --quiet -k "$version" "${core_files[@]}" k8s/secret.template.yaml
