@@ -2,12 +2,16 @@
 rules`, every alert has a unit test in alerts_test.yaml that `promtool test rules` runs, and the custom
 resources kubernetes-validate does not know are validated against deploy/schemas/.
 
+Issue 27 point 4: every alert links its section of docs/runbook.md (`runbook_url`), fires per namespace,
+and the scheduler's jobs, the domain-state gauge, Redis and the privacy CronJob have theirs.
+
 promtool is Debian's `prometheus` package (`make promtool`); without it these tests skip with the
 reason, except under CI=true, where they fail."""
 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -20,6 +24,9 @@ ROOT = Path(__file__).resolve().parents[2]
 RULE = ROOT / "k8s" / "components" / "monitoring" / "prometheusrule.yaml"
 PODMONITORS = ROOT / "k8s" / "components" / "monitoring" / "podmonitors.yaml"
 RULE_TESTS = Path(__file__).with_name("alerts_test.yaml")
+RUNBOOK = ROOT / "docs" / "runbook.md"
+# Where the repository is browsed; a fork replaces this prefix (docs/runbook.md says how).
+RUNBOOK_URL = "https://git.example.com/library/lending-service/blob/main/docs/runbook.md"
 IN_CI = os.environ.get("CI", "").lower() == "true"
 
 # What the issue asks the alerts to cover, by alert name.
@@ -31,6 +38,12 @@ REQUIRED_ALERTS = {
     "LendingLatencyP99High",
     "LendingRelayNotRunning",
     "LendingSchedulerNotRunning",
+    # Issue 27 point 4.
+    "LendingSchedulerJobFailing",
+    "LendingDomainStateDown",
+    "LendingRedisDown",
+    "LendingPrivacyJobFailed",
+    "LendingPrivacyJobLate",
 }
 
 
@@ -129,3 +142,36 @@ def test_custom_resources_are_validated_against_the_committed_schemas(tmp_path):
     assert "intervall" in failed.stderr
     assert "'expr' is a required property" in failed.stderr
     assert "no schema" in failed.stderr
+
+
+def _rules() -> list[dict]:
+    return [r for g in yaml.safe_load(RULE.read_text())["spec"]["groups"] for r in g["rules"] if "alert" in r]
+
+
+def _anchor(heading: str) -> str:
+    """The anchor GitHub and GitLab give a Markdown heading."""
+    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+
+
+def test_every_alert_links_its_own_section_of_the_runbook():
+    sections = {
+        _anchor(line[3:]): line[3:].strip() for line in RUNBOOK.read_text().splitlines() if line.startswith("## ")
+    }
+    for rule in _rules():
+        url = rule["annotations"].get("runbook_url", "")
+        page, _, anchor = url.partition("#")
+        assert page == RUNBOOK_URL, f"{rule['alert']}: {url!r}"
+        assert sections.get(anchor) == rule["alert"], f"{rule['alert']}: no section #{anchor} in {RUNBOOK.name}"
+    # One section per alert, none for an alert that no longer exists.
+    assert set(sections.values()) == {rule["alert"] for rule in _rules()}
+
+
+def test_every_alert_fires_per_namespace():
+    """`absent()` has no labels: one namespace's relay down hides behind another's that is up."""
+    for rule in _rules():
+        assert "absent(" not in rule["expr"], rule["alert"]
+    tests = yaml.safe_load(RULE_TESTS.read_text())["tests"]
+    for test in tests:
+        for case in test.get("alert_rule_test", []):
+            for alert in case.get("exp_alerts") or []:
+                assert "namespace" in alert["exp_labels"], f"{case['alertname']} in {test['name']!r}"
