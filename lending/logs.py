@@ -27,21 +27,49 @@ from lending.request_context import request_id_var
 LOG_FORMATS = ("json", "console")
 
 # Local part's first character kept, the rest hidden; the domain is kept (useful, not personal). Every
-# form an email takes in a log line: plain, with a quoted local part ("john doe"@example.com), with an
-# internationalised local part or domain (jörg@exämple.com, or its punycode xn--exmple-cua.com), and
-# URL-encoded in a path or query (alice%40example.com, %22john%20doe%22%40example.com).
-_AT = r"(@|%40)"
-_DOMAIN = r"((?:[\w%-]+\.)+[\w%-]*[^\W_])"  # \w is Unicode-aware: IDNs as they are
-_QUOTED = r"\"([^\"\\\s])(?:[^\"\\\r\n]|\\.)*\""  # "quoted local part", first character kept
-_DOT_ATOM = r"(?<![\w.+-])([^\W_])[\w.%+-]*?"  # plain local part, first character kept
-# Groups 1-3 for a quoted local part, 4-6 for a plain one: first character, separator, domain.
-EMAIL_PATTERN = re.compile(f"{_QUOTED}{_AT}{_DOMAIN}|{_DOT_ATOM}{_AT}{_DOMAIN}")
+# form an email takes in a log line: plain, with any of RFC 5322's characters in its local part
+# (o'brien@, {x}@, a!b#c~@, a/b=c@), with a quoted local part ("john doe"@example.com), with an
+# internationalised local part or domain (jörg@exämple.com, or its punycode xn--exmple-cua.com), with an
+# address literal (a@[192.0.2.1]), and URL-encoded in a path or query (alice%40example.com,
+# %22john%20doe%22%40example.com).
+_DOMAIN = r"((?:[\w%-]+\.)+[\w%-]*[^\W_]|\[[\w.:]+\])"  # \w is Unicode-aware: IDNs as they are
+_QUOTED = r"(\"[^\"\\\r\n]*(?:\\.[^\"\\\r\n]*)*\")(@|%40)"  # "quoted local part"
+# RFC 5322's atext and dots: a local part is the whole run of them before the @.
+_PLAIN = r"([\w.!#$%&'*+/=?^`{|}~-]+)(@)"
+# URL-encoded, the separators of a path or query (/ ? & =) are not part of it: they would be encoded.
+_ENCODED = r"([\w.!$'()*+~%-]+)(%40)"
+EMAIL_PATTERN = re.compile(f"(?:{_QUOTED}|{_PLAIN}|{_ENCODED}){_DOMAIN}")
+# A whole value that is one address (a `user_email` field): its local part is all of it before the @.
+_WHOLE_ADDRESS = re.compile(f"{_PLAIN}{_DOMAIN}")
+# What the masking leaves: one character and three stars, after a separator (or alone).
+_ALREADY_MASKED = re.compile(r"(?:^|.*[^\w.])[^*]\*\*\*")
+# In a run of atext starting with `/`, a path or a query: the address starts after its last separator.
+_URL_SEPARATORS = re.compile(r"^(?:\w+=)?/.*[/?&=]")
 _PLAIN_TYPES = (bool, int, float, type(None))
 
 
 def _masked(match: re.Match) -> str:
-    first, at, domain = match.group(1, 2, 3) if match.group(1) else match.group(4, 5, 6)
-    return f"{first}***{at}{domain}"
+    quoted, quoted_at, plain, plain_at, encoded, encoded_at, domain = match.groups()
+    if quoted:
+        return f"{quoted[1:2] or quoted[0]}***{quoted_at}{domain}"
+    run, at = (plain, plain_at) if plain else (encoded, encoded_at)
+    context, local = _context_and_local_part(run)
+    if not local or _ALREADY_MASKED.fullmatch(run) or _ALREADY_MASKED.fullmatch(local):
+        return match.group(0)
+    return f"{context}{local[0]}***{at}{domain}"
+
+
+def _context_and_local_part(run: str) -> tuple[str, str]:
+    """What in a run of atext before an @ is the text around the address (kept), and its local part.
+    A path or query (`/patrons/alice`, `/loans/?user_email=carol`) ends at its last separator; an
+    opening quote (`'dave`) is the quoting of a repr. Anything else is all local part, so an address
+    full of RFC 5322's characters is masked whole, whatever it starts with."""
+    url = _URL_SEPARATORS.match(run)
+    if url:
+        return run[: url.end()], run[url.end() :]
+    if run.startswith("'") and len(run) > 1:
+        return "'", run[1:]
+    return "", run
 
 
 def mask_email_text(text: str) -> str:
@@ -49,9 +77,17 @@ def mask_email_text(text: str) -> str:
     return EMAIL_PATTERN.sub(_masked, text)
 
 
+def _mask_string(value: str) -> str:
+    whole = _WHOLE_ADDRESS.fullmatch(value)
+    if whole:
+        local, at, domain = whole.groups()
+        return value if _ALREADY_MASKED.fullmatch(local) else f"{local[0]}***{at}{domain}"
+    return mask_email_text(value)
+
+
 def _mask(value: Any) -> Any:
     if isinstance(value, str):
-        return mask_email_text(value)
+        return _mask_string(value)
     if isinstance(value, _PLAIN_TYPES):
         return value
     if isinstance(value, dict):
