@@ -21,11 +21,12 @@ RUN apt-get update \
     && apt-get install -y --no-install-recommends build-essential=12.9 \
     && rm -rf /var/lib/apt/lists/*
 
-COPY requirements/ /tmp/requirements/
+# The hashed locks (`make lock`): pip refuses any package, transitive ones included, whose version or
+# sha256 the lock does not name.
+COPY requirements/pip.lock.txt requirements/base.lock.txt /tmp/requirements/
 RUN python -m venv /opt/venv \
-    && /opt/venv/bin/pip install --no-cache-dir pip==26.3 \
-    && /opt/venv/bin/pip wheel --no-cache-dir --wheel-dir /wheels -r /tmp/requirements/base.txt \
-    && /opt/venv/bin/pip install --no-cache-dir --no-index --find-links /wheels -r /tmp/requirements/base.txt
+    && /opt/venv/bin/pip install --no-cache-dir --require-hashes -r /tmp/requirements/pip.lock.txt \
+    && /opt/venv/bin/pip install --no-cache-dir --require-hashes -r /tmp/requirements/base.lock.txt
 
 # ---------------------------------------------------------------------------
 # Stage 2: the runtime base shared by the `test` and `runtime` targets.
@@ -63,8 +64,9 @@ COPY docker/ ./docker/
 # ---------------------------------------------------------------------------
 FROM base AS test
 
-COPY requirements/ /tmp/requirements/
-RUN pip install --no-cache-dir -r /tmp/requirements/test.txt
+# The test lock holds the run lock's versions unchanged (scripts/check_locks.py), plus the test tools.
+COPY requirements/test.lock.txt /tmp/requirements/
+RUN pip install --no-cache-dir --require-hashes -r /tmp/requirements/test.lock.txt
 # The whole (filtered) context: pytest settings, conftest and tests included.
 COPY --chown=app:app . ./
 USER 10001:10001

@@ -27,27 +27,54 @@ CHECK_PYTHON = $(PYTHON_BIN) -c 'import sys; sys.exit(sys.version_info < tuple(m
 python-version:
 	@$(CHECK_PYTHON)
 
-$(RUN_INSTALLED): requirements/base.txt
+$(RUN_INSTALLED): requirements/base.lock.txt requirements/pip.lock.txt
 	@$(CHECK_PYTHON)
 	$(PYTHON_BIN) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip==26.3
-	$(PY) -m pip install --quiet -r requirements/base.txt
+	$(PY) -m pip install --quiet --require-hashes -r requirements/pip.lock.txt
+	$(PY) -m pip install --quiet --require-hashes -r requirements/base.lock.txt
 	touch $(RUN_INSTALLED)
 
-$(INSTALLED): requirements/base.txt requirements/test.txt
+$(INSTALLED): requirements/test.lock.txt requirements/pip.lock.txt
 	@$(CHECK_PYTHON)
 	$(PYTHON_BIN) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip==26.3
-	$(PY) -m pip install --quiet -r requirements/test.txt
+	$(PY) -m pip install --quiet --require-hashes -r requirements/pip.lock.txt
+	$(PY) -m pip install --quiet --require-hashes -r requirements/test.lock.txt
 	touch $(INSTALLED)
 
+# Every venv installs from the hashed locks of requirements/ (`make lock` writes them): pip refuses any
+# package, transitive ones included, whose version or hash the lock does not name.
 # The deployment linters (checkov and friends) pin their own dependencies: a venv of their own.
-$(LINT_INSTALLED): requirements/lint.txt requirements/lint-constraints.txt
+$(LINT_INSTALLED): requirements/lint.lock.txt requirements/pip.lock.txt
 	@$(CHECK_PYTHON)
 	$(PYTHON_BIN) -m venv $(LINT_VENV)
-	$(LINT_VENV)/bin/python -m pip install --quiet --upgrade pip==26.3
-	$(LINT_VENV)/bin/python -m pip install --quiet -r requirements/lint.txt -c requirements/lint-constraints.txt
+	$(LINT_VENV)/bin/python -m pip install --quiet --require-hashes -r requirements/pip.lock.txt
+	$(LINT_VENV)/bin/python -m pip install --quiet --require-hashes -r requirements/lint.lock.txt
 	touch $(LINT_INSTALLED)
+
+# The locks are compiled for the Docker image's interpreter and platform (CPython 3.11.14, linux
+# x86_64, glibc), every file's hash of each pinned release included. A lock keeps its versions
+# unless its input asks for another: `make lock UPGRADE=1` moves every package to its newest release.
+LOCK_VENV := .venv-lock
+UV := $(LOCK_VENV)/bin/uv
+UV_COMPILE := $(UV) pip compile --quiet --generate-hashes --python-version 3.11.14 \
+	--python-platform x86_64-manylinux_2_28 --custom-compile-command "make lock" $(if $(UPGRADE),--upgrade)
+
+$(UV): requirements/uv.lock.txt
+	@$(CHECK_PYTHON)
+	$(PYTHON_BIN) -m venv $(LOCK_VENV)
+	$(LOCK_VENV)/bin/python -m pip install --quiet --require-hashes -r requirements/uv.lock.txt
+	touch $(UV)
+
+.PHONY: lock
+## lock: recompile requirements/*.lock.txt (hashed, every transitive package) from requirements/*.txt
+lock: $(UV)
+	$(UV_COMPILE) requirements/pip.txt -o requirements/pip.lock.txt
+	$(UV_COMPILE) requirements/uv.txt -o requirements/uv.lock.txt
+	$(UV_COMPILE) requirements/base.txt -o requirements/base.lock.txt
+	$(UV_COMPILE) requirements/test.txt -c requirements/base.lock.txt -o requirements/test.lock.txt
+	$(UV_COMPILE) requirements/bench.txt -c requirements/test.lock.txt -o requirements/bench.lock.txt
+	$(UV_COMPILE) requirements/lint.txt -o requirements/lint.lock.txt
+	$(PYTHON_BIN) scripts/check_locks.py
 
 ## run: the service on http://127.0.0.1:$(PORT) with the reference peers, the relay and the scheduler
 run: $(RUN_INSTALLED)
@@ -103,11 +130,14 @@ promtool:
 		|| { apt-get update -qq && apt-get install -y -qq --no-install-recommends prometheus; } \
 		|| echo "promtool: apt-get install prometheus failed"
 
-## lint: ruff (lint and format) and mypy (settings in pyproject.toml); .pre-commit-config.yaml runs the same
+## lint: ruff (lint and format) and mypy (settings in pyproject.toml); .pre-commit-config.yaml runs the same;
+## then the locks (hashed and current) and pip-audit over them (fails on a known vulnerability; offline, says so)
 lint: $(INSTALLED)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
+	$(PY) scripts/check_locks.py
+	$(PY) scripts/audit_dependencies.py
 
 ## lint-deploy: offline checks of the Dockerfile, the Compose files and both Kubernetes overlays
 lint-deploy: $(INSTALLED) $(LINT_INSTALLED) promtool
@@ -126,8 +156,8 @@ chaos: $(INSTALLED)
 	$(PY) -m chaos $(CHAOS_ARGS)
 
 BENCH_INSTALLED := $(VENV)/.bench-installed
-$(BENCH_INSTALLED): $(INSTALLED) requirements/bench.txt
-	$(PY) -m pip install --quiet -r requirements/bench.txt
+$(BENCH_INSTALLED): $(INSTALLED) requirements/bench.lock.txt
+	$(PY) -m pip install --quiet --require-hashes -r requirements/bench.lock.txt
 	touch $(BENCH_INSTALLED)
 
 .PHONY: bench

@@ -71,7 +71,7 @@ done
 if ((${#missing[@]})); then
     echo "lint-deploy: missing in $lint_venv: ${missing[*]}" >&2
     echo "lint-deploy: create it with: make lint-deploy (or python3 -m venv .venv-lint &&" \
-        ".venv-lint/bin/pip install -r requirements/lint.txt)" >&2
+        ".venv-lint/bin/pip install --require-hashes -r requirements/lint.lock.txt)" >&2
     exit 2
 fi
 

@@ -19,12 +19,16 @@ def dry_run(target: str, tmp_path) -> str:
 
 def test_make_run_installs_only_the_run_requirements(tmp_path):
     installs = [line for line in dry_run("run", tmp_path).splitlines() if "pip install" in line and " -r " in line]
-    assert installs and all("requirements/base.txt" in line for line in installs), installs
-    assert not any("test.txt" in line or "lint" in line for line in installs)
+    # pip itself, then the run lock (requirements/base.txt compiled with its hashes by `make lock`).
+    assert installs and all(
+        ("requirements/base.lock.txt" in line or "requirements/pip.lock.txt" in line) for line in installs
+    ), installs
+    assert any("requirements/base.lock.txt" in line for line in installs), installs
+    assert not any("test.lock" in line or "lint.lock" in line for line in installs)
 
 
 def test_make_test_installs_the_test_tools(tmp_path):
-    assert "-r requirements/test.txt" in dry_run("test", tmp_path)
+    assert "-r requirements/test.lock.txt" in dry_run("test", tmp_path)
 
 
 def test_the_run_requirements_hold_no_test_tool():
