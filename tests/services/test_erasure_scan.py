@@ -2,15 +2,13 @@
 through the API and the admin, the patron is erased through the API, then every text column of every
 table — found by introspecting the database, so a future table is scanned too — is searched for the
 email in every form a database may keep it. On PostgreSQL (`make test`'s database) and on SQLite
-(a second pytest process on a SQLite file, after a WAL checkpoint, down to the file's raw bytes)."""
+(`make test`'s second pass, SQLITE_TESTS in the Makefile: after a WAL checkpoint, down to the file's
+raw bytes)."""
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
-import subprocess
-import sys
 from collections.abc import Iterable
 from datetime import timedelta
 from pathlib import Path
@@ -209,26 +207,3 @@ def test_after_an_erasure_no_column_of_any_table_holds_the_patron(peers, typed, 
         "/returnBook/", placed["refused"], format="json", headers={"Idempotency-Key": "scan-refused"}
     )
     assert (retried.status_code, retried.headers.get("Idempotent-Replayed")) == (404, None)
-
-
-@pytest.mark.skipif(os.environ.get("LENDING_ERASURE_SCAN_NESTED") == "1", reason="already the SQLite run")
-def test_the_erasure_scan_passes_on_sqlite_too(tmp_path):
-    """The scan above, in its own pytest process on a SQLite file (`make run`'s database)."""
-    if connection.vendor == "sqlite":
-        pytest.skip("this run is on SQLite already: the scan above ran on it")
-    env = {
-        **os.environ,
-        "DATABASE_URL": f"sqlite:///{tmp_path / 'scan.sqlite3'}",
-        "LENDING_ERASURE_SCAN_NESTED": "1",
-    }
-    env.pop("CI", None)
-    run = subprocess.run(  # noqa: S603 - this interpreter, this file
-        [sys.executable, "-m", "pytest", __file__, "-q", "-p", "no:cacheprovider", "-k", "no_column_of_any_table"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=280,
-        check=False,
-    )
-    assert run.returncode == 0, run.stdout[-6000:] + run.stderr[-3000:]
-    assert "2 passed" in run.stdout, run.stdout[-3000:]
