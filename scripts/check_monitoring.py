@@ -1,7 +1,8 @@
 """Separate the custom resources from a rendered overlay and check them.
 
 kubernetes-validate knows only the built-in kinds, so the custom resources (the Prometheus
-Operator's, apiVersion monitoring.coreos.com/*, and CloudNativePG's, postgresql.cnpg.io/*) are
+Operator's, apiVersion monitoring.coreos.com/*, CloudNativePG's, postgresql.cnpg.io/*, and its
+Barman Cloud plugin's, barmancloud.cnpg.io/*) are
 validated here instead, against the strict schemas committed in
 deploy/schemas/ (the fields this repository uses; an unknown field fails). The built-in kinds are
 written to CORE_OUT for kubernetes-validate, and the rule groups of every PrometheusRule to
@@ -22,7 +23,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 SCHEMAS = ROOT / "deploy" / "schemas"
-CUSTOM_GROUPS = ("monitoring.coreos.com/", "postgresql.cnpg.io/")
+CUSTOM_GROUPS = ("monitoring.coreos.com/", "postgresql.cnpg.io/", "barmancloud.cnpg.io/")
 
 
 def schema_for(doc: dict) -> dict | None:

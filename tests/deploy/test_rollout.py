@@ -321,8 +321,14 @@ def test_the_cluster_is_backed_up_on_a_schedule(example):
     backup = _one(example, "ScheduledBackup", "lending-db")
     assert backup["spec"]["cluster"]["name"] == "lending-db"
     assert backup["spec"]["schedule"].count(" ") == 5, "CloudNativePG schedules have a seconds field"
-    cluster = _one(example, "Cluster", "lending-db")
-    assert cluster["spec"]["backup"]["retentionPolicy"]
+    # Through the Barman Cloud plugin (the in-tree barmanObjectStore is gone from CloudNativePG 1.32).
+    plugin = "barman-cloud.cloudnative-pg.io"
+    assert (backup["spec"]["method"], backup["spec"]["pluginConfiguration"]["name"]) == ("plugin", plugin)
+    (archiver,) = _one(example, "Cluster", "lending-db")["spec"]["plugins"]
+    assert (archiver["name"], archiver["isWALArchiver"]) == (plugin, True)
+    store = _one(example, "ObjectStore", archiver["parameters"]["barmanObjectName"])
+    assert store["spec"]["retentionPolicy"]
+    assert store["spec"]["configuration"]["destinationPath"]
 
 
 @pytest.mark.parametrize("overlay", ["dev", "prod"])
