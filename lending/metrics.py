@@ -72,9 +72,9 @@ if multiprocess_dir():
 _NOT_SNAKE = re.compile(r"[^a-z0-9]+")
 
 
-def label_value(name: str) -> str:
+def label_value(name: str | None) -> str:
     """`Book Management` -> `book_management`, `RabbitMQ` -> `rabbitmq`, `loan.lent.v1` -> `loan_lent_v1`."""
-    return _NOT_SNAKE.sub("_", str(name).lower()).strip("_") or "unknown"
+    return _NOT_SNAKE.sub("_", (name or "").lower()).strip("_") or "unknown"
 
 
 # --- Loans -------------------------------------------------------------------------------------------
@@ -104,7 +104,7 @@ def record_refusal(operation: str, response: Any) -> None:
     data = getattr(response, "data", None)
     error = data.get("error") if isinstance(data, dict) else None
     reason = error.get("code") if isinstance(error, dict) else None
-    loan_refusals.labels(operation, label_value(reason or f"http_{response.status_code}")).inc()
+    loan_refusals.labels(operation, label_value(str(reason or f"http_{response.status_code}"))).inc()
 
 
 # --- Peers -------------------------------------------------------------------------------------------
