@@ -5,6 +5,7 @@ A change to any of them without its README line fails here."""
 
 from __future__ import annotations
 
+import argparse
 import math
 import re
 import tomllib
@@ -177,3 +178,37 @@ def test_the_image_tags_and_documents_carry_the_projects_version():
     assert settings.SPECTACULAR_SETTINGS["VERSION"] == version
     assert yaml.safe_load((ROOT / "openapi.yaml").read_text())["info"]["version"] == version
     assert asyncapi.document()["info"]["version"] == version
+
+
+# --- Management commands ---------------------------------------------------------------------------------
+def commands_block() -> dict[str, str]:
+    """`python manage.py NAME ...` lines of the Commands section: NAME -> its usage (comments dropped)."""
+    text = section("### Commands")
+    block = text[text.index("```bash") : text.index("```", text.index("```bash") + 3)]
+    usages: dict[str, str] = {}
+    for name, usage in re.findall(r"^python manage\.py (\w+)(.*)$", block, re.M):
+        usages[name] = usages.get(name, "") + " " + usage.partition("#")[0]
+    return usages
+
+
+def option_strings(parser) -> set[str]:
+    """Every option of `parser` and of its sub-commands (`api_keys create --scopes`)."""
+    found = set()
+    for action in parser._actions:
+        found |= set(action.option_strings)
+        if isinstance(action, argparse._SubParsersAction):
+            for subparser in action.choices.values():
+                found |= option_strings(subparser)
+    return found
+
+
+def test_the_commands_section_lists_every_command_with_its_options():
+    from django.core.management import load_command_class
+
+    ours = {path.stem for path in (ROOT / "lending/management/commands").glob("[a-z]*.py")}
+    documented = commands_block()
+    assert set(documented) == ours, f"README's Commands block, missing: {ours - set(documented)}"
+    for name, usage in documented.items():
+        parser = load_command_class("lending", name).create_parser("manage.py", name)
+        unknown = set(re.findall(r"--[a-z][a-z-]*", usage)) - option_strings(parser)
+        assert not unknown, f"README's `manage.py {name}` shows options it does not take: {unknown}"
