@@ -18,10 +18,9 @@ from django.db import connection
 from django.utils import timezone
 from prometheus_client import REGISTRY
 
+from lending import ops_server
 from lending.logs import json_formatter
 from lending.models import IdempotencyRecord
-
-pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
 
 def failures(job: str) -> float:
@@ -62,6 +61,8 @@ def log_lines():
         logging.getLogger().removeHandler(handler)
 
 
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
 def test_failing_jobs_are_counted_and_the_rest_of_the_pass_still_runs(holds_table_locked, log_lines):
     """Expiring ready holds fails half way through the pass; the last job still purges expired keys."""
     IdempotencyRecord.objects.create(key="expired", fingerprint="f", expires_at=timezone.now() - timedelta(hours=1))
@@ -85,3 +86,18 @@ def test_every_job_has_its_failure_series_from_the_start():
     for job in JOBS:
         labels = {"scheduler_job": job.__name__}
         assert REGISTRY.get_sample_value("lending_scheduler_job_failures_total", labels) is not None
+
+
+def test_a_pass_with_a_failed_job_keeps_liveness_but_counts_as_failed():
+    """The loop is alive (a restart would not mend the job), yet the pass is no success."""
+    now = [1000.0]
+    heartbeat = ops_server.Heartbeat("scheduler_liveness_test", stall_after=60, clock=lambda: now[0])
+    now[0] += 61
+    assert heartbeat.stalled()
+
+    heartbeat.completed_with_failures()
+
+    assert not heartbeat.stalled()
+    labels = {"process": "scheduler_liveness_test"}
+    assert REGISTRY.get_sample_value("lending_process_passes_total", {**labels, "outcome": "failed"}) == 1
+    assert REGISTRY.get_sample_value("lending_process_last_success_timestamp_seconds", labels) is None
