@@ -212,3 +212,18 @@ def test_the_commands_section_lists_every_command_with_its_options():
         parser = load_command_class("lending", name).create_parser("manage.py", name)
         unknown = set(re.findall(r"--[a-z][a-z-]*", usage)) - option_strings(parser)
         assert not unknown, f"README's `manage.py {name}` shows options it does not take: {unknown}"
+
+
+# --- Layout --------------------------------------------------------------------------------------------
+def test_the_layout_names_every_module():
+    layout = section("## Layout")
+    modules = [
+        path
+        for pattern in ("lending/*.py", "config/*.py")
+        for path in ROOT.glob(pattern)
+        if path.name not in ("__init__.py", "apps.py")
+    ]
+    packages = [path for path in (ROOT / "lending").iterdir() if (path / "__init__.py").exists()]
+    missing = [str(path.relative_to(ROOT)) for path in modules if not re.search(rf"\b{path.name}\b", layout)]
+    missing += [str(path.relative_to(ROOT)) for path in packages if f"{path.name}/" not in layout]
+    assert not missing, f"README's Layout does not say what these are: {missing}"
