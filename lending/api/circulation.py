@@ -335,7 +335,8 @@ class ReturnedAtSerializer(serializers.Serializer):
         allow_null=True,
         default=None,
         help_text="When the book really came back (the book drop): not in the future, not before the loan date, at "
-        "most RETURN_BACKDATE_MAX_DAYS days ago. Overdue or not is judged at this date.",
+        "most RETURN_BACKDATE_MAX_DAYS days ago; before the library's current day, only with the `override` scope "
+        "(staff). Overdue or not is judged at this date.",
     )
 
 
@@ -351,11 +352,29 @@ def check_returned_at(value: datetime | None) -> datetime | None:
 
 
 def returned_at_of(request: Request) -> datetime | None:
-    """A return's `returned_at`, validated (400 `invalid_request` naming it); None when absent."""
+    """A return's `returned_at`, validated (400 `invalid_request` naming it), from a caller allowed
+    to back-date that far; None when absent."""
     body = request.data if isinstance(request.data, dict) else {}
     parsed = ReturnedAtSerializer(data={"returned_at": body.get("returned_at")})
     parsed.is_valid(raise_exception=True)
-    return check_returned_at(parsed.validated_data["returned_at"])
+    return check_backdating_caller(request, check_returned_at(parsed.validated_data["returned_at"]))
+
+
+def check_backdating_caller(request: Request, returned_at: datetime | None) -> datetime | None:
+    """Within the library's current day any key that returns may back-date (the book drop emptied
+    this morning). Before it, the return moves lateness — money, once fines exist — so only staff
+    (the `override` scope, which may also give their reason as an `override`) may; checked when keys
+    are on, as every scope, before anything is written."""
+    if returned_at is None or not keys_required():
+        return returned_at
+    if calendar.library_day(returned_at) >= calendar.library_day(timezone.now()):
+        return returned_at
+    granted = permissions.granted_scopes(request.auth)
+    if Scope.OVERRIDE not in granted:
+        refusal = permissions.insufficient_scope((Scope.OVERRIDE,), granted)
+        refusal.message = "Back-dating a return before today needs an API key with the `override` scope (staff)."
+        raise refusal
+    return returned_at
 
 
 # --- The spec's writes, as documented: their optional staff fields ----------------------------------

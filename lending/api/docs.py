@@ -161,7 +161,9 @@ ENDPOINTS: dict[type[APIView], dict[str, Callable]] = {
             description="Closes the patron's open loan of the book: 200 with the loan, status `RETURNED`. "
             "Calls no peer, so it works while every peer is down. `returned_at` back-dates it (the book drop): "
             "at most RETURN_BACKDATE_MAX_DAYS (7) days ago, not before the loan date, not in the future; the loan "
-            "is late or not by that date (its history's `returned` event says `returned_late`).",
+            "is late or not by that date (its history's `returned` event says `returned_late`). Before the "
+            "library's current day it needs the `override` scope (staff; their `override.reason` goes into the "
+            "history): any other key gets 403 `insufficient_scope`.",
             request=circulation.ReturnRequestSerializer,
             parameters=api_docs.WRITE_PARAMETERS,
             responses={

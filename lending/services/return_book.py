@@ -12,7 +12,7 @@ from datetime import datetime
 from django.db import transaction
 from django.utils import timezone
 
-from lending import calendar, errors, history
+from lending import calendar, errors, history, overrides
 from lending.idempotency import Claim
 from lending.locks import close_open_loan, lock_book_bumping_version
 from lending.models import Event, EventKind, Loan
@@ -76,7 +76,9 @@ def finish_return(
 
 
 def _return_events(loan: Loan, book_id: int, now: datetime, resolution: Resolution | None) -> list[Event]:
-    events = [history.loan_event(loan, EventKind.RETURNED, at=now, book_id=book_id, **_lateness(loan))]
+    returned = history.loan_event(loan, EventKind.RETURNED, at=now, book_id=book_id, **_lateness(loan))
+    overrides.record(returned)  # staff's reason for a back-dated return, when they gave one
+    events = [returned]
     if resolution:
         resolved = history.loan_event(loan, EventKind.RESOLVED, at=now, outcome=resolution.outcome, was=resolution.was)
         resolved.reason = resolution.note

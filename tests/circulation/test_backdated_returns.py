@@ -75,3 +75,65 @@ def test_the_backdate_limit_is_configurable(api, settings):
     settings.RETURN_BACKDATE_MAX_DAYS = 1
     loan = LoanFactory(borrowed_ago=days(30))
     assert return_at(api, loan, timezone.now() - days(2)).status_code == 422
+
+
+# --- Who may back-date (issue 28): beyond the library's day, staff only --------------------------
+
+
+def earlier_today():
+    """A moment of the library's current day, before now."""
+    from datetime import datetime, time
+
+    from lending import calendar
+
+    now = timezone.now()
+    start = datetime.combine(calendar.library_day(now), time.min, tzinfo=calendar.library_zone())
+    return start + (now - start) / 2
+
+
+def keyed_return(api, loan, when, scopes, **extra):
+    from lending.api.permissions import create_key
+
+    body = {"user_email": loan.user_email, "book_id": loan.book_id, "returned_at": when.isoformat(), **extra}
+    key = create_key("kiosk", scopes)[1]
+    return post_json(api, "/returnBook/", body, Authorization=f"Api-Key {key}")
+
+
+@pytest.fixture
+def keys_on(settings):
+    settings.REQUIRE_API_KEY = True
+
+
+def test_a_circulation_key_back_dates_within_the_library_day(api, keys_on):
+    loan = LoanFactory(borrowed_ago=days(3))
+
+    answer = keyed_return(api, loan, earlier_today(), ["circulation"])
+
+    assert answer.status_code == 200, answer.content
+
+
+def test_a_circulation_key_may_not_back_date_to_an_earlier_day(api, keys_on):
+    """A kiosk's key moving a return a week back turns a late return into an on-time one (money, once
+    fines exist): refused before anything is written."""
+    loan = LoanFactory(due_in=days(-3), borrowed_ago=days(20))
+
+    answer = keyed_return(api, loan, timezone.now() - days(5), ["circulation"])
+
+    assert answer.status_code == 403, answer.content
+    error = answer.json()["error"]
+    assert error["code"] == "insufficient_scope" and error["details"]["required_scope"] == "override"
+    loan.refresh_from_db()
+    assert loan.date_returned is None
+    assert not Event.objects.filter(loan=loan, kind=EventKind.RETURNED).exists()
+
+
+def test_staff_back_date_to_an_earlier_day_and_their_reason_is_in_the_history(api, keys_on):
+    loan = LoanFactory(due_in=days(-3), borrowed_ago=days(20))
+    override = {"override": {"reason": "book drop not emptied over the weekend"}}
+
+    answer = keyed_return(api, loan, timezone.now() - days(5), ["circulation", "override"], **override)
+
+    assert answer.status_code == 200, answer.content
+    returned = Event.objects.get(loan=loan, kind=EventKind.RETURNED)
+    assert returned.data["returned_late"] is False
+    assert returned.reason == "book drop not emptied over the weekend"
