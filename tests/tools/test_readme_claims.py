@@ -108,7 +108,8 @@ def test_the_tracing_section_names_what_is_instrumented():
 
 def test_the_documents_the_readme_points_to_exist():
     named = set(re.findall(r"\b([\w./-]+\.md)\b", README)) - {"README.md"}
-    missing = {name for name in named if not (ROOT / name).exists()}
+    # A bare name (`runbook.md` in the Layout's `docs/` line) may be one folder down.
+    missing = {name for name in named if not (ROOT / name).exists() and not any(ROOT.glob(f"*/{name}"))}
     assert not missing, f"README points to documents not in the repository: {missing}"
 
 
