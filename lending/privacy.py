@@ -127,9 +127,11 @@ def anonymize_returned_loans(
         batch_size,
     )
     done.loans, done.holds = len(loan_ids), len(hold_ids)
-    # A block expired as long ago as a loan returned then: it goes the same way.
+    # A block expired as long ago as a loan returned then: it goes the same way, and so do the admin's
+    # log entries of blocks deleted before then.
     with transaction.atomic():
         _forget_blocks(PatronBlock.objects.filter(expires_at__lt=cutoff).filter(NOT_ANONYMISED))
+        _forget_admin_log_of_deleted_blocks(cutoff)
     done.notifications = forget_notifications_of(
         None if sweep or len(loan_ids) > FORGET_BY_ID_LIMIT else loan_ids,
         None if sweep or len(hold_ids) > FORGET_BY_ID_LIMIT else hold_ids,
@@ -418,6 +420,15 @@ def _forget_blocks(blocks: QuerySet[PatronBlock]) -> int:
     return len(ids)
 
 
+def _forget_admin_log_of_deleted_blocks(cutoff: datetime) -> int:
+    """A block deleted in the admin leaves its log entries, whose `object_repr` names the patron."""
+    entries = LogEntry.objects.filter(
+        content_type=ContentType.objects.get_for_model(PatronBlock), action_time__lt=cutoff
+    )
+    kept = PatronBlock.objects.annotate(text_id=Cast("id", CharField())).values("text_id")
+    return entries.exclude(object_id__in=kept).delete()[0]
+
+
 def _forget_admin_log_naming(email: str) -> int:
     """Any other admin log entry whose text names the patron (an edit of a key named after them, a
     deleted block): the log's `object_repr` is the object's `str()`, its message is JSON."""
@@ -436,6 +447,13 @@ def _revoke_keys_naming(email: str) -> int:
 
 
 ERASED_KEY_NAME = "key of an erased patron"
+
+
+def _forget_callers_naming(email: str) -> int:
+    """The history and the blocks name their caller by its key's name: a key named after the patron
+    (their app's) put the patron there too."""
+    events = Event.objects.filter(_naming(email, "caller")).update(caller=ERASED_KEY_NAME)
+    return events + PatronBlock.objects.filter(_naming(email, "created_by")).update(created_by=ERASED_KEY_NAME)
 
 
 def checkpoint_sqlite() -> None:
@@ -504,6 +522,7 @@ def erase_patron(email: str, *, caller: Caller) -> Erased:
         _forget_staff_reasons(loan_ids, hold_ids)
         _forget_blocks(PatronBlock.objects.of(email))
         _forget_admin_log_naming(email)
+        _forget_callers_naming(email)
         _revoke_keys_naming(email)
         done.idempotency_records = _idempotency_records_naming(email).delete()[0]
     checkpoint_sqlite()

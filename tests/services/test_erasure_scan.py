@@ -49,7 +49,7 @@ class Recorder:
         return response.json() if response.content else None
 
 
-def place_one_of_everything(peers, typed: str, recorder: Recorder) -> dict:
+def place_one_of_everything(peers, typed: str, recorder: Recorder, settings) -> dict:
     """A loan, a lost item, a hold, a staff override, a due-date change, a digest, idempotent answers
     (a loan and a refusal), a block placed by the API and edited in the admin, a key bound to the
     patron, and their history; everything settled, so that the erasure is allowed."""
@@ -61,6 +61,11 @@ def place_one_of_everything(peers, typed: str, recorder: Recorder) -> dict:
     patron = {"user_email": typed}
 
     loan = recorder.post("/lendBook/", {**patron, "book_id": lent["id"]}, 201, **{"Idempotency-Key": "scan-lend"})
+    # The patron's own app, its key named after them, renews: its name is the history's caller.
+    app_key = create_key(f"opac {email}", ["patron-self"], patron_email=typed)[1]
+    settings.REQUIRE_API_KEY = True
+    recorder.post("/renewBook/", {**patron, "book_id": lent["id"]}, 200, Authorization=f"Api-Key {app_key}")
+    settings.REQUIRE_API_KEY = False
     recorder.post(
         f"/loans/{loan['id']}/change-due-date/",
         {"date_due": (timezone.localdate() + timedelta(days=1)).isoformat(), "reason": f"asked by {typed}"},
@@ -85,7 +90,6 @@ def place_one_of_everything(peers, typed: str, recorder: Recorder) -> dict:
     block = recorder.post(f"/patrons/{typed}/blocks/", {"reason": f"{typed} shouted", "blocks": ["borrow"]}, 201)
     edit_block_in_the_admin(block["id"], typed)
     create_key(f"app of {email}", ["patron-read"])
-    create_key("opac", ["patron-self"], patron_email=typed)
     while relay.run_once():
         pass
     return {"email": email, "refused": {**patron, "book_id": lent["id"]}}
@@ -184,12 +188,13 @@ def test_after_an_erasure_no_column_of_any_table_holds_the_patron(peers, typed, 
     settings.NOTICE_DIGEST = True
     settings.DUE_SOON_REMINDER_DAYS = 3
     recorder = Recorder()
-    placed = place_one_of_everything(peers, typed, recorder)
+    placed = place_one_of_everything(peers, typed, recorder, settings)
     names = spellings(typed)
     # The check can fail: before the erasure, the patron is in every kind of table.
     before = set(holding(names))
     assert {"lending_loan.user_email", "lending_patronblock.reason", "django_admin_log.object_repr"} <= before
-    assert {"lending_idempotencyrecord.response_body", "lending_event.reason"} <= before
+    assert {"lending_idempotencyrecord.response_body", "lending_event.reason", "lending_event.caller"} <= before
+    assert {"lending_apikeyscopes.patron_email", "rest_framework_api_key_apikey.name"} <= before
     if connection.vendor == "sqlite":  # as after a while: the patron's rows are in the file itself
         assert any(name.lower().encode() in sqlite_file_bytes().lower() for name in names)
 

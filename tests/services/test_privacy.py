@@ -228,6 +228,35 @@ def test_a_block_expired_longer_ago_than_the_retention_loses_its_patron_and_reas
     assert (in_force.user_email, in_force.reason) == ("hal@example.com", "hal@example.com shouted")
 
 
+def test_the_admin_log_of_a_block_deleted_before_the_retention_goes(admin_user):
+    from django.contrib.admin.models import DELETION
+
+    def logged(block_id: int, days_ago: int) -> LogEntry:
+        entry = LogEntry.objects.create(
+            content_type=ContentType.objects.get_for_model(PatronBlock),
+            object_id=str(block_id),
+            object_repr=f"block {block_id} on ivy@example.com: borrow",
+            action_flag=DELETION,
+            user=admin_user,
+        )
+        LogEntry.objects.filter(pk=entry.pk).update(action_time=timezone.now() - timedelta(days=days_ago))
+        return entry
+
+    kept_block = PatronBlock.objects.create(
+        user_email="ivy@example.com", reason="x", blocks=["borrow"], created_at=timezone.now()
+    )
+    deleted_long_ago, deleted_lately, of_a_block_still_there = (
+        logged(999, 121),
+        logged(998, 3),
+        logged(kept_block.pk, 200),
+    )
+
+    privacy.anonymize_returned_loans(retention_days=120)
+
+    assert set(LogEntry.objects.values_list("pk", flat=True)) == {deleted_lately.pk, of_a_block_still_there.pk}
+    assert not LogEntry.objects.filter(pk=deleted_long_ago.pk).exists()
+
+
 def test_batches_cover_every_row_and_a_second_run_finds_nothing():
     for book_id in range(25):
         returned_loan(f"p{book_id}@example.com", days_ago=200, book_id=book_id)
