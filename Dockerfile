@@ -4,12 +4,15 @@
 #   docker run --rm -p 8000:8000 -e DJANGO_SECRET_KEY=... lending-service:dev web
 # The `test` stage (docker-compose.test.yml) adds the test dependencies; the
 # default target is the last stage, `runtime`. Both base stages use the same
-# pinned Python image.
+# Python image, pinned by tag and by the digest of its multi-platform index: a
+# rebuild of the tag upstream changes nothing here until the digest is moved.
+# To move it: docker buildx imagetools inspect python:3.11.14-slim-bookworm
+# (the "Digest:" line), then replace it in both FROM lines.
 
 # ---------------------------------------------------------------------------
 # Stage 1: build every wheel and install them into a virtualenv.
 # ---------------------------------------------------------------------------
-FROM python:3.11.14-slim-bookworm AS builder
+FROM python:3.11.14-slim-bookworm@sha256:65a93d69fa75478d554f4ad27c85c1e69fa184956261b4301ebaf6dbb0a3543d AS builder
 
 SHELL ["/bin/bash", "-o", "pipefail", "-c"]
 ENV PIP_NO_CACHE_DIR=1 \
@@ -32,7 +35,7 @@ RUN python -m venv /opt/venv \
 # Stage 2: the runtime base shared by the `test` and `runtime` targets.
 # No compilers, no wheels, no pip cache: only the virtualenv and the code.
 # ---------------------------------------------------------------------------
-FROM python:3.11.14-slim-bookworm AS base
+FROM python:3.11.14-slim-bookworm@sha256:65a93d69fa75478d554f4ad27c85c1e69fa184956261b4301ebaf6dbb0a3543d AS base
 
 SHELL ["/bin/bash", "-o", "pipefail", "-c"]
 ENV PATH="/opt/venv/bin:${PATH}" \

@@ -3,14 +3,16 @@
 The schema itself (the Compose specification) is checked by check-jsonschema
 with its bundled copy; this adds the cross-references `docker compose config`
 would reject: depends_on targets, networks and named volumes that exist, and
-one-shot services that are not restarted; and that a redis:// CACHE_URL names
-a Redis service of the file.
+one-shot services that are not restarted; that a redis:// CACHE_URL names
+a Redis service of the file, which requires the password the URL carries; and
+that every image pulled rather than built is pinned by digest.
 
 Usage: python scripts/check_compose.py docker-compose.yml [more.yml ...]
 """
 
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -18,6 +20,8 @@ from urllib.parse import urlsplit
 import yaml
 
 CONDITIONS = {"service_started", "service_healthy", "service_completed_successfully"}
+# name:tag@sha256:<64 hex>: the tag for people, the digest for the registry.
+PINNED_IMAGE = re.compile(r"^[^@\s]+:[^@\s]+@sha256:[0-9a-f]{64}$")
 
 
 def check(path: Path) -> list[str]:
@@ -32,6 +36,8 @@ def check(path: Path) -> list[str]:
         where = f"{path.name}: service {name}"
         if "image" not in svc and "build" not in svc:
             errors.append(f"{where}: neither image nor build")
+        if "build" not in svc and not PINNED_IMAGE.match(str(svc.get("image", ""))):
+            errors.append(f"{where}: image {svc.get('image')!r} is not pinned by digest (name:tag@sha256:...)")
         deps = svc.get("depends_on") or {}
         if isinstance(deps, list):
             deps = {d: {"condition": "service_started"} for d in deps}
@@ -70,15 +76,22 @@ def check(path: Path) -> list[str]:
 
 
 def check_cache_url(where: str, url: object, services: dict) -> list[str]:
-    """A redis:// CACHE_URL must name a service of this file that runs Redis."""
+    """A redis:// CACHE_URL must name a service of this file that runs Redis, with the password
+    that Redis requires (--requirepass from the service's REDIS_PASSWORD)."""
     if not isinstance(url, str) or not url.startswith(("redis://", "rediss://")):
         return []
-    host = urlsplit(url).hostname or ""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
     target = services.get(host)
     if target is None:
         return [f"{where}: CACHE_URL names {host!r}, which is no service of this file"]
     if "redis" not in str(target.get("image", "")):
         return [f"{where}: CACHE_URL names {host!r}, which does not run a redis image"]
+    if "--requirepass" not in str(target.get("command", "")):
+        return [f"{where}: CACHE_URL names {host!r}, which requires no password (--requirepass)"]
+    password = (target.get("environment") or {}).get("REDIS_PASSWORD")
+    if not parts.password or parts.password != password:
+        return [f"{where}: CACHE_URL does not carry {host}'s REDIS_PASSWORD"]
     return []
 
 

@@ -9,6 +9,7 @@ reason, except under CI=true, where they fail.
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -186,7 +187,8 @@ def test_relay_and_scheduler_serve_metrics_and_a_liveness_probe(rendered, name, 
 def test_redis_is_the_shared_cache_and_reachable(rendered, overlay):
     docs = rendered[overlay]
     config = _get(docs, "ConfigMap", "lending-config")["data"]
-    assert config["CACHE_URL"] == "redis://lending-redis:6379/0"
+    # CACHE_URL carries Redis's password: it is in the Secret (k8s/secret.template.yaml), not here.
+    assert "CACHE_URL" not in config
     service = _get(docs, "Service", "lending-redis")
     redis = _get(docs, "Deployment", "lending-redis")["spec"]["template"]
     assert service["spec"]["selector"].items() <= redis["metadata"]["labels"].items()
@@ -362,3 +364,22 @@ def test_role_peers_listen_on_the_given_ports(role_env):
             _wait_for_port(port, proc, deadline)
     finally:
         _stop(proc)
+
+
+@pytest.mark.parametrize("overlay", ["dev", "prod"])
+def test_redis_is_a_fixed_release_requiring_the_secret_s_password(rendered, overlay):
+    """Issue 27: Redis 7.4.6 or later (the fixes of CVE-2025-21605 and CVE-2025-49844) by digest, with
+    requirepass from the Secret's REDIS_PASSWORD, which the template's CACHE_URL carries."""
+    container = _get(rendered[overlay], "Deployment", "lending-redis")["spec"]["template"]["spec"]["containers"][0]
+    match = re.fullmatch(r"redis:(\d+)\.(\d+)\.(\d+)-alpine@sha256:[0-9a-f]{64}", container["image"])
+    assert match, container["image"]
+    assert tuple(int(part) for part in match.groups()) >= (7, 4, 6)
+    env = {item["name"]: item["valueFrom"]["secretKeyRef"] for item in container["env"]}
+    from_secret = {"name": "lending-secrets", "key": "REDIS_PASSWORD"}
+    assert env["REDIS_PASSWORD"] == from_secret and env["REDISCLI_AUTH"] == from_secret
+    args = container["args"]
+    assert args[args.index("--requirepass") + 1] == "$(REDIS_PASSWORD)"
+    assert "--protected-mode" not in args
+    template = yaml.safe_load((ROOT / "k8s" / "secret.template.yaml").read_text())["stringData"]
+    assert "REDIS_PASSWORD" in template
+    assert template["CACHE_URL"].startswith("redis://:") and template["CACHE_URL"].endswith("@lending-redis:6379/0")

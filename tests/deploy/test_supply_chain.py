@@ -174,3 +174,54 @@ def test_the_audit_of_a_vulnerable_release_fails_or_says_it_could_not_check(tmp_
     else:
         assert proc.returncode == 1, proc.stdout + proc.stderr
         assert "KNOWN VULNERABILITY django==3.2.0" in proc.stderr
+
+
+# --- images by digest -----------------------------------------------------------------------------
+
+
+def test_every_base_image_is_pinned_by_tag_and_digest():
+    """A rebuilt tag upstream changes nothing until the digest is moved (`docker buildx imagetools
+    inspect NAME:TAG`, the Dockerfile's header). Stages built FROM an earlier stage are exempt."""
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    stages = re.findall(r"^FROM\s+(\S+)\s+AS\s+(\S+)", dockerfile, re.M | re.I)
+    names = {stage for _, stage in stages}
+    external = [image for image, _ in stages if image not in names]
+    assert external, stages
+    for image in external:
+        assert re.fullmatch(r"python:3\.11\.\d+-slim-bookworm@sha256:[0-9a-f]{64}", image), image
+
+
+# --- LICENSE, SECURITY.md, CHANGELOG.md -------------------------------------------------------------
+
+
+def _version() -> str:
+    match = re.search(r'^version = "([^"]+)"', (ROOT / "pyproject.toml").read_text(), re.M)
+    assert match
+    return match.group(1)
+
+
+def test_the_license_is_mit_with_the_contributors_copyright():
+    text = (ROOT / "LICENSE").read_text()
+    assert text.startswith("MIT License\n")
+    assert re.search(r"^Copyright \(c\) \d{4} the Lending Management service contributors$", text, re.M)
+    assert "Permission is hereby granted, free of charge, to any person obtaining a copy" in text
+    assert 'THE SOFTWARE IS PROVIDED "AS IS", WITHOUT WARRANTY OF ANY KIND' in text
+
+
+def test_the_security_policy_says_how_to_report_and_what_is_supported():
+    text = (ROOT / "SECURITY.md").read_text()
+    headings = re.findall(r"^## (.+)$", text, re.M)
+    assert {"Supported versions", "Reporting a vulnerability"} <= set(headings)
+    major_minor = ".".join(_version().split(".")[:2])
+    assert f"| {major_minor}.x" in text
+    assert "never in a public issue" in text
+
+
+def test_the_changelog_follows_keep_a_changelog_and_names_this_version():
+    text = (ROOT / "CHANGELOG.md").read_text()
+    assert "[Keep a Changelog](https://keepachangelog.com/en/1.1.0/)" in text
+    releases = re.findall(r"^## \[([^\]]+)\](?: - (\d{4}-\d{2}-\d{2}))?$", text, re.M)
+    assert releases[0] == ("Unreleased", "")
+    assert (_version(), releases[1][1]) in releases and releases[1][1], releases
+    kinds = set(re.findall(r"^### (.+)$", text, re.M))
+    assert kinds <= {"Added", "Changed", "Deprecated", "Removed", "Fixed", "Security"}, kinds
