@@ -42,6 +42,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First, so it sees every answer: a strict Content-Security-Policy, a page's one for the admin and docs.
+    "lending.csp.ContentSecurityPolicyMiddleware",
     "lending.api.middleware.RequestIdMiddleware",
     # /health/* and /metrics answer here, before host validation and the HTTPS redirect.
     "lending.api.middleware.ProbeMiddleware",

@@ -20,7 +20,7 @@ from django.core.exceptions import DisallowedHost
 from django.http import JsonResponse
 from django.utils.http import parse_header_parameters
 
-from lending import errors
+from lending import csp, errors
 from lending.api import throttling
 from lending.api.errors import refusal
 from lending.api.proxies import drop_untrusted_forwarded_headers
@@ -341,6 +341,8 @@ class RequestGuard:
     @staticmethod
     def _answer(environ, start_response, response: JsonResponse, request_id: str):
         response[REQUEST_ID_HEADER] = request_id
+        # Django's middleware never sees this answer: the API's strict policy, as it would have set.
+        response[csp.HEADER] = csp.STRICT_POLICY
         token = request_id_var.set(request_id)
         try:
             log_refusal(environ.get("REQUEST_METHOD", ""), environ.get("PATH_INFO", ""), response)

@@ -6,6 +6,7 @@ Requests go through the WSGI application as gunicorn serves it (`call` of test_h
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 from django.contrib.auth import get_user_model
@@ -196,3 +197,56 @@ def test_a_key_that_reads_the_patron_gets_the_dry_runs_refusal(peers, patron, bo
 def test_a_circulation_key_still_lends(peers, patron, book, kiosk):
     assert call("POST", "/lendBook/", "dry_run=false", lend_body(patron, book["id"]), headers=kiosk).status == 201
     assert Loan.objects.filter(user_email=patron).count() == 1
+
+
+# --- Content-Security-Policy ------------------------------------------------------------------------------
+
+STRICT = "default-src 'none'; frame-ancestors 'none'"
+
+
+def _directives(policy: str) -> dict[str, list[str]]:
+    return {name: values for name, *values in (part.split() for part in policy.split(";") if part.strip())}
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "query"),
+    [
+        ("GET", "/policy/", ""),
+        ("GET", "/loans/", "colour=red"),
+        ("GET", "/nothing/", ""),
+        ("GET", "/health/live/", ""),
+        ("GET", "/api/schema/", ""),
+        ("POST", "/lendBook/", ""),
+    ],
+)
+def test_the_apis_answers_carry_the_strict_policy(method, path, query):
+    answer = call(method, path, query, body=b"{}" if method == "POST" else b"")
+    assert answer.headers["Content-Security-Policy"] == STRICT
+
+
+def test_a_refusal_made_in_front_of_django_carries_the_strict_policy_too():
+    answer = call("GET", "/loans/", content_type="application/json; charset=zlib")
+    assert_error(answer, 415, "unsupported_charset")
+    assert answer.headers["Content-Security-Policy"] == STRICT
+
+
+@pytest.mark.parametrize("path", ["/admin/login/", "/api/docs/", "/api/redoc/"])
+def test_the_admin_and_the_docs_carry_a_policy_without_inline_scripts_or_other_origins(path):
+    answer = call("GET", path)
+    assert answer.status == 200, answer.content[:300]
+    policy = _directives(answer.headers["Content-Security-Policy"])
+    assert policy["default-src"] == ["'self'"] and policy["script-src"] == ["'self'"]
+    assert policy["frame-ancestors"] == ["'none'"] and policy["object-src"] == ["'none'"]
+    assert not any("http" in value or value == "*" for values in policy.values() for value in values)
+    # What the policy would block: every script of the page is a file of the service.
+    html = answer.content.decode()
+    assert html.count("<script") == html.count('<script src="/'), html
+
+
+def test_swagger_uis_own_script_is_served_as_a_file():
+    html = call("GET", "/api/docs/").content.decode()
+    [script_url] = [src for src in re.findall(r'<script src="([^"]+)"', html) if "script" in src.split("?")[-1]]
+    path, _, query = script_url.partition("?")
+    answer = call("GET", path, query)
+    assert answer.status == 200 and answer.headers["Content-Type"].startswith("application/javascript")
+    assert b"SwaggerUIBundle" in answer.content
