@@ -216,9 +216,8 @@ def _selected(docs: list[dict], selector: str | None) -> list[dict]:
     return [d for d in docs if d["metadata"].get("labels", {}).get(key) == value]
 
 
-@pytest.fixture(scope="module")
-def deploy_calls(tmp_path_factory, rendered) -> list[dict]:
-    tmp = tmp_path_factory.mktemp("deploy")
+def _run_deploy(overlay: str, tmp: Path) -> list[dict]:
+    """k8s/deploy.sh OVERLAY against the stand-in kubectl; its calls, in order."""
     fake = tmp / "kubectl"
     fake.write_text(FAKE_KUBECTL.replace("#!/usr/bin/env python3", f"#!{sys.executable}", 1))
     fake.chmod(0o755)
@@ -230,16 +229,21 @@ def deploy_calls(tmp_path_factory, rendered) -> list[dict]:
         "FAKE_KUBECTL_LOG": str(log),
     }
     proc = subprocess.run(
-        ["bash", str(ROOT / "k8s" / "deploy.sh"), "prod"], env=env, capture_output=True, text=True, timeout=120
+        ["bash", str(ROOT / "k8s" / "deploy.sh"), overlay], env=env, capture_output=True, text=True, timeout=120
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     return [json.loads(line) for line in log.read_text().splitlines()]
 
 
+@pytest.fixture(scope="module")
+def deploy_calls(tmp_path_factory, rendered) -> list[dict]:
+    return _run_deploy("prod", tmp_path_factory.mktemp("deploy-prod"))
+
+
 def _step(call: dict) -> str:
     args = call["args"]
     if "wait" in args:
-        return "wait " + next(a for a in args if "/" in a and not a.startswith("--"))
+        return "wait " + next(a for a in args[args.index("wait") + 1 :] if not a.startswith("--"))
     if "rollout" in args:
         return "rollout " + args[args.index("status") + 1]
     if "apply" in args:
@@ -283,6 +287,19 @@ def test_deploy_sh_waits_as_long_as_the_migration_may_run(deploy_calls, rendered
     seconds = int(re.fullmatch(r"--timeout=(\d+)s", timeout).group(1))  # type: ignore[union-attr]
     deadline = _deadline(_one(rendered["prod"], "Job", "lending-migrate"))
     assert deadline <= seconds <= deadline + 120, "the Job's activeDeadlineSeconds decides, not a fixed 300 s"
+
+
+def test_deploy_sh_on_dev_starts_with_the_database_and_waits_until_it_is_ready(tmp_path, rendered):
+    calls = _run_deploy("dev", tmp_path)
+    steps = [_step(call) for call in calls]
+    database = "app.kubernetes.io/component=database"
+    (database_apply,) = [i for i, call in enumerate(calls) if steps[i] == "apply" and database in call["args"]]
+    ready = steps.index("wait clusters.postgresql.cnpg.io")
+    assert "--for=condition=Ready" in calls[ready]["args"]
+    assert database_apply < ready < steps.index("wait job/lending-migrate")
+    assert calls[ready + 1]["args"] == ["-n", "lending-dev", "get", "secret", "lending-db-app"]
+    selected = _selected(rendered["dev"], database)
+    assert [(d["kind"], d["metadata"]["name"]) for d in selected] == [("Cluster", "lending-db")]
 
 
 # --- k8s/examples/cloudnative-pg ---------------------------------------------------------------------
