@@ -27,25 +27,29 @@ CHECK_PYTHON = $(PYTHON_BIN) -c 'import sys; sys.exit(sys.version_info < tuple(m
 python-version:
 	@$(CHECK_PYTHON)
 
-$(RUN_INSTALLED): requirements/base.lock.txt requirements/pip.lock.txt
+$(RUN_INSTALLED): requirements/base.txt requirements/base.lock.txt requirements/pip.lock.txt
 	@$(CHECK_PYTHON)
+	$(PYTHON_BIN) scripts/check_locks.py
 	$(PYTHON_BIN) -m venv $(VENV)
 	$(PY) -m pip install --quiet --require-hashes -r requirements/pip.lock.txt
 	$(PY) -m pip install --quiet --require-hashes -r requirements/base.lock.txt
 	touch $(RUN_INSTALLED)
 
-$(INSTALLED): requirements/test.lock.txt requirements/pip.lock.txt
+$(INSTALLED): requirements/base.txt requirements/test.txt requirements/test.lock.txt requirements/pip.lock.txt
 	@$(CHECK_PYTHON)
+	$(PYTHON_BIN) scripts/check_locks.py
 	$(PYTHON_BIN) -m venv $(VENV)
 	$(PY) -m pip install --quiet --require-hashes -r requirements/pip.lock.txt
 	$(PY) -m pip install --quiet --require-hashes -r requirements/test.lock.txt
 	touch $(INSTALLED)
 
 # Every venv installs from the hashed locks of requirements/ (`make lock` writes them): pip refuses any
-# package, transitive ones included, whose version or hash the lock does not name.
+# package, transitive ones included, whose version or hash the lock does not name. An input edited
+# without `make lock` stops the rule at check_locks.py, which says so, instead of installing a stale lock.
 # The deployment linters (checkov and friends) pin their own dependencies: a venv of their own.
-$(LINT_INSTALLED): requirements/lint.lock.txt requirements/pip.lock.txt
+$(LINT_INSTALLED): requirements/lint.txt requirements/lint.lock.txt requirements/pip.lock.txt
 	@$(CHECK_PYTHON)
+	$(PYTHON_BIN) scripts/check_locks.py
 	$(PYTHON_BIN) -m venv $(LINT_VENV)
 	$(LINT_VENV)/bin/python -m pip install --quiet --require-hashes -r requirements/pip.lock.txt
 	$(LINT_VENV)/bin/python -m pip install --quiet --require-hashes -r requirements/lint.lock.txt
@@ -157,7 +161,8 @@ chaos: $(INSTALLED)
 	$(PY) -m chaos $(CHAOS_ARGS)
 
 BENCH_INSTALLED := $(VENV)/.bench-installed
-$(BENCH_INSTALLED): $(INSTALLED) requirements/bench.lock.txt
+$(BENCH_INSTALLED): $(INSTALLED) requirements/bench.txt requirements/bench.lock.txt
+	$(PYTHON_BIN) scripts/check_locks.py
 	$(PY) -m pip install --quiet --require-hashes -r requirements/bench.lock.txt
 	touch $(BENCH_INSTALLED)
 

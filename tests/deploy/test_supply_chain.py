@@ -69,7 +69,7 @@ def test_check_locks_refuses_a_stale_or_unhashed_lock(tmp_path):
 
 
 def _make_dry_run(target: str, tmp_path: Path) -> list[str]:
-    """The pip commands `make -n TARGET` would run from virtualenvs that do not exist yet."""
+    """The lock checks and pip commands `make -n TARGET` would run from virtualenvs that do not exist yet."""
     done = subprocess.run(
         ["make", "-n", target, f"VENV={tmp_path / 'venv'}", f"LINT_VENV={tmp_path / 'lint'}"],
         cwd=ROOT,
@@ -78,7 +78,7 @@ def _make_dry_run(target: str, tmp_path: Path) -> list[str]:
         timeout=60,
     )
     assert done.returncode == 0, done.stderr
-    return [line for line in done.stdout.splitlines() if "pip install" in line]
+    return [line for line in done.stdout.splitlines() if "pip install" in line or "check_locks.py" in line]
 
 
 def test_every_make_install_requires_hashes_from_a_lock(tmp_path):
@@ -87,7 +87,10 @@ def test_every_make_install_requires_hashes_from_a_lock(tmp_path):
         ("test", {"pip", "test", "lint"}),
         ("bench", {"pip", "test", "bench"}),
     ):
-        installs = _make_dry_run(target, tmp_path)
+        commands = _make_dry_run(target, tmp_path)
+        # A stale lock stops the rule before anything is installed.
+        assert "scripts/check_locks.py" in commands[0], commands
+        installs = [line for line in commands if "pip install" in line]
         used = set()
         for line in installs:
             assert "--require-hashes" in line, line
