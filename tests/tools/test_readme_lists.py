@@ -185,6 +185,8 @@ def test_the_image_tags_and_documents_carry_the_projects_version():
     assert settings.SPECTACULAR_SETTINGS["VERSION"] == version
     assert yaml.safe_load((ROOT / "openapi.yaml").read_text())["info"]["version"] == version
     assert asyncapi.document()["info"]["version"] == version
+    released = re.findall(r"^## \[(\d+\.\d+\.\d+)\]", (ROOT / "CHANGELOG.md").read_text(), re.M)
+    assert released and released[0] == version, f"CHANGELOG.md's latest release is {released[:1]}, not {version}"
 
 
 # --- Management commands ---------------------------------------------------------------------------------
