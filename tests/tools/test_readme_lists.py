@@ -16,7 +16,7 @@ from django.conf import settings
 from django.urls import URLPattern, URLResolver, get_resolver
 
 from lending import asyncapi, domain_events
-from lending.models import EventKind, Scope
+from lending.models import EventKind, LoanStatus, Scope
 from tests.processes import ROOT
 
 README = (ROOT / "README.md").read_text()
@@ -236,3 +236,24 @@ def test_the_layout_names_every_module():
     missing = [str(path.relative_to(ROOT)) for path in modules if not re.search(rf"\b{path.name}\b", layout)]
     missing += [str(path.relative_to(ROOT)) for path in packages if f"{path.name}/" not in layout]
     assert not missing, f"README's Layout does not say what these are: {missing}"
+
+
+# --- Notifications and statuses --------------------------------------------------------------------------
+def test_the_notification_types_are_the_ones_sent():
+    from lending.outbox.messages import MessageType
+
+    sent = {value for name, value in vars(MessageType).items() if name.isupper()}
+    listed = re.search(r"Each notification names its `message_type`: (.+?)\.\n", README, re.S)
+    assert listed, "the README lists the notifications' types after the peers' table"
+    assert set(backticked(listed.group(1))) - {"NOTICE_DIGEST"} == sent
+
+
+def test_the_loan_statuses_are_the_models():
+    api = section("## API")
+    described = re.search(r"`status` is (.+?)\. A lost", api, re.S)
+    assert described, "the API section describes `status` as `status` is `ACTIVE`, ..."
+    statuses = {word for word in backticked(described.group(1)) if word.isupper() and "_DAYS" not in word}
+    assert statuses == set(LoanStatus.values)
+    circulation = section("### Circulation (beyond the spec)")
+    loans_filter = next(row for row in table(circulation, "| method & path |") if row[0] == "`GET /loans/`")
+    assert set(re.findall(r"`([A-Z_]+)`", loans_filter[1])) == set(LoanStatus.values)
