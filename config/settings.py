@@ -62,8 +62,8 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     # Sessions, authentication and messages, for the admin's paths only (the API uses keys).
     "lending.api.admin_stack.AdminOnlyMiddleware",
-    # The admin's change lists: a date filter out of range is a 400, not a crash.
-    "lending.admin_date_filters.AdminDateFilterMiddleware",
+    # The admin's change lists: a filter the database would choke on is a 400, not a crash.
+    "lending.admin_filters.AdminFilterMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_prometheus.middleware.PrometheusAfterMiddleware",
     # Last, as django-axes asks: refuses a locked-out admin login.

@@ -45,7 +45,8 @@ class ApiKeyAuthentication(BaseAuthentication):
         key = presented_key(request)
         if key is None:
             return None
-        if not key or len(key) > 200:
+        # Keys are printable ASCII; anything else (a NUL, which PostgreSQL refuses in a query) is wrong.
+        if not key or len(key) > 200 or not (key.isascii() and key.isprintable()):
             raise exceptions.AuthenticationFailed("Invalid API key.")
         api_key = verified_keys.get(key)
         if api_key is None:

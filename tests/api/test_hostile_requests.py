@@ -250,3 +250,41 @@ def test_swagger_uis_own_script_is_served_as_a_file():
     answer = call("GET", path, query)
     assert answer.status == 200 and answer.headers["Content-Type"].startswith("application/javascript")
     assert b"SwaggerUIBundle" in answer.content
+
+
+# --- Beyond the issue: what else a hostile client or a curious staff URL tried -------------------------------
+
+
+@pytest.mark.parametrize("key", ["a\x00b.c", "pre\x00fix.secret", "\x00", "ab.c\x00"])
+def test_a_key_with_a_nul_character_is_401_and_counted(keys_on, key):
+    """PostgreSQL refuses NUL in a string: the key's prefix must not reach the query."""
+    answer = call("GET", "/policy/", headers={"Authorization": f"Api-Key {key}"})
+    assert_error(answer, 401, "authentication_failed")
+    for _ in range(2):
+        call("GET", "/policy/", headers={"Authorization": f"Api-Key {key}"})
+    assert_error(call("GET", "/policy/", headers={"Authorization": f"Api-Key {keys_on}"}), 429, "rate_limited")
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "user_email__regex=(((",
+        "user_email__iregex=a{99999}",
+        "book_title__regex=x",
+        "user_email=%00",
+        "book_title__contains=a%00b",
+        "user_email__startswith=%00",
+    ],
+)
+def test_an_admin_filter_postgresql_would_choke_on_is_400(staff, query):
+    LoanFactory()
+    answer = staff.get(f"/admin/lending/loan/?{query}")
+    assert answer.status_code == 400, answer.content[:300]
+    assert answer.json()["error"]["code"] == "invalid_request"
+    assert query.split("=")[0] in answer.json()["error"]["message"]
+
+
+def test_admin_text_filters_still_filter(staff):
+    LoanFactory(user_email="kim@example.com")
+    answer = staff.get("/admin/lending/loan/?user_email__startswith=kim")
+    assert answer.status_code == 200 and b"kim@example.com" in answer.content

@@ -1,12 +1,18 @@
-"""The admin's date filters, checked before a change list runs them.
+"""The admin's change-list filters, checked before a change list runs them.
 
 A change list takes its filters from the query string (`?date_due__gte=...`, the date hierarchy's
-`?date_due__year=...&date_due__month=...`). Django parses them, but a value at the calendar's edge
-crashed it (a 500): a UTC offset beyond ±15:59 is refused by PostgreSQL, `9999-12-31T23:59:59-23:59`
-does not fit a datetime once in UTC, the date hierarchy adds a day or a year past 9999-12-31, and a
-`__year` lookup beyond 9999 cannot be turned into bounds. Such a filter is a 400 in the one JSON error
-shape, naming the parameter; the others are left to Django (which redirects with `?e=1` for those it
-cannot use).
+`?date_due__year=...&date_due__month=...`, and any lookup on a field: `?user_email__regex=...`).
+Django parses them, but some values crashed it (a 500) rather than being refused:
+
+- a date at the calendar's edge: a UTC offset beyond ±15:59 is refused by PostgreSQL,
+  `9999-12-31T23:59:59-23:59` does not fit a datetime once in UTC, the date hierarchy adds a day or a
+  year past 9999-12-31, and a `__year` lookup beyond 9999 cannot be turned into bounds;
+- a NUL character, which PostgreSQL refuses in a text value;
+- a regular expression (`__regex`, `__iregex`), which PostgreSQL compiles its own way and refuses
+  when malformed: the admin offers none, so none is taken from the URL.
+
+Such a filter is a 400 in the one JSON error shape, naming the parameter; other bad filters are left
+to Django (which redirects with `?e=1` for those it cannot use).
 """
 
 from __future__ import annotations
@@ -22,6 +28,8 @@ from lending import errors
 from lending.api.errors import refusal
 from lending.moments import MomentOutOfRange, check_moment
 
+# Lookups whose value the database compiles as a regular expression.
+REGEX_LOOKUPS = frozenset({"regex", "iregex"})
 # The change list's own parameters, not filters.
 NOT_FILTERS = frozenset({ALL_VAR, ORDER_VAR, PAGE_VAR, SEARCH_VAR, ERROR_FLAG, IS_POPUP_VAR, TO_FIELD_VAR, "_facets"})
 YEAR_LOOKUPS = frozenset({"year", "iso_year"})
@@ -29,7 +37,7 @@ YEAR_LOOKUPS = frozenset({"year", "iso_year"})
 FIRST_YEAR, LAST_YEAR = 1, 9998
 
 
-class AdminDateFilterMiddleware:
+class AdminFilterMiddleware:
     def __init__(self, get_response):
         self.get_response = get_response
 
@@ -41,25 +49,30 @@ class AdminDateFilterMiddleware:
         match = getattr(request, "resolver_match", None)
         if model_admin is None or match is None or not (match.url_name or "").endswith("_changelist"):
             return None
-        return date_filter_refusal(model_admin.model, request.GET)
+        return filter_refusal(model_admin.model, request.GET)
 
 
-def date_filter_refusal(model: type[models.Model], query) -> JsonResponse | None:
+def filter_refusal(model: type[models.Model], query) -> JsonResponse | None:
     for name, values in query.lists():
         if name in NOT_FILTERS:
             continue
-        field, lookups = _date_field_of(model, name)
-        if field is None:
-            continue
-        for value in values:
-            problem = _out_of_range(field, lookups, value)
-            if problem:
-                return refusal(
-                    errors.INVALID_REQUEST,
-                    f"The filter {name} is out of range: {problem}",
-                    details={name: [problem]},
-                )
+        problem = _problem(model, name, values)
+        if problem:
+            return refusal(
+                errors.INVALID_REQUEST, f"The filter {name} is refused: {problem}", details={name: [problem]}
+            )
     return None
+
+
+def _problem(model: type[models.Model], name: str, values: list[str]) -> str:
+    if any("\x00" in value for value in values):
+        return "no NUL character."
+    if REGEX_LOOKUPS.intersection(name.split("__")[1:]):
+        return "no regular expression."
+    field, lookups = _date_field_of(model, name)
+    if field is None:
+        return ""
+    return next((problem for value in values if (problem := _out_of_range(field, lookups, value))), "")
 
 
 def _date_field_of(model: type[models.Model], name: str) -> tuple[models.DateField | None, list[str]]:
