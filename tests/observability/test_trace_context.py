@@ -19,12 +19,12 @@ import pytest
 import structlog
 from django.db import connection
 from opentelemetry import trace
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from lending import tracing
 from lending.logs import json_formatter
 from lending.models import OutboxKind, OutboxMessage
 from tests.conftest import post_json
+from tests.observability.test_tracing import EXPORTER as TRACING_TESTS_EXPORTER
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -96,9 +96,9 @@ def log_lines():
 
 @pytest.fixture
 def tracing_on():
-    # A process sets its tracer provider once: a provider set earlier in the session stays (fine:
-    # these tests read span contexts, not exported spans).
-    tracing.setup(InMemorySpanExporter())
+    # A process sets its tracer provider once, with the first exporter it is given: the one
+    # test_tracing.py reads its spans from (these tests read span contexts only).
+    tracing.setup(TRACING_TESTS_EXPORTER)
     yield trace.get_tracer("tests.trace_context")
     tracing.teardown()
     if not connection.in_atomic_block:
