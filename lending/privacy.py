@@ -33,7 +33,7 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.contrib.admin.models import LogEntry
 from django.contrib.contenttypes.models import ContentType
-from django.db import connection, transaction
+from django.db import OperationalError, connection, transaction
 from django.db.models import CharField, Max, Q, QuerySet
 from django.db.models.expressions import RawSQL
 from django.db.models.functions import Cast
@@ -140,6 +140,8 @@ def anonymize_returned_loans(
     # one naming a patron whose loans are anonymised (the purge deletes the rest).
     if timedelta(days=days) < timedelta(hours=settings.IDEMPOTENCY_KEY_TTL_HOURS):
         done.idempotency_records = forget_idempotency_records_of_anonymised()
+    if done.loans or done.holds or done.notifications:
+        checkpoint_sqlite()
     return done
 
 
@@ -461,11 +463,14 @@ def checkpoint_sqlite() -> None:
     checkpoint; until then the file keeps the old rows. The checkpoint writes the erasure into the file
     (whose freed space `PRAGMA secure_delete` zeroes) and empties the WAL. Best effort: a reader that
     still holds an older snapshot delays it to the next checkpoint."""
-    if connection.vendor != "sqlite":
-        return
-    with connection.cursor() as cursor:
-        cursor.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        busy, _, _ = cursor.fetchone()
+    if connection.vendor != "sqlite" or connection.in_atomic_block:
+        return  # inside a caller's transaction SQLite cannot checkpoint: the next checkpoint will
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            busy, _, _ = cursor.fetchone()
+    except OperationalError:
+        busy = True
     if busy:
         logger.warning("sqlite checkpoint after an erasure was busy; the next checkpoint completes it")
 

@@ -405,6 +405,24 @@ def _staff():
     return get_user_model().objects.create_user("clerk", password="a-long-enough-passphrase-91")
 
 
+@pytest.mark.django_db(transaction=True)
+def test_on_sqlite_the_database_file_forgets_what_the_retention_job_anonymised():
+    """SQLite writes a commit to its WAL; the database file keeps the old rows until a checkpoint."""
+    if connection.vendor != "sqlite":
+        pytest.skip("SQLite's files (make test's SQLite pass runs this)")
+    from pathlib import Path
+
+    returned_loan("jules.file@example.com", days_ago=200)
+    with connection.cursor() as cursor:
+        cursor.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # as after a while: the row is in the file
+    database = Path(connection.settings_dict["NAME"])
+    assert b"jules.file@example.com" in database.read_bytes()
+
+    assert privacy.anonymize_returned_loans(retention_days=120).loans == 1
+
+    assert b"jules.file@example.com" not in database.read_bytes()
+
+
 # --- Erasure on request -----------------------------------------------------------------------------
 
 
