@@ -167,7 +167,8 @@ process_passes = Counter(
 )
 process_last_success = Gauge(
     "lending_process_last_success_timestamp_seconds",
-    "Unix time at which the process last completed a pass (or a relay batch) without error.",
+    "Unix time at which the process last completed a pass (or a relay batch) without error; a scheduler "
+    "pass counts even when one of its jobs failed (lending_scheduler_job_failures_total names it).",
     ["process"],
     multiprocess_mode="max",
 )

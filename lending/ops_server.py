@@ -46,10 +46,10 @@ class Heartbeat:
 
     def completed_with_failures(self) -> None:
         """A pass that ran to its end although part of its work failed (a scheduler job): counted as
-        failed, yet the loop is alive, so liveness holds. A restart would not mend the job; its own
-        failure counter (and alert) names it."""
+        failed, yet the loop made progress, so liveness holds and the stalled alert stays quiet. A
+        restart would not mend the job; its own failure counter (and alert) names it."""
         metrics.record_pass(self.process, False)
-        self._last = self.clock()
+        self.progress()
 
     def progress(self) -> None:
         """Work completed within a pass (a relay batch): the loop is alive even if the pass is long."""

@@ -89,7 +89,7 @@ def test_every_job_has_its_failure_series_from_the_start():
 
 
 def test_a_pass_with_a_failed_job_keeps_liveness_but_counts_as_failed():
-    """The loop is alive (a restart would not mend the job), yet the pass is no success."""
+    """The loop made progress (a restart would not mend the job), yet the pass is no success."""
     now = [1000.0]
     heartbeat = ops_server.Heartbeat("scheduler_liveness_test", stall_after=60, clock=lambda: now[0])
     now[0] += 61
@@ -100,4 +100,6 @@ def test_a_pass_with_a_failed_job_keeps_liveness_but_counts_as_failed():
     assert not heartbeat.stalled()
     labels = {"process": "scheduler_liveness_test"}
     assert REGISTRY.get_sample_value("lending_process_passes_total", {**labels, "outcome": "failed"}) == 1
-    assert REGISTRY.get_sample_value("lending_process_last_success_timestamp_seconds", labels) is None
+    assert REGISTRY.get_sample_value("lending_process_passes_total", {**labels, "outcome": "ok"}) is None
+    # The stalled alert reads this: the loop is not stalled.
+    assert REGISTRY.get_sample_value("lending_process_last_success_timestamp_seconds", labels) > 0
