@@ -9,6 +9,7 @@ import re
 from datetime import datetime, timedelta
 
 import pytest
+import yaml
 from django.utils import timezone
 
 from tests.conftest import post_json
@@ -199,3 +200,32 @@ def test_the_session_limits_are_described_as_they_hold_behind_a_pooler():
     job = (ROOT / "k8s/base/job-migrate.yaml").read_text()
     assert '"apply_role_timeouts"' in job and "`manage.py apply_role_timeouts`" in rolling
     assert (ROOT / "lending/management/commands/apply_role_timeouts.py").exists()
+
+
+def secret_keys_read_by_name(value, secret: str) -> set[str]:
+    """Keys of `secret` that manifests read one by one (`secretKeyRef`), anywhere in `value`."""
+    if isinstance(value, dict):
+        found = {value["key"]} if value.get("name") == secret and "key" in value else set()
+        return found.union(*(secret_keys_read_by_name(item, secret) for item in value.values()))
+    if isinstance(value, list):
+        return set().union(*(secret_keys_read_by_name(item, secret) for item in value))
+    return set()
+
+
+def test_the_kind_path_creates_what_the_dev_overlay_needs():
+    """`k8s/deploy.sh dev` on a fresh kind cluster: the README's steps install what the dev overlay's
+    database needs (CloudNativePG's operator) and create the Secret with every key its pods read."""
+    start = README.index("# development cluster (kind")
+    steps = README[start : README.index("```", start)]
+    before_deploy = steps[: steps.index("k8s/deploy.sh dev")]
+    overlay = yaml.safe_load((ROOT / "k8s/overlays/dev/kustomization.yaml").read_text())
+    if any("cloudnative-pg" in resource for resource in overlay.get("resources", [])):
+        assert "cloudnative-pg" in before_deploy and "kind create cluster" in before_deploy
+    manifests = [
+        document
+        for path in [*(ROOT / "k8s/base").glob("*.yaml"), *(ROOT / "k8s/overlays/dev").glob("*.yaml")]
+        for document in yaml.safe_load_all(path.read_text())
+    ]
+    needed = {"DJANGO_SECRET_KEY"} | secret_keys_read_by_name(manifests, "lending-secrets")
+    created = set(re.findall(r"--from-literal=(\w+)=", before_deploy))
+    assert needed <= created, f"lending-secrets needs {needed - created} too"
