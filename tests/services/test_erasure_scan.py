@@ -212,3 +212,21 @@ def test_after_an_erasure_no_column_of_any_table_holds_the_patron(peers, typed, 
         "/returnBook/", placed["refused"], format="json", headers={"Idempotency-Key": "scan-refused"}
     )
     assert (retried.status_code, retried.headers.get("Idempotent-Replayed")) == (404, None)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_non_ascii_local_part_is_refused_at_every_door_and_kept_nowhere(peers):
+    """`jöhn.dœ@…` cannot become a patron: each door answers 400, and no table keeps what was typed."""
+    typed = "Jöhn.Dœ@Exämple-Scän.com"
+    api = APIClient()
+    body = {"user_email": typed, "book_id": peers.book.add_book("Door", "A", 1)["id"]}
+
+    answers = [
+        api.post("/lendBook/", body, format="json", headers={"Idempotency-Key": "door-lend"}),
+        api.post("/reserveBook/", body, format="json", headers={"Idempotency-Key": "door-reserve"}),
+        api.post(f"/patrons/{typed}/blocks/", {"reason": typed, "blocks": ["borrow"]}, format="json"),
+        api.post(f"/patrons/{typed}/anonymize/"),
+    ]
+
+    assert [answer.status_code for answer in answers] == [400] * 4
+    assert holding(spellings(typed)) == {}
