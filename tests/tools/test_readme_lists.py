@@ -257,3 +257,13 @@ def test_the_loan_statuses_are_the_models():
     circulation = section("### Circulation (beyond the spec)")
     loans_filter = next(row for row in table(circulation, "| method & path |") if row[0] == "`GET /loans/`")
     assert set(re.findall(r"`([A-Z_]+)`", loans_filter[1])) == set(LoanStatus.values)
+
+
+def test_the_service_names_of_the_traces_are_the_roles():
+    from lending.tracing import SERVICE_NAMES
+
+    tracing_section = section("### Tracing")
+    documented = configuration_rows()["OTEL_SERVICE_NAME"]
+    for name in SERVICE_NAMES.values():
+        assert f"`{name}`" in tracing_section and f"`{name}`" in documented, name
+    assert "`OTEL_SERVICE_NAME`, when set, wins" in " ".join(tracing_section.split())
