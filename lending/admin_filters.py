@@ -85,9 +85,10 @@ def _date_field_of(model: type[models.Model], name: str) -> tuple[models.DateFie
             return None, []
         if isinstance(field, models.DateField):  # DateTimeField is one too
             return field, parts[index + 1 :]
-        if field.related_model is None:
+        related = field.related_model
+        if related is None or isinstance(related, str):  # not a relation (or one still unresolved)
             return None, []
-        model = field.related_model
+        model = related
     return None, []
 
 
