@@ -37,6 +37,9 @@ def test_the_admin_and_the_docs_work_under_their_policy(live_server, staff_user,
     page.wait_for_selector("#changelist")
     # The admin's own scripts run: the date hierarchy, the filters' and actions' widgets.
     assert page.evaluate("typeof window.django") == "object"
+    # A form's widgets too: the calendar and clock shortcuts of a block's expiry are drawn by script.
+    page.goto(f"{live_server.url}/admin/lending/patronblock/add/")
+    page.locator(".datetimeshortcuts").first.wait_for()
 
     page.goto(f"{live_server.url}/api/docs/")
     page.locator("#operations-lending-getExpiredBooks").wait_for()
