@@ -73,6 +73,7 @@ class PeerUnavailable(LendingError):
 EXAMPLE_VALUES = {
     "user_email": "alice@example.com",
     "book_id": 123,
+    "item_barcode": "3900000101",
     "loan_id": 7,
     "block_id": 4,
     "renewals": 2,
@@ -217,6 +218,7 @@ FORBIDDEN = _e("forbidden", 403, "The request is not allowed.", note="refused by
 # 404
 USER_NOT_FOUND = _e("user_not_found", 404, "User {user_email} does not exist.")
 BOOK_NOT_FOUND = _e("book_not_found", 404, "Book {book_id} does not exist.")
+ITEM_NOT_FOUND = _e("item_not_found", 404, "No item has the barcode {item_barcode}.")
 LOAN_NOT_FOUND = _e("loan_not_found", 404, "{user_email} has no open loan of book {book_id}.")
 HOLD_NOT_FOUND = _e("hold_not_found", 404, "{user_email} has no open hold on book {book_id}.")
 BLOCK_NOT_FOUND = _e("block_not_found", 404, "{user_email} has no block {block_id}.")

@@ -1,13 +1,14 @@
-"""Book Management: `GET /getBooks/{id}` and `PUT /updateBook/{id}`."""
+"""Book Management: `GET /getBooks/{id}`, `GET /items/{barcode}` and `PUT /updateBook/{id}`."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from django.conf import settings
 
-from lending.clients.http import PeerClient, peer_client, unexpected_answer
-from lending.errors import BOOK_NOT_FOUND
+from lending.clients.http import PeerClient, PeerResponse, path_segment, peer_client, unexpected_answer
+from lending.errors import BOOK_NOT_FOUND, ITEM_NOT_FOUND
 
 PEER = "Book Management"
 
@@ -17,6 +18,16 @@ class BookInfo:
     id: int
     title: str
     copies: int
+
+
+@dataclass(frozen=True)
+class ItemInfo:
+    """One copy, as the Book service knows it: its barcode, its title, its type (book, dvd, ...)."""
+
+    barcode: str
+    book_id: int
+    type: str
+    loanable: bool
 
 
 def client() -> PeerClient:
@@ -37,6 +48,55 @@ def get_book(book_id: int) -> BookInfo:
     # A title longer than we store is data, not an error: kept as far as it fits.
     return BookInfo(id=book_id, title=(title or "")[:MAX_TITLE_LENGTH], copies=copies)
 
+
+def get_item(barcode: str) -> ItemInfo:
+    """The copy with this barcode; 404 item_not_found when the Book service knows none. A barcode is
+    opaque: quoted whole into the path, so `/`, `?`, spaces or non-ASCII cannot change the call."""
+    if not 0 < len(barcode) <= MAX_BARCODE_LENGTH:
+        raise ITEM_NOT_FOUND.error(item_barcode=barcode[:MAX_BARCODE_LENGTH])  # no stored copy can have it
+    response = client().get(f"/items/{path_segment(barcode)}")
+    if response.status == 404:
+        raise ITEM_NOT_FOUND.error(item_barcode=barcode)
+    data = response.data
+    if response.status != 200 or not isinstance(data, dict):
+        raise unexpected_answer(PEER, response)
+    return _item(barcode, data, response)
+
+
+def _item(asked: str, data: dict, response: PeerResponse) -> ItemInfo:
+    # The peer's own spelling of the barcode wins (a scanner may send lower case where the catalogue
+    # has upper): the loans then name each copy one way.
+    barcode = _or_default(data, "barcode", asked)
+    book_id = data.get("book_id")
+    item_type = _or_default(data, "type", DEFAULT_ITEM_TYPE)
+    loanable = _or_default(data, "loanable", True)
+    if (
+        not isinstance(barcode, str)
+        or not 0 < len(barcode) <= MAX_BARCODE_LENGTH
+        or isinstance(book_id, bool)
+        or not isinstance(book_id, int)
+        or not 0 < book_id <= MAX_BOOK_ID
+        or not isinstance(item_type, str)
+        or not 0 < len(item_type) <= MAX_ITEM_TYPE_LENGTH
+        or not isinstance(loanable, bool)
+    ):
+        raise unexpected_answer(PEER, response)
+    return ItemInfo(barcode=barcode, book_id=book_id, type=item_type, loanable=loanable)
+
+
+def _or_default(data: dict, field: str, default: Any) -> Any:
+    """The field's value, or `default` when the peer leaves it out (or sends null); a value of the
+    wrong type is returned as is, for the caller to refuse."""
+    value = data.get(field)
+    return default if value is None else value
+
+
+# Barcodes are stored in 64 characters (Loan.item_barcode); a book id is a PostgreSQL integer.
+MAX_BARCODE_LENGTH = 64
+MAX_BOOK_ID = 2**31 - 1
+# An item's type is a word of the rules (book, dvd, magazine ...); what the peer omits is a book.
+DEFAULT_ITEM_TYPE = "book"
+MAX_ITEM_TYPE_LENGTH = 64
 
 # What the database stores (Book.copies is a PositiveIntegerField, book_title 500 characters).
 MAX_COPIES = 2**31 - 1

@@ -19,6 +19,7 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import quote
 
 import pybreaker
 import urllib3
@@ -236,6 +237,14 @@ def peer_client(name: str, base_url: str) -> PeerClient:
 def all_peer_clients() -> list[PeerClient]:
     with _clients_lock:
         return list(_clients.values())
+
+
+def path_segment(value: str) -> str:
+    """`value` as one path segment, whatever it holds: every reserved character is escaped (`/`, `?`,
+    `#`, `%`, spaces, non-ASCII as UTF-8), and so are the dot segments `.` and `..`, which urllib3
+    would otherwise resolve (`/items/..` would call `/`)."""
+    quoted = quote(value, safe="")
+    return quoted.replace(".", "%2E") if quoted in {".", ".."} else quoted
 
 
 def unexpected_answer(peer: str, response: PeerResponse) -> PeerUnavailable:
