@@ -1,11 +1,11 @@
 """Swagger UI's "Try it out" sends each operation's request example as it is: under `make run` it must
-name a patron and a book the reference peers have, or the newcomer's first call is a 404."""
+name a patron, a book, an item and a card the reference peers have, or the newcomer's first call is a 404."""
 
 from pathlib import Path
 
 import yaml
 
-from reference_peers.book import DEMO_BOOKS
+from reference_peers.book import DEMO_BOOKS, BookPeer
 from reference_peers.user import DEMO_USERS
 
 SCHEMA = Path(__file__).resolve().parents[2] / "openapi.yaml"
@@ -25,9 +25,15 @@ def request_examples() -> list[dict]:
 def test_request_examples_use_the_demo_catalogue():
     examples = request_examples()
     assert examples, "no request example found"
-    active_patrons = {email for email, active in DEMO_USERS if active}
+    active_patrons = {email for email, active, _card, _category in DEMO_USERS if active}
+    active_cards = {card for _email, active, card, _category in DEMO_USERS if active}
+    classics_items = set(BookPeer().items)  # the classics' copies (not started: no port is opened)
     for example in examples:
         if "book_id" in example:
             assert 1 <= example["book_id"] <= len(DEMO_BOOKS), example
         if "user_email" in example:
             assert example["user_email"] in active_patrons, example
+        if "item_barcode" in example:
+            assert example["item_barcode"] in classics_items, example
+        if "patron_barcode" in example:
+            assert example["patron_barcode"] in active_cards, example
