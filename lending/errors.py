@@ -239,6 +239,9 @@ REQUEST_TIMEOUT = _e(
 # 409
 NO_COPY_AVAILABLE = _e("no_copy_available", 409, "No copy of book {book_id} is available.")
 ALREADY_BORROWED = _e("already_borrowed", 409, "{user_email} already has book {book_id} on loan.")
+ITEM_ON_LOAN = _e("item_on_loan", 409, "Item {item_barcode} is on loan; check it in first.")
+ITEM_NOT_LOANABLE = _e("item_not_loanable", 409, "Item {item_barcode} is not for loan.")
+ITEM_ON_HOLD_SHELF = _e("item_on_hold_shelf", 409, "Item {item_barcode} waits on the hold shelf for another patron.")
 PATRON_HAS_OVERDUE_LOANS = _e(
     "patron_has_overdue_loans", 409, "{user_email} has {overdue_loans} overdue loan(s); return them before borrowing."
 )

@@ -140,6 +140,10 @@ class BookStock(models.Model):
         return f"book {self.book_id} ({self.copies} copies)"
 
 
+# A copy's barcode, as the Book service gives it (`GET /items/{barcode}`).
+ITEM_BARCODE_MAX_LENGTH = 64
+
+
 class Loan(models.Model):
     user_email = models.EmailField(max_length=254)
     book_id = models.PositiveIntegerField()
@@ -149,6 +153,9 @@ class Loan(models.Model):
     date_returned = models.DateTimeField(null=True, blank=True)
     status = models.CharField(max_length=16, choices=LoanStatus.choices, default=LoanStatus.ACTIVE)
     renewals = models.PositiveIntegerField(default=0)
+    # The copy lent, by its barcode (`POST /checkouts/`); null for a title-level loan (`/lendBook/`).
+    # Either way the loan takes one of the book's copies in the count kept under the book lock.
+    item_barcode = models.CharField(max_length=ITEM_BARCODE_MAX_LENGTH, null=True, blank=True)  # noqa: DJ001 (NULL: no copy)
 
     objects = LoanQuerySet.as_manager()
 
@@ -158,6 +165,12 @@ class Loan(models.Model):
                 fields=["user_email", "book_id"],
                 condition=OPEN_LOAN,
                 name="one_open_loan_per_user_and_book",
+            ),
+            # A copy is out to one patron at a time (lost or claimed returned included: it is not back).
+            models.UniqueConstraint(
+                fields=["item_barcode"],
+                condition=OPEN_LOAN & Q(item_barcode__isnull=False),
+                name="one_open_loan_per_item_barcode",
             ),
             models.CheckConstraint(
                 condition=OPEN_LOAN & Q(status__in=OPEN_STATUSES)
@@ -270,6 +283,9 @@ class Hold(models.Model):
     pickup_deadline = models.DateTimeField(null=True, blank=True)
     date_closed = models.DateTimeField(null=True, blank=True)
     loan = models.ForeignKey(Loan, null=True, blank=True, on_delete=models.SET_NULL, related_name="holds")
+    # The copy a check-in trapped for this READY hold (`POST /checkins/`): only this patron may check it
+    # out until the hold is fulfilled or expires. Null for a hold kept a copy by the count alone.
+    item_barcode = models.CharField(max_length=ITEM_BARCODE_MAX_LENGTH, null=True, blank=True)  # noqa: DJ001 (NULL: no copy)
 
     objects = HoldQuerySet.as_manager()
 
@@ -283,6 +299,12 @@ class Hold(models.Model):
             models.CheckConstraint(
                 condition=~Q(status=HoldStatus.READY) | Q(pickup_deadline__isnull=False, date_ready__isnull=False),
                 name="ready_hold_has_pickup_deadline",
+            ),
+            # A trapped copy waits on the hold shelf for one patron.
+            models.UniqueConstraint(
+                fields=["item_barcode"],
+                condition=Q(status=HoldStatus.READY, item_barcode__isnull=False),
+                name="one_ready_hold_per_item_barcode",
             ),
         ]
         indexes = [

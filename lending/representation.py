@@ -17,6 +17,8 @@ from lending.models import Hold, Loan
 LOAN_FIELDS = ("id", "user_email", "book_id", "date_borrowed", "date_due", "date_returned", "status")
 # The loan with the fields beyond the spec's: for `/loans/`, `/renewBook/` and the domain events.
 LOAN_DETAIL_FIELDS = (*LOAN_FIELDS, "book_title", "renewals")
+# The loan of a copy (`/checkouts/`, `/checkins/`): its detail and the copy's barcode.
+LOAN_ITEM_FIELDS = (*LOAN_DETAIL_FIELDS, "item_barcode")
 HOLD_FIELDS = (
     "id",
     "user_email",
@@ -53,6 +55,21 @@ def _column(row: Loan | Hold, name: str) -> Any:
 
 def loan_detail(row: Loan) -> dict:
     return loan(row, LOAN_DETAIL_FIELDS)
+
+
+def loan_item(row: Loan) -> dict:
+    return loan(row, LOAN_ITEM_FIELDS)
+
+
+class CheckedIn(Protocol):
+    """What a check-in returns (`lending.services.checkin.CheckIn`)."""
+
+    loan: Loan | None
+    route: dict
+
+
+def checked_in(result: CheckedIn) -> dict:
+    return {"loan": None if result.loan is None else loan_item(result.loan), "route": dict(result.route)}
 
 
 def hold(row: Hold, queue_position: int | None) -> dict:

@@ -8,7 +8,7 @@ from typing import Any
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from lending import blocks, calendar, history, overrides, policy
+from lending import blocks, calendar, errors, history, overrides, policy
 from lending.book_state import read_state
 from lending.clients import books, users
 from lending.idempotency import Claim
@@ -16,16 +16,26 @@ from lending.locks import lock_book_refreshing_stock, lock_patron
 from lending.models import Event, EventKind, Hold, HoldStatus, Loan
 from lending.outbox.messages import MessageType, availability_message, enqueue, loan_notification
 from lending.precompiled import insert
-from lending.services.queue import close_hold, promote_waiting
+from lending.services.queue import close_hold, promote_waiting, trapped_hold
 
 
 def loan_lend(*, user_email: str, book_id: int, claim: Claim | None = None) -> Loan:
     users.ensure_active_user(user_email)
     book = books.get_book(book_id)
+    return lend_copy(user_email=user_email, book=book, claim=claim)
+
+
+def lend_copy(*, user_email: str, book: books.BookInfo, claim: Claim | None, item_barcode: str | None = None) -> Loan:
+    """The lend, once the peers said the patron and the book exist: under the book lock, every rule of
+    a lend. `item_barcode` names the copy (a check-out, `lending.services.checkout`): it must be
+    neither out nor trapped for another patron's hold, and it takes one of the book's copies in the
+    count like any other loan; None for a title-level lend."""
     rules = policy.current()
     try:
         with transaction.atomic():
             lock_book_refreshing_stock(book, bump_version=True)  # a refusal rolls the bump back
+            if item_barcode is not None:
+                check_copy_on_shelf_for(user_email, book.id, item_barcode)
             lock_patron(user_email)
             now = timezone.now()
             # After the patron lock: a block committed while this lend waited for it is seen. The
@@ -34,7 +44,8 @@ def loan_lend(*, user_email: str, book_id: int, claim: Claim | None = None) -> L
             standing = blocks.check_not_blocked(user_email, blocks.Action.BORROW, now, loans=state.patron_loans)
             rules = overrides.relax_borrowing(rules, standing.reasons[blocks.Action.BORROW])
             hold = policy.check_lend(user_email=user_email, state=state, policy=rules)
-            loan = _insert_loan(user_email, book, now=now, date_due=calendar.due_after(now, rules.loan_period))
+            date_due = calendar.due_after(now, rules.loan_period)
+            loan = _insert_loan(user_email, book, now=now, date_due=date_due, item_barcode=item_barcode)
             state.open_loans += 1
             events = [_lent_event(loan, hold)]
             if hold is not None:
@@ -42,13 +53,30 @@ def loan_lend(*, user_email: str, book_id: int, claim: Claim | None = None) -> L
             history.record(*events)
             # Only does something when the Book service now reports more copies than before.
             promote_waiting(state, now=now)
-            enqueue(availability_message(book_id), loan_notification(loan, MessageType.LENDING_CONFIRMATION))
+            enqueue(availability_message(book.id), loan_notification(loan, MessageType.LENDING_CONFIRMATION))
             if claim:
                 claim.settle(loan)
-    except IntegrityError:
-        # The partial unique constraint caught a second open loan that slipped past the check.
-        raise policy.already_borrowed(user_email, book_id) from None
+    except IntegrityError as exc:
+        # A partial unique constraint caught a second open loan that slipped past the checks: of this
+        # copy (`one_open_loan_per_item_barcode`) or of this book by this patron.
+        if item_barcode is not None and "item_barcode" in str(exc):
+            raise errors.ITEM_ON_LOAN.error(item_barcode=item_barcode) from None
+        raise policy.already_borrowed(user_email, book.id) from None
     return loan
+
+
+def check_copy_on_shelf_for(user_email: str, book_id: int, item_barcode: str) -> None:
+    """Under the book lock: the copy is not out (to this patron: `already_borrowed`; to anyone else:
+    `item_on_loan`, which never says to whom) and no READY hold trapped it for another patron
+    (`item_on_hold_shelf`). The holder it was trapped for may take it: the lend fulfils their hold."""
+    borrower = Loan.objects.open().filter(item_barcode=item_barcode).values_list("user_email", flat=True).first()
+    if borrower == user_email:
+        raise policy.already_borrowed(user_email, book_id)
+    if borrower is not None:
+        raise errors.ITEM_ON_LOAN.error(item_barcode=item_barcode)
+    holder = trapped_hold(item_barcode)
+    if holder is not None and holder.user_email != user_email:
+        raise errors.ITEM_ON_HOLD_SHELF.error(item_barcode=item_barcode)
 
 
 def loan_lend_check(*, user_email: str, book_id: int) -> None:
@@ -63,15 +91,26 @@ def loan_lend_check(*, user_email: str, book_id: int) -> None:
     policy.check_lend(user_email=user_email, state=state, policy=rules)
 
 
-def _insert_loan(user_email: str, book: books.BookInfo, *, now: datetime, date_due: datetime) -> Loan:
+def _insert_loan(
+    user_email: str, book: books.BookInfo, *, now: datetime, date_due: datetime, item_barcode: str | None
+) -> Loan:
     """As Loan.objects.create, by an INSERT written once (lending/precompiled.py)."""
-    loan = Loan(user_email=user_email, book_id=book.id, book_title=book.title, date_borrowed=now, date_due=date_due)
+    loan = Loan(
+        user_email=user_email,
+        book_id=book.id,
+        book_title=book.title,
+        date_borrowed=now,
+        date_due=date_due,
+        item_barcode=item_barcode,
+    )
     [inserted] = insert([loan])
     return inserted
 
 
 def _lent_event(loan: Loan, hold: Hold | None) -> Event:
     details: dict[str, Any] = {"book_id": loan.book_id, "date_due": loan.date_due}
+    if loan.item_barcode is not None:  # a check-out: the copy (a title-level lend's history is as before)
+        details["item_barcode"] = loan.item_barcode
     if hold is not None:
         details["hold_id"] = hold.pk
     event = history.loan_event(loan, EventKind.LENT, at=loan.date_borrowed, **details)

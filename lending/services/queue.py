@@ -20,28 +20,43 @@ CLOSING_EVENTS: dict[str, EventKind] = {
 }
 
 
-def promote_waiting(state: BookState, *, now: datetime) -> list[Hold]:
+def promote_waiting(state: BookState, *, now: datetime, trap: str | None = None) -> list[Hold]:
     """Keep each copy on the shelf that no READY hold keeps for the next WAITING patron, and tell
-    them through the outbox. Updates `state`; returns the holds promoted."""
+    them through the outbox. `trap`: the barcode of the copy that came back (a check-in), which the
+    first hold promoted gets (`Hold.item_barcode`): that copy goes to the hold shelf for that patron.
+    Updates `state`; returns the holds promoted."""
     promoted = state.copies_to_promote()
     if not promoted:
         return []  # and the calendar (for the pickup deadline) is not read
     deadline = policy.current().pickup_deadline(now)
-    for hold in promoted:
+    for index, hold in enumerate(promoted):
         hold.status = HoldStatus.READY
         hold.date_ready = now
         hold.pickup_deadline = deadline
-        hold.save(update_fields=["status", "date_ready", "pickup_deadline"])
+        changed = ["status", "date_ready", "pickup_deadline"]
+        if trap is not None and index == 0:
+            hold.item_barcode = trap
+            changed.append("item_barcode")
+        hold.save(update_fields=changed)
         enqueue_hold_notification(hold, MessageType.HOLD_AVAILABLE)
-    history.record(
-        *(history.hold_event(hold, EventKind.HOLD_READY, at=now, pickup_deadline=deadline) for hold in promoted)
-    )
+    history.record(*(_ready_event(hold, now, deadline) for hold in promoted))
     return promoted
 
 
-def promote_after_copy_freed(book_id: int, copies: int, *, now: datetime) -> None:
-    """A copy came back or a READY hold let go of one: it goes to the first patron waiting."""
-    promote_waiting(read_state(book_id, copies), now=now)
+def _ready_event(hold: Hold, now: datetime, deadline: datetime) -> Event:
+    trapped = {"item_barcode": hold.item_barcode} if hold.item_barcode else {}
+    return history.hold_event(hold, EventKind.HOLD_READY, at=now, pickup_deadline=deadline, **trapped)
+
+
+def promote_after_copy_freed(book_id: int, copies: int, *, now: datetime, trap: str | None = None) -> None:
+    """A copy came back or a READY hold let go of one: it goes to the first patron waiting (`trap`:
+    that copy's barcode, when the copy is known)."""
+    promote_waiting(read_state(book_id, copies), now=now, trap=trap)
+
+
+def trapped_hold(item_barcode: str) -> Hold | None:
+    """The READY hold this copy waits on the hold shelf for, if any (at most one: a constraint)."""
+    return Hold.objects.filter(status=HoldStatus.READY, item_barcode=item_barcode).first()
 
 
 def close_hold(state: BookState, hold: Hold, status: str, *, now: datetime, loan: Loan | None = None) -> Event:

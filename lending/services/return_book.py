@@ -69,14 +69,16 @@ def finish_return(
         )
     history.record(*_return_events(loan, book_id, now, resolution))
     if copies is not None and anyone_waiting:
-        promote_after_copy_freed(book_id, copies, now=now)
+        # A barcoded loan's copy is the one the first patron waiting gets (on the hold shelf).
+        promote_after_copy_freed(book_id, copies, now=now, trap=loan.item_barcode)
     notice = MessageType.LOAN_RESOLVED if resolution else MessageType.RETURN_CONFIRMATION
     enqueue(availability_message(book_id), loan_notification(loan, notice))
     return loan
 
 
 def _return_events(loan: Loan, book_id: int, now: datetime, resolution: Resolution | None) -> list[Event]:
-    returned = history.loan_event(loan, EventKind.RETURNED, at=now, book_id=book_id, **_lateness(loan))
+    copy = {"item_barcode": loan.item_barcode} if loan.item_barcode is not None else {}
+    returned = history.loan_event(loan, EventKind.RETURNED, at=now, book_id=book_id, **copy, **_lateness(loan))
     overrides.record(returned)  # staff's reason for a back-dated return, when they gave one
     events = [returned]
     if resolution:

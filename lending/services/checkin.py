@@ -1,0 +1,124 @@
+"""Check in a copy by its barcode: the desk, a book drop or a sorting machine scans the item alone.
+
+- The copy is on loan: its open loan is returned exactly as `returnBook` returns it (a lost or
+  claimed-returned loan is resolved as found; `returned_at` back-dates it), under the book lock.
+- The copy is not on loan (a book drop scans everything, a second scan of the same copy): nothing is
+  returned, `loan` is None, and nothing is recorded twice.
+Either way the answer routes the copy: to the shelf, or to the hold shelf for a READY hold it is
+trapped for (`Hold.item_barcode`): the first patron waiting when the return promoted them, or a READY
+hold a copy was kept for by the count alone (a title-level return), or, for a copy not on loan, the
+first patron waiting when the book has a copy free for them. Only that patron may check the copy out
+until the hold is fulfilled or expires.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from django.db import transaction
+from django.utils import timezone
+
+from lending.book_state import read_state
+from lending.clients import books
+from lending.idempotency import Claim
+from lending.locks import close_open_loan, lock_book, lock_book_bumping_version
+from lending.models import Hold, HoldStatus, Loan
+from lending.services.queue import book_changed, promote_waiting, trapped_hold
+from lending.services.return_book import Resolution, finish_return
+
+SHELF = {"to": "shelf"}
+
+
+@dataclass(frozen=True)
+class CheckIn:
+    """The loan the check-in returned (None when the copy was not on loan), and where the copy goes:
+    `{"to": "shelf"}` or `{"to": "hold_shelf", "hold_id": n}`."""
+
+    loan: Loan | None
+    route: dict = field(default_factory=lambda: dict(SHELF))
+
+
+def hold_shelf(hold: Hold) -> dict:
+    return {"to": "hold_shelf", "hold_id": hold.pk}
+
+
+def check_in(*, item_barcode: str, returned_at: datetime | None = None, claim: Claim | None = None) -> CheckIn:
+    """A copy on loan is returned without asking any peer (as `returnBook`: it works while every peer
+    is down). A copy not on loan is looked up at the Book service (its book, to route it), unless it
+    already waits on the hold shelf (a repeated scan)."""
+    book_id = _book_of_open_loan(item_barcode)
+    if book_id is not None:
+        return _return_copy(item_barcode, book_id, returned_at, claim)
+    trapped = trapped_hold(item_barcode)
+    if trapped is not None:  # scanned again: still for the same hold
+        return _settled(CheckIn(None, hold_shelf(trapped)), claim)
+    item = books.get_item(item_barcode)
+    if item.barcode != item_barcode:  # the catalogue spells it otherwise: the loans use its spelling
+        return check_in(item_barcode=item.barcode, returned_at=returned_at, claim=claim)
+    return _route_copy_not_on_loan(item.barcode, item.book_id, claim)
+
+
+def _book_of_open_loan(item_barcode: str) -> int | None:
+    return Loan.objects.open().filter(item_barcode=item_barcode).values_list("book_id", flat=True).first()
+
+
+def _return_copy(item_barcode: str, book_id: int, returned_at: datetime | None, claim: Claim | None) -> CheckIn:
+    """As `loan_return`, finding the loan by its copy: the book lock, then the loan closed under it."""
+    with transaction.atomic():
+        now = timezone.now()
+        copies = lock_book_bumping_version(book_id)
+        on_loan = Loan.objects.open().filter(item_barcode=item_barcode, book_id=book_id)
+        closed = close_open_loan(on_loan.circulating(), book_id=book_id, now=returned_at or now)
+        resolution = None
+        if closed is None:  # lost or claimed returned (resolved as found), or returned meanwhile
+            missing = on_loan.select_for_update().first()
+            if missing is not None:
+                resolution = Resolution("found", was=missing.status)
+                closed = close_open_loan(on_loan, book_id=book_id, now=returned_at or now)
+        if closed is None:  # a concurrent check-in returned it first: this one has nothing to return
+            return _settled(CheckIn(None, _route(item_barcode, book_id)), claim)
+        loan = finish_return(closed, book_id, copies, now=now, resolution=resolution)
+        return _settled(CheckIn(loan, _route(item_barcode, book_id)), claim)
+
+
+def _route_copy_not_on_loan(item_barcode: str, book_id: int, claim: Claim | None) -> CheckIn:
+    """Under the book lock (taken without a version bump: usually nothing changes): a copy not on loan
+    goes to a READY hold kept a copy without one, or to the first patron waiting if the count has a
+    copy free for them; else to the shelf."""
+    with transaction.atomic():
+        stock = lock_book(book_id)
+        if stock is None or _book_of_open_loan(item_barcode) is not None:
+            # A book never lent here has no holds; a copy checked out meanwhile (after this scan's
+            # first look) is out again: the check-in came first and found nothing to do.
+            return _settled(CheckIn(None), claim)
+        route = _route(item_barcode, book_id)
+        if route == SHELF:
+            promoted = promote_waiting(read_state(book_id, stock.copies), now=timezone.now(), trap=item_barcode)
+            if promoted:
+                book_changed(book_id)
+                route = hold_shelf(promoted[0])
+        return _settled(CheckIn(None, route), claim)
+
+
+def _route(item_barcode: str, book_id: int) -> dict:
+    """Under the book lock: the READY hold the copy is trapped for, or the first READY hold of the
+    book kept a copy by the count alone (it gets this one); else the shelf."""
+    hold = trapped_hold(item_barcode) or _trap_for_untrapped_ready_hold(item_barcode, book_id)
+    return hold_shelf(hold) if hold is not None else dict(SHELF)
+
+
+def _trap_for_untrapped_ready_hold(item_barcode: str, book_id: int) -> Hold | None:
+    hold = Hold.objects.filter(book_id=book_id, status=HoldStatus.READY, item_barcode=None).order_by("id").first()
+    if hold is not None:
+        hold.item_barcode = item_barcode
+        hold.save(update_fields=["item_barcode"])
+    return hold
+
+
+def _settled(result: CheckIn, claim: Claim | None) -> CheckIn:
+    """The claim's answer is stored in the check-in's transaction (a repeated scan opens one)."""
+    if claim:
+        with transaction.atomic():
+            claim.settle(result)
+    return result
