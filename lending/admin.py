@@ -1,5 +1,6 @@
-"""The Django admin for library staff: loans (overdue ones marked; declare lost, claim returned, resolve
-as found through the API's services), holds, the outbox with a replay of
+"""The Django admin for library staff: loans (overdue ones marked, searched by email, book id or item
+barcode; declare lost, claim returned, resolve as found through the API's services), the desk's
+check-out and check-in pages (`lending.desk_admin`), holds, the outbox with a replay of
 dead letters, idempotency records (read-only). API keys are in the admin through
 `rest_framework_api_key`'s own registration."""
 
@@ -22,6 +23,7 @@ else:
 
 from lending import (
     circulation_admin,  # noqa: F401  (registers the calendar's and the blocks' admin)
+    desk_admin,
     history,
 )
 from lending.errors import LendingError
@@ -33,6 +35,8 @@ from lending.services import lost
 admin.site.site_header = "Lending service"
 admin.site.site_title = "Lending service admin"
 admin.site.index_title = "Loans, holds and deliveries"
+# The index with the desk's pages first (for staff holding desk_admin.DESK_PERMISSION).
+admin.site.index_template = "admin/lending/index.html"
 
 
 class LoanStatusFilter(admin.SimpleListFilter):
@@ -52,6 +56,23 @@ class LoanStatusFilter(admin.SimpleListFilter):
         return loans.with_shown_status(self.value(), timezone.now())  # the API's `?status=`
 
 
+class ItemOrTitleFilter(admin.SimpleListFilter):
+    """A loan of one copy (checked out by its barcode) or of a title (`/lendBook/`)."""
+
+    title = "lent as"
+    parameter_name = "lent_as"
+
+    def lookups(self, request, model_admin):
+        return [("copy", "A copy (barcode)"), ("title", "A title")]
+
+    def queryset(self, request, queryset: QuerySet[Loan]) -> QuerySet[Loan]:
+        if self.value() == "copy":
+            return queryset.filter(item_barcode__isnull=False)
+        if self.value() == "title":
+            return queryset.filter(item_barcode__isnull=True)
+        return queryset
+
+
 class NoAddNoDeleteAdmin(admin.ModelAdmin):
     """Rows that change only through the services (locks, outbox): staff look, they do not add or
     delete."""
@@ -65,12 +86,18 @@ class NoAddNoDeleteAdmin(admin.ModelAdmin):
 
 class TextOrBookIdSearch(_ModelAdmin):
     """`=book_id` matches the id exactly; a non-numeric term cannot match it, so it searches the text
-    fields only (no cast error)."""
+    fields only (no cast error). `exact_text_fields` match a whole term (an item barcode, which may
+    have letters)."""
+
+    exact_text_fields: tuple[str, ...] = ()
 
     def get_search_results(self, request, queryset, search_term):
         if not search_term.strip().isdigit():
             term = search_term.strip()
-            return queryset.filter(Q(user_email__icontains=term) | Q(book_title__icontains=term)), False
+            matches = Q(user_email__icontains=term) | Q(book_title__icontains=term)
+            for field in self.exact_text_fields:
+                matches |= Q(**{field: term})
+            return queryset.filter(matches), False
         return super().get_search_results(request, queryset, search_term)
 
 
@@ -82,6 +109,7 @@ class LoanAdmin(TextOrBookIdSearch, NoAddNoDeleteAdmin):
         "user_email",
         "book_id",
         "book_title",
+        "item_barcode",
         "date_borrowed",
         "date_due",
         "date_returned",
@@ -89,9 +117,10 @@ class LoanAdmin(TextOrBookIdSearch, NoAddNoDeleteAdmin):
         "renewals",
     )
     list_display_links = ("id", "user_email")
-    list_filter = (LoanStatusFilter, "date_due", "date_borrowed")
-    # `=book_id` matches the id exactly; the email matches any part of it.
-    search_fields = ("user_email", "=book_id", "book_title")
+    list_filter = (LoanStatusFilter, ItemOrTitleFilter, "date_due", "date_borrowed")
+    # `=book_id` and `=item_barcode` match exactly (a scanned barcode); the email matches any part of it.
+    search_fields = ("user_email", "=book_id", "book_title", "=item_barcode")
+    exact_text_fields = ("item_barcode",)
     date_hierarchy = "date_due"
     ordering = ("-date_borrowed", "-id")
     list_per_page = 50
@@ -100,6 +129,7 @@ class LoanAdmin(TextOrBookIdSearch, NoAddNoDeleteAdmin):
         "user_email",
         "book_id",
         "book_title",
+        "item_barcode",
         "date_borrowed",
         "date_due",
         "date_returned",
@@ -125,7 +155,7 @@ class LoanAdmin(TextOrBookIdSearch, NoAddNoDeleteAdmin):
         """The API's service for each loan, as the staff user (in each loan's history); a loan the
         service refuses is named with its reason, the others still change."""
         changed, refused = 0, []
-        with history.acting_as(history.Caller(f"staff:{request.user.get_username()}"[:64])):
+        with history.acting_as(desk_admin.staff_caller(request)):
             for loan_id in queryset.order_by("id").values_list("id", flat=True):
                 try:
                     change(loan_id)
@@ -135,6 +165,9 @@ class LoanAdmin(TextOrBookIdSearch, NoAddNoDeleteAdmin):
         self.message_user(request, f"{changed} loan(s) {done}.", messages.SUCCESS if changed else messages.WARNING)
         if refused:
             self.message_user(request, "Not changed: " + "; ".join(refused), messages.WARNING)
+
+    def get_urls(self):
+        return desk_admin.urls() + super().get_urls()
 
     @admin.display(description="status", ordering="date_due")
     def status_badge(self, loan: Loan) -> str:
@@ -154,13 +187,15 @@ class HoldAdmin(TextOrBookIdSearch, NoAddNoDeleteAdmin):
         "book_id",
         "book_title",
         "status",
+        "item_barcode",
         "date_reserved",
         "pickup_deadline",
         "date_closed",
         "loan",
     )
     list_filter = ("status", "date_reserved", "pickup_deadline")
-    search_fields = ("user_email", "=book_id", "book_title")
+    search_fields = ("user_email", "=book_id", "book_title", "=item_barcode")
+    exact_text_fields = ("item_barcode",)
     ordering = ("-id",)
     readonly_fields = [f.name for f in Hold._meta.fields]
 
