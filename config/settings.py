@@ -359,6 +359,9 @@ EVENTS_EXCHANGE = env.str("EVENTS_EXCHANGE", default="lending.events")
 EVENTS_SOURCE = env.str("EVENTS_SOURCE", default="/lending")
 # Seconds before a broker that does not answer (connect, confirm, heartbeat) counts as down.
 EVENTS_BROKER_TIMEOUT_SECONDS = env.float("EVENTS_BROKER_TIMEOUT_SECONDS", default=5.0)
+# The key of the events' `patron_ref` (lending/patron_ref.py); empty: derived from SECRET_KEY. Set it to
+# keep every patron's ref when DJANGO_SECRET_KEY changes.
+PATRON_REF_KEY = env.str("PATRON_REF_KEY", default="")
 
 # --- Tracing (lending/tracing.py) ---------------------------------------------------------------------
 # OpenTelemetry for Django, the peer clients and psycopg, exported over OTLP/HTTP; empty: off.

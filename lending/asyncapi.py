@@ -19,6 +19,31 @@ ASYNCAPI_VERSION = "2.6.0"
 DOCUMENT = Path(__file__).resolve().parent.parent / "asyncapi.yaml"
 # The API's components the events' `data` use: (entity, component name).
 DATA_COMPONENTS = {"loan": "LoanDetail", "hold": "Hold"}
+# What the events say about the patron and the copy in place of the email (domain_events.EVENT_FIELDS).
+PATRON_REF_SCHEMA = {
+    "type": ["string", "null"],
+    "pattern": "^p_[a-z2-7]{26}$",
+    "description": (
+        "The patron's pseudonym: the same for every loan and hold of one patron, different between two, "
+        "not reversible without the service's key (HMAC-SHA256 of the lower-cased email, PATRON_REF_KEY). "
+        "Never the email. Null once the loan or hold is anonymised: from its `anonymised` event on, and "
+        "the service nulls it in the copies of the subject's earlier events it still stores. A consumer "
+        "that keeps refs must forget the ref it holds for a subject when that subject's `anonymised` "
+        "event arrives; the ref of the patron's loans that are not anonymised stays as it was."
+    ),
+}
+ITEM_BARCODE_DESCRIPTION = "The copy's barcode; null for a title-level loan (or a hold no copy is trapped for)."
+
+
+def _event_field_schemas() -> dict[str, dict[str, Any]]:
+    from lending.models import ITEM_BARCODE_MAX_LENGTH
+
+    item_barcode = {
+        "type": ["string", "null"],
+        "maxLength": ITEM_BARCODE_MAX_LENGTH,
+        "description": ITEM_BARCODE_DESCRIPTION,
+    }
+    return {"item_barcode": item_barcode, "patron_ref": copy.deepcopy(PATRON_REF_SCHEMA)}
 
 
 def document() -> dict[str, Any]:
@@ -46,7 +71,12 @@ def document() -> dict[str, Any]:
                 f"transactional outbox to the durable topic exchange `{settings.EVENTS_EXCHANGE}` with the event "
                 "type as routing key (persistent messages, publisher confirms). Delivery is at least once: drop "
                 "duplicates by `id`, order a subject's events by `sequence`. `data` is the loan or hold as the "
-                "API shows it, without the patron's email."
+                "API shows it, without the patron's email, with `item_barcode` (the copy; null for a title-level "
+                "loan) and `patron_ref`, the patron's pseudonym. Anonymisation breaks the link: an anonymised "
+                "loan's or hold's `anonymised` event, and anything published about it after, carries "
+                "`patron_ref: null`; the service nulls the ref in the stored copies of its earlier events; "
+                "a consumer forgets the ref it kept for that subject on its `anonymised` event. The ref is "
+                "keyed with PATRON_REF_KEY: a new key gives every patron a new ref."
             ),
         },
         "servers": {
@@ -129,9 +159,13 @@ def _cloud_event_schema() -> dict[str, Any]:
 
 def _data_schema(component: dict[str, Any], fields: list[str]) -> dict[str, Any]:
     schema = _json_schema(component)
-    schema["description"] = f"As the API shows it ({', '.join(fields)}), without the patron's email."
-    schema["properties"] = {name: schema["properties"][name] for name in fields}
+    schema["description"] = (
+        f"As the API shows it ({', '.join(fields)}), without the patron's email; `patron_ref` stands for the patron."
+    )
+    shown, added = schema["properties"], _event_field_schemas()
+    schema["properties"] = {name: shown.get(name) or added[name] for name in fields}
     schema["required"] = [name for name in schema.get("required", []) if name in fields]
+    schema["required"] += [name for name in added if name in fields and name not in schema["required"]]
     return schema
 
 

@@ -12,8 +12,12 @@ metrics, the trace context), and `data` must be the subject as it was when the c
 when the relay gets to it, so it is rendered here, in the transaction.
 
 `data` is the loan or hold as the API shows it, without the patron's email: a broadcast cannot be
-erased later, and the event history never holds the email either. Consumers order a subject's
-events by `sequence` and drop duplicates by `id` (stable across redeliveries: subject and sequence).
+erased later, and the event history never holds the email either. In its place `patron_ref`, the
+patron's pseudonym (`lending.patron_ref`), lets a consumer tell patrons apart, and `item_barcode`
+names the copy (null for a title-level loan). Once a loan or hold is anonymised its ref is null: its
+`anonymised` event says so, and the retention job nulls the ref in the stored copies of its earlier
+events (`lending.privacy`). Consumers order a subject's events by `sequence` and drop duplicates by
+`id` (stable across redeliveries: subject and sequence).
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from django.utils.dateparse import parse_datetime
 
 from lending import representation as shown
 from lending.models import EventKind, Hold, Loan, OutboxKind, OutboxMessage
+from lending.patron_ref import patron_ref
 
 SPEC_VERSION = "1.0"
 TYPE_PREFIX = "org.library.lending"
@@ -79,6 +84,11 @@ HOLD_KINDS = (
 )
 # Fields of the API's representation left out of `data`.
 WITHHELD_FIELDS = ("user_email", "queue_position")
+# Fields `data` adds to the API's representation: the copy (when the API does not show it already)
+# and the patron's pseudonym in place of the email.
+EVENT_FIELDS = ("item_barcode", "patron_ref")
+# Where a loan's or hold's events keep the patron's pseudonym (the privacy job nulls it there).
+PATRON_REF_PATH = ("data", "patron_ref")
 
 
 @dataclass(frozen=True)
@@ -157,17 +167,21 @@ def cloud_event(event: Recorded, data: dict) -> dict:
 
 
 def representation(subject: Loan | Hold) -> dict:
-    """The subject as the API shows it (`lending.representation`, its one rendering), less WITHHELD_FIELDS."""
+    """The subject as the API shows it (`lending.representation`, its one rendering), less
+    WITHHELD_FIELDS, plus EVENT_FIELDS."""
     data = shown.loan_detail(subject) if isinstance(subject, Loan) else shown.hold(subject, None)
     for field in WITHHELD_FIELDS:
         data.pop(field, None)
+    data.setdefault("item_barcode", subject.item_barcode)
+    data["patron_ref"] = patron_ref(subject.user_email)
     return data
 
 
 def data_fields(entity: str) -> list[str]:
     """The keys of `data` for a loan or a hold (for the AsyncAPI document)."""
     fields = shown.LOAN_DETAIL_FIELDS if entity == "loan" else shown.HOLD_FIELDS
-    return [field for field in fields if field not in WITHHELD_FIELDS]
+    shown_fields = [field for field in fields if field not in WITHHELD_FIELDS]
+    return shown_fields + [field for field in EVENT_FIELDS if field not in shown_fields]
 
 
 def _timestamp(value: datetime | str) -> str:

@@ -36,10 +36,11 @@ from django.contrib.contenttypes.models import ContentType
 from django.db import OperationalError, connection, transaction
 from django.db.models import CharField, Max, Q, QuerySet
 from django.db.models.expressions import RawSQL
+from django.db.models.fields.json import KeyTextTransform
 from django.db.models.functions import Cast
 from django.utils import timezone
 
-from lending import locks
+from lending import domain_events, locks
 from lending.blocks import PatronBlock
 from lending.errors import PATRON_HAS_OPEN_LOANS
 from lending.models import (
@@ -57,6 +58,7 @@ from lending.models import (
     OutboxMessage,
     OutboxStatus,
 )
+from lending.patron_ref import PREFIX as PATRON_REF_PREFIX
 from lending.request_context import request_id_var
 
 logger = logging.getLogger(__name__)
@@ -132,10 +134,12 @@ def anonymize_returned_loans(
     with transaction.atomic():
         _forget_blocks(PatronBlock.objects.filter(expires_at__lt=cutoff).filter(NOT_ANONYMISED))
         _forget_admin_log_of_deleted_blocks(cutoff)
-    done.notifications = forget_notifications_of(
+    by_id = (
         None if sweep or len(loan_ids) > FORGET_BY_ID_LIMIT else loan_ids,
         None if sweep or len(hold_ids) > FORGET_BY_ID_LIMIT else hold_ids,
     )
+    done.notifications = forget_notifications_of(*by_id)
+    forget_patron_refs_of(*by_id)
     # Idempotency records live IDEMPOTENCY_KEY_TTL_HOURS; only a retention shorter than that can leave
     # one naming a patron whose loans are anonymised (the purge deletes the rest).
     if timedelta(days=days) < timedelta(hours=settings.IDEMPOTENCY_KEY_TTL_HOURS):
@@ -222,7 +226,9 @@ def _replace_emails(model, ids: list[int]) -> int:
 
 def _record_anonymised(model, ids: list[int], caller: Caller) -> None:
     """An `anonymised` event on each row's history, numbered after its last one. The events never
-    held the patron (only the subject's id and the caller), so nothing else changes there."""
+    held the patron (only the subject's id and the caller), so nothing else changes there. Published
+    as domain events too (with EVENTS_BROKER_URL), so a consumer learns to forget the subject's
+    `patron_ref`; theirs is null (`lending.patron_ref`)."""
     if not ids:
         return
     subject = "loan" if model is Loan else "hold"
@@ -234,32 +240,44 @@ def _record_anonymised(model, ids: list[int], caller: Caller) -> None:
         "request_id": request_id_var.get(),
     }
     if connection.vendor == "postgresql":
-        _insert_events_in_one_statement(subject, ids, values)
-        return
+        recorded = _insert_events_in_one_statement(subject, ids, values)
+    else:
+        recorded = _insert_events_one_by_one(subject, ids, values)
+    if domain_events.enabled():
+        domain_events.enqueue_for(recorded)
+
+
+def _insert_events_one_by_one(subject: str, ids: list[int], values: dict) -> list[domain_events.Recorded]:
     last = dict(
         Event.objects.filter(**{f"{subject}_id__in": ids})
         .values_list(f"{subject}_id")
         .annotate(last=Max("sequence"))
         .values_list(f"{subject}_id", "last")
     )
-    Event.objects.bulk_create(
+    events = Event.objects.bulk_create(
         Event(**{f"{subject}_id": row_id}, sequence=last.get(row_id, 0) + 1, **values) for row_id in ids
     )
+    return [
+        domain_events.Recorded(event.pk, event.loan_id, event.hold_id, event.sequence, event.kind, event.occurred_at)
+        for event in events
+    ]
 
 
-def _insert_events_in_one_statement(subject: str, ids: list[int], values: dict) -> None:
+def _insert_events_in_one_statement(subject: str, ids: list[int], values: dict) -> list[domain_events.Recorded]:
     """A batch's events in one INSERT ... SELECT: building a thousand model instances costs more than
-    the rest of the batch together."""
+    the rest of the batch together. Returns the rows inserted when domain events are on."""
     table = Event._meta.db_table
     column = {field.name: field.column for field in Event._meta.concrete_fields}[subject]
+    returning = "RETURNING id, loan_id, hold_id, sequence, kind, occurred_at" if domain_events.enabled() else ""
     with connection.cursor() as cursor:
         cursor.execute(
             f"INSERT INTO {table} ({column}, sequence, kind, occurred_at, caller, caller_key_prefix, request_id, "
             f"reason, data) "
             f"SELECT t.id, COALESCE((SELECT max(e.sequence) FROM {table} e WHERE e.{column} = t.id), 0) + 1, "
-            f"%s, %s, %s, %s, %s, '', '{{}}'::jsonb FROM unnest(%s::bigint[]) AS t(id)",
+            f"%s, %s, %s, %s, %s, '', '{{}}'::jsonb FROM unnest(%s::bigint[]) AS t(id) {returning}",
             [*values.values(), ids],
         )
+        return [domain_events.Recorded(*row) for row in cursor.fetchall()] if returning else []
 
 
 # --- The loans (or holds) a notification names -----------------------------------------------------
@@ -340,6 +358,39 @@ def forget_notifications_of(loan_ids: list[int] | None, hold_ids: list[int] | No
         deleted += OutboxMessage.objects.filter(pk__in=stale).delete()[0]
         _forget_admin_log(model, ids)
     return deleted
+
+
+def forget_patron_refs_of(loan_ids: list[int] | None, hold_ids: list[int] | None) -> int:
+    """Nulls `patron_ref` in the stored domain events (outbox messages of kind `event`, whatever their
+    status) of these anonymised loans and holds (None: of every anonymised one), so that the database
+    no longer ties them to the patron's other loans, and an event still waiting for the broker goes
+    out without the ref. Those already published stay with their consumers, who forget the ref on the
+    subject's `anonymised` event (asyncapi.yaml). Only messages still carrying a ref are read."""
+    changed = 0
+    for entity, model, ids in (("loan", Loan, loan_ids), ("hold", Hold, hold_ids)):
+        if ids == []:
+            continue
+        anonymised = (
+            model.objects.filter(user_email__endswith=ANONYMISED_SUFFIX)
+            if ids is None
+            else model.objects.filter(pk__in=ids)
+        )
+        stale = (
+            OutboxMessage.objects.filter(
+                kind=OutboxKind.EVENT,
+                payload__type__startswith=f"{domain_events.TYPE_PREFIX}.{entity}.",
+                payload__data__patron_ref__startswith=PATRON_REF_PREFIX,
+            )
+            .annotate(subject_id=KeyTextTransform("subject", "payload"))
+            .filter(subject_id__in=anonymised.annotate(text_id=Cast("id", CharField())).values("text_id"))
+            .only("pk", "payload")
+        )
+        # A message nulled no longer matches, so each round reads the next ones.
+        while messages := list(stale.order_by("pk")[:500]):
+            for message in messages:
+                message.payload["data"]["patron_ref"] = None
+            changed += OutboxMessage.objects.bulk_update(messages, ["payload"])
+    return changed
 
 
 def _forget_admin_log(model, ids: list[int] | None = None) -> int:
@@ -522,6 +573,7 @@ def erase_patron(email: str, *, caller: Caller) -> Erased:
             .exclude(status=OutboxStatus.PENDING)
             .delete()[0]
         )
+        forget_patron_refs_of(loan_ids, hold_ids)
         _forget_admin_log(Loan, loan_ids)
         _forget_admin_log(Hold, hold_ids)
         _forget_staff_reasons(loan_ids, hold_ids)
