@@ -7,7 +7,15 @@ from typing import Any
 
 from django.conf import settings
 
-from lending.clients.http import PeerClient, PeerResponse, path_segment, peer_client, unexpected_answer
+from lending.clients.http import (
+    PeerClient,
+    PeerResponse,
+    is_sendable_key,
+    path_segment,
+    peer_client,
+    shown_key,
+    unexpected_answer,
+)
 from lending.errors import BOOK_NOT_FOUND, ITEM_NOT_FOUND
 
 PEER = "Book Management"
@@ -52,8 +60,8 @@ def get_book(book_id: int) -> BookInfo:
 def get_item(barcode: str) -> ItemInfo:
     """The copy with this barcode; 404 item_not_found when the Book service knows none. A barcode is
     opaque: quoted whole into the path, so `/`, `?`, spaces or non-ASCII cannot change the call."""
-    if not 0 < len(barcode) <= MAX_BARCODE_LENGTH:
-        raise ITEM_NOT_FOUND.error(item_barcode=barcode[:MAX_BARCODE_LENGTH])  # no stored copy can have it
+    if not is_sendable_key(barcode, MAX_BARCODE_LENGTH):  # no copy we could lend has it
+        raise ITEM_NOT_FOUND.error(item_barcode=shown_key(barcode, MAX_BARCODE_LENGTH))
     response = client().get(f"/items/{path_segment(barcode)}")
     if response.status == 404:
         raise ITEM_NOT_FOUND.error(item_barcode=barcode)
@@ -72,7 +80,7 @@ def _item(asked: str, data: dict, response: PeerResponse) -> ItemInfo:
     loanable = _or_default(data, "loanable", True)
     if (
         not isinstance(barcode, str)
-        or not 0 < len(barcode) <= MAX_BARCODE_LENGTH
+        or not is_sendable_key(barcode, MAX_BARCODE_LENGTH)
         or isinstance(book_id, bool)
         or not isinstance(book_id, int)
         or not 0 < book_id <= MAX_BOOK_ID

@@ -239,6 +239,23 @@ def all_peer_clients() -> list[PeerClient]:
         return list(_clients.values())
 
 
+def is_sendable_key(value: str, max_length: int) -> bool:
+    """Whether an opaque key (a barcode) can be asked about and stored: 1 to `max_length` characters,
+    no lone surrogate (UTF-8 cannot carry it), no NUL (PostgreSQL's text cannot hold it)."""
+    if not 0 < len(value) <= max_length or "\x00" in value:
+        return False
+    try:
+        value.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def shown_key(value: str, max_length: int) -> str:
+    """A key as an error message may quote it: cut to `max_length`, lone surrogates escaped."""
+    return value[:max_length].encode(errors="backslashreplace").decode()
+
+
 def path_segment(value: str) -> str:
     """`value` as one path segment, whatever it holds: every reserved character is escaped (`/`, `?`,
     `#`, `%`, spaces, non-ASCII as UTF-8), and so are the dot segments `.` and `..`, which urllib3

@@ -9,7 +9,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 
-from lending.clients.http import PeerClient, PeerResponse, peer_client, unexpected_answer
+from lending.clients.http import PeerClient, PeerResponse, is_sendable_key, peer_client, shown_key, unexpected_answer
 from lending.errors import USER_INACTIVE, USER_NOT_FOUND
 
 PEER = "User Management"
@@ -57,8 +57,8 @@ def _active_user(email: str) -> tuple[dict, PeerResponse]:
 def active_patron_by_card(barcode: str) -> Patron:
     """The patron holding this library card, resolved at the User service on every scan (lending
     never stores a card): 404 user_not_found for a card nobody holds, 403 user_inactive."""
-    if not 0 < len(barcode) <= MAX_CARD_BARCODE_LENGTH:
-        raise _no_card_holder(barcode[:MAX_CARD_BARCODE_LENGTH])  # no card can have it
+    if not is_sendable_key(barcode, MAX_CARD_BARCODE_LENGTH):  # no card we could look up has it
+        raise _no_card_holder(shown_key(barcode, MAX_CARD_BARCODE_LENGTH))
     response = client().get(f"/users?{urlencode({'barcode': barcode}, quote_via=quote, safe='')}")
     if response.status == 404:
         raise _no_card_holder(barcode)

@@ -31,8 +31,11 @@ ODD_BARCODES = [
     "..",
     "../getBooks/1",
     "é-ü-☃",
+    "tab\tand\nnewline",
     "x" * 64,
 ]
+# No copy we could lend, and no card we could look up, has one of these: refused before any call.
+UNUSABLE_BARCODES = ["", "x" * 65, "a\x00b", "lone \ud800 surrogate"]
 
 
 def unique(prefix: str = "T") -> str:
@@ -102,7 +105,7 @@ def test_an_unknown_odd_barcode_never_reaches_another_path(peers, barcode):
     assert caught.value.code == "item_not_found"
 
 
-@pytest.mark.parametrize("barcode", ["", "x" * 65])
+@pytest.mark.parametrize("barcode", UNUSABLE_BARCODES, ids=repr)
 def test_a_barcode_no_copy_can_have_is_not_found_without_a_call(peers, barcode):
     with recording_headers(peers.book) as seen, pytest.raises(NotFound) as caught:
         books.get_item(barcode)
@@ -127,6 +130,7 @@ def test_a_barcode_no_copy_can_have_is_not_found_without_a_call(peers, barcode):
         {"barcode": 5},
         {"barcode": ""},
         {"barcode": "x" * 65},
+        {"barcode": "a\x00b"},
     ],
     ids=repr,
 )
@@ -138,7 +142,16 @@ def test_an_item_answer_outside_the_contract_is_peer_unavailable(peers, copy, sp
 
 
 @pytest.mark.parametrize(
-    "status, body", [(200, b"[1, 2]"), (200, b'"item"'), (200, b""), (200, b"{oops"), (400, b"{}"), (302, b"")]
+    "status, body",
+    [
+        (200, b"[1, 2]"),
+        (200, b'"item"'),
+        (200, b""),
+        (200, b"{oops"),
+        (200, b'{"barcode": "\\ud800", "book_id": 1}'),
+        (400, b"{}"),
+        (302, b""),
+    ],
 )
 def test_an_items_endpoint_answering_garbage_is_peer_unavailable(peers, settings, status, body):
     with raw_server(status, body, "application/json") as url:
@@ -279,7 +292,7 @@ def test_an_odd_card_names_its_own_holder(peers, barcode):
     assert users.active_patron_by_card(barcode).email == email
 
 
-@pytest.mark.parametrize("barcode", ["", "x" * 65])
+@pytest.mark.parametrize("barcode", UNUSABLE_BARCODES, ids=repr)
 def test_a_card_no_patron_can_hold_is_not_found_without_a_call(peers, barcode):
     with recording_headers(peers.user) as seen, pytest.raises(NotFound) as caught:
         users.active_patron_by_card(barcode)
