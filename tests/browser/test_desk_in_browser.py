@@ -62,6 +62,7 @@ def test_a_librarian_checks_out_two_items_then_checks_one_in_to_the_hold_shelf(
     page.fill("#id_password", staff_test.STAFF_PASSWORD)
     page.press("#id_password", "Enter")
     page.locator("#desk-checkout-link").wait_for()
+    screenshot("05-desk-admin-index")
 
     # 1. From the index to the check-out page, by keyboard; the card's input has the focus.
     page.focus("#desk-checkout-link")
@@ -84,7 +85,7 @@ def test_a_librarian_checks_out_two_items_then_checks_one_in_to_the_hold_shelf(
     assert shown[0].startswith(f"{PETIT_PRINCE} Loan {petit_prince.pk}: Le Petit Prince, due ")
     assert shown[1].startswith(f"{BOVARY} Loan {bovary.pk}: Madame Bovary, due ")
     assert bovary.user_email == petit_prince.user_email == "alice@example.com"
-    screenshot("05-desk-two-items-checked-out")
+    screenshot("06-desk-two-items-checked-out")
 
     # 3. Escape finishes with alice: the page asks for the next card.
     with page.expect_navigation():
@@ -105,7 +106,7 @@ def test_a_librarian_checks_out_two_items_then_checks_one_in_to_the_hold_shelf(
     assert route.startswith(f"hold shelf for bob@example.com (hold {hold.pk}, pickup by ")
     assert hold.item_barcode == BOVARY
     assert _focused_id(page) == "desk-item"
-    screenshot("06-desk-check-in-to-the-hold-shelf")
+    screenshot("07-desk-check-in-to-the-hold-shelf")
     connections.close_all()
 
     assert violations == []
