@@ -50,9 +50,9 @@ class UserPeer(PeerServer):
             holder = self.cards.get(barcode) if barcode is not None else None
             if holder is not None and holder != key:
                 raise CardTaken(barcode)
-            former = self.users.get(key)
-            if former is not None:
-                self.cards.pop(former.get("barcode"), None)
+            former_card = (self.users.get(key) or {}).get("barcode")
+            if isinstance(former_card, str) and self.cards.get(former_card) == key:
+                del self.cards[former_card]
             barcode = barcode or self._new_card()
             user = {"email": email, "name": email.split("@")[0], "active": active}
             user |= {"barcode": barcode, "category": category}
