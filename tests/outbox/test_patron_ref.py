@@ -232,3 +232,26 @@ def test_a_barcoded_loans_events_name_the_copy_and_a_title_level_loans_null(even
     )
     item_barcodes = {event["subject"]: event["data"]["item_barcode"] for event in published()}
     assert item_barcodes == {str(barcoded.pk): "3900000101", str(title_level.pk): None}
+
+
+def test_a_copy_checked_out_and_in_names_its_barcode_on_the_loans_and_the_trapped_holds_events(peers, events_on):
+    from lending.services.checkin import check_in
+    from lending.services.checkout import check_out
+
+    reader, holder = (peers.user.add_user(f"{name}-{uuid.uuid4().hex[:8]}@example.com")["email"] for name in "ab")
+    book = peers.book.add_book("Copies", "Author", 1)
+    [barcode] = [item["barcode"] for item in book["items"]]
+    loan = check_out(item_barcode=barcode, user_email=reader)
+    hold = services.hold_reserve(user_email=holder, book_id=book["id"]).hold
+    check_in(item_barcode=barcode)
+
+    seen = [
+        (event["type"].split(".", 3)[3], event["subject"], event["data"]["item_barcode"], event["data"]["patron_ref"])
+        for event in published()
+    ]
+    assert seen == [
+        ("loan.lent.v1", str(loan.pk), barcode, patron_ref(reader)),
+        ("hold.placed.v1", str(hold.pk), None, patron_ref(holder)),
+        ("loan.returned.v1", str(loan.pk), barcode, patron_ref(reader)),
+        ("hold.ready.v1", str(hold.pk), barcode, patron_ref(holder)),
+    ]
