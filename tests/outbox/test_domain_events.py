@@ -15,6 +15,7 @@ from prometheus_client import REGISTRY
 from lending import domain_events, services
 from lending.models import EventKind, OutboxKind, OutboxMessage, OutboxStatus
 from lending.outbox import broker, relay
+from lending.patron_ref import patron_ref
 
 pytestmark = pytest.mark.django_db
 
@@ -93,6 +94,8 @@ def test_a_lend_a_renewal_and_a_return_are_three_cloudevents_in_order(peers, pat
     for method, properties, event in received:
         assert event["specversion"] == "1.0" and event["time"].endswith("Z")
         assert "user_email" not in event["data"], "a broadcast never carries the patron"
+        assert patron not in json.dumps(event) and event["data"]["patron_ref"] == patron_ref(patron)
+        assert event["data"]["item_barcode"] is None, "a title-level loan"
         assert method.routing_key == event["type"]
         assert properties.delivery_mode == pika.DeliveryMode.Persistent.value
         assert properties.content_type == "application/cloudevents+json"
