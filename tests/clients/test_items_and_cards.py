@@ -14,7 +14,7 @@ from lending.clients import books, users
 from lending.clients.http import peer_client
 from lending.errors import Forbidden, NotFound, PeerUnavailable
 from reference_peers import BookPeer
-from tests.clients.test_peer_failures import raw_server, recording_headers
+from tests.clients.test_peer_failures import own_user_peer, raw_server, recording_headers  # noqa: F401 (a fixture)
 
 # Each of these must reach the peer as itself: a path or query delimiter, an escape, a dot segment,
 # spaces, non-ASCII, a percent sign that looks like an escape.
@@ -178,36 +178,42 @@ def own_book_peer(peers, settings):
     peer.stop()
 
 
-def test_a_book_peer_down_opens_the_breaker_and_scans_resume_when_it_is_back(own_book_peer, settings):
-    barcode = own_book_peer.add_book("Scanned", "A", 1)["items"][0]["barcode"]
-    assert books.get_item(barcode).barcode == barcode
-    own_book_peer.stop()
-    client = peer_client(books.PEER, own_book_peer.url)
-
+def outage_opens_the_breaker_then_heals(peer, client, scan, settings) -> None:
+    """`scan` fails while `peer` is down until the breaker opens; an open breaker calls nothing;
+    once `peer` is back on its port, scans work again and the breaker closes."""
+    peer.stop()
     for _ in range(settings.PEER_BREAKER_FAIL_MAX):
         with pytest.raises(PeerUnavailable):
-            books.get_item(barcode)
+            scan()
     assert client.breaker.current_state == "open"
     calls: list = []
     real_request = client.pool.request
     client.pool.request = lambda *a, **k: calls.append(a) or real_request(*a, **k)
     try:
-        with pytest.raises(PeerUnavailable):
-            books.get_item(barcode)
+        with pytest.raises(PeerUnavailable) as refused:
+            scan()
     finally:
         client.pool.request = real_request
     assert calls == [], "an open breaker does not call the peer"
+    assert int(refused.value.headers["Retry-After"]) >= 1
 
-    own_book_peer.start()  # the same port again
+    peer.start()  # the same port again
     deadline = time.monotonic() + 30
     while True:
         try:
-            assert books.get_item(barcode).barcode == barcode
+            scan()
             break
         except PeerUnavailable:
             assert time.monotonic() < deadline, "scans never resumed after the peer came back"
             time.sleep(0.1)
     assert client.breaker.current_state == "closed"
+
+
+def test_a_book_peer_down_opens_the_breaker_and_scans_resume_when_it_is_back(own_book_peer, settings):
+    barcode = own_book_peer.add_book("Scanned", "A", 1)["items"][0]["barcode"]
+    client = peer_client(books.PEER, own_book_peer.url)
+    outage_opens_the_breaker_then_heals(own_book_peer, client, lambda: books.get_item(barcode), settings)
+    assert books.get_item(barcode).barcode == barcode
 
 
 def test_a_book_peer_without_items_knows_no_barcode(peers, settings):
@@ -327,6 +333,13 @@ def test_a_card_lookup_answering_garbage_is_peer_unavailable(peers, settings, st
         settings.USER_MANAGEMENT_URL = url
         with pytest.raises(PeerUnavailable):
             users.active_patron_by_card("2100000001")
+
+
+def test_a_user_peer_down_opens_the_breaker_and_card_scans_resume_when_it_is_back(own_user_peer, settings):  # noqa: F811
+    card = own_user_peer.users["reader@example.com"]["barcode"]
+    client = peer_client(users.PEER, own_user_peer.url)
+    outage_opens_the_breaker_then_heals(own_user_peer, client, lambda: users.active_patron_by_card(card), settings)
+    assert users.active_patron_by_card(card).email == "reader@example.com"
 
 
 def test_a_failing_user_peer_is_peer_unavailable_for_a_card(peers):
