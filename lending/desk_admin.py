@@ -1,13 +1,16 @@
 """The desk in the admin: check out (scan the patron's card, then items) and check in (scan items).
 
 A barcode scanner is a keyboard: it types the digits, then Enter. So each page is one autofocused text
-input in a POST form; after each scan the page redirects to itself (a reload never scans twice), with
-the input focused again and every line so far shown, newest first. Both pages call the API's services
-(`check_out`, `check_in`) as the staff user, whom each loan's history records as it records the loan
-actions of the admin (`staff_caller`).
+input in a POST form; each scan answers the page again with the input focused and every line so far,
+newest first. Both pages call the API's services (`check_out`, `check_in`) as the staff user, whom
+each loan's history records as it records the admin's loan actions (`staff_caller`).
 
-Between scans the staff user's session keeps the patron being served — the email the User service
-answered for the card; the card itself is never kept — and the lines shown (the last `KEPT_LINES`).
+The server keeps nothing of the patron between scans, not even in the staff user's session (which
+holds staff data only: README's Privacy table). The page carries the patron being served — the email
+the User service answered for the card; the card itself is never kept — and the lines shown, signed
+(the hidden field `desk`), and sends them back with each scan. A reload sends the last scan again:
+the services refuse a second check-out of a copy, and a second check-in records nothing.
+
 Staff who may change loans use the desk (the permission the admin's loan actions need).
 """
 
@@ -15,13 +18,15 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
 from django import forms
 from django.contrib import admin
+from django.core import signing
 from django.core.exceptions import PermissionDenied
 from django.core.validators import RegexValidator
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.urls import path
 from django.views.decorators.http import require_http_methods
@@ -34,9 +39,11 @@ from lending.services.checkin import check_in
 from lending.services.checkout import check_out
 
 DESK_PERMISSION = "lending.change_loan"
-CHECKOUT_SESSION, CHECKIN_SESSION = "desk.checkout", "desk.checkin"
-KEPT_LINES = 50
+KEPT_LINES = 20  # the lines a page carries back: a scan's form stays far below MAX_REQUEST_BODY_BYTES
 ITEM_MAX_LENGTH = 64  # as long as a loan's item_barcode may be
+# A page carries its state signed for a desk shift; an older one asks for the card again.
+DESK_SIGNING_SALT = "lending.desk_admin"
+DESK_MAX_AGE = timedelta(hours=8)
 
 # What a scanner can type: printable ASCII, no space (a card, an item, or a patron's email typed in).
 scanned = RegexValidator(r"^[!-~]+$", "A barcode is letters, digits and signs, without spaces.")
@@ -63,6 +70,9 @@ class ItemForm(forms.Form):
 # One line of a desk page: the item scanned, what happened ("ok": done or refused), and on the
 # check-in page where the item goes.
 Line = dict[str, Any]
+# What a page carries from scan to scan: its lines, and on the check-out page the patron served
+# ("patron": their email, "category").
+Desk = dict[str, Any]
 
 
 def _library_date(moment) -> str:
@@ -74,26 +84,37 @@ def _refusal(error: LendingError) -> str:
     return f"{error.message} ({error.code})"
 
 
-def _record_scan(request: HttpRequest, session_key: str, desk: dict, scan: Callable[[str], Line]) -> HttpResponse:
-    """One item scanned: its line first on the page, kept in the session, then the page again (a
-    reload shows it, it does not scan twice). A scan that is no barcode is a refused line too."""
+def _carried(request: HttpRequest) -> Desk | None:
+    """The state the page sent back with the scan; None when it sent none, or one not signed here
+    or older than DESK_MAX_AGE."""
+    try:
+        return signing.loads(request.POST.get("desk", ""), salt=DESK_SIGNING_SALT, max_age=DESK_MAX_AGE)
+    except signing.BadSignature:
+        return None
+
+
+def _page(request: HttpRequest, template: str, title: str, desk: Desk | None, **extra: Any) -> HttpResponse:
+    token = signing.dumps(desk, salt=DESK_SIGNING_SALT, compress=True) if desk is not None else ""
+    context = {**admin.site.each_context(request), "title": title, "desk": desk, "desk_token": token, **extra}
+    return TemplateResponse(request, template, context)
+
+
+def _with_scan(request: HttpRequest, desk: Desk, scan: Callable[[str], Line]) -> Desk:
+    """The page's state with one more item scanned, its line first (a scan that is no barcode is a
+    refused line too)."""
     item = ItemForm(request.POST)
     if item.is_valid():
         line = scan(item.cleaned_data["item"])
     else:
         typed = str(item.data.get("item", ""))[:ITEM_MAX_LENGTH]
-        line = {
-            "barcode": typed,
-            "ok": False,
-            "text": " ".join(str(error) for error in item.errors["item"]),
-            "route": "",
-        }
-    desk["lines"] = [line, *desk["lines"]][:KEPT_LINES]
-    request.session[session_key] = desk
-    return HttpResponseRedirect(request.path)
+        errors = " ".join(str(error) for error in item.errors["item"])
+        line = {"barcode": typed, "ok": False, "text": errors, "route": ""}
+    return {**desk, "lines": [line, *desk.get("lines", [])][:KEPT_LINES]}
 
 
 # --- Check-out -----------------------------------------------------------------------------------
+
+CHECKOUT_TEMPLATE, CHECKOUT_TITLE = "admin/lending/desk/checkout.html", "Desk: check out"
 
 
 def _patron_for(card_or_email: str) -> users.Patron:
@@ -113,37 +134,36 @@ def _checkout_line(request: HttpRequest, email: str, barcode: str) -> Line:
     return {"barcode": barcode, "ok": True, "text": f"Loan {loan.pk}: {title}, due {_library_date(loan.date_due)}"}
 
 
+def _serve_card(request: HttpRequest) -> HttpResponse:
+    """The card scanned: its patron served from now on, or the refusal shown over the card's input."""
+    card_form = CardForm(request.POST)
+    if card_form.is_valid():
+        try:
+            patron = _patron_for(card_form.cleaned_data["card"])
+        except LendingError as refusal:
+            card_form.add_error("card", _refusal(refusal))
+        else:
+            desk: Desk = {"patron": patron.email, "category": patron.category, "lines": []}
+            return _page(request, CHECKOUT_TEMPLATE, CHECKOUT_TITLE, desk)
+    return _page(request, CHECKOUT_TEMPLATE, CHECKOUT_TITLE, None, card_form=card_form)
+
+
 @require_http_methods(["GET", "POST"])
 def checkout_view(request: HttpRequest) -> HttpResponse:
-    desk = request.session.get(CHECKOUT_SESSION) or {"patron": None, "lines": []}
-    card_form = CardForm()
-    if request.method == "POST":
-        if "new_patron" in request.POST:
-            request.session.pop(CHECKOUT_SESSION, None)
-            return HttpResponseRedirect(request.path)
-        if desk["patron"] is None:
-            card_form = CardForm(request.POST)
-            if card_form.is_valid():
-                try:
-                    patron = _patron_for(card_form.cleaned_data["card"])
-                except LendingError as refusal:
-                    card_form.add_error("card", _refusal(refusal))
-                else:
-                    request.session[CHECKOUT_SESSION] = {
-                        "patron": patron.email,
-                        "category": patron.category,
-                        "lines": [],
-                    }
-                    return HttpResponseRedirect(request.path)
-        else:
-            return _record_scan(
-                request, CHECKOUT_SESSION, desk, functools.partial(_checkout_line, request, desk["patron"])
-            )
-    context = {**admin.site.each_context(request), "title": "Desk: check out", "desk": desk, "card_form": card_form}
-    return TemplateResponse(request, "admin/lending/desk/checkout.html", context)
+    if request.method == "GET" or "new_patron" in request.POST:
+        return _page(request, CHECKOUT_TEMPLATE, CHECKOUT_TITLE, None, card_form=CardForm())
+    if "card" in request.POST:
+        return _serve_card(request)
+    desk = _carried(request)
+    if desk is None:  # an item, but no patron (the page is too old): the card again
+        return _page(request, CHECKOUT_TEMPLATE, CHECKOUT_TITLE, None, card_form=CardForm(data={}))
+    desk = _with_scan(request, desk, functools.partial(_checkout_line, request, desk["patron"]))
+    return _page(request, CHECKOUT_TEMPLATE, CHECKOUT_TITLE, desk)
 
 
 # --- Check-in ------------------------------------------------------------------------------------
+
+CHECKIN_TEMPLATE, CHECKIN_TITLE = "admin/lending/desk/checkin.html", "Desk: check in"
 
 
 def _route_text(route: dict) -> str:
@@ -171,14 +191,10 @@ def _checkin_line(request: HttpRequest, barcode: str) -> Line:
 
 @require_http_methods(["GET", "POST"])
 def checkin_view(request: HttpRequest) -> HttpResponse:
-    desk = request.session.get(CHECKIN_SESSION) or {"lines": []}
-    if request.method == "POST":
-        if "clear" in request.POST:
-            request.session.pop(CHECKIN_SESSION, None)
-            return HttpResponseRedirect(request.path)
-        return _record_scan(request, CHECKIN_SESSION, desk, functools.partial(_checkin_line, request))
-    context = {**admin.site.each_context(request), "title": "Desk: check in", "desk": desk}
-    return TemplateResponse(request, "admin/lending/desk/checkin.html", context)
+    if request.method == "GET" or "clear" in request.POST:
+        return _page(request, CHECKIN_TEMPLATE, CHECKIN_TITLE, None)
+    desk = _with_scan(request, _carried(request) or {}, functools.partial(_checkin_line, request))
+    return _page(request, CHECKIN_TEMPLATE, CHECKIN_TITLE, desk)
 
 
 # --- Routes --------------------------------------------------------------------------------------

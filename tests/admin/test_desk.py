@@ -1,13 +1,15 @@
 """The desk's pages in the admin (lending/desk_admin.py) through the Django test client: a card then
 items checked out (each loan with its due date, each refusal with its message), items checked in with
-their route (shelf, or hold shelf for the holder), the staff user in each loan's history, the pages
-for staff who may change loans only, CSRF-protected; loans found by an item's barcode.
+their route (shelf, or hold shelf for the holder), the staff user in each loan's history, nothing of
+the patron kept on the server, the pages for staff who may change loans only, CSRF-protected; loans
+found by an item's barcode.
 
 The reference peers' demo data: alice's card 2100000001, bob's 2100000002, inactive's 2100000004;
 book 2's only copy 3900000201, book 3's copies 3900000301 and 3900000302."""
 
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
@@ -16,7 +18,7 @@ from django.contrib.auth.models import Group, Permission
 from django.test import Client
 from django.urls import reverse
 
-from lending import calendar, history
+from lending import calendar, desk_admin, history
 from lending.models import Event, EventKind, Hold, HoldStatus, Loan, LoanStatus
 from lending.services.checkout import check_out
 from lending.services.reserve import hold_reserve
@@ -36,41 +38,54 @@ def staff(client, peers):
     return client
 
 
-def lines(page) -> list[tuple[str, str, str]]:
-    """The page's result lines, newest first: (item, what happened, route or "")."""
-    html = page.content.decode()
-    rows = re.findall(r"<tr class=\"desk-(done|refused)\">(.*?)</tr>", html, re.S)
-    found = []
-    for outcome, row in rows:
-        cells = [re.sub(r"\s+", " ", cell).strip() for cell in re.findall(r"<td[^>]*>(.*?)</td>", row, re.S)]
-        found.append((outcome, *cells))
-    return found
+class DeskPage:
+    """A desk page as the browser holds it: each scan posts its form with what the page carries."""
 
+    def __init__(self, client, page: str) -> None:
+        self.client, self.url = client, reverse(page)
+        self.answer = client.get(self.url)
+        assert self.answer.status_code == 200
 
-def scan(client, page: str, field: str, barcode: str):
-    """One scan: the barcode typed and Enter (a POST), then the page it redirects to."""
-    answer = client.post(reverse(page), {field: barcode})
-    assert answer.status_code == 302 and answer["Location"] == reverse(page), answer.content[:500]
-    return client.get(reverse(page))
+    @property
+    def html(self) -> str:
+        return self.answer.content.decode()
+
+    def scan(self, field: str, barcode: str) -> DeskPage:
+        """The barcode typed and Enter: the form's POST, answered with the page again."""
+        carried = re.search(r'name="desk" value="([^"]*)"', self.html)
+        data = {field: barcode, **({"desk": carried.group(1)} if carried else {})}
+        self.answer = self.client.post(self.url, data)
+        assert self.answer.status_code == 200, self.answer.content[:500]
+        return self
+
+    def lines(self) -> list[tuple[str, ...]]:
+        """The result lines, newest first: (done or refused, item, what happened[, route])."""
+        rows = re.findall(r"<tr class=\"desk-(done|refused)\">(.*?)</tr>", self.html, re.S)
+        found = []
+        for outcome, row in rows:
+            cells = [re.sub(r"\s+", " ", cell).strip() for cell in re.findall(r"<td[^>]*>(.*?)</td>", row, re.S)]
+            found.append((outcome, *cells))
+        return found
+
+    def focused(self, field: str) -> bool:
+        return re.search(rf'<input[^>]*name="{field}"[^>]*autofocus', self.html) is not None
 
 
 def test_a_card_then_items_each_loan_with_its_due_date_and_a_refusal_with_its_message(staff):
     check_out(item_barcode=PETIT_PRINCE_2, user_email="bob@example.com")
 
-    page = staff.get(reverse(CHECKOUT))
-    assert page.status_code == 200 and 'name="card"' in page.content.decode()
-    page = scan(staff, CHECKOUT, "card", ALICE_CARD)
-    assert "alice@example.com" in page.content.decode() and 'name="item"' in page.content.decode()
+    desk = DeskPage(staff, CHECKOUT)
+    assert desk.focused("card")
+    desk.scan("card", ALICE_CARD)
+    assert "alice@example.com" in desk.html and desk.focused("item")
 
-    scan(staff, CHECKOUT, "item", BOVARY)
-    scan(staff, CHECKOUT, "item", PETIT_PRINCE_2)
-    page = scan(staff, CHECKOUT, "item", PETIT_PRINCE_1)
+    desk.scan("item", BOVARY).scan("item", PETIT_PRINCE_2).scan("item", PETIT_PRINCE_1)
 
     first, second = (
         Loan.objects.get(item_barcode=barcode, date_returned__isnull=True) for barcode in (BOVARY, PETIT_PRINCE_1)
     )
     assert first.user_email == second.user_email == "alice@example.com"
-    shown = lines(page)
+    shown = desk.lines()
     assert shown[0] == (
         "done",
         PETIT_PRINCE_1,
@@ -81,25 +96,47 @@ def test_a_card_then_items_each_loan_with_its_due_date_and_a_refusal_with_its_me
     assert (outcome, item) == ("refused", PETIT_PRINCE_2)
     assert "(item_on_loan)" in refusal and "bob" not in refusal
     # The item input is focused again for the next scan, the patron still served.
-    assert re.search(r'<input[^>]*name="item"[^>]*autofocus', page.content.decode())
-    assert "alice@example.com" in page.content.decode()
+    assert desk.focused("item") and "alice@example.com" in desk.html
+
+
+def test_the_server_keeps_nothing_of_the_patron_between_scans(staff):
+    desk = DeskPage(staff, CHECKOUT).scan("card", ALICE_CARD).scan("item", BOVARY)
+    checkin = DeskPage(staff, CHECKIN).scan("item", BOVARY)
+
+    assert "alice" in desk.html and "alice" in checkin.html
+    # The staff user's session holds staff data only (README, Privacy); the card is kept nowhere.
+    assert "alice" not in json.dumps(dict(staff.session.items()))
+    assert ALICE_CARD not in json.dumps(dict(staff.session.items())) and ALICE_CARD not in desk.html
+
+
+def test_a_page_sent_back_altered_asks_for_the_card_again(staff):
+    desk = DeskPage(staff, CHECKOUT).scan("card", ALICE_CARD)
+    forged = staff.post(reverse(CHECKOUT), {"item": BOVARY, "desk": "eyJwYXRyb24iOiJib2JAZXhhbXBsZS5jb20ifQ:x:y"})
+    assert forged.status_code == 200
+    assert "Scan the patron&#x27;s card first." in forged.content.decode()
+    assert not Loan.objects.exists()
+    assert desk.scan("item", BOVARY).lines()[0][0] == "done"
+
+
+def test_a_reload_sends_the_scan_again_and_nothing_is_done_twice(staff):
+    desk = DeskPage(staff, CHECKOUT).scan("card", ALICE_CARD)
+    carried = re.search(r'name="desk" value="([^"]*)"', desk.html).group(1)
+    for _ in range(2):
+        again = staff.post(reverse(CHECKOUT), {"item": BOVARY, "desk": carried})
+    assert Loan.objects.filter(item_barcode=BOVARY).count() == 1
+    assert "desk-refused" in again.content.decode()
 
 
 def test_an_unknown_or_inactive_card_is_refused_with_its_message_and_no_patron_is_served(staff):
     for card, code in (("2199999999", "user_not_found"), (INACTIVE_CARD, "user_inactive")):
-        page = staff.post(reverse(CHECKOUT), {"card": card})
-        assert page.status_code == 200
-        assert f"({code})" in page.content.decode()
-        assert re.search(r'<input[^>]*name="card"[^>]*autofocus', page.content.decode())
-    assert 'name="item"' not in staff.get(reverse(CHECKOUT)).content.decode()
+        desk = DeskPage(staff, CHECKOUT).scan("card", card)
+        assert f"({code})" in desk.html
+        assert desk.focused("card") and 'name="item"' not in desk.html
 
 
 def test_new_patron_finishes_and_asks_for_the_next_card(staff):
-    scan(staff, CHECKOUT, "card", ALICE_CARD)
-    scan(staff, CHECKOUT, "item", BOVARY)
-    answer = staff.post(reverse(CHECKOUT), {"new_patron": "1"})
-    assert answer.status_code == 302
-    page = staff.get(reverse(CHECKOUT)).content.decode()
+    DeskPage(staff, CHECKOUT).scan("card", ALICE_CARD).scan("item", BOVARY)
+    page = staff.post(reverse(CHECKOUT), {"new_patron": "1"}).content.decode()
     assert 'name="card"' in page and "alice@example.com" not in page and BOVARY not in page
 
 
@@ -108,16 +145,14 @@ def test_check_in_shows_each_route_the_shelf_or_the_hold_shelf_for_the_holder(st
     check_out(item_barcode=PETIT_PRINCE_1, user_email="alice@example.com")
     hold_reserve(user_email="bob@example.com", book_id=2)
 
-    scan(staff, CHECKIN, "item", PETIT_PRINCE_1)
-    scan(staff, CHECKIN, "item", BOVARY)
-    page = scan(staff, CHECKIN, "item", PETIT_PRINCE_2)
+    desk = DeskPage(staff, CHECKIN).scan("item", PETIT_PRINCE_1).scan("item", BOVARY).scan("item", PETIT_PRINCE_2)
 
     hold = Hold.objects.get(user_email="bob@example.com", book_id=2)
     assert hold.status == HoldStatus.READY and hold.item_barcode == BOVARY
     bovary = Loan.objects.get(item_barcode=BOVARY)
     petit_prince = Loan.objects.get(item_barcode=PETIT_PRINCE_1)
     pickup = calendar.library_day(hold.pickup_deadline)
-    assert lines(page) == [
+    assert desk.lines() == [
         ("done", PETIT_PRINCE_2, "Not on loan", "shelf"),
         (
             "done",
@@ -128,21 +163,29 @@ def test_check_in_shows_each_route_the_shelf_or_the_hold_shelf_for_the_holder(st
         ("done", PETIT_PRINCE_1, f"Returned loan {petit_prince.pk} of alice@example.com", "shelf"),
     ]
     assert bovary.status == petit_prince.status == LoanStatus.RETURNED
-    assert re.search(r'<input[^>]*name="item"[^>]*autofocus', page.content.decode())
+    assert desk.focused("item")
+    # Scanned again, the copy still goes to bob's hold shelf and nothing is returned twice.
+    assert desk.scan("item", BOVARY).lines()[0] == ("done", BOVARY, "Not on loan", desk.lines()[2][3])
+    assert Event.objects.filter(loan=bovary, kind=EventKind.RETURNED).count() == 1
 
 
 def test_an_unknown_item_and_a_scan_with_a_space_are_refused_lines(staff):
-    scan(staff, CHECKIN, "item", "3999999999")
-    page = scan(staff, CHECKIN, "item", "39 00")
-    (bad_scan, unknown) = lines(page)
+    (bad_scan, unknown) = DeskPage(staff, CHECKIN).scan("item", "3999999999").scan("item", "39 00").lines()
     assert unknown[:2] == ("refused", "3999999999") and "(item_not_found)" in unknown[2]
     assert bad_scan[:2] == ("refused", "39 00") and "without spaces" in bad_scan[2]
 
 
+def test_a_page_keeps_its_last_lines_only(staff):
+    desk = DeskPage(staff, CHECKIN)
+    for n in range(desk_admin.KEPT_LINES + 2):
+        desk.scan("item", f"39 {n}")
+    shown = desk.lines()
+    assert len(shown) == desk_admin.KEPT_LINES and shown[0][1] == f"39 {desk_admin.KEPT_LINES + 1}"
+
+
 def test_the_staff_user_is_the_caller_in_each_loans_history(staff):
-    scan(staff, CHECKOUT, "card", ALICE_CARD)
-    scan(staff, CHECKOUT, "item", BOVARY)
-    scan(staff, CHECKIN, "item", BOVARY)
+    DeskPage(staff, CHECKOUT).scan("card", ALICE_CARD).scan("item", BOVARY)
+    DeskPage(staff, CHECKIN).scan("item", BOVARY)
 
     loan = Loan.objects.get(item_barcode=BOVARY)
     callers = {event.kind: event.caller for event in Event.objects.filter(loan=loan)}
