@@ -87,8 +87,8 @@ def test_a_librarian_checks_out_two_items_then_checks_one_in_to_the_hold_shelf(
     assert bovary.user_email == petit_prince.user_email == "alice@example.com"
     screenshot("06-desk-two-items-checked-out")
 
-    # 3. "New patron" is two Tabs away (after the "Check out" button); Escape, from anywhere on the
-    # page, does what it does: finishes with alice, and the page asks for the next card.
+    # 3. "New patron" is two Tabs away (after the "Check out" button); Escape does the same from
+    # anywhere on the page: it finishes with alice, and the page asks for the next card.
     page.keyboard.press("Tab")
     page.keyboard.press("Tab")
     assert page.evaluate("document.activeElement.textContent") == "New patron (Esc)"
