@@ -87,8 +87,6 @@ WITHHELD_FIELDS = ("user_email", "queue_position")
 # Fields `data` adds to the API's representation: the copy (when the API does not show it already)
 # and the patron's pseudonym in place of the email.
 EVENT_FIELDS = ("item_barcode", "patron_ref")
-# Where a loan's or hold's events keep the patron's pseudonym (the privacy job nulls it there).
-PATRON_REF_PATH = ("data", "patron_ref")
 
 
 @dataclass(frozen=True)

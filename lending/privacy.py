@@ -3,11 +3,13 @@ erase one patron on request.
 
 Anonymised means not linkable back: the patron's email is replaced by a random token per row
 (`anon-<128 random bits>@anonymised.invalid`), never a hash of the email, which could be reversed by
-trying emails. The book, the dates and the status stay, so statistics still work. With the patron go the copies that
-name them: staff's free text on the history (an override's reason, a lost item's note), their blocks
-(email and reason), the admin's log entries, stored idempotent answers, settled notifications, and an
-API key named after them (revoked). On SQLite the erasure then checkpoints the WAL, so that the
-database file itself forgets (`PRAGMA secure_delete` zeroes the freed space).
+trying emails; the domain events stored for the row lose their `patron_ref` (the patron's keyed
+pseudonym), and its `anonymised` event, published, has none. The book, the dates and the status
+stay, so statistics still work. With the patron go the copies that name them: staff's free text on
+the history (an override's reason, a lost item's note), their blocks (email and reason), the admin's
+log entries, stored idempotent answers, settled notifications, and an API key named after them
+(revoked). On SQLite the erasure then checkpoints the WAL, so that the database file itself forgets
+(`PRAGMA secure_delete` zeroes the freed space).
 
 What is never anonymised: an open or overdue loan, an open hold (WAITING, READY), and a loan or hold
 named by a notification still waiting in the outbox (unresolved: the patron must still get it); a
@@ -242,12 +244,13 @@ def _record_anonymised(model, ids: list[int], caller: Caller) -> None:
     if connection.vendor == "postgresql":
         recorded = _insert_events_in_one_statement(subject, ids, values)
     else:
-        recorded = _insert_events_one_by_one(subject, ids, values)
+        recorded = _insert_events_in_bulk(subject, ids, values)
     if domain_events.enabled():
         domain_events.enqueue_for(recorded)
 
 
-def _insert_events_one_by_one(subject: str, ids: list[int], values: dict) -> list[domain_events.Recorded]:
+def _insert_events_in_bulk(subject: str, ids: list[int], values: dict) -> list[domain_events.Recorded]:
+    """SQLite's: each subject's last number read first, then one bulk INSERT."""
     last = dict(
         Event.objects.filter(**{f"{subject}_id__in": ids})
         .values_list(f"{subject}_id")
