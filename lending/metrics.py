@@ -79,7 +79,7 @@ def label_value(name: str | None) -> str:
 
 # --- Loans -------------------------------------------------------------------------------------------
 # The operations the write views name (`operation` on each view).
-OPERATIONS = ("lend", "return", "renew", "reserve", "cancel_reservation")
+OPERATIONS = ("lend", "return", "renew", "reserve", "cancel_reservation", "checkout", "checkin")
 
 loan_operations = Counter(
     "lending_loan_operations_total", "Loan and hold writes that succeeded, by operation.", ["operation"]

@@ -3,13 +3,14 @@ persisted that status yet."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 
 from django.db.models import Count, IntegerField, OuterRef, QuerySet, Subquery, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from lending.models import OPEN_HOLD_STATUSES, BookStock, Hold, Loan
+from lending.models import OPEN_HOLD_STATUSES, BookStock, Hold, HoldStatus, Loan
 from lending.precompiled import SENTINEL_IDS, PrecompiledSelect
 
 
@@ -85,3 +86,29 @@ def holds(
     if book_id is not None:
         queryset = queryset.filter(book_id=book_id)
     return queryset.with_queue_position().order_by("id")
+
+
+@dataclass(frozen=True)
+class ItemCirculation:
+    """One copy's circulation, derived from the loans and holds (nothing is stored twice)."""
+
+    item_barcode: str
+    book_id: int
+    loan: Loan | None  # its open loan (lost and claimed-returned ones included)
+    trapped_for: Hold | None  # the READY hold it waits on the hold shelf for
+    holds_waiting: int  # WAITING holds on its book
+
+
+def item_circulation(barcode: str, item_of: Callable[[str], tuple[str, int]]) -> ItemCirculation:
+    """`item_of(barcode)`: the copy's (barcode as the catalogue spells it, book id), asked only when no
+    open loan nor READY hold names the copy (the Book service's `GET /items/{barcode}`)."""
+    loan = Loan.objects.open().filter(item_barcode=barcode).first()
+    trapped = None if loan else Hold.objects.filter(status=HoldStatus.READY, item_barcode=barcode).first()
+    if loan is None and trapped is None:
+        spelled, book_id = item_of(barcode)
+        if spelled != barcode:
+            return item_circulation(spelled, lambda _: (spelled, book_id))
+    else:
+        book_id = loan.book_id if loan else trapped.book_id  # type: ignore[union-attr]
+    waiting = Hold.objects.waiting_for(book_id).count()
+    return ItemCirculation(barcode, book_id, loan, trapped, waiting)

@@ -15,7 +15,7 @@ from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiRespo
 from rest_framework import serializers
 from rest_framework.views import APIView
 
-from lending.api import circulation, lost
+from lending.api import circulation, items, lost
 from lending.api import schema as api_docs
 from lending.api.serializers import LoanSerializer
 
@@ -152,8 +152,151 @@ def lost_item_change(
     )
 
 
+# --- Circulation by copy -----------------------------------------------------------------------------
+BARCODE_PARAMETER = OpenApiParameter(
+    "barcode", OpenApiTypes.STR, OpenApiParameter.PATH, description="The copy's barcode (e.g. `3900000101`)."
+)
+_ITEM_LOAN = {
+    "id": 7,
+    "user_email": "alice@example.com",
+    "book_id": 1,
+    "date_borrowed": "2026-12-01T10:30:00Z",
+    "date_due": "2027-01-30T23:59:59.999999Z",
+    "date_returned": None,
+    "status": "ACTIVE",
+    "book_title": "Les Misérables",
+    "renewals": 0,
+    "item_barcode": "3900000101",
+}
+CHECK_OUT_EXAMPLES = [
+    OpenApiExample(
+        "Scan the card, then the item",
+        value={"item_barcode": "3900000101", "patron_barcode": "2100000001"},
+        request_only=True,
+    ),
+    OpenApiExample(
+        "The patron by email",
+        value={"item_barcode": "3900000101", "user_email": "alice@example.com"},
+        request_only=True,
+    ),
+    OpenApiExample("The loan of the copy", value=_ITEM_LOAN, response_only=True, status_codes=["201"]),
+]
+CHECK_IN_EXAMPLES = [
+    OpenApiExample("Scan the item", value={"item_barcode": "3900000101"}, request_only=True),
+    OpenApiExample(
+        "Returned; the copy goes to the hold shelf",
+        value={
+            "loan": {**_ITEM_LOAN, "date_returned": "2026-12-06T09:12:00Z", "status": "RETURNED"},
+            "route": {"to": "hold_shelf", "hold_id": 12},
+        },
+        response_only=True,
+        status_codes=["200"],
+    ),
+    OpenApiExample(
+        "Not on loan (a second scan)",
+        value={"loan": None, "route": {"to": "shelf"}},
+        response_only=True,
+        status_codes=["200"],
+    ),
+]
+ITEM_STATUS_EXAMPLE = OpenApiExample(
+    "On loan, one patron waiting",
+    value={
+        "item_barcode": "3900000101",
+        "book_id": 1,
+        "status": "checked_out",
+        "loan_id": 7,
+        "date_due": "2027-01-30T23:59:59.999999Z",
+        "holds_waiting": 1,
+    },
+    response_only=True,
+)
+
+
 # --- The table ------------------------------------------------------------------------------------
 ENDPOINTS: dict[type[APIView], dict[str, Callable]] = {
+    items.CheckOutApi: dict(
+        post=extend_schema(
+            operation_id="checkOut",
+            tags=["circulation"],
+            summary="Check out a copy by its barcode",
+            description="The desk or a kiosk scans the patron's card (`patron_barcode`, resolved at the User service "
+            "on each scan, never stored) or names the patron (`user_email`), then the item: 201 with the loan, "
+            "which names the copy (`item_barcode`). A lend like `POST /lendBook/`, with every one of its refusals "
+            "and codes (the loan takes one of the title's copies: `no_copy_available` when the count has none "
+            "free), plus: 404 `item_not_found` (the Book service knows no such barcode), 409 `item_not_loanable`, "
+            "409 `item_on_loan` (out to another patron, never named; to this patron: `already_borrowed`), 409 "
+            "`item_on_hold_shelf` (trapped for another patron's READY hold, until it is picked up or expires). The "
+            "patron the copy is trapped for checks it out and fulfils their hold. `Idempotency-Key` and "
+            "`override: {reason}` (scope `override`) as for `lendBook`. Scope `circulation`.",
+            request=items.CheckOutRequestSerializer,
+            parameters=api_docs.WRITE_PARAMETERS,
+            responses={
+                201: OpenApiResponse(items.LoanItemSerializer, description="The new loan of the copy."),
+                **api_docs.error_responses(
+                    *api_docs.WRITE_ERRORS,
+                    "user_inactive",
+                    "user_not_found",
+                    "item_not_found",
+                    "book_not_found",
+                    "patron_blocked",
+                    "no_copy_available",
+                    "already_borrowed",
+                    "item_on_loan",
+                    "item_not_loanable",
+                    "item_on_hold_shelf",
+                    "copies_on_hold",
+                    "patron_has_overdue_loans",
+                    "loan_limit_reached",
+                    "peer_unavailable",
+                ),
+            },
+            examples=CHECK_OUT_EXAMPLES,
+        )
+    ),
+    items.CheckInApi: dict(
+        post=extend_schema(
+            operation_id="checkIn",
+            tags=["circulation"],
+            summary="Check in a copy by its barcode",
+            description="The desk, a book drop or a sorting machine scans the item alone: the copy's open loan is "
+            "returned as `POST /returnBook/` returns it (a lost or claimed-returned loan is resolved as found; "
+            "`returned_at` back-dates it with the same rules and scopes), without asking any peer. A copy not on "
+            "loan answers 200 with `loan: null` (a second scan records nothing). `route` says where the copy goes: "
+            "`shelf`, or `hold_shelf` with the READY hold it is now kept for: the first patron waiting when it "
+            "came back, or a READY hold a copy was kept for without naming one; only that patron may check it out. "
+            "A copy not on loan is looked up at the Book service (404 `item_not_found`) unless it already waits on "
+            "the hold shelf. Scope `circulation`.",
+            request=items.CheckInRequestSerializer,
+            parameters=api_docs.WRITE_PARAMETERS,
+            responses={
+                200: OpenApiResponse(
+                    items.CheckInSerializer, description="The loan returned (or null), and the route."
+                ),
+                **api_docs.error_responses(*api_docs.WRITE_ERRORS, "item_not_found", "date_out_of_range"),
+            },
+            examples=CHECK_IN_EXAMPLES,
+        )
+    ),
+    items.ItemCirculationApi: dict(
+        get=extend_schema(
+            operation_id="getItemCirculation",
+            tags=["circulation"],
+            summary="A copy's circulation status",
+            description="Derived from the loans and holds, never stored: `checked_out` (or `lost`, "
+            "`claimed_returned`) with its open loan's id and due date; `on_hold_shelf` when trapped for a READY "
+            "hold; else `available`. `holds_waiting` counts the WAITING holds on its book. Names no patron. "
+            "404 `item_not_found` for a barcode no loan or hold names and the Book service does not know. "
+            "Scope `circulation` or `patron-read`.",
+            parameters=[BARCODE_PARAMETER, *api_docs.COMMON_PARAMETERS],
+            responses={
+                200: OpenApiResponse(items.ItemCirculationSerializer, examples=[ITEM_STATUS_EXAMPLE]),
+                **api_docs.error_responses(
+                    "invalid_request", *api_docs.AUTH_ERRORS, "insufficient_scope", "item_not_found", "peer_unavailable"
+                ),
+            },
+        )
+    ),
     circulation.CalendarApi: dict(
         get=extend_schema(
             operation_id="getCalendar",

@@ -10,7 +10,8 @@ runs, so nothing is written (no loan, no idempotency record, no event). A view t
 refuses every key: forgetting the declaration closes an endpoint rather than opening it.
 
 The scopes (`lending.models.Scope`):
-- `circulation`: lend, return, renew, reserve, cancel;
+- `circulation`: lend, return, renew, reserve, cancel; check out and check in a copy by its barcode,
+  and read a copy's circulation status (as `patron-read` may);
 - `patron-read`: one patron's loans and holds (`GET /loans/` and `GET /reservations/` with a
   `user_email` filter), one loan (`GET /loans/{id}/`) and its history, and a lend's dry run
   (`POST /lendBook/?dry_run=true`), whose answer tells them (`already_borrowed`: the patron has this
@@ -99,6 +100,9 @@ ANY_KEY = needs()
 # acting) or reads a patron's data; changed only by staff (`override`), since a block or a closed day
 # decides what every later lend, renewal and reservation may do.
 STAFF_READ = needs(Scope.PATRON_READ, Scope.REPORTS, Scope.CIRCULATION)
+# A copy's circulation status (`GET /items/{barcode}/circulation/`): the desk that scans it, or whoever
+# reads patrons' loans. It names no patron.
+CIRCULATION_OR_PATRON_READ = needs(Scope.CIRCULATION, Scope.PATRON_READ)
 
 
 def read_or_override(request: Request) -> tuple[Scope, ...]:

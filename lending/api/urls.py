@@ -3,7 +3,7 @@ trailing slash (never a redirect: a redirected POST would lose its body)."""
 
 from django.urls import path
 
-from lending.api import circulation, docs, health, history, lost, privacy, views
+from lending.api import circulation, docs, health, history, items, lost, privacy, views
 
 docs.document()  # each view's OpenAPI description, from the table beside the views
 
@@ -27,6 +27,9 @@ urlpatterns = [
     *both_slashes("loans/<int:loan_id>/declare-lost", lost.DeclareLostApi.as_view(), "declare-lost"),
     *both_slashes("loans/<int:loan_id>/claim-returned", lost.ClaimReturnedApi.as_view(), "claim-returned"),
     *both_slashes("loans/<int:loan_id>/resolve", lost.ResolveApi.as_view(), "resolve-loan"),
+    *both_slashes("checkouts", items.CheckOutApi.as_view(), "checkouts"),
+    *both_slashes("checkins", items.CheckInApi.as_view(), "checkins"),
+    *both_slashes("items/<str:barcode>/circulation", items.ItemCirculationApi.as_view(), "item-circulation"),
     *both_slashes("policy", views.PolicyApi.as_view(), "policy"),
     *both_slashes("patrons/<str:email>/anonymize", privacy.PatronAnonymizeApi.as_view(), "patron-anonymize"),
     *both_slashes("calendar", circulation.CalendarApi.as_view(), "calendar"),

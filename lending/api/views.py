@@ -10,6 +10,7 @@ from typing import Any
 
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.serializers import Serializer
 from rest_framework.views import APIView
 
 from lending import errors, history, idempotency, metrics, overrides, policy, representation, selectors, services
@@ -47,13 +48,19 @@ class LoanWriteApi(NoStore, APIView):
     answer: representation.Answer
     # The request's staff override (`"override": {"reason"}`), if any.
     override: overrides.Override | None = None
+    # The body's shape; its validated data are the service call's arguments (`perform_request`).
+    request_serializer: type[Serializer] = LoanRequestSerializer
 
     def perform(self, *, user_email: str, book_id: int, claim: Claim | None) -> Any:
         """The service call: each write view names its own."""
         raise NotImplementedError
 
+    def perform_request(self, data: dict, claim: Claim | None) -> Any:
+        """The service call with the validated body: `perform` for a `{user_email, book_id}` write."""
+        return self.perform(**data, claim=claim)
+
     def post(self, request: Request) -> Response:
-        serializer = LoanRequestSerializer(data=request.data)
+        serializer = self.request_serializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         # A staff override: checked (its reason, the `override` scope) before anything is written.
         self.override = circulation.override_of(request)
@@ -90,7 +97,7 @@ class LoanWriteApi(NoStore, APIView):
     def _perform(self, data: dict, claim: Claim | None) -> Any:
         """The write, recorded in its events as made by this request's caller (with its override)."""
         with history.acting_as(history.caller_of(self.request)), overrides.applying(self.override):
-            return self.perform(**data, claim=claim)
+            return self.perform_request(data, claim)
 
     def _respond(self, status: int, body: Any) -> Response:
         metrics.record_operation(self.operation)

@@ -22,7 +22,7 @@ from django.utils import timezone
 from lending.book_state import read_state
 from lending.clients import books
 from lending.idempotency import Claim
-from lending.locks import close_open_loan, lock_book, lock_book_bumping_version
+from lending.locks import close_open_loan, lock_book_bumping_version, lock_book_refreshing_stock
 from lending.models import Hold, HoldStatus, Loan
 from lending.services.queue import book_changed, promote_waiting, trapped_hold
 from lending.services.return_book import Resolution, finish_return
@@ -56,7 +56,7 @@ def check_in(*, item_barcode: str, returned_at: datetime | None = None, claim: C
     item = books.get_item(item_barcode)
     if item.barcode != item_barcode:  # the catalogue spells it otherwise: the loans use its spelling
         return check_in(item_barcode=item.barcode, returned_at=returned_at, claim=claim)
-    return _route_copy_not_on_loan(item.barcode, item.book_id, claim)
+    return _route_copy_not_on_loan(item.barcode, books.get_book(item.book_id), claim)
 
 
 def _book_of_open_loan(item_barcode: str) -> int | None:
@@ -82,21 +82,22 @@ def _return_copy(item_barcode: str, book_id: int, returned_at: datetime | None, 
         return _settled(CheckIn(loan, _route(item_barcode, book_id)), claim)
 
 
-def _route_copy_not_on_loan(item_barcode: str, book_id: int, claim: Claim | None) -> CheckIn:
-    """Under the book lock (taken without a version bump: usually nothing changes): a copy not on loan
-    goes to a READY hold kept a copy without one, or to the first patron waiting if the count has a
-    copy free for them; else to the shelf."""
+def _route_copy_not_on_loan(item_barcode: str, book: books.BookInfo, claim: Claim | None) -> CheckIn:
+    """Under the book lock, refreshed with the copies the Book service just reported (as a lend
+    does; no version bump: usually nothing changes): a copy not on loan goes to a READY hold kept a
+    copy without one, or to the first patron waiting if the count has a copy free for them (the
+    library added copies); else to the shelf."""
     with transaction.atomic():
-        stock = lock_book(book_id)
-        if stock is None or _book_of_open_loan(item_barcode) is not None:
-            # A book never lent here has no holds; a copy checked out meanwhile (after this scan's
-            # first look) is out again: the check-in came first and found nothing to do.
+        lock_book_refreshing_stock(book)
+        if _book_of_open_loan(item_barcode) is not None:
+            # Checked out meanwhile (after this scan's first look): the check-in came first and found
+            # nothing to return; the copy is out again.
             return _settled(CheckIn(None), claim)
-        route = _route(item_barcode, book_id)
+        route = _route(item_barcode, book.id)
         if route == SHELF:
-            promoted = promote_waiting(read_state(book_id, stock.copies), now=timezone.now(), trap=item_barcode)
+            promoted = promote_waiting(read_state(book.id, book.copies), now=timezone.now(), trap=item_barcode)
             if promoted:
-                book_changed(book_id)
+                book_changed(book.id)
                 route = hold_shelf(promoted[0])
         return _settled(CheckIn(None, route), claim)
 

@@ -44,7 +44,7 @@ def promote_waiting(state: BookState, *, now: datetime, trap: str | None = None)
 
 
 def _ready_event(hold: Hold, now: datetime, deadline: datetime) -> Event:
-    trapped = {"item_barcode": hold.item_barcode} if hold.item_barcode else {}
+    trapped: dict[str, Any] = {"item_barcode": hold.item_barcode} if hold.item_barcode else {}
     return history.hold_event(hold, EventKind.HOLD_READY, at=now, pickup_deadline=deadline, **trapped)
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from django.db import transaction
 from django.utils import timezone
@@ -77,7 +78,7 @@ def finish_return(
 
 
 def _return_events(loan: Loan, book_id: int, now: datetime, resolution: Resolution | None) -> list[Event]:
-    copy = {"item_barcode": loan.item_barcode} if loan.item_barcode is not None else {}
+    copy: dict[str, Any] = {"item_barcode": loan.item_barcode} if loan.item_barcode is not None else {}
     returned = history.loan_event(loan, EventKind.RETURNED, at=now, book_id=book_id, **copy, **_lateness(loan))
     overrides.record(returned)  # staff's reason for a back-dated return, when they gave one
     events = [returned]

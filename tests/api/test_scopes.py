@@ -63,6 +63,7 @@ class Call:
             return api.generic(self.method, path, json.dumps(self.payload or {}), "application/json", headers=headers)
         body = {"user_email": state[self.body[0]], "book_id": state[self.body[1]]} if self.body else {}
         body = self.payload if self.payload is not None else body
+        body = {name: value.format(**state) if isinstance(value, str) else value for name, value in body.items()}
         return post_json(api, path, body, **headers, **{"Idempotency-Key": f"scopes-{uuid.uuid4().hex}"})
 
 
@@ -117,6 +118,16 @@ CALLS = [
     Call("declare a loan lost", "POST", "/loans/{quiet_loan_id}/declare-lost/", (OVERRIDE,), 200, payload={}),
     # Allowed, it reaches the service, which refuses: the loan is neither lost nor claimed returned.
     Call("resolve a loan", "POST", "/loans/{loan_id}/resolve/", (OVERRIDE,), 409, payload={"outcome": "found"}),
+    Call(
+        "check out a copy",
+        "POST",
+        "/checkouts/",
+        (CIRCULATION,),
+        201,
+        payload={"item_barcode": "{free_item}", "user_email": "{third}"},
+    ),
+    Call("check in a copy", "POST", "/checkins/", (CIRCULATION,), 200, payload={"item_barcode": "{lent_item}"}),
+    Call("a copy's status", "GET", "/items/{lent_item}/circulation/", (CIRCULATION, PATRON_READ), 200),
 ]
 # Each key holds one scope, or none.
 KEYS = [*Scope, None]
@@ -131,7 +142,11 @@ def state(api, peers, settings) -> dict:
         role: peers.user.add_user(f"{role}-{uuid.uuid4().hex[:8]}@example.com")["email"]
         for role in ("patron", "waiting", "third", "nobody")
     }
-    books = {role: peers.book.add_book(role, "Author", 1)["id"] for role in ("held_book", "quiet_book", "free_book")}
+    added = {role: peers.book.add_book(role, "Author", 1) for role in ("held_book", "quiet_book", "free_book", "desk")}
+    books = {role: book["id"] for role, book in added.items()}
+    items = {"free_item": added["free_book"]["items"][0]["barcode"], "lent_item": added["desk"]["items"][0]["barcode"]}
+    checked_out = post_json(api, "/checkouts/", {"item_barcode": items["lent_item"], "user_email": people["patron"]})
+    assert checked_out.status_code == 201, checked_out.content
     for book_role in ("held_book", "quiet_book"):
         lent = post_json(api, "/lendBook/", {"user_email": people["patron"], "book_id": books[book_role]})
         assert lent.status_code == 201, lent.content
@@ -141,7 +156,7 @@ def state(api, peers, settings) -> dict:
     loan_id = Loan.objects.get(user_email=people["patron"], book_id=books["held_book"]).pk
     quiet_loan_id = Loan.objects.get(user_email=people["patron"], book_id=books["quiet_book"]).pk
     block = blocks.place(people["nobody"], reason="x", actions=["borrow"], expires_at=None, by="t", now=timezone.now())
-    return {**people, **books, "loan_id": loan_id, "quiet_loan_id": quiet_loan_id, "block_id": block.pk}
+    return {**people, **books, **items, "loan_id": loan_id, "quiet_loan_id": quiet_loan_id, "block_id": block.pk}
 
 
 def key_with(scope: Scope | None) -> str:
@@ -265,6 +280,7 @@ def test_every_api_view_states_its_scope_and_is_in_the_matrix():
         route.replace("<int:loan_id>", "{loan_id}")
         .replace("<int:block_id>", "{block_id}")
         .replace("<str:email>", "{nobody}")
+        .replace("<str:barcode>", "{lent_item}")
         for route in routes
     }
     matrix = {path.replace("{patron}", "{nobody}").replace("{quiet_loan_id}", "{loan_id}") for path in matrix}
