@@ -111,11 +111,23 @@ def _channel(event_type: str, message: str, exchange: str) -> dict[str, Any]:
     }
 
 
+# What a consumer does on a message, where it is more than recording it.
+MESSAGE_DESCRIPTIONS = {
+    "anonymised": (
+        "The {entity} lost its patron (the retention job or an erasure): `patron_ref` is null here and on "
+        "anything published about it after, and the service nulled it in the earlier events it stores. "
+        "Forget the `patron_ref` you hold for this {entity}; the patron's other loans and holds keep theirs."
+    ),
+}
+
+
 def _message(event_type: str) -> dict[str, Any]:
-    entity = event_type.split(".")[3]
+    entity, verb = event_type.split(".")[3:5]
+    described = MESSAGE_DESCRIPTIONS.get(verb)
     return {
         "name": event_type,
         "title": event_type,
+        **({"description": described.format(entity=entity)} if described else {}),
         "contentType": "application/cloudevents+json",
         "payload": {
             "allOf": [
