@@ -26,6 +26,14 @@ def generated_barcode(book_id: int, copy: int) -> str:
     return f"39{book_id:06d}{copy:02d}"
 
 
+def _demo_book_id(barcode: str) -> int | None:
+    """The book whose copy the demo scheme gives this barcode (copies are numbered below 100)."""
+    if len(barcode) < 10 or not barcode.startswith("39") or not barcode.isascii() or not barcode.isdigit():
+        return None
+    book_id, copy = int(barcode[2:-2]), int(barcode[-2:])
+    return book_id if copy and generated_barcode(book_id, copy) == barcode else None
+
+
 class BarcodeTaken(ValueError):
     pass
 
@@ -35,18 +43,37 @@ class BookPeer(PeerServer):
 
     def __init__(self, *args: Any, demo_books: int = 0, **kwargs: Any) -> None:
         self.books: dict[int, dict] = {}
-        # Every copy by barcode: {"barcode", "book_id", "type", "loanable"} (`GET /items/{barcode}`).
+        # Every copy by barcode: {"barcode", "book_id", "type", "loanable"} (`GET /items/{barcode}`);
+        # the same dicts, in copy order, are their book's "items". Read them through item() and
+        # items_of(): a demo book's copies are made when first asked for, so the million demo books
+        # of `make bench` start as fast, and take as little memory, as books without copies.
         self.items: dict[str, dict] = {}
-        self.copies: dict[int, list[str]] = {}  # each book's barcodes, in copy order
         self.ids = itertools.count(1)
         self.dedupe = KeyedDeduplicator()
         self.updates_applied = 0
         super().__init__(*args, **kwargs)
         demo = [*DEMO_BOOKS, *((f"Demo book {n + 1}", "Demo Author", 1) for n in range(demo_books))]
         for title, author, quantity in demo:
-            book_id = len(self.books) + 1
-            self.add_book(title, author, quantity, item_type="dvd" if book_id in DEMO_DVD_BOOK_IDS else "book")
+            book_id = next(self.ids)
+            self.books[book_id] = {
+                "id": book_id,
+                "title": title,
+                "author": author,
+                "quantity": quantity,
+                "available": quantity > 0,
+            }
+        self.demo_book_count = len(demo)
 
+    # --- what tests and the routes read ---------------------------------------------------------------
+    def item(self, barcode: str) -> dict | None:
+        with self.lock:
+            return self._item(barcode)
+
+    def items_of(self, book_id: int) -> list[dict]:
+        with self.lock:
+            return self._items_of(self.books[book_id])
+
+    # --- what tests change ----------------------------------------------------------------------------
     def add_book(
         self,
         title: str,
@@ -60,19 +87,17 @@ class BookPeer(PeerServer):
         generated barcodes of `item_type`. Raises BarcodeTaken when a given barcode is already a copy's."""
         with self.lock:
             for item in items or []:
-                if item["barcode"] in self.items:
+                if self._item(item["barcode"]) is not None:
                     raise BarcodeTaken(item["barcode"])
             book_id = next(self.ids)
             if items is None:
-                barcodes = [self._free_barcode(book_id, copy) for copy in range(quantity or 0)]
-                items = [{"barcode": barcode, "type": item_type} for barcode in barcodes]
+                items = [
+                    {"barcode": self._free_barcode(book_id, copy), "type": item_type} for copy in range(quantity or 0)
+                ]
             copies = len(items) if quantity is None else quantity
             book = {"id": book_id, "title": title, "author": author, "quantity": copies, "available": copies > 0}
+            book["items"] = [self._store_item(book_id, item) for item in items]
             self.books[book_id] = book
-            self.copies[book_id] = []
-            for item in items:
-                self._store_item(book_id, item)
-            self._list_items(book)
         return book
 
     def add_item(
@@ -81,18 +106,21 @@ class BookPeer(PeerServer):
         """One more copy of a book (the library bought one): its quantity grows by one."""
         with self.lock:
             book = self.books[book_id]
-            if barcode is not None and barcode in self.items:
+            if barcode is not None and self._item(barcode) is not None:
                 raise BarcodeTaken(barcode)
-            barcode = barcode or self._free_barcode(book_id, len(self.copies[book_id]))
+            items = self._items_of(book)
+            barcode = barcode or self._free_barcode(book_id, len(items))
             item = self._store_item(book_id, {"barcode": barcode, "type": item_type, "loanable": loanable})
+            items.append(item)
             book["quantity"] += 1
-            self._list_items(book)
         return item
 
     def set_loanable(self, barcode: str, loanable: bool) -> dict:
         """A copy kept for reference (or back in circulation): `GET /items/{barcode}` says so."""
         with self.lock:
-            item = self.items[barcode]
+            item = self._item(barcode)
+            if item is None:
+                raise KeyError(barcode)
             item["loanable"] = loanable
         return item
 
@@ -101,17 +129,35 @@ class BookPeer(PeerServer):
         items follow (new copies get barcodes, the last ones go)."""
         with self.lock:
             book = self.books[book_id]
+            items = self._items_of(book)
             book["quantity"] = quantity
-            barcodes = self.copies[book_id]
-            for barcode in barcodes[quantity:]:
-                del self.items[barcode]
-            del barcodes[quantity:]
-            for copy in range(len(barcodes), quantity):
-                self._store_item(book_id, {"barcode": self._free_barcode(book_id, copy), "type": "book"})
-            self._list_items(book)
+            for item in items[quantity:]:
+                self.items.pop(item["barcode"], None)
+            del items[quantity:]
+            for copy in range(len(items), quantity):
+                items.append(self._store_item(book_id, {"barcode": self._free_barcode(book_id, copy), "type": "book"}))
         return book
 
-    # Under self.lock.
+    # --- under self.lock ------------------------------------------------------------------------------
+    def _item(self, barcode: str) -> dict | None:
+        item = self.items.get(barcode)
+        if item is None and (book_id := _demo_book_id(barcode)) and book_id <= self.demo_book_count:
+            self._items_of(self.books[book_id])  # a demo copy not made yet: made now
+            item = self.items.get(barcode)
+        return item
+
+    def _items_of(self, book: dict) -> list[dict]:
+        """The book's copies; a demo book's are made on first use (a test may have dropped them: a
+        book of its own then has none)."""
+        if "items" not in book and book["id"] <= self.demo_book_count:
+            item_type = "dvd" if book["id"] in DEMO_DVD_BOOK_IDS else "book"
+            copies = range(book["quantity"])
+            book["items"] = [
+                self._store_item(book["id"], {"barcode": generated_barcode(book["id"], copy + 1), "type": item_type})
+                for copy in copies
+            ]
+        return book.setdefault("items", [])
+
     def _store_item(self, book_id: int, item: dict) -> dict:
         stored = {
             "barcode": item["barcode"],
@@ -120,21 +166,16 @@ class BookPeer(PeerServer):
             "loanable": item.get("loanable", True),
         }
         self.items[stored["barcode"]] = stored
-        self.copies[book_id].append(stored["barcode"])
         return stored
-
-    def _list_items(self, book: dict) -> None:
-        """`getBooks` names each copy by barcode and type."""
-        items = (self.items[barcode] for barcode in self.copies[book["id"]])
-        book["items"] = [{"barcode": item["barcode"], "type": item["type"]} for item in items]
 
     def _free_barcode(self, book_id: int, index: int) -> str:
         """The demo scheme's barcode of copy `index + 1`; should a copy already have it (an explicit
         barcode, or a book id past six digits), the next free one after it."""
-        barcode = generated_barcode(book_id, index + 1)
-        suffix = itertools.count(1)
-        while barcode in self.items:
-            barcode = f"{generated_barcode(book_id, index + 1)}-{next(suffix)}"
+        barcode = generated = generated_barcode(book_id, index + 1)
+        suffix = 0
+        while self._item(barcode) is not None:
+            suffix += 1
+            barcode = f"{generated}-{suffix}"
         return barcode
 
     def register_routes(self, router: Router) -> None:
@@ -149,10 +190,13 @@ class BookPeer(PeerServer):
 
     def get_book(self, request: Request) -> tuple[int, Any]:
         book = self._find(request.params["book_id"])
-        return (200, book) if book else (404, {"error": "book not found"})
+        if not book:
+            return 404, {"error": "book not found"}
+        self.items_of(book["id"])
+        return 200, book
 
     def get_item(self, request: Request) -> tuple[int, Any]:
-        item = self.items.get(unquote(request.params["barcode"]))
+        item = self.item(unquote(request.params["barcode"]))
         return (200, item) if item else (404, {"error": "item not found"})
 
     def update_book(self, request: Request) -> tuple[int, Any]:
@@ -166,6 +210,7 @@ class BookPeer(PeerServer):
             with self.lock:
                 book["available"] = body["available"]
                 self.updates_applied += 1
+        self.items_of(book["id"])
         return 200, book
 
     def create_book(self, request: Request) -> tuple[int, Any]:
@@ -192,6 +237,8 @@ class BookPeer(PeerServer):
             return 409, {"error": f"barcode {taken} is already a copy's"}
 
     def list_books(self, request: Request) -> tuple[int, Any]:
+        for book_id in list(self.books):
+            self.items_of(book_id)
         return 200, list(self.books.values())
 
 

@@ -12,6 +12,8 @@ from typing import Any
 import pytest
 
 from reference_peers import BookPeer, UserPeer
+from reference_peers.book import BarcodeTaken
+from reference_peers.user import _demo_patron_number, demo_patron
 
 
 def call(method: str, url: str, body: Any = None) -> tuple[int, Any]:
@@ -41,22 +43,43 @@ def demo_users() -> UserPeer:
     return UserPeer(demo_users=100)
 
 
+def barcodes(peer: BookPeer, book_id: int) -> list[str]:
+    return [item["barcode"] for item in peer.items_of(book_id)]
+
+
 def test_the_demo_copies_have_the_readme_barcodes(demo_books):
-    barcodes = [item["barcode"] for item in demo_books.books[1]["items"]]
-    assert barcodes == ["3900000101", "3900000102", "3900000103"]
-    assert [item["barcode"] for item in demo_books.books[2]["items"]] == ["3900000201"]
-    assert [item["barcode"] for item in demo_books.books[105]["items"]] == ["3900010501"]
+    assert barcodes(demo_books, 1) == ["3900000101", "3900000102", "3900000103"]
+    assert barcodes(demo_books, 2) == ["3900000201"]
+    assert barcodes(demo_books, 105) == ["3900010501"]
+    assert len(demo_books.books) == 105
     for book_id, book in demo_books.books.items():
-        assert len(book["items"]) == book["quantity"]
-        for copy, item in enumerate(book["items"], start=1):
-            assert item["barcode"] == f"39{book_id:06d}{copy:02d}"
-            assert demo_books.items[item["barcode"]] == {**item, "book_id": book_id, "loanable": True}
+        assert barcodes(demo_books, book_id) == [
+            f"39{book_id:06d}{copy:02d}" for copy in range(1, book["quantity"] + 1)
+        ]
+        for item in demo_books.items_of(book_id):
+            assert demo_books.item(item["barcode"]) == {**item, "book_id": book_id, "loanable": True}
 
 
 def test_germinal_and_the_last_five_demo_books_are_dvds(demo_books):
-    dvds = {item["book_id"] for item in demo_books.items.values() if item["type"] == "dvd"}
-    assert dvds == {5, 101, 102, 103, 104, 105}
-    assert {item["type"] for item in demo_books.items.values()} == {"book", "dvd"}
+    types = {book_id: {item["type"] for item in demo_books.items_of(book_id)} for book_id in demo_books.books}
+    assert {book_id for book_id, kinds in types.items() if kinds == {"dvd"}} == {5, 101, 102, 103, 104, 105}
+    assert {book_id for book_id, kinds in types.items() if kinds != {"book"}} == {5, 101, 102, 103, 104, 105}
+
+
+def test_a_demo_copy_is_found_by_its_barcode_before_its_book_is_read():
+    """Demo copies are made when first asked for: a scan may come before any `getBooks`."""
+    peer = BookPeer(demo_books=100)
+    assert peer.item("3900010301") == {"barcode": "3900010301", "book_id": 103, "type": "dvd", "loanable": True}
+    assert peer.item("3900000104") is None  # book 1 has three copies
+    assert peer.item("3900010601") is None  # there is no book 106
+
+
+def test_a_barcode_given_to_a_new_book_cannot_be_a_demo_copys(peers):
+    """The classics' copies exist before anyone reads them: their barcodes are taken."""
+    fresh = BookPeer()
+    with pytest.raises(BarcodeTaken):
+        fresh.add_book("Clash", "A", items=[{"barcode": "3900000302"}])
+    assert fresh.item("3900000302")["book_id"] == 3
 
 
 def test_the_demo_patrons_have_the_readme_cards_and_categories(demo_users):
@@ -72,6 +95,34 @@ def test_the_demo_patrons_have_the_readme_cards_and_categories(demo_users):
     assert card("patron2@example.com") == ("2100001002", "student", True)
     assert card("patron100@example.com") == ("2100001100", "student", True)
     assert len({user["barcode"] for user in demo_users.users.values()}) == len(demo_users.users) == 104
+
+
+def test_a_numbered_patrons_card_finds_them_until_they_get_another():
+    peer = UserPeer(demo_users=3).start()
+    try:
+        assert call("GET", f"{peer.url}/users?barcode=2100001002")[1]["email"] == "patron2@example.com"
+        assert call("GET", f"{peer.url}/users?barcode=2100001004")[0] == 404  # there is no patron4
+        taken = call("POST", f"{peer.url}/users", {"email": "someone@example.com", "barcode": "2100001003"})
+        assert taken[0] == 409
+        peer.add_user("patron2@example.com", barcode="2100009999")
+        assert call("GET", f"{peer.url}/users?barcode=2100001002")[0] == 404
+        assert call("GET", f"{peer.url}/users?barcode=2100009999")[1]["email"] == "patron2@example.com"
+    finally:
+        peer.stop()
+
+
+@pytest.mark.parametrize(
+    "card, number",
+    [("2100001001", 1), ("2100999999", 998_999), ("21001000001", 999_001), ("21001001001", 1_000_001)],
+)
+def test_a_numbered_patrons_card_holds_their_number_past_a_million_too(card, number):
+    assert _demo_patron_number(card) == number
+    assert demo_patron(number)[2] == card
+
+
+@pytest.mark.parametrize("card", ["2100001000", "2100000001", "21000010010", "2100abc001", "210000100１"])
+def test_other_cards_hold_no_patron_number(card):
+    assert _demo_patron_number(card) is None
 
 
 def test_the_demo_data_is_what_make_run_serves():
@@ -90,8 +141,8 @@ def test_post_books_with_a_quantity_answers_generated_items(peers):
     status, book = call("POST", f"{peers.book.url}/books", {"title": "Bought", "quantity": 2})
     assert status == 201 and book["quantity"] == 2
     assert book["items"] == [
-        {"barcode": f"39{book['id']:06d}01", "type": "book"},
-        {"barcode": f"39{book['id']:06d}02", "type": "book"},
+        {"barcode": f"39{book['id']:06d}01", "book_id": book["id"], "type": "book", "loanable": True},
+        {"barcode": f"39{book['id']:06d}02", "book_id": book["id"], "type": "book", "loanable": True},
     ]
     assert call("GET", f"{peers.book.url}/getBooks/{book['id']}") == (200, book)
 
@@ -101,7 +152,10 @@ def test_post_books_with_items_stores_each_copy(peers):
     items = [{"barcode": dvd, "type": "dvd"}, {"barcode": reference, "loanable": False}]
     status, book = call("POST", f"{peers.book.url}/books", {"title": "Mixed", "items": items})
     assert status == 201 and book["quantity"] == 2
-    assert book["items"] == [{"barcode": dvd, "type": "dvd"}, {"barcode": reference, "type": "book"}]
+    assert [(item["barcode"], item["type"], item["loanable"]) for item in book["items"]] == [
+        (dvd, "dvd", True),
+        (reference, "book", False),
+    ]
     assert call("GET", f"{peers.book.url}/items/{dvd}") == (
         200,
         {"barcode": dvd, "book_id": book["id"], "type": "dvd", "loanable": True},
@@ -143,7 +197,7 @@ def test_items_follow_the_quantity(peers):
     assert [item["barcode"] for item in book["items"]] == [first]
     assert f"39{book['id']:06d}02" not in peers.book.items
     added = peers.book.add_item(book["id"], item_type="magazine")
-    assert (book["quantity"], book["items"][-1]) == (2, {"barcode": added["barcode"], "type": "magazine"})
+    assert (book["quantity"], book["items"][-1]["type"], book["items"][-1]) == (2, "magazine", added)
 
 
 def test_an_unknown_item_is_404(peers):
