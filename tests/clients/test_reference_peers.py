@@ -200,6 +200,14 @@ def test_items_follow_the_quantity(peers):
     assert (book["quantity"], book["items"][-1]["type"], book["items"][-1]) == (2, "magazine", added)
 
 
+def test_a_book_without_items_is_answered_so(peers):
+    """A test plays a Book service from before barcodes by dropping a book's items."""
+    book = peers.book.add_book("Old", "A", 2)
+    book.pop("items")
+    status, answer = call("GET", f"{peers.book.url}/getBooks/{book['id']}")
+    assert status == 200 and "items" not in answer and answer["quantity"] == 2
+
+
 def test_an_unknown_item_is_404(peers):
     assert call("GET", f"{peers.book.url}/items/{unique('none')}")[0] == 404
 
