@@ -329,8 +329,19 @@ def override_of(request: Request) -> overrides.Override | None:
 
 
 # --- Back-dated returns ----------------------------------------------------------------------------
+# A `returned_at` the rules accept is at most RETURN_BACKDATE_MAX_DAYS old: documented as a date-time of
+# years 1000-2999 with a UTC offset within ±14:00 (`lending.moments`), so a date-time the document calls
+# valid is never a 400 (one out of the rules' range is 422 `date_out_of_range`).
+RETURNED_AT_PATTERN = r"^[12]\d{3}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?([Zz]|[+-](0\d|1[0-3]):[0-5]\d|[+-]14:00)$"
+
+
+@extend_schema_field({"type": "string", "format": "date-time", "pattern": RETURNED_AT_PATTERN})
+class ReturnedAtField(MomentField):
+    """A return's `returned_at` (the book drop)."""
+
+
 class ReturnedAtSerializer(serializers.Serializer):
-    returned_at = MomentField(
+    returned_at = ReturnedAtField(
         required=False,
         allow_null=True,
         default=None,
@@ -388,4 +399,4 @@ class OverridableLoanRequestSerializer(LoanRequestSerializer):
 
 
 class ReturnRequestSerializer(LoanRequestSerializer):
-    returned_at = MomentField(required=False, help_text=ReturnedAtSerializer().fields["returned_at"].help_text)
+    returned_at = ReturnedAtField(required=False, help_text=ReturnedAtSerializer().fields["returned_at"].help_text)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from drf_spectacular.extensions import OpenApiSerializerExtension
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers
@@ -153,8 +154,20 @@ def lost_item_change(
 
 
 # --- Circulation by copy -----------------------------------------------------------------------------
+class CheckOutRequestSchema(OpenApiSerializerExtension):
+    """The check-out's body as its serializer validates it: the item, and the patron's card or their
+    email, exactly one of the two."""
+
+    target_class = items.CheckOutRequestSerializer
+
+    def map_serializer(self, auto_schema, direction):
+        schema = auto_schema._map_basic_serializer(self.target, direction)
+        schema["oneOf"] = [{"required": ["patron_barcode"]}, {"required": ["user_email"]}]
+        return schema
+
+
 BARCODE_PARAMETER = OpenApiParameter(
-    "barcode", OpenApiTypes.STR, OpenApiParameter.PATH, description="The copy's barcode (e.g. `3900000101`)."
+    "barcode", items.BARCODE_SCHEMA, OpenApiParameter.PATH, description="The copy's barcode (e.g. `3900000101`)."
 )
 _ITEM_LOAN = {
     "id": 7,

@@ -23,7 +23,7 @@ from rest_framework.views import APIView
 from lending import representation, selectors
 from lending.api import circulation, permissions
 from lending.api.caching import NoStore
-from lending.api.serializers import LoanDetailSerializer, MomentField, NormalizedEmailField
+from lending.api.serializers import LoanDetailSerializer, NormalizedEmailField
 from lending.api.views import LoanWriteApi
 from lending.clients import books
 from lending.idempotency import Claim
@@ -31,20 +31,22 @@ from lending.models import ITEM_BARCODE_MAX_LENGTH, LoanStatus
 from lending.services.checkin import check_in
 from lending.services.checkout import check_out
 
-BARCODE_SCHEMA = {"type": "string", "minLength": 1, "maxLength": ITEM_BARCODE_MAX_LENGTH, "pattern": "^\\S+$"}
+# Visible ASCII, as barcode symbologies encode it (Code 128, Code 39, EAN); no spaces.
+BARCODE_PATTERN = f"^[!-~]{{1,{ITEM_BARCODE_MAX_LENGTH}}}$"
+BARCODE_SCHEMA = {"type": "string", "minLength": 1, "maxLength": ITEM_BARCODE_MAX_LENGTH, "pattern": BARCODE_PATTERN}
 
 
 @extend_schema_field(BARCODE_SCHEMA)
 class BarcodeField(serializers.CharField):
-    """A scanned barcode: a JSON string of printable characters, no spaces, kept as sent."""
+    """A scanned barcode: a JSON string of visible ASCII characters, kept as sent."""
 
-    default_error_messages = {"invalid": "A barcode (printable characters, no spaces) is required."}
+    default_error_messages = {"invalid": "A barcode (visible ASCII characters, no spaces) is required."}
 
     def __init__(self, **kwargs):
         super().__init__(max_length=ITEM_BARCODE_MAX_LENGTH, trim_whitespace=False, **kwargs)
 
     def to_internal_value(self, data):
-        if not isinstance(data, str) or not data.isprintable() or any(char.isspace() for char in data):
+        if not isinstance(data, str) or not data or not all("!" <= char <= "~" for char in data):
             self.fail("invalid")
         return super().to_internal_value(data)
 
@@ -92,7 +94,7 @@ class LoanItemSerializer(LoanDetailSerializer):
 # --- Check-in --------------------------------------------------------------------------------------
 class CheckInRequestSerializer(serializers.Serializer):
     item_barcode = BarcodeField(help_text="The copy's barcode.")
-    returned_at = MomentField(
+    returned_at = circulation.ReturnedAtField(
         required=False, help_text=circulation.ReturnedAtSerializer().fields["returned_at"].help_text
     )
 

@@ -231,6 +231,43 @@ def test_lost_and_claimed_returned_with_any_body(peers, loan_id, action, body):
     check(APIClient().generic("POST", f"/loans/{loan_id}/{action}/", encode(body), content_type="application/json"))
 
 
+barcodes = st.sampled_from(["3900000101", "3900000201", "3900000501", "2100000001", "no-such-item"]) | odd_text
+
+
+@FUZZ
+@given(
+    path=st.sampled_from(["/checkouts/", "/checkins/"]),
+    body=json_values
+    | st.fixed_dictionaries(
+        {"item_barcode": barcodes | json_values},
+        optional={
+            "patron_barcode": st.sampled_from(["2100000001", "2100000002", "2100000004"]) | barcodes | json_values,
+            "user_email": emails,
+            "returned_at": odd_text | json_values,
+        },
+    ),
+    extra_headers=headers,
+)
+def test_checking_out_and_in_with_any_body(peers, path, body, extra_headers):
+    response = APIClient().post(
+        path, encode(body), content_type="application/json", headers=header_kwargs(extra_headers)
+    )
+    body = check(response)
+    if response.status_code == 201:
+        assert set(body) >= LOAN_FIELDS | {"item_barcode"}, body
+    elif response.status_code == 200:
+        assert set(body) == {"loan", "route"}, body
+
+
+@FUZZ
+@given(barcode=barcodes, params=query)
+def test_a_copys_status_with_any_barcode(peers, barcode, params):
+    response = APIClient().get(f"/items/{quote(barcode, safe='')}/circulation/", params)
+    body = check(response)
+    if response.status_code == 200:
+        assert body["status"] in {"available", "checked_out", "on_hold_shelf", "lost", "claimed_returned"}
+
+
 def test_the_fuzzed_routes_are_every_route():
     """A new endpoint must be added to the fuzz lists above."""
     routes = {str(p.pattern) for p in get_resolver("lending.api.urls").url_patterns}
@@ -241,4 +278,6 @@ def test_the_fuzzed_routes_are_every_route():
     fuzzed.add("loans/<int:loan_id>/change-due-date")  # test_changing_a_due_date_with_any_body
     # test_lost_and_claimed_returned_with_any_body
     fuzzed |= {f"loans/<int:loan_id>/{action}" for action in ("declare-lost", "claim-returned", "resolve")}
+    # test_checking_out_and_in_with_any_body, test_a_copys_status_with_any_barcode
+    fuzzed |= {"checkouts", "checkins", "items/<str:barcode>/circulation"}
     assert {r.strip("/") for r in routes} - fuzzed - {"loans/1", "loans/1/history"} == set()
