@@ -73,7 +73,8 @@ def get_item(barcode: str) -> ItemInfo:
 
 def _item(asked: str, data: dict, response: PeerResponse) -> ItemInfo:
     # The peer's own spelling of the barcode wins (a scanner may send lower case where the catalogue
-    # has upper): the loans then name each copy one way.
+    # has upper): the loans then name each copy one way. Another barcode altogether is another copy
+    # than the one asked for: outside the contract.
     barcode = _or_default(data, "barcode", asked)
     book_id = data.get("book_id")
     item_type = _or_default(data, "type", DEFAULT_ITEM_TYPE)
@@ -81,6 +82,7 @@ def _item(asked: str, data: dict, response: PeerResponse) -> ItemInfo:
     if (
         not isinstance(barcode, str)
         or not is_sendable_key(barcode, MAX_BARCODE_LENGTH)
+        or barcode.casefold() != asked.casefold()
         or isinstance(book_id, bool)
         or not isinstance(book_id, int)
         or not 0 < book_id <= MAX_BOOK_ID

@@ -82,6 +82,13 @@ def test_the_peers_spelling_of_the_barcode_is_kept(peers, copy):
     assert books.get_item(asked).barcode == asked.upper()
 
 
+def test_an_answer_about_another_copy_is_peer_unavailable(peers, copy):
+    asked = copy["barcode"]
+    copy["barcode"] = f"{asked}-other"
+    with pytest.raises(PeerUnavailable):
+        books.get_item(asked)
+
+
 def test_an_unknown_barcode_is_item_not_found(peers):
     with pytest.raises(NotFound) as caught:
         books.get_item(unique("ghost"))
