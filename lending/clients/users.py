@@ -63,6 +63,7 @@ def active_patron_by_card(barcode: str) -> Patron:
     if response.status == 404:
         raise _no_card_holder(barcode)
     user = _user(response)
+    _ensure_holds_card(user, barcode, response)
     email = _card_holder_email(user, response)
     _ensure_active(user, email, response)
     return Patron(email=email, category=_category(user, response))
@@ -86,6 +87,14 @@ def _ensure_active(user: dict, email: str, response: PeerResponse) -> None:
         raise unexpected_answer(PEER, response)
     if active is False:
         raise USER_INACTIVE.error(user_email=email)
+
+
+def _ensure_holds_card(user: dict, barcode: str, response: PeerResponse) -> None:
+    """A user whose body names another card is not this card's holder (a User service that ignored
+    the query, say): lending to them would lend to the wrong patron. Only the spelling may differ."""
+    card = user.get("barcode")
+    if card is not None and (not isinstance(card, str) or card.casefold() != barcode.casefold()):
+        raise unexpected_answer(PEER, response)
 
 
 def _card_holder_email(user: dict, response: PeerResponse) -> str:

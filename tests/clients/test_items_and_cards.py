@@ -5,6 +5,7 @@ barcodes that are opaque strings: whatever they hold, they name one copy or one 
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 
@@ -282,6 +283,26 @@ def test_a_card_holders_email_is_the_one_loans_store(peers):
     email = f"{unique('Mixed')}@Example.COM"
     barcode = peers.user.add_user(email)["barcode"]
     assert users.active_patron_by_card(barcode).email == email.lower()
+
+
+def a_user_service_answering(body: dict):
+    return raw_server(200, json.dumps(body).encode(), "application/json")
+
+
+@pytest.mark.parametrize("card", [{}, {"barcode": None}, {"barcode": "2100000abc"}, {"barcode": "2100000ABC"}])
+def test_a_card_holders_body_may_spell_the_card_otherwise_or_leave_it_out(peers, settings, card):
+    with a_user_service_answering({"email": "holder@example.com", **card}) as url:
+        settings.USER_MANAGEMENT_URL = url
+        assert users.active_patron_by_card("2100000abc") == users.Patron("holder@example.com", None)
+
+
+@pytest.mark.parametrize("card", ["2100000001", 2100000002, ["2100000002"]], ids=repr)
+def test_a_body_naming_another_card_is_peer_unavailable_never_a_loan_to_its_holder(peers, settings, card):
+    """A User service that ignores `?barcode=` and answers some user must not lend to that user."""
+    with a_user_service_answering({"email": "someone-else@example.com", "barcode": card}) as url:
+        settings.USER_MANAGEMENT_URL = url
+        with pytest.raises(PeerUnavailable):
+            users.active_patron_by_card("2100000002")
 
 
 def test_an_unknown_card_is_user_not_found_naming_the_card(peers):
