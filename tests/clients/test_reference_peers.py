@@ -4,9 +4,11 @@ their `POST /books` and `POST /users`, which accept barcodes and generate them w
 from __future__ import annotations
 
 import json
+import re
 import urllib.error
 import urllib.request
 import uuid
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -123,6 +125,27 @@ def test_a_numbered_patrons_card_holds_their_number_past_a_million_too(card, num
 @pytest.mark.parametrize("card", ["2100001000", "2100000001", "21000010010", "2100abc001", "210000100１"])
 def test_other_cards_hold_no_patron_number(card):
     assert _demo_patron_number(card) is None
+
+
+def readme_demo_table() -> str:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    start = readme.index("**Demo data**")
+    return readme[start : readme.index("\n\n", readme.index("|", start))]
+
+
+def test_the_readmes_demo_barcodes_are_the_peers(demo_books, demo_users):
+    table = readme_demo_table()
+    items = re.findall(r"`(39\d{8})`", table)
+    assert len(items) >= 10
+    for barcode in items:
+        assert demo_books.item(barcode) is not None, barcode
+    cards = re.findall(r"`([a-z0-9]+@example\.com)` \(`(21\d{8})`, (\w+)", table)
+    assert len(cards) == 4
+    for email, card, category in cards:
+        user = demo_users.users[email]
+        assert (user["barcode"], user["category"]) == (card, category)
+    numbered = re.search(r"\(`(21\d{8})` … `(21\d{8})`", table)
+    assert numbered and numbered.groups() == (demo_patron(1)[2], demo_patron(100)[2])
 
 
 def test_the_demo_data_is_what_make_run_serves():
