@@ -29,7 +29,7 @@ def hold_cancel(*, user_email: str, book_id: int, claim: Claim | None = None) ->
         hold.save(update_fields=["status", "date_closed"])
         history.record(history.hold_event(hold, EventKind.CANCELLED, at=now, was_ready=was_ready))
         if was_ready and stock is not None:
-            promote_after_copy_freed(book_id, stock.copies, now=now)
+            promote_after_copy_freed(book_id, stock.copies, now=now, traps=[hold.item_barcode])
             book_changed(book_id)
         cancelled = PlacedHold(hold, None)
         if claim:

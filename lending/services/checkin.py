@@ -95,7 +95,7 @@ def _route_copy_not_on_loan(item_barcode: str, book: books.BookInfo, claim: Clai
             return _settled(CheckIn(None), claim)
         route = _route(item_barcode, book.id)
         if route == SHELF:
-            promoted = promote_waiting(read_state(book.id, book.copies), now=timezone.now(), trap=item_barcode)
+            promoted = promote_waiting(read_state(book.id, book.copies), now=timezone.now(), traps=[item_barcode])
             if promoted:
                 book_changed(book.id)
                 route = hold_shelf(promoted[0])

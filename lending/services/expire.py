@@ -35,6 +35,8 @@ def _expire_book(book_id: int, now: datetime) -> int:
         Hold.objects.filter(pk__in=[hold.pk for hold in expiring]).update(status=HoldStatus.EXPIRED, date_closed=now)
         history.record(*(history.hold_event(hold, EventKind.HOLD_EXPIRED, at=now) for hold in expiring))
         if stock is not None:
-            promote_after_copy_freed(book_id, stock.copies, now=now)
+            # A copy trapped for an expired hold waits on the hold shelf: it passes to the next patron.
+            trapped = [hold.item_barcode for hold in expiring]
+            promote_after_copy_freed(book_id, stock.copies, now=now, traps=trapped)
         book_changed(book_id, *(hold_notification(hold, MessageType.HOLD_EXPIRED) for hold in expiring))
         return len(expiring)

@@ -4,6 +4,7 @@ the transaction of the change."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -20,11 +21,13 @@ CLOSING_EVENTS: dict[str, EventKind] = {
 }
 
 
-def promote_waiting(state: BookState, *, now: datetime, trap: str | None = None) -> list[Hold]:
+def promote_waiting(state: BookState, *, now: datetime, traps: Sequence[str | None] = ()) -> list[Hold]:
     """Keep each copy on the shelf that no READY hold keeps for the next WAITING patron, and tell
-    them through the outbox. `trap`: the barcode of the copy that came back (a check-in), which the
-    first hold promoted gets (`Hold.item_barcode`): that copy goes to the hold shelf for that patron.
-    Updates `state`; returns the holds promoted."""
+    them through the outbox. `traps`: the barcodes of the copies freed, when known (a barcoded loan
+    returned, a trapped hold let go), given in order to the holds promoted (`Hold.item_barcode`):
+    each of those copies goes to the hold shelf for its patron. Updates `state`; returns the holds
+    promoted."""
+    barcodes = [barcode for barcode in traps if barcode is not None]
     promoted = state.copies_to_promote()
     if not promoted:
         return []  # and the calendar (for the pickup deadline) is not read
@@ -34,8 +37,8 @@ def promote_waiting(state: BookState, *, now: datetime, trap: str | None = None)
         hold.date_ready = now
         hold.pickup_deadline = deadline
         changed = ["status", "date_ready", "pickup_deadline"]
-        if trap is not None and index == 0:
-            hold.item_barcode = trap
+        if index < len(barcodes):
+            hold.item_barcode = barcodes[index]
             changed.append("item_barcode")
         hold.save(update_fields=changed)
         enqueue_hold_notification(hold, MessageType.HOLD_AVAILABLE)
@@ -48,10 +51,10 @@ def _ready_event(hold: Hold, now: datetime, deadline: datetime) -> Event:
     return history.hold_event(hold, EventKind.HOLD_READY, at=now, pickup_deadline=deadline, **trapped)
 
 
-def promote_after_copy_freed(book_id: int, copies: int, *, now: datetime, trap: str | None = None) -> None:
-    """A copy came back or a READY hold let go of one: it goes to the first patron waiting (`trap`:
-    that copy's barcode, when the copy is known)."""
-    promote_waiting(read_state(book_id, copies), now=now, trap=trap)
+def promote_after_copy_freed(book_id: int, copies: int, *, now: datetime, traps: Sequence[str | None] = ()) -> None:
+    """A copy came back or a READY hold let go of one: it goes to the first patron waiting (`traps`:
+    the copies' barcodes, when known)."""
+    promote_waiting(read_state(book_id, copies), now=now, traps=traps)
 
 
 def trapped_hold(item_barcode: str) -> Hold | None:

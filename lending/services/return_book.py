@@ -71,7 +71,7 @@ def finish_return(
     history.record(*_return_events(loan, book_id, now, resolution))
     if copies is not None and anyone_waiting:
         # A barcoded loan's copy is the one the first patron waiting gets (on the hold shelf).
-        promote_after_copy_freed(book_id, copies, now=now, trap=loan.item_barcode)
+        promote_after_copy_freed(book_id, copies, now=now, traps=[loan.item_barcode])
     notice = MessageType.LOAN_RESOLVED if resolution else MessageType.RETURN_CONFIRMATION
     enqueue(availability_message(book_id), loan_notification(loan, notice))
     return loan

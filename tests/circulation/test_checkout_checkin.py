@@ -13,6 +13,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from lending.models import Event, EventKind, Hold, HoldStatus, Loan, LoanStatus
+from lending.services import expire_ready_holds
 from tests.conftest import post_json
 
 pytestmark = pytest.mark.django_db
@@ -263,6 +264,52 @@ def test_a_check_in_traps_the_copy_for_the_first_patron_waiting(api, peers):
     assert taken.status_code == 201, taken.content
     hold.refresh_from_db()
     assert (hold.status, hold.loan_id) == (HoldStatus.FULFILLED, taken.json()["id"])
+
+
+def trapped_for_first_of(api, peers, waiting: int) -> tuple[int, str, list[dict], list[int]]:
+    """A one-copy book, checked out and back in while `waiting` patrons queue: the copy is trapped for
+    the first. Returns the book, the copy, the patrons waiting and their holds."""
+    book_id, [item] = new_book(peers)
+    check_out(api, item, new_patron(peers))
+    patrons = [new_patron(peers) for _ in range(waiting)]
+    holds = [reserve(api, patron, book_id) for patron in patrons]
+    assert check_in(api, item).json()["route"] == {"to": "hold_shelf", "hold_id": holds[0]}
+    return book_id, item, patrons, holds
+
+
+def test_a_trapped_copy_passes_to_the_next_patron_when_the_hold_expires(api, peers):
+    _, item, [first, second], [first_hold, second_hold] = trapped_for_first_of(api, peers, waiting=2)
+    assert expire_ready_holds(now=timezone.now() + timedelta(days=30)) == 1
+    assert Hold.objects.get(pk=first_hold).status == HoldStatus.EXPIRED
+    passed = Hold.objects.get(pk=second_hold)
+    assert (passed.status, passed.item_barcode) == (HoldStatus.READY, item)
+    assert check_in(api, item).json()["route"] == {"to": "hold_shelf", "hold_id": second_hold}
+    too_late = check_out(api, item, first)
+    assert (too_late.status_code, error_code(too_late)) == (409, "item_on_hold_shelf")
+    assert check_out(api, item, second).status_code == 201
+
+
+def test_a_trapped_copy_is_free_again_when_its_hold_expires_and_nobody_waits(api, peers):
+    _, item, [holder], _ = trapped_for_first_of(api, peers, waiting=1)
+    expire_ready_holds(now=timezone.now() + timedelta(days=30))
+    assert api.get(f"/items/{item}/circulation/").json()["status"] == "available"
+    assert check_out(api, item, new_patron(peers)).status_code == 201
+
+
+def test_a_cancelled_trapped_hold_passes_the_copy_to_the_next_patron(api, peers):
+    book_id, item, [first, _second], [_, second_hold] = trapped_for_first_of(api, peers, waiting=2)
+    cancelled = post_json(api, "/cancelReservation/", {"user_email": first["email"], "book_id": book_id})
+    assert cancelled.status_code == 200
+    assert Hold.objects.get(pk=second_hold).item_barcode == item
+
+
+def test_a_check_in_with_an_idempotency_key_is_replayed(api, peers):
+    _, item, _, [hold_id] = trapped_for_first_of(api, peers, waiting=1)
+    body = {"item_barcode": item}
+    first = post_json(api, "/checkins/", body, **{"Idempotency-Key": "drop-1"})
+    again = post_json(api, "/checkins/", body, **{"Idempotency-Key": "drop-1"})
+    assert first.json() == again.json() == {"loan": None, "route": {"to": "hold_shelf", "hold_id": hold_id}}
+    assert again.headers["Idempotent-Replayed"] == "true"
 
 
 def test_a_return_by_title_of_a_barcoded_loan_traps_its_copy_too(api, peers):
