@@ -10,7 +10,7 @@ from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 
 from lending.clients.http import PeerClient, PeerResponse, is_sendable_key, peer_client, shown_key, unexpected_answer
-from lending.errors import USER_INACTIVE, USER_NOT_FOUND
+from lending.errors import USER_INACTIVE, USER_NOT_FOUND, PeerUnavailable
 
 PEER = "User Management"
 
@@ -75,7 +75,7 @@ def _no_card_holder(barcode: str) -> Exception:
 
 def _user(response: PeerResponse) -> dict:
     if response.status != 200 or not isinstance(response.data, dict):
-        raise unexpected_answer(PEER, response)
+        raise _outside_contract(response)
     return response.data
 
 
@@ -84,7 +84,7 @@ def _ensure_active(user: dict, email: str, response: PeerResponse) -> None:
     # but a boolean there is outside the contract (a 503, never a guess either way).
     active = user.get("active", True)
     if not isinstance(active, bool):
-        raise unexpected_answer(PEER, response)
+        raise _outside_contract(response)
     if active is False:
         raise USER_INACTIVE.error(user_email=email)
 
@@ -94,7 +94,7 @@ def _ensure_holds_card(user: dict, barcode: str, response: PeerResponse) -> None
     the query, say): lending to them would lend to the wrong patron. Only the spelling may differ."""
     card = user.get("barcode")
     if card is not None and (not isinstance(card, str) or card.casefold() != barcode.casefold()):
-        raise unexpected_answer(PEER, response)
+        raise _outside_contract(response)
 
 
 def _card_holder_email(user: dict, response: PeerResponse) -> str:
@@ -102,11 +102,11 @@ def _card_holder_email(user: dict, response: PeerResponse) -> str:
     usable one is outside the contract: a loan must name its patron."""
     email = user.get("email")
     if not isinstance(email, str) or len(email) > MAX_EMAIL_LENGTH:
-        raise unexpected_answer(PEER, response)
+        raise _outside_contract(response)
     try:
         validate_email(email)
     except ValidationError:
-        raise unexpected_answer(PEER, response) from None
+        raise _outside_contract(response) from None
     return email.lower()
 
 
@@ -116,5 +116,13 @@ def _category(user: dict, response: PeerResponse) -> str | None:
     if category is None:
         return None
     if not isinstance(category, str) or not 0 < len(category) <= MAX_CATEGORY_LENGTH:
-        raise unexpected_answer(PEER, response)
+        raise _outside_contract(response)
     return category
+
+
+def _outside_contract(response: PeerResponse) -> PeerUnavailable:
+    """The 503 for an answer outside the contract; the answer is logged without the library card
+    (lending never keeps a card, in its logs either)."""
+    if isinstance(response.data, dict) and "barcode" in response.data:
+        response = PeerResponse(response.status, {**response.data, "barcode": "(card not logged)"})
+    return unexpected_answer(PEER, response)

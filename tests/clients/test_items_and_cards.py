@@ -354,6 +354,15 @@ def test_a_card_answer_outside_the_contract_is_peer_unavailable(peers, spoiled):
         users.active_patron_by_card(barcode)
 
 
+def test_a_card_is_not_logged_with_an_answer_outside_the_contract(peers, caplog):
+    user = peers.user.add_user(f"{unique('logged')}@example.com", barcode=unique("secret-card-"))
+    user["active"] = "yes"
+    with pytest.raises(PeerUnavailable):
+        users.active_patron_by_card(user["barcode"])
+    assert "outside its contract" in caplog.text
+    assert user["barcode"] not in caplog.text
+
+
 @pytest.mark.parametrize("status, body", [(200, b"[1]"), (200, b""), (405, b"{}"), (400, b"{}")])
 def test_a_card_lookup_answering_garbage_is_peer_unavailable(peers, settings, status, body):
     """A User service from before cards answers `GET /users` with 405 (or 400): a 503, never a 404."""
