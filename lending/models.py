@@ -1,8 +1,9 @@
 """Loans, the per-book row that serialises lending decisions, the outbox and idempotency records.
 
 Invariants live in the database: a partial unique constraint forbids a patron two open loans of one
-book, and every lend or return locks the book's `BookStock` row first, so "is a copy free?" and the
-insert happen under one lock on SQLite and PostgreSQL alike.
+book (another one, a copy two open loans: `item_barcode`), and every lend or return locks the book's
+`BookStock` row first, so "is a copy free?" and the insert happen under one lock on SQLite and
+PostgreSQL alike.
 """
 
 from __future__ import annotations

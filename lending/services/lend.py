@@ -1,4 +1,5 @@
-"""Lend a book: the patron borrows a copy free for them (fulfilling their hold, if they had one)."""
+"""Lend a book: the patron borrows a copy free for them (fulfilling their hold, if they had one). A
+check-out by barcode (`lending.services.checkout`) is the same lend, naming the copy."""
 
 from __future__ import annotations
 
