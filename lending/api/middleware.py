@@ -10,6 +10,7 @@ import io
 import json
 import logging
 import re
+import threading
 import uuid
 from dataclasses import dataclass
 from functools import lru_cache
@@ -251,10 +252,20 @@ class Declared:
     lists: frozenset[str] = frozenset()
 
 
-@lru_cache(maxsize=1)
+_declared_parameters_built = threading.Lock()
+
+
 def declared_parameters() -> dict[str, dict[str, Declared]]:
     """{path: {method: Declared}}, from the OpenAPI schema the code generates (the one `openapi.yaml`
-    is a copy of): what is documented is exactly what is accepted."""
+    is a copy of): what is documented is exactly what is accepted. Built once per process, by one
+    thread: drf-spectacular's generator is not thread-safe, and where nothing built it at boot
+    (config/wsgi.py does) a threaded worker's first requests arrive together."""
+    with _declared_parameters_built:
+        return _generate_declared_parameters()
+
+
+@lru_cache(maxsize=1)
+def _generate_declared_parameters() -> dict[str, dict[str, Declared]]:
     from drf_spectacular.generators import SchemaGenerator
 
     schema = SchemaGenerator().get_schema(request=None, public=True)
