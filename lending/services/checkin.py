@@ -47,6 +47,10 @@ def check_in(*, item_barcode: str, returned_at: datetime | None = None, claim: C
     """A copy on loan is returned without asking any peer (as `returnBook`: it works while every peer
     is down). A copy not on loan is looked up at the Book service (its book, to route it), unless it
     already waits on the hold shelf (a repeated scan)."""
+    return _check_in(item_barcode, returned_at, claim, may_respell=True)
+
+
+def _check_in(item_barcode: str, returned_at: datetime | None, claim: Claim | None, *, may_respell: bool) -> CheckIn:
     book_id = _book_of_open_loan(item_barcode)
     if book_id is not None:
         return _return_copy(item_barcode, book_id, returned_at, claim)
@@ -54,8 +58,10 @@ def check_in(*, item_barcode: str, returned_at: datetime | None = None, claim: C
     if trapped is not None:  # scanned again: still for the same hold
         return _settled(CheckIn(None, hold_shelf(trapped)), claim)
     item = books.get_item(item_barcode)
-    if item.barcode != item_barcode:  # the catalogue spells it otherwise: the loans use its spelling
-        return check_in(item_barcode=item.barcode, returned_at=returned_at, claim=claim)
+    if item.barcode != item_barcode and may_respell:
+        # The catalogue spells it otherwise (case): the loans use its spelling. Once only, so that a
+        # catalogue answering each spelling with the other cannot send the check-in round forever.
+        return _check_in(item.barcode, returned_at, claim, may_respell=False)
     return _route_copy_not_on_loan(item.barcode, books.get_book(item.book_id), claim)
 
 

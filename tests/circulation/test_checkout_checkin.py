@@ -204,6 +204,19 @@ def test_a_check_in_of_an_item_never_lent_or_unknown(api, peers):
     assert (unknown.status_code, error_code(unknown)) == (404, "item_not_found")
 
 
+def test_a_catalogue_that_answers_each_spelling_with_the_other_cannot_loop_a_check_in(api, peers):
+    """The check-in follows the catalogue's spelling of a barcode once, not round and round."""
+    _, [item] = new_book(peers)
+    lower, upper = item.lower() + "x", item.upper() + "X"
+    with peers.book.lock:
+        copy = peers.book.items.pop(item)
+        peers.book.items[lower] = {**copy, "barcode": upper}
+        peers.book.items[upper] = {**copy, "barcode": lower}
+    answer = check_in(api, lower)
+    assert answer.status_code == 200, answer.content
+    assert answer.json()["loan"] is None
+
+
 def test_a_check_in_resolves_a_lost_loan_as_found(api, peers):
     _, [item] = new_book(peers)
     loan_id = check_out(api, item, new_patron(peers)).json()["id"]
