@@ -38,7 +38,7 @@ from lending.models import Hold, Loan
 from lending.services.checkin import check_in
 from lending.services.checkout import check_out
 
-DESK_PERMISSION = "lending.change_loan"
+DESK_PERMISSION = "lending.circulate_at_desk"  # the desk group holds it (migration 0016)
 KEPT_LINES = 20  # the lines a page carries back: a scan's form stays far below MAX_REQUEST_BODY_BYTES
 ITEM_MAX_LENGTH = 64  # as long as a loan's item_barcode may be
 # A page carries its state signed for a desk shift; an older one asks for the card again.

@@ -197,6 +197,11 @@ class Loan(models.Model):
                 name="loans_to_anonymise",
             ),
         ]
+        permissions = [
+            # The admin's desk pages (lending.desk_admin): check out and in, and nothing else of
+            # `change_loan` (declaring lost, resolving), so the desk group can be given the desk alone.
+            ("circulate_at_desk", "Can check items out and in at the desk"),
+        ]
 
     def __str__(self) -> str:
         return f"loan {self.pk}: book {self.book_id} to {self.user_email} ({self.status})"

@@ -241,18 +241,25 @@ def desk_group_client(peers):
     return client, user
 
 
-def test_staff_who_may_not_change_loans_are_refused_and_see_no_link(desk_group_client):
+def test_the_desk_group_uses_the_desk_and_staff_without_it_are_refused(desk_group_client):
+    """The desk is what the desk group is for: its members check out and in (lending.circulate_at_desk),
+    which gives them no other change to loans; staff outside it get 403 and see no link."""
     client, user = desk_group_client
+    assert client.get(reverse(CHECKOUT)).status_code == 200
+    assert reverse(CHECKOUT) in client.get(reverse("admin:index")).content.decode()
+    assert not user.has_perm("lending.change_loan")
+
+    user.groups.clear()
+    client.force_login(get_user_model().objects.get(pk=user.pk))
     for page in (CHECKOUT, CHECKIN):
         assert client.get(reverse(page)).status_code == 403
         assert client.post(reverse(page), {"item": BOVARY}).status_code == 403
     assert reverse(CHECKOUT) not in client.get(reverse("admin:index")).content.decode()
     assert not Loan.objects.exists()
 
-    user.user_permissions.add(Permission.objects.get(codename="change_loan", content_type__app_label="lending"))
+    user.user_permissions.add(Permission.objects.get(codename="circulate_at_desk", content_type__app_label="lending"))
     client.force_login(get_user_model().objects.get(pk=user.pk))
-    assert client.get(reverse(CHECKOUT)).status_code == 200
-    assert reverse(CHECKOUT) in client.get(reverse("admin:index")).content.decode()
+    assert client.get(reverse(CHECKIN)).status_code == 200
 
 
 def test_a_scan_without_the_csrf_token_is_refused(peers):
