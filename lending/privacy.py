@@ -336,6 +336,13 @@ def named_subjects(messages: QuerySet[OutboxMessage], key: str) -> tuple[str, tu
 FORGET_BY_ID_LIMIT = 10_000
 
 
+def _anonymised(model: type[Loan] | type[Hold], ids: list[int] | None) -> QuerySet:
+    """These anonymised loans or holds; None: every anonymised one."""
+    if ids is None:
+        return model.objects.filter(user_email__endswith=ANONYMISED_SUFFIX)
+    return model.objects.filter(pk__in=ids)
+
+
 def forget_notifications_of(loan_ids: list[int] | None, hold_ids: list[int] | None) -> int:
     """Deletes the delivered and dead notifications, and the admin log entries, of these anonymised
     loans and holds (None: of every anonymised one): the only other places their patron's email was.
@@ -346,11 +353,7 @@ def forget_notifications_of(loan_ids: list[int] | None, hold_ids: list[int] | No
     for key, model, ids in (("loan_id", Loan, loan_ids), ("hold_id", Hold, hold_ids)):
         if ids == []:
             continue
-        anonymised = (
-            model.objects.filter(user_email__endswith=ANONYMISED_SUFFIX)
-            if ids is None
-            else model.objects.filter(pk__in=ids)
-        )
+        anonymised = _anonymised(model, ids)
         settled = OutboxMessage.objects.filter(kind=OutboxKind.NOTIFICATION).exclude(status=OutboxStatus.PENDING)
         named, named_params = named_subjects(settled, key)
         subjects, subject_params = anonymised.values("id").query.sql_with_params()
@@ -373,11 +376,7 @@ def forget_patron_refs_of(loan_ids: list[int] | None, hold_ids: list[int] | None
     for entity, model, ids in (("loan", Loan, loan_ids), ("hold", Hold, hold_ids)):
         if ids == []:
             continue
-        anonymised = (
-            model.objects.filter(user_email__endswith=ANONYMISED_SUFFIX)
-            if ids is None
-            else model.objects.filter(pk__in=ids)
-        )
+        anonymised = _anonymised(model, ids)
         stale = (
             OutboxMessage.objects.filter(
                 kind=OutboxKind.EVENT,
