@@ -123,15 +123,20 @@ def test_the_banner_comes_once_every_process_answers(json_stack):
     assert get(json_stack.url("/getBooks/1", json_stack.peers_port))[0] == 200
 
 
-def test_the_readme_examples_give_their_documented_answers(json_stack):
-    done = subprocess.run(
-        [sys.executable, str(WALKTHROUGH), "--port", str(json_stack.port), "--peers-port", str(json_stack.peers_port)],
+def walkthrough(stack, *, timeout: int) -> subprocess.CompletedProcess:
+    """`make demo` against this stack: the README's examples, in order."""
+    return subprocess.run(
+        [sys.executable, str(WALKTHROUGH), "--port", str(stack.port), "--peers-port", str(stack.peers_port)],
         cwd=ROOT,
-        env=json_stack.env,
+        env=stack.env,
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=timeout,
     )
+
+
+def test_the_readme_examples_give_their_documented_answers(json_stack):
+    done = walkthrough(json_stack, timeout=300)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "all" in done.stdout and "FAIL" not in done.stdout
 
@@ -146,14 +151,7 @@ def test_the_walkthrough_on_a_used_database_shows_the_answer_and_the_reset(json_
     )
     with contextlib.suppress(urllib.error.HTTPError):  # 409: lent already, by the walkthrough's own run
         urllib.request.urlopen(lend, timeout=10).close()
-    done = subprocess.run(
-        [sys.executable, str(WALKTHROUGH), "--port", str(json_stack.port), "--peers-port", str(json_stack.peers_port)],
-        cwd=ROOT,
-        env=json_stack.env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    done = walkthrough(json_stack, timeout=120)
     assert done.returncode == 1, done.stdout + done.stderr
     assert "answer: 409" in done.stdout and "already_borrowed" in done.stdout, done.stdout
     assert "rm -f db.sqlite3 && make run" in done.stdout
