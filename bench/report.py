@@ -29,11 +29,19 @@ LABELS = {
     "ceiling_end": "full middleware again, at the end",
     "stall_live": "stalled sockets: /health/live/",
     "stall_lend": "stalled sockets: lend",
+    "floor_lend": "the floor: framework-free lend (bench/floor.py)",
+    "floor_cycle": "the floor: lend+return cycle",
 }
 # Issue 12's targets, as shares of the bare ceiling.
 LEND_SHARE, RETURN_SHARE, CYCLE_SHARE = 0.075, 0.15, 0.037
 # ...and the heavy borrower's: each operation within this factor of a patron holding no loan.
 HEAVY_RATIO = 1.2
+# Issue 22's, against the floor (bench/floor.py) measured in the same run: lends/s and cycles/s at least
+# this share of the floor's, and machine time per lend at most this multiple of the floor's.
+FLOOR_SHARE, FLOOR_CPU_RATIO = 0.5, 2.5
+# The floor's scenario for each of the service's it is compared with.
+FLOOR_OF = {"lend": "floor_lend", "cycle": "floor_cycle"}
+CYCLES = ("cycle", "floor_cycle")  # scenarios whose rate is cycles/s
 
 
 def server_suffix(name: str) -> str:
@@ -57,10 +65,75 @@ def ceiling(results: dict, suffix: str = "") -> float | None:
     return None
 
 
+def rate(plain: str, result: dict) -> float:
+    """A scenario's rate: cycles/s for a lend+return cycle, requests/s otherwise."""
+    return result["cycles_per_s"] if plain in CYCLES else result["rps"]
+
+
+def total_cpu_ms(result: dict) -> float | None:
+    """Machine time per request, every process but the load generator (None when not measured)."""
+    return (result.get("cpu_ms_per_request") or {}).get("total (without wrk)")
+
+
+def floor_rate(results: dict, plain: str) -> float | None:
+    """The floor's rate that scenario `plain` is set against: the floor's lend for the service's lend
+    ("lend") and for the floor's own ("floor_lend"); likewise for the cycle. None for the others."""
+    floor_name = FLOOR_OF.get(plain) or (plain if plain in FLOOR_OF.values() else None)
+    found = results["scenarios"].get(floor_name) if floor_name else None
+    return rate(floor_name, found) if floor_name and found else None
+
+
+def floor_comparison(results: dict) -> list[dict]:
+    """The service's lend and cycle of each server against the floor's of the same run: rates, the share
+    of the floor's rate, p99s, and machine time per request with its multiple of the floor's."""
+    compared = []
+    for name, result in results["scenarios"].items():
+        plain = name.removesuffix(server_suffix(name))
+        floor = results["scenarios"].get(FLOOR_OF.get(plain, ""))
+        if floor is None:
+            continue
+        service_cpu, floor_cpu = total_cpu_ms(result), total_cpu_ms(floor)
+        compared.append(
+            {
+                "scenario": name,
+                "unit": "cycles/s" if plain in CYCLES else "req/s",
+                "service": rate(plain, result),
+                "floor": rate(FLOOR_OF[plain], floor),
+                "share_of_floor": rate(plain, result) / rate(FLOOR_OF[plain], floor),
+                "service_p99_ms": result["p99_ms"],
+                "floor_p99_ms": floor["p99_ms"],
+                "service_cpu_ms": service_cpu,
+                "floor_cpu_ms": floor_cpu,
+                "cpu_multiple_of_floor": round(service_cpu / floor_cpu, 2) if service_cpu and floor_cpu else None,
+            }
+        )
+    return compared
+
+
 def targets(results: dict) -> list[dict]:
     checks = []
     for suffix in suffixes(results):
         checks += _targets(results["scenarios"], ceiling(results, suffix), suffix)
+    for compared in floor_comparison(results):
+        share = compared["share_of_floor"]
+        checks.append(
+            {
+                "scenario": compared["scenario"],
+                "target": f">= {FLOOR_SHARE:.0%} of the floor's {compared['unit']}",
+                "value": f"{share:.1%} ({compared['service']:,.0f} against {compared['floor']:,.0f})",
+                "met": share >= FLOOR_SHARE,
+            }
+        )
+        multiple = compared["cpu_multiple_of_floor"]
+        if compared["scenario"].startswith("lend") and multiple is not None:
+            checks.append(
+                {
+                    "scenario": compared["scenario"],
+                    "target": f"machine time per lend <= {FLOOR_CPU_RATIO}x the floor's",
+                    "value": f"{multiple}x ({compared['service_cpu_ms']} against {compared['floor_cpu_ms']} ms)",
+                    "met": multiple <= FLOOR_CPU_RATIO,
+                }
+            )
     heavy = results.get("heavy") or {}
     for op, ratio in heavy.get("ratio_p50", {}).items():
         checks.append(
@@ -133,15 +206,16 @@ def rows(results: dict) -> list[dict]:
     for name, r in results["scenarios"].items():
         suffix = server_suffix(name)
         top, plain = ceiling(results, suffix), name.removesuffix(suffix)
-        rate = r["cycles_per_s"] if plain == "cycle" else r["rps"]
+        floor = floor_rate(results, plain)
         found.append(
             {
                 "scenario": name,
                 "label": LABELS.get(plain, plain) + (f" ({suffix[1:]})" if suffix else ""),
                 "connections": r["connections"],
-                "rate": rate,
-                "unit": "cycles/s" if plain == "cycle" else "req/s",
-                "ratio": rate / top if top else None,
+                "rate": rate(plain, r),
+                "unit": "cycles/s" if plain in CYCLES else "req/s",
+                "ratio": rate(plain, r) / top if top else None,
+                "ratio_to_floor": rate(plain, r) / floor if floor else None,
                 "p50_ms": r["p50_ms"],
                 "p99_ms": r["p99_ms"],
                 "max_ms": r.get("max_ms", float("nan")),
@@ -154,13 +228,15 @@ def rows(results: dict) -> list[dict]:
 
 def table(results: dict) -> str:
     lines = [
-        "| scenario | conns | rate | ratio to bare ceiling | p50 ms | p99 ms | max ms | errors | web CPU ms/req |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| scenario | conns | rate | ratio to bare ceiling | ratio to the floor | p50 ms | p99 ms | max ms | errors "
+        "| web CPU ms/req |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for row in rows(results):
         ratio = f"{row['ratio']:.1%}" if row["ratio"] is not None else "–"
+        to_floor = f"{row['ratio_to_floor']:.1%}" if row.get("ratio_to_floor") is not None else "–"
         lines.append(
-            f"| {row['label']} | {row['connections']} | {row['rate']:,.0f} {row['unit']} | {ratio} | "
+            f"| {row['label']} | {row['connections']} | {row['rate']:,.0f} {row['unit']} | {ratio} | {to_floor} | "
             f"{row['p50_ms']:.1f} | {row['p99_ms']:.1f} | {row['max_ms']:.1f} | {row['errors']} | "
             f"{row['web_cpu_ms'] if row['web_cpu_ms'] is not None else '–'} |"
         )
@@ -201,6 +277,7 @@ def markdown(results: dict) -> str:
             f"Outbox backlog when the lend load stopped: {s['lend'].get('outbox_backlog_at_end')} messages; "
             f"drained {s['lend'].get('outbox_drain_s')} s later. Outbox at that point: {s['lend'].get('outbox')}.",
         ]
+    out += against_the_floor(results)
     out += cpu_budget(results)
     out += heavy_borrower(results)
     if results.get("peer_calls"):
@@ -233,6 +310,34 @@ def markdown(results: dict) -> str:
     for name, plan in results.get("plans", {}).items():
         out += ["", f"### EXPLAIN (ANALYZE, BUFFERS): {name}", "", "```", plan, "```"]
     return "\n".join(out) + "\n"
+
+
+def against_the_floor(results: dict) -> list[str]:
+    compared = floor_comparison(results)
+    if not compared:
+        return []
+    out = [
+        "",
+        "## Against the floor",
+        "",
+        "The floor (bench/floor.py): a framework-free lend under gunicorn with the service's worker settings, "
+        "psycopg 3 and urllib3: the two peer GETs, then the book's lock and one statement writing the loan with "
+        "its outbox rows (delivered by the same relay), measured in this run under the same load. Machine time: "
+        "CPU ms per request of every process but wrk, until the relay drained the outbox.",
+        "",
+        "| scenario | service | the floor | service / floor | p99 ms, service | p99 ms, the floor "
+        "| CPU ms, service | CPU ms, the floor | service / floor |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for c in compared:
+        multiple = f"{c['cpu_multiple_of_floor']}x" if c["cpu_multiple_of_floor"] is not None else "–"
+        out.append(
+            f"| {c['scenario']} | {c['service']:,.0f} {c['unit']} | {c['floor']:,.0f} {c['unit']} | "
+            f"{c['share_of_floor']:.1%} | {c['service_p99_ms']} | {c['floor_p99_ms']} | "
+            f"{c['service_cpu_ms'] if c['service_cpu_ms'] is not None else '–'} | "
+            f"{c['floor_cpu_ms'] if c['floor_cpu_ms'] is not None else '–'} | {multiple} |"
+        )
+    return out
 
 
 def cpu_budget(results: dict) -> list[str]:
@@ -332,7 +437,13 @@ def chart(results: dict, path: Path) -> None:
 
 
 def write(results: dict, out: Path) -> list[Path]:
-    results = {**results, "ceiling_rps": ceiling(results), "targets": targets(results), "rows": rows(results)}
+    results = {
+        **results,
+        "ceiling_rps": ceiling(results),
+        "floor": floor_comparison(results),
+        "targets": targets(results),
+        "rows": rows(results),
+    }
     out.mkdir(parents=True, exist_ok=True)  # bench/results/ is not in git: a fresh clone has none
     files = [out / "latest.json", out / "latest.md", out / "latest.png"]
     files[0].write_text(json.dumps(results, indent=2))

@@ -10,6 +10,12 @@ Two ceilings, measured by the same server processes at the start and at the end 
 constant-JSON Django view without any middleware (`bare`, every ratio is given against it: this
 machine is shared, absolute numbers drift) and the same view through the full middleware (`ceiling`).
 
+And a floor (`floor`: bench/floor.py under gunicorn with the service's worker settings, on a port of its
+own, against the same database, peers and relay): a framework-free lend and lend+return cycle, measured
+in the same run beside the service's (`floor_lend` just before `lend`, `floor_cycle` just before `cycle`);
+the service's lends/s and cycles/s are also given as a share of the floor's. The floor comparison alone:
+`make bench BENCH_ARGS="--only floor,lend,cycle"`.
+
 `--servers buffered,gthread` runs the first phase and the stalled-clients scenario once per worker
 class, side by side in one sitting (`buffered`: the deployment's worker; anything else is given to
 gunicorn as GUNICORN_WORKER_CLASS).
@@ -38,7 +44,17 @@ from bench.stall import Stall
 from harness import ROOT
 from harness.database import ScratchDatabase, scalar
 from harness.environment import peers_command, service_env
-from harness.processes import PYTHON, ProcessGroup, free_port, manage, output_of, run_manage, wait_http
+from harness.processes import (
+    PYTHON,
+    ProcessGroup,
+    answers,
+    free_port,
+    manage,
+    output_of,
+    run_manage,
+    wait_http,
+    wait_until,
+)
 
 
 def http(method: str, url: str, body: dict | None = None) -> dict:
@@ -97,6 +113,12 @@ def create_api_key(env: dict[str, str]) -> str:
         "        print(APIKey.objects.create_key(name='bench')[1])\n"
     )
     return output_of("-c", code, env=env).strip()
+
+
+def wait_until_answers(base_url: str, timeout: float = 60.0) -> None:
+    """Until the server at `base_url` gives any HTTP answer (the floor has no health path: a GET is a 404)."""
+    if not wait_until(lambda: answers(f"{base_url}/"), timeout, 0.2):
+        raise RuntimeError(f"{base_url} did not answer within {timeout:.0f} s")
 
 
 def worker_pids(master_pid: int) -> list[int]:
@@ -188,12 +210,15 @@ def main() -> int:  # noqa: C901 (a script: one step after the other)
     hang_return_first = numbers.take(WRK_THREADS * per_thread)
     cycle_first = numbers.take(runs * WRK_THREADS * per_thread)
     hang_lend_first = numbers.take(WRK_THREADS * per_thread)
+    floor_lend_first = numbers.take(2 * WRK_THREADS * per_thread)  # a warm-up and a measured run
+    floor_cycle_first = numbers.take(2 * WRK_THREADS * per_thread)
     stall_lend_first = numbers.take(len(servers) * per_thread)
     heavy_first = numbers.take(2 + heavy.HEAVY_LOANS + 2 * args.heavy_rounds)
     demo = numbers.next
 
-    ports = {name: free_port() for name in ("web", "book", "user", "notification")}
+    ports = {name: free_port() for name in ("web", "floor", "book", "user", "notification")}
     base = f"http://127.0.0.1:{ports['web']}"
+    floor_base = f"http://127.0.0.1:{ports['floor']}"
     database = ScratchDatabase(args.database, keep=args.keep_database)
     # The benchmark sends ~1,000 requests/s from one address with one key: far above the default rate
     # limits (a per-deployment choice), which service_env turns off.
@@ -242,20 +267,25 @@ def main() -> int:  # noqa: C901 (a script: one step after the other)
         connections: int | None = None,
         duration: float | None = None,
         writes: bool = False,
+        server: str = "web",
     ) -> dict:
-        """One wrk run, with the CPU each process group spent on it (for writes, until the relay has
-        drained the outbox: the relay's share of each write counts) and, for `--profile`, the phases."""
+        """One wrk run against `server` (the service, "web", or the floor), with the CPU each process group
+        spent on it (for writes, until the relay has drained the outbox: the relay's share of each write
+        counts; the server's own CPU is reported as "web") and, for `--profile`, the phases."""
         conns = connections or args.connections
+        url = floor_base if server == "floor" else base
         if wrk_args_warm is not None and args.warmup > 0:
-            wrk(base, wrk_args_warm, duration=args.warmup, connections=conns, env=wrk_env)
+            wrk(url, wrk_args_warm, duration=args.warmup, connections=conns, env=wrk_env)
             wait_drained(dsn)
         spies = []
         if args.profile == name:
-            roles = {pid: "web" for pid in worker_pids(procs.pid("web"))} | {procs.pid("relay"): "relay"}
+            roles = {pid: "web" for pid in worker_pids(procs.pid(server))} | {procs.pid("relay"): "relay"}
             spies = profile(roles, (duration or args.duration) - 1, logdir)
-        clock = budget.ProcessClock({group: procs.pid(group) for group in ("web", "relay", "peers")}, dsn)
+        clock = budget.ProcessClock(
+            {"web": procs.pid(server), "relay": procs.pid("relay"), "peers": procs.pid("peers")}, dsn
+        )
         clock.start()
-        result = wrk(base, wrk_args, duration=duration or args.duration, connections=conns, env=wrk_env)
+        result = wrk(url, wrk_args, duration=duration or args.duration, connections=conns, env=wrk_env)
         if writes:
             result["outbox_backlog_at_end"] = outbox_pending(dsn)
             result["outbox_drain_s"] = wait_drained(dsn)
@@ -313,6 +343,10 @@ def main() -> int:  # noqa: C901 (a script: one step after the other)
         procs.start("peers", peers_command(ports, demo_books=demo, demo_users=demo), env)
         wait_http(f"{env['BOOK_MANAGEMENT_URL']}/getBooks/1")
         procs.start("relay", manage("relay_outbox"), env)
+        if wanted("floor"):
+            # The same worker settings as the service (GUNICORN_* of `env`), on its own port.
+            floor_env = {**env, "GUNICORN_BIND": f"127.0.0.1:{ports['floor']}"}
+            procs.start("floor", [PYTHON, "-m", "gunicorn", "-c", "bench/floor_gunicorn.py"], floor_env)
 
         def start_web(server: str) -> None:
             web_env = dict(env)
@@ -352,6 +386,11 @@ def main() -> int:  # noqa: C901 (a script: one step after the other)
             print(f"phase 1: scenarios ({server})", flush=True)
             if wanted("ceiling"):
                 ceilings(suffix)
+            floor = wanted("floor") and index == 0  # once, beside the first server's scenarios
+            if floor:
+                wait_until_answers(floor_base)
+                floor_args = [["lend", *block(floor_lend_first, run)] for run in (0, 1)]
+                measure("floor_lend", *floor_args, writes=True, server="floor")
             if wanted("lend"):
                 lend = f"lend{suffix}"
                 lend_args = [["lend", *block(lend_first, 2 * index + run)] for run in (0, 1)]
@@ -360,6 +399,9 @@ def main() -> int:  # noqa: C901 (a script: one step after the other)
                 ret = f"return{suffix}"
                 return_args = [["return", *block(return_first, 2 * index + run)] for run in (0, 1)]
                 measure(ret, *return_args, writes=True)
+            if floor:
+                floor_args = [["cycle", *block(floor_cycle_first, run)] for run in (0, 1)]
+                measure("floor_cycle", *floor_args, writes=True, server="floor")
             if wanted("cycle"):
                 cyc = f"cycle{suffix}"
                 cycle_args = [["cycle", *block(cycle_first, 2 * index + run)] for run in (0, 1)]
