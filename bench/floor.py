@@ -1,7 +1,8 @@
 """The floor of `make bench`: the least a correct lend costs in Python here, to measure the service against.
 
 A plain WSGI function (no framework, no middleware) served by gunicorn with the service's worker settings
-(bench/floor_gunicorn.py), psycopg 3 (one connection per thread) and urllib3 to the same reference peers:
+(bench/floor_gunicorn.py), psycopg 3 (a small pool of connections per worker, FLOOR_DB_CONNECTIONS, 8 by
+default: the bench's PostgreSQL also serves the service's 32) and urllib3 to the same reference peers:
 
 - `POST /lendBook/` `{"user_email", "book_id"}`: two peer GETs (the patron is active, the book's copies),
   then one transaction of two statements sent in one round trip (psycopg's pipeline mode):
@@ -30,8 +31,10 @@ from __future__ import annotations
 
 import json
 import os
+import queue
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cache
@@ -126,6 +129,7 @@ class Settings:
     book_url: str
     loan_days: int = 60
     zone: str = "UTC"
+    connections: int = 8  # per process
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -135,6 +139,7 @@ class Settings:
             book_url=os.environ["BOOK_MANAGEMENT_URL"].rstrip("/"),
             loan_days=int(os.environ.get("LOAN_PERIOD_DAYS", "60")),
             zone=os.environ.get("LIBRARY_TIME_ZONE", "UTC"),
+            connections=int(os.environ.get("FLOOR_DB_CONNECTIONS", "8")),
         )
 
 
@@ -163,8 +168,7 @@ class Floor:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.http = urllib3.PoolManager(maxsize=64, timeout=urllib3.Timeout(connect=2, read=5), retries=False)
-        self.local = threading.local()
-        self.opened: list[psycopg.Connection] = []  # every thread's, for `close`
+        self.pool = ConnectionPool(settings.database_url, settings.connections)
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         try:
@@ -219,32 +223,18 @@ class Floor:
         """`lock` then `write` in one transaction, pipelined: BEGIN, both statements and COMMIT go out
         together, in one round trip. The write's first row (a refused write changes nothing but the
         book's stock row, refreshed from the Book service's answer)."""
-        conn = self.connection()
         try:
-            with conn.pipeline(), conn.transaction():
-                conn.execute(lock, params)
-                cursor = conn.execute(write, params)
-            row = cursor.fetchone()
+            with self.pool.connection() as conn:
+                with conn.pipeline(), conn.transaction():
+                    conn.execute(lock, params)
+                    cursor = conn.execute(write, params)
+                return cursor.fetchone()
         except psycopg.errors.UniqueViolation:
             # `one_open_loan_per_user_and_book`: only when a loan was written outside the book lock.
             raise Refused(409, "already_borrowed", "The patron already has this book on loan.") from None
-        except psycopg.OperationalError:
-            self.local.connection = None  # a broken connection: a new one on the next request
-            raise
-        return row
-
-    def connection(self) -> psycopg.Connection:
-        conn = getattr(self.local, "connection", None)
-        if conn is None or conn.closed:
-            conn = self.local.connection = psycopg.connect(self.settings.database_url, autocommit=True)
-            self.opened.append(conn)
-        return conn
 
     def close(self) -> None:
-        """Closes every thread's database connection (a test's end; gunicorn's workers just exit)."""
-        for conn in self.opened:
-            conn.close()
-        self.opened.clear()
+        self.pool.close()
 
     def ensure_active_user(self, email: str) -> None:
         answer = self.http.request("GET", f"{self.settings.user_url}/users/{quote(email, safe='@')}")
@@ -263,6 +253,39 @@ class Floor:
         if not isinstance(copies, int) or isinstance(copies, bool) or copies < 0:
             raise Refused(503, "peer_unavailable", "The Book Management service answered outside its contract.")
         return Book(book_id, str(data.get("title") or "")[:500], copies)
+
+
+class ConnectionPool:
+    """At most `size` connections, opened when first needed and shared by a process's threads."""
+
+    def __init__(self, url: str, size: int) -> None:
+        self.url = url
+        self.slots = threading.BoundedSemaphore(size)
+        self.idle: queue.LifoQueue[psycopg.Connection] = queue.LifoQueue()
+        self.opened: list[psycopg.Connection] = []
+
+    @contextmanager
+    def connection(self) -> Iterator[psycopg.Connection]:
+        with self.slots:
+            try:
+                conn = self.idle.get_nowait()
+            except queue.Empty:
+                conn = psycopg.connect(self.url, autocommit=True)
+                self.opened.append(conn)
+            try:
+                yield conn
+            finally:
+                # Back to the pool when it is usable as it is: open, and no transaction left behind.
+                if conn.closed or conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+                    conn.close()
+                    self.opened.remove(conn)
+                else:
+                    self.idle.put(conn)
+
+    def close(self) -> None:
+        """Closes every connection (a test's end; gunicorn's workers just exit)."""
+        for conn in self.opened:
+            conn.close()
 
 
 STATUS_TEXT = {
