@@ -346,6 +346,14 @@ NOT_IMPLEMENTED = _e(
 PEER_UNAVAILABLE = _e(
     "peer_unavailable", 503, "The {peer} service is unavailable ({reason}); retry later.", note="with `Retry-After`"
 )
+DATABASE_UNAVAILABLE = _e(
+    "database_unavailable",
+    503,
+    "The database could not serve this request in time ({reason}); retry later.",
+    note="with `Retry-After`: no connection to be had, a lock or statement timeout, a deadlock",
+)
+# Seconds a caller waits before retrying after DATABASE_UNAVAILABLE: such a moment is short-lived.
+DATABASE_RETRY_AFTER_SECONDS = 1
 
 
 def readme_table() -> str:

@@ -6,6 +6,7 @@ import logging
 from typing import Any
 
 from django.core.exceptions import PermissionDenied
+from django.db import OperationalError
 from django.http import Http404, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from prometheus_client import Counter
@@ -72,8 +73,24 @@ def exception_handler(exc: Exception, context: dict) -> Response | None:
             throttling.record_auth_failure(request.META)
     if isinstance(exc, exceptions.APIException):
         return _drf_error_response(exc)
+    if isinstance(exc, OperationalError):
+        return _database_unavailable(exc)
     logger.exception("unhandled error")
     return Response(error_body(errors.INTERNAL_ERROR.code, errors.INTERNAL_ERROR.message), status=500)
+
+
+def _database_unavailable(exc: OperationalError) -> Response:
+    """The database could not serve the request in time: a moment of overload or contention, not a bug.
+    Its transaction was rolled back (or, failing at COMMIT, its outcome is for a retry with the same
+    Idempotency-Key to tell), so the caller retries, as after a peer failure."""
+    reason = type(exc.__cause__ or exc).__name__  # psycopg's: LockNotAvailable, QueryCanceled, ...
+    logger.warning("database unavailable: %s", reason, exc_info=exc)
+    error = errors.DATABASE_UNAVAILABLE
+    return Response(
+        error_body(error.code, error.message.format(reason=reason)),
+        status=error.status,
+        headers={"Retry-After": str(errors.DATABASE_RETRY_AFTER_SECONDS)},
+    )
 
 
 def _drf_error_response(exc: exceptions.APIException) -> Response:
