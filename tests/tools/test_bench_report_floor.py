@@ -1,0 +1,60 @@
+"""`make bench`'s report sets the service's lend and cycle against the floor's of the same run."""
+
+from __future__ import annotations
+
+from bench import report
+
+
+def scenario(rps: float, p99_ms: float, cpu_ms: float, cycles_per_s: float = 0.0) -> dict:
+    return {
+        "connections": 32,
+        "rps": rps,
+        "cycles_per_s": cycles_per_s,
+        "p50_ms": 10.0,
+        "p99_ms": p99_ms,
+        "max_ms": 500.0,
+        "errors": 0,
+        "cpu_ms_per_request": {"web": cpu_ms / 2, "total (without wrk)": cpu_ms},
+    }
+
+
+RESULTS = {
+    "scenarios": {
+        "floor_lend": scenario(600, 90, 8),
+        "lend@buffered": scenario(330, 95, 16),
+        "lend@gthread": scenario(150, 400, 24),
+        "floor_cycle": scenario(800, 60, 6, cycles_per_s=400),
+        "cycle@buffered": scenario(440, 80, 12, cycles_per_s=180),
+        "return@buffered": scenario(900, 40, 5),
+    }
+}
+
+
+def test_each_servers_lend_and_cycle_are_a_share_of_the_floors():
+    compared = {c["scenario"]: c for c in report.floor_comparison(RESULTS)}
+
+    assert set(compared) == {"lend@buffered", "lend@gthread", "cycle@buffered"}
+    assert compared["lend@buffered"]["share_of_floor"] == 330 / 600
+    assert compared["cycle@buffered"]["share_of_floor"] == 180 / 400  # cycles/s, not requests/s
+    assert (compared["lend@gthread"]["floor_p99_ms"], compared["lend@gthread"]["cpu_multiple_of_floor"]) == (90, 3.0)
+    ratios = {row["scenario"]: row["ratio_to_floor"] for row in report.rows(RESULTS)}
+    assert ratios == {
+        "floor_lend": 1.0,
+        "lend@buffered": 330 / 600,
+        "lend@gthread": 150 / 600,
+        "floor_cycle": 1.0,
+        "cycle@buffered": 180 / 400,
+        "return@buffered": None,
+    }
+
+
+def test_the_floor_targets_of_issue_22():
+    met = {(t["scenario"], t["target"]): t["met"] for t in report.targets(RESULTS) if "floor" in t["target"]}
+
+    assert met == {
+        ("lend@buffered", ">= 50% of the floor's req/s"): True,
+        ("lend@buffered", "machine time per lend <= 2.5x the floor's"): True,
+        ("lend@gthread", ">= 50% of the floor's req/s"): False,
+        ("lend@gthread", "machine time per lend <= 2.5x the floor's"): False,
+        ("cycle@buffered", ">= 50% of the floor's cycles/s"): False,
+    }
