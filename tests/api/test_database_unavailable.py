@@ -2,11 +2,11 @@
 timeout, a deadlock), the caller gets what a peer failure gets: 503 with `Retry-After` in the one
 error shape, never a 500 that says "a bug"."""
 
-import psycopg
 import pytest
 from django.db import connection
 
 from tests.conftest import post_json
+from tests.racing import table_locked_elsewhere
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
@@ -14,22 +14,8 @@ pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 @pytest.fixture
 def book_stock_locked():
     """Another session holds the book stock table; this process's connections give up after 100 ms."""
-    options = connection.settings_dict["OPTIONS"]
-    saved = options.get("options")
-    options["options"] = "-c lock_timeout=100ms"
-    connection.close()
-    blocker = psycopg.connect(**connection.get_connection_params())
-    try:
-        blocker.execute("LOCK TABLE lending_bookstock IN ACCESS EXCLUSIVE MODE")
+    with table_locked_elsewhere("lending_bookstock"):
         yield
-    finally:
-        blocker.rollback()
-        blocker.close()
-        if saved is None:
-            options.pop("options")
-        else:
-            options["options"] = saved
-        connection.close()
 
 
 def test_a_lend_that_times_out_on_a_lock_is_503_with_retry_after(api, patron, book, book_stock_locked):

@@ -6,11 +6,11 @@ barcodes that are opaque strings: whatever they hold, they name one copy or one 
 from __future__ import annotations
 
 import json
-import time
 import uuid
 
 import pytest
 
+from harness.processes import wait_until
 from lending.clients import books, users
 from lending.clients.http import peer_client
 from lending.errors import Forbidden, NotFound, PeerUnavailable
@@ -206,14 +206,15 @@ def outage_opens_the_breaker_then_heals(peer, client, scan, settings) -> None:
     assert int(refused.value.headers["Retry-After"]) >= 1
 
     peer.start()  # the same port again
-    deadline = time.monotonic() + 30
-    while True:
+
+    def scans() -> bool:
         try:
             scan()
-            break
         except PeerUnavailable:
-            assert time.monotonic() < deadline, "scans never resumed after the peer came back"
-            time.sleep(0.1)
+            return False
+        return True
+
+    assert wait_until(scans, 30), "scans never resumed after the peer came back"
     assert client.breaker.current_state == "closed"
 
 

@@ -10,17 +10,16 @@ import json
 import logging
 from datetime import timedelta
 
-import psycopg
 import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
-from django.db import connection
 from django.utils import timezone
 from prometheus_client import REGISTRY
 
 from lending import ops_server
 from lending.logs import json_formatter
 from lending.models import IdempotencyRecord
+from tests.racing import table_locked_elsewhere
 
 
 def failures(job: str) -> float:
@@ -29,24 +28,9 @@ def failures(job: str) -> float:
 
 @pytest.fixture
 def holds_table_locked():
-    """Another session holds the holds table: every job that reads holds waits 100 ms, then fails.
-    The short lock timeout is set at connect time, so a connection the scheduler replaces keeps it."""
-    options = connection.settings_dict["OPTIONS"]
-    saved = options.get("options")
-    options["options"] = "-c lock_timeout=100ms"
-    connection.close()
-    blocker = psycopg.connect(**connection.get_connection_params())
-    try:
-        blocker.execute("LOCK TABLE lending_hold IN ACCESS EXCLUSIVE MODE")
+    """Another session holds the holds table: every job that reads holds waits 100 ms, then fails."""
+    with table_locked_elsewhere("lending_hold"):
         yield
-    finally:
-        blocker.rollback()
-        blocker.close()
-        if saved is None:
-            options.pop("options")
-        else:
-            options["options"] = saved
-        connection.close()
 
 
 @pytest.fixture
