@@ -3,6 +3,9 @@ the PostgreSQL gate (skip on SQLite with a reason, fail under CI=true)."""
 
 from __future__ import annotations
 
+import io
+import json
+import logging
 import os
 from dataclasses import dataclass
 
@@ -98,3 +101,19 @@ def book(peers):
 
 def post_json(api: APIClient, path: str, body, **headers):
     return api.post(path, body, format="json", headers=headers or None)
+
+
+@pytest.fixture
+def log_lines():
+    """Every record reaching the root logger, rendered by the production formatter, parsed."""
+    from lending.logs import json_formatter
+
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(json_formatter())
+    root = logging.getLogger()
+    root.addHandler(handler)
+    try:
+        yield lambda: [json.loads(line) for line in stream.getvalue().splitlines() if line.strip()]
+    finally:
+        root.removeHandler(handler)

@@ -6,8 +6,6 @@ one-shot run (a CronJob) still exits with an error."""
 from __future__ import annotations
 
 import io
-import json
-import logging
 from datetime import timedelta
 
 import pytest
@@ -17,7 +15,6 @@ from django.utils import timezone
 from prometheus_client import REGISTRY
 
 from lending import ops_server
-from lending.logs import json_formatter
 from lending.models import IdempotencyRecord
 from tests.racing import table_locked_elsewhere
 
@@ -31,18 +28,6 @@ def holds_table_locked():
     """Another session holds the holds table: every job that reads holds waits 100 ms, then fails."""
     with table_locked_elsewhere("lending_hold"):
         yield
-
-
-@pytest.fixture
-def log_lines():
-    stream = io.StringIO()
-    handler = logging.StreamHandler(stream)
-    handler.setFormatter(json_formatter())
-    logging.getLogger().addHandler(handler)
-    try:
-        yield lambda: [json.loads(line) for line in stream.getvalue().splitlines() if line.strip()]
-    finally:
-        logging.getLogger().removeHandler(handler)
 
 
 @pytest.mark.postgres

@@ -3,7 +3,6 @@ id on stdlib loggers' lines too; patron emails masked everywhere; the optional r
 
 from __future__ import annotations
 
-import io
 import json
 import logging
 import os
@@ -14,29 +13,11 @@ from pathlib import Path
 import pytest
 import structlog
 
-from lending.logs import json_formatter, logging_config, mask_email_text, mask_emails
+from lending.logs import logging_config, mask_email_text, mask_emails
 from lending.request_context import request_id_var
 from tests.conftest import post_json
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture
-def log_lines():
-    """Every record reaching the root logger, rendered by the production formatter, parsed."""
-    stream = io.StringIO()
-    handler = logging.StreamHandler(stream)
-    handler.setFormatter(json_formatter())
-    root = logging.getLogger()
-    root.addHandler(handler)
-
-    def lines() -> list[dict]:
-        return [json.loads(line) for line in stream.getvalue().splitlines() if line.strip()]
-
-    try:
-        yield lines
-    finally:
-        root.removeHandler(handler)
 
 
 @pytest.mark.parametrize(

@@ -7,8 +7,6 @@ gunicorn)."""
 
 from __future__ import annotations
 
-import io
-import json
 import logging
 import os
 import subprocess
@@ -21,7 +19,6 @@ from django.db import connection
 from opentelemetry import trace
 
 from lending import tracing
-from lending.logs import json_formatter
 from lending.models import OutboxKind, OutboxMessage
 from tests.conftest import post_json
 from tests.observability.test_tracing import EXPORTER as TRACING_TESTS_EXPORTER
@@ -78,20 +75,6 @@ def test_otel_service_name_wins_over_the_role_default(tmp_path):
 
 
 # --- trace_id and span_id on log lines ------------------------------------------------------------------
-
-
-@pytest.fixture
-def log_lines():
-    """Every record reaching the root logger, rendered by the production formatter, parsed."""
-    stream = io.StringIO()
-    handler = logging.StreamHandler(stream)
-    handler.setFormatter(json_formatter())
-    root = logging.getLogger()
-    root.addHandler(handler)
-    try:
-        yield lambda: [json.loads(line) for line in stream.getvalue().splitlines() if line.strip()]
-    finally:
-        root.removeHandler(handler)
 
 
 @pytest.fixture
