@@ -20,7 +20,7 @@ from lending.models import Hold, HoldStatus, Loan
 from lending.services import lend as lend_service
 from lending.services import return_book as return_service
 from tests.circulation.test_checkout_checkin import error_code, new_book, new_patron, reserve
-from tests.circulation.test_races import in_thread, lock_waiters, paused, post_into, wait_until
+from tests.circulation.test_races import held_then_waiting, in_thread, paused, post_into
 from tests.racing import race
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
@@ -47,18 +47,10 @@ def test_a_check_out_racing_a_check_in_of_the_same_copy(peers, first):
     # Each write pauses where it holds the book lock: the return queueing its messages; the check-out
     # checking the copy (which it finds out).
     if first == "check-in":
-        patch, inside, release = paused(return_service, "enqueue")
+        pause = paused(return_service, "enqueue")
     else:
-        patch, inside, release = paused(lend_service, "check_copy_on_shelf_for")
-    held, waiting = {}, {}
-    with patch:
-        holding = in_thread(post_into, held, *holder)
-        assert inside.wait(10)  # the first write holds the book lock
-        second = in_thread(post_into, waiting, *other)
-        wait_until(lambda: lock_waiters() >= 1)  # the second waits for it
-        release.set()
-        holding.join(30)
-        second.join(30)
+        pause = paused(lend_service, "check_copy_on_shelf_for")
+    held, waiting = held_then_waiting(pause, holder, other)
     answers = {"check-in": held if first == "check-in" else waiting}
     answers["check-out"] = waiting if first == "check-in" else held
     assert answers["check-in"]["status"] == 200

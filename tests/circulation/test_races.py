@@ -86,6 +86,23 @@ def paused(module, name: str):
     return mock.patch.object(module, name, wait_then_call), inside, release
 
 
+def held_then_waiting(pause, first: tuple[str, dict], second: tuple[str, dict]) -> tuple[dict, dict]:
+    """`first` is posted and held inside the book lock (`pause`, from `paused`); `second` is posted once
+    it is, and waits for the lock; then `first` goes on. Their answers, in that order."""
+    patch, inside, release = pause
+    held: dict = {}
+    waiting: dict = {}
+    with patch:
+        holding = in_thread(post_into, held, *first)
+        assert inside.wait(10)  # the first write holds the book lock
+        queued = in_thread(post_into, waiting, *second)
+        wait_until(lambda: lock_waiters() >= 1)  # the second waits for it
+        release.set()
+        holding.join(30)
+        queued.join(30)
+    return held, waiting
+
+
 def lend_into(result: dict, email: str, book_id: int) -> None:
     response = APIClient().post("/lendBook/", {"user_email": email, "book_id": book_id}, format="json")
     result["status"] = response.status_code
@@ -181,16 +198,8 @@ def test_a_declare_lost_racing_a_return_is_applied_before_or_after_it(peers, pat
     declare = (f"/loans/{loan.pk}/declare-lost/", {})
     give_back = ("/returnBook/", {"user_email": patron, "book_id": book["id"]})
     holder, other = (declare, give_back) if first == "declare-lost" else (give_back, declare)
-    patch, inside, release = paused(lost_service if first == "declare-lost" else return_service, "enqueue")
-    held, waiting = {}, {}
-    with patch:
-        holding = in_thread(post_into, held, *holder)
-        assert inside.wait(10)  # the first write holds the book lock
-        second = in_thread(post_into, waiting, *other)
-        wait_until(lambda: lock_waiters() >= 1)  # the second waits for it
-        release.set()
-        holding.join(30)
-        second.join(30)
+    pause = paused(lost_service if first == "declare-lost" else return_service, "enqueue")
+    held, waiting = held_then_waiting(pause, holder, other)
     kinds = list(Event.objects.filter(loan=loan).order_by("sequence").values_list("kind", flat=True))
     if first == "declare-lost":
         assert (held["status"], waiting["status"]) == (200, 200)
