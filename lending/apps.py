@@ -21,6 +21,8 @@ class LendingConfig(AppConfig):
 
     def import_models(self) -> None:
         super().import_models()
-        # Models kept beside the rules that use them: the library's calendar and patron blocks.
+        # Models kept beside the rules that use them: the library's calendar, patron blocks, the
+        # circulation rules and their loan policies.
         import lending.blocks  # noqa: F401
         import lending.calendar  # noqa: F401
+        import lending.circulation_rules  # noqa: F401

@@ -157,6 +157,15 @@ class Loan(models.Model):
     # The copy lent, by its barcode (`POST /checkouts/`); null for a title-level loan (`/lendBook/`).
     # Either way the loan takes one of the book's copies in the count kept under the book lock.
     item_barcode = models.CharField(max_length=ITEM_BARCODE_MAX_LENGTH, null=True, blank=True)  # noqa: DJ001 (NULL: no copy)
+    # The copy's item type (a title-level loan: the title's, when all its copies share one), which the
+    # circulation rules matched; null when unknown.
+    item_type = models.CharField(max_length=64, null=True, blank=True)  # noqa: DJ001 (NULL: unknown)
+    # The loan policy the loan was made under (`lending.circulation_rules`), and its values then: the
+    # loan's renewals and fines follow this snapshot, whatever the policy becomes. Loans made before
+    # the rules existed have neither: they follow the fallback policy in force.
+    # db_default: the previous release inserts without the columns during a rolling deploy.
+    loan_policy = models.CharField(max_length=64, blank=True, default="", db_default="")
+    policy_terms = models.JSONField(null=True, blank=True)
 
     objects = LoanQuerySet.as_manager()
 
