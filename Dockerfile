@@ -60,6 +60,7 @@ COPY manage.py pyproject.toml ./
 COPY config/ ./config/
 COPY lending/ ./lending/
 COPY reference_peers/ ./reference_peers/
+COPY sip_gateway/ ./sip_gateway/
 COPY docker/ ./docker/
 
 # ---------------------------------------------------------------------------
@@ -91,7 +92,7 @@ ENV GIT_COMMIT=${GIT_COMMIT}
 RUN DJANGO_SECRET_KEY=collectstatic-only-not-a-secret \
     DJANGO_ALLOWED_HOSTS=localhost \
     python manage.py collectstatic --noinput \
-    && python -m compileall -q /app/config /app/lending /app/reference_peers
+    && python -m compileall -q /app/config /app/lending /app/reference_peers /app/sip_gateway
 
 USER 10001:10001
 EXPOSE 8000

@@ -5,6 +5,7 @@
 #   notices  scheduled notices; runs once, or forever with --loop
 #   migrate  apply database migrations, then exit
 #   peers    the reference Book/User/Notification peers (ports 8001-8003)
+#   sip      the SIP2 gateway for self-check kiosks (python -m sip_gateway; SIP_PORT, 6001)
 #   manage   any other manage.py command, e.g. `manage createsuperuser`
 # Anything else is executed as given (e.g. `sh` for a debugging shell).
 set -eu
@@ -43,6 +44,9 @@ case "$role" in
         DATABASE_STATEMENT_TIMEOUT_MS="${MIGRATE_STATEMENT_TIMEOUT_MS:-600000}" \
             DATABASE_LOCK_TIMEOUT_MS="${MIGRATE_LOCK_TIMEOUT_MS:-10000}" \
             exec "$PYTHON" manage.py migrate --noinput "$@"
+        ;;
+    sip)
+        exec "$PYTHON" -m sip_gateway "$@"
         ;;
     peers)
         exec "$PYTHON" -m reference_peers --host "${PEERS_HOST:-0.0.0.0}" "$@"

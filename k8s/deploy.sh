@@ -4,9 +4,9 @@
 #   2. everything but the release's processes (config, services, policies, the migration Job),
 #      then the migration, as long as the Job's own activeDeadlineSeconds allows;
 #   3. everything, then each Deployment's rollout.
-# The relay and the scheduler also wait for the schema themselves (their wait-for-schema init
-# containers), and Argo CD / Helm run the Job as a pre-sync hook, so the order holds without this
-# script too.
+# The relay, the scheduler and the SIP2 gateway also wait for the schema themselves (their
+# wait-for-schema init containers), and Argo CD / Helm run the Job as a pre-sync hook, so the order
+# holds without this script too.
 #
 #   k8s/deploy.sh [dev|prod]                      (default: dev)
 #   IMAGE=registry.example.com/library/lending-service@sha256:... k8s/deploy.sh prod
@@ -27,7 +27,7 @@ timeout="${TIMEOUT:-300s}"
 database_timeout="${DATABASE_TIMEOUT:-900s}"
 # Labels that order the apply (kubectl apply -l): the database, then all but the release's processes.
 database_selector="app.kubernetes.io/component=database"
-before_migration_selector="app.kubernetes.io/component notin (web,relay,scheduler,privacy)"
+before_migration_selector="app.kubernetes.io/component notin (web,relay,scheduler,sip,privacy)"
 
 if [[ ! -f "$overlay_dir/kustomization.yaml" ]]; then
     echo "deploy: unknown overlay '$overlay' (expected one of: $(cd "$here/overlays" && echo *))" >&2

@@ -44,6 +44,9 @@ REQUIRED_ALERTS = {
     "LendingRedisDown",
     "LendingPrivacyJobFailed",
     "LendingPrivacyJobLate",
+    # Issue 24: the SIP2 gateway.
+    "LendingSipGatewayNotRunning",
+    "LendingSipErrorRatioHigh",
 }
 
 

@@ -99,7 +99,7 @@ def test_a_node_drain_never_takes_every_relay_at_once(rendered, overlay):
 
 
 @pytest.mark.parametrize("overlay", ["dev", "prod"])
-@pytest.mark.parametrize("workload", ["lending-relay", "lending-scheduler"])
+@pytest.mark.parametrize("workload", ["lending-relay", "lending-scheduler", "lending-sip"])
 def test_the_relay_and_the_scheduler_wait_for_the_schema(rendered, overlay, workload):
     docs = rendered[overlay]
     pod = _one(docs, "Deployment", workload)["spec"]["template"]
@@ -275,6 +275,7 @@ def test_deploy_sh_migrates_before_the_relay_and_scheduler_exist(deploy_calls, r
         ("Deployment", "lending-web"),
         ("Deployment", "lending-relay"),
         ("Deployment", "lending-scheduler"),
+        ("Deployment", "lending-sip"),
         ("CronJob", "lending-privacy"),
     }, "a process of the new release ran before its schema"
     steps = [_step(call) for call in deploy_calls]
