@@ -39,6 +39,9 @@ HEAVY_RATIO = 1.2
 # Issue 22's, against the floor (bench/floor.py) measured in the same run: lends/s and cycles/s at least
 # this share of the floor's, and machine time per lend at most this multiple of the floor's.
 FLOOR_SHARE, FLOOR_CPU_RATIO = 0.5, 2.5
+# Issue 24's, for the SIP2 gateway: kiosk check-out p99 at most this (ms), with zero errors; with the idle
+# kiosk sockets held, the API's latency (p50) within this factor of without.
+SIP_CHECKOUT_P99_MS, SIP_IDLE_RATIO = 250.0, 1.1
 # The floor's scenario for each of the service's it is compared with.
 FLOOR_OF = {"lend": "floor_lend", "cycle": "floor_cycle"}
 CYCLES = ("cycle", "floor_cycle")  # scenarios whose rate is cycles/s
@@ -144,6 +147,43 @@ def targets(results: dict) -> list[dict]:
                 "met": ratio <= HEAVY_RATIO,
             }
         )
+    checks += sip_targets(results.get("sip") or {})
+    return checks
+
+
+def sip_targets(sip: dict) -> list[dict]:
+    """Issue 24's targets, from the kiosks at their pace and the idle-socket comparison."""
+    checks = []
+    paced = sip.get("paced")
+    if paced:
+        p99 = paced["checkout"]["p99_ms"]
+        checks += [
+            {
+                "scenario": f"SIP2 kiosks: check-out ({paced['connections']} connections)",
+                "target": f"p99 <= {SIP_CHECKOUT_P99_MS:.0f} ms",
+                "value": f"{p99} ms",
+                "met": p99 is not None and p99 <= SIP_CHECKOUT_P99_MS,
+            },
+            {
+                "scenario": f"SIP2 kiosks: check-out + check-in ({paced['connections']} connections)",
+                "target": "zero errors",
+                "value": str(paced["errors"]),
+                "met": paced["errors"] == 0 and paced["pairs"] > 0,
+            },
+        ]
+    idle = sip.get("idle")
+    if idle:
+        for kind, label in (("ready", "/health/ready/"), ("lend", "lend")):
+            figures = idle[kind]
+            checks.append(
+                {
+                    "scenario": f"{idle['idle_sockets']} idle kiosk sockets: {label}",
+                    "target": f"p50 within {SIP_IDLE_RATIO}x of none",
+                    "value": f"{figures['ratio_p50']}x ({figures['with']['p50_ms']} vs "
+                    f"{figures['without']['p50_ms']} ms)",
+                    "met": figures["ratio_p50"] is not None and figures["ratio_p50"] <= SIP_IDLE_RATIO,
+                }
+            )
     return checks
 
 
@@ -280,6 +320,7 @@ def markdown(results: dict) -> str:
     out += against_the_floor(results)
     out += cpu_budget(results)
     out += heavy_borrower(results)
+    out += sip_kiosks(results)
     if results.get("peer_calls"):
         out += ["", f"Peer GET, CPU ms per call of one thread, side by side: {results['peer_calls']}."]
     if results.get("statements"):
@@ -399,6 +440,48 @@ def heavy_borrower(results: dict) -> list[str]:
         h, n = heavy["heavy"][op], heavy["none"][op]
         out.append(f"| {op} | {h['p50_ms']} | {n['p50_ms']} | {ratio}x | {h['p90_ms']} | {n['p90_ms']} |")
     return out
+
+
+def sip_kiosks(results: dict) -> list[str]:
+    sip = results.get("sip")
+    if not sip:
+        return []
+    out = [
+        "",
+        "## SIP2 kiosks (bench/sip.py)",
+        "",
+        "| kiosks | pace | messages/s | check-out p50 / p99 / max ms | check-in p50 / p99 / max ms | errors |",
+        "|---|---|---:|---|---|---:|",
+    ]
+    for name in ("paced", "flat"):
+        if run := sip.get(name):
+            pace = f"a message every {run['interval_s']} s" if run["interval_s"] else "flat out"
+            out.append(
+                f"| {run['connections']} | {pace} | {run['messages_per_s']} | {_p50_p99_max(run['checkout'])} | "
+                f"{_p50_p99_max(run['checkin'])} | {run['errors']} {run['error_kinds'] or ''} |"
+            )
+    if idle := sip.get("idle"):
+        out += [
+            "",
+            f"{idle['idle_sockets']} idle kiosk sockets (logged in) against none, {idle['rounds']} rounds of "
+            f"ABBA blocks of {idle['block_s']} s, {idle['callers']} API callers each alternating `/health/ready/` "
+            f"and a lend; {idle['idle_failed_logins']} failed logins, {idle['idle_closed_by_gateway']} sockets "
+            f"closed by the gateway, {idle['errors']} API errors.",
+            "",
+            "| request | p50 ms, none / idle sockets | ratio | p99 ms, none / idle sockets | ratio |",
+            "|---|---|---:|---|---:|",
+        ]
+        for kind, label in (("ready", "/health/ready/"), ("lend", "lend")):
+            f = idle[kind]
+            out.append(
+                f"| {label} | {f['without']['p50_ms']} / {f['with']['p50_ms']} | {f['ratio_p50']}x | "
+                f"{f['without']['p99_ms']} / {f['with']['p99_ms']} | {f['ratio_p99']}x |"
+            )
+    return out
+
+
+def _p50_p99_max(figures: dict) -> str:
+    return f"{figures['p50_ms']} / {figures['p99_ms']} / {figures['max_ms']}"
 
 
 def chart(results: dict, path: Path) -> None:

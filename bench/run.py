@@ -16,6 +16,11 @@ in the same run beside the service's (`floor_lend` just before `lend`, `floor_cy
 the service's lends/s and cycles/s are also given as a share of the floor's. The floor comparison alone:
 `make bench BENCH_ARGS="--only floor,lend,cycle"`.
 
+And the SIP2 gateway (`sip`, bench/sip.py): `python -m sip_gateway` started beside the service with a
+kiosk account, 50 kiosk connections doing check-out + check-in pairs at a kiosk's pace (p50, p99, errors;
+then flat out, for the capacity), and 200 idle logged-in kiosk sockets held while `/health/ready/` and
+lends are measured against none. Alone: `make bench BENCH_ARGS="--only sip"`.
+
 `--servers buffered,gthread` runs the first phase and the stalled-clients scenario once per worker
 class, side by side in one sitting (`buffered`: the deployment's worker; anything else is given to
 gunicorn as GUNICORN_WORKER_CLASS).
@@ -38,7 +43,7 @@ from pathlib import Path
 
 import psycopg
 
-from bench import budget, data, heavy, privacy, report
+from bench import budget, data, heavy, privacy, report, sip
 from bench.load import WRK_THREADS, side_by_side, trio, wrk
 from bench.stall import Stall
 from harness import ROOT
@@ -186,6 +191,18 @@ def main() -> int:  # noqa: C901 (a script: one step after the other)
         help=f"heavy borrower: lend+renew+return rounds for a patron holding {heavy.HEAVY_LOANS} loans and one "
         "holding none (0: skip)",
     )
+    parser.add_argument("--kiosks", type=int, default=sip.KIOSKS, help="SIP2 kiosk connections doing pairs")
+    parser.add_argument(
+        "--kiosk-interval",
+        type=float,
+        default=sip.Plan.interval,
+        help="seconds between a kiosk's messages: a patron scanning one book after another",
+    )
+    parser.add_argument(
+        "--kiosk-flat-seconds", type=float, default=10.0, help="the kiosks flat out, for the capacity (0: skip)"
+    )
+    parser.add_argument("--idle-kiosks", type=int, default=sip.IDLE, help="idle kiosk sockets against the API")
+    parser.add_argument("--idle-rounds", type=int, default=3, help="ABBA rounds of the idle-socket comparison")
     parser.add_argument("--database", default="lending_bench")
     parser.add_argument("--out", default=str(ROOT / "bench" / "results"))
     parser.add_argument("--keep-database", action="store_true")
@@ -214,6 +231,16 @@ def main() -> int:  # noqa: C901 (a script: one step after the other)
     floor_cycle_first = numbers.take(2 * WRK_THREADS * per_thread)
     stall_lend_first = numbers.take(len(servers) * per_thread)
     heavy_first = numbers.take(2 + heavy.HEAVY_LOANS + 2 * args.heavy_rounds)
+    sip_plan = sip.Plan(
+        kiosks=args.kiosks,
+        interval=args.kiosk_interval,
+        flat_seconds=args.kiosk_flat_seconds,
+        idle=args.idle_kiosks,
+        idle_rounds=args.idle_rounds,
+        warmup=args.warmup,
+        duration=args.duration,
+    )
+    sip_first = numbers.take(sip_plan.numbers())
     demo = numbers.next
 
     ports = {name: free_port() for name in ("web", "floor", "book", "user", "notification")}
@@ -419,6 +446,12 @@ def main() -> int:  # noqa: C901 (a script: one step after the other)
                 if wanted("ceiling"):
                     ceilings(suffix, "_end")
                 procs.stop("web")
+
+        if wanted("sip"):
+            print("SIP2 gateway: kiosks, then idle kiosk sockets against the API", flush=True)
+            results["sip"] = sip.phase(
+                procs, env, ports["web"], wrk_env["BENCH_AUTH"], sip_first, sip_plan, lambda: wait_drained(dsn)
+            )
 
         if wanted("peer_calls"):
             results["peer_calls"] = json.loads(output_of("-m", "bench.peer_calls", "2000", env=env))
