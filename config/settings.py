@@ -39,6 +39,8 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "lending",
+    # SIP2 kiosk accounts (the gateway process, `python -m sip_gateway`, reads them).
+    "sip_gateway",
 ]
 
 MIDDLEWARE = [
@@ -324,6 +326,17 @@ RETURN_BACKDATE_MAX_DAYS = env.int("RETURN_BACKDATE_MAX_DAYS", default=7)
 LOAN_AUTO_RENEW = env.bool("LOAN_AUTO_RENEW", default=False)
 # The scheduler declares lost a loan overdue this many days or more (lending.services.lost); 0: never.
 LOST_AFTER_OVERDUE_DAYS = env.int("LOST_AFTER_OVERDUE_DAYS", default=0)
+
+# --- SIP2 gateway (`python -m sip_gateway`, sip_gateway/) -----------------------------------------------
+# Where the gateway listens for kiosks, and the lending API it calls for them.
+SIP_HOST = env.str("SIP_HOST", default="127.0.0.1")
+SIP_PORT = env.int("SIP_PORT", default=6001)
+LENDING_API_URL = env.str("LENDING_API_URL", default="http://127.0.0.1:8000")
+# The gateway's /metrics and /health/live; 0 keeps them off.
+SIP_METRICS_PORT = env.int("SIP_METRICS_PORT", default=9106)
+# Seconds a connection may take to log in (93), and may stay silent once logged in (Koha's defaults).
+SIP_LOGIN_TIMEOUT = env.float("SIP_LOGIN_TIMEOUT", default=60)
+SIP_IDLE_TIMEOUT = env.float("SIP_IDLE_TIMEOUT", default=600)
 
 # --- Peers ----------------------------------------------------------------------------------------
 BOOK_MANAGEMENT_URL = env.str("BOOK_MANAGEMENT_URL", default="http://localhost:8001")

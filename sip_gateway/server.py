@@ -18,6 +18,7 @@ import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Any
 
 import structlog
 
@@ -28,6 +29,9 @@ logger = structlog.get_logger("sip_gateway")
 
 READ_CHUNK_BYTES = 4096
 WRITE_TIMEOUT_SECONDS = 30.0
+# Outcomes counted as errors: what the gateway could not understand or could not do. A patron's
+# refusal (`refused`: blocked, limit reached) is an answer, not an error.
+ERROR_OUTCOMES = frozenset({"unreadable", "bad_checksum", "not_supported", "unavailable"})
 
 
 @dataclass(frozen=True)
@@ -53,14 +57,19 @@ class Session:
     """One kiosk connection's state. `account` is set by a successful `93` login."""
 
     peer: str
-    account: object | None = None
+    account: Any = None  # sip_gateway.accounts.LoggedIn
     last_answer: bytes | None = None  # without its terminator, for `97`
-    last_request_tail: tuple[str, str] | None = None  # (AY, AZ) of the previous request
+    last_request_tail: tuple[str | None, str] | None = None  # (AY, AZ) of the previous request
     crlf: bool = False  # the kiosk has ended a message with CRLF
+    notes: dict[str, object] = field(default_factory=dict)  # for this message's log line
 
     @property
     def logged_in(self) -> bool:
         return self.account is not None
+
+    def note(self, **fields: object) -> None:
+        """Adds to the current message's log line (never a password: callers pass what may be logged)."""
+        self.notes.update(fields)
 
 
 Handler = Callable[[Session, Message], Awaitable[Reply]]
@@ -73,6 +82,7 @@ class Gateway:
         self.handler = handler
         self.config = config
         self.server: asyncio.Server | None = None
+        self.connections: set[asyncio.StreamWriter] = set()
 
     async def start(self) -> asyncio.Server:
         self.server = await asyncio.start_server(
@@ -86,13 +96,18 @@ class Gateway:
         return self.server.sockets[0].getsockname()[1]
 
     async def close(self) -> None:
+        """Stops accepting, then closes every kiosk's connection (they reconnect to another replica)."""
         if self.server is not None:
             self.server.close()
+        for writer in list(self.connections):
+            writer.close()
+        if self.server is not None:
             await self.server.wait_closed()
 
     async def serve_connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         peer = _peer_name(writer)
         session = Session(peer=peer)
+        self.connections.add(writer)
         metrics.OPEN_SESSIONS.inc()
         try:
             await self._converse(session, reader, writer)
@@ -101,6 +116,7 @@ class Gateway:
         except Exception:  # a bug must cost this kiosk its connection, never the server
             logger.exception("sip_session_failed", peer=peer)
         finally:
+            self.connections.discard(writer)
             metrics.OPEN_SESSIONS.dec()
             writer.close()
             with contextlib.suppress(ConnectionError, OSError):
@@ -109,8 +125,11 @@ class Gateway:
     async def _converse(self, session: Session, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         buffer = bytearray()
         discarding = False  # inside an oversize message: dropping bytes up to its end
+        login_deadline = time.monotonic() + self.config.login_timeout
         while True:
-            timeout = self.config.idle_timeout if session.logged_in else self.config.login_timeout
+            timeout = self.config.idle_timeout
+            if not session.logged_in:  # 60 s to log in from the connection, whatever is sent meanwhile
+                timeout = min(timeout, max(login_deadline - time.monotonic(), 0.0))
             try:
                 chunk = await asyncio.wait_for(reader.read(READ_CHUNK_BYTES), timeout)
             except TimeoutError:
@@ -144,8 +163,19 @@ class Gateway:
             await self._send(session, writer, self._oversize_answer(), terminator)
             return
         started = time.perf_counter()
+        session.notes = {}
         answer, code, outcome = await self._answer_bytes(session, raw)
-        metrics.record_message(code, time.perf_counter() - started, error=outcome != "ok")
+        elapsed = time.perf_counter() - started
+        metrics.record_message(code, elapsed, error=outcome in ERROR_OUTCOMES)
+        logger.info(
+            "sip_message",
+            peer=session.peer,
+            account=session.account.login if session.account else None,
+            message=code,
+            answer=answer[:2].decode(codec.ENCODING, "replace"),
+            duration_ms=round(elapsed * 1000, 2),
+            **{"outcome": outcome, **session.notes},
+        )
         await self._send(session, writer, answer, terminator)
 
     async def _answer_bytes(self, session: Session, raw: bytes) -> tuple[bytes, str, str]:
@@ -153,18 +183,17 @@ class Gateway:
         try:
             message = codec.decode_request(raw)
         except SipParseError as exc:
-            _log(session, "??", "unreadable", detail=str(exc))
+            session.note(detail=str(exc))
             return codec.encode("96", terminator=""), "unreadable", "unreadable"
         if message.checksum_ok is False:
-            _log(session, message.code, "bad_checksum")
             return codec.encode("96", error_detection=True, terminator=""), message.code, "bad_checksum"
         if message.code == codec.SC_RESEND:
-            _log(session, message.code, "resent")
+            session.note(resent=True)
             resend = session.last_answer or codec.encode("96", error_detection=message.error_detection, terminator="")
             return resend, message.code, "ok"
         tail = (message.sequence, message.checksum) if message.checksum is not None else None
         if tail is not None and tail == session.last_request_tail and session.last_answer is not None:
-            _log(session, message.code, "repeated")
+            session.note(repeated=True)
             return session.last_answer, message.code, "ok"
         reply = await self.handler(session, message)
         answer = codec.encode(
@@ -177,7 +206,7 @@ class Gateway:
         )
         session.last_answer = answer
         session.last_request_tail = tail
-        outcome = "ok" if reply.code not in {"96"} else "not_understood"
+        outcome = "not_supported" if reply.code == "96" else str(session.notes.pop("outcome", "ok"))
         return answer, message.code, outcome
 
     async def _send(self, session: Session, writer: asyncio.StreamWriter, answer: bytes, terminator: bytes) -> None:
@@ -195,10 +224,6 @@ def _terminator(session: Session, raw: bytes | None) -> bytes:
 def _peer_name(writer: asyncio.StreamWriter) -> str:
     address = writer.get_extra_info("peername")
     return f"{address[0]}:{address[1]}" if isinstance(address, tuple) else str(address)
-
-
-def _log(session: Session, code: str, outcome: str, **fields: object) -> None:
-    logger.info("sip_message", peer=session.peer, message_code=code, outcome=outcome, **fields)
 
 
 def thread_pool(size: int = 64) -> ThreadPoolExecutor:

@@ -3,7 +3,7 @@ trailing slash (never a redirect: a redirected POST would lose its body)."""
 
 from django.urls import path
 
-from lending.api import circulation, docs, health, history, items, lost, privacy, views
+from lending.api import circulation, docs, health, history, items, lost, patron_cards, privacy, views
 
 docs.document()  # each view's OpenAPI description, from the table beside the views
 
@@ -36,6 +36,7 @@ urlpatterns = [
     *both_slashes("patrons/<str:email>/blocks", circulation.PatronBlocksApi.as_view(), "patron-blocks"),
     *both_slashes("patrons/<str:email>/blocks/<int:block_id>", circulation.PatronBlockApi.as_view(), "patron-block"),
     *both_slashes("patrons/<str:email>/status", circulation.PatronStatusApi.as_view(), "patron-status"),
+    *both_slashes("patrons/by-card", patron_cards.PatronByCardApi.as_view(), "patron-by-card"),
     *both_slashes("health", health.health, "health"),
     *both_slashes("health/live", health.live, "health-live"),
     *both_slashes("health/ready", health.ready, "health-ready"),

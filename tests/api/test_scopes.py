@@ -107,6 +107,14 @@ CALLS = [
     Call("remove a block", "DELETE", "/patrons/{nobody}/blocks/{block_id}/", (OVERRIDE,), 204),
     Call("a patron's status", "GET", "/patrons/{patron}/status/", (PATRON_READ, REPORTS, CIRCULATION), 200),
     Call(
+        "a patron by card",
+        "POST",
+        "/patrons/by-card/",
+        (PATRON_READ, REPORTS, CIRCULATION),
+        200,
+        payload={"patron_barcode": "2100000001"},  # alice, a demo patron of the User peer
+    ),
+    Call(
         "change a due date",
         "POST",
         "/loans/{loan_id}/change-due-date/",
