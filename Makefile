@@ -8,6 +8,8 @@ RUN_INSTALLED := $(VENV)/.run-installed
 # make run PORT=18000 PEERS_PORT=18001: the service's port, and the first of the three peers' ports.
 PORT ?= 8000
 PEERS_PORT ?= 8001
+# make run SIP_PORT=7001: the SIP2 gateway's port (self-check kiosks).
+SIP_PORT ?= 6001
 
 LINT_VENV := .venv-lint
 LINT_INSTALLED := $(LINT_VENV)/.installed
@@ -82,7 +84,7 @@ lock: $(UV)
 
 ## run: the service on http://127.0.0.1:$(PORT) with the reference peers, the relay and the scheduler
 run: $(RUN_INSTALLED)
-	$(PY) scripts/run_local.py --port $(PORT) --peers-port $(PEERS_PORT)
+	$(PY) scripts/run_local.py --port $(PORT) --peers-port $(PEERS_PORT) --sip-port $(SIP_PORT)
 
 .PHONY: demo
 ## demo: the README's API examples, in order, against a running `make run` (same PORT / PEERS_PORT)

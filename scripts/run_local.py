@@ -1,7 +1,8 @@
 """`make run`: the whole service locally — the reference peers, the web server (SQLite by default), the
 outbox relay and the scheduled notices — until Ctrl-C, SIGTERM or SIGHUP (the terminal closing).
 
-    scripts/run_local.py [--port 8000] [--peers-port 8001]     (make run PORT=8080 PEERS_PORT=9001)
+    scripts/run_local.py [--port 8000] [--peers-port 8001] [--sip-port 6001]
+                                               (make run PORT=8080 PEERS_PORT=9001 SIP_PORT=7001)
 
 Before anything starts: every port is checked free, the database migrated, every book's availability
 queued for the peers (they forget it on restart), and in debug mode the demo librarian created; any
@@ -52,6 +53,11 @@ PROCESSES: dict[str, list[str]] = {
     "web": [PYTHON, "-m", "gunicorn", "-c", "docker/gunicorn.conf.py", "--bind", f"{HOST}:{{port}}"],
     "relay": [PYTHON, "manage.py", "relay_outbox", "--metrics-port", "{relay_metrics_port}"],
     "notices": [PYTHON, "manage.py", "send_notices", "--loop", "--metrics-port", "{scheduler_metrics_port}"],
+    # The SIP2 gateway for self-check kiosks, calling the web process's API.
+    "sip": [
+        *(PYTHON, "-m", "sip_gateway", "--host", HOST, "--port", "{sip_port}"),
+        *("--api-url", f"http://{HOST}:{{port}}", "--metrics-port", "{sip_metrics_port}"),
+    ],
 }
 
 # What "answers" means for each process: a URL that gives an HTTP response. A process without one
@@ -61,6 +67,7 @@ READY_URLS = {
     "web": ["http://{host}:{port}/health/"],
     "relay": ["http://{host}:{relay_metrics_port}/health/live"],
     "notices": ["http://{host}:{scheduler_metrics_port}/health/live"],
+    "sip": ["http://{host}:{sip_metrics_port}/health/live"],
 }
 
 BANNER = """
@@ -71,6 +78,8 @@ Lending service running (Ctrl-C stops everything):
   Admin       http://{host}:{port}/admin/   {admin_login}
   Book peer   http://{host}:{book_port}/getBooks/1      User peer  http://{host}:{user_port}/users/alice@example.com
   Notices     http://{host}:{notification_port}/notifications
+  SIP2 kiosks {host}:{sip_port}   {kiosk_login}
+              Metrics  http://{host}:{sip_metrics_port}/metrics
   Events      {events}
 Try:
   curl -X POST http://{host}:{port}/lendBook/ -H 'Content-Type: application/json' \\
@@ -104,7 +113,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         type=int,
         default=int(os.environ.get("PEERS_PORT") or 8001),
         help="the Book peer's port; the User and Notification peers take the next two, "
-        "the relay's and the scheduler's /metrics the two after",
+        "the relay's, the scheduler's and the SIP2 gateway's /metrics the three after",
+    )
+    parser.add_argument(
+        "--sip-port", type=int, default=int(os.environ.get("SIP_PORT") or 6001), help="the SIP2 gateway's port"
     )
     return parser.parse_args(argv)
 
@@ -118,6 +130,8 @@ def port_names(args: argparse.Namespace) -> dict[str, int]:
         # /metrics and /health/live of the relay and the scheduler, after the peers' ports.
         "relay_metrics_port": args.peers_port + 3,
         "scheduler_metrics_port": args.peers_port + 4,
+        "sip_port": args.sip_port,
+        "sip_metrics_port": args.peers_port + 5,
     }
 
 
@@ -128,6 +142,8 @@ PORT_LABELS = {
     "notification_port": "notification peer",
     "relay_metrics_port": "relay metrics",
     "scheduler_metrics_port": "scheduler metrics",
+    "sip_port": "SIP2 gateway",
+    "sip_metrics_port": "SIP2 gateway metrics",
 }
 
 
@@ -274,9 +290,19 @@ def prepare(env: dict[str, str]) -> str:
     if not debug_mode(env):
         return "(DJANGO_DEBUG is false: create a staff user with manage.py ensure_staff_user)"
     run_step("creating the demo staff user", ["demo_staff_user"], env)
+    run_step("creating the demo kiosk account", ["sip_accounts", "demo"], env)
     from lending.management.commands.demo_staff_user import DEMO_PASSWORD, DEMO_USERNAME
 
     return f"log in as {DEMO_USERNAME} / {DEMO_PASSWORD} (demo staff user, debug mode only)"
+
+
+def kiosk_login(env: Mapping[str, str]) -> str:
+    """The banner's SIP2 account hint: the demo kiosk in debug mode."""
+    if not debug_mode(env):
+        return "(create a kiosk account with manage.py sip_accounts create)"
+    from sip_gateway.demo import DEMO_INSTITUTION, DEMO_LOGIN, DEMO_PASSWORD
+
+    return f"login {DEMO_LOGIN} / {DEMO_PASSWORD}, institution {DEMO_INSTITUTION} (demo kiosk)"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -294,7 +320,9 @@ def main(argv: list[str] | None = None) -> int:
                 children[name] = start(name, ports, env)
         wait_until_ready(children, ports, stopping)
         if not stopping:
-            banner = BANNER.format(host=HOST, admin_login=admin_login, events=events_line(env), **ports)
+            banner = BANNER.format(
+                host=HOST, admin_login=admin_login, kiosk_login=kiosk_login(env), events=events_line(env), **ports
+            )
             say(banner, "make_run_ready", **ports)
         while not stopping:
             exited(children, during="the run")

@@ -125,18 +125,23 @@ def delete_account(account: SipAccount) -> None:
 
 def verify(login: str, password: str) -> LoggedIn | None:
     """The account when the password opens its key; None otherwise (no such login, wrong password,
-    a revoked key). Reads the database: call it off the event loop."""
+    a revoked key)."""
+    account = SipAccount.objects.select_related("api_key").filter(login=login).first()
+    if account is None or account.api_key.revoked:
+        return None
+    raw = account.open_key(password)
+    if raw is None:
+        return None
+    return LoggedIn(account.login, account.institution, account.location, account.allow_no_block, raw)
+
+
+def _verify_on_worker(login: str, password: str) -> LoggedIn | None:
+    """`verify` on a worker thread of the gateway. Logins are rare (remembered once made): no
+    database connection is kept on the thread."""
     close_old_connections()
     try:
-        account = SipAccount.objects.select_related("api_key").filter(login=login).first()
-        if account is None or account.api_key.revoked:
-            return None
-        raw = account.open_key(password)
-        if raw is None:
-            return None
-        return LoggedIn(account.login, account.institution, account.location, account.allow_no_block, raw)
+        return verify(login, password)
     finally:
-        # Logins are rare (remembered once made): no connection is kept on the worker thread.
         connection.close()
 
 
@@ -160,7 +165,7 @@ class Authenticator:
         if entry is not None and entry[0] > time.monotonic():
             return entry[1]
         async with self._gate:
-            found = await asyncio.to_thread(verify, login, password)
+            found = await asyncio.to_thread(_verify_on_worker, login, password)
         if found is not None and self.cache_seconds > 0:
             with self._lock:
                 if len(self._remembered) > 10_000:

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import uuid
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import Any
@@ -27,6 +26,7 @@ from zoneinfo import ZoneInfo
 
 from django.utils import timezone
 
+from lending.request_context import current_request_id
 from sip_gateway import codec
 from sip_gateway.accounts import Authenticator
 from sip_gateway.api_client import Answer, LendingApi, Refusal
@@ -497,4 +497,5 @@ def _refused(session: Session, refusal: Refusal | None, reason: str = "refused")
 
 
 def _request_id() -> str:
-    return uuid.uuid4().hex
+    """The current message's id (sip_gateway.server sets it): the API's log lines carry it too."""
+    return current_request_id()

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+import uuid
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -22,6 +23,7 @@ from typing import Any
 
 import structlog
 
+from lending.request_context import request_id_var
 from sip_gateway import codec, metrics
 from sip_gateway.codec import Message, SipParseError
 
@@ -164,6 +166,8 @@ class Gateway:
             return
         started = time.perf_counter()
         session.notes = {}
+        # One id per message: on its log line and, as X-Request-ID, on every API call it makes.
+        request_id_var.set(uuid.uuid4().hex)
         answer, code, outcome = await self._answer_bytes(session, raw)
         elapsed = time.perf_counter() - started
         metrics.record_message(code, elapsed, error=outcome in ERROR_OUTCOMES)

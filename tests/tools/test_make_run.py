@@ -45,7 +45,9 @@ def port_free(port: int) -> bool:
 class Stack:
     def __init__(self, tmp: Path, **env: str) -> None:
         self.port = free_ports(1)
-        self.peers_port = free_ports(5)  # the three peers, then the relay's and the scheduler's metrics
+        # The three peers, then the relay's, the scheduler's and the SIP2 gateway's metrics.
+        self.peers_port = free_ports(6)
+        self.sip_port = free_ports(1)
         self.marker = uuid.uuid4().hex
         self.output = tmp / f"make-run-{self.marker}.log"
         self.env = {
@@ -58,10 +60,11 @@ class Stack:
 
     @property
     def ports(self) -> list[int]:
-        return [self.port, *(self.peers_port + n for n in range(5))]
+        return [self.port, self.sip_port, *(self.peers_port + n for n in range(6))]
 
     def start(self) -> Stack:
         args = [sys.executable, str(RUNNER), "--port", str(self.port), "--peers-port", str(self.peers_port)]
+        args += ["--sip-port", str(self.sip_port)]
         with self.output.open("w") as out:
             # Its own session, like a terminal's foreground job: a signal to its group is what Ctrl-C sends.
             self.process = subprocess.Popen(
@@ -119,8 +122,19 @@ def json_stack(tmp_path_factory):
 def test_the_banner_comes_once_every_process_answers(json_stack):
     banner = next(json.loads(line) for line in json_stack.lines() if '"make_run_ready"' in line)
     assert "demo-librarian" in banner["message"]
+    assert "kiosk / kiosk-demo-password" in banner["message"]
     assert get(json_stack.url("/health/"))[0] == 200
     assert get(json_stack.url("/getBooks/1", json_stack.peers_port))[0] == 200
+
+
+def test_the_demo_kiosk_talks_sip2_to_the_gateway(json_stack):
+    from tests.sip_gateway.client import SipClient
+
+    with SipClient(json_stack.sip_port) as kiosk:
+        assert kiosk.login("kiosk", "kiosk-demo-password").text.startswith("941")
+        assert kiosk.ask("9900302.00").field("AO") == "demo"
+        alice = kiosk.ask("23000" + " " * 18 + "AOdemo|AA2100000001|AD|")
+        assert alice.field("AE") == "alice@example.com" and alice.field("BL") == "Y"
 
 
 def walkthrough(stack, *, timeout: int) -> subprocess.CompletedProcess:

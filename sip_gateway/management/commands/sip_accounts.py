@@ -1,6 +1,8 @@
 """Kiosk accounts of the SIP2 gateway: `manage.py sip_accounts create <login> --institution AO
 [--location CP] [--allow-no-block] [--password P]`, `sip_accounts list`, `sip_accounts set-password
-<login> [--password P]`, `sip_accounts delete <login>`.
+<login> [--password P]`, `sip_accounts delete <login>`, and `sip_accounts demo`: the demo kiosk of
+`make run` (`kiosk` / `kiosk-demo-password`, institution `demo`; DJANGO_DEBUG only, since its password
+is public; reset on every start).
 
 Each account is an API key of the service with the scopes a kiosk needs (`circulation`,
 `patron-read`, and `override` only with `--allow-no-block`), sealed under the account's password.
@@ -12,9 +14,11 @@ from __future__ import annotations
 
 import getpass
 
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from sip_gateway import accounts
+from sip_gateway.demo import DEMO_INSTITUTION, DEMO_LOCATION, DEMO_LOGIN, DEMO_PASSWORD
 from sip_gateway.models import SipAccount
 
 BY = "manage.py sip_accounts"
@@ -24,7 +28,7 @@ class Command(BaseCommand):
     help = "Create, list, re-password and delete the SIP2 gateway's kiosk accounts."
 
     def add_arguments(self, parser):
-        actions = parser.add_subparsers(dest="action", required=True, metavar="{create,list,set-password,delete}")
+        actions = parser.add_subparsers(dest="action", required=True, metavar="{create,list,set-password,delete,demo}")
         create = actions.add_parser("create", help="Create a kiosk account and its API key.")
         create.add_argument("login", help="The kiosk's login (CN).")
         create.add_argument("--institution", required=True, help="The institution id (AO) the kiosk uses.")
@@ -39,6 +43,7 @@ class Command(BaseCommand):
         change.add_argument("--password", default=None, help="The new password; asked at the terminal if absent.")
         delete = actions.add_parser("delete", help="Delete an account and its API key.")
         delete.add_argument("login")
+        actions.add_parser("demo", help=f"Create or reset the demo kiosk {DEMO_LOGIN!r} (DJANGO_DEBUG only).")
 
     def handle(self, *args, action: str, **options):
         try:
@@ -81,6 +86,17 @@ class Command(BaseCommand):
     def _delete(self, *, login, **_):
         accounts.delete_account(_find(login))
         self.stdout.write(f"Deleted kiosk account {login!r} and its API key.")
+
+    def _demo(self, **_):
+        if not settings.DEBUG:
+            raise CommandError("sip_accounts demo runs only with DJANGO_DEBUG=true: its password is public.")
+        existing = SipAccount.objects.select_related("api_key").filter(login=DEMO_LOGIN).first()
+        if existing is not None:
+            accounts.delete_account(existing)
+        accounts.create_account(DEMO_LOGIN, DEMO_PASSWORD, institution=DEMO_INSTITUTION, location=DEMO_LOCATION, by=BY)
+        self.stdout.write(
+            f"demo kiosk account {DEMO_LOGIN!r} (password {DEMO_PASSWORD!r}, institution {DEMO_INSTITUTION!r}) ready"
+        )
 
 
 def _find(login: str) -> SipAccount:
