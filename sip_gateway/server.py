@@ -85,6 +85,7 @@ class Gateway:
         self.config = config
         self.server: asyncio.Server | None = None
         self.connections: set[asyncio.StreamWriter] = set()
+        self.tasks: set[asyncio.Task] = set()
 
     async def start(self) -> asyncio.Server:
         self.server = await asyncio.start_server(
@@ -103,12 +104,18 @@ class Gateway:
             self.server.close()
         for writer in list(self.connections):
             writer.close()
+        for task in list(self.tasks):
+            task.cancel()  # a message waiting on the API is abandoned: the kiosk resends it
+        await asyncio.gather(*self.tasks, return_exceptions=True)
         if self.server is not None:
             await self.server.wait_closed()
 
     async def serve_connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         peer = _peer_name(writer)
         session = Session(peer=peer)
+        task = asyncio.current_task()
+        if task is not None:
+            self.tasks.add(task)
         self.connections.add(writer)
         metrics.OPEN_SESSIONS.inc()
         try:
@@ -118,6 +125,8 @@ class Gateway:
         except Exception:  # a bug must cost this kiosk its connection, never the server
             logger.exception("sip_session_failed", peer=peer)
         finally:
+            if task is not None:
+                self.tasks.discard(task)
             self.connections.discard(writer)
             metrics.OPEN_SESSIONS.dec()
             writer.close()

@@ -70,7 +70,20 @@ def no_block_account(transactional_db):
 
 
 @pytest.fixture
-def running_gateway(live_server, peers, api_keys_required) -> Iterator[RunningGateway]:
+def short_lived_connections():
+    """The live server answers each request on a thread of its own: with persistent connections each
+    would leave its connection open past the test (and the test database could not be dropped)."""
+    from django.db import connections
+
+    default = connections.settings["default"]
+    kept = default["CONN_MAX_AGE"]
+    default["CONN_MAX_AGE"] = 0
+    yield
+    default["CONN_MAX_AGE"] = kept
+
+
+@pytest.fixture
+def running_gateway(short_lived_connections, live_server, peers, api_keys_required) -> Iterator[RunningGateway]:
     running = RunningGateway(live_server.url)
     yield running
     running.stop()

@@ -320,7 +320,7 @@ def test_a_kiosk_stalled_mid_message_does_not_stall_the_others(running_gateway, 
 
 # --- Timeouts ------------------------------------------------------------------------------------------
 @pytest.fixture
-def impatient_gateway(live_server, peers, api_keys_required):
+def impatient_gateway(short_lived_connections, live_server, peers, api_keys_required):
     from tests.sip_gateway.conftest import RunningGateway
 
     running = RunningGateway(live_server.url, login_timeout=0.5, idle_timeout=1.0)
@@ -368,3 +368,33 @@ def test_no_block_transactions_apply_only_for_accounts_allowed(running_gateway, 
     loan.refresh_from_db()
     assert abs(loan.date_returned - (timezone.now() - timedelta(days=2))) < timedelta(seconds=5)
     assert Event.objects.get(kind="returned", loan=loan).reason.startswith("SIP no-block")
+
+
+# --- Observability -----------------------------------------------------------------------------------
+def sample(name: str, **labels: str) -> float:
+    from prometheus_client import REGISTRY
+
+    return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
+def test_one_log_line_per_message_without_passwords_and_the_metrics(running_gateway, kiosk_account, peers, log_lines):
+    patron = new_patron(peers)
+    answered_before = sample("sip_messages_total", message="23")
+    errors_before = sample("sip_message_errors_total", message="17")
+    with running_gateway.client() as client:
+        assert sample("sip_sessions_open") >= 1
+        client.login(kiosk_account.login, PASSWORD)
+        client.ask(f"23000{now()}AOtest-library|AA{patron['barcode']}|ADsecret-pin|")
+        client.send_raw(client.frame(f"17{now()}AOtest-library|ABX|")[:-5] + b"0000\r")  # a bad checksum
+        assert client.read().text == "96AZFEF6"
+    lines = [line for line in log_lines() if line.get("event") == "sip_message"]
+    assert [(line["message"], line["outcome"]) for line in lines] == [
+        ("93", "ok"),
+        ("23", "ok"),
+        ("17", "bad_checksum"),
+    ]
+    assert all(line["account"] == kiosk_account.login and len(line["request_id"]) == 32 for line in lines)
+    everything = repr(log_lines())
+    assert PASSWORD not in everything and "secret-pin" not in everything and patron["barcode"] not in everything
+    assert sample("sip_messages_total", message="23") == answered_before + 1
+    assert sample("sip_message_errors_total", message="17") == errors_before + 1
