@@ -8,9 +8,10 @@ of the byte sum of everything before it up to and including `AZ`, as four upper-
 
 Parsing is lenient on purpose, because kiosks in the field are not exact: an empty or unknown
 variable field is kept (or ignored by whoever reads the message), a missing `|` before `AY` is
-accepted, 18 blanks stand for an unused date, and when the fixed part is longer than the layout says
-(an extra fixed field) the layout is read right-aligned against the first variable field. What
-cannot be read at all raises `SipParseError`, which the server answers with `96`.
+accepted, text that is not UTF-8 is read as Latin-1, 18 blanks stand for an unused date, and when
+the fixed part is longer than the layout says (an extra fixed field) the layout is read
+right-aligned against the first variable field. What cannot be read at all raises
+`SipParseError`, which the server answers with `96`.
 """
 
 from __future__ import annotations
@@ -29,8 +30,8 @@ FIELD_DELIMITER = "|"
 REQUEST_RESEND = "96"
 SC_RESEND = "97"
 
-_CHECKSUM_TAIL = re.compile(r"AZ([0-9A-Fa-f]{4})\s*$")
-_SEQUENCE_TAIL = re.compile(r"\|?AY([0-9])$")
+_CHECKSUM_TAIL = re.compile(rb"AZ([0-9A-Fa-f]{4})\s*$")
+_SEQUENCE_TAIL = re.compile(rb"\|?AY([0-9])$")
 _FIELD_ID = re.compile(r"[A-Z][A-Z]")
 _DATE = re.compile(r"^(\d{8})(.{4})(\d{6})$")
 BLANK_DATE = " " * 18
@@ -173,14 +174,10 @@ def decode(data: bytes | str, layouts: dict[str, Layout] | None = None) -> Messa
     what cannot be read (no code, a fixed part too short for its layout, bytes that are not text)."""
     raw = data.encode(ENCODING) if isinstance(data, str) else bytes(data)
     raw = raw.rstrip(b"\r\n").lstrip(b"\n")
-    try:
-        text = raw.decode(ENCODING)
-    except UnicodeDecodeError as exc:
-        raise SipParseError("the message is not UTF-8 text") from exc
-    if len(text) < 2 or not text[:2].isdigit():
+    if len(raw) < 2 or not raw[:2].isdigit():
         raise SipParseError("a message starts with a two-digit code")
-    message = Message(code=text[:2], raw=raw)
-    body = _strip_error_detection(text, raw, message)
+    message = Message(code=raw[:2].decode(), raw=raw)
+    body = _text(_strip_error_detection(raw, message))
     layout = (layouts if layouts is not None else {**RESPONSE_LAYOUTS, **REQUEST_LAYOUTS}).get(message.code)
     if layout is None:
         # An unknown code: the variable part cannot be told from the fixed one. The server answers
@@ -201,20 +198,29 @@ def decode_request(data: bytes | str) -> Message:
     return decode(data, REQUEST_LAYOUTS)
 
 
-def _strip_error_detection(text: str, raw: bytes, message: Message) -> str:
-    """The text without its trailing `AY.AZ....`; sets sequence, checksum and checksum_ok."""
-    match = _CHECKSUM_TAIL.search(text)
+def _strip_error_detection(raw: bytes, message: Message) -> bytes:
+    """The message without its trailing `AY.AZ....`; sets sequence, checksum and checksum_ok (the
+    checksum is over the bytes as sent, whatever their encoding)."""
+    match = _CHECKSUM_TAIL.search(raw)
     if match is None:
-        return text
-    message.checksum = match.group(1).upper()
-    summed = text[: match.start() + 2].encode(ENCODING)
-    message.checksum_ok = checksum(summed) == message.checksum
-    body = text[: match.start()]
+        return raw
+    message.checksum = match.group(1).decode().upper()
+    message.checksum_ok = checksum(raw[: match.start() + 2]) == message.checksum
+    body = raw[: match.start()]
     sequence = _SEQUENCE_TAIL.search(body)
     if sequence is not None:
-        message.sequence = sequence.group(1)
+        message.sequence = sequence.group(1).decode()
         body = body[: sequence.start()]
     return body
+
+
+def _text(body: bytes) -> str:
+    """UTF-8; a kiosk set to a single-byte code page (Latin-1, CP850) is read as Latin-1 rather
+    than refused: its barcodes and ids are ASCII either way."""
+    try:
+        return body.decode(ENCODING)
+    except UnicodeDecodeError:
+        return body.decode("latin-1")
 
 
 def _split_fixed(rest: str, layout: Layout) -> tuple[str, str]:

@@ -366,7 +366,8 @@ class Kiosk:
         if loan is None:
             return Refusal("loan_not_found", 404, "This item is not on your account.")
         body = {"user_email": found["user_email"], "book_id": loan["book_id"]}
-        key = self._idempotency_key(session, message, card, item)
+        # "renew": a `11` renewing the patron's own copy must not reuse its check-out's key.
+        key = self._idempotency_key(session, message, card, item, "renew")
         answer = await self._api(self.api.renew, session.account.api_key, body, key, _request_id())
         if isinstance(answer, Refusal):
             return answer

@@ -122,6 +122,8 @@ class Gateway:
             await self._converse(session, reader, writer)
         except (ConnectionError, asyncio.IncompleteReadError):
             pass
+        except TimeoutError:  # an answer the kiosk did not read for WRITE_TIMEOUT_SECONDS
+            logger.info("sip_session_closed", peer=peer, reason="write_timeout")
         except Exception:  # a bug must cost this kiosk its connection, never the server
             logger.exception("sip_session_failed", peer=peer)
         finally:

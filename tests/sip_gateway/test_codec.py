@@ -62,6 +62,12 @@ def test_a_missing_delimiter_before_ay_is_accepted():
     assert (message.get("AB"), message.sequence, message.checksum_ok) == ("item", "1", True)
 
 
+def test_text_that_is_not_utf8_is_read_as_latin1_and_its_checksum_is_over_its_bytes():
+    body = "9300CNkiosk|COpässword|AY2AZ".encode("latin-1")
+    message = codec.decode(body + codec.checksum(body).encode())
+    assert (message.get("CO"), message.checksum_ok) == ("pässword", True)
+
+
 @pytest.mark.parametrize("text", ["", "9", "X1", "11YN"])
 def test_what_cannot_be_read_is_a_parse_error(text):
     with pytest.raises(codec.SipParseError):

@@ -398,3 +398,34 @@ def test_one_log_line_per_message_without_passwords_and_the_metrics(running_gate
     assert PASSWORD not in everything and "secret-pin" not in everything and patron["barcode"] not in everything
     assert sample("sip_messages_total", message="23") == answered_before + 1
     assert sample("sip_message_errors_total", message="17") == errors_before + 1
+
+
+def test_a_kiosk_with_renewal_policy_renews_the_patrons_own_copy_scanned_again(kiosk, peers):
+    patron, other = new_patron(peers), new_patron(peers)
+    _, [item] = new_item(peers)
+    assert strict(checkout(kiosk, patron["barcode"], item)).ok == "1"
+    scanned_again = f"11YN{now(timedelta(seconds=1))}{BLANK}AOtest-library|AA{patron['barcode']}|AB{item}|"
+    renewed = strict(kiosk.ask(scanned_again))
+    assert (renewed.ok, renewed.renewal_ok) == ("1", "Y")
+    assert Loan.objects.get(item_barcode=item).renewals == 1
+    # Someone else's copy is not renewed for them: the refusal of the check-out stands.
+    refused = strict(kiosk.ask(f"11YN{now()}{BLANK}AOtest-library|AA{other['barcode']}|AB{item}|"))
+    assert (refused.ok, refused.screen_message) == ("0", ("This item is already checked out.",))
+
+
+def test_an_unreachable_api_is_a_refusal_in_words_and_an_error_in_the_metrics(kiosk_account, peers, api_keys_required):
+    from harness.processes import free_port
+    from tests.sip_gateway.conftest import RunningGateway
+
+    patron = new_patron(peers)
+    errors_before = sample("sip_message_errors_total", message="11")
+    running = RunningGateway(f"http://127.0.0.1:{free_port()}")  # nothing listens there
+    try:
+        with running.client() as client:
+            assert client.login(kiosk_account.login, PASSWORD).text.startswith("941")
+            refused = strict(checkout(client, patron["barcode"], "3900000101"))
+    finally:
+        running.stop()
+    assert refused.ok == "0"
+    assert refused.screen_message == ("The library system is unavailable. Please try again or see the library staff.",)
+    assert sample("sip_message_errors_total", message="11") == errors_before + 1
