@@ -49,11 +49,14 @@ PATRON_BY_CARD_SCHEMA = extend_schema(
     "holds. The card is sent in the body so that no access log holds it; 404 `user_not_found` for a card "
     "nobody holds, 403 `user_inactive`. Scope `patron-read`, `reports` or `circulation`.",
     request=CardRequestSerializer,
+    parameters=api_docs.COMMON_PARAMETERS,
     responses={
         200: OpenApiResponse(PatronCardSerializer),
         **api_docs.error_responses(
             "invalid_request",
             "malformed_json",
+            "payload_too_large",
+            "unsupported_media_type",
             "user_not_found",
             "user_inactive",
             "peer_unavailable",
