@@ -75,6 +75,18 @@ REQUEST_LAYOUTS: dict[str, Layout] = {
     "35": (("transaction_date", 18, "date"),),
     "96": (),
     "97": (),
+    # Understood, not supported: answered with their refusal (sip_gateway.messages).
+    "01": (("card_retained", 1, "flag"), ("transaction_date", 18, "date")),
+    "15": (("hold_mode", 1, "text"), ("transaction_date", 18, "date")),
+    "19": (("transaction_date", 18, "date"),),
+    "25": (("transaction_date", 18, "date"),),
+    "37": (
+        ("transaction_date", 18, "date"),
+        ("fee_type", 2, "text"),
+        ("payment_type", 2, "text"),
+        ("currency", 3, "text"),
+    ),
+    "65": (("transaction_date", 18, "date"),),
 }
 
 # The response codes of the requests above, for readers of the replies (tests, the benchmark).

@@ -75,6 +75,14 @@ class Kiosk:
             "17": self.item_information,
             "29": self.renew,
             "35": self.end_session,
+            # Understood but not supported (BX says N): a refusal in the message's own answer, so
+            # a kiosk does not resend them as it would after a `96`.
+            "01": self.not_supported,
+            "15": self.not_supported,
+            "19": self.not_supported,
+            "25": self.not_supported,
+            "37": self.not_supported,
+            "65": self.not_supported,
         }
 
     async def __call__(self, session: Session, message: Message) -> Reply:
@@ -203,6 +211,8 @@ class Kiosk:
             return self._checkout_refusal(session, card, item, NOT_LOGGED_IN)
         if not card or not item:
             return self._checkout_refusal(session, card, item, "Scan your library card and the item.")
+        if message.get("BI") == "Y":
+            return await self._cancel_checkout(session, message, card, item)
         body: dict[str, object] = {"item_barcode": item, "patron_barcode": card}
         override = self._no_block_override(session, message)
         if override:
@@ -231,6 +241,24 @@ class Kiosk:
         institution = session.account.institution if session.account else ""
         fields = [("AO", institution), ("AA", card), ("AB", item), ("AJ", ""), ("AH", ""), ("AF", screen)]
         return Reply(code, ["0", "N", "U", "N", self.now()], fields)
+
+    async def _cancel_checkout(self, session: Session, message: Message, card: str, item: str) -> Reply:
+        """`BI` Y: the kiosk takes back a check-out it could not finish (the item could not be
+        desensitized): the patron's own loan of the copy is checked in. Anyone else's stays."""
+        assert session.account is not None
+        found = await self._patron(session, card)
+        if isinstance(found, Refusal):
+            return self._checkout_refusal(session, card, item, found.message, found)
+        if not any(loan.get("item_barcode") == item for loan in found.get("loans", [])):
+            refusal = Refusal("loan_not_found", 404, "This item is not on your account.")
+            return self._checkout_refusal(session, card, item, refusal.message, refusal)
+        key = self._idempotency_key(session, message, card, item, "cancel")
+        answer = await self._api(self.api.check_in, session.account.api_key, {"item_barcode": item}, key, _request_id())
+        if isinstance(answer, Refusal):
+            return self._checkout_refusal(session, card, item, answer.message, answer)
+        session.note(outcome="ok", cancelled=True)
+        fields = [("AO", session.account.institution), ("AA", card), ("AB", item), ("AJ", ""), ("AH", "")]
+        return Reply("12", ["1", "N", "U", "N", self.now()], [*fields, ("AF", "The check-out was cancelled.")])
 
     async def _renew_at_checkout(
         self, session: Session, message: Message, card: str, item: str, refused: Refusal
@@ -379,6 +407,28 @@ class Kiosk:
         session.note(outcome="ok")
         fields = [("AO", institution), ("AA", message.get("AA")), ("AF", "Thank you. Goodbye.")]
         return Reply("36", ["Y", self.now()], fields)
+
+    # --- 01, 15, 19, 25, 37, 65: refused ---------------------------------------------------------
+    async def not_supported(self, session: Session, message: Message) -> Reply:
+        session.note(outcome="refused", refusal="not_supported")
+        institution = session.account.institution if session.account else ""
+        card, screen = message.get("AA"), "This cannot be done at this kiosk. Please see the library staff."
+        today = self.now()
+        refusals = {
+            "01": Reply(
+                "24", ["Y" * 4 + " " * 10, UNKNOWN_LANGUAGE, today], [("AO", institution), ("AA", card), ("AE", "")]
+            ),
+            "15": Reply("16", ["0", "N", today], [("AO", institution), ("AA", card)]),
+            "19": Reply("20", ["0", today], [("AB", message.get("AB"))]),
+            "25": Reply(
+                "26", ["Y" * 4 + " " * 10, UNKNOWN_LANGUAGE, today], [("AO", institution), ("AA", card), ("AE", "")]
+            ),
+            "37": Reply("38", ["N", today], [("AO", institution), ("AA", card)]),
+            "65": Reply("66", ["0", count(0), count(0), today], [("AO", institution)]),
+        }
+        reply = refusals[message.code]
+        reply.fields.append(("AF", screen))
+        return reply
 
     # --- Shared ----------------------------------------------------------------------------------
     def _due(self, iso: str | None) -> str:

@@ -294,7 +294,7 @@ def test_lenient_parsing_an_extra_fixed_field_and_unknown_or_empty_fields(kiosk,
 def test_what_cannot_be_understood_gets_96_and_the_connection_stays(kiosk):
     kiosk.send_raw(b"hello\r")
     assert kiosk.read().text == "96"
-    assert kiosk.ask("25000" + now() + "AOx|AAy|").text.startswith("96")  # patron enable: not supported
+    assert kiosk.ask("45" + now() + "AOx|").text.startswith("96")  # no such message in SIP2
     assert kiosk.ask("9900302.00").code == "98"
 
 
@@ -429,3 +429,33 @@ def test_an_unreachable_api_is_a_refusal_in_words_and_an_error_in_the_metrics(ki
     assert refused.ok == "0"
     assert refused.screen_message == ("The library system is unavailable. Please try again or see the library staff.",)
     assert sample("sip_message_errors_total", message="11") == errors_before + 1
+
+
+@pytest.mark.parametrize(
+    ("request_text", "answer_type"),
+    [
+        ("01N{now}AOtest-library|ALcard retained|AA2100000001|", pysip2.PatronStatusResponse),
+        ("15+{now}AOtest-library|AA2100000001|ABX|", pysip2.HoldResponse),
+        ("19{now}AOtest-library|ABX|CHx|", pysip2.ItemStatusUpdateResponse),
+        ("25{now}AOtest-library|AA2100000001|", pysip2.PatronEnableResponse),
+        ("37{now}0100USDAOtest-library|AA2100000001|BV1.00|", pysip2.FeePaidResponse),
+        ("65{now}AOtest-library|AA2100000001|", pysip2.RenewAllResponse),
+    ],
+)
+def test_messages_understood_but_not_supported_are_refused_in_their_own_answer(kiosk, request_text, answer_type):
+    reply = strict(kiosk.ask(request_text.format(now=now())))
+    assert isinstance(reply, answer_type)
+    assert reply.screen_message == ("This cannot be done at this kiosk. Please see the library staff.",)
+
+
+def test_a_cancelled_checkout_returns_the_patrons_own_copy_only(kiosk, peers):
+    patron, other = new_patron(peers), new_patron(peers)
+    _, [item] = new_item(peers)
+    assert strict(checkout(kiosk, patron["barcode"], item)).ok == "1"
+    cancel = f"11NN{now(timedelta(seconds=1))}{BLANK}AOtest-library|AA{{card}}|AB{item}|BIY|"
+    refused = strict(kiosk.ask(cancel.format(card=other["barcode"])))
+    assert (refused.ok, refused.screen_message) == ("0", ("This item is not on your account.",))
+    assert Loan.objects.get(item_barcode=item).date_returned is None
+    cancelled = strict(kiosk.ask(cancel.format(card=patron["barcode"])))
+    assert (cancelled.ok, cancelled.desensitize) == ("1", "N")
+    assert Loan.objects.get(item_barcode=item).date_returned is not None
