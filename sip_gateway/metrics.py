@@ -3,9 +3,9 @@
 - `sip_messages_total{message}`: messages answered, by request code (`11`, `09`, ...; `unreadable`
   for what could not be parsed, `oversize` for a message over the size cap);
 - `sip_message_duration_seconds{message}`: from a message's arrival to its answer being ready;
-- `sip_message_errors_total{message}`: messages answered `96` (not understood, bad checksum) or
-  refused because the lending API could not be reached; a patron's refusal (`ok` = 0 for a blocked
-  patron) is an answer, not an error;
+- `sip_message_errors_total{message}`: messages answered `96` (not understood, bad checksum, not a
+  SIP2 message, a failure of the gateway) or refused because the lending API could not be reached; a
+  patron's refusal (`ok` = 0 for a blocked patron) is an answer, not an error;
 - `sip_sessions_open`: kiosk connections open now;
 - `sip_session_timeouts_total{reason}`: connections closed for not logging in (`login_timeout`) or
   for silence (`idle_timeout`).

@@ -33,7 +33,7 @@ READ_CHUNK_BYTES = 4096
 WRITE_TIMEOUT_SECONDS = 30.0
 # Outcomes counted as errors: what the gateway could not understand or could not do. A patron's
 # refusal (`refused`: blocked, limit reached) is an answer, not an error.
-ERROR_OUTCOMES = frozenset({"unreadable", "bad_checksum", "not_supported", "unavailable"})
+ERROR_OUTCOMES = frozenset({"unreadable", "bad_checksum", "not_supported", "unavailable", "failed"})
 
 
 @dataclass(frozen=True)
@@ -210,7 +210,11 @@ class Gateway:
         if tail is not None and tail == session.last_request_tail and session.last_answer is not None:
             session.note(repeated=True)
             return session.last_answer, message.code, "ok"
-        reply = await self.handler(session, message)
+        try:
+            reply = await self.handler(session, message)
+        except Exception:  # a bug answers this message `96`: the kiosk keeps its connection
+            logger.exception("sip_message_failed", peer=session.peer, message=message.code)
+            return codec.encode("96", error_detection=message.error_detection, terminator=""), message.code, "failed"
         answer = codec.encode(
             reply.code,
             reply.fixed,

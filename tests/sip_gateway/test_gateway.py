@@ -459,3 +459,12 @@ def test_a_cancelled_checkout_returns_the_patrons_own_copy_only(kiosk, peers):
     cancelled = strict(kiosk.ask(cancel.format(card=patron["barcode"])))
     assert (cancelled.ok, cancelled.desensitize) == ("1", "N")
     assert Loan.objects.get(item_barcode=item).date_returned is not None
+
+
+def test_an_answer_the_gateway_cannot_read_costs_a_96_not_the_connection(kiosk, peers, monkeypatch):
+    from sip_gateway.api_client import Answer as ApiAnswer
+    from sip_gateway.api_client import LendingApi
+
+    monkeypatch.setattr(LendingApi, "item", lambda *args: ApiAnswer(200, {"holds_waiting": "not a number"}))
+    assert kiosk.ask(f"17{now()}AOtest-library|ABX|").text.startswith("96")
+    assert kiosk.ask("9900302.00").code == "98"
