@@ -5,8 +5,8 @@ Patron Information (sip_gateway), so the gateway never learns a card's holder by
 
 The card travels in the body, not the path, so it is in no access log. It is resolved at the User
 service on every call (`lending.clients.users.active_patron_by_card`: 404 `user_not_found` for a card
-nobody holds, 403 `user_inactive`); the answer names that one patron and nobody else. A read with the
-scope of the patron's status (`patron-read`, `reports` or `circulation`), never cached.
+nobody holds, 403 `user_inactive`); the answer names that one patron and nobody else. It is one
+patron's loans and holds: a read with `patron-read` (or `reports`), never cached.
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ PATRON_BY_CARD_SCHEMA = extend_schema(
     "Patron Information): the card's holder, whether they may borrow, renew, reserve and every reason "
     "not (as `GET /patrons/{email}/status/`), their open loans with each copy's barcode, and their open "
     "holds. The card is sent in the body so that no access log holds it; 404 `user_not_found` for a card "
-    "nobody holds, 403 `user_inactive`. Scope `patron-read`, `reports` or `circulation`.",
+    "nobody holds, 403 `user_inactive`. Scope `patron-read` or `reports`.",
     request=CardRequestSerializer,
     parameters=api_docs.COMMON_PARAMETERS,
     responses={
@@ -68,7 +68,7 @@ PATRON_BY_CARD_SCHEMA = extend_schema(
 
 
 class PatronByCardApi(NoStore, APIView):
-    required_scope = permissions.STAFF_READ
+    required_scope = permissions.PATRON_READ
 
     @PATRON_BY_CARD_SCHEMA
     def post(self, request: Request) -> Response:

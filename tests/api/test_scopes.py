@@ -110,7 +110,7 @@ CALLS = [
         "a patron by card",
         "POST",
         "/patrons/by-card/",
-        (PATRON_READ, REPORTS, CIRCULATION),
+        (PATRON_READ, REPORTS),
         200,
         payload={"patron_barcode": "2100000001"},  # alice, a demo patron of the User peer
     ),

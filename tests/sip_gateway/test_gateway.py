@@ -382,8 +382,8 @@ def test_one_log_line_per_message_without_passwords_and_the_metrics(running_gate
     answered_before = sample("sip_messages_total", message="23")
     errors_before = sample("sip_message_errors_total", message="17")
     with running_gateway.client() as client:
-        assert sample("sip_sessions_open") >= 1
         client.login(kiosk_account.login, PASSWORD)
+        assert sample("sip_sessions_open") >= 1  # answered: its session is open
         client.ask(f"23000{now()}AOtest-library|AA{patron['barcode']}|ADsecret-pin|")
         client.send_raw(client.frame(f"17{now()}AOtest-library|ABX|")[:-5] + b"0000\r")  # a bad checksum
         assert client.read().text == "96AZFEF6"
