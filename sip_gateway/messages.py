@@ -29,7 +29,7 @@ from django.utils import timezone
 from lending.request_context import current_request_id
 from sip_gateway import codec
 from sip_gateway.accounts import Authenticator
-from sip_gateway.api_client import Answer, LendingApi, Refusal
+from sip_gateway.api_client import UNAVAILABLE, Answer, LendingApi, Refusal
 from sip_gateway.codec import Message, count, flag, sip_date
 from sip_gateway.server import Reply, Session
 
@@ -157,18 +157,17 @@ class Kiosk:
         answer = await self._api(self.api.patron_by_card, session.account.api_key, card, _request_id())
         if isinstance(answer, Refusal):
             return answer
-        return answer.data if isinstance(answer.data, dict) else Refusal("unavailable", 0, "")
+        return answer.data if isinstance(answer.data, dict) else Refusal("unavailable", 0, UNAVAILABLE)
 
     def _patron_fields(self, session: Session, card: str, found: dict) -> list[tuple[str, object]]:
         assert session.account is not None
-        blocked = [reason["message"] for reason in found.get("borrow", {}).get("reasons", [])[:1]]
         fields: list[tuple[str, object]] = [
             ("AO", session.account.institution),
             ("AA", card),
             ("AE", found.get("user_email", "")),
             ("BL", "Y"),
         ]
-        if blocked:
+        if _reasons(found, "borrow"):
             fields.append(("AF", patron_words(found)))
         return fields
 
