@@ -468,3 +468,23 @@ def test_an_answer_the_gateway_cannot_read_costs_a_96_not_the_connection(kiosk, 
     monkeypatch.setattr(LendingApi, "item", lambda *args: ApiAnswer(200, {"holds_waiting": "not a number"}))
     assert kiosk.ask(f"17{now()}AOtest-library|ABX|").text.startswith("96")
     assert kiosk.ask("9900302.00").code == "98"
+
+
+def test_many_kiosks_at_once(running_gateway, kiosk_account, peers):
+    from concurrent.futures import ThreadPoolExecutor
+
+    pairs = [(new_patron(peers), new_item(peers)[1][0]) for _ in range(20)]
+
+    def lend_and_return(pair) -> tuple[str, str]:
+        patron, item = pair
+        with running_gateway.client() as client:
+            client.login(kiosk_account.login, PASSWORD)
+            lent = strict(checkout(client, patron["barcode"], item))
+            returned = strict(checkin(client, item))
+        return lent.ok, returned.ok
+
+    with ThreadPoolExecutor(max_workers=20) as pool:
+        outcomes = list(pool.map(lend_and_return, pairs))
+    assert outcomes == [("1", "1")] * 20
+    assert Event.objects.filter(kind="lent", loan__item_barcode__in=[item for _, item in pairs]).count() == 20
+    assert not Loan.objects.open().filter(item_barcode__in=[item for _, item in pairs]).exists()
