@@ -25,6 +25,7 @@ from lending import (
     circulation_admin,  # noqa: F401  (registers the calendar's and the blocks' admin)
     desk_admin,
     history,
+    rules_admin,  # noqa: F401  (registers the circulation rules' admin)
 )
 from lending.errors import LendingError
 from lending.history_admin import HoldEventInline, LoanEventInline

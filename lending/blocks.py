@@ -5,7 +5,8 @@ Two kinds of reason:
 - automated blocks, computed from the patron's loans at the moment of asking — never stored, so they
   cannot drift: `BLOCK_MAX_OVERDUE_LOANS` overdue loans or more, a loan overdue more than
   `BLOCK_MAX_OVERDUE_DAYS` days, unresolved lost items; and the policy's borrowing rules (no overdue
-  loan when `LOAN_BLOCK_ON_OVERDUE`, the open-loan limit), listed so that a status screen shows them.
+  loan when `LOAN_BLOCK_ON_OVERDUE`, the fallback loan policy's open-loan limit), listed so that a
+  status screen shows them.
 
 `reasons_against` is a pure function of the counts, the manual blocks and the rules; `standing` reads
 the counts and blocks (one query each) and applies it. The writes ask `standing` inside their
@@ -21,7 +22,7 @@ from django.conf import settings
 from django.db import models, transaction
 from django.db.models import Q
 
-from lending import calendar, errors, overrides
+from lending import calendar, circulation_rules, errors, overrides
 from lending.book_state import PatronLoans, count_patron_loans
 from lending.precompiled import SENTINEL_EMAIL, SENTINEL_NOW, PrecompiledSelect
 
@@ -74,15 +75,20 @@ class PatronBlock(models.Model):
 class BlockRules:
     max_overdue_loans: int
     max_overdue_days: int
-    max_open_loans: int
+    # The fallback loan policy's `max_loans` (None: no limit): what a status screen shows. A write
+    # applies the limit of the rule it matched (`lending.policy.check_lend`).
+    max_open_loans: int | None
     block_on_overdue: bool
 
 
-def current_rules() -> BlockRules:
+def current_rules(rulebook: circulation_rules.Rulebook | None = None) -> BlockRules:
+    """The rules in force; `rulebook`: the circulation rules a write already read with its patron
+    lock (else they are read here)."""
+    rulebook = rulebook or circulation_rules.in_force()
     return BlockRules(
         max_overdue_loans=settings.BLOCK_MAX_OVERDUE_LOANS,
         max_overdue_days=settings.BLOCK_MAX_OVERDUE_DAYS,
-        max_open_loans=settings.LOAN_MAX_ACTIVE_PER_PATRON,
+        max_open_loans=rulebook.fallback.terms.max_loans,
         block_on_overdue=settings.LOAN_BLOCK_ON_OVERDUE,
     )
 
@@ -148,7 +154,7 @@ def automated_reasons(counts: PatronCounts, rules: BlockRules) -> list[Reason]:
                 (Action.BORROW,),
             )
         )
-    if counts.open_loans >= rules.max_open_loans:
+    if rules.max_open_loans is not None and counts.open_loans >= rules.max_open_loans:
         reasons.append(
             Reason(
                 "loan_limit_reached",
@@ -235,11 +241,19 @@ _BLOCKS_IN_FORCE = PrecompiledSelect(
 )
 
 
-def check_not_blocked(user_email: str, action: str, now: datetime, loans: PatronLoans | None = None) -> Standing:
+def check_not_blocked(
+    user_email: str,
+    action: str,
+    now: datetime,
+    *,
+    rulebook: circulation_rules.Rulebook,
+    loans: PatronLoans | None = None,
+) -> Standing:
     """Inside a write's transaction, after the patron's lock (so a block committed meanwhile is seen):
     403 `patron_blocked` with every blocking reason in `details`, unless the write carries a staff
-    override (which then notes what it lifted). Returns the standing, whose counts the caller may use."""
-    found = standing(user_email, now, loans=loans)
+    override (which then notes what it lifted). Returns the standing, whose counts the caller may use.
+    `rulebook`: the circulation rules the write read with its patron lock."""
+    found = standing(user_email, now, rules=current_rules(rulebook), loans=loans)
     refusing = found.blocking(action)
     if refusing and not overrides.lifts("patron_blocked"):
         raise errors.PATRON_BLOCKED.error(

@@ -106,6 +106,11 @@ def count_patron_loans(patron: str, now: datetime) -> PatronLoans:
     return _patron_loans(_COUNT_PATRON_LOANS(patron=patron, now=now))
 
 
+def count_open_loans_of_type(patron: str, item_type: str) -> int:
+    """The patron's open loans of copies of `item_type` (a circulation rule's limit for one type)."""
+    return Loan.objects.open().filter(user_email=patron, item_type=item_type).count()
+
+
 def _count_loans(book_id: int, patron: str, now: datetime) -> dict[str, Any]:
     """The book's open loans and the patron's (`PatronLoans`), in one query. Every lend runs it: its
     SQL is compiled once (lending/precompiled.py), 2.3 ms of CPU per call through the ORM against

@@ -8,7 +8,8 @@ the rule with more criteria wins; with as many, the patron category beats the it
 neither criterion (the fallback) always exists, so every write finds a policy.
 
 Reading the rules costs a lend no round trip: the matrix is kept per process (`Rulebook`), keyed by a
-version that every change bumps in the same transaction; a write reads the version with the patron
+version that every change replaces in the same transaction (a new random token, never one seen before,
+even after a rolled-back change); a write reads the version with the patron
 lock it takes anyway (`lending.locks.lock_patron`) and reloads the matrix, in one statement, only when
 it moved. So a write sees the whole matrix of one moment: the old or the new, never a mix.
 
@@ -20,18 +21,27 @@ follow the snapshot.
 from __future__ import annotations
 
 import threading
+import uuid
 from dataclasses import asdict, dataclass, fields
 from decimal import Decimal
 from typing import Any
 
-from django.db import connection, models
+from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import connection, models, transaction
 from django.db.models.functions import Coalesce
+
+from lending import errors
 
 FALLBACK = (None, None)
 DEFAULT_POLICY = "default"
 NAME_MAX_LENGTH = 64
 CRITERION_MAX_LENGTH = 64  # as an item type (`lending.clients.books`) or a patron category (`users`)
 MAX_RULES = 1000
+MAX_DAYS = 3650
+MAX_RENEWALS = 100
+MAX_LOANS = 10_000
+AMOUNT = [MinValueValidator(Decimal("0.00")), MaxValueValidator(Decimal("99999.99"))]
 
 
 # --- The tables -----------------------------------------------------------------------------------
@@ -39,25 +49,40 @@ class LoanPolicy(models.Model):
     """A named loan policy (`GET /loan-policies/`, the admin). Amounts are decimals in FINES_CURRENCY."""
 
     name = models.SlugField(max_length=NAME_MAX_LENGTH, primary_key=True)
-    loan_days = models.PositiveIntegerField(help_text="A loan is due at the end of the open day this many days out.")
-    renewals_max = models.PositiveIntegerField(default=0, help_text="Renewals allowed per loan.")
-    renewal_days = models.PositiveIntegerField(help_text="Each renewal moves the due date this many days on.")
+    loan_days = models.PositiveIntegerField(
+        validators=[MinValueValidator(1), MaxValueValidator(MAX_DAYS)],
+        help_text="A loan is due at the end of the open day this many days out.",
+    )
+    renewals_max = models.PositiveIntegerField(
+        default=0, validators=[MaxValueValidator(MAX_RENEWALS)], help_text="Renewals allowed per loan."
+    )
+    renewal_days = models.PositiveIntegerField(
+        validators=[MinValueValidator(1), MaxValueValidator(MAX_DAYS)],
+        help_text="Each renewal moves the due date this many days on.",
+    )
     max_loans = models.PositiveIntegerField(
         null=True,
         blank=True,
+        validators=[MaxValueValidator(MAX_LOANS)],
         help_text="Open loans the patron may hold that the matched rule covers (all of them for a rule "
         "without item type, those of its type otherwise); empty: no limit.",
     )
     holds_allowed = models.BooleanField(default=True, help_text="Patrons may reserve titles under it.")
     loanable = models.BooleanField(default=True, help_text="False for reference copies: they do not leave.")
-    fine_per_day = models.DecimalField(max_digits=8, decimal_places=2, default=Decimal("0.00"))
+    fine_per_day = models.DecimalField(max_digits=8, decimal_places=2, default=Decimal("0.00"), validators=AMOUNT)
     fine_grace_days = models.PositiveIntegerField(
-        default=0, help_text="Late by this many days or fewer: no fine; beyond, the whole late period counts."
+        default=0,
+        validators=[MaxValueValidator(MAX_DAYS)],
+        help_text="Late by this many days or fewer: no fine; beyond, the whole late period counts.",
     )
-    fine_max = models.DecimalField(max_digits=8, decimal_places=2, null=True, blank=True, help_text="Empty: no cap.")
+    fine_max = models.DecimalField(
+        max_digits=8, decimal_places=2, null=True, blank=True, validators=AMOUNT, help_text="Empty: no cap."
+    )
     fine_counts_closed_days = models.BooleanField(default=True, help_text="Days the library is closed count as late.")
-    lost_item_fee = models.DecimalField(max_digits=8, decimal_places=2, default=Decimal("0.00"))
-    lost_processing_fee = models.DecimalField(max_digits=8, decimal_places=2, default=Decimal("0.00"))
+    lost_item_fee = models.DecimalField(max_digits=8, decimal_places=2, default=Decimal("0.00"), validators=AMOUNT)
+    lost_processing_fee = models.DecimalField(
+        max_digits=8, decimal_places=2, default=Decimal("0.00"), validators=AMOUNT
+    )
     refund_lost_on_return = models.BooleanField(default=True, help_text="A lost item found refunds its fee.")
     updated_at = models.DateTimeField(auto_now=True)
     updated_by = models.CharField(max_length=200, blank=True, default="")
@@ -99,10 +124,13 @@ class RulebookVersion(models.Model):
     """One row: bumped in the transaction of every change to the policies or the rules, read with the
     patron lock by every write, so each process knows when its copy of the matrix is stale."""
 
-    version = models.BigIntegerField(default=1)
+    version = models.CharField(max_length=32, default="seed")
 
     class Meta:
         app_label = "lending"
+
+    def __str__(self) -> str:
+        return f"circulation rules, version {self.version}"
 
 
 ROW_ID = 1
@@ -121,6 +149,9 @@ class RulesChange(models.Model):
     class Meta:
         app_label = "lending"
         ordering = ["-at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.subject} {self.action} by {self.changed_by}"
 
 
 # --- What a write uses ----------------------------------------------------------------------------
@@ -153,7 +184,7 @@ class PolicyTerms:
 
     @classmethod
     def from_snapshot(cls, snapshot: dict[str, Any]) -> PolicyTerms:
-        values = {field.name: snapshot.get(field.name) for field in fields(cls)}
+        values: dict[str, Any] = {field.name: snapshot.get(field.name) for field in fields(cls)}
         for name in DECIMAL_FIELDS:
             if values[name] is not None:
                 values[name] = Decimal(values[name])
@@ -202,7 +233,7 @@ class Decision:
 class Rulebook:
     """The whole matrix at one version: the rules by criteria, the policies they name."""
 
-    version: int
+    version: str
     rules: dict[tuple[str | None, str | None], Rule]
     policies: dict[str, PolicyTerms]
 
@@ -227,7 +258,7 @@ _cached: Rulebook | None = None
 _cache_lock = threading.Lock()
 
 
-def in_force(version: int | None = None) -> Rulebook:
+def in_force(version: str | None = None) -> Rulebook:
     """The rulebook at `version` (the one `lock_patron` read with the patron lock), from this process's
     copy when it is that version; else read again, in one statement. Without a version (a dry run, an
     explain call): one small query reads it."""
@@ -239,16 +270,18 @@ def in_force(version: int | None = None) -> Rulebook:
         return cached
     loaded = _load()
     with _cache_lock:
-        if _cached is None or loaded.version >= _cached.version:
-            _cached = loaded
+        _cached = loaded
     return loaded
 
 
-def read_version() -> int:
+def read_version() -> str:
     with connection.cursor() as cursor:
         cursor.execute(VERSION_SQL, [ROW_ID])
         row = cursor.fetchone()
-    return row[0] if row else 0
+    return row[0] if row else NO_VERSION
+
+
+NO_VERSION = ""  # no version row (an emptied table): the rulebook falls back on the environment
 
 
 VERSION_SQL = "SELECT version FROM lending_rulebookversion WHERE id = %s"
@@ -269,7 +302,7 @@ def _load() -> Rulebook:
             [ROW_ID],
         )
         rows = cursor.fetchall()
-    version = rows[0][0] if rows else 0
+    version = rows[0][0] if rows else NO_VERSION
     rules: dict[tuple[str | None, str | None], Rule] = {}
     policies: dict[str, PolicyTerms] = {}
     for _, category, kind, *values in rows:
@@ -278,7 +311,26 @@ def _load() -> Rulebook:
         terms = _terms(dict(zip(columns, values, strict=True)))
         rules[(category, kind)] = Rule(category, kind, terms.name)
         policies[terms.name] = terms
+    if FALLBACK not in rules:  # an emptied table (a test's flush, a restore gone wrong): the environment's
+        rules[FALLBACK] = Rule(None, None, DEFAULT_POLICY)
+        policies.setdefault(DEFAULT_POLICY, terms_from_settings())
     return Rulebook(version=version, rules=rules, policies=policies)
+
+
+def terms_from_settings() -> PolicyTerms:
+    """The `default` policy as the environment describes it (LOAN_PERIOD_DAYS, LOAN_MAX_RENEWALS,
+    LOAN_MAX_ACTIVE_PER_PATRON): what the first migration seeds, and what a rulebook without a
+    fallback rule falls back on."""
+    return PolicyTerms.of(LoanPolicy(name=DEFAULT_POLICY, **settings_defaults()))
+
+
+def settings_defaults() -> dict[str, Any]:
+    return {
+        "loan_days": settings.LOAN_PERIOD_DAYS,
+        "renewals_max": settings.LOAN_MAX_RENEWALS,
+        "renewal_days": settings.LOAN_PERIOD_DAYS,
+        "max_loans": settings.LOAN_MAX_ACTIVE_PER_PATRON,
+    }
 
 
 def _terms(row: dict[str, Any]) -> PolicyTerms:
@@ -300,10 +352,11 @@ def forget_cached() -> None:
 
 def bump_version() -> None:
     """In the transaction of a change: every write that begins after it commits reloads the matrix."""
+    token = uuid.uuid4().hex
     with connection.cursor() as cursor:
-        cursor.execute("UPDATE lending_rulebookversion SET version = version + 1 WHERE id = %s", [ROW_ID])
+        cursor.execute("UPDATE lending_rulebookversion SET version = %s WHERE id = %s", [token, ROW_ID])
         if cursor.rowcount == 0:
-            cursor.execute("INSERT INTO lending_rulebookversion (id, version) VALUES (%s, 2)", [ROW_ID])
+            cursor.execute("INSERT INTO lending_rulebookversion (id, version) VALUES (%s, %s)", [ROW_ID, token])
 
 
 def lock_rulebook() -> None:
@@ -311,3 +364,89 @@ def lock_rulebook() -> None:
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
             cursor.execute("SELECT version FROM lending_rulebookversion WHERE id = %s FOR UPDATE", [ROW_ID])
+
+
+# --- Changing it (the API and the admin) ----------------------------------------------------------
+def policy_body(policy: LoanPolicy) -> dict[str, Any]:
+    """A policy as the API shows it (amounts as strings), with who changed it last and when."""
+    body = PolicyTerms.of(policy).snapshot()
+    body["updated_at"] = policy.updated_at.isoformat() if policy.updated_at else None
+    body["updated_by"] = policy.updated_by
+    return body
+
+
+def rules_body(rules: list[CirculationRule] | None = None) -> dict[str, Any]:
+    rows = rules if rules is not None else list(CirculationRule.objects.order_by("id"))
+    return {"rules": [Rule(r.patron_category, r.item_type, r.loan_policy_id).as_dict() for r in rows]}
+
+
+def put_policy(name: str, values: dict[str, Any], *, changed_by: str) -> tuple[LoanPolicy, bool]:
+    """Creates or replaces the policy `name` with `values` (validated by the caller: the API's
+    serializer or the admin's form, both from the model's fields). Open loans keep their snapshot.
+    Returns the policy and whether it was created."""
+    with transaction.atomic():
+        lock_rulebook()
+        before = LoanPolicy.objects.filter(name=name).first()
+        policy = LoanPolicy(name=name, updated_by=changed_by, **values)
+        policy.save()
+        _changed(f"loan-policy/{name}", "put", changed_by, before and policy_body(before), policy_body(policy))
+    return policy, before is None
+
+
+def delete_policy(name: str, *, changed_by: str) -> None:
+    """404 policy_not_found; 409 policy_in_use while a rule names it."""
+    with transaction.atomic():
+        lock_rulebook()
+        policy = LoanPolicy.objects.filter(name=name).first()
+        if policy is None:
+            raise errors.POLICY_NOT_FOUND.error(loan_policy=name)
+        if CirculationRule.objects.filter(loan_policy=policy).exists():
+            raise errors.POLICY_IN_USE.error(loan_policy=name)
+        before = policy_body(policy)
+        policy.delete()
+        _changed(f"loan-policy/{name}", "delete", changed_by, before, None)
+
+
+def replace_rules(rules: list[Rule], *, changed_by: str) -> list[CirculationRule]:
+    """Replaces the whole matrix, atomically: a refused set (422) leaves the rules in force."""
+    with transaction.atomic():
+        lock_rulebook()
+        check_rule_set(rules, known_policies=set(LoanPolicy.objects.values_list("name", flat=True)))
+        before = rules_body()
+        CirculationRule.objects.all().delete()
+        saved = CirculationRule.objects.bulk_create(
+            CirculationRule(patron_category=r.patron_category, item_type=r.item_type, loan_policy_id=r.loan_policy)
+            for r in rules
+        )
+        after = rules_body(saved)
+        _changed("circulation-rules", "put", changed_by, before, after)
+    return saved
+
+
+def check_rule_set(rules: list[Rule], *, known_policies: set[str]) -> None:
+    """422 `unknown_policy`, `duplicate_rule` or `missing_fallback_rule`, each naming the rules at
+    fault by their index in the list."""
+    unknown = {
+        str(i): [f"No loan policy is named {r.loan_policy}."]
+        for i, r in enumerate(rules)
+        if r.loan_policy not in known_policies
+    }
+    if unknown:
+        first = rules[int(next(iter(unknown)))].loan_policy
+        raise errors.UNKNOWN_POLICY.error(loan_policy=first, details={"rules": unknown})
+    seen: dict[tuple[str | None, str | None], int] = {}
+    duplicates: dict[str, list[str]] = {}
+    for index, rule in enumerate(rules):
+        if rule.criteria in seen:
+            duplicates[str(index)] = [f"Same patron_category and item_type as rule {seen[rule.criteria]}."]
+        seen.setdefault(rule.criteria, index)
+    if duplicates:
+        raise errors.DUPLICATE_RULE.error(details={"rules": duplicates})
+    if FALLBACK not in seen:
+        raise errors.MISSING_FALLBACK_RULE.error()
+
+
+def _changed(subject: str, action: str, changed_by: str, before: Any, after: Any) -> None:
+    """Records the change (who, what before and after) and bumps the version, in its transaction."""
+    RulesChange.objects.create(subject=subject, action=action, changed_by=changed_by, before=before, after=after)
+    bump_version()

@@ -82,6 +82,7 @@ EXAMPLE_VALUES = {
     "max_bytes": 16384,
     "peer": "User Management",
     "reason": "circuit breaker open",
+    "loan_policy": "dvd-week",
 }
 _CLASSES: dict[int, type[LendingError]] = {403: Forbidden, 404: NotFound, 409: Conflict, 422: Unprocessable}
 CATALOGUE: dict[str, ErrorCode] = {}
@@ -222,6 +223,7 @@ ITEM_NOT_FOUND = _e("item_not_found", 404, "No item has the barcode {item_barcod
 LOAN_NOT_FOUND = _e("loan_not_found", 404, "{user_email} has no open loan of book {book_id}.")
 HOLD_NOT_FOUND = _e("hold_not_found", 404, "{user_email} has no open hold on book {book_id}.")
 BLOCK_NOT_FOUND = _e("block_not_found", 404, "{user_email} has no block {block_id}.")
+POLICY_NOT_FOUND = _e("policy_not_found", 404, "No loan policy is named {loan_policy}.")
 NOT_FOUND = _e(
     "not_found", 404, "No endpoint at {path}.", example_message="No endpoint at /lendbook/.", note="unknown path"
 )
@@ -271,6 +273,18 @@ LOAN_STATUS_CONFLICT = _e(
     "one",
 )
 ALREADY_RESERVED = _e("already_reserved", 409, "{user_email} already has a hold on book {book_id}.")
+HOLDS_NOT_ALLOWED = _e(
+    "holds_not_allowed",
+    409,
+    "Book {book_id} cannot be reserved: its loan policy ({loan_policy}) allows no holds.",
+    note="the loan policy the circulation rules pick for this patron and title says `holds_allowed: false`",
+)
+POLICY_IN_USE = _e(
+    "policy_in_use",
+    409,
+    "Loan policy {loan_policy} is named by a circulation rule: change the rules first.",
+    note="deleting a loan policy a circulation rule names",
+)
 IDEMPOTENCY_REQUEST_IN_PROGRESS = _e(
     "idempotency_request_in_progress",
     409,
@@ -325,6 +339,23 @@ DATE_OUT_OF_RANGE = _e(
     example_details={"returned_at": ["At most 7 days ago."]},
     note="a well-formed date the rules do not allow now: a due date in the past, a return in the future or "
     "beyond RETURN_BACKDATE_MAX_DAYS, a block expiring in the past",
+)
+MISSING_FALLBACK_RULE = _e(
+    "missing_fallback_rule",
+    422,
+    "The circulation rules need a fallback rule: one with patron_category and item_type both null.",
+)
+UNKNOWN_POLICY = _e(
+    "unknown_policy",
+    422,
+    "A circulation rule names a loan policy that does not exist: {loan_policy}.",
+    example_details={"rules": {"2": ["No loan policy is named dvd-week."]}},
+)
+DUPLICATE_RULE = _e(
+    "duplicate_rule",
+    422,
+    "Two circulation rules have the same criteria.",
+    example_details={"rules": {"3": ["Same patron_category and item_type as rule 1."]}},
 )
 IDEMPOTENCY_KEY_REUSED = _e(
     "idempotency_key_reused", 422, "This Idempotency-Key was already used with a different request."

@@ -21,6 +21,7 @@ from django.db import connection
 from django.db.models import F, QuerySet
 from django.utils import timezone
 
+from lending import circulation_rules
 from lending.clients.books import BookInfo
 from lending.errors import LendingError
 from lending.models import BookStock, Hold, Loan, LoanStatus
@@ -71,13 +72,23 @@ def lock_book_and_row(book_id: int, rows: QuerySet, not_found: LendingError) -> 
     return stock, row
 
 
-def lock_patron(user_email: str) -> None:
+def lock_patron(user_email: str) -> str:
     """Serialises one patron's lends on PostgreSQL (a transaction-scoped advisory lock), so two
     lends of different books cannot both pass the open-loan limit. Taken after the book lock, and
-    nothing is locked after it, so it cannot deadlock. SQLite runs one writer at a time anyway."""
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))", [_PATRON_LOCK_SPACE, user_email])
+    nothing is locked after it, so it cannot deadlock. SQLite runs one writer at a time anyway.
+
+    Returns the circulation rules' version, read in the same statement (no round trip of its own):
+    the write applies the rulebook of that version (`lending.circulation_rules.in_force`)."""
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute(
+                f"SELECT pg_advisory_xact_lock(%s, hashtext(%s)), ({circulation_rules.VERSION_SQL})",
+                [_PATRON_LOCK_SPACE, user_email, circulation_rules.ROW_ID],
+            )
+            return cursor.fetchone()[1] or circulation_rules.NO_VERSION
+        cursor.execute(circulation_rules.VERSION_SQL, [circulation_rules.ROW_ID])
+        row = cursor.fetchone()
+        return row[0] if row else circulation_rules.NO_VERSION
 
 
 def bump_book_version(book_id: int) -> None:

@@ -6,24 +6,21 @@ overdue loan (`loan_overdue`). Never lifted: `no_copy_available`, `already_borro
 the book's copies and queue, which protect other patrons.
 
 Only callers holding the `override` scope may send one (the view checks, before anything runs). The
-view sets the override for the write (`applying`), as it sets the caller; the services ask `current()`
-where they apply a liftable rule, and record what was lifted, the reason and the caller in the loan's
-history event (`Event.reason`, `data.override`).
+view sets the override for the write (`applying`), as it sets the caller; the rules ask `lifts(code)`
+where they apply a liftable rule (`lending.policy`, `lending.blocks`), and the services record what was
+lifted, the reason and the caller in the loan's history event (`Event.reason`, `data.override`).
 """
 
 from __future__ import annotations
 
 import contextvars
-import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
-from datetime import datetime
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
-    from lending.models import Event, Loan
-    from lending.policy import LoanPolicy
+    from lending.models import Event
 
 LIFTABLE = frozenset(
     {"patron_blocked", "loan_limit_reached", "patron_has_overdue_loans", "renewal_limit_reached", "loan_overdue"}
@@ -78,30 +75,6 @@ def lifts(code: str) -> bool:
         return False
     override.lift(code)
     return True
-
-
-def relax_borrowing(rules: LoanPolicy, reasons_against_borrowing: Sequence[Refusal]) -> LoanPolicy:
-    """The loan policy for a lend: as it is, or — with an override — without the overdue-loan rule and
-    the loan limit, noting each one the patron's standing (`blocks.Standing.reasons["borrow"]`) shows
-    would have refused."""
-    if current() is None:
-        return rules
-    for reason in reasons_against_borrowing:
-        if reason.code in ("patron_has_overdue_loans", "loan_limit_reached"):
-            lifts(reason.code)
-    return replace(rules, block_on_overdue=False, max_active_loans_per_patron=sys.maxsize)
-
-
-def relax_renewal(rules: LoanPolicy, *, loan: Loan, now: datetime) -> LoanPolicy:
-    """The loan policy for a renewal: as it is, or — with an override — without the renewal limit and
-    the overdue rule, noting each one this loan would have met."""
-    if current() is None:
-        return rules
-    if loan.renewals >= rules.max_renewals:
-        lifts("renewal_limit_reached")
-    if loan.is_overdue(now) and not rules.renew_overdue_allowed:
-        lifts("loan_overdue")
-    return replace(rules, max_renewals=sys.maxsize, renew_overdue_allowed=True)
 
 
 def record(event: Event) -> None:

@@ -1,71 +1,66 @@
-"""The loan policy in force and its rules, one function per decision.
+"""The rules of a write, one function per decision.
 
-The values come from settings (environment variables, see `config/settings.py`). Each rule refuses
-with 409 and its own error code. A real lend and a dry-run lend call the same `check_lend`, so they
-cannot disagree; the services call these functions under the book's lock.
+A write's loan policy comes from the circulation rules (`lending.circulation_rules`: the rule matched by
+the patron's category and the copy's item type); the library-wide rules stay settings (environment
+variables, see `config/settings.py`): no borrowing with an overdue loan (`LOAN_BLOCK_ON_OVERDUE`),
+renewing an overdue loan (`LOAN_RENEW_OVERDUE_ALLOWED`), the hold pickup window (`HOLD_PICKUP_DAYS`).
+Each rule refuses with its own error code. A real lend and a dry-run lend call the same `check_lend`,
+so they cannot disagree; the services call these functions under the book's lock. A refusal staff may
+lift (`lending.overrides.LIFTABLE`) is lifted here, when the write carries an override, and noted.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
 
-from lending import calendar, errors
+from lending import calendar, circulation_rules, errors, overrides
 from lending.book_state import BookState
+from lending.circulation_rules import Decision, PolicyTerms
 from lending.errors import LendingError
 from lending.models import Hold, Loan
 
 
-@dataclass(frozen=True)
-class LoanPolicy:
-    loan_period_days: int
-    max_renewals: int
-    max_active_loans_per_patron: int
-    block_on_overdue: bool
-    renew_overdue_allowed: bool
-    hold_pickup_days: int
-
-    @property
-    def loan_period(self) -> timedelta:
-        return timedelta(days=self.loan_period_days)
-
-    @property
-    def pickup_window(self) -> timedelta:
-        """How long a READY hold keeps its copy for its patron."""
-        return timedelta(days=self.hold_pickup_days)
-
-    def pickup_deadline(self, ready_at: datetime, closed: calendar.ClosedDays | None = None) -> datetime:
-        """The hold pickup window's one home: a hold READY at `ready_at` keeps its copy until the end
-        of the window's last day, moved past closed days (`lending.calendar`'s one rule)."""
-        return calendar.due_after(ready_at, self.pickup_window, closed)
-
-    def as_dict(self) -> dict:
-        return asdict(self)
+def pickup_deadline(ready_at: datetime, closed: calendar.ClosedDays | None = None) -> datetime:
+    """The hold pickup window's one home: a hold READY at `ready_at` keeps its copy until the end of
+    the window's last day, moved past closed days (`lending.calendar`'s one rule)."""
+    return calendar.due_after(ready_at, timedelta(days=settings.HOLD_PICKUP_DAYS), closed)
 
 
-def current() -> LoanPolicy:
-    return LoanPolicy(
-        loan_period_days=settings.LOAN_PERIOD_DAYS,
-        max_renewals=settings.LOAN_MAX_RENEWALS,
-        max_active_loans_per_patron=settings.LOAN_MAX_ACTIVE_PER_PATRON,
-        block_on_overdue=settings.LOAN_BLOCK_ON_OVERDUE,
-        renew_overdue_allowed=settings.LOAN_RENEW_OVERDUE_ALLOWED,
-        hold_pickup_days=settings.HOLD_PICKUP_DAYS,
-    )
+def fallback_summary() -> dict:
+    """`GET /policy/`: the fallback loan policy (what a patron without category borrows a copy without
+    type under) and the library-wide rules, in the names of the policy's first release."""
+    terms = circulation_rules.in_force().fallback.terms
+    return {
+        "loan_period_days": terms.loan_days,
+        "max_renewals": terms.renewals_max,
+        "max_active_loans_per_patron": terms.max_loans,
+        "block_on_overdue": settings.LOAN_BLOCK_ON_OVERDUE,
+        "renew_overdue_allowed": settings.LOAN_RENEW_OVERDUE_ALLOWED,
+        "hold_pickup_days": settings.HOLD_PICKUP_DAYS,
+        "loan_policy": terms.name,
+    }
 
 
 # --- Lending ---------------------------------------------------------------------------------------
-def check_lend(*, user_email: str, state: BookState, policy: LoanPolicy) -> Hold | None:
+def check_lend(
+    *, user_email: str, state: BookState, decision: Decision, open_covered: int, item_barcode: str | None = None
+) -> Hold | None:
     """Every rule of a lend, in order. Raises the first refusal; returns the patron's hold on the
-    book, which the lend fulfils, or None. `state` carries the patron's loans (`read_state(patron=)`)."""
+    book, which the lend fulfils, or None. `state` carries the patron's loans (`read_state(patron=)`);
+    `open_covered`: the patron's open loans that the matched rule's limit counts (`covered_loans`);
+    `item_barcode`: the copy, for a check-out."""
     patron = state.patron_loans
     if patron is None:
         raise ValueError("check_lend needs the patron's loans: read the state with read_state(patron=...)")
     if patron.of_this_book:
         raise already_borrowed(user_email, state.book_id)
-    check_patron_may_borrow(user_email=user_email, open_loans=patron.open, overdue_loans=patron.overdue, policy=policy)
+    if not decision.terms.loanable:
+        raise not_loanable(decision.terms, book_id=state.book_id, item_barcode=item_barcode)
+    check_patron_may_borrow(
+        user_email=user_email, open_loans=open_covered, overdue_loans=patron.overdue, terms=decision.terms
+    )
     if state.copies_on_shelf() <= 0:
         raise errors.NO_COPY_AVAILABLE.error(book_id=state.book_id)
     if state.copies_free_for(user_email) <= 0:
@@ -73,12 +68,27 @@ def check_lend(*, user_email: str, state: BookState, policy: LoanPolicy) -> Hold
     return state.hold_of(user_email)
 
 
-def check_patron_may_borrow(*, user_email: str, open_loans: int, overdue_loans: int, policy: LoanPolicy) -> None:
-    """The patron-wide rules: no overdue loan (when the policy says so) and the open-loan limit."""
-    if policy.block_on_overdue and overdue_loans:
+def check_patron_may_borrow(*, user_email: str, open_loans: int, overdue_loans: int, terms: PolicyTerms) -> None:
+    """The patron-wide rules: no overdue loan (when the library says so) and the policy's open-loan
+    limit. An override lifts both."""
+    if settings.LOAN_BLOCK_ON_OVERDUE and overdue_loans and not overrides.lifts("patron_has_overdue_loans"):
         raise errors.PATRON_HAS_OVERDUE_LOANS.error(user_email=user_email, overdue_loans=overdue_loans)
-    if open_loans >= policy.max_active_loans_per_patron:
-        raise errors.LOAN_LIMIT_REACHED.error(user_email=user_email, open_loans=open_loans)
+    limit = terms.max_loans
+    if limit is not None and open_loans >= limit and not overrides.lifts("loan_limit_reached"):
+        raise errors.LOAN_LIMIT_REACHED.error(user_email=user_email, open_loans=open_loans, loan_policy=terms.name)
+
+
+def not_loanable(terms: PolicyTerms, *, book_id: int, item_barcode: str | None) -> LendingError:
+    copy = f"Item {item_barcode}" if item_barcode else f"Book {book_id}"
+    return errors.ITEM_NOT_LOANABLE.error(f"{copy} is not for loan (loan policy {terms.name}).")
+
+
+def covered_loans(decision: Decision, *, all_open: int, of_type: int | None) -> int:
+    """The open loans the rule's limit counts: all of the patron's for a rule without item type, those
+    of its type otherwise (`of_type`)."""
+    if decision.rule.item_type is None or of_type is None:
+        return all_open
+    return of_type
 
 
 def already_borrowed(user_email: str, book_id: int) -> LendingError:
@@ -86,17 +96,28 @@ def already_borrowed(user_email: str, book_id: int) -> LendingError:
 
 
 # --- Renewals --------------------------------------------------------------------------------------
-def check_renewal(*, loan: Loan, others_waiting: bool, policy: LoanPolicy, now: datetime) -> None:
-    if loan.renewals >= policy.max_renewals:
+def loan_terms(loan: Loan, rulebook: circulation_rules.Rulebook) -> PolicyTerms:
+    """The policy a loan follows: its snapshot; a loan made before the rules existed follows the
+    fallback policy in force."""
+    if loan.policy_terms:
+        return PolicyTerms.from_snapshot(loan.policy_terms)
+    return rulebook.fallback.terms
+
+
+def check_renewal(*, loan: Loan, others_waiting: bool, terms: PolicyTerms, now: datetime) -> None:
+    if loan.renewals >= terms.renewals_max and not overrides.lifts("renewal_limit_reached"):
         raise errors.RENEWAL_LIMIT_REACHED.error(loan_id=loan.pk, renewals=loan.renewals)
-    if loan.is_overdue(now) and not policy.renew_overdue_allowed:
+    overdue_refused = loan.is_overdue(now) and not settings.LOAN_RENEW_OVERDUE_ALLOWED
+    if overdue_refused and not overrides.lifts("loan_overdue"):
         raise errors.LOAN_OVERDUE.error(loan_id=loan.pk)
     if others_waiting:
         raise errors.BOOK_RESERVED_BY_OTHERS.error(book_id=loan.book_id)
 
 
 # --- Holds -----------------------------------------------------------------------------------------
-def check_reservable(*, user_email: str, state: BookState, on_loan: bool) -> None:
+def check_reservable(*, user_email: str, state: BookState, on_loan: bool, decision: Decision) -> None:
+    if not decision.terms.holds_allowed:
+        raise errors.HOLDS_NOT_ALLOWED.error(book_id=state.book_id, loan_policy=decision.terms.name)
     if on_loan:
         raise already_borrowed(user_email, state.book_id)
     if state.hold_of(user_email) is not None:

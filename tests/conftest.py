@@ -117,3 +117,14 @@ def log_lines():
         yield lambda: [json.loads(line) for line in stream.getvalue().splitlines() if line.strip()]
     finally:
         root.removeHandler(handler)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_circulation_rules():
+    """Each test reads the circulation rules of its own database state, not a copy an earlier test's
+    (rolled back) changes left in this process."""
+    from lending import circulation_rules
+
+    circulation_rules.forget_cached()
+    yield
+    circulation_rules.forget_cached()

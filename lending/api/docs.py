@@ -2,13 +2,15 @@
 called, what it takes, what it answers and which error codes it may refuse with (their status,
 message and example come from the catalogue in `lending.errors`, through `lending.api.schema`).
 
-Two tables, one per group of views:
+Three tables, one per group of views:
 - `ENDPOINTS` here: the spec's endpoints and the reads beside them (`lending.api.views`), a loan's
   history (`lending.api.history`) and a patron's erasure (`lending.api.privacy`);
 - `lending.api.circulation_docs.ENDPOINTS`: the desk's endpoints — the calendar, patron blocks and
-  status, due-date changes (`lending.api.circulation`) and lost items (`lending.api.lost`).
+  status, due-date changes (`lending.api.circulation`) and lost items (`lending.api.lost`);
+- `lending.api.circulation_rules_docs.ENDPOINTS`: loan policies, the circulation rules and the explain
+  call (`lending.api.circulation_rules`).
 
-`document()` applies both to the view classes; `lending.api.urls` calls it once, so the view modules
+`document()` applies them to the view classes; `lending.api.urls` calls it once, so the view modules
 hold only views and serializers. `openapi.yaml` is generated from the result (`make openapi`).
 """
 
@@ -28,7 +30,7 @@ from drf_spectacular.utils import (
 from rest_framework import serializers
 from rest_framework.views import APIView
 
-from lending.api import circulation, circulation_docs, history, privacy, views
+from lending.api import circulation, circulation_docs, circulation_rules_docs, history, privacy, views
 from lending.api import schema as api_docs
 from lending.api.history import EventSerializer
 from lending.api.serializers import (
@@ -379,6 +381,6 @@ ENDPOINTS: dict[type[APIView], dict[str, Callable]] = {
 
 def document() -> None:
     """Decorate each view of both tables with its description (`lending.api.urls` calls it once)."""
-    for table in (ENDPOINTS, circulation_docs.ENDPOINTS):
+    for table in (ENDPOINTS, circulation_docs.ENDPOINTS, circulation_rules_docs.ENDPOINTS):
         for view, methods in table.items():
             extend_schema_view(**methods)(view)

@@ -275,12 +275,15 @@ def page_of(serializer: type[serializers.Serializer], name: str) -> serializers.
 
 
 class PolicySerializer(serializers.Serializer):
-    loan_period_days = serializers.IntegerField()
-    max_renewals = serializers.IntegerField()
-    max_active_loans_per_patron = serializers.IntegerField()
+    loan_period_days = serializers.IntegerField(help_text="The fallback loan policy's `loan_days`.")
+    max_renewals = serializers.IntegerField(help_text="The fallback loan policy's `renewals_max`.")
+    max_active_loans_per_patron = serializers.IntegerField(
+        allow_null=True, help_text="The fallback loan policy's `max_loans` (null: no limit)."
+    )
     block_on_overdue = serializers.BooleanField()
     renew_overdue_allowed = serializers.BooleanField()
     hold_pickup_days = serializers.IntegerField()
+    loan_policy = serializers.CharField(help_text="The fallback rule's loan policy (`GET /loan-policies/`).")
 
 
 LOAN_PAGE = page_of(LoanDetailSerializer, "PaginatedLoanList")

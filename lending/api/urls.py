@@ -3,7 +3,7 @@ trailing slash (never a redirect: a redirected POST would lose its body)."""
 
 from django.urls import path
 
-from lending.api import circulation, docs, health, history, items, lost, patron_cards, privacy, views
+from lending.api import circulation, circulation_rules, docs, health, history, items, lost, patron_cards, privacy, views
 
 docs.document()  # each view's OpenAPI description, from the table beside the views
 
@@ -31,6 +31,10 @@ urlpatterns = [
     *both_slashes("checkins", items.CheckInApi.as_view(), "checkins"),
     *both_slashes("items/<str:barcode>/circulation", items.ItemCirculationApi.as_view(), "item-circulation"),
     *both_slashes("policy", views.PolicyApi.as_view(), "policy"),
+    *both_slashes("loan-policies", circulation_rules.LoanPoliciesApi.as_view(), "loan-policies"),
+    *both_slashes("loan-policies/<str:name>", circulation_rules.LoanPolicyApi.as_view(), "loan-policy"),
+    *both_slashes("circulation-rules", circulation_rules.CirculationRulesApi.as_view(), "circulation-rules"),
+    *both_slashes("circulation-rules/explain", circulation_rules.ExplainApi.as_view(), "circulation-rules-explain"),
     *both_slashes("patrons/<str:email>/anonymize", privacy.PatronAnonymizeApi.as_view(), "patron-anonymize"),
     *both_slashes("calendar", circulation.CalendarApi.as_view(), "calendar"),
     *both_slashes("patrons/<str:email>/blocks", circulation.PatronBlocksApi.as_view(), "patron-blocks"),

@@ -26,6 +26,9 @@ class BookInfo:
     id: int
     title: str
     copies: int
+    # The title's item type when all its copies the Book service lists share one (a title-level lend
+    # then follows that type's circulation rules); None when they differ or none is listed.
+    item_type: str | None = None
 
 
 @dataclass(frozen=True)
@@ -54,7 +57,7 @@ def get_book(book_id: int) -> BookInfo:
     if copies is None or not isinstance(title, str | None):
         raise unexpected_answer(PEER, response)
     # A title longer than we store is data, not an error: kept as far as it fits.
-    return BookInfo(id=book_id, title=(title or "")[:MAX_TITLE_LENGTH], copies=copies)
+    return BookInfo(id=book_id, title=(title or "")[:MAX_TITLE_LENGTH], copies=copies, item_type=_title_type(data))
 
 
 def get_item(barcode: str) -> ItemInfo:
@@ -92,6 +95,19 @@ def _item(asked: str, data: dict, response: PeerResponse) -> ItemInfo:
     ):
         raise unexpected_answer(PEER, response)
     return ItemInfo(barcode=barcode, book_id=book_id, type=item_type, loanable=loanable)
+
+
+def _title_type(data: dict) -> str | None:
+    """The one item type of the title's `items`, if they have one. A list the contract does not
+    describe is no type, not an error: the title's copies are counted from `quantity` anyway."""
+    items = data.get("items")
+    if not isinstance(items, list) or not items:
+        return None
+    types = {_or_default(item, "type", DEFAULT_ITEM_TYPE) if isinstance(item, dict) else None for item in items}
+    if len(types) != 1:
+        return None
+    [item_type] = types
+    return item_type if isinstance(item_type, str) and 0 < len(item_type) <= MAX_ITEM_TYPE_LENGTH else None
 
 
 def _or_default(data: dict, field: str, default: Any) -> Any:

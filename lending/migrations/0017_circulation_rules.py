@@ -6,9 +6,11 @@ never edits the rules lends as before. New tables and nullable (or db_default) c
 previous release keeps running during a rolling deploy.
 """
 
+from decimal import Decimal
+
+import django.core.validators
 import django.db.models.deletion
 import django.db.models.functions.comparison
-from decimal import Decimal
 from django.db import migrations, models
 
 
@@ -29,7 +31,7 @@ def seed_default_policy(apps, schema_editor):
     apps.get_model("lending", "CirculationRule").objects.get_or_create(
         patron_category=None, item_type=None, defaults={"loan_policy": policy}
     )
-    apps.get_model("lending", "RulebookVersion").objects.get_or_create(id=1, defaults={"version": 1})
+    apps.get_model("lending", "RulebookVersion").objects.get_or_create(id=1, defaults={"version": "seed"})
 
 
 class Migration(migrations.Migration):
@@ -45,13 +47,30 @@ class Migration(migrations.Migration):
                 (
                     "loan_days",
                     models.PositiveIntegerField(
-                        help_text="A loan is due at the end of the open day this many days out."
+                        help_text="A loan is due at the end of the open day this many days out.",
+                        validators=[
+                            django.core.validators.MinValueValidator(1),
+                            django.core.validators.MaxValueValidator(3650),
+                        ],
                     ),
                 ),
-                ("renewals_max", models.PositiveIntegerField(default=0, help_text="Renewals allowed per loan.")),
+                (
+                    "renewals_max",
+                    models.PositiveIntegerField(
+                        default=0,
+                        help_text="Renewals allowed per loan.",
+                        validators=[django.core.validators.MaxValueValidator(100)],
+                    ),
+                ),
                 (
                     "renewal_days",
-                    models.PositiveIntegerField(help_text="Each renewal moves the due date this many days on."),
+                    models.PositiveIntegerField(
+                        help_text="Each renewal moves the due date this many days on.",
+                        validators=[
+                            django.core.validators.MinValueValidator(1),
+                            django.core.validators.MaxValueValidator(3650),
+                        ],
+                    ),
                 ),
                 (
                     "max_loans",
@@ -59,6 +78,7 @@ class Migration(migrations.Migration):
                         blank=True,
                         help_text="Open loans the patron may hold that the matched rule covers (all of them for a rule without item type, those of its type otherwise); empty: no limit.",
                         null=True,
+                        validators=[django.core.validators.MaxValueValidator(10000)],
                     ),
                 ),
                 ("holds_allowed", models.BooleanField(default=True, help_text="Patrons may reserve titles under it.")),
@@ -66,26 +86,68 @@ class Migration(migrations.Migration):
                     "loanable",
                     models.BooleanField(default=True, help_text="False for reference copies: they do not leave."),
                 ),
-                ("fine_per_day", models.DecimalField(decimal_places=2, default=Decimal("0.00"), max_digits=8)),
+                (
+                    "fine_per_day",
+                    models.DecimalField(
+                        decimal_places=2,
+                        default=Decimal("0.00"),
+                        max_digits=8,
+                        validators=[
+                            django.core.validators.MinValueValidator(Decimal("0.00")),
+                            django.core.validators.MaxValueValidator(Decimal("99999.99")),
+                        ],
+                    ),
+                ),
                 (
                     "fine_grace_days",
                     models.PositiveIntegerField(
                         default=0,
                         help_text="Late by this many days or fewer: no fine; beyond, the whole late period counts.",
+                        validators=[django.core.validators.MaxValueValidator(3650)],
                     ),
                 ),
                 (
                     "fine_max",
                     models.DecimalField(
-                        blank=True, decimal_places=2, help_text="Empty: no cap.", max_digits=8, null=True
+                        blank=True,
+                        decimal_places=2,
+                        help_text="Empty: no cap.",
+                        max_digits=8,
+                        null=True,
+                        validators=[
+                            django.core.validators.MinValueValidator(Decimal("0.00")),
+                            django.core.validators.MaxValueValidator(Decimal("99999.99")),
+                        ],
                     ),
                 ),
                 (
                     "fine_counts_closed_days",
                     models.BooleanField(default=True, help_text="Days the library is closed count as late."),
                 ),
-                ("lost_item_fee", models.DecimalField(decimal_places=2, default=Decimal("0.00"), max_digits=8)),
-                ("lost_processing_fee", models.DecimalField(decimal_places=2, default=Decimal("0.00"), max_digits=8)),
+                (
+                    "lost_item_fee",
+                    models.DecimalField(
+                        decimal_places=2,
+                        default=Decimal("0.00"),
+                        max_digits=8,
+                        validators=[
+                            django.core.validators.MinValueValidator(Decimal("0.00")),
+                            django.core.validators.MaxValueValidator(Decimal("99999.99")),
+                        ],
+                    ),
+                ),
+                (
+                    "lost_processing_fee",
+                    models.DecimalField(
+                        decimal_places=2,
+                        default=Decimal("0.00"),
+                        max_digits=8,
+                        validators=[
+                            django.core.validators.MinValueValidator(Decimal("0.00")),
+                            django.core.validators.MaxValueValidator(Decimal("99999.99")),
+                        ],
+                    ),
+                ),
                 (
                     "refund_lost_on_return",
                     models.BooleanField(default=True, help_text="A lost item found refunds its fee."),
@@ -103,7 +165,7 @@ class Migration(migrations.Migration):
             name="RulebookVersion",
             fields=[
                 ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
-                ("version", models.BigIntegerField(default=1)),
+                ("version", models.CharField(default="seed", max_length=32)),
             ],
         ),
         migrations.CreateModel(

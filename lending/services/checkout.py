@@ -1,7 +1,8 @@
 """Check out a copy by its barcode, at the desk or a kiosk: scan the patron's card (or name their
 email), then the item. A barcoded loan is a lend like any other (`lending.services.lend.lend_copy`),
-under the same book lock, with the copy's own refusals: `item_not_loanable`, `item_on_loan`,
-`item_on_hold_shelf`."""
+under the same book lock, with the copy's own refusals: `item_not_loanable` (the Book service's
+`loanable: false`, or a loan policy that keeps such copies in), `item_on_loan`, `item_on_hold_shelf`.
+The copy's item type and the patron's category pick the loan policy (`lending.circulation_rules`)."""
 
 from __future__ import annotations
 
@@ -27,13 +28,14 @@ def check_out(
         raise errors.ITEM_NOT_LOANABLE.error(item_barcode=item.barcode)
     patron = _patron(patron_barcode, user_email)
     book = books.get_book(item.book_id)
-    return lend_copy(user_email=patron, book=book, claim=claim, item_barcode=item.barcode)
+    return lend_copy(patron=patron, book=book, claim=claim, item_barcode=item.barcode, item_type=item.type)
 
 
-def _patron(patron_barcode: str | None, user_email: str | None) -> str:
-    """The active patron's email (stored lower-case, as every loan's)."""
+def _patron(patron_barcode: str | None, user_email: str | None) -> users.Patron:
+    """The active patron, with the email every loan names (lower-case) and their category."""
     if patron_barcode is not None:
-        return users.active_patron_by_card(patron_barcode).email.lower()
+        patron = users.active_patron_by_card(patron_barcode)
+        return users.Patron(email=patron.email.lower(), category=patron.category)
     if user_email is None:
         raise ValueError("check_out needs patron_barcode or user_email")
-    return users.active_patron(user_email).email
+    return users.active_patron(user_email)

@@ -3,14 +3,15 @@ check-out by barcode (`lending.services.checkout`) is the same lend, naming the 
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from lending import blocks, calendar, errors, history, overrides, policy
-from lending.book_state import read_state
+from lending import blocks, calendar, circulation_rules, errors, history, overrides, policy
+from lending.book_state import BookState, count_open_loans_of_type, read_state
+from lending.circulation_rules import Decision, PolicyTerms
 from lending.clients import books, users
 from lending.idempotency import Claim
 from lending.locks import lock_book_refreshing_stock, lock_patron
@@ -21,32 +22,48 @@ from lending.services.queue import close_hold, promote_waiting, trapped_hold
 
 
 def loan_lend(*, user_email: str, book_id: int, claim: Claim | None = None) -> Loan:
-    users.ensure_active_user(user_email)
+    patron = users.active_patron(user_email)
     book = books.get_book(book_id)
-    return lend_copy(user_email=user_email, book=book, claim=claim)
+    return lend_copy(patron=patron, book=book, claim=claim, item_type=book.item_type)
 
 
-def lend_copy(*, user_email: str, book: books.BookInfo, claim: Claim | None, item_barcode: str | None = None) -> Loan:
+def lend_copy(
+    *,
+    patron: users.Patron,
+    book: books.BookInfo,
+    claim: Claim | None,
+    item_barcode: str | None = None,
+    item_type: str | None = None,
+) -> Loan:
     """The lend, once the peers said the patron and the book exist: under the book lock, every rule of
     a lend. `item_barcode` names the copy (a check-out, `lending.services.checkout`): it must be
     neither out nor trapped for another patron's hold, and it takes one of the book's copies in the
-    count like any other loan; None for a title-level lend."""
-    rules = policy.current()
+    count like any other loan; None for a title-level lend. `item_type`: the copy's (or the title's),
+    which with the patron's category picks the loan policy (`lending.circulation_rules`)."""
+    user_email = patron.email
     try:
         with transaction.atomic():
             lock_book_refreshing_stock(book, bump_version=True)  # a refusal rolls the bump back
             if item_barcode is not None:
                 check_copy_on_shelf_for(user_email, book.id, item_barcode)
-            lock_patron(user_email)
+            rulebook = circulation_rules.in_force(lock_patron(user_email))
             now = timezone.now()
             # After the patron lock: a block committed while this lend waited for it is seen. The
             # patron's loans are counted once, with the book's (`read_state`), for the blocks too.
             state = read_state(book.id, book.copies, patron=user_email, now=now)
-            standing = blocks.check_not_blocked(user_email, blocks.Action.BORROW, now, loans=state.patron_loans)
-            rules = overrides.relax_borrowing(rules, standing.reasons[blocks.Action.BORROW])
-            hold = policy.check_lend(user_email=user_email, state=state, policy=rules)
-            date_due = calendar.due_after(now, rules.loan_period)
-            loan = _insert_loan(user_email, book, now=now, date_due=date_due, item_barcode=item_barcode)
+            blocks.check_not_blocked(user_email, blocks.Action.BORROW, now, rulebook=rulebook, loans=state.patron_loans)
+            decision = rulebook.decide(patron.category, item_type)
+            hold = _check_lend(user_email, state, decision, item_barcode)
+            date_due = calendar.due_after(now, timedelta(days=decision.terms.loan_days))
+            loan = _insert_loan(
+                user_email,
+                book,
+                now=now,
+                date_due=date_due,
+                item_barcode=item_barcode,
+                item_type=item_type,
+                terms=decision.terms,
+            )
             state.open_loans += 1
             events = [_lent_event(loan, hold)]
             if hold is not None:
@@ -66,6 +83,20 @@ def lend_copy(*, user_email: str, book: books.BookInfo, claim: Claim | None, ite
     return loan
 
 
+def _check_lend(user_email: str, state: BookState, decision: Decision, item_barcode: str | None) -> Hold | None:
+    """`policy.check_lend`, with the patron's open loans that the matched rule's limit counts: all of
+    them (read with the book's state), or those of the rule's item type (one more query, only for
+    a rule that names a type and sets a limit)."""
+    assert state.patron_loans is not None, "read for this patron"
+    of_type = None
+    if decision.rule.item_type is not None and decision.terms.max_loans is not None:
+        of_type = count_open_loans_of_type(user_email, decision.rule.item_type)
+    covered = policy.covered_loans(decision, all_open=state.patron_loans.open, of_type=of_type)
+    return policy.check_lend(
+        user_email=user_email, state=state, decision=decision, open_covered=covered, item_barcode=item_barcode
+    )
+
+
 def check_copy_on_shelf_for(user_email: str, book_id: int, item_barcode: str) -> None:
     """Under the book lock: the copy is not out (to this patron: `already_borrowed`; to anyone else:
     `item_on_loan`, which never says to whom) and no READY hold trapped it for another patron
@@ -83,17 +114,24 @@ def check_copy_on_shelf_for(user_email: str, book_id: int, item_barcode: str) ->
 def loan_lend_check(*, user_email: str, book_id: int) -> None:
     """A dry run of `loan_lend`: the same peer checks and rules, no lock and no write. Raises the
     refusal the lend would get; returns when it would succeed (at this instant)."""
-    users.ensure_active_user(user_email)
+    patron = users.active_patron(user_email)
     book = books.get_book(book_id)
     now = timezone.now()
+    rulebook = circulation_rules.in_force()
     state = read_state(book.id, book.copies, patron=user_email, now=now)
-    standing = blocks.check_not_blocked(user_email, blocks.Action.BORROW, now, loans=state.patron_loans)
-    rules = overrides.relax_borrowing(policy.current(), standing.reasons[blocks.Action.BORROW])
-    policy.check_lend(user_email=user_email, state=state, policy=rules)
+    blocks.check_not_blocked(user_email, blocks.Action.BORROW, now, rulebook=rulebook, loans=state.patron_loans)
+    _check_lend(user_email, state, rulebook.decide(patron.category, book.item_type), None)
 
 
 def _insert_loan(
-    user_email: str, book: books.BookInfo, *, now: datetime, date_due: datetime, item_barcode: str | None
+    user_email: str,
+    book: books.BookInfo,
+    *,
+    now: datetime,
+    date_due: datetime,
+    item_barcode: str | None,
+    item_type: str | None,
+    terms: PolicyTerms,
 ) -> Loan:
     """As Loan.objects.create, by an INSERT written once (lending/precompiled.py)."""
     loan = Loan(
@@ -103,13 +141,16 @@ def _insert_loan(
         date_borrowed=now,
         date_due=date_due,
         item_barcode=item_barcode,
+        item_type=item_type,
+        loan_policy=terms.name,
+        policy_terms=terms.snapshot(),
     )
     [inserted] = insert([loan])
     return inserted
 
 
 def _lent_event(loan: Loan, hold: Hold | None) -> Event:
-    details: dict[str, Any] = {"book_id": loan.book_id, "date_due": loan.date_due}
+    details: dict[str, Any] = {"book_id": loan.book_id, "date_due": loan.date_due, "loan_policy": loan.loan_policy}
     if loan.item_barcode is not None:  # a check-out: the copy (a title-level lend's history is as before)
         details["item_barcode"] = loan.item_barcode
     if hold is not None:

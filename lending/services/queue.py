@@ -31,7 +31,7 @@ def promote_waiting(state: BookState, *, now: datetime, traps: Sequence[str | No
     promoted = state.copies_to_promote()
     if not promoted:
         return []  # and the calendar (for the pickup deadline) is not read
-    deadline = policy.current().pickup_deadline(now)
+    deadline = policy.pickup_deadline(now)
     for index, hold in enumerate(promoted):
         hold.status = HoldStatus.READY
         hold.date_ready = now

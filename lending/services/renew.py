@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from django.db import transaction
 from django.utils import timezone
 
-from lending import blocks, calendar, history, overrides, policy
+from lending import blocks, calendar, circulation_rules, history, overrides, policy
 from lending.errors import LOAN_NOT_FOUND, LOAN_STATUS_CONFLICT
 from lending.idempotency import Claim
 from lending.locks import lock_book_and_row, lock_patron
@@ -14,8 +16,8 @@ from lending.outbox.messages import MessageType, enqueue_notification
 
 
 def loan_renew(*, user_email: str, book_id: int, claim: Claim | None = None) -> Loan:
-    """Extends the due date by the loan period from the current due date. Never calls a peer."""
-    rules = policy.current()
+    """Extends the due date by the renewal period of the loan's policy (its snapshot, taken when it
+    was lent), from the current due date. Never calls a peer."""
     with transaction.atomic():
         _, loan = lock_book_and_row(
             book_id,
@@ -24,13 +26,13 @@ def loan_renew(*, user_email: str, book_id: int, claim: Claim | None = None) -> 
         )
         if loan.status not in CIRCULATING_STATUSES:  # lost or claimed returned: resolve it first
             raise LOAN_STATUS_CONFLICT.error(loan_id=loan.pk, status=loan.status, action="renewing it")
-        lock_patron(user_email)
+        rulebook = circulation_rules.in_force(lock_patron(user_email))
         now = timezone.now()
-        blocks.check_not_blocked(user_email, blocks.Action.RENEW, now)
-        rules = overrides.relax_renewal(rules, loan=loan, now=now)
+        blocks.check_not_blocked(user_email, blocks.Action.RENEW, now, rulebook=rulebook)
+        terms = policy.loan_terms(loan, rulebook)
         others_waiting = Hold.objects.waiting_for(book_id).exclude(user_email=user_email).exists()
-        policy.check_renewal(loan=loan, others_waiting=others_waiting, policy=rules, now=now)
-        loan.date_due = calendar.due_after(loan.date_due, rules.loan_period)
+        policy.check_renewal(loan=loan, others_waiting=others_waiting, terms=terms, now=now)
+        loan.date_due = calendar.due_after(loan.date_due, timedelta(days=terms.renewal_days))
         loan.renewals += 1
         if not loan.is_overdue(now):
             loan.status = LoanStatus.ACTIVE

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from lending import blocks, history, overrides, policy
+from lending import blocks, circulation_rules, history, overrides, policy
 from lending.book_state import read_state
 from lending.clients import books, users
 from lending.idempotency import Claim
@@ -25,20 +25,24 @@ class PlacedHold:
 
 
 def hold_reserve(*, user_email: str, book_id: int, claim: Claim | None = None) -> PlacedHold:
-    """Queues the patron for a book none of whose copies is free for them."""
-    users.ensure_active_user(user_email)
+    """Queues the patron for a book none of whose copies is free for them, if the loan policy the
+    circulation rules pick for them and the title allows holds."""
+    patron = users.active_patron(user_email)
     book = books.get_book(book_id)
     try:
         with transaction.atomic():
             lock_book_refreshing_stock(book)
-            lock_patron(user_email)
+            rulebook = circulation_rules.in_force(lock_patron(user_email))
             now = timezone.now()
             # The patron's loans are counted once, with the book's, for the blocks and the rules.
             state = read_state(book.id, book.copies, patron=user_email, now=now)
             assert state.patron_loans is not None, "read for this patron"
-            blocks.check_not_blocked(user_email, blocks.Action.RESERVE, now, loans=state.patron_loans)
+            blocks.check_not_blocked(
+                user_email, blocks.Action.RESERVE, now, rulebook=rulebook, loans=state.patron_loans
+            )
             on_loan = state.patron_loans.of_this_book > 0
-            policy.check_reservable(user_email=user_email, state=state, on_loan=on_loan)
+            decision = rulebook.decide(patron.category, book.item_type)
+            policy.check_reservable(user_email=user_email, state=state, on_loan=on_loan, decision=decision)
             hold = Hold.objects.create(user_email=user_email, book_id=book_id, book_title=book.title, date_reserved=now)
             state.holds.append(hold)
             reserved = history.hold_event(hold, EventKind.RESERVED, at=now, book_id=book_id)

@@ -268,6 +268,49 @@ def test_a_copys_status_with_any_barcode(peers, barcode, params):
         assert body["status"] in {"available", "checked_out", "on_hold_shelf", "lost", "claimed_returned"}
 
 
+policy_values = st.fixed_dictionaries(
+    {"loan_days": json_values | st.integers(min_value=-5, max_value=5000)},
+    optional={
+        name: json_values | st.sampled_from(["0.50", "-1", "1e9", "NaN", "", "0.001"]) | st.integers()
+        for name in ("renewals_max", "max_loans", "loanable", "fine_per_day", "fine_max", "renewal_days")
+    },
+)
+
+
+@FUZZ
+@given(name=odd_text, body=policy_values | json_values, method=st.sampled_from(["PUT", "DELETE", "GET"]))
+def test_loan_policies_with_any_name_and_body(peers, name, body, method):
+    path = f"/loan-policies/{quote(name, safe='')}/" if name else "/loan-policies/"
+    body = check(APIClient().generic(method, path, encode(body), content_type="application/json"))
+    if isinstance(body, dict) and "loan_days" in body:
+        assert isinstance(body["fine_per_day"], str)
+
+
+rule = st.fixed_dictionaries(
+    {"patron_category": st.none() | odd_text, "item_type": st.none() | odd_text, "loan_policy": odd_text | json_values}
+)
+
+
+@FUZZ
+@given(body=st.fixed_dictionaries({"rules": st.lists(rule, max_size=4) | json_values}) | json_values)
+def test_circulation_rules_with_any_body(peers, body):
+    check(APIClient().generic("PUT", "/circulation-rules/", encode(body), content_type="application/json"))
+    rules = APIClient().get("/circulation-rules/").json()["rules"]
+    assert {"patron_category": None, "item_type": None} in [
+        {k: r[k] for k in ("patron_category", "item_type")} for r in rules
+    ]  # whatever was sent, the fallback stays
+
+
+@FUZZ
+@given(
+    params=st.dictionaries(
+        st.sampled_from(["user_email", "item_barcode", "book_id", "x"]), odd_text | st.integers().map(str), max_size=3
+    )
+)
+def test_explaining_with_any_query(peers, params):
+    check(APIClient().get("/circulation-rules/explain/", params))
+
+
 def test_the_fuzzed_routes_are_every_route():
     """A new endpoint must be added to the fuzz lists above."""
     routes = {str(p.pattern) for p in get_resolver("lending.api.urls").url_patterns}
@@ -280,4 +323,6 @@ def test_the_fuzzed_routes_are_every_route():
     fuzzed |= {f"loans/<int:loan_id>/{action}" for action in ("declare-lost", "claim-returned", "resolve")}
     # test_checking_out_and_in_with_any_body, test_a_copys_status_with_any_barcode
     fuzzed |= {"checkouts", "checkins", "items/<str:barcode>/circulation"}
+    # test_loan_policies_with_any_name_and_body, test_circulation_rules_with_any_body, test_explaining_with_any_query
+    fuzzed |= {"loan-policies", "loan-policies/<str:name>", "circulation-rules", "circulation-rules/explain"}
     assert {r.strip("/") for r in routes} - fuzzed - {"loans/1", "loans/1/history"} == set()

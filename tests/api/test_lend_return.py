@@ -8,6 +8,7 @@ from lending import calendar
 from lending.models import Loan, OutboxKind, OutboxMessage
 from tests.conftest import post_json
 from tests.factories import LoanFactory, days
+from tests.rules import set_policy
 
 pytestmark = pytest.mark.django_db
 
@@ -39,7 +40,7 @@ def test_lend_writes_availability_and_confirmation_into_the_outbox(api, patron, 
 
 
 def test_lend_period_follows_the_setting(api, patron, book, settings):
-    settings.LOAN_PERIOD_DAYS = 14
+    set_policy(loan_days=14, renewal_days=14)
     body = post_json(api, "/lendBook/", {"user_email": patron, "book_id": book["id"]}).json()
     loan = Loan.objects.get(pk=body["id"])
     assert loan.date_due == calendar.due_after(loan.date_borrowed, timedelta(days=14))

@@ -16,6 +16,7 @@ DETAIL_FIELDS = {
     "status",
     "book_title",
     "renewals",
+    "loan_policy",
 }
 
 

@@ -7,6 +7,7 @@ from django.utils import timezone
 
 from lending.models import Loan, LoanStatus, OutboxKind, OutboxMessage
 from tests.conftest import post_json
+from tests.rules import set_policy
 
 pytestmark = pytest.mark.django_db
 
@@ -58,9 +59,18 @@ def test_renewals_stop_at_the_maximum(api, patron, book, loan):
     assert notifications(book["id"]).count("renewal_confirmation") == 2
 
 
-def test_the_maximum_follows_the_setting(api, patron, book, loan, settings):
-    settings.LOAN_MAX_RENEWALS = 0
+def test_the_maximum_is_the_loan_policys(api, patron, book):
+    set_policy(renewals_max=0)
+    post_json(api, "/lendBook/", {"user_email": patron, "book_id": book["id"]})
     assert code(renew(api, patron, book["id"])) == "renewal_limit_reached"
+
+
+def test_a_loan_renews_under_its_own_snapshot_when_the_policy_changes(api, patron, book, loan):
+    set_policy(renewals_max=0, renewal_days=1)  # after the lend: the loan keeps the policy it was lent under
+    renewed = renew(api, patron, book["id"])
+    assert renewed.status_code == 200, renewed.json()
+    loan_days = loan.policy_terms["renewal_days"]
+    assert (Loan.objects.get(pk=loan.pk).date_due - loan.date_due).days in (loan_days, loan_days + 1)
 
 
 def _make_overdue(loan: Loan) -> None:

@@ -136,6 +136,40 @@ CALLS = [
     ),
     Call("check in a copy", "POST", "/checkins/", (CIRCULATION,), 200, payload={"item_barcode": "{lent_item}"}),
     Call("a copy's status", "GET", "/items/{lent_item}/circulation/", (CIRCULATION, PATRON_READ), 200),
+    Call("loan policies", "GET", "/loan-policies/", (PATRON_READ, REPORTS, CIRCULATION), 200, patron_data=False),
+    Call(
+        "a loan policy", "GET", "/loan-policies/default/", (PATRON_READ, REPORTS, CIRCULATION), 200, patron_data=False
+    ),
+    Call(
+        "set a loan policy",
+        "PUT",
+        "/loan-policies/default/",
+        (OVERRIDE,),
+        200,
+        patron_data=False,
+        payload={"loan_days": 60, "renewals_max": 2, "max_loans": 10},
+    ),
+    # Allowed, it reaches the service, which has no such policy.
+    Call("delete a loan policy", "DELETE", "/loan-policies/unused/", (OVERRIDE,), 404, patron_data=False),
+    Call(
+        "circulation rules", "GET", "/circulation-rules/", (PATRON_READ, REPORTS, CIRCULATION), 200, patron_data=False
+    ),
+    Call(
+        "set the circulation rules",
+        "PUT",
+        "/circulation-rules/",
+        (OVERRIDE,),
+        200,
+        patron_data=False,
+        payload={"rules": [{"patron_category": None, "item_type": None, "loan_policy": "default"}]},
+    ),
+    Call(
+        "explain a rule",
+        "GET",
+        "/circulation-rules/explain/?user_email={patron}&book_id={free_book}",
+        (PATRON_READ, REPORTS, CIRCULATION),
+        200,
+    ),
 ]
 # Each key holds one scope, or none.
 KEYS = [*Scope, None]
@@ -289,9 +323,11 @@ def test_every_api_view_states_its_scope_and_is_in_the_matrix():
         .replace("<int:block_id>", "{block_id}")
         .replace("<str:email>", "{nobody}")
         .replace("<str:barcode>", "{lent_item}")
+        .replace("<str:name>", "{policy}")
         for route in routes
     }
     matrix = {path.replace("{patron}", "{nobody}").replace("{quiet_loan_id}", "{loan_id}") for path in matrix}
+    matrix = {path.replace("loan-policies/default", "loan-policies/{policy}") for path in matrix}
     assert normalised - matrix == set(), "add the new endpoint to CALLS"
 
 

@@ -9,6 +9,7 @@ from lending import blocks
 from lending.blocks import BlockRules, PatronBlock, PatronCounts
 from tests.conftest import post_json
 from tests.factories import LoanFactory, days
+from tests.rules import set_policy
 
 RULES = BlockRules(max_overdue_loans=3, max_overdue_days=30, max_open_loans=10, block_on_overdue=True)
 
@@ -206,7 +207,7 @@ def test_status_of_an_unknown_patron_allows_everything(api):
 
 @pytestmark_db
 def test_the_loan_limit_shows_in_status(api, settings):
-    settings.LOAN_MAX_ACTIVE_PER_PATRON = 2
+    set_policy(max_loans=2)
     for _ in range(2):
         LoanFactory(user_email="full@example.com")
     body = api.get("/patrons/full@example.com/status/").json()

@@ -19,6 +19,7 @@ from lending import calendar
 from lending.calendar import ClosedDays, LibraryCalendar
 from lending.models import Loan
 from tests.conftest import post_json
+from tests.rules import set_policy
 
 UTC = ZoneInfo("UTC")
 SUNDAY = 6
@@ -262,7 +263,7 @@ def test_each_run_of_one_decorated_transaction_reads_again():
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
 def test_a_lend_after_another_process_closed_its_due_day_is_due_after_it(api, peers, patron, settings):
-    settings.LOAN_PERIOD_DAYS = 5
+    set_policy(loan_days=5, renewal_days=5)
     settings.LIBRARY_TIME_ZONE = "UTC"
     first, second = (peers.book.add_book(f"Calendar book {n}", "A", 1) for n in (1, 2))
     with time_machine.travel(datetime(2026, 12, 1, 10, 0, tzinfo=UTC), tick=False):

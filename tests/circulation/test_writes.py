@@ -17,6 +17,7 @@ from lending.api.permissions import create_key
 from lending.models import Event, EventKind, Hold, Loan, OutboxMessage, Scope
 from tests.conftest import post_json
 from tests.factories import LoanFactory, days
+from tests.rules import set_policy
 
 pytestmark = pytest.mark.django_db
 OVERRIDE = {"override": {"reason": "Patron's fine paid at the desk."}}
@@ -116,7 +117,7 @@ def test_an_override_lends_to_a_blocked_patron_and_shows_in_the_history(api, pat
 
 
 def test_an_override_lifts_the_loan_limit_and_the_overdue_rule(api, patron, book, settings):
-    settings.LOAN_MAX_ACTIVE_PER_PATRON = 1
+    set_policy(max_loans=1)
     LoanFactory(user_email=patron, due_in=days(-1))
     assert error_of(lend(api, patron, book["id"]))["code"] == "patron_has_overdue_loans"
     lent = lend(api, patron, book["id"], **OVERRIDE)
@@ -135,7 +136,7 @@ def test_an_override_never_lifts_no_copy_available_or_already_borrowed(api, peer
 
 
 def test_an_override_lifts_the_renewal_limit_but_not_a_waiting_patron(api, peers, patron, book, settings):
-    settings.LOAN_MAX_RENEWALS = 0
+    set_policy(renewals_max=0)
     assert lend(api, patron, book["id"]).status_code == 201
     body = {"user_email": patron, "book_id": book["id"]}
     assert error_of(post_json(api, "/renewBook/", body))["code"] == "renewal_limit_reached"
@@ -201,7 +202,7 @@ def test_an_override_of_a_reservation_is_recorded_on_the_hold(api, peers, patron
 
 # --- Due dates on the calendar ---------------------------------------------------------------------
 def test_a_lend_is_due_at_the_end_of_the_next_open_day(api, patron, book, settings):
-    settings.LOAN_PERIOD_DAYS = 5
+    set_policy(loan_days=5, renewal_days=5)
     settings.LIBRARY_TIME_ZONE = "Europe/Paris"
     calendar.set_calendar(["sunday"], ["2026-12-07"])
     with time_machine.travel(datetime(2026, 12, 1, 10, 0, tzinfo=calendar.library_zone()), tick=False):
@@ -212,7 +213,7 @@ def test_a_lend_is_due_at_the_end_of_the_next_open_day(api, patron, book, settin
 
 
 def test_a_renewal_moves_the_due_date_off_closed_days(api, patron, book, settings):
-    settings.LOAN_PERIOD_DAYS = 7
+    set_policy(loan_days=7, renewal_days=7)
     with time_machine.travel(datetime(2026, 12, 1, 10, 0, tzinfo=calendar.library_zone()), tick=False):
         assert lend(api, patron, book["id"]).status_code == 201  # due Tuesday 8th
         calendar.set_calendar([], ["2026-12-15"])

@@ -8,6 +8,7 @@ from rest_framework.test import APIClient
 
 from lending.models import Hold, HoldStatus, Loan
 from tests.racing import race
+from tests.rules import set_policy
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
@@ -62,7 +63,7 @@ def test_concurrent_reservations_queue_each_patron_once_in_arrival_order(peers):
 
 
 def test_a_patron_at_the_loan_limit_cannot_exceed_it_with_concurrent_lends(peers, settings):
-    settings.LOAN_MAX_ACTIVE_PER_PATRON = 3
+    set_policy(max_loans=3)
     patron = peers.user.add_user("limit-race@example.com")["email"]
     books = [peers.book.add_book(f"Limit race {i}", "A", 1)["id"] for i in range(8)]
 
