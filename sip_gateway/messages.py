@@ -39,6 +39,8 @@ from sip_gateway.server import Reply, Session
 SUPPORTED = "YYYNYYYYYNYNNNYN"
 PROTOCOL_VERSION = "2.00"
 NOT_LOGGED_IN = "This kiosk is not logged in."
+# Failed `93` logins after which the gateway closes the connection.
+MAX_FAILED_LOGINS = 3
 UNKNOWN_LANGUAGE = "000"
 # `18`'s circulation status for the API's item status: 03 available, 04 charged, 08 on hold shelf,
 # 11 claimed returned, 12 lost; 01 (other) for an item the catalogue does not know.
@@ -125,6 +127,10 @@ class Kiosk:
         account = await self.authenticator.login(login, password) if login and password else None
         session.account = account
         session.note(login=login, outcome="ok" if account else "refused")
+        if account is None:
+            session.failed_logins += 1
+            # Each attempt costs the gateway a password hash: a connection guessing passwords is cut.
+            session.closing = session.failed_logins >= MAX_FAILED_LOGINS
         return Reply("94", ["1" if account else "0"])
 
     # --- 23 / 24 ---------------------------------------------------------------------------------

@@ -64,6 +64,8 @@ class Session:
     last_request_tail: tuple[str | None, str] | None = None  # (AY, AZ) of the previous request
     crlf: bool = False  # the kiosk has ended a message with CRLF
     notes: dict[str, object] = field(default_factory=dict)  # for this message's log line
+    failed_logins: int = 0
+    closing: bool = False  # close the connection once the current answer is sent
 
     @property
     def logged_in(self) -> bool:
@@ -160,6 +162,9 @@ class Gateway:
                     discarding = False  # this was the oversize message's end
                     continue
                 await self._answer(session, raw, writer)
+                if session.closing:
+                    logger.info("sip_session_closed", peer=session.peer, reason="failed_logins")
+                    return
             if len(buffer) > self.config.max_message_bytes:
                 buffer.clear()
                 if not discarding:

@@ -84,6 +84,14 @@ def test_a_wrong_password_does_not_log_in_and_gets_no_patron_data(running_gatewa
         assert strict(client.ask(f"23000{now()}AOtest-library|AA{patron['barcode']}|AD|")).valid_patron == "Y"
 
 
+def test_a_connection_guessing_passwords_is_closed_after_three_failures(running_gateway, kiosk_account):
+    with running_gateway.client() as client:
+        assert client.login(kiosk_account.login, "guess-1").text.startswith("940")
+        assert client.login(kiosk_account.login, "guess-2").text.startswith("940")
+        assert client.login(kiosk_account.login, "guess-3").text.startswith("940")
+        assert client.closed_by_peer()
+
+
 # --- Patron status and information ------------------------------------------------------------------
 def test_patron_status_of_a_patron_in_good_standing(kiosk, peers):
     patron = new_patron(peers)
