@@ -314,6 +314,8 @@ LOAN_BLOCK_ON_OVERDUE = env.bool("LOAN_BLOCK_ON_OVERDUE", default=True)
 LOAN_RENEW_OVERDUE_ALLOWED = env.bool("LOAN_RENEW_OVERDUE_ALLOWED", default=False)
 # Days a returned copy is kept for the first patron in the holds queue.
 HOLD_PICKUP_DAYS = env.int("HOLD_PICKUP_DAYS", default=3)
+# The currency of every fine and fee lending assesses (ISO 4217), as the Fees service keeps it.
+FINES_CURRENCY = env.str("FINES_CURRENCY", default="EUR")
 # The library's time zone: due dates and pickup deadlines end at the end of a day there (lending.calendar).
 LIBRARY_TIME_ZONE = env.str("LIBRARY_TIME_ZONE", default="UTC")
 # Automated blocks (lending.blocks): this many overdue loans block borrowing, renewing and reserving ...

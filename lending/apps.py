@@ -22,7 +22,8 @@ class LendingConfig(AppConfig):
     def import_models(self) -> None:
         super().import_models()
         # Models kept beside the rules that use them: the library's calendar, patron blocks, the
-        # circulation rules and their loan policies.
+        # circulation rules and their loan policies, the fines assessed.
         import lending.blocks  # noqa: F401
         import lending.calendar  # noqa: F401
         import lending.circulation_rules  # noqa: F401
+        import lending.fines  # noqa: F401

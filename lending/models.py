@@ -166,6 +166,10 @@ class Loan(models.Model):
     # db_default: the previous release inserts without the columns during a rolling deploy.
     loan_policy = models.CharField(max_length=64, blank=True, default="", db_default="")
     policy_terms = models.JSONField(null=True, blank=True)
+    # The overdue fine assessed on the loan so far (`lending.fines`; each assessment is a FineAssessment
+    # row): null while it owes none. Kept here so that the loan's body shows it without a query.
+    fine_amount = models.DecimalField(max_digits=10, decimal_places=2, null=True, blank=True)
+    fine_days_charged = models.PositiveIntegerField(null=True, blank=True)
 
     objects = LoanQuerySet.as_manager()
 
@@ -214,6 +218,19 @@ class Loan(models.Model):
 
     def __str__(self) -> str:
         return f"loan {self.pk}: book {self.book_id} to {self.user_email} ({self.status})"
+
+    @property
+    def fine(self) -> dict | None:
+        """The overdue fine assessed so far, as the loan's body shows it (FINES_CURRENCY), or None."""
+        if self.fine_amount is None:
+            return None
+        from django.conf import settings
+
+        return {
+            "amount": str(self.fine_amount),
+            "currency": settings.FINES_CURRENCY,
+            "days_charged": self.fine_days_charged,
+        }
 
     def is_overdue(self, now: datetime) -> bool:
         """`overdue_loan(now)` for this one loan, in Python."""
@@ -347,6 +364,7 @@ class OutboxKind(models.TextChoices):
     AVAILABILITY = "availability"
     NOTIFICATION = "notification"
     EVENT = "event"  # a domain event for the broker (lending/domain_events.py)
+    FEE = "fee"  # an assessed fine or fee for the Fees service (lending/fines.py)
 
 
 class OutboxStatus(models.TextChoices):
@@ -491,6 +509,7 @@ class EventKind(models.TextChoices):
     DECLARED_LOST = "declared_lost"  # by staff, or aged to lost by the scheduler (lending.lost_items)
     CLAIMED_RETURNED = "claimed_returned"
     RESOLVED = "resolved"  # a lost or claimed-returned loan: found, returned or lost
+    FINE_ASSESSED = "fine_assessed"  # an overdue fine, a lost item's fees or their refund (lending.fines)
 
 
 class Event(models.Model):
