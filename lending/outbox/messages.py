@@ -8,6 +8,7 @@ from django.utils import timezone
 from lending import precompiled
 from lending.calendar import library_day
 from lending.models import Hold, Loan, OutboxKind, OutboxMessage
+from lending.patron_ref import patron_ref
 
 
 class MessageType:
@@ -80,3 +81,20 @@ def hold_notification(hold: Hold, message_type: str) -> OutboxMessage:
 
 def enqueue_hold_notification(hold: Hold, message_type: str) -> OutboxMessage:
     return enqueue(hold_notification(hold, message_type))[0]
+
+
+def fee_payload(*, assessment_id: str, loan: Loan, kind: str, amount: str, currency: str) -> dict:
+    """The Fees service's `POST /fees` body: idempotent by `id` (the assessment's), the patron named
+    by their pseudonym only (`patron_ref`), never their email."""
+    return {
+        "id": assessment_id,
+        "patron_ref": patron_ref(loan.user_email),
+        "loan_id": loan.pk,
+        "kind": kind,
+        "amount": amount,
+        "currency": currency,
+    }
+
+
+def fee_message(payload: dict, *, book_id: int) -> OutboxMessage:
+    return OutboxMessage(kind=OutboxKind.FEE, book_id=book_id, payload=payload, next_attempt_at=timezone.now())
