@@ -117,10 +117,11 @@ class LendingApi:
                 preload_content=False,
             )
             raw = response.read(MAX_BODY_BYTES + 1)
+            if len(raw) > MAX_BODY_BYTES:
+                response.close()  # its unread rest must not reach the next call on this connection
+                return Refusal("unavailable", 0, UNAVAILABLE)
             response.release_conn()
         except (HTTPError, OSError):
-            return Refusal("unavailable", 0, UNAVAILABLE)
-        if len(raw) > MAX_BODY_BYTES:
             return Refusal("unavailable", 0, UNAVAILABLE)
         try:
             data = json.loads(raw) if raw else None
