@@ -5,6 +5,7 @@ else is additive. With DJANGO_DEBUG false the service refuses to start without a
 """
 
 import logging
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
 import environ
@@ -322,6 +323,25 @@ LIBRARY_TIME_ZONE = env.str("LIBRARY_TIME_ZONE", default="UTC")
 BLOCK_MAX_OVERDUE_LOANS = env.int("BLOCK_MAX_OVERDUE_LOANS", default=3)
 # ... and so does any loan overdue by more than this many days.
 BLOCK_MAX_OVERDUE_DAYS = env.int("BLOCK_MAX_OVERDUE_DAYS", default=30)
+
+
+def _fines_block_limit(raw: str) -> Decimal | None:
+    """FINES_BLOCK_LIMIT as a decimal amount; empty: no balance block (and no Fees call on writes)."""
+    if not raw.strip():
+        return None
+    try:
+        limit = Decimal(raw.strip())
+    except InvalidOperation:
+        raise ImproperlyConfigured(
+            f'FINES_BLOCK_LIMIT must be a decimal amount such as "10.00", not {raw!r}.'
+        ) from None
+    if not limit.is_finite() or limit < 0:
+        raise ImproperlyConfigured(f"FINES_BLOCK_LIMIT must be a finite amount of 0 or more, not {raw!r}.")
+    return limit
+
+
+# ... and so does a balance at the Fees service above this amount (lending.blocks.fees_standing).
+FINES_BLOCK_LIMIT = _fines_block_limit(env.str("FINES_BLOCK_LIMIT", default=""))
 # A return may be back-dated (the book drop emptied late) by at most this many days.
 RETURN_BACKDATE_MAX_DAYS = env.int("RETURN_BACKDATE_MAX_DAYS", default=7)
 # The scheduler renews loans due within DUE_SOON_REMINDER_DAYS when every rule allows (lending.auto_renew).
@@ -344,6 +364,7 @@ SIP_IDLE_TIMEOUT = env.float("SIP_IDLE_TIMEOUT", default=600)
 BOOK_MANAGEMENT_URL = env.str("BOOK_MANAGEMENT_URL", default="http://localhost:8001")
 USER_MANAGEMENT_URL = env.str("USER_MANAGEMENT_URL", default="http://localhost:8002")
 NOTIFICATION_SERVICE_URL = env.str("NOTIFICATION_SERVICE_URL", default="http://localhost:8003")
+FEES_SERVICE_URL = env.str("FEES_SERVICE_URL", default="http://localhost:8004")
 PEER_CONNECT_TIMEOUT = env.float("PEER_CONNECT_TIMEOUT", default=1.0)
 PEER_READ_TIMEOUT = env.float("PEER_READ_TIMEOUT", default=3.0)
 # Circuit breaker: opens after this many consecutive failures, half-opens after the cool-down.

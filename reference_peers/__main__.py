@@ -1,4 +1,5 @@
-"""`python -m reference_peers`: Book on 8001, User on 8002, Notification on 8003 until Ctrl-C."""
+"""`python -m reference_peers`: Book on 8001, User on 8002, Notification on 8003, Fees on 8004 until
+Ctrl-C."""
 
 import argparse
 import json
@@ -6,7 +7,7 @@ import os
 import signal
 import threading
 
-from reference_peers import BookPeer, NotificationPeer, UserPeer
+from reference_peers import BookPeer, FeesPeer, NotificationPeer, UserPeer
 
 
 def announce(peer) -> None:
@@ -23,6 +24,7 @@ def main() -> None:
     parser.add_argument("--book-port", type=int, default=8001)
     parser.add_argument("--user-port", type=int, default=8002)
     parser.add_argument("--notification-port", type=int, default=8003)
+    parser.add_argument("--fees-port", type=int, default=8004)
     parser.add_argument("--demo-books", type=int, default=0, help="extra 1-copy books to create")
     parser.add_argument("--demo-users", type=int, default=0, help="extra active patrons patronN@example.com")
     args = parser.parse_args()
@@ -30,6 +32,7 @@ def main() -> None:
         BookPeer(args.host, args.book_port, demo_books=args.demo_books).start(),
         UserPeer(args.host, args.user_port, demo_users=args.demo_users).start(),
         NotificationPeer(args.host, args.notification_port).start(),
+        FeesPeer(args.host, args.fees_port).start(),
     ]
     for peer in peers:
         announce(peer)
