@@ -6,17 +6,23 @@ Two kinds of reason:
   cannot drift: `BLOCK_MAX_OVERDUE_LOANS` overdue loans or more, a loan overdue more than
   `BLOCK_MAX_OVERDUE_DAYS` days, unresolved lost items; and the policy's borrowing rules (no overdue
   loan when `LOAN_BLOCK_ON_OVERDUE`, the fallback loan policy's open-loan limit), listed so that a
-  status screen shows them.
+  status screen shows them; and a balance owed at the Fees service above `FINES_BLOCK_LIMIT`.
 
 `reasons_against` is a pure function of the counts, the manual blocks and the rules; `standing` reads
 the counts and blocks (one query each) and applies it. The writes ask `standing` inside their
 transaction, after taking the patron's lock, so a block placed before the write commits is seen.
+
+The balance is the exception: it lives at the Fees service, and no peer is called under a lock. A
+write asks `fees_standing` BEFORE its transaction and hands the answer to `check_not_blocked(...,
+fees=...)`. Asking fails open: when the Fees service cannot answer, the balance is unknown and
+nothing is refused for it (a desk must not stop because Fees is down). Without a limit nobody asks.
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
+from decimal import Decimal
 
 from django.conf import settings
 from django.db import models, transaction
@@ -24,6 +30,8 @@ from django.db.models import Q
 
 from lending import calendar, circulation_rules, errors, overrides
 from lending.book_state import PatronLoans, count_patron_loans
+from lending.clients import fees as fees_client
+from lending.patron_ref import patron_ref
 from lending.precompiled import SENTINEL_EMAIL, SENTINEL_NOW, PrecompiledSelect
 
 
@@ -121,7 +129,77 @@ class Reason:
 
 
 # Codes of the reasons that `403 patron_blocked` refuses with; the others keep their own refusal.
-BLOCKING_CODES = frozenset({"manual_block", "too_many_overdue_loans", "loan_overdue_too_long", "lost_items"})
+BLOCKING_CODES = frozenset(
+    {"manual_block", "too_many_overdue_loans", "loan_overdue_too_long", "lost_items", "fines_over_limit"}
+)
+# What a balance over FINES_BLOCK_LIMIT refuses: taking more home. Never a return, and not a hold.
+FINES_BLOCKED_ACTIONS = (Action.BORROW, Action.RENEW)
+
+
+@dataclass(frozen=True)
+class FeesStanding:
+    """The patron's balance at the Fees service, as asked before a write's transaction.
+
+    `limit` None: not asked (no FINES_BLOCK_LIMIT, or a caller that does not ask). `balance` None
+    with a limit: asked, and the Fees service could not answer (unknown: fail open)."""
+
+    limit: Decimal | None = None
+    balance: fees_client.Balance | None = None
+
+    @property
+    def asked(self) -> bool:
+        return self.limit is not None
+
+    @property
+    def unknown(self) -> bool:
+        return self.asked and self.balance is None
+
+    @property
+    def over_limit(self) -> bool:
+        return self.limit is not None and self.balance is not None and self.balance.amount > self.limit
+
+    def shown_balance(self) -> str | None:
+        """The status screen's `balance`: the amount, `unknown`, or None when not asked."""
+        if not self.asked:
+            return None
+        return "unknown" if self.balance is None else str(self.balance.amount)
+
+
+NOT_ASKED = FeesStanding()
+
+
+def fines_block_limit() -> Decimal | None:
+    limit = getattr(settings, "FINES_BLOCK_LIMIT", None)
+    if limit is None or limit == "":
+        return None
+    return Decimal(str(limit))
+
+
+def fees_standing(user_email: str) -> FeesStanding:
+    """Asks the Fees service for the patron's balance, when a limit is set; never under a lock
+    (call it before the write's transaction). An anonymised stand-in has no ref: nothing to ask."""
+    limit = fines_block_limit()
+    if limit is None:
+        return NOT_ASKED
+    ref = patron_ref(user_email)
+    if ref is None:
+        return FeesStanding(limit=limit, balance=fees_client.Balance(Decimal("0"), settings.FINES_CURRENCY))
+    return FeesStanding(limit=limit, balance=fees_client.balance(ref))
+
+
+def fees_reasons(fees: FeesStanding) -> list[Reason]:
+    """The balance block: only on a known balance above the limit (unknown fails open)."""
+    if not fees.over_limit:
+        return []
+    assert fees.balance is not None and fees.limit is not None
+    return [
+        Reason(
+            "fines_over_limit",
+            f"{fees.balance.amount} {fees.balance.currency} owed in fines and fees; more than {fees.limit} "
+            "blocks borrowing and renewing.",
+            FINES_BLOCKED_ACTIONS,
+        )
+    ]
 
 
 def automated_reasons(counts: PatronCounts, rules: BlockRules) -> list[Reason]:
@@ -179,9 +257,15 @@ def manual_reasons(blocks: list[PatronBlock]) -> list[Reason]:
     ]
 
 
-def reasons_against(action: str, counts: PatronCounts, blocks: list[PatronBlock], rules: BlockRules) -> list[Reason]:
+def reasons_against(
+    action: str,
+    counts: PatronCounts,
+    blocks: list[PatronBlock],
+    rules: BlockRules,
+    fees: FeesStanding = NOT_ASKED,
+) -> list[Reason]:
     """Every reason the patron may not take `action`, manual blocks first."""
-    every = manual_reasons(blocks) + automated_reasons(counts, rules)
+    every = manual_reasons(blocks) + automated_reasons(counts, rules) + fees_reasons(fees)
     return [reason for reason in every if action in reason.actions]
 
 
@@ -193,6 +277,7 @@ class Standing:
     blocks: list[PatronBlock]
     rules: BlockRules
     reasons: dict[str, list[Reason]] = field(default_factory=dict)
+    fees: FeesStanding = NOT_ASKED
 
     def may(self, action: str) -> bool:
         return not self.reasons[action]
@@ -219,14 +304,20 @@ def patron_counts(
 
 
 def standing(
-    user_email: str, now: datetime, rules: BlockRules | None = None, loans: PatronLoans | None = None
+    user_email: str,
+    now: datetime,
+    rules: BlockRules | None = None,
+    loans: PatronLoans | None = None,
+    *,
+    fees: FeesStanding = NOT_ASKED,
 ) -> Standing:
-    """What the patron may do at `now`, and why not (`loans`: the patron's, when already read)."""
+    """What the patron may do at `now`, and why not (`loans`: the patron's, when already read;
+    `fees`: the balance `fees_standing` found, asked before any lock)."""
     rules = rules or current_rules()
     blocks = _BLOCKS_IN_FORCE(user_email=user_email, now=now)
     counts = patron_counts(user_email, now, blocks_in_force=len(blocks), loans=loans)
-    reasons = {action.value: reasons_against(action, counts, blocks, rules) for action in ALL_ACTIONS}
-    return Standing(user_email=user_email, counts=counts, blocks=blocks, rules=rules, reasons=reasons)
+    reasons = {action.value: reasons_against(action, counts, blocks, rules, fees) for action in ALL_ACTIONS}
+    return Standing(user_email=user_email, counts=counts, blocks=blocks, rules=rules, reasons=reasons, fees=fees)
 
 
 def _blocks_in_force_query(user_email: str, now: datetime) -> PatronBlockQuerySet:
@@ -248,12 +339,14 @@ def check_not_blocked(
     *,
     rulebook: circulation_rules.Rulebook,
     loans: PatronLoans | None = None,
+    fees: FeesStanding = NOT_ASKED,
 ) -> Standing:
     """Inside a write's transaction, after the patron's lock (so a block committed meanwhile is seen):
     403 `patron_blocked` with every blocking reason in `details`, unless the write carries a staff
     override (which then notes what it lifted). Returns the standing, whose counts the caller may use.
-    `rulebook`: the circulation rules the write read with its patron lock."""
-    found = standing(user_email, now, rules=current_rules(rulebook), loans=loans)
+    `rulebook`: the circulation rules the write read with its patron lock; `fees`: what
+    `fees_standing(user_email)` answered BEFORE the transaction (default: not asked, no balance block)."""
+    found = standing(user_email, now, rules=current_rules(rulebook), loans=loans, fees=fees)
     refusing = found.blocking(action)
     if refusing and not overrides.lifts("patron_blocked"):
         raise errors.PATRON_BLOCKED.error(

@@ -186,7 +186,12 @@ scheduler_job_failures = Counter(
 )
 
 # The peers as the breaker and peer-call series label them (`label_value` of the clients' names).
-PEER_OF_KIND = {"availability": "book_management", "notification": "notification", "event": "rabbitmq"}
+PEER_OF_KIND = {
+    "availability": "book_management",
+    "notification": "notification",
+    "event": "rabbitmq",
+    "fee": "fees",
+}
 
 
 def message_labels(message: Any, channel: str = "http") -> tuple[str, str, str]:

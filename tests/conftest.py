@@ -14,7 +14,7 @@ from django.db import connection
 from rest_framework.test import APIClient
 
 from lending.clients.http import all_peer_clients
-from reference_peers import BookPeer, NotificationPeer, UserPeer
+from reference_peers import BookPeer, FeesPeer, NotificationPeer, UserPeer
 
 
 def on_postgresql() -> bool:
@@ -42,9 +42,10 @@ class Peers:
     book: BookPeer
     user: UserPeer
     notification: NotificationPeer
+    fees: FeesPeer
 
     def all(self):
-        return (self.book, self.user, self.notification)
+        return (self.book, self.user, self.notification, self.fees)
 
     def env(self) -> dict[str, str]:
         """Peer URLs as environment variables, for subprocesses."""
@@ -52,12 +53,13 @@ class Peers:
             "BOOK_MANAGEMENT_URL": self.book.url,
             "USER_MANAGEMENT_URL": self.user.url,
             "NOTIFICATION_SERVICE_URL": self.notification.url,
+            "FEES_SERVICE_URL": self.fees.url,
         }
 
 
 @pytest.fixture(scope="session")
 def _running_peers():
-    peers = Peers(BookPeer().start(), UserPeer().start(), NotificationPeer().start())
+    peers = Peers(BookPeer().start(), UserPeer().start(), NotificationPeer().start(), FeesPeer().start())
     yield peers
     for peer in peers.all():
         peer.stop()
@@ -69,6 +71,7 @@ def peers(_running_peers, settings):
     settings.BOOK_MANAGEMENT_URL = _running_peers.book.url
     settings.USER_MANAGEMENT_URL = _running_peers.user.url
     settings.NOTIFICATION_SERVICE_URL = _running_peers.notification.url
+    settings.FEES_SERVICE_URL = _running_peers.fees.url
     for peer in _running_peers.all():
         peer.faults.clear()
     for client in all_peer_clients():

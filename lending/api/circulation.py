@@ -14,6 +14,7 @@ Each view's OpenAPI description is in the table of `lending.api.circulation_docs
 from __future__ import annotations
 
 from datetime import date, datetime, timedelta
+from decimal import Decimal
 
 from django.conf import settings
 from django.utils import timezone
@@ -183,8 +184,9 @@ class PatronBlockApi(NoStore, APIView):
 # --- Status ---------------------------------------------------------------------------------------
 class ReasonSerializer(serializers.Serializer):
     code = serializers.CharField(
-        help_text="`manual_block`, `too_many_overdue_loans`, `loan_overdue_too_long`, `lost_items` (these refuse "
-        "with 403 `patron_blocked`), `patron_has_overdue_loans`, `loan_limit_reached` (409, their own codes)."
+        help_text="`manual_block`, `too_many_overdue_loans`, `loan_overdue_too_long`, `lost_items`, "
+        "`fines_over_limit` (these refuse with 403 `patron_blocked`), `patron_has_overdue_loans`, "
+        "`loan_limit_reached` (409, their own codes)."
     )
     message = serializers.CharField()
     actions = serializers.ListField(child=serializers.ChoiceField(choices=Action.choices))
@@ -211,6 +213,9 @@ class LimitsSerializer(serializers.Serializer):
     max_overdue_days = serializers.IntegerField(help_text="BLOCK_MAX_OVERDUE_DAYS")
     max_open_loans = serializers.IntegerField(help_text="LOAN_MAX_ACTIVE_PER_PATRON")
     block_on_overdue = serializers.BooleanField(help_text="LOAN_BLOCK_ON_OVERDUE")
+    fines_block_limit = serializers.CharField(
+        allow_null=True, help_text='FINES_BLOCK_LIMIT as a decimal string ("10.00"); null: no balance block.'
+    )
 
 
 class StatusSerializer(serializers.Serializer):
@@ -220,13 +225,24 @@ class StatusSerializer(serializers.Serializer):
     reserve = VerdictSerializer()
     counts = CountsSerializer()
     limits = LimitsSerializer()
+    balance = serializers.CharField(
+        allow_null=True,
+        help_text='What the patron owes at the Fees service ("12.50"); `unknown` when the Fees service cannot '
+        "answer (the balance block then fails open: nothing is refused for it); null when FINES_BLOCK_LIMIT is "
+        "not set (the Fees service is not asked).",
+    )
+    balance_currency = serializers.CharField(
+        allow_null=True, help_text="The balance's currency (ISO 4217); null when the balance is not known."
+    )
 
 
 class PatronStatusApi(NoStore, APIView):
     required_scope = permissions.STAFF_READ
 
     def get(self, request: Request, email: str) -> Response:
-        found = blocks.standing(patron_email(email), timezone.now())
+        email = patron_email(email)
+        # The Fees service is asked first, outside any transaction (fail open: `unknown`).
+        found = blocks.standing(email, timezone.now(), fees=blocks.fees_standing(email))
         return Response(status_body(found))
 
 
@@ -235,12 +251,19 @@ def status_body(found: blocks.Standing) -> dict:
         action: {"allowed": not reasons, "reasons": [reason.as_dict() for reason in reasons]}
         for action, reasons in found.reasons.items()
     }
+    balance = found.fees.balance
     return {
         "user_email": found.user_email,
         **verdicts,
         "counts": vars(found.counts).copy(),
-        "limits": vars(found.rules).copy(),
+        "limits": {**vars(found.rules), "fines_block_limit": _amount(blocks.fines_block_limit())},
+        "balance": found.fees.shown_balance(),
+        "balance_currency": balance.currency if balance is not None else None,
     }
+
+
+def _amount(value: Decimal | None) -> str | None:
+    return None if value is None else str(value)
 
 
 # --- Due-date change -------------------------------------------------------------------------------

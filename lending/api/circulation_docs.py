@@ -85,7 +85,15 @@ STATUS_EXAMPLE = OpenApiExample(
         "renew": {"allowed": True, "reasons": []},
         "reserve": {"allowed": True, "reasons": []},
         "counts": {"open_loans": 2, "overdue_loans": 1, "most_days_overdue": 3, "lost_loans": 0, "blocks_in_force": 1},
-        "limits": {"max_overdue_loans": 3, "max_overdue_days": 30, "max_open_loans": 10, "block_on_overdue": True},
+        "limits": {
+            "max_overdue_loans": 3,
+            "max_overdue_days": 30,
+            "max_open_loans": 10,
+            "block_on_overdue": True,
+            "fines_block_limit": "10.00",
+        },
+        "balance": "2.50",
+        "balance_currency": "EUR",
     },
     response_only=True,
 )
@@ -395,9 +403,11 @@ ENDPOINTS: dict[type[APIView], dict[str, Callable]] = {
             tags=["blocks"],
             summary="May the patron borrow, renew, reserve?",
             description="Each action with every reason that refuses it (manual blocks, then the automated rules: "
-            "BLOCK_MAX_OVERDUE_LOANS, BLOCK_MAX_OVERDUE_DAYS, unresolved lost items, LOAN_BLOCK_ON_OVERDUE and the "
-            "loan limit), and the counts behind them, computed now from the patron's loans. What a kiosk or a staff "
-            "screen asks before acting; the writes apply the same rules inside their transaction. "
+            "BLOCK_MAX_OVERDUE_LOANS, BLOCK_MAX_OVERDUE_DAYS, unresolved lost items, LOAN_BLOCK_ON_OVERDUE, the "
+            "loan limit, and a balance at the Fees service above FINES_BLOCK_LIMIT), and the counts behind them, "
+            "computed now from the patron's loans. `balance` is what the Fees service says the patron owes, "
+            "`unknown` when it cannot answer (the balance block fails open), null without FINES_BLOCK_LIMIT. What a "
+            "kiosk or a staff screen asks before acting; the writes apply the same rules inside their transaction. "
             "Scope `patron-read`, `reports` or `circulation`.",
             parameters=[EMAIL_PARAMETER, *api_docs.COMMON_PARAMETERS],
             responses={

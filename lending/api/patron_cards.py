@@ -80,7 +80,7 @@ class PatronByCardApi(NoStore, APIView):
 
 def patron_card_body(patron: users.Patron) -> dict:
     now = timezone.now()
-    body = status_body(blocks.standing(patron.email, now))
+    body = status_body(blocks.standing(patron.email, now, fees=blocks.fees_standing(patron.email)))
     open_loans = Loan.objects.open().filter(user_email=patron.email).order_by("date_due", "id")
     open_holds = selectors.holds(user_email=patron.email)
     return {

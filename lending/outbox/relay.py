@@ -42,7 +42,7 @@ from django.db.models.functions import Greatest
 from django.utils import timezone
 
 from lending import metrics, selectors, tracing
-from lending.clients import books, notifications
+from lending.clients import books, fees, notifications
 from lending.errors import PeerUnavailable
 from lending.models import BookStock, OutboxKind, OutboxMessage, OutboxStatus
 from lending.outbox import broker
@@ -114,7 +114,7 @@ def deliver_batch(messages: list[OutboxMessage], pool: ThreadPoolExecutor | None
         else:
             notices.append(message)
     states = selectors.books_availability(books_to_publish) if books_to_publish else {}
-    calls = [partial(_deliver_notification, message) for message in notices] + [
+    calls = [partial(_direct_delivery(message), message) for message in notices] + [
         partial(_deliver_availability, book_messages, *states[book_id])
         for book_id, book_messages in books_to_publish.items()
     ]
@@ -150,6 +150,23 @@ def _recording_failures(messages: list[OutboxMessage]):
             _record_failure(message, str(failure), permanent=True)
     finally:
         request_id_var.reset(token)
+
+
+def _direct_delivery(message: OutboxMessage) -> Callable[[OutboxMessage], bool]:
+    """How a message delivered on its own (one call, settled by the batch) goes out: a fee to the
+    Fees service, anything else to the Notification service."""
+    return _deliver_fee if message.kind == OutboxKind.FEE else _deliver_notification
+
+
+def _deliver_fee(message: OutboxMessage) -> bool:
+    """POSTs the fee; True when the Fees service holds it (201, or 200 for a repeat of the same id
+    and body after a retry or a relay that died before settling). A 409 (the id already holds
+    another fee) or a 400 is permanent: the message is parked as dead for a person to look at."""
+    with _recording_failures([message]):
+        status = fees.post_fee(message.payload)
+        _raise_if_refused("Fees", status)
+        return True
+    return False
 
 
 def _deliver_notification(message: OutboxMessage) -> bool:
