@@ -46,6 +46,22 @@ def _event_field_schemas() -> dict[str, dict[str, Any]]:
     return {"item_barcode": item_barcode, "patron_ref": copy.deepcopy(PATRON_REF_SCHEMA)}
 
 
+# `loan.fine_assessed.v1` only: the assessment, as the Fees service receives it (`lending.fines`).
+FEE_SCHEMA = {
+    "type": "object",
+    "description": "Only on `loan.fine_assessed.v1`: the amount assessed, as the Fees service receives it "
+    "(`POST /fees`, idempotent by `id`).",
+    "required": ["id", "kind", "amount", "currency", "days_charged"],
+    "properties": {
+        "id": {"type": "string", "format": "uuid"},
+        "kind": {"enum": ["overdue", "lost_item", "processing", "refund"]},
+        "amount": {"type": "string", "pattern": "^\\d+\\.\\d{2}$"},
+        "currency": {"type": "string"},
+        "days_charged": {"type": "integer", "minimum": 0},
+    },
+}
+
+
 def document() -> dict[str, Any]:
     from django.conf import settings
 
@@ -55,7 +71,8 @@ def document() -> dict[str, Any]:
     schemas = {"CloudEvent": _cloud_event_schema()}
     for entity, component in DATA_COMPONENTS.items():
         schemas[entity.capitalize()] = _data_schema(api_schemas[component], domain_events.data_fields(entity))
-    schemas.update({name: _json_schema(api_schemas[name]) for name in ("LoanStatusEnum", "HoldStatusEnum")})
+    schemas.update({name: _json_schema(api_schemas[name]) for name in ("LoanStatusEnum", "HoldStatusEnum", "Fine")})
+    schemas["Loan"]["properties"]["fee"] = FEE_SCHEMA
     messages, channels = {}, {}
     for event_type in domain_events.all_types():
         name = _message_name(event_type)

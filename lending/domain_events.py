@@ -22,6 +22,7 @@ events (`lending.privacy`). Consumers order a subject's events by `sequence` and
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -56,6 +57,7 @@ VERBS: dict[str, str] = {
     EventKind.DECLARED_LOST: "declared_lost",
     EventKind.CLAIMED_RETURNED: "claimed_returned",
     EventKind.RESOLVED: "resolved",
+    EventKind.FINE_ASSESSED: "fine_assessed",  # loan.fine_assessed.v1: `data.fine` says what and how much
 }
 # Kinds of the history never published. None today: every kind is, so that a subject's published
 # `sequence` has no gaps and a consumer can tell that it missed one.
@@ -72,6 +74,7 @@ LOAN_KINDS = (
     EventKind.DECLARED_LOST,
     EventKind.CLAIMED_RETURNED,
     EventKind.RESOLVED,
+    EventKind.FINE_ASSESSED,
     EventKind.ANONYMISED,
 )
 HOLD_KINDS = (
@@ -99,6 +102,8 @@ class Recorded:
     sequence: int
     kind: str
     occurred_at: datetime
+    # The event's own data (JSON text or decoded); only a fine's assessment adds it to the published data.
+    data: Any = None
 
     @property
     def entity(self) -> str:
@@ -137,11 +142,27 @@ def enqueue_for(recorded: Sequence[Recorded]) -> list[OutboxMessage]:
             OutboxMessage(
                 kind=OutboxKind.EVENT,
                 book_id=subject.book_id,
-                payload=cloud_event(event, representation(subject)),
+                payload=cloud_event(event, _data(event, subject)),
                 next_attempt_at=datetime.now(UTC),
             )
         )
     return OutboxMessage.objects.bulk_create(messages)
+
+
+def _data(event: Recorded, subject: Loan | Hold) -> dict:
+    """The subject as the API shows it; a `fine_assessed` event adds `fee`, the assessment as the Fees
+    service receives it (its id, kind, amount, currency, days charged)."""
+    data = representation(subject)
+    if event.kind == EventKind.FINE_ASSESSED:
+        details = json.loads(event.data) if isinstance(event.data, str) else (event.data or {})
+        data["fee"] = {
+            "id": details.get("assessment_id"),
+            "kind": details.get("fee_kind"),
+            "amount": details.get("amount"),
+            "currency": details.get("currency"),
+            "days_charged": details.get("days_charged"),
+        }
+    return data
 
 
 def _subjects(model, ids: Iterable[int]) -> dict[int, Any]:

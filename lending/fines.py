@@ -18,15 +18,18 @@ assessment, whatever retries or relay restarts happen. Amounts are decimals, nev
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
 
 from django.conf import settings
 from django.db import models
+from django.db.models import Sum
 
-from lending import calendar
+from lending import calendar, circulation_rules, history
 from lending.circulation_rules import PolicyTerms
+from lending.models import CIRCULATING_STATUSES, EventKind, Loan, LoanStatus
+from lending.outbox.messages import fee_message, fee_payload
 
 CENT = Decimal("0.01")
 
@@ -118,3 +121,103 @@ def lost_refund(terms: PolicyTerms, charged_item_fee: Decimal | None) -> Fine | 
     if not terms.refund_lost_on_return or not charged_item_fee:
         return None
     return Fine(FeeKind.REFUND, charged_item_fee, currency())
+
+
+# --- Assessing: the rows, events and messages of one change ---------------------------------------
+@dataclass(frozen=True)
+class Assessed:
+    """What an assessment adds to the change that caused it: its history events (`fine_assessed`) and
+    its messages to the Fees service, for the change to write with its own."""
+
+    events: list = field(default_factory=list)
+    messages: list = field(default_factory=list)
+
+
+def terms_of(loan: Loan) -> PolicyTerms:
+    """The policy the loan was lent under (its snapshot); a loan older than the rules: the fallback."""
+    if loan.policy_terms:
+        return PolicyTerms.from_snapshot(loan.policy_terms)
+    return circulation_rules.in_force().fallback.terms
+
+
+def overdue_at(loan: Loan, judged_at: datetime) -> list[Fine]:
+    """The overdue fine of `loan` if it came back (or renewed) at `judged_at`: nothing when in time,
+    within the grace, or under a policy without fines; capped at `fine_max` less what the loan was
+    already charged (a late renewal's fine counts towards the cap). Reads the calendar only when
+    closed days do not count."""
+    if judged_at <= loan.date_due:
+        return []
+    terms = terms_of(loan)
+    closed = calendar.ClosedDays() if terms.fine_counts_closed_days else calendar.closed_days()
+    if terms.fine_max is not None and loan.fine_amount:
+        terms = replace(terms, fine_max=max(terms.fine_max - loan.fine_amount, Decimal("0.00")))
+    fine = overdue_fine(terms, date_due=loan.date_due, returned_at=judged_at, closed=closed)
+    return [fine] if fine else []
+
+
+def at_return(loan: Loan, was: str | None) -> list[Fine]:
+    """What a return costs: the overdue fine at `date_returned` for a circulating loan; the item fee's
+    refund for a lost one found (`was` LOST); nothing for a claimed-returned one whose claim held."""
+    assert loan.date_returned is not None, "a returned loan"
+    if was == LoanStatus.LOST:
+        charged = FineAssessment.objects.filter(loan=loan, kind=FeeKind.LOST_ITEM).aggregate(total=Sum("amount"))
+        refund = lost_refund(terms_of(loan), charged["total"])
+        return [refund] if refund else []
+    if was == LoanStatus.CLAIMED_RETURNED:
+        return []
+    return overdue_at(loan, loan.date_returned)
+
+
+def record(loan: Loan, fines: list[Fine], *, at: datetime, judged_at: datetime) -> Assessed:
+    """Writes the assessments (one INSERT) and the loan's overdue total (one UPDATE, when one is
+    overdue); returns the events and Fees messages for the caller to write with its change."""
+    if not fines:
+        return Assessed()
+    rows = FineAssessment.objects.bulk_create(
+        FineAssessment(
+            loan=loan,
+            kind=fine.kind,
+            amount=fine.amount,
+            currency=fine.currency,
+            days_charged=fine.days_charged,
+            assessed_at=at,
+            judged_at=judged_at,
+        )
+        for fine in fines
+    )
+    overdue = [fine for fine in fines if fine.kind == FeeKind.OVERDUE]
+    if overdue:
+        loan.fine_amount = (loan.fine_amount or Decimal("0.00")) + sum(fine.amount for fine in overdue)
+        loan.fine_days_charged = (loan.fine_days_charged or 0) + sum(fine.days_charged for fine in overdue)
+        Loan.objects.filter(pk=loan.pk).update(fine_amount=loan.fine_amount, fine_days_charged=loan.fine_days_charged)
+    events = [
+        history.loan_event(
+            loan,
+            EventKind.FINE_ASSESSED,
+            at=at,
+            assessment_id=str(row.id),
+            fee_kind=row.kind,
+            amount=str(row.amount),
+            currency=row.currency,
+            days_charged=row.days_charged,
+            judged_at=judged_at,
+        )
+        for row in rows
+    ]
+    messages = [
+        fee_message(
+            fee_payload(
+                assessment_id=str(row.id), loan=loan, kind=row.kind, amount=str(row.amount), currency=row.currency
+            ),
+            book_id=loan.book_id,
+        )
+        for row in rows
+    ]
+    return Assessed(events, messages)
+
+
+def quote(loan: Loan, returned_at: datetime) -> Fine:
+    """What returning `loan` at `returned_at` would cost, changing nothing (the desk's "what do I owe?"):
+    its overdue fine then, or nothing. A lost or claimed-returned loan found owes no fine."""
+    owed = overdue_at(loan, returned_at) if loan.status in CIRCULATING_STATUSES else []
+    return owed[0] if owed else Fine(FeeKind.OVERDUE, Decimal("0.00"), currency(), 0)

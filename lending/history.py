@@ -146,7 +146,7 @@ def record(*events: Event) -> None:
             earlier[subject],
             subject[1],
         ]
-    returning = "RETURNING id, loan_id, hold_id, sequence, kind, occurred_at" if domain_events.enabled() else ""
+    returning = "RETURNING id, loan_id, hold_id, sequence, kind, occurred_at, data" if domain_events.enabled() else ""
     with connection.cursor() as cursor:
         cursor.execute(
             f"INSERT INTO {table} ({', '.join([*columns, 'data', 'sequence'])}) "  # noqa: S608 - identifiers from the model

@@ -17,7 +17,8 @@ from lending.models import Hold, Loan
 LOAN_FIELDS = ("id", "user_email", "book_id", "date_borrowed", "date_due", "date_returned", "status")
 # The loan with the fields beyond the spec's: for `/loans/`, `/renewBook/` and the domain events
 # (`loan_policy`: the loan policy it was made under, `lending.circulation_rules`).
-LOAN_DETAIL_FIELDS = (*LOAN_FIELDS, "book_title", "renewals", "loan_policy")
+# `fine`: the overdue fine assessed so far, `{amount, currency, days_charged}` or null (`lending.fines`).
+LOAN_DETAIL_FIELDS = (*LOAN_FIELDS, "book_title", "renewals", "loan_policy", "fine")
 # The loan of a copy (`/checkouts/`, `/checkins/`): its detail and the copy's barcode.
 LOAN_ITEM_FIELDS = (*LOAN_DETAIL_FIELDS, "item_barcode")
 HOLD_FIELDS = (

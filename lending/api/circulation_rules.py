@@ -8,8 +8,8 @@
 - `GET /circulation-rules/explain/?user_email=…&item_barcode=…` (or `&book_id=…`): the rule a write
   for this patron and copy (or title) would match and every value of its policy.
 Reads need `patron-read`, `reports` or `circulation`; changes need `override` (staff), and each is
-recorded with its caller (`RulesChange`). Only the explain call names a patron (`no-store`). Each view's OpenAPI description is in
-`lending.api.circulation_rules_docs`.
+recorded with its caller (`RulesChange`). Only the explain call names a patron (`no-store`). Each
+view's OpenAPI description is in `lending.api.circulation_rules_docs`.
 """
 
 from __future__ import annotations

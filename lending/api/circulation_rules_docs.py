@@ -1,6 +1,6 @@
 """The circulation rules' endpoints' OpenAPI descriptions (drf-spectacular), in the same kind of table
 as `lending.api.docs` (which applies it): loan policies, the rules matrix and the explain call
-(`lending.api.circulation_rules`)."""
+(`lending.api.circulation_rules`), and the fine a return would cost (`lending.api.fines`)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
 
 from lending.api import circulation_rules as views
+from lending.api import fines
 from lending.api import schema as api_docs
 from lending.api.circulation_docs import STAFF_WRITE_ERRORS
 
@@ -57,7 +58,45 @@ EXPLAIN_EXAMPLE = OpenApiExample(
 )
 RULE_SET_ERRORS = ("missing_fallback_rule", "unknown_policy", "duplicate_rule")
 
+QUOTE_EXAMPLE = OpenApiExample(
+    "Three days late, 0.50 a day",
+    value={
+        "loan_id": 7,
+        "returned_at": "2026-12-18T10:00:00Z",
+        "amount": "1.50",
+        "currency": "EUR",
+        "days_charged": 3,
+    },
+)
+
 ENDPOINTS = {
+    fines.LoanFineQuoteApi: dict(
+        get=extend_schema(
+            operation_id="quoteLoanFine",
+            tags=["fines"],
+            summary="What returning this loan would cost",
+            description="The overdue fine a return at `returned_at` (default now; a later moment gives a quote for "
+            "that day) would assess, from the loan's policy snapshot and the calendar; changes nothing. "
+            '`"0.00"` when in time, within the grace period, or for a lost or claimed-returned loan. '
+            "Scope `patron-read` or `reports`, or a `patron-self` key of the loan's patron.",
+            parameters=[
+                OpenApiParameter("loan_id", OpenApiTypes.INT, OpenApiParameter.PATH, description="The loan's id."),
+                OpenApiParameter("returned_at", OpenApiTypes.DATETIME, description="The return to price."),
+                *api_docs.COMMON_PARAMETERS,
+            ],
+            responses={
+                200: OpenApiResponse(fines.QuoteSerializer, examples=[QUOTE_EXAMPLE]),
+                **api_docs.error_responses(
+                    "invalid_request",
+                    *api_docs.READ_ERRORS,
+                    "insufficient_scope",
+                    "loan_not_found",
+                    "loan_not_open",
+                    "date_out_of_range",
+                ),
+            },
+        )
+    ),
     views.LoanPoliciesApi: dict(
         get=extend_schema(
             operation_id="listLoanPolicies",

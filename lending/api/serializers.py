@@ -72,8 +72,18 @@ class LoanSerializer(serializers.ModelSerializer):
         return representation.loan(loan, tuple(self.Meta.fields))
 
 
+class FineSerializer(serializers.Serializer):
+    amount = serializers.CharField(help_text='A decimal in `currency`, as a string ("0.75").')
+    currency = serializers.CharField(help_text="FINES_CURRENCY (ISO 4217).")
+    days_charged = serializers.IntegerField(help_text="The late days the fine counts.")
+
+
 class LoanDetailSerializer(LoanSerializer):
     """The loan with the fields beyond the spec's: for `/loans/` and `/renewBook/`."""
+
+    fine = FineSerializer(
+        allow_null=True, read_only=True, help_text="The overdue fine assessed so far (lending.fines); null: none."
+    )
 
     class Meta(LoanSerializer.Meta):
         fields = list(representation.LOAN_DETAIL_FIELDS)

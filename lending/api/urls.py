@@ -3,7 +3,19 @@ trailing slash (never a redirect: a redirected POST would lose its body)."""
 
 from django.urls import path
 
-from lending.api import circulation, circulation_rules, docs, health, history, items, lost, patron_cards, privacy, views
+from lending.api import (
+    circulation,
+    circulation_rules,
+    docs,
+    fines,
+    health,
+    history,
+    items,
+    lost,
+    patron_cards,
+    privacy,
+    views,
+)
 
 docs.document()  # each view's OpenAPI description, from the table beside the views
 
@@ -27,6 +39,7 @@ urlpatterns = [
     *both_slashes("loans/<int:loan_id>/declare-lost", lost.DeclareLostApi.as_view(), "declare-lost"),
     *both_slashes("loans/<int:loan_id>/claim-returned", lost.ClaimReturnedApi.as_view(), "claim-returned"),
     *both_slashes("loans/<int:loan_id>/resolve", lost.ResolveApi.as_view(), "resolve-loan"),
+    *both_slashes("loans/<int:loan_id>/fine", fines.LoanFineQuoteApi.as_view(), "loan-fine-quote"),
     *both_slashes("checkouts", items.CheckOutApi.as_view(), "checkouts"),
     *both_slashes("checkins", items.CheckInApi.as_view(), "checkins"),
     *both_slashes("items/<str:barcode>/circulation", items.ItemCirculationApi.as_view(), "item-circulation"),

@@ -21,7 +21,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from lending import errors, history
+from lending import errors, fines, history
 from lending.locks import close_open_loan, lock_book, lock_book_bumping_version
 from lending.models import CIRCULATING_STATUSES, UNRESOLVED_STATUSES, EventKind, Loan, LoanStatus
 from lending.outbox.messages import MessageType, availability_message, enqueue, loan_notification
@@ -113,6 +113,10 @@ def _mark(loan: Loan, status: str, kind: str, notice: str, *, note: str = "", **
     loan.save(update_fields=["status"])
     event = history.loan_event(loan, kind, at=now, was=was, status=status, **data)
     event.reason = note
-    history.record(event)
-    enqueue(availability_message(loan.book_id), loan_notification(loan, notice))
+    # A loan becoming LOST owes its policy's lost item and processing fees.
+    fees = fines.record(
+        loan, fines.lost_fees(fines.terms_of(loan)) if status == LoanStatus.LOST else [], at=now, judged_at=now
+    )
+    history.record(event, *fees.events)
+    enqueue(availability_message(loan.book_id), loan_notification(loan, notice), *fees.messages)
     return loan

@@ -7,12 +7,12 @@ from datetime import timedelta
 from django.db import transaction
 from django.utils import timezone
 
-from lending import blocks, calendar, circulation_rules, history, overrides, policy
+from lending import blocks, calendar, circulation_rules, fines, history, overrides, policy
 from lending.errors import LOAN_NOT_FOUND, LOAN_STATUS_CONFLICT
 from lending.idempotency import Claim
 from lending.locks import lock_book_and_row, lock_patron
 from lending.models import CIRCULATING_STATUSES, EventKind, Hold, Loan, LoanStatus
-from lending.outbox.messages import MessageType, enqueue_notification
+from lending.outbox.messages import MessageType, enqueue, loan_notification
 
 
 def loan_renew(*, user_email: str, book_id: int, claim: Claim | None = None) -> Loan:
@@ -32,6 +32,8 @@ def loan_renew(*, user_email: str, book_id: int, claim: Claim | None = None) -> 
         terms = policy.loan_terms(loan, rulebook)
         others_waiting = Hold.objects.waiting_for(book_id).exclude(user_email=user_email).exists()
         policy.check_renewal(loan=loan, others_waiting=others_waiting, terms=terms, now=now)
+        # A late loan renewed owes the fine of its lateness so far; the next counts from the new due date.
+        fees = fines.record(loan, fines.overdue_at(loan, now), at=now, judged_at=now)
         loan.date_due = calendar.due_after(loan.date_due, timedelta(days=terms.renewal_days))
         loan.renewals += 1
         if not loan.is_overdue(now):
@@ -39,8 +41,8 @@ def loan_renew(*, user_email: str, book_id: int, claim: Claim | None = None) -> 
         loan.save(update_fields=["date_due", "renewals", "status"])
         renewed = history.loan_event(loan, EventKind.RENEWED, at=now, date_due=loan.date_due, renewals=loan.renewals)
         overrides.record(renewed)
-        history.record(renewed)
-        enqueue_notification(loan, MessageType.RENEWAL_CONFIRMATION)
+        history.record(renewed, *fees.events)
+        enqueue(loan_notification(loan, MessageType.RENEWAL_CONFIRMATION), *fees.messages)
         if claim:
             claim.settle(loan)
     return loan

@@ -13,7 +13,7 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
-from lending import calendar, errors, history, overrides
+from lending import calendar, errors, fines, history, overrides
 from lending.idempotency import Claim
 from lending.locks import close_open_loan, lock_book_bumping_version
 from lending.models import Event, EventKind, Loan
@@ -68,12 +68,16 @@ def finish_return(
         raise errors.INVALID_REQUEST.error(
             details={"returned_at": [f"Must not be before the loan date ({loan.date_borrowed.isoformat()})."]}
         )
-    history.record(*_return_events(loan, book_id, now, resolution))
+    # A late return owes its fine (judged at the return, back-dated or not); a lost item found, its refund.
+    fees = fines.record(
+        loan, fines.at_return(loan, resolution.was if resolution else None), at=now, judged_at=loan.date_returned
+    )
+    history.record(*_return_events(loan, book_id, now, resolution), *fees.events)
     if copies is not None and anyone_waiting:
         # A barcoded loan's copy is the one the first patron waiting gets (on the hold shelf).
         promote_after_copy_freed(book_id, copies, now=now, traps=[loan.item_barcode])
     notice = MessageType.LOAN_RESOLVED if resolution else MessageType.RETURN_CONFIRMATION
-    enqueue(availability_message(book_id), loan_notification(loan, notice))
+    enqueue(availability_message(book_id), loan_notification(loan, notice), *fees.messages)
     return loan
 
 

@@ -311,6 +311,21 @@ def test_explaining_with_any_query(peers, params):
     check(APIClient().get("/circulation-rules/explain/", params))
 
 
+@FUZZ
+@given(
+    loan_id=st.sampled_from(["1", "0", str(2**63), str(2**64)]),
+    params=st.dictionaries(st.sampled_from(["returned_at", "x"]), odd_text, max_size=2),
+)
+def test_quoting_a_fine_with_any_query(peers, loan_id, params):
+    check(APIClient().get(f"/loans/{loan_id}/fine/", params))
+
+
+@FUZZ
+@given(body=json_values | st.fixed_dictionaries({"patron_barcode": odd_text | json_values}))
+def test_a_patron_by_card_with_any_body(peers, body):
+    check(APIClient().generic("POST", "/patrons/by-card/", encode(body), content_type="application/json"))
+
+
 def test_the_fuzzed_routes_are_every_route():
     """A new endpoint must be added to the fuzz lists above."""
     routes = {str(p.pattern) for p in get_resolver("lending.api.urls").url_patterns}
@@ -325,4 +340,6 @@ def test_the_fuzzed_routes_are_every_route():
     fuzzed |= {"checkouts", "checkins", "items/<str:barcode>/circulation"}
     # test_loan_policies_with_any_name_and_body, test_circulation_rules_with_any_body, test_explaining_with_any_query
     fuzzed |= {"loan-policies", "loan-policies/<str:name>", "circulation-rules", "circulation-rules/explain"}
+    fuzzed.add("loans/<int:loan_id>/fine")  # test_quoting_a_fine_with_any_query
+    fuzzed.add("patrons/by-card")  # test_a_patron_by_card_with_any_body
     assert {r.strip("/") for r in routes} - fuzzed - {"loans/1", "loans/1/history"} == set()

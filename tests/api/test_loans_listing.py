@@ -17,6 +17,7 @@ DETAIL_FIELDS = {
     "book_title",
     "renewals",
     "loan_policy",
+    "fine",
 }
 
 

@@ -83,6 +83,7 @@ CALLS = [
     Call("a patron's holds", "GET", "/reservations/?user_email={waiting}", (PATRON_READ, REPORTS), 200),
     Call("one loan", "GET", "/loans/{loan_id}/", (PATRON_READ, REPORTS), 200),
     Call("a loan's history", "GET", "/loans/{loan_id}/history/", (PATRON_READ, REPORTS), 200),
+    Call("a fine's quote", "GET", "/loans/{loan_id}/fine/", (PATRON_READ, REPORTS), 200),
     Call("erasure", "POST", "/patrons/{nobody}/anonymize/", (PRIVACY,), 200),
     Call("policy", "GET", "/policy/", (), 200, patron_data=False),
     Call("calendar", "GET", "/calendar/", (PATRON_READ, REPORTS, CIRCULATION), 200, patron_data=False),

@@ -12,6 +12,7 @@ import json
 import re
 import uuid
 from datetime import timedelta
+from decimal import Decimal
 from urllib.parse import quote
 
 import pytest
@@ -24,6 +25,7 @@ from lending.outbox import broker
 from lending.patron_ref import patron_ref
 from lending.services.lost import Outcome
 from tests.factories import LoanFactory
+from tests.rules import set_policy
 
 pytestmark = pytest.mark.django_db
 
@@ -61,6 +63,7 @@ def assert_never_named(events: list[dict], email: str) -> None:
 
 def every_kind_of_change(peers, patron: str, other: str) -> None:
     """Each loan and hold event type but `anonymised` once at least, for `patron` (and `other`)."""
+    set_policy(lost_item_fee=Decimal("10.00"))  # declaring a loan lost assesses a fee: fine_assessed
     first = peers.book.add_book("First", "Author", 1)["id"]
     second = peers.book.add_book("Second", "Author", 1)["id"]
     third = peers.book.add_book("Third", "Author", 1)["id"]
@@ -71,7 +74,7 @@ def every_kind_of_change(peers, patron: str, other: str) -> None:
     late = loan.date_due + timedelta(hours=1)
     notices.mark_overdue_loans(now=late)  # overdue
     notices.send_overdue_notices(now=late)  # notice_queued
-    services.declare_lost(loan.pk)  # declared_lost
+    services.declare_lost(loan.pk)  # declared_lost, fine_assessed
     services.resolve(loan.pk, outcome=Outcome.FOUND)  # resolved
 
     claimed = services.loan_lend(user_email=patron, book_id=second)

@@ -63,8 +63,8 @@ def test_the_loan_shapes_are_as_described(api, patron, book):
     assert set(lent) == described and "seven fields" in README
     listed = api.get("/loans/", {"user_email": patron}).json()["results"][0]
     renewed = post_json(api, "/renewBook/", {"user_email": patron, "book_id": book["id"]}).json()
-    assert set(listed) == set(renewed) == described | {"book_title", "renewals", "loan_policy"}
-    assert "`/loans/` and `renewBook` add two more, `book_title` and `renewals`" in README
+    assert set(listed) == set(renewed) == described | {"book_title", "renewals", "loan_policy", "fine"}
+    assert "`/loans/` and `renewBook` add four more, `book_title`, `renewals`, `loan_policy`" in README
 
 
 @pytest.mark.django_db
