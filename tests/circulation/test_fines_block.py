@@ -143,12 +143,6 @@ def test_a_patron_over_the_limit_still_returns(api, peers, settings, patron, boo
     assert Loan.objects.get(user_email=patron).date_returned is not None
 
 
-WAITS_FOR_THE_WRITES = pytest.mark.xfail(
-    strict=True, reason="lend/checkout/renew pass fees=blocks.fees_standing(email) to check_not_blocked"
-)
-
-
-@WAITS_FOR_THE_WRITES
 @pytest.mark.django_db
 def test_a_patron_over_the_limit_may_not_borrow(api, peers, settings, patron, book):
     settings.FINES_BLOCK_LIMIT = Decimal("10.00")
@@ -161,7 +155,6 @@ def test_a_patron_over_the_limit_may_not_borrow(api, peers, settings, patron, bo
     assert not Loan.objects.filter(user_email=patron).exists()
 
 
-@WAITS_FOR_THE_WRITES
 @pytest.mark.django_db
 def test_a_patron_over_the_limit_may_not_renew(api, peers, settings, patron, book):
     assert lend(api, patron, book["id"]).status_code == 201
@@ -171,3 +164,13 @@ def test_a_patron_over_the_limit_may_not_renew(api, peers, settings, patron, boo
     assert refused.status_code == 403
     assert [reason["code"] for reason in refused.json()["error"]["details"]["blocks"]] == ["fines_over_limit"]
     assert Loan.objects.get(user_email=patron).renewals == 0
+
+
+@pytest.mark.django_db
+def test_a_patron_over_the_limit_may_not_check_out_a_copy(api, peers, settings, patron):
+    settings.FINES_BLOCK_LIMIT = Decimal("10.00")
+    peers.fees.add_fee(patron_ref(patron), "10.01")
+    barcode = peers.book.add_book("Blocked copy", "A", 1)["items"][0]["barcode"]
+    refused = post_json(api, "/checkouts/", {"item_barcode": barcode, "user_email": patron})
+    assert (refused.status_code, refused.json()["error"]["code"]) == (403, "patron_blocked")
+    assert not Loan.objects.filter(user_email=patron).exists()
