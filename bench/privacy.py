@@ -103,7 +103,7 @@ def run(
 ) -> dict:
     out = out or ROOT / "bench" / "results"
     out.mkdir(parents=True, exist_ok=True)
-    ports = {name: free_port() for name in ("book", "user", "notification")}
+    ports = {name: free_port() for name in ("book", "user", "notification", "fees")}
     expected_lends = 100_000  # demo books and patrons: more than the driver reaches in a run
     scratch = ScratchDatabase(database, keep=keep_database)
     dsn = scratch.url

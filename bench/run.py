@@ -243,7 +243,7 @@ def main() -> int:  # noqa: C901 (a script: one step after the other)
     sip_first = numbers.take(sip_plan.numbers())
     demo = numbers.next
 
-    ports = {name: free_port() for name in ("web", "floor", "book", "user", "notification")}
+    ports = {name: free_port() for name in ("web", "floor", "book", "user", "notification", "fees")}
     base = f"http://127.0.0.1:{ports['web']}"
     floor_base = f"http://127.0.0.1:{ports['floor']}"
     database = ScratchDatabase(args.database, keep=args.keep_database)

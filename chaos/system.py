@@ -48,7 +48,7 @@ class System:
         self.database = ScratchDatabase(f"lending_chaos_{os.getpid()}", args.admin_url, keep=args.keep_db)
         self.db_name, self.db_url = self.database.name, self.database.url
         self.log_dir = Path(tempfile.mkdtemp(prefix="lending-chaos-"))
-        self.peer_ports = {peer: free_port() for peer in ("book", "user", "notification")}
+        self.peer_ports = {peer: free_port() for peer in ("book", "user", "notification", "fees")}
         self.env = service_env(self.db_url, self.peer_ports, **CHAOS_SETTINGS)
         users = args.clients * args.users_per_client
         self.peers = self.managed(

@@ -4,7 +4,7 @@
 #   relay    the transactional-outbox relay (long-running)
 #   notices  scheduled notices; runs once, or forever with --loop
 #   migrate  apply database migrations, then exit
-#   peers    the reference Book/User/Notification peers (ports 8001-8003)
+#   peers    the reference Book/User/Notification/Fees peers (ports 8001-8004)
 #   sip      the SIP2 gateway for self-check kiosks (python -m sip_gateway; SIP_PORT, 6001)
 #   manage   any other manage.py command, e.g. `manage createsuperuser`
 # Anything else is executed as given (e.g. `sh` for a debugging shell).

@@ -7,11 +7,12 @@ import secrets
 
 from harness.processes import HOST, PYTHON
 
-PEERS = ("book", "user", "notification")
+PEERS = ("book", "user", "notification", "fees")
 PEER_URL_SETTINGS = {
     "book": "BOOK_MANAGEMENT_URL",
     "user": "USER_MANAGEMENT_URL",
     "notification": "NOTIFICATION_SERVICE_URL",
+    "fees": "FEES_SERVICE_URL",
 }
 
 

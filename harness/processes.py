@@ -22,8 +22,8 @@ from harness import ROOT
 
 PYTHON = sys.executable
 HOST = "127.0.0.1"
-# Others run the service there (`make run`'s defaults): never hand them out.
-RESERVED_PORTS = range(8000, 8006)
+# Others run the service there (`make run`'s defaults, 8007 its Fees peer): never hand them out.
+RESERVED_PORTS = range(8000, 8008)
 
 
 def free_port() -> int:

@@ -84,8 +84,8 @@ def steps_of(text: str) -> list[Step]:
 
 
 def rewrite_ports(command: str, port: int, peers_port: int) -> str:
-    ports = {8000: port, 8001: peers_port, 8002: peers_port + 1, 8003: peers_port + 2}
-    return re.sub(r"127\.0\.0\.1:(800[0-3])\b", lambda m: f"127.0.0.1:{ports[int(m.group(1))]}", command)
+    ports = {8000: port, 8001: peers_port, 8002: peers_port + 1, 8003: peers_port + 2, 8007: peers_port + 6}
+    return re.sub(r"127\.0\.0\.1:(800[0-37])\b", lambda m: f"127.0.0.1:{ports[int(m.group(1))]}", command)
 
 
 def flattened(value, pairs: list | None = None) -> list:

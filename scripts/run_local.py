@@ -47,6 +47,7 @@ PROCESSES: dict[str, list[str]] = {
     "peers": [
         *(PYTHON, "-m", "reference_peers", "--demo-books", "100", "--demo-users", "100"),
         *("--book-port", "{book_port}", "--user-port", "{user_port}", "--notification-port", "{notification_port}"),
+        *("--fees-port", "{fees_port}"),
     ],
     # The production server and settings file, so local runs behave like a deployment
     # (runserver's short listen queue resets connections under a burst of clients).
@@ -63,7 +64,11 @@ PROCESSES: dict[str, list[str]] = {
 # What "answers" means for each process: a URL that gives an HTTP response. A process without one
 # answers when it is still running once the others answer.
 READY_URLS = {
-    "peers": ["http://{host}:{book_port}/getBooks/1", "http://{host}:{user_port}/users/alice@example.com"],
+    "peers": [
+        "http://{host}:{book_port}/getBooks/1",
+        "http://{host}:{user_port}/users/alice@example.com",
+        "http://{host}:{fees_port}/fees",
+    ],
     "web": ["http://{host}:{port}/health/"],
     "relay": ["http://{host}:{relay_metrics_port}/health/live"],
     "notices": ["http://{host}:{scheduler_metrics_port}/health/live"],
@@ -77,7 +82,7 @@ Lending service running (Ctrl-C stops everything):
   Relay       http://{host}:{relay_metrics_port}/metrics    Scheduler  http://{host}:{scheduler_metrics_port}/metrics
   Admin       http://{host}:{port}/admin/   {admin_login}
   Book peer   http://{host}:{book_port}/getBooks/1      User peer  http://{host}:{user_port}/users/alice@example.com
-  Notices     http://{host}:{notification_port}/notifications
+  Notices     http://{host}:{notification_port}/notifications    Fees peer  http://{host}:{fees_port}/fees
   SIP2 kiosks {host}:{sip_port}   {kiosk_login}
               Metrics  http://{host}:{sip_metrics_port}/metrics
   Events      {events}
@@ -113,7 +118,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         type=int,
         default=int(os.environ.get("PEERS_PORT") or 8001),
         help="the Book peer's port; the User and Notification peers take the next two, "
-        "the relay's, the scheduler's and the SIP2 gateway's /metrics the three after",
+        "the relay's, the scheduler's and the SIP2 gateway's /metrics the three after, the Fees peer the next",
     )
     parser.add_argument(
         "--sip-port", type=int, default=int(os.environ.get("SIP_PORT") or 6001), help="the SIP2 gateway's port"
@@ -132,6 +137,8 @@ def port_names(args: argparse.Namespace) -> dict[str, int]:
         "scheduler_metrics_port": args.peers_port + 4,
         "sip_port": args.sip_port,
         "sip_metrics_port": args.peers_port + 5,
+        # The Fees peer came after the metrics ports: the next one, so no other port moved.
+        "fees_port": args.peers_port + 6,
     }
 
 
@@ -144,6 +151,7 @@ PORT_LABELS = {
     "scheduler_metrics_port": "scheduler metrics",
     "sip_port": "SIP2 gateway",
     "sip_metrics_port": "SIP2 gateway metrics",
+    "fees_port": "fees peer",
 }
 
 
@@ -190,6 +198,7 @@ def service_env(ports: dict[str, int], metrics_dir: str) -> dict[str, str]:
         "BOOK_MANAGEMENT_URL": f"http://{HOST}:{ports['book_port']}",
         "USER_MANAGEMENT_URL": f"http://{HOST}:{ports['user_port']}",
         "NOTIFICATION_SERVICE_URL": f"http://{HOST}:{ports['notification_port']}",
+        "FEES_SERVICE_URL": f"http://{HOST}:{ports['fees_port']}",
         "GUNICORN_BIND": f"{HOST}:{ports['port']}",
         "GUNICORN_WORKERS": os.environ.get("GUNICORN_WORKERS", "2"),
         "GUNICORN_THREADS": os.environ.get("GUNICORN_THREADS", "8"),

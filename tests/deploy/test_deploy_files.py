@@ -262,6 +262,7 @@ def role_env(tmp_path_factory):
             "BOOK_MANAGEMENT_URL": f"http://127.0.0.1:{_free_port()}",
             "USER_MANAGEMENT_URL": f"http://127.0.0.1:{_free_port()}",
             "NOTIFICATION_SERVICE_URL": f"http://127.0.0.1:{_free_port()}",
+            "FEES_SERVICE_URL": f"http://127.0.0.1:{_free_port()}",
             "PROMETHEUS_MULTIPROC_DIR": str(tmp / "prometheus"),
             "LOG_FORMAT": "json",
             "LOG_LEVEL": "WARNING",
@@ -346,7 +347,7 @@ def test_role_notices_runs_once_and_exits(role_env):
 
 
 def test_role_peers_listen_on_the_given_ports(role_env):
-    ports = [_free_port() for _ in range(3)]
+    ports = [_free_port() for _ in range(4)]
     proc = _start(
         role_env,
         "peers",
@@ -356,6 +357,8 @@ def test_role_peers_listen_on_the_given_ports(role_env):
         str(ports[1]),
         "--notification-port",
         str(ports[2]),
+        "--fees-port",
+        str(ports[3]),
         PEERS_HOST="127.0.0.1",
     )
     try:

@@ -60,14 +60,18 @@ def test_a_managed_process_that_exits_before_it_answers_says_so(tmp_path):
 
 
 def test_the_service_environment_points_at_the_database_and_the_peers():
-    ports = {"book": 1, "user": 2, "notification": 3}
+    ports = {"book": 1, "user": 2, "notification": 3, "fees": 4}
     env = service_env("postgres://db/x", ports, LOG_LEVEL="DEBUG")
     assert (env["DATABASE_URL"], env["USER_MANAGEMENT_URL"], env["LOG_LEVEL"]) == (
         "postgres://db/x",
         "http://127.0.0.1:2",
         "DEBUG",
     )
-    assert peers_command(ports)[-6:] == ["--book-port", "1", "--user-port", "2", "--notification-port", "3"]
+    assert peers_command(ports)[-8:] == [
+        *("--book-port", "1", "--user-port", "2", "--notification-port", "3"),
+        *("--fees-port", "4"),
+    ]
+    assert env["FEES_SERVICE_URL"] == "http://127.0.0.1:4"
 
 
 @pytest.mark.postgres

@@ -45,8 +45,8 @@ def port_free(port: int) -> bool:
 class Stack:
     def __init__(self, tmp: Path, **env: str) -> None:
         self.port = free_ports(1)
-        # The three peers, then the relay's, the scheduler's and the SIP2 gateway's metrics.
-        self.peers_port = free_ports(6)
+        # The three peers, the relay's, the scheduler's and the SIP2 gateway's metrics, then the Fees peer.
+        self.peers_port = free_ports(7)
         self.sip_port = free_ports(1)
         self.marker = uuid.uuid4().hex
         self.output = tmp / f"make-run-{self.marker}.log"
@@ -60,7 +60,7 @@ class Stack:
 
     @property
     def ports(self) -> list[int]:
-        return [self.port, self.sip_port, *(self.peers_port + n for n in range(6))]
+        return [self.port, self.sip_port, *(self.peers_port + n for n in range(7))]
 
     def start(self) -> Stack:
         args = [sys.executable, str(RUNNER), "--port", str(self.port), "--peers-port", str(self.peers_port)]
