@@ -55,22 +55,22 @@ def balance(patron_ref: str) -> Balance | None:
 
 
 def _balance(response: PeerResponse) -> Balance | None:
-    data = response.data
-    if response.status != 200 or not isinstance(data, dict):
-        return _outside_contract(response)
+    found = _parsed(response.data) if response.status == 200 else None
+    if found is None:
+        shown = repr(response.data)[:300]
+        logger.warning("Fees answered a balance outside its contract: HTTP %s %s", response.status, shown)
+    return found
+
+
+def _parsed(data: object) -> Balance | None:
+    """The contract's `{"balance": "12.50", "currency": "EUR"}`, or None for anything else."""
+    if not isinstance(data, dict):
+        return None
     amount, currency = data.get("balance"), data.get("currency")
     if not isinstance(amount, str) or not isinstance(currency, str) or not currency:
-        return _outside_contract(response)
+        return None
     try:
         parsed = Decimal(amount)
     except InvalidOperation:
-        return _outside_contract(response)
-    if not parsed.is_finite():
-        return _outside_contract(response)
-    return Balance(amount=parsed, currency=currency)
-
-
-def _outside_contract(response: PeerResponse) -> None:
-    shown = repr(response.data)[:300]
-    logger.warning("Fees answered a balance outside its contract: HTTP %s %s", response.status, shown)
-    return None
+        return None
+    return Balance(amount=parsed, currency=currency) if parsed.is_finite() else None
