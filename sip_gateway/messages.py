@@ -172,6 +172,7 @@ class Kiosk:
             ("AA", card),
             ("AE", found.get("user_email", "")),
             ("BL", "Y"),
+            *fee_fields(found),
         ]
         if _reasons(found, "borrow"):
             fields.append(("AF", patron_words(found)))
@@ -197,7 +198,7 @@ class Kiosk:
             count(len(ready)),
             count(len(overdue)),
             count(len(loans)),
-            count(0),  # fine items: the service keeps no fines
+            count(0),  # fine items: the Fees service keeps them, lending only its balance
             count(0),  # recall items: no recalls
             count(len(waiting)),
         ]
@@ -205,6 +206,8 @@ class Kiosk:
         limits = found.get("limits", {})
         if isinstance(limits.get("max_open_loans"), int):
             fields.insert(3, ("CB", count(limits["max_open_loans"])))
+        if _is_amount(limits.get("fines_block_limit")):
+            fields.append(("CC", limits["fines_block_limit"]))  # fee limit
         fields += _summary_items(message, loans, overdue, ready, waiting)
         return Reply("64", fixed, fields)
 
@@ -485,12 +488,29 @@ def patron_status_flags(found: dict) -> str:
         False,
         False,
         "lost_items" in codes,
-        False,
-        False,
+        "fines_over_limit" in codes,  # the Fees service keeps fines and fees as one balance
+        "fines_over_limit" in codes,
         False,
         False,
     ]
     return "".join("Y" if value else " " for value in flags)
+
+
+def fee_fields(found: dict) -> list[tuple[str, object]]:
+    """BH (currency) and BV (fee amount): the balance the Fees service reported through the status
+    (absent when it is `unknown` or not asked: no limit configured)."""
+    balance, currency = found.get("balance"), found.get("balance_currency")
+    if not _is_amount(balance):
+        return []
+    fields: list[tuple[str, object]] = []
+    if isinstance(currency, str) and len(currency) == 3:
+        fields.append(("BH", currency))
+    return [*fields, ("BV", balance)]
+
+
+def _is_amount(value: object) -> bool:
+    """A decimal string as the API writes amounts ("12.50"), short enough for a kiosk's field."""
+    return isinstance(value, str) and 0 < len(value) <= 16 and value.replace(".", "", 1).isdigit()
 
 
 def _reasons(found: dict, action: str) -> list[dict]:
@@ -503,7 +523,8 @@ def patron_words(found: dict) -> str:
     from sip_gateway.api_client import PATRON_MESSAGES
 
     codes = [reason.get("code") for reason in _reasons(found, "borrow")]
-    if any(code in {"manual_block", "too_many_overdue_loans", "loan_overdue_too_long", "lost_items"} for code in codes):
+    blocking = {"manual_block", "too_many_overdue_loans", "loan_overdue_too_long", "lost_items", "fines_over_limit"}
+    if any(code in blocking for code in codes):
         return PATRON_MESSAGES["patron_blocked"]
     for code in codes:
         if code in PATRON_MESSAGES:
