@@ -4,17 +4,18 @@ a dead letter at once."""
 
 from __future__ import annotations
 
+import signal
 import uuid
 
 import pytest
 from django.utils import timezone
 
 from lending import services
-from lending.models import OutboxKind, OutboxMessage, OutboxStatus
+from lending.models import Loan, OutboxKind, OutboxMessage, OutboxStatus
 from lending.outbox import relay
 from lending.outbox.messages import enqueue, fee_message, fee_payload
 from lending.patron_ref import patron_ref
-from tests.processes import wait_until
+from tests.processes import service_env, start_manage, wait_until
 
 
 def enqueue_fee(loan, *, kind: str = "overdue", amount: str = "0.75") -> OutboxMessage:
@@ -137,3 +138,41 @@ def test_a_fee_the_service_refuses_as_malformed_is_dead_at_once(peers, loan):
     relay.run_once()
     dead = OutboxMessage.objects.get(pk=message.pk)
     assert dead.status == OutboxStatus.DEAD and "400" in dead.last_error
+
+
+def make_fees(count: int) -> list[dict]:
+    """`count` fee messages of loans made in bulk (no peer involved)."""
+    now = timezone.now()
+    loans = Loan.objects.bulk_create(
+        Loan(user_email=f"fees{i}@example.com", book_id=900_000 + i, date_borrowed=now, date_due=now)
+        for i in range(count)
+    )
+    return [enqueue_fee(loan, amount="0.50").payload for loan in loans]
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_relay_process_killed_mid_run_charges_every_fee_once(peers):
+    """A real relay is killed while POSTing (some fees landed, their messages not settled); the next
+    relay redelivers them with the same ids and the Fees service keeps one fee per id."""
+    sent = make_fees(40)
+    peers.fees.faults.latency = 0.05
+    env = service_env(peers, OUTBOX_BATCH_SIZE="20", OUTBOX_LEASE_SECONDS="2")
+    victim = start_manage("relay_outbox", env=env)
+    assert wait_until(lambda: delivered_fees() >= 5, timeout=30)
+    victim.kill()
+    victim.wait()
+    assert delivered_fees() < len(sent), "the relay finished before it could be killed"
+
+    survivor = start_manage("relay_outbox", env=env)
+    try:
+        assert wait_until(lambda: delivered_fees() == len(sent), timeout=60)
+    finally:
+        survivor.send_signal(signal.SIGTERM)
+        survivor.wait(timeout=10)
+    for fee in sent:
+        assert fees_with_id(peers, fee["id"]) == [fee]
+
+
+def delivered_fees() -> int:
+    return OutboxMessage.objects.filter(kind=OutboxKind.FEE, status=OutboxStatus.DELIVERED).count()
