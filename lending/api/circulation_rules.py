@@ -50,11 +50,16 @@ class StrictBooleanField(serializers.BooleanField):
         return data
 
 
-@extend_schema_field({"type": "string", "pattern": r"^\d{1,6}(\.\d{1,2})?$", "example": "0.25"})
+@extend_schema_field({"type": "string", "pattern": r"^\d{1,5}(\.\d{1,2})?$", "example": "0.25"})
 class AmountField(serializers.DecimalField):
     """An amount of FINES_CURRENCY: a JSON string of a decimal ("0.25"), never a float."""
 
     default_error_messages = {"invalid": 'An amount is a JSON string of a decimal number, e.g. "0.25".'}
+
+    def validate_empty_values(self, data):
+        if data == "":  # DRF reads "" as null for a nullable field: an amount is written, or null
+            self.fail("invalid")
+        return super().validate_empty_values(data)
 
     def to_internal_value(self, data):
         if not isinstance(data, str):
@@ -143,10 +148,14 @@ class LoanPolicyApi(APIView):
 # --- The matrix ------------------------------------------------------------------------------------
 class RuleSerializer(serializers.Serializer):
     patron_category = serializers.CharField(
-        allow_null=True, max_length=CRITERION_MAX_LENGTH, help_text="null: any category."
+        allow_null=True, min_length=1, max_length=CRITERION_MAX_LENGTH, help_text="null: any category."
     )
-    item_type = serializers.CharField(allow_null=True, max_length=CRITERION_MAX_LENGTH, help_text="null: any type.")
-    loan_policy = serializers.CharField(max_length=NAME_MAX_LENGTH, help_text="A policy of `GET /loan-policies/`.")
+    item_type = serializers.CharField(
+        allow_null=True, min_length=1, max_length=CRITERION_MAX_LENGTH, help_text="null: any type."
+    )
+    loan_policy = serializers.CharField(
+        min_length=1, max_length=NAME_MAX_LENGTH, help_text="A policy of `GET /loan-policies/`."
+    )
 
 
 class RulesSerializer(serializers.Serializer):
@@ -181,11 +190,6 @@ class ExplainQuerySerializer(serializers.Serializer):
         required=False, min_value=1, max_value=books.MAX_BOOK_ID, help_text="A title, for a title-level lend."
     )
 
-    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
-        if ("item_barcode" in attrs) == ("book_id" in attrs):
-            raise serializers.ValidationError({"item_barcode": ["Give item_barcode or book_id (one of them)."]})
-        return attrs
-
 
 class ExplainSerializer(serializers.Serializer):
     rule = RuleSerializer()
@@ -202,9 +206,10 @@ class ExplainApi(NoStore, APIView):
         query.is_valid(raise_exception=True)
         asked = query.validated_data
         patron = users.active_patron(asked["user_email"])
-        if "item_barcode" in asked:
-            item_type: str | None = books.get_item(asked["item_barcode"]).type
-        else:
+        item_type: str | None = None  # neither copy nor title: the rule for the patron's category alone
+        if "item_barcode" in asked:  # a copy says more than its title: it wins when both are given
+            item_type = books.get_item(asked["item_barcode"]).type
+        elif "book_id" in asked:
             item_type = books.get_book(asked["book_id"]).item_type
         decision = circulation_rules.in_force().decide(patron.category, item_type)
         policy = LoanPolicy.objects.filter(name=decision.terms.name).first()

@@ -11,9 +11,15 @@ from lending.api import circulation_rules as views
 from lending.api import fines
 from lending.api import schema as api_docs
 from lending.api.circulation_docs import STAFF_WRITE_ERRORS
+from lending.api.items import BARCODE_SCHEMA
+from lending.api.serializers import MAX_BOOK_ID
+from lending.circulation_rules import NAME_MAX_LENGTH
 
 POLICY_NAME = OpenApiParameter(
-    "name", OpenApiTypes.STR, OpenApiParameter.PATH, description="The policy's name (lower-case, digits, - and _)."
+    "name",
+    {"type": "string", "pattern": views.NAME_PATTERN, "maxLength": NAME_MAX_LENGTH},
+    OpenApiParameter.PATH,
+    description="The policy's name (lower-case letters, digits, - and _).",
 )
 DVD_WEEK = {
     "loan_days": 7,
@@ -192,12 +198,16 @@ ENDPOINTS = {
             tags=["circulation rules"],
             summary="Which rule and policy a write would use",
             description="For the patron (category from the User service) and a copy (`item_barcode`, type from the "
-            "Book service) or a title (`book_id`: its copies' type when they share one): the matched rule and "
-            "every value of its policy. Scope `patron-read`, `reports` or `circulation`.",
+            "Book service) or a title (`book_id`: its copies' type when they share one; neither: no item type): "
+            "the matched rule and every value of its policy. Scope `patron-read`, `reports` or `circulation`.",
             parameters=[
                 OpenApiParameter("user_email", OpenApiTypes.EMAIL, required=True, description="The patron."),
-                OpenApiParameter("item_barcode", OpenApiTypes.STR, description="A copy (or `book_id`)."),
-                OpenApiParameter("book_id", OpenApiTypes.INT, description="A title (or `item_barcode`)."),
+                OpenApiParameter("item_barcode", BARCODE_SCHEMA, description="A copy (it wins over `book_id`)."),
+                OpenApiParameter(
+                    "book_id",
+                    {"type": "integer", "minimum": 1, "maximum": MAX_BOOK_ID},
+                    description="A title (its copies' type when they share one).",
+                ),
                 *api_docs.COMMON_PARAMETERS,
             ],
             responses={

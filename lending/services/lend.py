@@ -41,7 +41,7 @@ def lend_copy(
     count like any other loan; None for a title-level lend. `item_type`: the copy's (or the title's),
     which with the patron's category picks the loan policy (`lending.circulation_rules`)."""
     user_email = patron.email
-    fees = blocks.fees_standing(user_email)  # a peer call: before the locks (none without FINES_BLOCK_LIMIT)
+    balance = blocks.fees_standing(user_email)  # a peer call: before the locks (none without FINES_BLOCK_LIMIT)
     try:
         with transaction.atomic():
             lock_book_refreshing_stock(book, bump_version=True)  # a refusal rolls the bump back
@@ -53,7 +53,7 @@ def lend_copy(
             # patron's loans are counted once, with the book's (`read_state`), for the blocks too.
             state = read_state(book.id, book.copies, patron=user_email, now=now)
             blocks.check_not_blocked(
-                user_email, blocks.Action.BORROW, now, rulebook=rulebook, loans=state.patron_loans, fees=fees
+                user_email, blocks.Action.BORROW, now, rulebook=rulebook, loans=state.patron_loans, fees=balance
             )
             decision = rulebook.decide(patron.category, item_type)
             hold = _check_lend(user_email, state, decision, item_barcode)
@@ -122,9 +122,9 @@ def loan_lend_check(*, user_email: str, book_id: int) -> None:
     now = timezone.now()
     rulebook = circulation_rules.in_force()
     state = read_state(book.id, book.copies, patron=user_email, now=now)
-    fees = blocks.fees_standing(user_email)
+    balance = blocks.fees_standing(user_email)
     blocks.check_not_blocked(
-        user_email, blocks.Action.BORROW, now, rulebook=rulebook, loans=state.patron_loans, fees=fees
+        user_email, blocks.Action.BORROW, now, rulebook=rulebook, loans=state.patron_loans, fees=balance
     )
     _check_lend(user_email, state, rulebook.decide(patron.category, book.item_type), None)
 

@@ -18,7 +18,7 @@ from lending.outbox.messages import MessageType, enqueue, loan_notification
 def loan_renew(*, user_email: str, book_id: int, claim: Claim | None = None) -> Loan:
     """Extends the due date by the renewal period of the loan's policy (its snapshot, taken when it
     was lent), from the current due date. Never calls a peer."""
-    fees = blocks.fees_standing(user_email)  # a peer call: before the locks (none without FINES_BLOCK_LIMIT)
+    balance = blocks.fees_standing(user_email)  # a peer call: before the locks (none without FINES_BLOCK_LIMIT)
     with transaction.atomic():
         _, loan = lock_book_and_row(
             book_id,
@@ -29,7 +29,7 @@ def loan_renew(*, user_email: str, book_id: int, claim: Claim | None = None) -> 
             raise LOAN_STATUS_CONFLICT.error(loan_id=loan.pk, status=loan.status, action="renewing it")
         rulebook = circulation_rules.in_force(lock_patron(user_email))
         now = timezone.now()
-        blocks.check_not_blocked(user_email, blocks.Action.RENEW, now, rulebook=rulebook, fees=fees)
+        blocks.check_not_blocked(user_email, blocks.Action.RENEW, now, rulebook=rulebook, fees=balance)
         terms = policy.loan_terms(loan, rulebook)
         others_waiting = Hold.objects.waiting_for(book_id).exclude(user_email=user_email).exists()
         policy.check_renewal(loan=loan, others_waiting=others_waiting, terms=terms, now=now)

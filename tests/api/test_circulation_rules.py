@@ -270,10 +270,19 @@ def test_explain_names_the_rule_and_every_value_of_its_policy(api, library):
     assert by_title.json()["rule"] == body["rule"]
 
 
-@pytest.mark.parametrize(
-    "query",
-    ["user_email=a@example.com", "user_email=a@example.com&book_id=1&item_barcode=x", "book_id=1", "user_email=x"],
-)
+def test_explain_without_copy_or_title_gives_the_categorys_rule_and_a_copy_wins_over_its_title(api, library):
+    student = library.user.add_user("explain-none@example.com", category="student")["email"]
+    film = library.book.add_book("Both given", "B", 1, item_type="dvd")
+    alone = api.get(f"/circulation-rules/explain/?user_email={student}").json()
+    assert (alone["rule"]["loan_policy"], alone["item_type"]) == ("student", None)
+    atlas = library.book.add_book("Atlas given too", "C", 1, item_type="reference")
+    both = api.get(
+        f"/circulation-rules/explain/?user_email={student}&book_id={atlas['id']}&item_barcode={film['items'][0]['barcode']}"
+    ).json()
+    assert both["item_type"] == "dvd"
+
+
+@pytest.mark.parametrize("query", ["book_id=1", "user_email=x", "user_email=a@example.com&book_id=0"])
 def test_explain_needs_a_patron_and_one_copy_or_title(api, query):
     refused = api.get(f"/circulation-rules/explain/?{query}")
     assert (refused.status_code, code(refused)) == (400, "invalid_request")
