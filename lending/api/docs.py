@@ -86,6 +86,10 @@ ERASED = inline_serializer(
         "holds": serializers.IntegerField(help_text="Closed holds anonymised now."),
         "notifications": serializers.IntegerField(help_text="Delivered or dead notifications deleted."),
         "idempotency_records": serializers.IntegerField(help_text="Stored answers naming the patron, deleted."),
+        "patron_ref": serializers.CharField(
+            help_text="The patron's pseudonym, by which other services keep their records (the Fees service's "
+            "fees): erase them there with it."
+        ),
     },
 )
 

@@ -12,6 +12,7 @@ from lending import privacy
 from lending.api import permissions
 from lending.api.caching import NoStore
 from lending.api.serializers import NormalizedEmailField
+from lending.patron_ref import patron_ref
 
 
 class PatronEmailSerializer(serializers.Serializer):
@@ -26,8 +27,11 @@ class PatronAnonymizeApi(NoStore, APIView):
     def post(self, request: Request, email: str) -> Response:
         patron = PatronEmailSerializer(data={"email": email})
         patron.is_valid(raise_exception=True)
-        done = privacy.erase_patron(patron.validated_data["email"], caller=caller_of(request))
-        return Response(done.as_dict())
+        email = patron.validated_data["email"]
+        done = privacy.erase_patron(email, caller=caller_of(request))
+        # The pseudonym the other services keep the patron's records by (the Fees service's fees): the
+        # library erases them there with it. Lending keeps no way back from it to the patron.
+        return Response({**done.as_dict(), "patron_ref": patron_ref(email)})
 
 
 def caller_of(request: Request) -> privacy.Caller:

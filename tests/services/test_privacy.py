@@ -470,7 +470,13 @@ def test_erasure_anonymises_every_closed_loan_and_hold_now():
     response = erase(email)
 
     assert response.status_code == 200, response.content
-    assert response.json() == {"loans": 2, "holds": 1, "notifications": 1, "idempotency_records": 1}
+    assert response.json() == {
+        "loans": 2,
+        "holds": 1,
+        "notifications": 1,
+        "idempotency_records": 1,
+        "patron_ref": patron_ref(email),
+    }
     assert not Loan.objects.filter(user_email=email).exists()
     assert Hold.objects.get(pk=hold.pk).user_email.endswith(ANONYMISED_SUFFIX)
     assert not OutboxMessage.objects.filter(pk=delivered.pk).exists()
@@ -486,7 +492,13 @@ def test_repeating_the_erasure_is_harmless():
     again = erase("ned@example.com")
 
     assert again.status_code == 200
-    assert again.json() == {"loans": 0, "holds": 0, "notifications": 0, "idempotency_records": 0}
+    assert again.json() == {
+        "loans": 0,
+        "holds": 0,
+        "notifications": 0,
+        "idempotency_records": 0,
+        "patron_ref": patron_ref("ned@example.com"),
+    }
 
 
 def test_erasure_is_refused_while_the_patron_has_open_loans_or_holds_and_writes_nothing():
@@ -665,7 +677,13 @@ def test_erasure_waits_for_a_pending_digest_and_forgets_it_once_delivered(digest
     erased = erase(email)
 
     assert erased.status_code == 200
-    assert erased.json() == {"loans": 2, "holds": 0, "notifications": 1, "idempotency_records": 0}
+    assert erased.json() == {
+        "loans": 2,
+        "holds": 0,
+        "notifications": 1,
+        "idempotency_records": 0,
+        "patron_ref": patron_ref(email),
+    }
     assert not OutboxMessage.objects.filter(pk=digest.pk).exists()
 
 
