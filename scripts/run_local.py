@@ -199,6 +199,8 @@ def service_env(ports: dict[str, int], metrics_dir: str) -> dict[str, str]:
         "USER_MANAGEMENT_URL": f"http://{HOST}:{ports['user_port']}",
         "NOTIFICATION_SERVICE_URL": f"http://{HOST}:{ports['notification_port']}",
         "FEES_SERVICE_URL": f"http://{HOST}:{ports['fees_port']}",
+        # A balance above it at the Fees peer blocks borrowing (README, Fines and fees); "" turns it off.
+        "FINES_BLOCK_LIMIT": os.environ.get("FINES_BLOCK_LIMIT", "20.00"),
         "GUNICORN_BIND": f"{HOST}:{ports['port']}",
         "GUNICORN_WORKERS": os.environ.get("GUNICORN_WORKERS", "2"),
         "GUNICORN_THREADS": os.environ.get("GUNICORN_THREADS", "8"),
