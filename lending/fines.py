@@ -120,7 +120,7 @@ def lost_refund(terms: PolicyTerms, charged_item_fee: Decimal | None) -> Fine | 
     """The item fee given back when a lost item is returned, if the policy says so and one was charged."""
     if not terms.refund_lost_on_return or not charged_item_fee:
         return None
-    return Fine(FeeKind.REFUND, charged_item_fee, currency())
+    return Fine(FeeKind.REFUND, charged_item_fee.quantize(CENT), currency())  # SQLite's SUM drops the cents
 
 
 # --- Assessing: the rows, events and messages of one change ---------------------------------------
