@@ -146,16 +146,23 @@ class LoanPolicyApi(APIView):
 
 
 # --- The matrix ------------------------------------------------------------------------------------
+@extend_schema_field(
+    # DRF refuses NUL characters in any string; the document says so, so a client can know.
+    {"type": "string", "minLength": 1, "maxLength": CRITERION_MAX_LENGTH, "pattern": "^[^\\u0000]+$"}
+)
+class CriterionField(serializers.CharField):
+    """A patron category or an item type, as the peers spell it (null in a rule: any), or a policy's
+    name (at most as long as a criterion: NAME_MAX_LENGTH is CRITERION_MAX_LENGTH)."""
+
+    def __init__(self, **kwargs):
+        super().__init__(min_length=1, max_length=CRITERION_MAX_LENGTH, **kwargs)
+
+
 class RuleSerializer(serializers.Serializer):
-    patron_category = serializers.CharField(
-        allow_null=True, min_length=1, max_length=CRITERION_MAX_LENGTH, help_text="null: any category."
-    )
-    item_type = serializers.CharField(
-        allow_null=True, min_length=1, max_length=CRITERION_MAX_LENGTH, help_text="null: any type."
-    )
-    loan_policy = serializers.CharField(
-        min_length=1, max_length=NAME_MAX_LENGTH, help_text="A policy of `GET /loan-policies/`."
-    )
+    patron_category = CriterionField(allow_null=True, help_text="null: any category.")
+    item_type = CriterionField(allow_null=True, help_text="null: any type.")
+    # Any text: a name that is no policy's is the rule set's 422 `unknown_policy`, naming the rule.
+    loan_policy = CriterionField(help_text="A policy of `GET /loan-policies/`.")
 
 
 class RulesSerializer(serializers.Serializer):
