@@ -17,7 +17,7 @@ from django.utils import timezone
 from lending import circulation_rules
 from lending.models import Loan, OutboxKind, OutboxMessage
 from lending.outbox import relay
-from tests.conftest import on_postgresql, post_json
+from tests.conftest import post_json
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
