@@ -16,10 +16,12 @@ can no longer land (OUTBOX_RECHECK_SECONDS).
 
 A claimed batch costs the database two statements besides the claim (the state of every book it
 publishes, the settling of its notifications) and one per book published (its version-guarded
-settle). Its messages of one book share one availability update. `run_forever` makes the peer calls
-side by side on a pool of OUTBOX_DELIVERY_THREADS threads (each with its own database connection): a
-call mostly waits on a peer, so one relay keeps up with the lends only when calls overlap.
-`run_once` without a pool makes them one after the other.
+settle). Its messages of one book share one availability update, and its notifications one call to
+the Notification service (`POST /send-notifications`, each keeping its own key and outcome) when the
+peer takes batches; a peer that answers 404 there gets one call per notification.
+`run_forever` makes the peer calls side by side on a pool of OUTBOX_DELIVERY_THREADS threads (each
+with its own database connection): a call mostly waits on a peer, so one relay keeps up with the
+lends only when calls overlap. `run_once` without a pool makes them one after the other.
 """
 
 from __future__ import annotations
@@ -93,6 +95,9 @@ def _abandoned_before(message: OutboxMessage) -> bool:
     return message.claims > message.attempts
 
 
+Delivery = Callable[[], list[OutboxMessage]]  # a peer call; returns the messages the batch settles
+
+
 def deliver(message: OutboxMessage) -> None:
     """Deliver one claimed message and record the outcome."""
     deliver_batch([message])
@@ -100,32 +105,51 @@ def deliver(message: OutboxMessage) -> None:
 
 def deliver_batch(messages: list[OutboxMessage], pool: ThreadPoolExecutor | None = None) -> None:
     """Deliver claimed messages and record the outcomes, with the database work done per batch:
-    one query reads the state of every book to publish, one UPDATE settles the notifications
-    delivered. The peer calls (one per notification, one per book) run side by side on `pool`."""
+    one query reads the state of every book to publish, one UPDATE settles the notifications and
+    fees delivered. The peer calls (the notifications', one per fee, one per book) run side by side
+    on `pool`; each returns the messages it leaves to that UPDATE."""
     books_to_publish = defaultdict(list)
-    notices = []
+    fee_messages, notices = [], []
     # Domain events go to the broker first, from this thread (lending/outbox/broker.py).
     published = broker.publish([m for m in messages if m.kind == OutboxKind.EVENT], on_failure=_record_failure)
     for message in messages:
-        if message.kind == OutboxKind.EVENT:
-            continue
         if message.kind == OutboxKind.AVAILABILITY:
             books_to_publish[message.book_id].append(message)
-        else:
+        elif message.kind == OutboxKind.FEE:
+            fee_messages.append(message)
+        elif message.kind != OutboxKind.EVENT:
             notices.append(message)
     states = selectors.books_availability(books_to_publish) if books_to_publish else {}
-    calls = [partial(_direct_delivery(message), message) for message in notices] + [
-        partial(_deliver_availability, book_messages, *states[book_id])
-        for book_id, book_messages in books_to_publish.items()
+    calls: list[Delivery] = [
+        *(partial(_one, _deliver_fee, message) for message in fee_messages),
+        *_notification_calls(notices),
+        *(
+            partial(_deliver_availability, book_messages, *states[book_id])
+            for book_id, book_messages in books_to_publish.items()
+        ),
     ]
     outcomes = list(pool.map(_call_on_pool_thread, calls)) if pool else [call() for call in calls]
-    delivered = [message for message, ok in zip(notices, outcomes[: len(notices)], strict=True) if ok] + published
+    delivered = [message for settled in outcomes for message in settled] + published
     if delivered:
         _mark_delivered([message.pk for message in delivered])
         metrics.record_delivery(delivered, "delivered")
 
 
-def _call_on_pool_thread(call: Callable[[], bool]) -> bool:
+def _one(deliver: Callable[[OutboxMessage], bool], message: OutboxMessage) -> list[OutboxMessage]:
+    return [message] if deliver(message) else []
+
+
+def _notification_calls(notices: list[OutboxMessage]) -> list[Delivery]:
+    """One call per MAX_BATCH notifications when the peer takes batches, else one per notification
+    (side by side on the pool). A lone notification goes by the single call: the same on the wire
+    whether or not the peer has the batch endpoint."""
+    if len(notices) == 1 or not notifications.batches_accepted():
+        return [partial(_one, _deliver_notification, message) for message in notices]
+    size = notifications.MAX_BATCH
+    return [partial(_deliver_notification_batch, notices[i : i + size]) for i in range(0, len(notices), size)]
+
+
+def _call_on_pool_thread(call: Delivery) -> list[OutboxMessage]:
     try:
         return call()
     except Exception:
@@ -152,12 +176,6 @@ def _recording_failures(messages: list[OutboxMessage]):
         request_id_var.reset(token)
 
 
-def _direct_delivery(message: OutboxMessage) -> Callable[[OutboxMessage], bool]:
-    """How a message delivered on its own (one call, settled by the batch) goes out: a fee to the
-    Fees service, anything else to the Notification service."""
-    return _deliver_fee if message.kind == OutboxKind.FEE else _deliver_notification
-
-
 def _deliver_fee(message: OutboxMessage) -> bool:
     """POSTs the fee; True when the Fees service holds it (201, or 200 for a repeat of the same id
     and body after a retry or a relay that died before settling). A 409 (the id already holds
@@ -178,8 +196,30 @@ def _deliver_notification(message: OutboxMessage) -> bool:
     return False
 
 
-def _deliver_availability(messages: list[OutboxMessage], available: bool, version: int) -> bool:
-    """Publishes one book's state (read by the batch, with its version) for its claimed messages."""
+def _deliver_notification_batch(messages: list[OutboxMessage]) -> list[OutboxMessage]:
+    """One call for them all; each message's outcome recorded as its own call's would be. When the
+    peer turns out to have no batch endpoint (its 404 is remembered for a while, so this happens
+    seldom), they go one call each, from this thread."""
+    with _recording_failures(messages):
+        statuses = notifications.send_notifications([(str(message.key), message.payload) for message in messages])
+        if statuses is None:
+            return [message for message in messages if _deliver_notification(message)]
+        return [message for message, status in zip(messages, statuses, strict=True) if _taken(message, status)]
+    return []  # the call failed (a 5xx, a timeout): recorded on every message, each retried after its backoff
+
+
+def _taken(message: OutboxMessage, status: int) -> bool:
+    """One item of a batch call: taken (2xx, a repeat included), refused (4xx: dead at once, as the
+    single call's refusal) or failed (5xx: retried after its backoff)."""
+    if status < 400:
+        return True
+    _record_failure(message, f"Notification answered HTTP {status} for the message", permanent=status < 500)
+    return False
+
+
+def _deliver_availability(messages: list[OutboxMessage], available: bool, version: int) -> list[OutboxMessage]:
+    """Publishes one book's state (read by the batch, with its version) for its claimed messages.
+    They settle by their own version-guarded UPDATE: none is left for the batch to settle."""
     book_id = messages[0].book_id
     if any(_abandoned_before(message) for message in messages):
         _enqueue_recheck(book_id)  # the abandoned update may still land after this one
@@ -196,8 +236,7 @@ def _deliver_availability(messages: list[OutboxMessage], available: bool, versio
         _raise_if_refused("Book Management", status)
         settled = _settle_availability(book_id, [message.pk for message in messages], version)
         metrics.record_delivery(messages, "delivered" if settled else "reopened")
-        return True
-    return False
+    return []
 
 
 def _settle_availability(book_id: int, claimed: list[int], version: int) -> bool:

@@ -112,9 +112,11 @@ def test_a_batch_costs_two_statements_besides_its_claim_and_one_per_book(peers, 
     for patron, book in zip(patrons, books, strict=True):
         lend(api, patron, book)
     # The claim (BEGIN, FOR UPDATE SKIP LOCKED, lease, COMMIT); the five books' state (one query);
-    # one version-guarded settle per book; the five notifications settled (one UPDATE); then the
-    # next claim finds nothing (BEGIN, SELECT, COMMIT).
+    # one version-guarded settle per book; the five notifications (sent in one call) settled (one
+    # UPDATE); then the next claim finds nothing (BEGIN, SELECT, COMMIT).
+    batches = len(peers.notification.batches)
     with django_assert_num_queries(4 + 1 + 5 + 1 + 3):
         assert relay.run_once() == 10
+    assert peers.notification.batches[batches:] == [5]
     assert set(OutboxMessage.objects.values_list("status", flat=True)) == {"DELIVERED"}
     assert all(peers.book.books[book["id"]]["available"] is False for book in books)
