@@ -310,7 +310,8 @@ def test_two_relay_processes_deliver_each_message_exactly_once(peers):
 def test_a_relay_killed_mid_run_loses_nothing(peers):
     keys = make_notifications(60)
     before = len(peers.notification.notifications)
-    peers.notification.faults.latency = 0.05
+    # A claimed batch's notifications go in one call: slow enough that the kill lands mid-run.
+    peers.notification.faults.latency = 0.3
     env = service_env(peers, OUTBOX_BATCH_SIZE="20", OUTBOX_LEASE_SECONDS="2")
     victim = start_manage("relay_outbox", env=env)
     assert wait_until(lambda: delivered_count() >= 5, timeout=30)
