@@ -170,7 +170,8 @@ class Kiosk:
         fields: list[tuple[str, object]] = [
             ("AO", session.account.institution),
             ("AA", card),
-            ("AE", found.get("user_email", "")),
+            # The patron's name, as the User service gives it; never the email (a kiosk's screen is public).
+            ("AE", found.get("name") or ""),
             ("BL", "Y"),
             *fee_fields(found),
         ]

@@ -34,6 +34,9 @@ class CardRequestSerializer(serializers.Serializer):
 
 
 class PatronCardSerializer(StatusSerializer):
+    name = serializers.CharField(
+        allow_null=True, help_text="What the patron is called at the User service (null: none), for a kiosk's greeting."
+    )
     category = serializers.CharField(allow_null=True, help_text="The patron's category at the User service.")
     loans = LoanItemSerializer(many=True, help_text="The patron's open loans, oldest due first.")
     holds = HoldSerializer(many=True, help_text="The patron's open holds (WAITING, READY), oldest first.")
@@ -85,6 +88,7 @@ def patron_card_body(patron: users.Patron) -> dict:
     open_holds = selectors.holds(user_email=patron.email)
     return {
         **body,
+        "name": patron.name,
         "category": patron.category,
         "loans": [representation.loan_item(loan) for loan in open_loans],
         "holds": [representation.hold(hold, getattr(hold, "queue_position", None)) for hold in open_holds],

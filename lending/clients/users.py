@@ -19,6 +19,7 @@ MAX_CARD_BARCODE_LENGTH = 64
 # What the API accepts of an email (lending/api/serializers.py), and so what a loan can name.
 MAX_EMAIL_LENGTH = 254
 MAX_CATEGORY_LENGTH = 64
+MAX_NAME_LENGTH = 200
 
 
 @dataclass(frozen=True)
@@ -28,6 +29,8 @@ class Patron:
 
     email: str
     category: str | None
+    # What a kiosk greets them by (the User service's optional `name`); never needed to lend.
+    name: str | None = None
 
 
 def client() -> PeerClient:
@@ -66,7 +69,13 @@ def active_patron_by_card(barcode: str) -> Patron:
     _ensure_holds_card(user, barcode, response)
     email = _card_holder_email(user, response)
     _ensure_active(user, email, response)
-    return Patron(email=email, category=_category(user, response))
+    return Patron(email=email, category=_category(user, response), name=_display_name(user))
+
+
+def _display_name(user: dict) -> str | None:
+    """`name` is optional and only shown: a name we could not show is no name, not an error."""
+    name = user.get("name")
+    return name if isinstance(name, str) and 0 < len(name) <= MAX_NAME_LENGTH and name.isprintable() else None
 
 
 def _no_card_holder(barcode: str) -> Exception:

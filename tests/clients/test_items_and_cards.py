@@ -274,10 +274,10 @@ def test_active_patron_refuses_unknown_and_inactive_patrons(peers):
 
 
 def test_a_card_names_its_holder_and_category(peers):
-    assert users.active_patron_by_card("2100000003") == users.Patron("carol@example.com", "staff")
+    assert users.active_patron_by_card("2100000003") == users.Patron("carol@example.com", "staff", "carol")
     email = f"{unique('card')}@example.com"
     barcode = peers.user.add_user(email, category="student")["barcode"]
-    assert users.active_patron_by_card(barcode) == users.Patron(email, "student")
+    assert users.active_patron_by_card(barcode) == users.Patron(email, "student", email.split("@")[0])
 
 
 def test_a_card_holders_email_is_the_one_loans_store(peers):
