@@ -136,6 +136,7 @@ def deliver_batch(messages: list[OutboxMessage], pool: ThreadPoolExecutor | None
 
 
 def _one(deliver: Callable[[OutboxMessage], bool], message: OutboxMessage) -> list[OutboxMessage]:
+    """A call for one message (a fee, a notification), as a Delivery."""
     return [message] if deliver(message) else []
 
 
