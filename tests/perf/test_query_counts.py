@@ -67,6 +67,46 @@ def test_return_is_six_queries(api, peers, patron, book, django_assert_num_queri
     assert response.status_code == 200
 
 
+def test_renew_is_twelve_queries(api, peers, patron, book, django_assert_num_queries):
+    lend(api, patron, book)
+    # BEGIN, the book lock (SELECT ... FOR UPDATE), the loan (FOR UPDATE), patron lock (with the rules'
+    # version), the patron's blocks and loans (for the automated blocks), whether anyone else waits, the
+    # calendar (the new due date), the loan's UPDATE, its `renewed` event, its notice, COMMIT. No peer.
+    with django_assert_num_queries(12):
+        response = post_json(api, "/renewBook/", {"user_email": patron, "book_id": book["id"]})
+    assert response.status_code == 200, response.content
+
+
+def test_check_out_is_thirteen_queries(api, peers, patron, django_assert_num_queries):
+    barcode = peers.book.add_book("Counted copy", "A", 1)["items"][0]["barcode"]
+    # A lend's eleven, and the copy's own two checks under the book lock: not out to anyone, not
+    # trapped on the hold shelf for another patron.
+    with django_assert_num_queries(13):
+        response = post_json(api, "/checkouts/", {"item_barcode": barcode, "user_email": patron})
+    assert response.status_code == 201, response.content
+
+
+def test_check_in_is_nine_queries(api, peers, patron, django_assert_num_queries):
+    barcode = peers.book.add_book("Counted check-in", "A", 1)["items"][0]["barcode"]
+    post_json(api, "/checkouts/", {"item_barcode": barcode, "user_email": patron})
+    # The copy's open loan (which book to lock), BEGIN, the book lock with its version bump, the loan
+    # closed, its event, the outbox rows, then whether a READY hold (or the first WAITING one) traps the
+    # copy (two reads), COMMIT. No peer for a copy on loan.
+    with django_assert_num_queries(9):
+        response = post_json(api, "/checkins/", {"item_barcode": barcode})
+    assert response.status_code == 200, response.content
+
+
+def test_cancel_is_six_queries(api, peers, patron, book, django_assert_num_queries):
+    lend(api, patron, book)
+    waiting = peers.user.add_user(f"cancelling-{book['id']}@example.com")["email"]
+    post_json(api, "/reserveBook/", {"user_email": waiting, "book_id": book["id"]})
+    # BEGIN, the book lock, the hold (FOR UPDATE), its UPDATE, its `cancelled` event, COMMIT.
+    with django_assert_num_queries(6):
+        response = post_json(api, "/cancelReservation/", {"user_email": waiting, "book_id": book["id"]})
+    assert response.status_code == 200, response.content
+
+
 def test_expired_books_page_is_one_query(api, django_assert_num_queries):
     now = timezone.now()
     Loan.objects.bulk_create(
