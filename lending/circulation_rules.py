@@ -36,6 +36,8 @@ from lending import errors
 FALLBACK = (None, None)
 DEFAULT_POLICY = "default"
 NAME_MAX_LENGTH = 64
+# A policy's name, as the API's path and the admin's form accept it.
+NAME_PATTERN = rf"^[a-z0-9][a-z0-9_-]{{0,{NAME_MAX_LENGTH - 1}}}$"
 CRITERION_MAX_LENGTH = 64  # as an item type (`lending.clients.books`) or a patron category (`users`)
 MAX_RULES = 1000
 MAX_DAYS = 3650

@@ -5,6 +5,7 @@ uses (`lending.circulation_rules`): the same validation, the same record of who 
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from django import forms
@@ -22,8 +23,22 @@ def staff(request: HttpRequest) -> str:
     return f"staff:{request.user.get_username()}"
 
 
+class LoanPolicyForm(forms.ModelForm):
+    class Meta:
+        model = LoanPolicy
+        fields = ["name", *POLICY_VALUES]
+
+    def clean_name(self) -> str:
+        """The names the API can address (`/loan-policies/{name}/`): lower-case, digits, - and _."""
+        name = self.cleaned_data["name"]
+        if not re.fullmatch(circulation_rules.NAME_PATTERN, name):
+            raise forms.ValidationError("Lower-case letters, digits, '-' and '_'; a letter or digit first.")
+        return name
+
+
 @admin.register(LoanPolicy)
 class LoanPolicyAdmin(admin.ModelAdmin):
+    form = LoanPolicyForm
     list_display = ["name", "loan_days", "renewals_max", "renewal_days", "max_loans", "holds_allowed", "loanable"]
     readonly_fields = ["updated_at", "updated_by"]
 

@@ -30,11 +30,10 @@ from lending.api import permissions
 from lending.api.caching import NoStore
 from lending.api.items import BarcodeField
 from lending.api.serializers import NormalizedEmailField, StrictIntegerField
-from lending.circulation_rules import CRITERION_MAX_LENGTH, NAME_MAX_LENGTH, LoanPolicy, Rule
+from lending.circulation_rules import CRITERION_MAX_LENGTH, NAME_MAX_LENGTH, NAME_PATTERN, LoanPolicy, Rule
 from lending.clients import books, users
 from lending.errors import LendingError
 
-NAME_PATTERN = rf"^[a-z0-9][a-z0-9_-]{{0,{NAME_MAX_LENGTH - 1}}}$"
 TERM_FIELDS = [name for name in circulation_rules.PolicyTerms.__dataclass_fields__ if name != "name"]
 
 

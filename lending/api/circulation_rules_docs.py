@@ -13,11 +13,11 @@ from lending.api import schema as api_docs
 from lending.api.circulation_docs import STAFF_WRITE_ERRORS
 from lending.api.items import BARCODE_SCHEMA
 from lending.api.serializers import MAX_BOOK_ID
-from lending.circulation_rules import NAME_MAX_LENGTH
+from lending.circulation_rules import NAME_MAX_LENGTH, NAME_PATTERN
 
 POLICY_NAME = OpenApiParameter(
     "name",
-    {"type": "string", "pattern": views.NAME_PATTERN, "maxLength": NAME_MAX_LENGTH},
+    {"type": "string", "pattern": NAME_PATTERN, "maxLength": NAME_MAX_LENGTH},
     OpenApiParameter.PATH,
     description="The policy's name (lower-case letters, digits, - and _).",
 )

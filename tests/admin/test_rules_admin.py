@@ -84,3 +84,9 @@ def test_a_policy_named_by_a_rule_offers_no_delete(staff):
     page = staff.post(reverse("admin:lending_loanpolicy_delete", args=["default"]), {"post": "yes"})
     assert page.status_code == 403
     assert LoanPolicy.objects.filter(name="default").exists()
+
+
+def test_a_policy_name_the_api_could_not_address_is_refused(staff):
+    response = staff.post(reverse("admin:lending_loanpolicy_add"), {"name": "DVD_Week", **POLICY_FORM})
+    assert response.status_code == 200
+    assert not LoanPolicy.objects.filter(name="DVD_Week").exists()
