@@ -134,7 +134,7 @@ def test_the_demo_kiosk_talks_sip2_to_the_gateway(json_stack):
         assert kiosk.login("kiosk", "kiosk-demo-password").text.startswith("941")
         assert kiosk.ask("9900302.00").field("AO") == "demo"
         alice = kiosk.ask("23000" + " " * 18 + "AOdemo|AA2100000001|AD|")
-        assert alice.field("AE") == "alice@example.com" and alice.field("BL") == "Y"
+        assert alice.field("AE") == "alice" and alice.field("BL") == "Y"  # her name, never her email
 
 
 def walkthrough(stack, *, timeout: int) -> subprocess.CompletedProcess:
