@@ -10,10 +10,8 @@ from __future__ import annotations
 
 import os
 import re
-import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -25,10 +23,10 @@ import pytest
 import yaml
 
 from harness.processes import free_port as _free_port
+from tests.deploy.roles import ENTRYPOINT, start_role, stop_role, wait_for_port
 
 ROOT = Path(__file__).resolve().parents[2]
 LINT_VENV = Path(os.environ.get("LINT_VENV", ROOT / ".venv-lint"))
-ENTRYPOINT = ROOT / "docker" / "entrypoint.sh"
 IN_CI = os.environ.get("CI", "").lower() == "true"
 
 
@@ -220,17 +218,6 @@ def test_network_policy_limits_ingress_and_egress(rendered):
 # --- entrypoint roles, started locally -----------------------------------------------------------
 
 
-def _wait_for_port(port: int, proc: subprocess.Popen, deadline: float) -> None:
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, f"exited with {proc.returncode} before listening on {port}"
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            return
-        except OSError:
-            time.sleep(0.2)
-    pytest.fail(f"nothing listening on {port}")
-
-
 def _get_status(url: str) -> int:
     request = urllib.request.Request(url, headers={"Host": "localhost"})
     try:
@@ -238,63 +225,6 @@ def _get_status(url: str) -> int:
             return response.status
     except urllib.error.HTTPError as error:
         return error.code
-
-
-@pytest.fixture(scope="module")
-def role_env(tmp_path_factory):
-    """Production-like settings on a throw-away SQLite database, the peers pointing nowhere."""
-    tmp = tmp_path_factory.mktemp("roles")
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "DATABASE_", "GUNICORN_"))}
-    venv_bin = str(Path(sys.executable).parent)
-    env.update(
-        {
-            "PATH": f"{venv_bin}{os.pathsep}{env.get('PATH', '')}",
-            "PYTHON": sys.executable,
-            "APP_DIR": str(ROOT),
-            "DJANGO_SETTINGS_MODULE": "config.settings",
-            "DJANGO_DEBUG": "False",
-            "DJANGO_SECRET_KEY": secrets.token_urlsafe(50),
-            "DJANGO_ALLOWED_HOSTS": "localhost,127.0.0.1",
-            # As in production: the probes must still get through, unredirected.
-            "SECURE_SSL_REDIRECT": "True",
-            "DATABASE_ENGINE": "django.db.backends.sqlite3",
-            "DATABASE_NAME": str(tmp / "roles.sqlite3"),
-            "BOOK_MANAGEMENT_URL": f"http://127.0.0.1:{_free_port()}",
-            "USER_MANAGEMENT_URL": f"http://127.0.0.1:{_free_port()}",
-            "NOTIFICATION_SERVICE_URL": f"http://127.0.0.1:{_free_port()}",
-            "FEES_SERVICE_URL": f"http://127.0.0.1:{_free_port()}",
-            "PROMETHEUS_MULTIPROC_DIR": str(tmp / "prometheus"),
-            "LOG_FORMAT": "json",
-            "LOG_LEVEL": "WARNING",
-            "GUNICORN_WORKERS": "1",
-            "GUNICORN_THREADS": "2",
-        }
-    )
-    migrate = subprocess.run([str(ENTRYPOINT), "migrate"], env=env, capture_output=True, text=True, timeout=180)
-    assert migrate.returncode == 0, f"migrate role failed:\n{migrate.stdout}\n{migrate.stderr}"
-    return env
-
-
-def _start(role_env, *args, **extra_env) -> subprocess.Popen:
-    return subprocess.Popen(
-        [str(ENTRYPOINT), *args],
-        env={**role_env, **extra_env},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
-    )
-
-
-def _stop(proc: subprocess.Popen) -> str:
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=5)
-    return proc.stdout.read() if proc.stdout else ""
 
 
 def test_role_migrate_is_idempotent(role_env):
@@ -305,9 +235,9 @@ def test_role_migrate_is_idempotent(role_env):
 
 def test_role_web_serves_probes_and_metrics(role_env):
     port = _free_port()
-    proc = _start(role_env, "web", GUNICORN_BIND=f"127.0.0.1:{port}")
+    proc = start_role(role_env, "web", GUNICORN_BIND=f"127.0.0.1:{port}")
     try:
-        _wait_for_port(port, proc, time.monotonic() + 60)
+        wait_for_port(port, proc, time.monotonic() + 60)
         base = f"http://127.0.0.1:{port}"
         assert _get_status(f"{base}/health/live/") == 200
         assert _get_status(f"{base}/health/ready/") == 200
@@ -315,7 +245,7 @@ def test_role_web_serves_probes_and_metrics(role_env):
         # Multi-process mode: the worker writes its samples under PROMETHEUS_MULTIPROC_DIR.
         assert list(Path(role_env["PROMETHEUS_MULTIPROC_DIR"]).glob("*.db"))
     finally:
-        output = _stop(proc)
+        output = stop_role(proc)
     assert proc.returncode == 0, f"gunicorn did not stop cleanly on SIGTERM:\n{output}"
 
 
@@ -324,9 +254,9 @@ def test_role_web_serves_probes_and_metrics(role_env):
 )
 def test_role_relay_and_scheduler_keep_running_and_serve_metrics(role_env, role, port_variable):
     port = _free_port()
-    proc = _start(role_env, *role, **{port_variable: str(port), "METRICS_ADDRESS": "127.0.0.1"})
+    proc = start_role(role_env, *role, **{port_variable: str(port), "METRICS_ADDRESS": "127.0.0.1"})
     try:
-        _wait_for_port(port, proc, time.monotonic() + 60)
+        wait_for_port(port, proc, time.monotonic() + 60)
         assert _get_status(f"http://127.0.0.1:{port}/metrics") == 200
         if role == ["relay"]:
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:  # noqa: S310
@@ -335,9 +265,9 @@ def test_role_relay_and_scheduler_keep_running_and_serve_metrics(role_env, role,
             assert "lending_outbox_pending_messages" in exposition
         assert _get_status(f"http://127.0.0.1:{port}/health/live") == 200
         time.sleep(2)
-        assert proc.poll() is None, f"{role} exited with {proc.returncode}:\n{_stop(proc)}"
+        assert proc.poll() is None, f"{role} exited with {proc.returncode}:\n{stop_role(proc)}"
     finally:
-        output = _stop(proc)
+        output = stop_role(proc)
     assert proc.returncode in (0, -signal.SIGTERM), output
 
 
@@ -348,7 +278,7 @@ def test_role_notices_runs_once_and_exits(role_env):
 
 def test_role_peers_listen_on_the_given_ports(role_env):
     ports = [_free_port() for _ in range(4)]
-    proc = _start(
+    proc = start_role(
         role_env,
         "peers",
         "--book-port",
@@ -364,9 +294,9 @@ def test_role_peers_listen_on_the_given_ports(role_env):
     try:
         deadline = time.monotonic() + 30
         for port in ports:
-            _wait_for_port(port, proc, deadline)
+            wait_for_port(port, proc, deadline)
     finally:
-        _stop(proc)
+        stop_role(proc)
 
 
 @pytest.mark.parametrize("overlay", ["dev", "prod"])

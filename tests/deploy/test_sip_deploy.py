@@ -11,12 +11,10 @@ from __future__ import annotations
 
 import os
 import re
-import secrets
 import shutil
 import signal
 import socket
 import subprocess
-import sys
 import time
 import urllib.request
 from pathlib import Path
@@ -26,11 +24,11 @@ import pytest
 import yaml
 
 from harness.processes import free_port
+from tests.deploy.roles import start_role, stop_role, wait_for_port
 
 ROOT = Path(__file__).resolve().parents[2]
 IN_CI = os.environ.get("CI", "").lower() == "true"
 SIP_PORT, METRICS_PORT = 6001, 9106
-ENTRYPOINT = ROOT / "docker" / "entrypoint.sh"
 SIP_POD = {"app.kubernetes.io/name": "lending-service", "app.kubernetes.io/component": "sip"}
 
 
@@ -260,61 +258,13 @@ def test_deploy_sh_starts_the_gateway_after_the_migration():
 # --- the image's `sip` role, started locally ---------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def role_env(tmp_path_factory) -> dict[str, str]:
-    """Production-like settings on a throw-away SQLite database (migrated by the `migrate` role); the
-    gateway's API pointing nowhere, which the role does not need to start."""
-    tmp = tmp_path_factory.mktemp("sip-role")
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "DATABASE_", "SIP_"))}
-    env.update(
-        {
-            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}",
-            "PYTHON": sys.executable,
-            "APP_DIR": str(ROOT),
-            "DJANGO_SETTINGS_MODULE": "config.settings",
-            "DJANGO_DEBUG": "False",
-            "DJANGO_SECRET_KEY": secrets.token_urlsafe(50),
-            "DJANGO_ALLOWED_HOSTS": "localhost,127.0.0.1",
-            "DATABASE_ENGINE": "django.db.backends.sqlite3",
-            "DATABASE_NAME": str(tmp / "sip.sqlite3"),
-            "PROMETHEUS_MULTIPROC_DIR": str(tmp / "prometheus"),
-            "LOG_FORMAT": "json",
-            "LOG_LEVEL": "WARNING",
-            "LENDING_API_URL": f"http://127.0.0.1:{free_port()}",
-            "METRICS_ADDRESS": "127.0.0.1",
-        }
-    )
-    migrate = subprocess.run([str(ENTRYPOINT), "migrate"], env=env, capture_output=True, text=True, timeout=180)
-    assert migrate.returncode == 0, f"migrate role failed:\n{migrate.stdout}\n{migrate.stderr}"
-    return env
-
-
-def _wait_for_port(port: int, proc: subprocess.Popen, deadline: float) -> None:
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, f"the sip role exited with {proc.returncode} before listening on {port}"
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            return
-        except OSError:
-            time.sleep(0.2)
-    pytest.fail(f"nothing listening on {port}")
-
-
 def test_the_sip_role_serves_kiosks_and_its_probes_on_the_configured_ports(role_env):
     sip_port, metrics_port = free_port(), free_port()
-    env = {**role_env, "SIP_HOST": "127.0.0.1", "SIP_PORT": str(sip_port), "SIP_METRICS_PORT": str(metrics_port)}
-    proc = subprocess.Popen(
-        [str(ENTRYPOINT), "sip"],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
-    )
+    proc = start_role(role_env, "sip", SIP_HOST="127.0.0.1", SIP_PORT=str(sip_port), SIP_METRICS_PORT=str(metrics_port))
     try:
         deadline = time.monotonic() + 60
-        _wait_for_port(sip_port, proc, deadline)
-        _wait_for_port(metrics_port, proc, deadline)
+        wait_for_port(sip_port, proc, deadline)
+        wait_for_port(metrics_port, proc, deadline)
         # What the probes and Compose's health check ask: the SIP port answers SIP, the metrics port its paths.
         with socket.create_connection(("127.0.0.1", sip_port), timeout=5) as kiosk:
             kiosk.sendall(b"9900302.00\r")
@@ -328,11 +278,5 @@ def test_the_sip_role_serves_kiosks_and_its_probes_on_the_configured_ports(role_
             with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}{path}", timeout=5) as response:  # noqa: S310
                 assert response.status == 200, path
     finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            output, _ = proc.communicate(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            output, _ = proc.communicate(timeout=5)
+        output = stop_role(proc)
     assert proc.returncode in (0, -signal.SIGTERM), f"the sip role did not stop cleanly on SIGTERM:\n{output}"

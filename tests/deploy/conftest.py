@@ -1,0 +1,13 @@
+"""The deploy tests' shared fixture: the entrypoint roles' environment (tests/deploy/roles.py)."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.deploy.roles import role_environment
+
+
+@pytest.fixture(scope="module")
+def role_env(tmp_path_factory) -> dict[str, str]:
+    """Production-like settings on a throw-away SQLite database, migrated; the peers pointing nowhere."""
+    return role_environment(tmp_path_factory.mktemp("roles"))
