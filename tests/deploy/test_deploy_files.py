@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import signal
 import subprocess
 import sys
@@ -23,25 +22,11 @@ import pytest
 import yaml
 
 from harness.processes import free_port as _free_port
+from tests.deploy.manifests import renderer, unavailable
 from tests.deploy.roles import ENTRYPOINT, start_role, stop_role, wait_for_port
 
 ROOT = Path(__file__).resolve().parents[2]
 LINT_VENV = Path(os.environ.get("LINT_VENV", ROOT / ".venv-lint"))
-IN_CI = os.environ.get("CI", "").lower() == "true"
-
-
-def _unavailable(reason: str) -> None:
-    if IN_CI:
-        pytest.fail(f"CI=true: {reason}")
-    pytest.skip(reason)
-
-
-def _renderer() -> list[str] | None:
-    if shutil.which("kustomize"):
-        return ["kustomize", "build"]
-    if shutil.which("kubectl"):
-        return ["kubectl", "kustomize"]
-    return None
 
 
 # --- offline checks ------------------------------------------------------------------------------
@@ -50,9 +35,9 @@ def _renderer() -> list[str] | None:
 @pytest.fixture(scope="module")
 def lint_run(tmp_path_factory):
     if not (LINT_VENV / "bin" / "checkov").exists():
-        _unavailable(f"{LINT_VENV} is missing: run `make lint-deploy` to create it")
-    if _renderer() is None:
-        _unavailable("neither kustomize nor kubectl is installed: the overlays cannot be rendered")
+        unavailable(f"{LINT_VENV} is missing: run `make lint-deploy` to create it")
+    if renderer() is None:
+        unavailable("neither kustomize nor kubectl is installed: the overlays cannot be rendered")
     out = tmp_path_factory.mktemp("lint-deploy")
     env = {**os.environ, "LINT_OUT": str(out), "LINT_VENV": str(LINT_VENV), "APP_PYTHON": sys.executable}
     env.pop("DJANGO_SETTINGS_MODULE", None)
@@ -71,21 +56,6 @@ def test_offline_deployment_checks_pass(lint_run):
     proc, _ = lint_run
     assert proc.returncode == 0, f"scripts/lint_deploy.sh failed:\n{proc.stdout}\n{proc.stderr}"
     assert "lint-deploy: all checks passed" in proc.stdout
-
-
-@pytest.fixture(scope="module")
-def rendered(tmp_path_factory):
-    renderer = _renderer()
-    if renderer is None:
-        _unavailable("neither kustomize nor kubectl is installed: the overlays cannot be rendered")
-    docs = {}
-    for overlay in ("dev", "prod"):
-        proc = subprocess.run(
-            [*renderer, str(ROOT / "k8s" / "overlays" / overlay)], capture_output=True, text=True, timeout=120
-        )
-        assert proc.returncode == 0, proc.stderr
-        docs[overlay] = [d for d in yaml.safe_load_all(proc.stdout) if d]
-    return docs
 
 
 def _get(docs, kind, name):

@@ -3,8 +3,6 @@ RabbitMQ in Compose, its credentials in the Secret in Kubernetes) and only the r
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -26,23 +24,6 @@ def test_compose_runs_rabbitmq_and_every_app_process_knows_the_broker():
 
 def test_the_secret_template_documents_the_broker_url():
     assert "EVENTS_BROKER_URL" in (ROOT / "k8s" / "secret.template.yaml").read_text()
-
-
-@pytest.fixture(scope="module")
-def rendered():
-    if not shutil.which("kubectl"):
-        pytest.skip("kubectl is not installed: the overlays cannot be rendered")
-    docs = {}
-    for overlay in ("dev", "prod"):
-        out = subprocess.run(
-            ["kubectl", "kustomize", str(ROOT / "k8s" / "overlays" / overlay)],
-            capture_output=True,
-            text=True,
-            check=True,
-            timeout=60,
-        ).stdout
-        docs[overlay] = [doc for doc in yaml.safe_load_all(out) if doc]
-    return docs
 
 
 @pytest.mark.parametrize("overlay", ["dev", "prod"])

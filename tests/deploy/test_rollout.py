@@ -17,30 +17,16 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.deploy.manifests import render
+
 ROOT = Path(__file__).resolve().parents[2]
-IN_CI = os.environ.get("CI", "").lower() == "true"
 SERVICE = {"app.kubernetes.io/name": "lending-service"}
 CNPG_APP_SECRET = {"name": "lending-db-app", "key": "password"}
 
 
-def _render(path: Path) -> list[dict]:
-    if not shutil.which("kubectl"):
-        if IN_CI:
-            pytest.fail("CI=true: kubectl is not installed: the manifests cannot be rendered")
-        pytest.skip("kubectl is not installed: the manifests cannot be rendered")
-    out = subprocess.run(["kubectl", "kustomize", str(path)], capture_output=True, text=True, timeout=120)
-    assert out.returncode == 0, out.stderr
-    return [doc for doc in yaml.safe_load_all(out.stdout) if doc]
-
-
-@pytest.fixture(scope="module")
-def rendered() -> dict[str, list[dict]]:
-    return {overlay: _render(ROOT / "k8s" / "overlays" / overlay) for overlay in ("dev", "prod")}
-
-
 @pytest.fixture(scope="module")
 def example() -> list[dict]:
-    return _render(ROOT / "k8s" / "examples" / "cloudnative-pg")
+    return render(ROOT / "k8s" / "examples" / "cloudnative-pg")
 
 
 def _one(docs: list[dict], kind: str, name: str) -> dict:

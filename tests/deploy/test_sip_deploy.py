@@ -9,12 +9,9 @@ CI=true, where they fail."""
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
 import signal
 import socket
-import subprocess
 import time
 import urllib.request
 from pathlib import Path
@@ -27,7 +24,6 @@ from harness.processes import free_port
 from tests.deploy.roles import start_role, stop_role, wait_for_port
 
 ROOT = Path(__file__).resolve().parents[2]
-IN_CI = os.environ.get("CI", "").lower() == "true"
 SIP_PORT, METRICS_PORT = 6001, 9106
 SIP_POD = {"app.kubernetes.io/name": "lending-service", "app.kubernetes.io/component": "sip"}
 
@@ -75,25 +71,6 @@ def test_compose_points_the_gateway_at_the_web_service():
 
 
 # --- Kubernetes ------------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def rendered() -> dict[str, list[dict]]:
-    if not shutil.which("kubectl"):
-        if IN_CI:
-            pytest.fail("CI=true: kubectl is not installed: the overlays cannot be rendered")
-        pytest.skip("kubectl is not installed: the overlays cannot be rendered")
-    docs = {}
-    for overlay in ("dev", "prod"):
-        out = subprocess.run(
-            ["kubectl", "kustomize", str(ROOT / "k8s" / "overlays" / overlay)],
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
-        assert out.returncode == 0, out.stderr
-        docs[overlay] = [doc for doc in yaml.safe_load_all(out.stdout) if doc]
-    return docs
 
 
 def _one(docs: list[dict], kind: str, name: str) -> dict:
