@@ -278,16 +278,8 @@ class Kiosk:
             # Not the patron's own copy (another patron's, or another copy of the title): the first no.
             shown = refused if renewed.code == "loan_not_found" else renewed
             return self._checkout_refusal(session, card, item, shown.message, shown)
-        assert session.account is not None
         session.note(outcome="renewed")
-        fields = [
-            ("AO", session.account.institution),
-            ("AA", card),
-            ("AB", item),
-            ("AJ", renewed.get("book_title") or ""),
-            ("AH", self._due(renewed.get("date_due"))),
-        ]
-        return Reply("12", ["1", "Y", "U", "Y", self.now()], fields)
+        return Reply("12", ["1", "Y", "U", "Y", self.now()], self._renewed_fields(session, card, item, renewed))
 
     # --- 09 / 10 ---------------------------------------------------------------------------------
     async def checkin(self, session: Session, message: Message) -> Reply:
@@ -381,14 +373,18 @@ class Kiosk:
         if isinstance(renewed, Refusal):
             return self._checkout_refusal(session, card, item, renewed.message, renewed, code="30")
         session.note(outcome="ok")
-        fields = [
+        return Reply("30", ["1", "Y", "U", "Y", self.now()], self._renewed_fields(session, card, item, renewed))
+
+    def _renewed_fields(self, session: Session, card: str, item: str, renewed: dict) -> list[tuple[str, object]]:
+        """A renewal's answer (`12` at check-out, `30`): the copy, its title and its new due date."""
+        assert session.account is not None
+        return [
             ("AO", session.account.institution),
             ("AA", card),
             ("AB", item),
             ("AJ", renewed.get("book_title") or ""),
             ("AH", self._due(renewed.get("date_due"))),
         ]
-        return Reply("30", ["1", "Y", "U", "Y", self.now()], fields)
 
     async def _renew(self, session: Session, message: Message, card: str, item: str) -> dict | Refusal:
         """Renews the patron's loan of this copy: found among the patron's own open loans, so

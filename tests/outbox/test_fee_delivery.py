@@ -15,6 +15,7 @@ from lending.models import Loan, OutboxKind, OutboxMessage, OutboxStatus
 from lending.outbox import relay
 from lending.outbox.messages import enqueue, fee_message, fee_payload
 from lending.patron_ref import patron_ref
+from tests.outbox.killed import run_once_killed_before_settling
 from tests.processes import service_env, start_manage, wait_until
 
 
@@ -93,21 +94,10 @@ def test_a_fee_applied_after_its_timeout_is_not_recorded_twice(peers, loan, sett
     assert peers.fees.repeats == repeats + 1, "the retry reached the peer, which kept the first"
 
 
-class RelayKilled(BaseException):
-    """Stands for the relay process dying: nothing after it runs, nothing is recorded."""
-
-
 @pytest.mark.django_db
 def test_a_relay_killed_after_the_post_and_before_settling_leaves_one_fee(peers, loan, monkeypatch):
     message = enqueue_fee(loan, amount="2.00")
-
-    def die(ids):
-        raise RelayKilled
-
-    with monkeypatch.context() as patched:
-        patched.setattr(relay, "_mark_delivered", die)
-        with pytest.raises(RelayKilled):
-            relay.run_once()
+    run_once_killed_before_settling(monkeypatch)
     claimed = OutboxMessage.objects.get(pk=message.pk)
     assert claimed.status == OutboxStatus.PENDING and claimed.claims == 1 and claimed.attempts == 0
     assert len(fees_with_id(peers, message.payload["id"])) == 1, "the POST landed before the relay died"

@@ -17,6 +17,7 @@ from lending.models import Loan, OutboxMessage, OutboxStatus
 from lending.outbox import relay
 from lending.outbox.messages import MessageType, enqueue_notification
 from reference_peers.server import PeerServer, Request, Router
+from tests.outbox.killed import run_once_killed_before_settling
 from tests.processes import wait_until
 
 
@@ -160,21 +161,10 @@ def test_a_batch_applied_after_its_timeout_is_not_stored_twice(peers, settings):
     assert peers.notification.dedupe.duplicates == duplicates + 3, "the retry reached the peer, which kept the first"
 
 
-class RelayKilled(BaseException):
-    """Stands for the relay process dying: nothing after it runs, nothing is recorded."""
-
-
 @pytest.mark.django_db
 def test_a_relay_killed_after_the_batch_and_before_settling_delivers_each_once(peers, monkeypatch):
     messages = make_notifications(4)
-
-    def die(ids):
-        raise RelayKilled
-
-    with monkeypatch.context() as patched:
-        patched.setattr(relay, "_mark_delivered", die)
-        with pytest.raises(RelayKilled):
-            relay.run_once()
+    run_once_killed_before_settling(monkeypatch)
     for claimed in OutboxMessage.objects.filter(pk__in=[m.pk for m in messages]):
         assert (claimed.status, claimed.claims, claimed.attempts) == (OutboxStatus.PENDING, 1, 0)
     assert stored_once(peers, messages), "the batch landed before the relay died"
