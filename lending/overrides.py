@@ -17,7 +17,7 @@ import contextvars
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from lending.models import Event
@@ -25,14 +25,6 @@ if TYPE_CHECKING:
 LIFTABLE = frozenset(
     {"patron_blocked", "loan_limit_reached", "patron_has_overdue_loans", "renewal_limit_reached", "loan_overdue"}
 )
-
-
-class Refusal(Protocol):
-    """What an override needs to know of a refusal (such as `blocks.Reason`): the rule's code. A
-    protocol, so that the blocks module can ask this one without the two importing each other."""
-
-    @property
-    def code(self) -> str: ...
 
 
 @dataclass
