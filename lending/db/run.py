@@ -1,0 +1,78 @@
+"""The helpers every statement of `lending.db` runs through: one cursor per call, the text for this
+backend, date-times as the backend stores and answers them, model instances from raw rows."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+from django.db import connection, models, transaction
+from django.utils.dateparse import parse_datetime
+
+_Model = TypeVar("_Model", bound=models.Model)
+
+
+@dataclass(frozen=True)
+class Variants:
+    """One statement in two dialects, side by side: PostgreSQL's and SQLite's."""
+
+    postgresql: str
+    sqlite: str
+
+
+Statement = str | Variants
+
+
+def text(statement: Statement) -> str:
+    """The statement's text for this connection's backend."""
+    if isinstance(statement, Variants):
+        return statement.postgresql if connection.vendor == "postgresql" else statement.sqlite
+    return statement
+
+
+def is_postgresql() -> bool:
+    return connection.vendor == "postgresql"
+
+
+def execute(statement: Statement, params: Sequence[Any] = ()) -> int:
+    """Runs a statement that answers no rows; returns the rows it changed. A failure inside an
+    atomic block marks it for rollback, as the ORM's writes do."""
+    with transaction.mark_for_rollback_on_error(), connection.cursor() as cursor:
+        cursor.execute(text(statement), params)
+        return cursor.rowcount
+
+
+def fetch_one(statement: Statement, params: Sequence[Any] = ()) -> tuple | None:
+    with transaction.mark_for_rollback_on_error(), connection.cursor() as cursor:
+        cursor.execute(text(statement), params)
+        return cursor.fetchone()
+
+
+def fetch_all(statement: Statement, params: Sequence[Any] = ()) -> list[tuple]:
+    with transaction.mark_for_rollback_on_error(), connection.cursor() as cursor:
+        cursor.execute(text(statement), params)
+        return cursor.fetchall()
+
+
+def instances(model: type[_Model], statement: Statement, params: Sequence[Any] = ()) -> list[_Model]:
+    """The model's rows a SELECT answers (every column of the table, `SELECT t.*`), as instances:
+    Django's raw queries apply each field's database converters (SQLite's text date-times and JSON)."""
+    return list(model.objects.raw(text(statement), params))
+
+
+def db_datetime(value: datetime | None) -> Any:
+    """A date-time as the backend stores it: PostgreSQL takes it as is, SQLite as UTC text."""
+    return None if value is None else connection.ops.adapt_datetimefield_value(value)
+
+
+def read_datetime(value: Any) -> datetime | None:
+    """A date-time a statement answered outside a model's column (an aggregate): SQLite answers its
+    stored UTC text, PostgreSQL an aware date-time."""
+    if value is None or isinstance(value, datetime):
+        return value
+    parsed = parse_datetime(value)
+    if parsed is None:
+        raise ValueError(f"not a date-time: {value!r}")
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)

@@ -1,0 +1,47 @@
+"""lending/db/run.py: the helpers every hand-written statement runs through, on both databases."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta, timezone
+
+import pytest
+
+from lending.db import run
+from lending.models import Loan
+
+pytestmark = pytest.mark.django_db
+
+
+def test_a_datetime_goes_in_and_comes_back_the_same_on_either_backend():
+    moment = datetime(2026, 3, 4, 5, 6, 7, 890123, tzinfo=timezone(timedelta(hours=2)))
+    [(answered,)] = run.fetch_all("SELECT %s", [run.db_datetime(moment)])
+    assert run.read_datetime(answered) == moment
+
+
+def test_read_datetime_refuses_what_is_not_a_datetime():
+    with pytest.raises(ValueError, match="not a date-time"):
+        run.read_datetime("yesterday")
+    assert run.read_datetime(None) is None
+
+
+def test_variants_pick_this_backends_text():
+    both = run.Variants(postgresql="SELECT 'pg'", sqlite="SELECT 'sqlite'")
+    [(answered,)] = run.fetch_all(both)
+    assert answered == ("pg" if run.is_postgresql() else "sqlite")
+
+
+def test_instances_convert_each_column_as_the_orm_does():
+    now = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+    loan = Loan.objects.create(
+        user_email="a@example.com", book_id=1, date_borrowed=now, date_due=now + timedelta(days=3),
+        policy_terms={"loan_days": 3},
+    )
+    [read] = run.instances(Loan, "SELECT * FROM lending_loan WHERE id = %s", [loan.pk])
+    assert (read.pk, read.date_due, read.policy_terms) == (loan.pk, loan.date_due, {"loan_days": 3})
+
+
+def test_execute_answers_the_rows_changed():
+    now = datetime(2026, 1, 2, tzinfo=UTC)
+    Loan.objects.create(user_email="b@example.com", book_id=2, date_borrowed=now, date_due=now)
+    assert run.execute("UPDATE lending_loan SET book_title = %s WHERE book_id = %s", ["T", 2]) == 1
+    assert run.execute("UPDATE lending_loan SET book_title = %s WHERE book_id = %s", ["T", 999]) == 0
