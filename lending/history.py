@@ -24,9 +24,9 @@ from datetime import datetime
 from typing import Any, ParamSpec, TypeVar
 
 from django.core.serializers.json import DjangoJSONEncoder
-from django.db import connection
 
 from lending import domain_events
+from lending.db import history as db_history
 from lending.models import Event, Hold, Loan
 from lending.request_context import current_request_id
 
@@ -122,38 +122,26 @@ def record(*events: Event) -> None:
     order given, when one subject has several). Call inside the transaction of the change."""
     if not events:
         return
-    table = connection.ops.quote_name(Event._meta.db_table)
-    columns = ["loan_id", "hold_id", "kind", "occurred_at", "caller", "caller_key_prefix", "request_id", "reason"]
-    rows, params = [], []
     earlier: Counter[tuple[str, int | None]] = Counter()  # an event has one subject, loan or hold
+    rows = []
     for event in events:
         subject = ("loan_id", event.loan_id) if event.loan_id else ("hold_id", event.hold_id)
         earlier[subject] += 1
         rows.append(
-            f"({', '.join(['%s'] * len(columns))}, %s, "
-            f"(SELECT COALESCE(MAX(sequence), 0) + %s FROM {table} WHERE {subject[0]} = %s))"
+            db_history.NewEvent(
+                loan_id=event.loan_id,
+                hold_id=event.hold_id,
+                kind=event.kind,
+                occurred_at=event.occurred_at,
+                caller=event.caller,
+                caller_key_prefix=event.caller_key_prefix,
+                request_id=event.request_id,
+                reason=event.reason,
+                data=event.data,
+                nth_of_subject=earlier[subject],
+            )
         )
-        params += [
-            event.loan_id,
-            event.hold_id,
-            event.kind,
-            connection.ops.adapt_datetimefield_value(event.occurred_at),
-            event.caller,
-            event.caller_key_prefix,
-            event.request_id,
-            event.reason,
-            connection.ops.adapt_json_value(event.data, EventDataEncoder),
-            earlier[subject],
-            subject[1],
-        ]
-    returning = "RETURNING id, loan_id, hold_id, sequence, kind, occurred_at, data" if domain_events.enabled() else ""
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"INSERT INTO {table} ({', '.join([*columns, 'data', 'sequence'])}) "  # noqa: S608 - identifiers from the model
-            f"VALUES {', '.join(rows)} {returning}",
-            params,
-        )
-        inserted = cursor.fetchall() if returning else []
+    inserted = db_history.insert_events(rows, encoder=EventDataEncoder, returning=domain_events.enabled())
     if inserted:  # the same change, published as domain events (EVENTS_BROKER_URL)
         domain_events.enqueue_for([domain_events.Recorded(*row) for row in inserted])
 
