@@ -32,11 +32,12 @@ from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import transaction
 from django.db.models import OuterRef, QuerySet, Subquery
 from django.utils import timezone
 
 from lending import history
+from lending.db import notices as db_notices
 from lending.models import EventKind, Loan, LoanNotice, LoanQuerySet, LoanStatus, OutboxMessage
 from lending.outbox.messages import (
     MessageType,
@@ -136,25 +137,7 @@ def _queue_one_by_one(notices: list[tuple[Loan, int]], notice_type: str) -> None
 
 def _insert_notices(notice_type: str, keys: list[tuple[int, int]], *, awaiting_digest: bool) -> list[tuple[int, int]]:
     """Insert (loan, type, period) rows; returns the keys actually inserted (not already there)."""
-    if not keys:
-        return []
-    table = connection.ops.quote_name(LoanNotice._meta.db_table)
-    column_of = {field.name: field.column for field in LoanNotice._meta.concrete_fields}
-    names = ("loan", "notice_type", "period", "created_at", "awaiting_digest")
-    columns = ", ".join(connection.ops.quote_name(column_of[name]) for name in names)
-    rows = ", ".join(["(%s, %s, %s, %s, %s)"] * len(keys))
-    now = connection.ops.adapt_datetimefield_value(timezone.now())
-    params: list = []
-    for loan_id, period in keys:
-        params += [loan_id, notice_type, period, now, awaiting_digest]
-    loan_col = connection.ops.quote_name(column_of["loan"])
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"INSERT INTO {table} ({columns}) VALUES {rows} "  # noqa: S608 - identifiers from the model
-            f"ON CONFLICT ({loan_col}, notice_type, period) DO NOTHING RETURNING {loan_col}, period",
-            params,
-        )
-        return [(loan_id, period) for loan_id, period in cursor.fetchall()]
+    return db_notices.insert_loan_notices(notice_type, keys, created_at=timezone.now(), awaiting_digest=awaiting_digest)
 
 
 # --- Digests (NOTICE_DIGEST) ------------------------------------------------------------------------
