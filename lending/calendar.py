@@ -18,9 +18,10 @@ from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.db import connection, models, transaction
-from django.db.models.expressions import Col
 from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
+
+from lending.db import calendar as db_calendar
 
 WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 # A library closes on at most this many single dates (a bound on the calendar row and on the search below).
@@ -113,32 +114,14 @@ def _forget_reads_in_this_transaction(**_: object) -> None:
         read.closed = None
 
 
-# One statement written in SQL from the model's table and columns, run as it is: the ORM building and
-# compiling it cost 0.7 ms of CPU per read against 0.2 ms (`python -m bench.statements`). Its values are
-# decoded as the ORM decodes them.
+# One statement in SQL, run as it is (`lending.db.calendar`): the ORM building and compiling it cost
+# 0.7 ms of CPU per read against 0.2 ms (`python -m tools.bench.statements`).
 def _read_closed_days() -> ClosedDays:
-    table = LibraryCalendar._meta.db_table
-    by_name = {field.name: field for field in LibraryCalendar._meta.concrete_fields}
-    columns = [by_name[name].get_col(table) for name in ("closed_weekdays", "closed_dates")]
-    quote = connection.ops.quote_name
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"SELECT {', '.join(quote(column.target.column) for column in columns)} FROM {quote(table)} "
-            f"WHERE {quote(by_name['id'].column)} = %s",
-            [CALENDAR_ID],
-        )
-        row = cursor.fetchone()
-    if row is None:
+    stored = db_calendar.read_closed_days(CALENDAR_ID)
+    if stored is None:
         return ClosedDays()
-    weekdays, dates = (_from_db(column, value) for column, value in zip(columns, row, strict=True))
+    weekdays, dates = stored
     return LibraryCalendar(closed_weekdays=weekdays, closed_dates=dates).closed_days()
-
-
-def _from_db(column: Col, value: object) -> object:
-    """A column's value as the ORM reads it: the backend's converters, then the field's (JSON decoded)."""
-    for convert in connection.ops.get_db_converters(column) + column.get_db_converters(connection):
-        value = convert(value, column, connection)
-    return value
 
 
 def library_zone() -> ZoneInfo:
