@@ -44,6 +44,7 @@ from django.utils import timezone
 
 from lending import domain_events, locks
 from lending.blocks import PatronBlock
+from lending.db import privacy as db_privacy
 from lending.errors import PATRON_HAS_OPEN_LOANS
 from lending.models import (
     # `.invalid` is reserved, never a deliverable address (RFC 2606); NOT_ANONYMISED is the partial
@@ -193,19 +194,14 @@ def _with_pending_notifications(key: str) -> set[int]:
     partial index), never the whole outbox; a backlog is thousands of rows at worst. A return dated
     before the cutoff but committed after this read can slip through: its confirmation is still
     delivered (the outbox row keeps its payload), and the next run forgets the delivered row."""
-    pending = OutboxMessage.objects.filter(kind=OutboxKind.NOTIFICATION, status=OutboxStatus.PENDING)
-    named, params = named_subjects(pending, key)
-    with connection.cursor() as cursor:
-        cursor.execute(f"SELECT DISTINCT subject_id FROM ({named}) AS named", params)  # noqa: S608 - no input in it
-        return {subject_id for (subject_id,) in cursor.fetchall()}
+    return db_privacy.subjects_of_pending_notifications(key)
 
 
 def _without_waiting_for_the_disk() -> None:
     """The batch's commit does not wait for its WAL flush: a crash may lose the last batches, which
     the next run simply anonymises again. Lends keep their own durable commits."""
     if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute("SET LOCAL synchronous_commit TO off")
+        db_privacy.commit_without_waiting_for_the_disk()
 
 
 def _replace_emails(model, ids: list[int]) -> int:
@@ -214,14 +210,7 @@ def _replace_emails(model, ids: list[int]) -> int:
         return 0
     tokens = [new_token() for _ in ids]
     if connection.vendor == "postgresql":
-        table = model._meta.db_table
-        with connection.cursor() as cursor:
-            cursor.execute(
-                f"UPDATE {table} SET user_email = t.token FROM unnest(%s::bigint[], %s::text[]) AS t(id, token) "
-                f"WHERE {table}.id = t.id",
-                [ids, tokens],
-            )
-            return cursor.rowcount
+        return db_privacy.replace_emails("loan" if model is Loan else "hold", ids, tokens)
     rows = [model(pk=row_id, user_email=token) for row_id, token in zip(ids, tokens, strict=True)]
     return model.objects.bulk_update(rows, ["user_email"])
 
@@ -233,7 +222,7 @@ def _record_anonymised(model, ids: list[int], caller: Caller) -> None:
     `patron_ref`; theirs is null (`lending.patron_ref`)."""
     if not ids:
         return
-    subject = "loan" if model is Loan else "hold"
+    subject: db_privacy.Subject = "loan" if model is Loan else "hold"
     values = {
         "kind": EventKind.ANONYMISED.value,
         "occurred_at": timezone.now(),
@@ -266,55 +255,20 @@ def _insert_events_in_bulk(subject: str, ids: list[int], values: dict) -> list[d
     ]
 
 
-def _insert_events_in_one_statement(subject: str, ids: list[int], values: dict) -> list[domain_events.Recorded]:
-    """A batch's events in one INSERT ... SELECT: building a thousand model instances costs more than
-    the rest of the batch together. Returns the rows inserted when domain events are on."""
-    table = Event._meta.db_table
-    column = {field.name: field.column for field in Event._meta.concrete_fields}[subject]
-    returning = "RETURNING id, loan_id, hold_id, sequence, kind, occurred_at" if domain_events.enabled() else ""
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"INSERT INTO {table} ({column}, sequence, kind, occurred_at, caller, caller_key_prefix, request_id, "
-            f"reason, data) "
-            f"SELECT t.id, COALESCE((SELECT max(e.sequence) FROM {table} e WHERE e.{column} = t.id), 0) + 1, "
-            f"%s, %s, %s, %s, %s, '', '{{}}'::jsonb FROM unnest(%s::bigint[]) AS t(id) {returning}",
-            [*values.values(), ids],
-        )
-        return [domain_events.Recorded(*row) for row in cursor.fetchall()] if returning else []
+def _insert_events_in_one_statement(
+    subject: db_privacy.Subject, ids: list[int], values: dict
+) -> list[domain_events.Recorded]:
+    """A batch's events in one INSERT ... SELECT. Returns the rows inserted when domain events are on."""
+    inserted = db_privacy.insert_anonymised_events(subject, ids, **values, returning=domain_events.enabled())
+    return [domain_events.Recorded(*row) for row in inserted]
 
 
 # --- The loans (or holds) a notification names -----------------------------------------------------
 
-# (message_id, subject_id) rows: for each of `messages` (a query selecting `id, payload`), the loans
-# (key `loan_id`) or holds (`hold_id`) it names. A notification names its payload's own key; a digest
-# (NOTICE_DIGEST) has none and names the key of each notice it lists under `loans`. Two branches rather
-# than one expansion of every payload: most rows are per-loan, and a DELETE runs without parallel
-# workers, so expanding each of them took twice as long (PostgreSQL 15, 220,000 notifications).
-# JSON arrays have no ORM lookup, so the definition is written once per database:
-# tests/services/test_privacy.py runs the one in use through the retention job, and SQLite's
-# (`make run`'s database) with the sqlite3 library on every run, PostgreSQL or not.
-NAMED_SUBJECTS_SQL = {
-    "postgresql": (
-        "SELECT m.id AS message_id, (m.payload ->> '{key}')::bigint AS subject_id FROM ({messages}) AS m "
-        "WHERE m.payload ->> '{key}' IS NOT NULL "
-        "UNION ALL "
-        "SELECT m.id, (listed.notice ->> '{key}')::bigint FROM ({messages}) AS m "
-        "CROSS JOIN LATERAL jsonb_array_elements(CASE WHEN jsonb_typeof(m.payload -> 'loans') = 'array' "
-        "THEN m.payload -> 'loans' END) AS listed(notice) "
-        "WHERE jsonb_typeof(m.payload -> 'loans') = 'array' AND listed.notice ->> '{key}' IS NOT NULL"
-    ),
-    "sqlite": (
-        "SELECT m.id AS message_id, CAST(json_extract(m.payload, '$.{key}') AS INTEGER) AS subject_id "
-        "FROM ({messages}) AS m WHERE json_extract(m.payload, '$.{key}') IS NOT NULL "
-        "UNION ALL "
-        "SELECT m.id, CAST(json_extract(listed.value, '$.{key}') AS INTEGER) "
-        "FROM ({messages}) AS m, json_each(m.payload, '$.loans') AS listed "
-        # A listed value that is not an object is not JSON text to json_extract: skipped, never an error.
-        "WHERE json_type(m.payload, '$.loans') = 'array' AND listed.type = 'object' "
-        "AND json_extract(listed.value, '$.{key}') IS NOT NULL"
-    ),
-}
-SUBJECT_KEYS = ("loan_id", "hold_id")
+# The (message_id, subject_id) rows a notification names, written once per database
+# (`lending.db.privacy`).
+NAMED_SUBJECTS_SQL = db_privacy.NAMED_SUBJECTS_SQL
+SUBJECT_KEYS = db_privacy.SUBJECT_KEYS
 
 
 def named_subjects(messages: QuerySet[OutboxMessage], key: str) -> tuple[str, tuple]:
@@ -519,9 +473,7 @@ def checkpoint_sqlite() -> None:
     if connection.vendor != "sqlite" or connection.in_atomic_block:
         return  # inside a caller's transaction SQLite cannot checkpoint: the next checkpoint will
     try:
-        with connection.cursor() as cursor:
-            cursor.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-            busy, _, _ = cursor.fetchone()
+        busy = db_privacy.checkpoint_wal()
     except OperationalError:
         busy = True
     if busy:
