@@ -17,6 +17,8 @@ from django.conf import settings
 from django.db import DatabaseError, connections
 from django.db.backends.base.base import BaseDatabaseWrapper
 
+from lending.db import session as db_session
+
 logger = logging.getLogger(__name__)
 
 # In the order they are logged; both are in milliseconds in pg_settings.
@@ -40,9 +42,7 @@ def expected(name: str) -> int:
 
 def in_force(connection: BaseDatabaseWrapper) -> dict[str, int]:
     """The limits of this connection's session, in milliseconds."""
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT name, setting::bigint FROM pg_settings WHERE name = ANY(%s)", [list(LIMITS)])
-        return dict(cursor.fetchall())
+    return db_session.read_settings(connection, LIMITS)
 
 
 def log_session_timeouts(process: str, connection: BaseDatabaseWrapper | None = None) -> list[str]:
@@ -85,33 +85,19 @@ def apply_role_timeouts(role: str | None = None, connection: BaseDatabaseWrapper
     role may always set its own defaults). Idempotent: a limit already in place is left alone.
     Returns, per limit, "set", "reset" or "unchanged"."""
     connection = connection or connections["default"]
-    with connection.cursor() as cursor:
-        if role is None:
-            cursor.execute("SELECT current_user")
-            role = cursor.fetchone()[0]
-        current = _role_defaults(cursor, role)
-        quoted_role = connection.ops.quote_name(role)
-        outcome = {}
-        for name in LIMITS:
-            milliseconds = expected(name)
-            wanted = f"{milliseconds}ms" if milliseconds else None
-            if current.get(name) == wanted:
-                outcome[name] = "unchanged"
-            elif wanted is None:
-                cursor.execute(f"ALTER ROLE {quoted_role} RESET {name}")
-                outcome[name] = "reset"
-            else:
-                # An integer of milliseconds: nothing to quote.
-                cursor.execute(f"ALTER ROLE {quoted_role} SET {name} = '{int(milliseconds)}ms'")
-                outcome[name] = "set"
+    if role is None:
+        role = db_session.current_role(connection)
+    current = db_session.read_role_defaults(connection, role)
+    outcome = {}
+    for name in LIMITS:
+        milliseconds = expected(name)
+        wanted = f"{milliseconds}ms" if milliseconds else None
+        if current.get(name) == wanted:
+            outcome[name] = "unchanged"
+        elif wanted is None:
+            db_session.reset_role_default(connection, role, name)
+            outcome[name] = "reset"
+        else:
+            db_session.set_role_default(connection, role, name, milliseconds)
+            outcome[name] = "set"
     return outcome
-
-
-def _role_defaults(cursor, role: str) -> dict[str, str]:
-    """The role's own defaults for every database (ALTER ROLE ... SET), as name -> value."""
-    cursor.execute(
-        "SELECT unnest(s.setconfig) FROM pg_db_role_setting s JOIN pg_roles r ON r.oid = s.setrole "
-        "WHERE r.rolname = %s AND s.setdatabase = 0",
-        [role],
-    )
-    return dict(row[0].split("=", 1) for row in cursor.fetchall())

@@ -15,14 +15,15 @@ from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.migrations.executor import MigrationExecutor
 from django.http import JsonResponse
 
+from lending.db import session as db_session
+
 SERVICE_NAME = "lending-service"
 _migrations_known_applied = False
 
 
 def _database_ok() -> tuple[bool, str]:
     try:
-        with connections[DEFAULT_DB_ALIAS].cursor() as cursor:
-            cursor.execute("SELECT 1")
+        db_session.check_database_answers(connections[DEFAULT_DB_ALIAS])
         return True, "ok"
     except Exception as exc:  # any failure to reach the database makes us unhealthy
         return False, f"unavailable: {exc.__class__.__name__}"
