@@ -31,8 +31,8 @@ from django.db.models import Q
 from lending import calendar, circulation_rules, errors, overrides
 from lending.book_state import PatronLoans, count_patron_loans
 from lending.clients import fees as fees_client
+from lending.db import blocks as statements
 from lending.patron_ref import patron_ref
-from lending.precompiled import SENTINEL_EMAIL, SENTINEL_NOW, PrecompiledSelect
 
 
 class Action(models.TextChoices):
@@ -314,22 +314,10 @@ def standing(
     """What the patron may do at `now`, and why not (`loans`: the patron's, when already read;
     `fees`: the balance `fees_standing` found, asked before any lock)."""
     rules = rules or current_rules()
-    blocks = _BLOCKS_IN_FORCE(user_email=user_email, now=now)
+    blocks = statements.blocks_in_force(user_email, now)
     counts = patron_counts(user_email, now, blocks_in_force=len(blocks), loans=loans)
     reasons = {action.value: reasons_against(action, counts, blocks, rules, fees) for action in ALL_ACTIONS}
     return Standing(user_email=user_email, counts=counts, blocks=blocks, rules=rules, reasons=reasons, fees=fees)
-
-
-def _blocks_in_force_query(user_email: str, now: datetime) -> PatronBlockQuerySet:
-    """The patron's blocks in force at `now`, oldest first: every write asks, so compiled once."""
-    return PatronBlock.objects.of(user_email).in_force(now).order_by("id")
-
-
-_BLOCKS_IN_FORCE = PrecompiledSelect(
-    _blocks_in_force_query,
-    user_email=SENTINEL_EMAIL,
-    now=SENTINEL_NOW,
-)
 
 
 def check_not_blocked(

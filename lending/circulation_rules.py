@@ -28,10 +28,11 @@ from typing import Any
 
 from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator
-from django.db import connection, models, transaction
+from django.db import models, transaction
 from django.db.models.functions import Coalesce
 
 from lending import errors
+from lending.db import rules as statements
 
 FALLBACK = (None, None)
 DEFAULT_POLICY = "default"
@@ -133,9 +134,6 @@ class RulebookVersion(models.Model):
 
     def __str__(self) -> str:
         return f"circulation rules, version {self.version}"
-
-
-ROW_ID = 1
 
 
 class RulesChange(models.Model):
@@ -277,40 +275,23 @@ def in_force(version: str | None = None) -> Rulebook:
 
 
 def read_version() -> str:
-    with connection.cursor() as cursor:
-        cursor.execute(VERSION_SQL, [ROW_ID])
-        row = cursor.fetchone()
-    return row[0] if row else NO_VERSION
+    return statements.read_version()
 
 
-NO_VERSION = ""  # no version row (an emptied table): the rulebook falls back on the environment
-
-
-VERSION_SQL = "SELECT version FROM lending_rulebookversion WHERE id = %s"
+NO_VERSION = statements.NO_VERSION
 
 
 def _load() -> Rulebook:
     """The rules with their policies and the version, from one snapshot of the database (one
     statement), so a change committed meanwhile is either wholly in it or wholly out."""
-    columns = [field.name for field in fields(PolicyTerms)]
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT v.version, r.patron_category, r.item_type, "
-            + ", ".join(f"p.{column}" for column in columns)
-            + " FROM lending_rulebookversion v"
-            " LEFT JOIN lending_circulationrule r ON TRUE"
-            " LEFT JOIN lending_loanpolicy p ON p.name = r.loan_policy_id"
-            " WHERE v.id = %s",
-            [ROW_ID],
-        )
-        rows = cursor.fetchall()
+    rows = statements.read_matrix()
     version = rows[0][0] if rows else NO_VERSION
     rules: dict[tuple[str | None, str | None], Rule] = {}
     policies: dict[str, PolicyTerms] = {}
     for _, category, kind, *values in rows:
         if category is None and kind is None and values[0] is None:  # no rule at all (LEFT JOIN)
             continue
-        terms = _terms(dict(zip(columns, values, strict=True)))
+        terms = _terms(dict(zip(statements.POLICY_COLUMNS, values, strict=True)))
         rules[(category, kind)] = Rule(category, kind, terms.name)
         policies[terms.name] = terms
     if FALLBACK not in rules:  # an emptied table (a test's flush, a restore gone wrong): the environment's
@@ -354,18 +335,12 @@ def forget_cached() -> None:
 
 def bump_version() -> None:
     """In the transaction of a change: every write that begins after it commits reloads the matrix."""
-    token = uuid.uuid4().hex
-    with connection.cursor() as cursor:
-        cursor.execute("UPDATE lending_rulebookversion SET version = %s WHERE id = %s", [token, ROW_ID])
-        if cursor.rowcount == 0:
-            cursor.execute("INSERT INTO lending_rulebookversion (id, version) VALUES (%s, %s)", [ROW_ID, token])
+    statements.replace_version(uuid.uuid4().hex)
 
 
 def lock_rulebook() -> None:
     """Serialises the changes (an API PUT, the admin): the version row, locked for the transaction."""
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT version FROM lending_rulebookversion WHERE id = %s FOR UPDATE", [ROW_ID])
+    statements.lock_version()
 
 
 # --- Changing it (the API and the admin) ----------------------------------------------------------

@@ -6,12 +6,11 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from django.db.models import Count, IntegerField, OuterRef, QuerySet, Subquery, Value
-from django.db.models.functions import Coalesce
+from django.db.models import QuerySet
 from django.utils import timezone
 
-from lending.models import OPEN_HOLD_STATUSES, BookStock, Hold, HoldStatus, Loan
-from lending.precompiled import SENTINEL_IDS, PrecompiledSelect
+from lending.db import loans as statements
+from lending.models import OPEN_HOLD_STATUSES, Hold, HoldStatus, Loan
 
 
 def overdue_loans() -> QuerySet[Loan]:
@@ -28,36 +27,15 @@ def book_is_available(book_id: int) -> tuple[bool, int]:
 
 
 def books_availability(book_ids: Iterable[int]) -> dict[int, tuple[bool, int]]:
-    """`book_is_available` of several books in one query: the relay asks it once per batch (compiled
-    once per number of books: lending/precompiled.py). A book never lent through this service is
-    available, at version 0."""
+    """`book_is_available` of several books in one query (`lending.db.loans`): the relay asks it once
+    per batch. A book never lent through this service is available, at version 0."""
     book_ids = list(book_ids)
     states = {book_id: (True, 0) for book_id in book_ids}
     if not book_ids:
         return states
-    for book_id, copies, version, loans_open, holds_open in _BOOKS_AVAILABILITY(book_ids=book_ids):
+    for book_id, copies, version, loans_open, holds_open in statements.books_availability(book_ids):
         states[book_id] = (loans_open + holds_open < copies, version)
     return states
-
-
-def _books_availability_query(book_ids: list[int]) -> QuerySet:
-    """The availability read's one definition, in the ORM."""
-
-    def counted(queryset: QuerySet) -> Subquery:
-        return Subquery(
-            queryset.order_by().values("book_id").annotate(n=Count("pk")).values("n"), output_field=IntegerField()
-        )
-
-    open_loans = counted(Loan.objects.open().filter(book_id=OuterRef("book_id")))
-    open_holds = counted(Hold.objects.open().filter(book_id=OuterRef("book_id")))
-    return (
-        BookStock.objects.filter(book_id__in=book_ids)
-        .annotate(open_loans=Coalesce(open_loans, Value(0)), open_holds=Coalesce(open_holds, Value(0)))
-        .values_list("book_id", "copies", "version", "open_loans", "open_holds")
-    )
-
-
-_BOOKS_AVAILABILITY = PrecompiledSelect(_books_availability_query, book_ids=SENTINEL_IDS)
 
 
 def loans(*, user_email: str | None = None, book_id: int | None = None, status: str | None = None) -> QuerySet[Loan]:

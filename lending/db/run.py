@@ -3,11 +3,13 @@ backend, date-times as the backend stores and answers them, model instances from
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
+from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection, models, transaction
 from django.utils.dateparse import parse_datetime
 
@@ -65,6 +67,16 @@ def instances(model: type[_Model], statement: Statement, params: Sequence[Any] =
 def db_datetime(value: datetime | None) -> Any:
     """A date-time as the backend stores it: PostgreSQL takes it as is, SQLite as UTC text."""
     return None if value is None else connection.ops.adapt_datetimefield_value(value)
+
+
+def db_json(value: Any, encoder: type[json.JSONEncoder] = DjangoJSONEncoder) -> Any:
+    """A JSON column's value as the backend takes it (None stays SQL NULL)."""
+    return None if value is None else connection.ops.adapt_json_value(value, encoder)
+
+
+def read_json(value: Any) -> Any:
+    """A JSON value a statement answered outside a model's column: SQLite answers text."""
+    return json.loads(value) if isinstance(value, str) else value
 
 
 def read_datetime(value: Any) -> datetime | None:

@@ -22,7 +22,7 @@ from django.utils import timezone
 from lending.book_state import read_state
 from lending.clients import books
 from lending.idempotency import Claim
-from lending.locks import close_open_loan, lock_book_bumping_version, lock_book_refreshing_stock
+from lending.locks import close_loan_of_copy, lock_book_bumping_version, lock_book_refreshing_stock
 from lending.models import Hold, HoldStatus, Loan
 from lending.services.queue import book_changed, promote_waiting, trapped_hold
 from lending.services.return_book import Resolution, finish_return
@@ -75,13 +75,13 @@ def _return_copy(item_barcode: str, book_id: int, returned_at: datetime | None, 
         now = timezone.now()
         copies = lock_book_bumping_version(book_id)
         on_loan = Loan.objects.open().filter(item_barcode=item_barcode, book_id=book_id)
-        closed = close_open_loan(on_loan.circulating(), book_id=book_id, now=returned_at or now)
+        closed = close_loan_of_copy(item_barcode, book_id, now=returned_at or now, circulating_only=True)
         resolution = None
         if closed is None:  # lost or claimed returned (resolved as found), or returned meanwhile
             missing = on_loan.select_for_update().first()
             if missing is not None:
                 resolution = Resolution("found", was=missing.status)
-                closed = close_open_loan(on_loan, book_id=book_id, now=returned_at or now)
+                closed = close_loan_of_copy(item_barcode, book_id, now=returned_at or now, circulating_only=False)
         if closed is None:  # a concurrent check-in returned it first: this one has nothing to return
             return _settled(CheckIn(None, _route(item_barcode, book_id)), claim)
         loan = finish_return(closed, book_id, copies, now=now, resolution=resolution)

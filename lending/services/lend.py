@@ -13,11 +13,11 @@ from lending import blocks, calendar, circulation_rules, errors, history, overri
 from lending.book_state import BookState, count_open_loans_of_type, read_state
 from lending.circulation_rules import Decision, PolicyTerms
 from lending.clients import books, users
+from lending.db import loans as statements
 from lending.idempotency import Claim
 from lending.locks import lock_book_refreshing_stock, lock_patron
 from lending.models import Event, EventKind, Hold, HoldStatus, Loan
 from lending.outbox.messages import MessageType, availability_message, enqueue, loan_notification
-from lending.precompiled import insert
 from lending.services.queue import close_hold, promote_waiting, trapped_hold
 
 
@@ -104,7 +104,7 @@ def check_copy_on_shelf_for(user_email: str, book_id: int, item_barcode: str) ->
     """Under the book lock: the copy is not out (to this patron: `already_borrowed`; to anyone else:
     `item_on_loan`, which never says to whom) and no READY hold trapped it for another patron
     (`item_on_hold_shelf`). The holder it was trapped for may take it: the lend fulfils their hold."""
-    borrower = Loan.objects.open().filter(item_barcode=item_barcode).values_list("user_email", flat=True).first()
+    borrower = statements.borrower_of_copy(item_barcode)
     if borrower == user_email:
         raise policy.already_borrowed(user_email, book_id)
     if borrower is not None:
@@ -139,7 +139,7 @@ def _insert_loan(
     item_type: str | None,
     terms: PolicyTerms,
 ) -> Loan:
-    """As Loan.objects.create, by an INSERT written once (lending/precompiled.py)."""
+    """As Loan.objects.create, by its INSERT written out (`lending.db.loans`)."""
     loan = Loan(
         user_email=user_email,
         book_id=book.id,
@@ -151,8 +151,7 @@ def _insert_loan(
         loan_policy=terms.name,
         policy_terms=terms.snapshot(),
     )
-    [inserted] = insert([loan])
-    return inserted
+    return statements.insert_loan(loan)
 
 
 def _lent_event(loan: Loan, hold: Hold | None) -> Event:

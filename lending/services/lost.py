@@ -22,7 +22,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from lending import errors, fines, history
-from lending.locks import close_open_loan, lock_book, lock_book_bumping_version
+from lending.locks import close_loan, lock_book, lock_book_bumping_version
 from lending.models import CIRCULATING_STATUSES, UNRESOLVED_STATUSES, EventKind, Loan, LoanStatus
 from lending.outbox.messages import MessageType, availability_message, enqueue, loan_notification
 from lending.services.return_book import Resolution, finish_return
@@ -65,7 +65,7 @@ def resolve(loan_id: int, *, outcome: str, note: str = "") -> Loan:
     with transaction.atomic():
         loan, copies = _lock(loan_id, allowed=UNRESOLVED_STATUSES, action=f"resolving it as {outcome}", bump=True)
         now = timezone.now()
-        closed = close_open_loan(Loan.objects.filter(pk=loan.pk).open(), book_id=loan.book_id, now=now)
+        closed = close_loan(loan, now=now)
         assert closed is not None, "the loan is locked open"
         return finish_return(closed, loan.book_id, copies, now=now, resolution=Resolution(outcome, loan.status, note))
 

@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from lending import calendar, errors, fines, history, overrides
 from lending.idempotency import Claim
-from lending.locks import close_open_loan, lock_book_bumping_version
+from lending.locks import close_patrons_loan, lock_book_bumping_version
 from lending.models import Event, EventKind, Loan
 from lending.outbox.messages import MessageType, availability_message, enqueue, loan_notification
 from lending.services.queue import promote_after_copy_freed
@@ -42,14 +42,14 @@ def loan_return(
         returned = returned_at or now
         copies = lock_book_bumping_version(book_id)
         patrons_loan = Loan.objects.open_of(user_email, book_id)
-        closed = close_open_loan(patrons_loan.circulating(), book_id=book_id, now=returned)
+        closed = close_patrons_loan(user_email, book_id, now=returned, circulating_only=True)
         resolution = None
         if closed is None:  # lost or claimed returned (the return resolves it as found), or no loan
             missing = patrons_loan.select_for_update().first()
             if missing is None:  # the 404 rolls the version bump back
                 raise errors.LOAN_NOT_FOUND.error(user_email=user_email, book_id=book_id)
             resolution = Resolution("found", was=missing.status)
-            closed = close_open_loan(patrons_loan, book_id=book_id, now=returned)
+            closed = close_patrons_loan(user_email, book_id, now=returned, circulating_only=False)
         assert closed is not None, "the loan is locked open"
         loan = finish_return(closed, book_id, copies, now=now, resolution=resolution)
         if claim:
@@ -60,7 +60,7 @@ def loan_return(
 def finish_return(
     closed: tuple[Loan, bool], book_id: int, copies: int | None, *, now: datetime, resolution: Resolution | None
 ) -> Loan:
-    """Under the book lock, once `close_open_loan` closed the loan: record it, give the copy to the
+    """Under the book lock, once `lending.locks` closed the loan: record it, give the copy to the
     first patron waiting, and queue the availability update and the patron's notice."""
     loan, anyone_waiting = closed
     assert loan.date_returned is not None, "a returned loan"

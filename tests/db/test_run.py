@@ -33,7 +33,10 @@ def test_variants_pick_this_backends_text():
 def test_instances_convert_each_column_as_the_orm_does():
     now = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
     loan = Loan.objects.create(
-        user_email="a@example.com", book_id=1, date_borrowed=now, date_due=now + timedelta(days=3),
+        user_email="a@example.com",
+        book_id=1,
+        date_borrowed=now,
+        date_due=now + timedelta(days=3),
         policy_terms={"loan_days": 3},
     )
     [read] = run.instances(Loan, "SELECT * FROM lending_loan WHERE id = %s", [loan.pk])

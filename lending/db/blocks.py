@@ -1,0 +1,22 @@
+"""The patron blocks' statements: every write asks for the blocks in force."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from lending.db.run import db_datetime, instances
+
+if TYPE_CHECKING:
+    from lending.blocks import PatronBlock
+
+# A patron's blocks that have not expired at a moment, oldest first.
+BLOCKS_IN_FORCE = (
+    "SELECT * FROM lending_patronblock WHERE user_email = %s AND (expires_at IS NULL OR expires_at > %s) ORDER BY id"
+)
+
+
+def blocks_in_force(user_email: str, now: datetime) -> list[PatronBlock]:
+    from lending.blocks import PatronBlock  # the model lives with the rules it serves
+
+    return instances(PatronBlock, BLOCKS_IN_FORCE, [user_email, db_datetime(now)])
