@@ -32,6 +32,7 @@ from django.conf import settings
 from django.utils.dateparse import parse_datetime
 
 from lending import representation as shown
+from lending.db import outbox as db_outbox
 from lending.models import EventKind, Hold, Loan, OutboxKind, OutboxMessage
 from lending.patron_ref import patron_ref
 
@@ -146,7 +147,7 @@ def enqueue_for(recorded: Sequence[Recorded]) -> list[OutboxMessage]:
                 next_attempt_at=datetime.now(UTC),
             )
         )
-    return OutboxMessage.objects.bulk_create(messages)
+    return db_outbox.insert_messages(messages)
 
 
 def _data(event: Recorded, subject: Loan | Hold) -> dict:

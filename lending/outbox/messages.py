@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from django.utils import timezone
 
-from lending import precompiled
 from lending.calendar import library_day
+from lending.db import outbox as db_outbox
 from lending.models import Hold, Loan, OutboxKind, OutboxMessage
 from lending.patron_ref import patron_ref
 
@@ -28,9 +28,9 @@ class MessageType:
 
 
 def enqueue(*messages: OutboxMessage) -> list[OutboxMessage]:
-    """Writes the messages in one INSERT (one round trip, whatever their number), its SQL written once
-    per number of messages (lending/precompiled.py: every lend and return enqueues two)."""
-    return precompiled.insert(messages)
+    """Writes the messages in one INSERT (one round trip, whatever their number: every lend and
+    return enqueues two); their ids are set."""
+    return db_outbox.insert_messages(messages)
 
 
 def availability_message(book_id: int) -> OutboxMessage:

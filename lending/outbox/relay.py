@@ -22,6 +22,8 @@ peer takes batches; a peer that answers 404 there gets one call per notification
 `run_forever` makes the peer calls side by side on a pool of OUTBOX_DELIVERY_THREADS threads (each
 with its own database connection): a call mostly waits on a peer, so one relay keeps up with the
 lends only when calls overlap. `run_once` without a pool makes them one after the other.
+
+The statements (claim, lease, settling, re-check insert) are literal SQL in `lending.db.outbox`.
 """
 
 from __future__ import annotations
@@ -39,23 +41,15 @@ from functools import partial
 
 from django.conf import settings
 from django.db import close_old_connections, transaction
-from django.db.models import Exists, F, Q, QuerySet, Value
-from django.db.models.functions import Greatest
 from django.utils import timezone
 
 from lending import metrics, selectors, tracing
 from lending.clients import books, fees, notifications
+from lending.db import outbox as db_outbox
+from lending.db.outbox import RECHECK
 from lending.errors import PeerUnavailable
-from lending.models import BookStock, OutboxKind, OutboxMessage, OutboxStatus
+from lending.models import OutboxKind, OutboxMessage, OutboxStatus
 from lending.outbox import broker
-from lending.precompiled import (
-    ANOTHER_ID,
-    SENTINEL_ID,
-    SENTINEL_IDS,
-    SENTINEL_NOW,
-    PrecompiledSelect,
-    PrecompiledUpdate,
-)
 from lending.request_context import request_id_var
 
 logger = logging.getLogger(__name__)
@@ -69,24 +63,11 @@ def claim_batch(batch_size: int | None = None, *, due_by: datetime | None = None
     """Claims pending messages due by `due_by` (default: now) for one lease."""
     now = timezone.now()
     with transaction.atomic():
-        batch = _CLAIMABLE(due_by=due_by or now, limit=batch_size or settings.OUTBOX_BATCH_SIZE)
+        batch = db_outbox.claimable(due_by or now, batch_size or settings.OUTBOX_BATCH_SIZE)
         if batch:
             lease_end = now + timedelta(seconds=settings.OUTBOX_LEASE_SECONDS)
-            _TAKE_LEASE(ids=[m.pk for m in batch], lease_end=lease_end)
+            db_outbox.take_lease([m.pk for m in batch], lease_end)
     return batch
-
-
-def _claimable_query(due_by: datetime, limit: int) -> QuerySet[OutboxMessage]:
-    """The claim's one definition, in the ORM (compiled once per batch size: `_CLAIMABLE`)."""
-    return (
-        OutboxMessage.objects.select_for_update(skip_locked=True)
-        .filter(status=OutboxStatus.PENDING, next_attempt_at__lte=due_by)
-        .order_by("next_attempt_at", "id")[:limit]
-    )
-
-
-def _take_lease_query(ids: list[int], lease_end: datetime) -> int:
-    return OutboxMessage.objects.filter(pk__in=ids).update(next_attempt_at=lease_end, claims=F("claims") + 1)
 
 
 def _abandoned_before(message: OutboxMessage) -> bool:
@@ -242,23 +223,6 @@ def _deliver_availability(messages: list[OutboxMessage], available: bool, versio
 
 def _settle_availability(book_id: int, claimed: list[int], version: int) -> bool:
     """True when settled; False when the book changed meanwhile and the messages were reopened."""
-    now = timezone.now()
-    settled = _SETTLE_AVAILABILITY(book_id=book_id, claimed=claimed, version=version, now=now)
-    if not settled:
-        # The book changed while our update travelled, and another delivery may already have
-        # settled these messages with a state our late write has just overwritten: reopen them.
-        # The claim is handed back: it ended with a known outcome, so it does not count as abandoned.
-        OutboxMessage.objects.filter(pk__in=claimed).update(
-            status=OutboxStatus.PENDING,
-            next_attempt_at=now,
-            delivered_at=None,
-            claims=Greatest(F("claims") - 1, Value(0)),
-        )  # never below 0, if delivered without a claim
-    return bool(settled)
-
-
-def _settle_availability_query(book_id: int, claimed: list[int], version: int, now: datetime) -> int:
-    """The settle's one definition, in the ORM (compiled once: `_SETTLE_AVAILABILITY`)."""
     # One UPDATE, only if the book is still at the version we published. The peer then holds the
     # current state, so the availability messages of this book waiting to be claimed are satisfied
     # too. Not these, which settle themselves: the ones in flight (another delivery's stale write
@@ -267,19 +231,16 @@ def _settle_availability_query(book_id: int, claimed: list[int], version: int, n
     # delivery was abandoned (their taking over must leave a re-check). A change committing
     # meanwhile commits its own message with its version: this statement sees both (and settles
     # nothing) or neither (and leaves that message to deliver the newer state).
-    book_changed = BookStock.objects.filter(book_id=book_id).exclude(version=version)
-    waiting = Q(
-        book_id=book_id,
-        kind=OutboxKind.AVAILABILITY,
-        status=OutboxStatus.PENDING,
-        next_attempt_at__lte=now,
-        claims__lte=F("attempts"),
-    ) & ~Q(payload__has_key=RECHECK)
-    messages = OutboxMessage.objects.filter(Q(pk__in=claimed) | waiting).filter(~Exists(book_changed))
-    return _delivered(messages, now)
+    now = timezone.now()
+    settled = db_outbox.settle_availability(book_id, claimed, version, now)
+    if not settled:
+        # The book changed while our update travelled, and another delivery may already have
+        # settled these messages with a state our late write has just overwritten: reopen them.
+        # The claim is handed back: it ended with a known outcome, so it does not count as abandoned.
+        db_outbox.reopen(claimed, now)
+    return bool(settled)
 
 
-RECHECK = "recheck_after_unknown_outcome"
 _RECHECK_KEYS = uuid.UUID("6f0f4d1e-3c1a-4a57-9a51-2f8b1f7c9e10")  # namespace of the re-checks' keys
 
 
@@ -294,18 +255,14 @@ def _enqueue_recheck(book_id: int) -> None:
         return
     window = int((timezone.now().timestamp() + delay) // delay) + 1
     due = datetime.fromtimestamp(window * delay, tz=UTC)
-    OutboxMessage.objects.bulk_create(
-        [
-            OutboxMessage(
-                key=uuid.uuid5(_RECHECK_KEYS, f"{book_id}/{window}"),
-                kind=OutboxKind.AVAILABILITY,
-                book_id=book_id,
-                payload={RECHECK: True},
-                next_attempt_at=due,
-            )
-        ],
-        ignore_conflicts=True,
+    recheck = OutboxMessage(
+        key=uuid.uuid5(_RECHECK_KEYS, f"{book_id}/{window}"),
+        kind=OutboxKind.AVAILABILITY,
+        book_id=book_id,
+        payload={RECHECK: True},
+        next_attempt_at=due,
     )
+    db_outbox.insert_messages([recheck], ignore_conflicts=True)
 
 
 def _raise_if_refused(peer: str, status: int) -> None:
@@ -314,31 +271,7 @@ def _raise_if_refused(peer: str, status: int) -> None:
 
 
 def _mark_delivered(ids: list[int]) -> int:
-    return _MARK_DELIVERED(ids=ids, now=timezone.now())
-
-
-def _delivered(messages: QuerySet[OutboxMessage], now: datetime) -> int:
-    """What delivered means for a message, written once for both settling statements."""
-    return messages.update(status=OutboxStatus.DELIVERED, delivered_at=now, last_error="")
-
-
-def _mark_delivered_query(ids: list[int], now: datetime) -> int:
-    return _delivered(OutboxMessage.objects.filter(pk__in=ids), now)
-
-
-# The relay's settling statements run per book published and per batch: their SQL is compiled once
-# (lending/precompiled.py), per list length. The sentinels are in their fields' ranges and distinct.
-_SETTLE_AVAILABILITY = PrecompiledUpdate(
-    _settle_availability_query,
-    book_id=SENTINEL_ID,
-    claimed=SENTINEL_IDS,
-    version=ANOTHER_ID,
-    now=SENTINEL_NOW,
-)
-_MARK_DELIVERED = PrecompiledUpdate(_mark_delivered_query, ids=SENTINEL_IDS, now=SENTINEL_NOW)
-# The claim: its SELECT's LIMIT is written into the SQL, so it is compiled once per batch size.
-_CLAIMABLE = PrecompiledSelect(_claimable_query, shaped=("limit",), due_by=SENTINEL_NOW)
-_TAKE_LEASE = PrecompiledUpdate(_take_lease_query, ids=SENTINEL_IDS, lease_end=SENTINEL_NOW)
+    return db_outbox.mark_delivered(ids, timezone.now())
 
 
 def _record_failure(message: OutboxMessage, error: str, *, permanent: bool) -> None:

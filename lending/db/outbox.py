@@ -1,0 +1,182 @@
+"""The outbox's statements: writing messages (`lending.outbox.messages`, the domain events, the relay's
+re-checks) and the relay's claim, lease and settling (`lending.outbox.relay`, which says why each
+is the way it is).
+
+A list of ids is one parameter: a PostgreSQL array (`id = ANY(%s)`), or JSON text that SQLite
+unrolls (`json_each`); so each statement keeps one text whatever the number of ids.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from django.db import connection
+from django.utils import timezone
+
+from lending.db import run
+from lending.db.run import Variants
+from lending.models import OutboxMessage
+
+# The payload key of an availability re-check (`lending.outbox.relay._enqueue_recheck`): the settle
+# below never satisfies a re-check on another delivery's behalf.
+RECHECK = "recheck_after_unknown_outcome"
+
+INSERT_MESSAGES = (
+    'INSERT INTO lending_outboxmessage ("key", kind, book_id, payload, status, attempts, claims, '
+    "next_attempt_at, last_error, created_at, delivered_at, traceparent) VALUES {rows} RETURNING id"
+)
+# A message whose key is already there is left out (the relay's re-check: one per book and window);
+# which rows went in is not answered, as with `bulk_create(ignore_conflicts=True)`.
+INSERT_MESSAGES_IGNORING_CONFLICTS = (
+    'INSERT INTO lending_outboxmessage ("key", kind, book_id, payload, status, attempts, claims, '
+    "next_attempt_at, last_error, created_at, delivered_at, traceparent) VALUES {rows} "
+    "ON CONFLICT DO NOTHING"
+)
+MESSAGE_ROW = "(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+
+# Pending messages due by a moment, oldest first, locked for the claim; rows another relay holds are
+# skipped, not waited for. SQLite has no row locks (one writer at a time anyway).
+CLAIMABLE = Variants(
+    postgresql=(
+        "SELECT * FROM lending_outboxmessage WHERE status = 'PENDING' AND next_attempt_at <= %s "
+        "ORDER BY next_attempt_at, id LIMIT %s FOR UPDATE SKIP LOCKED"
+    ),
+    sqlite=(
+        "SELECT * FROM lending_outboxmessage WHERE status = 'PENDING' AND next_attempt_at <= %s "
+        "ORDER BY next_attempt_at, id LIMIT %s"
+    ),
+)
+
+TAKE_LEASE = Variants(
+    postgresql="UPDATE lending_outboxmessage SET next_attempt_at = %s, claims = claims + 1 WHERE id = ANY(%s)",
+    sqlite=(
+        "UPDATE lending_outboxmessage SET next_attempt_at = %s, claims = claims + 1 "
+        "WHERE id IN (SELECT value FROM json_each(%s))"
+    ),
+)
+
+MARK_DELIVERED = Variants(
+    postgresql=(
+        "UPDATE lending_outboxmessage SET status = 'DELIVERED', delivered_at = %s, last_error = '' WHERE id = ANY(%s)"
+    ),
+    sqlite=(
+        "UPDATE lending_outboxmessage SET status = 'DELIVERED', delivered_at = %s, last_error = '' "
+        "WHERE id IN (SELECT value FROM json_each(%s))"
+    ),
+)
+
+# The claimed messages of a book and its availability messages waiting to be claimed (due, not a
+# re-check, no abandoned delivery), delivered: only if the book is still at the published version.
+SETTLE_AVAILABILITY = Variants(
+    postgresql=(
+        "UPDATE lending_outboxmessage SET status = 'DELIVERED', delivered_at = %s, last_error = '' "
+        "WHERE (id = ANY(%s) OR (book_id = %s AND kind = 'availability' AND status = 'PENDING' "
+        "AND next_attempt_at <= %s AND claims <= attempts "
+        f"AND NOT (payload ? '{RECHECK}'))) "
+        "AND NOT EXISTS (SELECT 1 FROM lending_bookstock WHERE book_id = %s AND version <> %s)"
+    ),
+    sqlite=(
+        "UPDATE lending_outboxmessage SET status = 'DELIVERED', delivered_at = %s, last_error = '' "
+        "WHERE (id IN (SELECT value FROM json_each(%s)) OR (book_id = %s AND kind = 'availability' "
+        "AND status = 'PENDING' AND next_attempt_at <= %s AND claims <= attempts "
+        f"AND JSON_TYPE(payload, '$.\"{RECHECK}\"') IS NULL)) "
+        "AND NOT EXISTS (SELECT 1 FROM lending_bookstock WHERE book_id = %s AND version <> %s)"
+    ),
+)
+
+# Claimed messages handed back, due at once; the claim no longer counts (never below 0, for a message
+# delivered without a claim).
+REOPEN = Variants(
+    postgresql=(
+        "UPDATE lending_outboxmessage SET status = 'PENDING', next_attempt_at = %s, delivered_at = NULL, "
+        "claims = GREATEST(claims - 1, 0) WHERE id = ANY(%s)"
+    ),
+    sqlite=(
+        "UPDATE lending_outboxmessage SET status = 'PENDING', next_attempt_at = %s, delivered_at = NULL, "
+        "claims = MAX(claims - 1, 0) WHERE id IN (SELECT value FROM json_each(%s))"
+    ),
+)
+
+
+def insert_messages(messages: Sequence[OutboxMessage], *, ignore_conflicts: bool = False) -> list[OutboxMessage]:
+    """Writes the messages in one INSERT whatever their number (SQLite: as many as its parameter limit
+    allows per statement), each column as `bulk_create` writes it: the instance's values (its fields'
+    defaults), `created_at` now. Their ids are set from the statement's answer; with
+    `ignore_conflicts` a message whose key exists is not written, and, as with `bulk_create`'s
+    `ignore_conflicts`, no id is set."""
+    if not messages:
+        return []
+    now = timezone.now()
+    for message in messages:
+        message.created_at = now  # auto_now_add
+    statement = INSERT_MESSAGES_IGNORING_CONFLICTS if ignore_conflicts else INSERT_MESSAGES
+    for chunk in _chunks_per_statement(messages):
+        sql = statement.format(rows=", ".join([MESSAGE_ROW] * len(chunk)))
+        params = [value for message in chunk for value in _row(message)]
+        if ignore_conflicts:
+            run.execute(sql, params)
+            continue
+        for message, (pk,) in zip(chunk, run.fetch_all(sql, params), strict=True):
+            message.pk = pk
+            # As `bulk_create` leaves them: Model._state (documented) says the row is saved, and where.
+            message._state.adding, message._state.db = False, connection.alias
+    return list(messages)
+
+
+def claimable(due_by: datetime, limit: int) -> list[OutboxMessage]:
+    """Up to `limit` pending messages due by `due_by`, oldest first, locked until the transaction
+    ends (PostgreSQL; those another transaction holds are skipped). Call inside `atomic`."""
+    return run.instances(OutboxMessage, CLAIMABLE, [run.db_datetime(due_by), limit])
+
+
+def take_lease(ids: Sequence[int], lease_end: datetime) -> int:
+    """The messages are due again at `lease_end` (if their delivery never settles), one claim more."""
+    return run.execute(TAKE_LEASE, [run.db_datetime(lease_end), _id_list(ids)])
+
+
+def mark_delivered(ids: Sequence[int], now: datetime) -> int:
+    return run.execute(MARK_DELIVERED, [run.db_datetime(now), _id_list(ids)])
+
+
+def settle_availability(book_id: int, claimed: Sequence[int], version: int, now: datetime) -> int:
+    """The rows delivered: none when the book is no longer at `version`."""
+    at = run.db_datetime(now)
+    return run.execute(SETTLE_AVAILABILITY, [at, _id_list(claimed), book_id, at, book_id, version])
+
+
+def reopen(ids: Sequence[int], now: datetime) -> int:
+    return run.execute(REOPEN, [run.db_datetime(now), _id_list(ids)])
+
+
+def _row(message: OutboxMessage) -> list[Any]:
+    """The message's values in MESSAGE_ROW's order, as its fields prepare them for this backend."""
+    return [
+        message.key if connection.features.has_native_uuid_field else message.key.hex,
+        message.kind,
+        message.book_id,
+        connection.ops.adapt_json_value(message.payload, None),  # the field has no custom encoder
+        message.status,
+        message.attempts,
+        message.claims,
+        run.db_datetime(message.next_attempt_at),
+        message.last_error,
+        run.db_datetime(message.created_at),
+        run.db_datetime(message.delivered_at),
+        message.traceparent,
+    ]
+
+
+def _chunks_per_statement(messages: Sequence[OutboxMessage]) -> list[Sequence[OutboxMessage]]:
+    """The messages in one chunk (PostgreSQL), or in chunks of as many rows as SQLite binds values
+    in one statement (its `max_query_params`)."""
+    limit = connection.features.max_query_params
+    size = len(messages) if limit is None else max(1, limit // MESSAGE_ROW.count("%s"))
+    return [messages[start : start + size] for start in range(0, len(messages), size)]
+
+
+def _id_list(ids: Sequence[int]) -> Any:
+    """A list of ids as one parameter: an array for PostgreSQL, JSON text for SQLite's `json_each`."""
+    return list(ids) if run.is_postgresql() else json.dumps(list(ids))
