@@ -310,11 +310,12 @@ def standing(
     loans: PatronLoans | None = None,
     *,
     fees: FeesStanding = NOT_ASKED,
+    blocks_in_force: list[PatronBlock] | None = None,
 ) -> Standing:
-    """What the patron may do at `now`, and why not (`loans`: the patron's, when already read;
-    `fees`: the balance `fees_standing` found, asked before any lock)."""
+    """What the patron may do at `now`, and why not (`loans`, `blocks_in_force`: the patron's, when
+    already read; `fees`: the balance `fees_standing` found, asked before any lock)."""
     rules = rules or current_rules()
-    blocks = statements.blocks_in_force(user_email, now)
+    blocks = statements.blocks_in_force(user_email, now) if blocks_in_force is None else blocks_in_force
     counts = patron_counts(user_email, now, blocks_in_force=len(blocks), loans=loans)
     reasons = {action.value: reasons_against(action, counts, blocks, rules, fees) for action in ALL_ACTIONS}
     return Standing(user_email=user_email, counts=counts, blocks=blocks, rules=rules, reasons=reasons, fees=fees)
@@ -327,14 +328,18 @@ def check_not_blocked(
     *,
     rulebook: circulation_rules.Rulebook,
     loans: PatronLoans | None = None,
+    blocks_in_force: list[PatronBlock] | None = None,
     fees: FeesStanding = NOT_ASKED,
 ) -> Standing:
     """Inside a write's transaction, after the patron's lock (so a block committed meanwhile is seen):
     403 `patron_blocked` with every blocking reason in `details`, unless the write carries a staff
     override (which then notes what it lifted). Returns the standing, whose counts the caller may use.
-    `rulebook`: the circulation rules the write read with its patron lock; `fees`: what
+    `rulebook`: the circulation rules the write read with its patron lock; `loans`, `blocks_in_force`:
+    the patron's, when the write read them with the book's state; `fees`: what
     `fees_standing(user_email)` answered BEFORE the transaction (default: not asked, no balance block)."""
-    found = standing(user_email, now, rules=current_rules(rulebook), loans=loans, fees=fees)
+    found = standing(
+        user_email, now, rules=current_rules(rulebook), loans=loans, fees=fees, blocks_in_force=blocks_in_force
+    )
     refusing = found.blocking(action)
     if refusing and not overrides.lifts("patron_blocked"):
         raise errors.PATRON_BLOCKED.error(

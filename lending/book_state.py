@@ -12,12 +12,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from django.utils import timezone
 
-from lending.db import holds, loans
+from lending.db import holds, loans, state
 from lending.db.loans import PatronLoans
 from lending.models import Hold, HoldStatus
+
+if TYPE_CHECKING:
+    from lending.blocks import PatronBlock
 
 __all__ = ["BookState", "PatronLoans", "count_open_loans_of_type", "count_patron_loans", "read_state"]
 
@@ -29,8 +33,9 @@ class BookState:
     open_loans: int
     # Open holds (WAITING and READY) in queue order.
     holds: list[Hold] = field(default_factory=list)
-    # Read with the book's state when a lend asks for it.
+    # Read with the book's state when a lend or a reservation asks for it (`read_state(patron=)`).
     patron_loans: PatronLoans | None = None
+    patron_blocks: list[PatronBlock] | None = None  # the patron's blocks in force, oldest first
 
     @property
     def ready(self) -> list[Hold]:
@@ -74,18 +79,23 @@ class BookState:
 
 
 def read_state(book_id: int, copies: int, *, patron: str | None = None, now: datetime | None = None) -> BookState:
-    """Two queries: the open loans, then the open holds, of the book. Given a `patron`, the first
-    query also counts that patron's open loans (`PatronLoans` at `now`)."""
+    """The book's open loans and open holds; given a `patron`, also their open loans (`PatronLoans`
+    at `now`) and blocks in force, all in one statement (`lending.db.state`)."""
     if patron is None:
-        open_loans, patron_loans = loans.count_open_loans_of_book(book_id), None
-    else:
-        open_loans, patron_loans = loans.count_book_and_patron_loans(book_id, patron, now or timezone.now())
+        return BookState(
+            book_id=book_id,
+            copies=copies,
+            open_loans=loans.count_open_loans_of_book(book_id),
+            holds=holds.open_holds_of_book(book_id),
+        )
+    read = state.read_book_and_patron(book_id, patron, now or timezone.now())
     return BookState(
         book_id=book_id,
         copies=copies,
-        open_loans=open_loans,
-        holds=holds.open_holds_of_book(book_id),
-        patron_loans=patron_loans,
+        open_loans=read.book_open_loans,
+        holds=read.holds,
+        patron_loans=read.patron_loans,
+        patron_blocks=read.blocks,
     )
 
 

@@ -7,6 +7,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any, TypeVar
 
 from django.core.serializers.json import DjangoJSONEncoder
@@ -61,7 +62,29 @@ def fetch_all(statement: Statement, params: Sequence[Any] = ()) -> list[tuple]:
 def instances(model: type[_Model], statement: Statement, params: Sequence[Any] = ()) -> list[_Model]:
     """The model's rows a SELECT answers (every column of the table, `SELECT t.*`), as instances:
     Django's raw queries apply each field's database converters (SQLite's text date-times and JSON)."""
-    return list(model.objects.raw(text(statement), params))
+    return list(model._default_manager.raw(text(statement), params))
+
+
+def instances_from_json(model: type[_Model], rows: list[dict[str, Any]]) -> list[_Model]:
+    """The model's rows a statement answered as JSON objects keyed by column (PostgreSQL's `json_agg`
+    of a row, SQLite's `json_object`), as instances: date-times and decimals read back from their JSON
+    text, JSON columns already decoded."""
+    fields = model._meta.concrete_fields
+    names = [field.attname for field in fields]
+    return [
+        model.from_db(connection.alias, names, [_from_json(field, row[field.column]) for field in fields])
+        for row in rows
+    ]
+
+
+def _from_json(field: models.Field, value: Any) -> Any:
+    if value is None:
+        return None
+    if isinstance(field, models.DateTimeField):
+        return read_datetime(value)
+    if isinstance(field, models.DecimalField):
+        return Decimal(str(value))
+    return value
 
 
 def db_datetime(value: datetime | None) -> Any:

@@ -53,7 +53,13 @@ def lend_copy(
             # patron's loans are counted once, with the book's (`read_state`), for the blocks too.
             state = read_state(book.id, book.copies, patron=user_email, now=now)
             blocks.check_not_blocked(
-                user_email, blocks.Action.BORROW, now, rulebook=rulebook, loans=state.patron_loans, fees=balance
+                user_email,
+                blocks.Action.BORROW,
+                now,
+                rulebook=rulebook,
+                loans=state.patron_loans,
+                blocks_in_force=state.patron_blocks,
+                fees=balance,
             )
             decision = rulebook.decide(patron.category, item_type)
             hold = _check_lend(user_email, state, decision, item_barcode)
@@ -124,7 +130,13 @@ def loan_lend_check(*, user_email: str, book_id: int) -> None:
     state = read_state(book.id, book.copies, patron=user_email, now=now)
     balance = blocks.fees_standing(user_email)
     blocks.check_not_blocked(
-        user_email, blocks.Action.BORROW, now, rulebook=rulebook, loans=state.patron_loans, fees=balance
+        user_email,
+        blocks.Action.BORROW,
+        now,
+        rulebook=rulebook,
+        loans=state.patron_loans,
+        blocks_in_force=state.patron_blocks,
+        fees=balance,
     )
     _check_lend(user_email, state, rulebook.decide(patron.category, book.item_type), None)
 

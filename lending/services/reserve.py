@@ -38,7 +38,12 @@ def hold_reserve(*, user_email: str, book_id: int, claim: Claim | None = None) -
             state = read_state(book.id, book.copies, patron=user_email, now=now)
             assert state.patron_loans is not None, "read for this patron"
             blocks.check_not_blocked(
-                user_email, blocks.Action.RESERVE, now, rulebook=rulebook, loans=state.patron_loans
+                user_email,
+                blocks.Action.RESERVE,
+                now,
+                rulebook=rulebook,
+                loans=state.patron_loans,
+                blocks_in_force=state.patron_blocks,
             )
             on_loan = state.patron_loans.of_this_book > 0
             decision = rulebook.decide(patron.category, book.item_type)

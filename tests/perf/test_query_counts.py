@@ -1,5 +1,5 @@
 """Queries per request, pinned: each one is a database round trip, and under load the round trips,
-not the SQL, are what a lend or a return costs (see bench/REPORT.md). A change that adds one should
+not the SQL, are what a lend or a return costs (see tools/bench/REPORT.md). A change that adds one should
 say why. Counts, never timings: timings live in `make bench`.
 
 Counted as in production: outside a test transaction, so BEGIN and COMMIT are included. With
@@ -33,16 +33,16 @@ def _rules_read(db):
     circulation_rules.in_force()
 
 
-def test_lend_is_eleven_queries(api, peers, patron, book, django_assert_num_queries):
+def test_lend_is_nine_queries(api, peers, patron, book, django_assert_num_queries):
     # BEGIN, upsert of the book row (the lock and the version bump), patron lock (with the circulation
-    # rules' version in the same statement), the open loans of
-    # the book and of the patron with everything the rules and the automated blocks count (one query,
-    # read live under the patron lock: lending.book_state), the patron's blocks (lending.blocks), the
-    # book's holds, the library calendar (the due date; read once per transaction, so the pickup
-    # deadline that promote_waiting computes reads it no more: lending.calendar), insert the loan, its
-    # `lent` event (the audit trail, in the same transaction: lending.history), both outbox rows (one
-    # INSERT), COMMIT. SQLite has no patron lock (one writer at a time anyway): it reads the version alone.
-    with django_assert_num_queries(11):
+    # rules' version in the same statement), then what the lend decides on in one statement, read live
+    # under the patron lock (lending.db.state): the open loans of the book and of the patron with
+    # everything the rules and the automated blocks count, the book's holds, the patron's blocks in
+    # force; the library calendar (the due date; read once per transaction, so the pickup deadline that
+    # promote_waiting computes reads it no more: lending.calendar), insert the loan, its `lent` event
+    # (the audit trail, in the same transaction: lending.history), both outbox rows (one INSERT),
+    # COMMIT. SQLite has no patron lock (one writer at a time anyway): it reads the version alone.
+    with django_assert_num_queries(9):
         assert lend(api, patron, book).status_code == 201
 
 
@@ -50,9 +50,9 @@ def test_reserve_counts_the_patrons_loans_once(api, peers, patron, book, django_
     lend(api, patron, book)
     waiting = peers.user.add_user(f"waiting-{book['id']}@example.com")["email"]
     # BEGIN, upsert of the book row, patron lock (with the rules' version), the book's and the
-    # patron's open loans (one query, for the blocks and for "already borrowed"), the patron's blocks,
-    # the book's holds, insert the hold, its `reserved` event, COMMIT.
-    with django_assert_num_queries(9):
+    # patron's open loans, the book's holds and the patron's blocks (one query, lending.db.state),
+    # insert the hold, its `reserved` event, COMMIT.
+    with django_assert_num_queries(7):
         answer = post_json(api, "/reserveBook/", {"user_email": waiting, "book_id": book["id"]})
     assert answer.status_code == 201, answer.content
 
@@ -77,11 +77,11 @@ def test_renew_is_twelve_queries(api, peers, patron, book, django_assert_num_que
     assert response.status_code == 200, response.content
 
 
-def test_check_out_is_thirteen_queries(api, peers, patron, django_assert_num_queries):
+def test_check_out_is_eleven_queries(api, peers, patron, django_assert_num_queries):
     barcode = peers.book.add_book("Counted copy", "A", 1)["items"][0]["barcode"]
-    # A lend's eleven, and the copy's own two checks under the book lock: not out to anyone, not
+    # A lend's nine, and the copy's own two checks under the book lock: not out to anyone, not
     # trapped on the hold shelf for another patron.
-    with django_assert_num_queries(13):
+    with django_assert_num_queries(11):
         response = post_json(api, "/checkouts/", {"item_barcode": barcode, "user_email": patron})
     assert response.status_code == 201, response.content
 
