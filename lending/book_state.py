@@ -12,16 +12,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING
 
 from django.utils import timezone
 
 from lending.db import holds, loans, state
 from lending.db.loans import PatronLoans
-from lending.models import Hold, HoldStatus
-
-if TYPE_CHECKING:
-    from lending.blocks import PatronBlock
+from lending.models import Hold, HoldStatus, PatronBlock
 
 __all__ = ["BookState", "PatronLoans", "count_open_loans_of_type", "count_patron_loans", "read_state"]
 

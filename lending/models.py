@@ -560,3 +560,38 @@ class Event(models.Model):
     @property
     def subject(self) -> str:
         return f"loan/{self.loan_id}" if self.loan_id else f"hold/{self.hold_id}"
+
+
+# --- Patron blocks (the rules that read them: lending.blocks) ---------------------------------------
+def in_force(now: datetime) -> Q:
+    """A block that has not expired at `now`."""
+    return Q(expires_at__isnull=True) | Q(expires_at__gt=now)
+
+
+class PatronBlockQuerySet(models.QuerySet):
+    def in_force(self, now: datetime) -> PatronBlockQuerySet:
+        return self.filter(in_force(now))
+
+    def of(self, user_email: str) -> PatronBlockQuerySet:
+        return self.filter(user_email=user_email)
+
+
+class PatronBlock(models.Model):
+    """A block staff placed on a patron: the actions it forbids until it expires or is removed."""
+
+    user_email = models.EmailField(max_length=254)
+    reason = models.TextField()
+    blocks = models.JSONField(help_text='The actions blocked: any of "borrow", "renew", "reserve".')
+    created_at = models.DateTimeField()
+    expires_at = models.DateTimeField(null=True, blank=True)
+    # The caller who placed it (an API key's name, `anonymous` when keys are off, or a staff user).
+    created_by = models.CharField(max_length=150, blank=True, default="")
+
+    objects = PatronBlockQuerySet.as_manager()
+
+    class Meta:
+        app_label = "lending"
+        indexes = [models.Index(fields=["user_email", "id"], name="blocks_by_user")]
+
+    def __str__(self) -> str:
+        return f"block {self.pk} on {self.user_email}: {', '.join(self.blocks)}"

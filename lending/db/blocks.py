@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TYPE_CHECKING
 
 from lending.db.run import db_datetime, instances
-
-if TYPE_CHECKING:
-    from lending.blocks import PatronBlock
+from lending.models import PatronBlock
 
 # A patron's blocks that have not expired at a moment, oldest first.
 BLOCKS_IN_FORCE = (
@@ -17,6 +14,4 @@ BLOCKS_IN_FORCE = (
 
 
 def blocks_in_force(user_email: str, now: datetime) -> list[PatronBlock]:
-    from lending.blocks import PatronBlock  # the model lives with the rules it serves
-
     return instances(PatronBlock, BLOCKS_IN_FORCE, [user_email, db_datetime(now)])

@@ -7,14 +7,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING
 
 from lending.db.loans import COUNT_BOOK_AND_PATRON_LOANS, PatronLoans
 from lending.db.run import Variants, db_datetime, fetch_one, instances_from_json, read_datetime, read_json
-from lending.models import Hold
-
-if TYPE_CHECKING:
-    from lending.blocks import PatronBlock
+from lending.models import Hold, PatronBlock
 
 READ_BOOK_AND_PATRON = Variants(
     postgresql=(
@@ -51,8 +47,6 @@ class BookAndPatron:
 
 
 def read_book_and_patron(book_id: int, user_email: str, now: datetime) -> BookAndPatron:
-    from lending.blocks import PatronBlock  # the model lives with the rules it serves
-
     at = db_datetime(now)
     counts = [book_id, user_email, book_id, user_email, user_email, at, user_email, user_email, at, book_id, user_email]
     row = fetch_one(READ_BOOK_AND_PATRON, [book_id, user_email, at, *counts])
