@@ -59,7 +59,8 @@ WORKDIR /app
 COPY manage.py pyproject.toml ./
 COPY config/ ./config/
 COPY lending/ ./lending/
-COPY reference_peers/ ./reference_peers/
+COPY tools/__init__.py ./tools/
+COPY tools/reference_peers/ ./tools/reference_peers/
 COPY sip_gateway/ ./sip_gateway/
 COPY docker/ ./docker/
 
@@ -68,7 +69,7 @@ COPY docker/ ./docker/
 # ---------------------------------------------------------------------------
 FROM base AS test
 
-# The test lock holds the run lock's versions unchanged (scripts/check_locks.py), plus the test tools.
+# The test lock holds the run lock's versions unchanged (tools/scripts/check_locks.py), plus the test tools.
 COPY requirements/test.lock.txt /tmp/requirements/
 RUN pip install --no-cache-dir --require-hashes -r /tmp/requirements/test.lock.txt
 # The whole (filtered) context: pytest settings, conftest and tests included.
@@ -92,7 +93,7 @@ ENV GIT_COMMIT=${GIT_COMMIT}
 RUN DJANGO_SECRET_KEY=collectstatic-only-not-a-secret \
     DJANGO_ALLOWED_HOSTS=localhost \
     python manage.py collectstatic --noinput \
-    && python -m compileall -q /app/config /app/lending /app/reference_peers /app/sip_gateway
+    && python -m compileall -q /app/config /app/lending /app/tools /app/sip_gateway
 
 USER 10001:10001
 EXPOSE 8000

@@ -31,7 +31,7 @@ python-version:
 
 $(RUN_INSTALLED): requirements/base.txt requirements/base.lock.txt requirements/pip.lock.txt
 	@$(CHECK_PYTHON)
-	$(PYTHON_BIN) scripts/check_locks.py
+	$(PYTHON_BIN) tools/scripts/check_locks.py
 	$(PYTHON_BIN) -m venv $(VENV)
 	$(PY) -m pip install --quiet --require-hashes -r requirements/pip.lock.txt
 	$(PY) -m pip install --quiet --require-hashes -r requirements/base.lock.txt
@@ -39,7 +39,7 @@ $(RUN_INSTALLED): requirements/base.txt requirements/base.lock.txt requirements/
 
 $(INSTALLED): requirements/base.txt requirements/test.txt requirements/test.lock.txt requirements/pip.lock.txt
 	@$(CHECK_PYTHON)
-	$(PYTHON_BIN) scripts/check_locks.py
+	$(PYTHON_BIN) tools/scripts/check_locks.py
 	$(PYTHON_BIN) -m venv $(VENV)
 	$(PY) -m pip install --quiet --require-hashes -r requirements/pip.lock.txt
 	$(PY) -m pip install --quiet --require-hashes -r requirements/test.lock.txt
@@ -51,7 +51,7 @@ $(INSTALLED): requirements/base.txt requirements/test.txt requirements/test.lock
 # The deployment linters (checkov and friends) pin their own dependencies: a venv of their own.
 $(LINT_INSTALLED): requirements/lint.txt requirements/lint.lock.txt requirements/pip.lock.txt
 	@$(CHECK_PYTHON)
-	$(PYTHON_BIN) scripts/check_locks.py
+	$(PYTHON_BIN) tools/scripts/check_locks.py
 	$(PYTHON_BIN) -m venv $(LINT_VENV)
 	$(LINT_VENV)/bin/python -m pip install --quiet --require-hashes -r requirements/pip.lock.txt
 	$(LINT_VENV)/bin/python -m pip install --quiet --require-hashes -r requirements/lint.lock.txt
@@ -80,16 +80,16 @@ lock: $(UV)
 	$(UV_COMPILE) requirements/test.txt -c requirements/base.lock.txt -o requirements/test.lock.txt
 	$(UV_COMPILE) requirements/bench.txt -c requirements/test.lock.txt -o requirements/bench.lock.txt
 	$(UV_COMPILE) requirements/lint.txt -o requirements/lint.lock.txt
-	$(PYTHON_BIN) scripts/check_locks.py
+	$(PYTHON_BIN) tools/scripts/check_locks.py
 
 ## run: the service on http://127.0.0.1:$(PORT) with the reference peers, the relay and the scheduler
 run: $(RUN_INSTALLED)
-	$(PY) scripts/run_local.py --port $(PORT) --peers-port $(PEERS_PORT) --sip-port $(SIP_PORT)
+	$(PY) tools/scripts/run_local.py --port $(PORT) --peers-port $(PEERS_PORT) --sip-port $(SIP_PORT)
 
 .PHONY: demo
 ## demo: the README's API examples, in order, against a running `make run` (same PORT / PEERS_PORT)
 demo: $(RUN_INSTALLED)
-	$(PY) scripts/readme_walkthrough.py --port $(PORT) --peers-port $(PEERS_PORT)
+	$(PY) tools/scripts/readme_walkthrough.py --port $(PORT) --peers-port $(PEERS_PORT)
 
 # The tests of what runs differently on SQLite (`make run`'s default database): the write path's
 # statements, idempotent answers, statement counts, erasure. `make test` runs them a second time there.
@@ -143,12 +143,12 @@ lint: $(INSTALLED)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
-	$(PY) scripts/check_locks.py
-	$(PY) scripts/audit_dependencies.py
+	$(PY) tools/scripts/check_locks.py
+	$(PY) tools/scripts/audit_dependencies.py
 
 ## lint-deploy: offline checks of the Dockerfile, the Compose files and both Kubernetes overlays
 lint-deploy: $(INSTALLED) $(LINT_INSTALLED) promtool
-	APP_PYTHON=$(PY) bash scripts/lint_deploy.sh
+	APP_PYTHON=$(PY) bash tools/scripts/lint_deploy.sh
 
 .PHONY: fuzz
 ## fuzz: schemathesis (every check, positive and negative data) over the whole API, FUZZ_EXAMPLES per operation
@@ -160,16 +160,16 @@ fuzz: $(INSTALLED)
 ## chaos: the whole system on PostgreSQL under load, SIGKILLs and peer faults, then every invariant checked
 CHAOS_ARGS ?= --duration 60 --max-duration 600 --clients 24 --kill-interval 2.5 --fault-interval 5 --min-operations 2000 --min-kills 20
 chaos: $(INSTALLED)
-	$(PY) -m chaos $(CHAOS_ARGS)
+	$(PY) -m tools.chaos $(CHAOS_ARGS)
 
 BENCH_INSTALLED := $(VENV)/.bench-installed
 $(BENCH_INSTALLED): $(INSTALLED) requirements/bench.txt requirements/bench.lock.txt
-	$(PYTHON_BIN) scripts/check_locks.py
+	$(PYTHON_BIN) tools/scripts/check_locks.py
 	$(PY) -m pip install --quiet --require-hashes -r requirements/bench.lock.txt
 	touch $(BENCH_INSTALLED)
 
 .PHONY: bench
-## bench: load benchmark on PostgreSQL (wrk from Debian's packages); results in bench/results/
+## bench: load benchmark on PostgreSQL (wrk from Debian's packages); results in tools/bench/results/
 bench: $(BENCH_INSTALLED)
 	@command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
-	$(PY) -m bench.run $(BENCH_ARGS)
+	$(PY) -m tools.bench.run $(BENCH_ARGS)

@@ -49,7 +49,7 @@ case "$role" in
         exec "$PYTHON" -m sip_gateway "$@"
         ;;
     peers)
-        exec "$PYTHON" -m reference_peers --host "${PEERS_HOST:-0.0.0.0}" "$@"
+        exec "$PYTHON" -m tools.reference_peers --host "${PEERS_HOST:-0.0.0.0}" "$@"
         ;;
     manage)
         exec "$PYTHON" manage.py "$@"

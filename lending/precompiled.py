@@ -3,7 +3,7 @@
 Turning a QuerySet into SQL costs the web worker more CPU than PostgreSQL spends running it: in
 `make bench` the Django ORM's compiling is about 60 % of a lend's CPU in the worker, the patron's and
 the book's COUNT ... FILTER queries the largest part, and most of the relay's CPU goes to compiling
-its settling UPDATEs (bench/REPORT.md). A statement whose shape never changes keeps its one definition
+its settling UPDATEs (tools/bench/REPORT.md). A statement whose shape never changes keeps its one definition
 in the ORM: it is compiled on its first call with sentinel values standing for its parameters, and
 every call runs that SQL with the real values in the sentinels' places. A sentinel the ORM would
 transform (so it is not found among the compiled parameters) fails at that first compile, loudly,

@@ -14,7 +14,7 @@ from django.db import connection
 from rest_framework.test import APIClient
 
 from lending.clients.http import all_peer_clients
-from reference_peers import BookPeer, FeesPeer, NotificationPeer, UserPeer
+from tools.reference_peers import BookPeer, FeesPeer, NotificationPeer, UserPeer
 
 
 def on_postgresql() -> bool:

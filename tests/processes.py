@@ -9,8 +9,8 @@ import sys
 
 from django.db import connection
 
-from harness import ROOT
-from harness.processes import manage, wait_until
+from tools.harness import ROOT
+from tools.harness.processes import manage, wait_until
 
 __all__ = ["ROOT", "database_url", "send_notices_killed_then_rerun", "service_env", "start_manage", "wait_until"]
 

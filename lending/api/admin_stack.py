@@ -2,7 +2,7 @@
 
 They exist for the admin (a staff member's login, their session, the admin's forms and messages);
 the API authenticates each request by its key. Run on every API request they cost a session store, a
-lazy user and a message store for nothing (`make bench`, bench/REPORT.md). Here they are built once,
+lazy user and a message store for nothing (`make bench`, tools/bench/REPORT.md). Here they are built once,
 as Django would chain them, and a request goes through them only when its path is under ADMIN_URL.
 CSRF stays in MIDDLEWARE for every path (`check --deploy` asks for it; DRF's views are exempt anyway).
 

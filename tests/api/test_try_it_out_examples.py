@@ -5,8 +5,8 @@ from pathlib import Path
 
 import yaml
 
-from reference_peers.book import DEMO_BOOKS, BookPeer
-from reference_peers.user import DEMO_USERS
+from tools.reference_peers.book import DEMO_BOOKS, BookPeer
+from tools.reference_peers.user import DEMO_USERS
 
 SCHEMA = Path(__file__).resolve().parents[2] / "openapi.yaml"
 

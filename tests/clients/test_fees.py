@@ -11,7 +11,7 @@ from decimal import Decimal
 import pytest
 
 from lending.clients import fees
-from reference_peers.server import PeerServer, Router
+from tools.reference_peers.server import PeerServer, Router
 
 FEE = {"id": "a-1", "patron_ref": "p_one", "loan_id": 7, "kind": "overdue", "amount": "0.75", "currency": "EUR"}
 
@@ -102,7 +102,7 @@ def test_the_balance_is_none_when_the_fees_service_cannot_answer(peers, settings
 
 
 def test_the_balance_is_none_when_nothing_listens(peers, settings, ref):
-    from harness.processes import free_port
+    from tools.harness.processes import free_port
 
     settings.FEES_SERVICE_URL = f"http://127.0.0.1:{free_port()}"
     assert fees.balance(ref) is None

@@ -10,12 +10,12 @@ import uuid
 
 import pytest
 
-from harness.processes import wait_until
 from lending.clients import books, users
 from lending.clients.http import peer_client
 from lending.errors import Forbidden, NotFound, PeerUnavailable
-from reference_peers import BookPeer
 from tests.clients.test_peer_failures import own_user_peer, raw_server, recording_headers  # noqa: F401 (a fixture)
+from tools.harness.processes import wait_until
+from tools.reference_peers import BookPeer
 
 # Each of these must reach the peer as itself: a path or query delimiter, an escape, a dot segment,
 # spaces, non-ASCII, a percent sign that looks like an escape.

@@ -15,8 +15,8 @@ import pytest
 
 from lending.clients import notifications
 from lending.errors import PeerUnavailable
-from reference_peers.notification import MAX_BATCH
-from reference_peers.server import PeerServer, Request, Router
+from tools.reference_peers.notification import MAX_BATCH
+from tools.reference_peers.server import PeerServer, Request, Router
 
 
 @pytest.fixture(autouse=True)

@@ -15,8 +15,8 @@ from lending.clients import users
 from lending.clients.http import peer_client
 from lending.errors import PeerUnavailable
 from lending.models import Loan
-from reference_peers import UserPeer
 from tests.conftest import post_json
+from tools.reference_peers import UserPeer
 
 pytestmark = pytest.mark.django_db
 

@@ -13,9 +13,9 @@ from typing import Any
 
 import pytest
 
-from reference_peers import BookPeer, UserPeer
-from reference_peers.book import BarcodeTaken
-from reference_peers.user import _demo_patron_number, demo_patron
+from tools.reference_peers import BookPeer, UserPeer
+from tools.reference_peers.book import BarcodeTaken
+from tools.reference_peers.user import _demo_patron_number, demo_patron
 
 
 def call(method: str, url: str, body: Any = None) -> tuple[int, Any]:
@@ -150,7 +150,7 @@ def test_the_readmes_demo_barcodes_are_the_peers(demo_books, demo_users):
 
 def test_the_demo_data_is_what_make_run_serves():
     """`make run` starts the peers with 100 demo books and 100 demo patrons: the tables above."""
-    from scripts.run_local import PROCESSES
+    from tools.scripts.run_local import PROCESSES
 
     command = PROCESSES["peers"]
     assert command[command.index("--demo-books") + 1] == "100"

@@ -201,7 +201,7 @@ _LONG_RUNNING = {
 @pytest.mark.django_db
 @pytest.mark.parametrize("process", sorted(_LONG_RUNNING))
 def test_every_long_running_process_logs_the_limits_in_force_when_it_starts(process):
-    from harness.processes import free_port
+    from tools.harness.processes import free_port
 
     env = {
         **os.environ,

@@ -22,8 +22,8 @@ import urllib.request
 import pytest
 
 from config.gunicorn_worker import COMPLETE, WAIT_BODY, WAIT_HEAD, Limits, assess
-from harness.processes import free_port
 from tests.processes import ROOT, database_url, service_env, wait_until
+from tools.harness.processes import free_port
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from config import test_database
-from harness import ROOT
+from tools.harness import ROOT
 
 START_QUERY_AND_EXIT = """
 import json, psycopg, tempfile

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from harness import ROOT
+from tools.harness import ROOT
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 OVERLAYS = ("dev", "prod")

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from harness import ROOT
-from harness.processes import free_port
+from tools.harness import ROOT
+from tools.harness.processes import free_port
 
 ENTRYPOINT = ROOT / "docker" / "entrypoint.sh"
 

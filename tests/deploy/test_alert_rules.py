@@ -117,7 +117,7 @@ def _check_monitoring(tmp_path: Path, docs: list[dict]) -> subprocess.CompletedP
     return subprocess.run(
         [
             sys.executable,
-            str(ROOT / "scripts" / "check_monitoring.py"),
+            str(ROOT / "tools" / "scripts" / "check_monitoring.py"),
             str(rendered),
             str(tmp_path / "core.yaml"),
             str(tmp_path / "rules"),

@@ -1,5 +1,5 @@
 """Issue 14 items 2 and 3 in Compose: Redis is the cache every process shares, and the relay and the
-scheduler publish their /metrics port with a health check on /health/live. scripts/check_compose.py
+scheduler publish their /metrics port with a health check on /health/live. tools/scripts/check_compose.py
 refuses a CACHE_URL that names no Redis service. Issue 27: Redis is a fixed release pinned by digest
 and requires the password that CACHE_URL carries; every pulled image is pinned by digest."""
 
@@ -44,7 +44,9 @@ def test_check_compose_refuses_a_cache_url_without_its_service(tmp_path):
     broken = tmp_path / "docker-compose.yml"
     broken.write_text(COMPOSE.read_text().replace("@redis:6379", "@cache:6379"))
     proc = subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / "check_compose.py"), str(broken)], capture_output=True, text=True
+        [sys.executable, str(ROOT / "tools" / "scripts" / "check_compose.py"), str(broken)],
+        capture_output=True,
+        text=True,
     )
     assert proc.returncode == 1
     assert "CACHE_URL names 'cache', which is no service of this file" in proc.stderr
@@ -75,7 +77,9 @@ def test_check_compose_refuses_an_unpinned_image_and_a_cache_url_without_the_pas
     unpinned = re.sub(r"image: (redis:[^@\s]+)@sha256:[0-9a-f]{64}", r"image: \1", text)
     broken.write_text(unpinned.replace("redis://:lending-dev-redis-password@redis", "redis://redis"))
     proc = subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / "check_compose.py"), str(broken)], capture_output=True, text=True
+        [sys.executable, str(ROOT / "tools" / "scripts" / "check_compose.py"), str(broken)],
+        capture_output=True,
+        text=True,
     )
     assert proc.returncode == 1
     assert "service redis: image 'redis:7.4.6-alpine' is not pinned by digest" in proc.stderr

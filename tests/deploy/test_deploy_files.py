@@ -21,9 +21,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from harness.processes import free_port as _free_port
 from tests.deploy.manifests import renderer, unavailable
 from tests.deploy.roles import ENTRYPOINT, start_role, stop_role, wait_for_port
+from tools.harness.processes import free_port as _free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 LINT_VENV = Path(os.environ.get("LINT_VENV", ROOT / ".venv-lint"))
@@ -42,7 +42,7 @@ def lint_run(tmp_path_factory):
     env = {**os.environ, "LINT_OUT": str(out), "LINT_VENV": str(LINT_VENV), "APP_PYTHON": sys.executable}
     env.pop("DJANGO_SETTINGS_MODULE", None)
     proc = subprocess.run(
-        ["bash", str(ROOT / "scripts" / "lint_deploy.sh")],
+        ["bash", str(ROOT / "tools" / "scripts" / "lint_deploy.sh")],
         cwd=ROOT,
         env=env,
         capture_output=True,
@@ -54,7 +54,7 @@ def lint_run(tmp_path_factory):
 
 def test_offline_deployment_checks_pass(lint_run):
     proc, _ = lint_run
-    assert proc.returncode == 0, f"scripts/lint_deploy.sh failed:\n{proc.stdout}\n{proc.stderr}"
+    assert proc.returncode == 0, f"tools/scripts/lint_deploy.sh failed:\n{proc.stdout}\n{proc.stderr}"
     assert "lint-deploy: all checks passed" in proc.stdout
 
 

@@ -20,8 +20,8 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 
-from harness.processes import free_port
 from tests.deploy.roles import start_role, stop_role, wait_for_port
+from tools.harness.processes import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 SIP_PORT, METRICS_PORT = 6001, 9106

@@ -2,7 +2,7 @@
 
 Every virtualenv (make) and the image (Dockerfile) install from hashed lock files in which every
 package, transitive ones included, is pinned with its sha256 hashes, and pip runs with
-`--require-hashes`; scripts/check_locks.py refuses a lock that is missing, unhashed or stale.
+`--require-hashes`; tools/scripts/check_locks.py refuses a lock that is missing, unhashed or stale.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 REQUIREMENTS = ROOT / "requirements"
-CHECK_LOCKS = ROOT / "scripts" / "check_locks.py"
+CHECK_LOCKS = ROOT / "tools" / "scripts" / "check_locks.py"
 LOCKS = ("pip", "uv", "base", "test", "bench", "lint")
 
 
@@ -90,7 +90,7 @@ def test_every_make_install_requires_hashes_from_a_lock(tmp_path):
     ):
         commands = _make_dry_run(target, tmp_path)
         # A stale lock stops the rule before anything is installed.
-        assert "scripts/check_locks.py" in commands[0], commands
+        assert "tools/scripts/check_locks.py" in commands[0], commands
         installs = [line for line in commands if "pip install" in line]
         used = set()
         for line in installs:
@@ -114,7 +114,9 @@ def test_the_dockerfile_installs_every_package_with_require_hashes():
 
 
 def _audit_module():
-    spec = importlib.util.spec_from_file_location("audit_dependencies", ROOT / "scripts" / "audit_dependencies.py")
+    spec = importlib.util.spec_from_file_location(
+        "audit_dependencies", ROOT / "tools" / "scripts" / "audit_dependencies.py"
+    )
     assert spec and spec.loader
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # its dataclasses look their module up there
@@ -125,8 +127,8 @@ def _audit_module():
 def test_make_lint_audits_the_locks():
     lint_rule = re.search(r"^lint:.*\n((?:\t.*\n)+)", (ROOT / "Makefile").read_text(), re.M)
     assert lint_rule, "no lint rule"
-    assert "scripts/check_locks.py" in lint_rule.group(1)
-    assert "scripts/audit_dependencies.py" in lint_rule.group(1)
+    assert "tools/scripts/check_locks.py" in lint_rule.group(1)
+    assert "tools/scripts/audit_dependencies.py" in lint_rule.group(1)
 
 
 def test_an_answered_vulnerability_fails_the_audit(capsys):
@@ -167,7 +169,7 @@ def test_the_audit_of_a_vulnerable_release_fails_or_says_it_could_not_check(tmp_
     lock = tmp_path / "old.lock.txt"
     lock.write_text("django==3.2.0 --hash=sha256:" + "0" * 64 + "\n")
     proc = subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / "audit_dependencies.py"), str(lock)],
+        [sys.executable, str(ROOT / "tools" / "scripts" / "audit_dependencies.py"), str(lock)],
         capture_output=True,
         text=True,
         timeout=600,

@@ -14,11 +14,11 @@ import pytest
 from django.utils import timezone
 from prometheus_client.parser import text_string_to_metric_families
 
-from harness.processes import free_port as _free_port
 from lending import ops_server, services
 from lending.management.commands.send_notices import Command as SendNotices
 from lending.models import OutboxMessage, OutboxStatus
 from lending.outbox import relay
+from tools.harness.processes import free_port as _free_port
 
 
 def _get(url: str) -> tuple[int, bytes]:

@@ -16,9 +16,9 @@ from lending.clients import notifications
 from lending.models import Loan, OutboxMessage, OutboxStatus
 from lending.outbox import relay
 from lending.outbox.messages import MessageType, enqueue_notification
-from reference_peers.server import PeerServer, Request, Router
 from tests.outbox.killed import run_once_killed_before_settling
 from tests.processes import wait_until
+from tools.reference_peers.server import PeerServer, Request, Router
 
 
 @pytest.fixture(autouse=True)

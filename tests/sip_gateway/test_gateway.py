@@ -425,8 +425,8 @@ def test_a_kiosk_with_renewal_policy_renews_the_patrons_own_copy_scanned_again(k
 
 
 def test_an_unreachable_api_is_a_refusal_in_words_and_an_error_in_the_metrics(kiosk_account, peers, api_keys_required):
-    from harness.processes import free_port
     from tests.sip_gateway.conftest import RunningGateway
+    from tools.harness.processes import free_port
 
     patron = new_patron(peers)
     errors_before = sample("sip_message_errors_total", message="11")

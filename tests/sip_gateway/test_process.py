@@ -9,9 +9,9 @@ import signal
 import subprocess
 import urllib.request
 
-from harness.processes import PYTHON, answers, free_port, wait_until
 from tests.processes import ROOT
 from tests.sip_gateway.client import SipClient
+from tools.harness.processes import PYTHON, answers, free_port, wait_until
 
 
 def test_the_gateway_process_serves_kiosks_and_metrics_and_stops_on_sigterm():

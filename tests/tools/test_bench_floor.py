@@ -1,4 +1,4 @@
-"""The floor of `make bench` (bench/floor.py) is a correct lend: race-correct under concurrency, with the
+"""The floor of `make bench` (tools/bench/floor.py) is a correct lend: race-correct under concurrency, with the
 service's answers and outbox rows. Its WSGI function is called directly, from threads, each with its own
 database connection (no gunicorn)."""
 
@@ -12,8 +12,8 @@ from collections import Counter
 import pytest
 from django.db import connection
 
-from bench.floor import Floor, Settings
 from lending.models import BookStock, Loan, OutboxMessage
+from tools.bench.floor import Floor, Settings
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bench import report
+from tools.bench import report
 
 
 def scenario(rps: float, p99_ms: float, cpu_ms: float, cycles_per_s: float = 0.0) -> dict:

@@ -1,4 +1,4 @@
-"""`make bench`'s SIP2 kiosks (bench/sip.py) against a stand-in gateway speaking SIP2 with the gateway's
+"""`make bench`'s SIP2 kiosks (tools/bench/sip.py) against a stand-in gateway speaking SIP2 with the gateway's
 own codec: every message framed and checksummed, each kiosk's pairs on patrons of its own, refusals and
 bad checksums counted as errors, idle sockets logged in and seen closed; and issue 24's targets in the
 report."""
@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from bench import report, sip
 from sip_gateway import codec
+from tools.bench import report, sip
 
 
 @dataclass
@@ -69,7 +69,7 @@ class StandIn:
 
 @contextmanager
 def stand_in(**options) -> Iterator[StandIn]:
-    """The stand-in on a free port, served by an event loop of its own thread (bench.sip runs its own)."""
+    """The stand-in on a free port, served by an event loop of its own thread (tools.bench.sip runs its own)."""
     server = StandIn(**options)
     loop = asyncio.new_event_loop()
     started = threading.Event()

@@ -29,7 +29,7 @@ def test_a_short_chaos_run_finds_no_violation(faults):
         [
             sys.executable,
             "-m",
-            "chaos",
+            "tools.chaos",
             "--duration",
             "15",
             "--clients",

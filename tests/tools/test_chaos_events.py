@@ -8,11 +8,11 @@ import uuid
 
 import pytest
 
-from chaos.broker_proxy import BrokerProxy
-from chaos.events import BROKER, broker_answers, compare
-from chaos.stats import Stats
 from lending.models import OutboxKind, OutboxMessage
 from lending.outbox import broker
+from tools.chaos.broker_proxy import BrokerProxy
+from tools.chaos.events import BROKER, broker_answers, compare
+from tools.chaos.stats import Stats
 
 LENT, RETURNED = "org.library.lending.loan.lent.v1", "org.library.lending.loan.returned.v1"
 EXPECTED = {"loan-1-1": (LENT, "1", 1), "loan-1-2": (RETURNED, "1", 2), "loan-2-1": (LENT, "2", 1)}

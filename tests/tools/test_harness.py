@@ -1,4 +1,4 @@
-"""The tools' shared harness (harness/): a free port, a managed process group that stops with every process
+"""The tools' shared harness (tools/harness/): a free port, a managed process group that stops with every process
 it started, and a scratch PostgreSQL database that is gone after its run."""
 
 from __future__ import annotations
@@ -10,9 +10,9 @@ import sys
 import psycopg
 import pytest
 
-from harness.database import ScratchDatabase, scalar
-from harness.environment import peers_command, service_env
-from harness.processes import RESERVED_PORTS, Managed, ProcessGroup, free_port, wait_until
+from tools.harness.database import ScratchDatabase, scalar
+from tools.harness.environment import peers_command, service_env
+from tools.harness.processes import RESERVED_PORTS, Managed, ProcessGroup, free_port, wait_until
 
 # A parent that starts a child in its own group, prints the child's pid, then both sleep.
 PARENT = (

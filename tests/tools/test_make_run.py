@@ -1,4 +1,4 @@
-"""`make run` as a newcomer meets it (scripts/run_local.py as a real process tree, on free ports, SQLite):
+"""`make run` as a newcomer meets it (tools/scripts/run_local.py as a real process tree, on free ports, SQLite):
 the README's examples give their documented answers against it, /metrics is one registry across
 workers, every line is JSON under LOG_FORMAT=json, the banner comes only once everything answers,
 startup failures are one line, and SIGINT / SIGTERM / SIGHUP free every port, every time."""
@@ -20,11 +20,11 @@ from pathlib import Path
 
 import pytest
 
-from harness.processes import free_ports
 from tests.processes import ROOT, wait_until
+from tools.harness.processes import free_ports
 
-RUNNER = ROOT / "scripts" / "run_local.py"
-WALKTHROUGH = ROOT / "scripts" / "readme_walkthrough.py"
+RUNNER = ROOT / "tools" / "scripts" / "run_local.py"
+WALKTHROUGH = ROOT / "tools" / "scripts" / "readme_walkthrough.py"
 # Enough starts per signal to meet the shutdown race of a doubly signalled gunicorn worker; more with
 # MAKE_RUN_SIGNAL_REPEATS=20.
 REPEATS = int(os.environ.get("MAKE_RUN_SIGNAL_REPEATS", "3"))

@@ -89,9 +89,9 @@ def readme_section(heading: str) -> str:
 def test_the_overview_shows_the_broker_make_run_publishes_to():
     overview = README[: README.index("\n## API\n")]
     local_broker = re.search(
-        r'LOCAL_RABBITMQ = "amqp://[^@]+@([\d.]+:\d+)/', (ROOT / "scripts/run_local.py").read_text()
+        r'LOCAL_RABBITMQ = "amqp://[^@]+@([\d.]+:\d+)/', (ROOT / "tools/scripts/run_local.py").read_text()
     )
-    assert local_broker, "scripts/run_local.py no longer looks for a local RabbitMQ: update the README's overview"
+    assert local_broker, "tools/scripts/run_local.py no longer looks for a local RabbitMQ: update the README's overview"
     assert "no message broker" not in README
     diagram = overview[overview.index("```mermaid") : overview.index("```", overview.index("```mermaid") + 3)]
     assert "RabbitMQ" in diagram and "EVENTS_BROKER_URL" in diagram

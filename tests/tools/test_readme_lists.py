@@ -134,7 +134,7 @@ def test_every_variable_the_settings_and_the_web_server_read_is_in_the_configura
 def test_every_variable_of_the_configuration_table_is_read_somewhere():
     sources = "\n".join(
         path.read_text()
-        for pattern in ("config/*.py", "lending/**/*.py", "docker/*", "scripts/*.py")
+        for pattern in ("config/*.py", "lending/**/*.py", "docker/*", "tools/scripts/*.py")
         for path in ROOT.glob(pattern)
         if path.is_file()
     )

@@ -1,1 +1,0 @@
-"""The load benchmark (`make bench`): see bench/run.py."""

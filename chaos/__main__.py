@@ -1,5 +1,0 @@
-import sys
-
-from chaos.run import main
-
-sys.exit(main())
