@@ -94,7 +94,7 @@ demo: $(RUN_INSTALLED)
 # The tests of what runs differently on SQLite (`make run`'s default database): the write path's
 # statements, idempotent answers, statement counts, erasure. `make test` runs them a second time there.
 SQLITE_TESTS := tests/circulation/test_writes.py tests/api/test_lend_return.py tests/api/test_idempotency.py \
-	tests/domain/test_precompiled.py tests/perf/test_query_counts.py tests/services/test_privacy.py \
+	tests/db tests/perf/test_query_counts.py tests/services/test_privacy.py \
 	tests/services/test_erasure_scan.py tests/api/test_circulation_rules.py tests/api/test_fines.py
 
 ## test: the linters, then every test on PostgreSQL (DATABASE_URL, else 127.0.0.1:5432, else a throwaway
