@@ -13,7 +13,7 @@ log entries, stored idempotent answers, settled notifications, and an API key na
 
 What is never anonymised: an open or overdue loan, an open hold (WAITING, READY), and a loan or hold
 named by a notification still waiting in the outbox (unresolved: the patron must still get it); a
-digest names every loan it lists (`named_subjects`).
+digest names every loan it lists (`NAMED_SUBJECTS_SQL`).
 
 Locks: the retention job works in short transactions of PRIVACY_BATCH_SIZE rows, walking the
 `loans_to_anonymise` / `holds_to_anonymise` partial indexes in (date, id) order (keyset), and locks
@@ -37,7 +37,6 @@ from django.contrib.admin.models import LogEntry
 from django.contrib.contenttypes.models import ContentType
 from django.db import OperationalError, connection, transaction
 from django.db.models import CharField, Max, Q, QuerySet
-from django.db.models.expressions import RawSQL
 from django.db.models.fields.json import KeyTextTransform
 from django.db.models.functions import Cast
 from django.utils import timezone
@@ -266,21 +265,10 @@ def _insert_events_in_one_statement(
 # --- The loans (or holds) a notification names -----------------------------------------------------
 
 # The (message_id, subject_id) rows a notification names, written once per database
-# (`lending.db.privacy`).
+# (`lending.db.privacy`): the one definition the retention job uses both to keep the loans of pending
+# notifications and to forget the settled notifications of anonymised loans.
 NAMED_SUBJECTS_SQL = db_privacy.NAMED_SUBJECTS_SQL
 SUBJECT_KEYS = db_privacy.SUBJECT_KEYS
-
-
-def named_subjects(messages: QuerySet[OutboxMessage], key: str) -> tuple[str, tuple]:
-    """The SQL (and its parameters) of the (message_id, subject_id) rows of these messages: the one
-    definition the retention job uses both to keep the loans of pending notifications and to forget the
-    settled notifications of anonymised loans. Only rows of `messages` are read, so a filter on the
-    relay's partial index (pending rows) stays on it."""
-    if key not in SUBJECT_KEYS:
-        raise ValueError(f"not a subject key: {key!r}")
-    sql, params = messages.values("id", "payload").query.sql_with_params()
-    template = NAMED_SUBJECTS_SQL[connection.vendor]
-    return template.format(messages=sql, key=key), tuple(params) * template.count("{messages}")
 
 
 # --- What else named the patron ---------------------------------------------------------------------
@@ -307,15 +295,7 @@ def forget_notifications_of(loan_ids: list[int] | None, hold_ids: list[int] | No
     for key, model, ids in (("loan_id", Loan, loan_ids), ("hold_id", Hold, hold_ids)):
         if ids == []:
             continue
-        anonymised = _anonymised(model, ids)
-        settled = OutboxMessage.objects.filter(kind=OutboxKind.NOTIFICATION).exclude(status=OutboxStatus.PENDING)
-        named, named_params = named_subjects(settled, key)
-        subjects, subject_params = anonymised.values("id").query.sql_with_params()
-        stale = RawSQL(
-            f"SELECT message_id FROM ({named}) AS named WHERE subject_id IN ({subjects})",  # noqa: S608 - no input
-            (*named_params, *subject_params),
-        )
-        deleted += OutboxMessage.objects.filter(pk__in=stale).delete()[0]
+        deleted += db_privacy.delete_settled_notifications_naming(key, ids)
         _forget_admin_log(model, ids)
     return deleted
 

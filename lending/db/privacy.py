@@ -1,15 +1,17 @@
-"""The privacy job's statements: which loans and holds a pending notification still names, a batch's
-emails replaced and its `anonymised` events inserted in one statement each, the commit that does
-not wait for the disk, and SQLite's checkpoint after an erasure (`lending.privacy`)."""
+"""The privacy job's statements: which loans and holds a pending notification still names, the settled
+notifications of anonymised ones deleted, a batch's emails replaced and its `anonymised` events
+inserted in one statement each, the commit that does not wait for the disk, and SQLite's checkpoint
+after an erasure (`lending.privacy`)."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Literal
 
 from lending.db import run
-from lending.models import OutboxKind, OutboxStatus
+from lending.models import ANONYMISED_SUFFIX, OutboxKind, OutboxStatus
 
 Subject = Literal["loan", "hold"]
 
@@ -48,20 +50,67 @@ SUBJECT_KEYS = ("loan_id", "hold_id")
 PENDING_NOTIFICATIONS = "SELECT id, payload FROM lending_outboxmessage WHERE kind = %s AND status = %s"
 PENDING_NOTIFICATIONS_PARAMS = (OutboxKind.NOTIFICATION.value, OutboxStatus.PENDING.value)
 
+# The settled notifications (delivered or dead): what the retention job forgets.
+SETTLED_NOTIFICATIONS = "SELECT id, payload FROM lending_outboxmessage WHERE kind = %s AND status <> %s"
+SETTLED_NOTIFICATIONS_PARAMS = (OutboxKind.NOTIFICATION.value, OutboxStatus.PENDING.value)
 
-def _subjects_of_pending_notifications(key: str) -> run.Variants:
-    named = {
-        vendor: template.format(messages=PENDING_NOTIFICATIONS, key=key)
-        for vendor, template in NAMED_SUBJECTS_SQL.items()
-    }
+
+def _named_subjects(messages: str, key: str) -> run.Variants:
+    """The (message_id, subject_id) rows of `messages` for this key, in each database's spelling."""
     return run.Variants(
-        postgresql=f"SELECT DISTINCT subject_id FROM ({named['postgresql']}) AS named",  # noqa: S608 - no input
-        sqlite=f"SELECT DISTINCT subject_id FROM ({named['sqlite']}) AS named",  # noqa: S608 - no input
+        postgresql=NAMED_SUBJECTS_SQL["postgresql"].format(messages=messages, key=key),
+        sqlite=NAMED_SUBJECTS_SQL["sqlite"].format(messages=messages, key=key),
     )
 
 
+def _subjects_of_pending_notifications(key: str) -> run.Variants:
+    named = _named_subjects(PENDING_NOTIFICATIONS, key)
+    return run.Variants(
+        postgresql=f"SELECT DISTINCT subject_id FROM ({named.postgresql}) AS named",  # noqa: S608 - no input
+        sqlite=f"SELECT DISTINCT subject_id FROM ({named.sqlite}) AS named",  # noqa: S608 - no input
+    )
+
+
+# Per key: (message_id, subject_id) for each pending notification and each loan (or hold) it names.
+NAMED_BY_PENDING_NOTIFICATIONS = {key: _named_subjects(PENDING_NOTIFICATIONS, key) for key in SUBJECT_KEYS}
+
 # Per key: the loans (`loan_id`) or holds (`hold_id`) that a pending notification names.
 SUBJECTS_OF_PENDING_NOTIFICATIONS = {key: _subjects_of_pending_notifications(key) for key in SUBJECT_KEYS}
+
+# The table of each key's subjects, whose anonymised rows a sweep forgets the notifications of.
+SUBJECT_TABLES = {"loan_id": "lending_loan", "hold_id": "lending_hold"}
+
+
+def _delete_settled_notifications_naming(key: str, *, anonymised: bool) -> run.Variants:
+    """DELETE of the settled notifications that name one of the given subjects: a list of ids (one
+    parameter: an array on PostgreSQL, JSON text on SQLite), or with `anonymised` every row of the
+    subject's table whose email ends with the parameter's pattern (`%@anonymised.invalid`)."""
+    named = _named_subjects(SETTLED_NOTIFICATIONS, key)
+    if anonymised:
+        # The ORM's `endswith` as both backends spell it (SQLite's LIKE ignores ASCII case there too); the
+        # suffix holds no `%` or `_`, so there is nothing to escape.
+        subjects = f"IN (SELECT id FROM {SUBJECT_TABLES[key]} WHERE user_email LIKE %s)"  # noqa: S608 - no input
+        given = {"postgresql": subjects, "sqlite": subjects}
+    else:
+        given = {"postgresql": "= ANY(%s)", "sqlite": "IN (SELECT value FROM json_each(%s))"}
+    delete = (
+        "DELETE FROM lending_outboxmessage WHERE id IN "
+        "(SELECT message_id FROM ({named}) AS named WHERE subject_id {given})"
+    )
+    return run.Variants(
+        postgresql=delete.format(named=named.postgresql, given=given["postgresql"]),
+        sqlite=delete.format(named=named.sqlite, given=given["sqlite"]),
+    )
+
+
+# Per key: the settled notifications naming one of these loans (or holds), deleted.
+DELETE_SETTLED_NOTIFICATIONS_NAMING = {
+    key: _delete_settled_notifications_naming(key, anonymised=False) for key in SUBJECT_KEYS
+}
+# Per key: the settled notifications naming any anonymised loan (or hold), deleted.
+DELETE_SETTLED_NOTIFICATIONS_NAMING_ANONYMISED = {
+    key: _delete_settled_notifications_naming(key, anonymised=True) for key in SUBJECT_KEYS
+}
 
 # PostgreSQL only, from here to SQLite's checkpoint.
 COMMIT_WITHOUT_WAITING_FOR_THE_DISK = "SET LOCAL synchronous_commit TO off"
@@ -104,6 +153,22 @@ def subjects_of_pending_notifications(key: str) -> set[int]:
     """The loans (`loan_id`) or holds (`hold_id`) that a pending notification names."""
     rows = run.fetch_all(SUBJECTS_OF_PENDING_NOTIFICATIONS[key], PENDING_NOTIFICATIONS_PARAMS * 2)
     return {subject_id for (subject_id,) in rows}
+
+
+def named_by_pending_notifications(key: str) -> list[tuple[int, int]]:
+    """(message_id, subject_id): each pending notification with each loan (`loan_id`) or hold
+    (`hold_id`) it names; a digest names every loan it lists."""
+    return run.fetch_all(NAMED_BY_PENDING_NOTIFICATIONS[key], PENDING_NOTIFICATIONS_PARAMS * 2)
+
+
+def delete_settled_notifications_naming(key: str, ids: Sequence[int] | None) -> int:
+    """Deletes the delivered and dead notifications that name one of these loans (`loan_id`) or holds
+    (`hold_id`), or with None any anonymised one; answers the rows deleted."""
+    settled = SETTLED_NOTIFICATIONS_PARAMS * 2
+    if ids is None:
+        return run.execute(DELETE_SETTLED_NOTIFICATIONS_NAMING_ANONYMISED[key], [*settled, f"%{ANONYMISED_SUFFIX}"])
+    given = list(ids) if run.is_postgresql() else json.dumps(list(ids))
+    return run.execute(DELETE_SETTLED_NOTIFICATIONS_NAMING[key], [*settled, given])
 
 
 def commit_without_waiting_for_the_disk() -> None:

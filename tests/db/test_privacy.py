@@ -8,35 +8,114 @@ import pytest
 from django.db import connection, transaction
 from django.utils import timezone
 
-from lending import privacy
 from lending.db import privacy as db_privacy
 from lending.db import run
-from lending.models import Event, Hold, Loan, OutboxKind, OutboxMessage, OutboxStatus
+from lending.models import ANONYMISED_SUFFIX, Event, Hold, Loan, OutboxKind, OutboxMessage, OutboxStatus
 from tests.factories import HoldFactory, LoanFactory
 
 AT = datetime(2026, 3, 4, 5, 6, 7, 890123, tzinfo=UTC)
 
 
-def message(payload: dict, *, kind: str = OutboxKind.NOTIFICATION, status: str = OutboxStatus.PENDING) -> None:
-    OutboxMessage.objects.create(kind=kind, status=status, book_id=1, payload=payload, next_attempt_at=timezone.now())
+def message(payload: dict, *, kind: str = OutboxKind.NOTIFICATION, status: str = OutboxStatus.PENDING) -> OutboxMessage:
+    return OutboxMessage.objects.create(
+        kind=kind, status=status, book_id=1, payload=payload, next_attempt_at=timezone.now()
+    )
+
+
+def outbox_of_every_kind_and_status() -> dict[str, OutboxMessage]:
+    """Pending, delivered and dead notifications (per-loan, per-hold, a digest with a garbled entry),
+    and domain events naming a loan: never a notification, whatever their status."""
+    return {
+        "pending loan 7": message({"message_type": "return_confirmation", "loan_id": 7}),
+        "pending digest 8, 7": message(
+            {"message_type": "digest", "loans": [{"loan_id": 8}, {"loan_id": 7}, "garbled"]}
+        ),
+        "pending hold 4": message({"message_type": "hold_ready", "hold_id": 4}),
+        "delivered hold 5": message({"message_type": "hold_ready", "hold_id": 5}, status=OutboxStatus.DELIVERED),
+        "dead loan 9": message({"message_type": "return_confirmation", "loan_id": 9}, status=OutboxStatus.DEAD),
+        "delivered digest 8, 10": message(
+            {"message_type": "digest", "loans": [{"loan_id": 8}, 3, {"loan_id": 10}]}, status=OutboxStatus.DELIVERED
+        ),
+        "dead digest of nothing": message(
+            {"message_type": "digest", "loans": {"loan_id": 9}}, status=OutboxStatus.DEAD
+        ),
+        "pending event loan 11": message({"type": "lending.loan.lent.v1", "loan_id": 11}, kind=OutboxKind.EVENT),
+        "delivered event loan 9": message(
+            {"type": "lending.loan.lent.v1", "loan_id": 9}, kind=OutboxKind.EVENT, status=OutboxStatus.DELIVERED
+        ),
+    }
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("key", db_privacy.SUBJECT_KEYS)
+def test_named_by_pending_notifications_pairs_each_pending_notification_with_what_it_names(key):
+    outbox = outbox_of_every_kind_and_status()
+    pk = {name: row.pk for name, row in outbox.items()}
+
+    answered = db_privacy.named_by_pending_notifications(key)
+
+    expected = (
+        [(pk["pending loan 7"], 7), (pk["pending digest 8, 7"], 8), (pk["pending digest 8, 7"], 7)]
+        if key == "loan_id"
+        else [(pk["pending hold 4"], 4)]
+    )
+    assert sorted(answered) == sorted(expected)
 
 
 @pytest.mark.django_db
 @pytest.mark.parametrize("key", db_privacy.SUBJECT_KEYS)
 def test_subjects_of_pending_notifications_are_those_the_pending_notifications_name(key):
-    message({"message_type": "return_confirmation", "loan_id": 7})
-    message({"message_type": "digest", "loans": [{"loan_id": 8}, {"loan_id": 7}, "garbled"]})
-    message({"message_type": "hold_ready", "hold_id": 4})
-    message({"message_type": "hold_ready", "hold_id": 5}, status=OutboxStatus.DELIVERED)
-    message({"message_type": "return_confirmation", "loan_id": 9}, status=OutboxStatus.DEAD)
-    message({"type": "lending.loan.lent.v1", "loan_id": 10}, kind=OutboxKind.EVENT)
-    pending = OutboxMessage.objects.filter(kind=OutboxKind.NOTIFICATION, status=OutboxStatus.PENDING)
-    sql, params = privacy.named_subjects(pending, key)
-    orm_defined = {subject_id for _, subject_id in run.fetch_all(sql, params)}
+    outbox_of_every_kind_and_status()
 
     answered = db_privacy.subjects_of_pending_notifications(key)
 
-    assert answered == orm_defined == ({7, 8} if key == "loan_id" else {4})
+    assert answered == {subject for _, subject in db_privacy.named_by_pending_notifications(key)}
+    assert answered == ({7, 8} if key == "loan_id" else {4})
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("key", "ids", "deleted"),
+    [
+        ("loan_id", [8], {"delivered digest 8, 10"}),
+        ("loan_id", [7, 9, 10], {"dead loan 9", "delivered digest 8, 10"}),
+        ("loan_id", [3, 4, 5], set()),  # 3: not an object in the digest's list; 4, 5: holds
+        ("hold_id", [4, 5], {"delivered hold 5"}),
+        ("hold_id", [7, 9], set()),
+    ],
+)
+def test_delete_settled_notifications_naming_these_ids_spares_pending_ones_and_events(key, ids, deleted):
+    outbox = outbox_of_every_kind_and_status()
+
+    answered = db_privacy.delete_settled_notifications_naming(key, ids)
+
+    kept = set(OutboxMessage.objects.values_list("pk", flat=True))
+    assert {name for name, row in outbox.items() if row.pk not in kept} == deleted
+    assert answered == len(deleted)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(("key", "factory"), [("loan_id", LoanFactory), ("hold_id", HoldFactory)])
+def test_delete_settled_notifications_naming_anonymised_ones_reads_which_are(key, factory):
+    """Against the ORM's `endswith`: the subjects whose email ends with the anonymised suffix."""
+    anonymised = factory(user_email=f"anon-1{ANONYMISED_SUFFIX}")
+    kept = factory(user_email="ann@example.com")
+    model = Loan if key == "loan_id" else Hold
+    assert list(model.objects.filter(user_email__endswith=ANONYMISED_SUFFIX)) == [anonymised]
+    delivered = {
+        subject.pk: message({"message_type": "notice", key: subject.pk}, status=OutboxStatus.DELIVERED)
+        for subject in (anonymised, kept)
+    }
+    digest_of_both = message(
+        {"message_type": "digest", "loans": [{key: kept.pk}, {key: anonymised.pk}]}, status=OutboxStatus.DEAD
+    )
+    pending = message({"message_type": "notice", key: anonymised.pk})
+
+    answered = db_privacy.delete_settled_notifications_naming(key, None)
+
+    assert answered == 2
+    assert set(OutboxMessage.objects.values_list("pk", flat=True)) == {delivered[kept.pk].pk, pending.pk}
+    assert not OutboxMessage.objects.filter(pk=digest_of_both.pk).exists()
 
 
 @pytest.mark.postgres
