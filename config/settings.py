@@ -461,3 +461,5 @@ logs.configure_structlog()
 # line only at DEBUG; no user id (the API has no users); the request id is ours.
 DJANGO_STRUCTLOG_STATUS_START_LOG_LEVEL = logging.DEBUG
 DJANGO_STRUCTLOG_USER_ID_FIELD = None
+# The request line's `ip` is bound by lending.logs from the address the throttles count.
+DJANGO_STRUCTLOG_IP_LOGGING_ENABLED = False

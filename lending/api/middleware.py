@@ -24,7 +24,7 @@ from django.utils.http import parse_header_parameters
 from lending import csp, errors
 from lending.api import throttling
 from lending.api.errors import refusal
-from lending.api.proxies import drop_untrusted_forwarded_headers
+from lending.api.proxies import client_address, drop_untrusted_forwarded_headers
 from lending.api.schema import IDEMPOTENCY_KEY_PATTERN
 from lending.request_context import request_id_var
 
@@ -44,6 +44,8 @@ class RequestIdMiddleware:
     def __call__(self, request):
         # The WSGI guard did it already under a server; Django's test client has no guard.
         drop_untrusted_forwarded_headers(request.META)
+        # Resolved once for the request's log line (lending.logs), as the throttles resolve it.
+        request.client_address = client_address(request.META)
         request_id = request_id_from(request.headers.get(REQUEST_ID_HEADER, ""))
         request.request_id = request_id
         token = request_id_var.set(request_id)

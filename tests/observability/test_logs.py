@@ -98,6 +98,28 @@ def test_one_request_line_with_method_path_status_duration_and_our_request_id(ap
 
 
 @pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("trusted", "forwarded_for", "logged"),
+    [
+        # A client not behind a trusted proxy cannot choose the address its line names.
+        ([], "203.0.113.9", "127.0.0.1"),
+        # Behind one: the last hop the proxies did not write (the entries left of it are the client's).
+        (["127.0.0.1/32", "10.0.0.0/8"], "198.51.100.7, 203.0.113.9, 10.1.2.3", "203.0.113.9"),
+    ],
+)
+def test_the_request_line_names_the_client_address_the_throttles_count(
+    api, log_lines, settings, trusted, forwarded_for, logged
+):
+    settings.TRUSTED_PROXIES = trusted
+    response = api.get("/getExpiredBooks/", HTTP_X_FORWARDED_FOR=forwarded_for, HTTP_X_REQUEST_ID="req-line-ip")
+    assert response.status_code == 200
+    (request_line,) = [
+        line for line in log_lines() if line["event"] == "request_finished" and line["request_id"] == "req-line-ip"
+    ]
+    assert request_line["ip"] == logged
+
+
+@pytest.mark.django_db
 def test_a_refused_request_is_logged_as_a_warning_once(api, log_lines):
     response = post_json(
         api, "/returnBook/", {"user_email": "nobody@example.com", "book_id": 1}, **{"X-Request-ID": "req-line-43"}
