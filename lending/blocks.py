@@ -20,28 +20,24 @@ nothing is refused for it (a desk must not stop because Fees is down). Without a
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
 from decimal import Decimal
 
 from django.conf import settings
-from django.db import models, transaction
+from django.db import transaction
 
-from lending import calendar, circulation_rules, errors, overrides
+from lending import calendar, circulation_rules, overrides, refusals
 from lending.clients import fees as fees_client
 from lending.db import blocks as statements
 from lending.db.loans import PatronLoans, count_patron_loans
 from lending.models import PatronBlock
 from lending.patron_ref import patron_ref
+from lending.refusals import Refusal
 
-
-class Action(models.TextChoices):
-    BORROW = "borrow"
-    RENEW = "renew"
-    RESERVE = "reserve"
-
-
-ALL_ACTIONS = (Action.BORROW, Action.RENEW, Action.RESERVE)
+# Declared with the refusals; the admin, the API and the services take them from here too.
+Action = refusals.Action
+ALL_ACTIONS = refusals.ALL_ACTIONS
 
 
 # --- The rules, as pure functions ------------------------------------------------------------------
@@ -88,6 +84,13 @@ class Reason:
     reason: str = ""
     expires_at: datetime | None = None
 
+    @classmethod
+    def of(cls, refusal: Refusal, actions: tuple[str, ...] | None = None, **values: object) -> Reason:
+        """The reason `refusal` gives, its declared message filled with `values`; `actions`: those it
+        refuses here, when fewer than the declared ones (a staff block's)."""
+        assert refusal.message is not None, f"{refusal.code} is not shown on the status screen"
+        return cls(refusal.code, refusal.message.format(**values), refusal.actions if actions is None else actions)
+
     def as_dict(self) -> dict:
         shown = {key: value for key, value in asdict(self).items() if value not in (None, "")}
         shown["actions"] = list(self.actions)
@@ -95,11 +98,9 @@ class Reason:
 
 
 # Codes of the reasons that `403 patron_blocked` refuses with; the others keep their own refusal.
-BLOCKING_CODES = frozenset(
-    {"manual_block", "too_many_overdue_loans", "loan_overdue_too_long", "lost_items", "fines_over_limit"}
-)
+BLOCKING_CODES = refusals.BLOCKING
 # What a balance over FINES_BLOCK_LIMIT refuses: taking more home. Never a return, and not a hold.
-FINES_BLOCKED_ACTIONS = (Action.BORROW, Action.RENEW)
+FINES_BLOCKED_ACTIONS = refusals.FINES_OVER_LIMIT.actions
 
 
 @dataclass(frozen=True)
@@ -159,62 +160,30 @@ def fees_reasons(fees: FeesStanding) -> list[Reason]:
         return []
     assert fees.balance is not None and fees.limit is not None
     return [
-        Reason(
-            "fines_over_limit",
-            f"{fees.balance.amount} {fees.balance.currency} owed in fines and fees; more than {fees.limit} "
-            "blocks borrowing and renewing.",
-            FINES_BLOCKED_ACTIONS,
+        Reason.of(
+            refusals.FINES_OVER_LIMIT, balance=fees.balance.amount, currency=fees.balance.currency, limit=fees.limit
         )
     ]
 
 
 def automated_reasons(counts: PatronCounts, rules: BlockRules) -> list[Reason]:
     """The reasons the patron's loans alone give, in a fixed order."""
-    reasons = []
-    if rules.max_overdue_loans > 0 and counts.overdue_loans >= rules.max_overdue_loans:
-        reasons.append(
-            Reason(
-                "too_many_overdue_loans",
-                f"{counts.overdue_loans} overdue loan(s); {rules.max_overdue_loans} or more block the patron.",
-                ALL_ACTIONS,
-            )
-        )
-    if counts.most_days_overdue > rules.max_overdue_days:
-        reasons.append(
-            Reason(
-                "loan_overdue_too_long",
-                f"A loan is {counts.most_days_overdue} day(s) overdue; more than {rules.max_overdue_days} "
-                "block the patron.",
-                ALL_ACTIONS,
-            )
-        )
-    if counts.lost_loans:
-        reasons.append(Reason("lost_items", f"{counts.lost_loans} lost item(s) not resolved.", ALL_ACTIONS))
-    if rules.block_on_overdue and counts.overdue_loans:
-        reasons.append(
-            Reason(
-                "patron_has_overdue_loans",
-                f"{counts.overdue_loans} overdue loan(s); return them before borrowing.",
-                (Action.BORROW,),
-            )
-        )
-    if rules.max_open_loans is not None and counts.open_loans >= rules.max_open_loans:
-        reasons.append(
-            Reason(
-                "loan_limit_reached",
-                f"{counts.open_loans} open loan(s), the most a patron may hold at once.",
-                (Action.BORROW,),
-            )
-        )
-    return reasons
+    # Every template below is filled from the counts and the rules.
+    values = {**asdict(counts), **asdict(rules)}
+    applying = [
+        (refusals.TOO_MANY_OVERDUE_LOANS, 0 < rules.max_overdue_loans <= counts.overdue_loans),
+        (refusals.LOAN_OVERDUE_TOO_LONG, counts.most_days_overdue > rules.max_overdue_days),
+        (refusals.LOST_ITEMS, counts.lost_loans > 0),
+        (refusals.PATRON_HAS_OVERDUE_LOANS, rules.block_on_overdue and counts.overdue_loans > 0),
+        (refusals.LOAN_LIMIT, rules.max_open_loans is not None and counts.open_loans >= rules.max_open_loans),
+    ]
+    return [Reason.of(refusal, **values) for refusal, applies in applying if applies]
 
 
 def manual_reasons(blocks: list[PatronBlock]) -> list[Reason]:
     return [
-        Reason(
-            "manual_block",
-            f"Blocked by staff: {block.reason}",
-            tuple(block.blocks),
+        replace(
+            Reason.of(refusals.MANUAL_BLOCK, tuple(block.blocks), reason=block.reason),
             block_id=block.pk,
             reason=block.reason,
             expires_at=block.expires_at,
@@ -307,8 +276,8 @@ def check_not_blocked(
         user_email, now, rules=current_rules(rulebook), loans=loans, fees=fees, blocks_in_force=blocks_in_force
     )
     refusing = found.blocking(action)
-    if refusing and not overrides.lifts("patron_blocked"):
-        raise errors.PATRON_BLOCKED.error(
+    if refusing and not overrides.lifts(refusals.PATRON_BLOCKED):
+        raise refusals.PATRON_BLOCKED.error(
             user_email=user_email, action=action, details={"blocks": [reason.as_dict() for reason in refusing]}
         )
     return found

@@ -1,12 +1,11 @@
 """Staff overrides: a write that carries `"override": {"reason": "..."}` lifts the named refusals.
 
-Lifted: the patron's blocks (`patron_blocked`), the loan limit (`loan_limit_reached`), the overdue-loan
-rule (`patron_has_overdue_loans`), the renewal limit (`renewal_limit_reached`) and the renewal of an
-overdue loan (`loan_overdue`). Never lifted: `no_copy_available`, `already_borrowed` — nor any rule about
-the book's copies and queue, which protect other patrons.
+What it lifts is declared with each refusal (`lending.refusals`: `liftable`, collected by code in
+`LIFTABLE`); the patron's blocks are lifted all together, as `patron_blocked`. Never a rule about the
+book's copies and queue, which protect other patrons.
 
 Only callers holding the `override` scope may send one (the view checks, before anything runs). The
-view sets the override for the write (`applying`), as it sets the caller; the rules ask `lifts(code)`
+view sets the override for the write (`applying`), as it sets the caller; the rules ask `lifts(refusal)`
 where they apply a liftable rule (`lending.policy`, `lending.blocks`), and the services record what was
 lifted, the reason and the caller in the loan's history event (`Event.reason`, `data.override`).
 """
@@ -19,12 +18,13 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from lending import refusals
+from lending.refusals import Refusal
+
 if TYPE_CHECKING:
     from lending.models import Event
 
-LIFTABLE = frozenset(
-    {"patron_blocked", "loan_limit_reached", "patron_has_overdue_loans", "renewal_limit_reached", "loan_overdue"}
-)
+LIFTABLE = refusals.LIFTABLE
 
 
 @dataclass
@@ -33,7 +33,8 @@ class Override:
     # The refusals this write would have met, filled in by the service as it lifts them.
     lifted: list[str] = field(default_factory=list)
 
-    def lift(self, code: str) -> None:
+    def lift(self, refusal: Refusal | str) -> None:
+        code = code_of(refusal)
         assert code in LIFTABLE, f"{code} cannot be overridden"
         if code not in self.lifted:
             self.lifted.append(code)
@@ -60,13 +61,17 @@ def current() -> Override | None:
     return _current.get()
 
 
-def lifts(code: str) -> bool:
-    """True when the write carries an override, which then lifts `code` (noting it)."""
+def lifts(refusal: Refusal | str) -> bool:
+    """True when the write carries an override, which then lifts `refusal` (noting its code)."""
     override = current()
-    if override is None or code not in LIFTABLE:
+    if override is None or code_of(refusal) not in LIFTABLE:
         return False
-    override.lift(code)
+    override.lift(refusal)
     return True
+
+
+def code_of(refusal: Refusal | str) -> str:
+    return refusal.code if isinstance(refusal, Refusal) else refusal
 
 
 def record(event: Event) -> None:

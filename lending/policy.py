@@ -4,9 +4,10 @@ A write's loan policy comes from the circulation rules (`lending.circulation_rul
 the patron's category and the copy's item type); the library-wide rules stay settings (environment
 variables, see `config/settings.py`): no borrowing with an overdue loan (`LOAN_BLOCK_ON_OVERDUE`),
 renewing an overdue loan (`LOAN_RENEW_OVERDUE_ALLOWED`), the hold pickup window (`HOLD_PICKUP_DAYS`).
-Each rule refuses with its own error code. A real lend and a dry-run lend call the same `check_lend`,
-so they cannot disagree; the services call these functions under the book's lock. A refusal staff may
-lift (`lending.overrides.LIFTABLE`) is lifted here, when the write carries an override, and noted.
+Each rule refuses with its own refusal, declared in `lending.refusals` with its error code. A real lend
+and a dry-run lend call the same `check_lend`, so they cannot disagree; the services call these
+functions under the book's lock. A refusal staff may lift (`liftable`) is lifted here, when the write
+carries an override, and noted.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 
-from lending import calendar, circulation_rules, errors, overrides
+from lending import calendar, circulation_rules, overrides, refusals
 from lending.book_state import BookState
 from lending.circulation_rules import Decision, PolicyTerms
 from lending.errors import LendingError
@@ -62,25 +63,25 @@ def check_lend(
         user_email=user_email, open_loans=open_covered, overdue_loans=patron.overdue, terms=decision.terms
     )
     if state.copies_on_shelf() <= 0:
-        raise errors.NO_COPY_AVAILABLE.error(book_id=state.book_id)
+        raise refusals.NO_COPY_AVAILABLE.error(book_id=state.book_id)
     if state.copies_free_for(user_email) <= 0:
-        raise errors.COPIES_ON_HOLD.error(book_id=state.book_id)
+        raise refusals.COPIES_ON_HOLD.error(book_id=state.book_id)
     return state.hold_of(user_email)
 
 
 def check_patron_may_borrow(*, user_email: str, open_loans: int, overdue_loans: int, terms: PolicyTerms) -> None:
     """The patron-wide rules: no overdue loan (when the library says so) and the policy's open-loan
     limit. An override lifts both."""
-    if settings.LOAN_BLOCK_ON_OVERDUE and overdue_loans and not overrides.lifts("patron_has_overdue_loans"):
-        raise errors.PATRON_HAS_OVERDUE_LOANS.error(user_email=user_email, overdue_loans=overdue_loans)
+    if settings.LOAN_BLOCK_ON_OVERDUE and overdue_loans and not overrides.lifts(refusals.PATRON_HAS_OVERDUE_LOANS):
+        raise refusals.PATRON_HAS_OVERDUE_LOANS.error(user_email=user_email, overdue_loans=overdue_loans)
     limit = terms.max_loans
-    if limit is not None and open_loans >= limit and not overrides.lifts("loan_limit_reached"):
-        raise errors.LOAN_LIMIT_REACHED.error(user_email=user_email, open_loans=open_loans, loan_policy=terms.name)
+    if limit is not None and open_loans >= limit and not overrides.lifts(refusals.LOAN_LIMIT):
+        raise refusals.LOAN_LIMIT.error(user_email=user_email, open_loans=open_loans, loan_policy=terms.name)
 
 
 def not_loanable(terms: PolicyTerms, *, book_id: int, item_barcode: str | None) -> LendingError:
     copy = f"Item {item_barcode}" if item_barcode else f"Book {book_id}"
-    return errors.ITEM_NOT_LOANABLE.error(f"{copy} is not for loan (loan policy {terms.name}).")
+    return refusals.ITEM_NOT_LOANABLE.error(f"{copy} is not for loan (loan policy {terms.name}).")
 
 
 def covered_loans(decision: Decision, *, all_open: int, of_type: int | None) -> int:
@@ -92,7 +93,7 @@ def covered_loans(decision: Decision, *, all_open: int, of_type: int | None) -> 
 
 
 def already_borrowed(user_email: str, book_id: int) -> LendingError:
-    return errors.ALREADY_BORROWED.error(user_email=user_email, book_id=book_id)
+    return refusals.ALREADY_BORROWED.error(user_email=user_email, book_id=book_id)
 
 
 # --- Renewals --------------------------------------------------------------------------------------
@@ -105,26 +106,26 @@ def loan_terms(loan: Loan, rulebook: circulation_rules.Rulebook) -> PolicyTerms:
 
 
 def check_renewal(*, loan: Loan, others_waiting: bool, terms: PolicyTerms, now: datetime) -> None:
-    if loan.renewals >= terms.renewals_max and not overrides.lifts("renewal_limit_reached"):
-        raise errors.RENEWAL_LIMIT_REACHED.error(loan_id=loan.pk, renewals=loan.renewals)
+    if loan.renewals >= terms.renewals_max and not overrides.lifts(refusals.RENEWAL_LIMIT):
+        raise refusals.RENEWAL_LIMIT.error(loan_id=loan.pk, renewals=loan.renewals)
     overdue_refused = loan.is_overdue(now) and not settings.LOAN_RENEW_OVERDUE_ALLOWED
-    if overdue_refused and not overrides.lifts("loan_overdue"):
-        raise errors.LOAN_OVERDUE.error(loan_id=loan.pk)
+    if overdue_refused and not overrides.lifts(refusals.LOAN_OVERDUE):
+        raise refusals.LOAN_OVERDUE.error(loan_id=loan.pk)
     if others_waiting:
-        raise errors.BOOK_RESERVED_BY_OTHERS.error(book_id=loan.book_id)
+        raise refusals.BOOK_RESERVED_BY_OTHERS.error(book_id=loan.book_id)
 
 
 # --- Holds -----------------------------------------------------------------------------------------
 def check_reservable(*, user_email: str, state: BookState, on_loan: bool, decision: Decision) -> None:
     if not decision.terms.holds_allowed:
-        raise errors.HOLDS_NOT_ALLOWED.error(book_id=state.book_id, loan_policy=decision.terms.name)
+        raise refusals.HOLDS_NOT_ALLOWED.error(book_id=state.book_id, loan_policy=decision.terms.name)
     if on_loan:
         raise already_borrowed(user_email, state.book_id)
     if state.hold_of(user_email) is not None:
         raise already_reserved(user_email, state.book_id)
     if state.copies_free_for(user_email) > 0:
-        raise errors.COPY_AVAILABLE.error(book_id=state.book_id)
+        raise refusals.COPY_AVAILABLE.error(book_id=state.book_id)
 
 
 def already_reserved(user_email: str, book_id: int) -> LendingError:
-    return errors.ALREADY_RESERVED.error(user_email=user_email, book_id=book_id)
+    return refusals.ALREADY_RESERVED.error(user_email=user_email, book_id=book_id)

@@ -25,7 +25,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from lending import blocks, calendar, due_dates, errors, history, overrides, representation
+from lending import blocks, calendar, due_dates, errors, history, overrides, refusals, representation
 from lending.api import permissions
 from lending.api.auth import keys_required
 from lending.api.caching import NoStore
@@ -184,9 +184,9 @@ class PatronBlockApi(NoStore, APIView):
 # --- Status ---------------------------------------------------------------------------------------
 class ReasonSerializer(serializers.Serializer):
     code = serializers.CharField(
-        help_text="`manual_block`, `too_many_overdue_loans`, `loan_overdue_too_long`, `lost_items`, "
-        "`fines_over_limit` (these refuse with 403 `patron_blocked`), `patron_has_overdue_loans`, "
-        "`loan_limit_reached` (409, their own codes)."
+        help_text=f"{refusals.code_list(refusals.on_status_screen(blocking=True))} (these refuse with 403 "
+        f"`{refusals.PATRON_BLOCKED.code}`), {refusals.code_list(refusals.on_status_screen(blocking=False))} (409, "
+        "their own codes)."
     )
     message = serializers.CharField()
     actions = serializers.ListField(child=serializers.ChoiceField(choices=Action.choices))
@@ -415,9 +415,9 @@ def check_backdating_caller(request: Request, returned_at: datetime | None) -> d
 class OverridableLoanRequestSerializer(LoanRequestSerializer):
     override = OverrideSerializer(
         required=False,
-        help_text="Staff only (scope `override`): lifts `patron_blocked`, `loan_limit_reached`, "
-        "`patron_has_overdue_loans`, `renewal_limit_reached` and `loan_overdue`, never `no_copy_available` or "
-        "`already_borrowed`; the reason and caller go into the loan's history.",
+        help_text=f"Staff only (scope `override`): lifts {refusals.code_list(refusals.lifted_by_override(), 'and')}, "
+        f"never {refusals.code_list([refusals.NO_COPY_AVAILABLE, refusals.ALREADY_BORROWED], 'or')}; the reason and "
+        "caller go into the loan's history.",
     )
 
 

@@ -16,6 +16,7 @@ from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiRespo
 from rest_framework import serializers
 from rest_framework.views import APIView
 
+from lending import refusals
 from lending.api import circulation, items, lost
 from lending.api import schema as api_docs
 from lending.api.serializers import LoanSerializer
@@ -61,6 +62,13 @@ BLOCK_EXAMPLE = OpenApiExample(
     response_only=True,
 )
 
+
+def reason_example(refusal: refusals.Refusal, **values: object) -> dict:
+    """A status reason's code and message as the screen shows them, its template filled with `values`."""
+    assert refusal.message is not None
+    return {"code": refusal.code, "message": refusal.message.format(**values)}
+
+
 STATUS_EXAMPLE = OpenApiExample(
     "Blocked from borrowing by staff and by an overdue loan",
     value={
@@ -69,17 +77,12 @@ STATUS_EXAMPLE = OpenApiExample(
             "allowed": False,
             "reasons": [
                 {
-                    "code": "manual_block",
-                    "message": "Blocked by staff: Damaged two books; see the desk.",
+                    **reason_example(refusals.MANUAL_BLOCK, reason="Damaged two books; see the desk."),
                     "actions": ["borrow"],
                     "block_id": 4,
                     "reason": "Damaged two books; see the desk.",
                 },
-                {
-                    "code": "patron_has_overdue_loans",
-                    "message": "1 overdue loan(s); return them before borrowing.",
-                    "actions": ["borrow"],
-                },
+                {**reason_example(refusals.PATRON_HAS_OVERDUE_LOANS, overdue_loans=1), "actions": ["borrow"]},
             ],
         },
         "renew": {"allowed": True, "reasons": []},
@@ -260,15 +263,15 @@ ENDPOINTS: dict[type[APIView], dict[str, Callable]] = {
                     "user_not_found",
                     "item_not_found",
                     "book_not_found",
-                    "patron_blocked",
+                    refusals.PATRON_BLOCKED.code,
                     "no_copy_available",
                     "already_borrowed",
                     "item_on_loan",
                     "item_not_loanable",
                     "item_on_hold_shelf",
                     "copies_on_hold",
-                    "patron_has_overdue_loans",
-                    "loan_limit_reached",
+                    refusals.PATRON_HAS_OVERDUE_LOANS.code,
+                    refusals.LOAN_LIMIT.code,
                     "peer_unavailable",
                 ),
             },
@@ -366,8 +369,8 @@ ENDPOINTS: dict[type[APIView], dict[str, Callable]] = {
             tags=["blocks"],
             summary="Block a patron",
             description="Forbids the patron the listed actions until `expires_at` (or until removed): a lend, "
-            "renewal or reservation is refused with 403 `patron_blocked`, checked inside the write's transaction. "
-            "Scope `override`.",
+            f"renewal or reservation is refused with 403 `{refusals.PATRON_BLOCKED.code}`, checked inside the write's "
+            "transaction. Scope `override`.",
             request=circulation.BlockRequestSerializer,
             parameters=[EMAIL_PARAMETER, *api_docs.COMMON_PARAMETERS],
             responses={
@@ -440,9 +443,9 @@ ENDPOINTS: dict[type[APIView], dict[str, Callable]] = {
             "declareLost",
             "Declare a loan lost",
             "The loan becomes LOST: its copy stays out (not available to anyone), the loan is no longer overdue "
-            "nor renewable, and the patron is blocked while it is unresolved (`lost_items`). The patron is notified "
-            "(`loan_declared_lost`). 409 `loan_status_conflict` when it is LOST already, `loan_not_open` once "
-            "returned.",
+            f"nor renewable, and the patron is blocked while it is unresolved (`{refusals.LOST_ITEMS.code}`). The "
+            "patron is notified (`loan_declared_lost`). 409 `loan_status_conflict` when it is LOST already, "
+            "`loan_not_open` once returned.",
             lost.NoteSerializer,
             [
                 OpenApiExample("With a note", value={"note": "Patron left it on a train."}, request_only=True),

@@ -30,6 +30,7 @@ from drf_spectacular.utils import (
 from rest_framework import serializers
 from rest_framework.views import APIView
 
+from lending import refusals
 from lending.api import circulation, circulation_docs, circulation_rules_docs, history, privacy, views
 from lending.api import schema as api_docs
 from lending.api.history import EventSerializer
@@ -130,7 +131,7 @@ ENDPOINTS: dict[type[APIView], dict[str, Callable]] = {
             "with `Retry-After`. With `?dry_run=true`, answers 200 with whether the lend would succeed (and why "
             "not), writing nothing. The loan is due at the end of its last day in LIBRARY_TIME_ZONE, moved to the "
             "next day the library opens (`GET /calendar/`). A blocked patron (`GET /patrons/{email}/status/` says "
-            "why) is refused with 403 `patron_blocked`; staff with the `override` scope may send "
+            f"why) is refused with 403 `{refusals.PATRON_BLOCKED.code}`; staff with the `override` scope may send "
             "`override: {reason}` to lift it, the loan limit and the overdue rule.",
             request=circulation.OverridableLoanRequestSerializer,
             parameters=[
@@ -150,9 +151,9 @@ ENDPOINTS: dict[type[APIView], dict[str, Callable]] = {
                     "no_copy_available",
                     "already_borrowed",
                     "copies_on_hold",
-                    "patron_blocked",
-                    "patron_has_overdue_loans",
-                    "loan_limit_reached",
+                    refusals.PATRON_BLOCKED.code,
+                    refusals.PATRON_HAS_OVERDUE_LOANS.code,
+                    refusals.LOAN_LIMIT.code,
                     "peer_unavailable",
                 ),
             },
@@ -186,9 +187,9 @@ ENDPOINTS: dict[type[APIView], dict[str, Callable]] = {
             summary="Renew a loan",
             description="Extends the patron's open loan of the book by LOAN_PERIOD_DAYS from its due date, at most "
             "LOAN_MAX_RENEWALS times, and not while another patron waits for the book. Calls no peer. The new "
-            "due date ends on a day the library opens. A blocked patron: 403 `patron_blocked`; `override: "
-            "{reason}` (scope `override`) lifts the block, the renewal limit and the overdue rule, never a "
-            "waiting patron.",
+            f"due date ends on a day the library opens. A blocked patron: 403 `{refusals.PATRON_BLOCKED.code}`; "
+            "`override: {reason}` (scope `override`) lifts the block, the renewal limit and the overdue rule, "
+            "never a waiting patron.",
             request=circulation.OverridableLoanRequestSerializer,
             parameters=api_docs.WRITE_PARAMETERS,
             responses={
@@ -196,9 +197,9 @@ ENDPOINTS: dict[type[APIView], dict[str, Callable]] = {
                 **api_docs.error_responses(
                     *api_docs.WRITE_ERRORS,
                     "loan_not_found",
-                    "patron_blocked",
-                    "renewal_limit_reached",
-                    "loan_overdue",
+                    refusals.PATRON_BLOCKED.code,
+                    refusals.RENEWAL_LIMIT.code,
+                    refusals.LOAN_OVERDUE.code,
                     "book_reserved_by_others",
                 ),
             },
@@ -213,7 +214,7 @@ ENDPOINTS: dict[type[APIView], dict[str, Callable]] = {
             description="Queues the patron for a book with no copy free for them: 201 with the hold and its "
             "queue position. When a copy comes back it is kept for the first patron (status `READY`) until its "
             "pickup deadline (the end of its last day, moved past closed days). A blocked patron: 403 "
-            "`patron_blocked`; `override: {reason}` (scope `override`) lifts it.",
+            f"`{refusals.PATRON_BLOCKED.code}`; `override: {{reason}}` (scope `override`) lifts it.",
             request=circulation.OverridableLoanRequestSerializer,
             parameters=api_docs.WRITE_PARAMETERS,
             responses={
@@ -226,7 +227,7 @@ ENDPOINTS: dict[type[APIView], dict[str, Callable]] = {
                     "already_borrowed",
                     "already_reserved",
                     "copy_available",
-                    "patron_blocked",
+                    refusals.PATRON_BLOCKED.code,
                     "peer_unavailable",
                 ),
             },
