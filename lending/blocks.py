@@ -169,7 +169,7 @@ def fees_reasons(fees: FeesStanding) -> list[Reason]:
 def automated_reasons(counts: PatronCounts, rules: BlockRules) -> list[Reason]:
     """The reasons the patron's loans alone give, in a fixed order."""
     # Every template below is filled from the counts and the rules.
-    values = {**asdict(counts), **asdict(rules)}
+    values = {**vars(counts), **vars(rules)}  # plain scalars: no deep copy (`asdict`) on every write
     applying = [
         (refusals.TOO_MANY_OVERDUE_LOANS, 0 < rules.max_overdue_loans <= counts.overdue_loans),
         (refusals.LOAN_OVERDUE_TOO_LONG, counts.most_days_overdue > rules.max_overdue_days),

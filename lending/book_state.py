@@ -15,6 +15,7 @@ from datetime import datetime
 
 from django.utils import timezone
 
+from lending import calendar
 from lending.db import holds, loans, state
 from lending.db.loans import PatronLoans
 from lending.models import Hold, HoldStatus, PatronBlock
@@ -85,6 +86,7 @@ def read_state(book_id: int, copies: int, *, patron: str | None = None, now: dat
             holds=holds.open_holds_of_book(book_id),
         )
     read = state.read_book_and_patron(book_id, patron, now or timezone.now())
+    calendar.remember_for_this_transaction(read.calendar)  # read in the same statement, for the due date
     return BookState(
         book_id=book_id,
         copies=copies,

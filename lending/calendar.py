@@ -12,6 +12,7 @@ Changing the calendar moves no existing due date; it rules the due dates set aft
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
@@ -91,6 +92,14 @@ def closed_days() -> ClosedDays:
     return closed
 
 
+def remember_for_this_transaction(stored: tuple[list[str], list[str]] | None) -> None:
+    """The calendar as a statement of this transaction read it beside other things (the lend's one
+    read, `lending.db.state`): its later `closed_days()` calls use it instead of reading again."""
+    if not connection.in_atomic_block or any(read.closed is not None for read in _reads_in_this_transaction()):
+        return
+    transaction.on_commit(_ReadInTransaction(_parsed(stored)))
+
+
 class _ReadInTransaction:
     """The calendar as read in the current transaction, registered as one of its on-commit hooks
     (the hook itself does nothing)."""
@@ -117,11 +126,20 @@ def _forget_reads_in_this_transaction(**_: object) -> None:
 # One statement in SQL, run as it is (`lending.db.calendar`): the ORM building and compiling it cost
 # 0.7 ms of CPU per read against 0.2 ms (`python -m tools.bench.statements`).
 def _read_closed_days() -> ClosedDays:
-    stored = db_calendar.read_closed_days(CALENDAR_ID)
+    return _parsed(db_calendar.read_closed_days(CALENDAR_ID))
+
+
+def _parsed(stored: tuple[list[str], list[str]] | None) -> ClosedDays:
     if stored is None:
         return ClosedDays()
     weekdays, dates = stored
-    return LibraryCalendar(closed_weekdays=weekdays, closed_dates=dates).closed_days()
+    return _closed_days_of(tuple(weekdays), tuple(dates))
+
+
+@functools.lru_cache(maxsize=8)
+def _closed_days_of(weekdays: tuple[str, ...], dates: tuple[str, ...]) -> ClosedDays:
+    """Parsed once per process for each calendar met: every lend reads it (ClosedDays is immutable)."""
+    return LibraryCalendar(closed_weekdays=list(weekdays), closed_dates=list(dates)).closed_days()
 
 
 def library_zone() -> ZoneInfo:

@@ -1,7 +1,8 @@
 """What a lend or a reservation decides on, read in one statement under its locks: the book's open
 loans and the patron's (`lending.db.loans`' counts), the book's open holds in queue order
-(`lending.db.holds`) and the patron's blocks in force (`lending.db.blocks`). The holds and blocks
-ride as JSON arrays of their rows beside the counts: one round trip instead of three."""
+(`lending.db.holds`), the patron's blocks in force (`lending.db.blocks`) and the library's closed days
+(`lending.db.calendar`, for the due date). The holds and blocks ride as JSON arrays of their rows
+beside the counts: one round trip instead of four."""
 
 from __future__ import annotations
 
@@ -12,6 +13,10 @@ from lending.db.loans import COUNT_BOOK_AND_PATRON_LOANS, PatronLoans
 from lending.db.run import Variants, db_datetime, fetch_one, instances_from_json, read_datetime, read_json
 from lending.models import Hold, PatronBlock
 
+# The calendar's one row (`lending.calendar.CALENDAR_ID`); NULL when none was ever set.
+CALENDAR_WEEKDAYS = "SELECT closed_weekdays FROM lending_librarycalendar WHERE id = 1"
+CALENDAR_DATES = "SELECT closed_dates FROM lending_librarycalendar WHERE id = 1"
+
 READ_BOOK_AND_PATRON = Variants(
     postgresql=(
         "SELECT counts.*,"
@@ -19,6 +24,7 @@ READ_BOOK_AND_PATRON = Variants(
         "  WHERE h.book_id = %s AND h.status IN ('WAITING', 'READY')),"
         " (SELECT json_agg(b ORDER BY b.id) FROM lending_patronblock b"
         "  WHERE b.user_email = %s AND (b.expires_at IS NULL OR b.expires_at > %s))"
+        f", ({CALENDAR_WEEKDAYS}), ({CALENDAR_DATES})"
         f" FROM ({COUNT_BOOK_AND_PATRON_LOANS}) counts"
     ),
     # SQLite 3.40 has no ORDER BY inside an aggregate: each array is built over an ordered subquery.
@@ -33,6 +39,7 @@ READ_BOOK_AND_PATRON = Variants(
         "  'blocks', json(blocks), 'created_at', created_at, 'expires_at', expires_at, 'created_by', created_by))"
         "  FROM (SELECT * FROM lending_patronblock"
         "  WHERE user_email = %s AND (expires_at IS NULL OR expires_at > %s) ORDER BY id))"
+        f", ({CALENDAR_WEEKDAYS}), ({CALENDAR_DATES})"
         f" FROM ({COUNT_BOOK_AND_PATRON_LOANS}) counts"
     ),
 )
@@ -44,6 +51,7 @@ class BookAndPatron:
     patron_loans: PatronLoans
     holds: list[Hold]  # the book's open holds, in queue order
     blocks: list[PatronBlock]  # the patron's blocks in force, oldest first
+    calendar: tuple[list[str], list[str]] | None  # (closed weekdays, closed dates) as stored; None: no row
 
 
 def read_book_and_patron(book_id: int, user_email: str, now: datetime) -> BookAndPatron:
@@ -51,7 +59,7 @@ def read_book_and_patron(book_id: int, user_email: str, now: datetime) -> BookAn
     counts = [book_id, user_email, book_id, user_email, user_email, at, user_email, user_email, at, book_id, user_email]
     row = fetch_one(READ_BOOK_AND_PATRON, [book_id, user_email, at, *counts])
     assert row is not None
-    book, of_this_book, open_loans, overdue, lost, oldest, holds, blocks = row
+    book, of_this_book, open_loans, overdue, lost, oldest, holds, blocks, weekdays, dates = row
     return BookAndPatron(
         book_open_loans=book,
         patron_loans=PatronLoans(
@@ -63,4 +71,5 @@ def read_book_and_patron(book_id: int, user_email: str, now: datetime) -> BookAn
         ),
         holds=instances_from_json(Hold, read_json(holds) or []),
         blocks=instances_from_json(PatronBlock, read_json(blocks) or []),
+        calendar=None if weekdays is None else (read_json(weekdays), read_json(dates)),
     )

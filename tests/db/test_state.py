@@ -7,9 +7,11 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from lending.blocks import PatronBlock
+from lending import calendar
+from lending.calendar import CALENDAR_ID
 from lending.db import blocks, holds, loans, state
-from lending.models import Hold, HoldStatus, Loan, LoanStatus
+from lending.db import calendar as calendar_statements
+from lending.models import Hold, HoldStatus, Loan, LoanStatus, PatronBlock
 
 pytestmark = pytest.mark.django_db
 
@@ -40,6 +42,7 @@ BLOCK_FIELDS = ("pk", "user_email", "reason", "blocks", "created_at", "expires_a
 def test_an_empty_library_reads_as_nothing():
     read = state.read_book_and_patron(1, PATRON, NOW)
     assert (read.book_open_loans, read.patron_loans, read.holds, read.blocks) == (0, loans.PatronLoans(), [], [])
+    assert read.calendar == calendar_statements.read_closed_days(CALENDAR_ID)
 
 
 def test_the_one_read_is_the_three_it_replaces():
@@ -85,3 +88,9 @@ def test_the_one_read_is_the_three_it_replaces():
     assert [h.user_email for h in read.holds] == ["é@example.com", PATRON]
     assert [b.reason for b in read.blocks] == ['Said "no"', "until"]
     assert all(not row._state.adding for row in [*read.holds, *read.blocks])
+
+
+def test_the_calendar_rides_in_the_one_read():
+    calendar.set_calendar(["sunday"], ["2026-12-25"])
+    read = state.read_book_and_patron(1, PATRON, NOW)
+    assert read.calendar == calendar_statements.read_closed_days(CALENDAR_ID) == (["sunday"], ["2026-12-25"])

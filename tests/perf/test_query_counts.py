@@ -33,16 +33,16 @@ def _rules_read(db):
     circulation_rules.in_force()
 
 
-def test_lend_is_nine_queries(api, peers, patron, book, django_assert_num_queries):
+def test_lend_is_eight_queries(api, peers, patron, book, django_assert_num_queries):
     # BEGIN, upsert of the book row (the lock and the version bump), patron lock (with the circulation
     # rules' version in the same statement), then what the lend decides on in one statement, read live
     # under the patron lock (lending.db.state): the open loans of the book and of the patron with
     # everything the rules and the automated blocks count, the book's holds, the patron's blocks in
-    # force; the library calendar (the due date; read once per transaction, so the pickup deadline that
-    # promote_waiting computes reads it no more: lending.calendar), insert the loan, its `lent` event
-    # (the audit trail, in the same transaction: lending.history), both outbox rows (one INSERT),
+    # force and the library calendar (the due date; kept for the transaction, so the pickup deadline
+    # that promote_waiting computes reads it no more: lending.calendar); insert the loan, its `lent`
+    # event (the audit trail, in the same transaction: lending.history), both outbox rows (one INSERT),
     # COMMIT. SQLite has no patron lock (one writer at a time anyway): it reads the version alone.
-    with django_assert_num_queries(9):
+    with django_assert_num_queries(8):
         assert lend(api, patron, book).status_code == 201
 
 
@@ -77,11 +77,11 @@ def test_renew_is_twelve_queries(api, peers, patron, book, django_assert_num_que
     assert response.status_code == 200, response.content
 
 
-def test_check_out_is_eleven_queries(api, peers, patron, django_assert_num_queries):
+def test_check_out_is_ten_queries(api, peers, patron, django_assert_num_queries):
     barcode = peers.book.add_book("Counted copy", "A", 1)["items"][0]["barcode"]
-    # A lend's nine, and the copy's own two checks under the book lock: not out to anyone, not
+    # A lend's eight, and the copy's own two checks under the book lock: not out to anyone, not
     # trapped on the hold shelf for another patron.
-    with django_assert_num_queries(11):
+    with django_assert_num_queries(10):
         response = post_json(api, "/checkouts/", {"item_barcode": barcode, "user_email": patron})
     assert response.status_code == 201, response.content
 
