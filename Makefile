@@ -110,7 +110,7 @@ openapi: $(INSTALLED)
 .PHONY: asyncapi
 ## asyncapi: regenerate asyncapi.yaml (the domain events) from the code (a test fails when it is stale)
 asyncapi: $(INSTALLED)
-	$(PY) -m lending.asyncapi
+	$(PY) -m lending.events.asyncapi
 
 ## chromium: Debian's Chromium for the browser test, installed with apt-get (as root) when missing.
 ## Never fatal here: without it the browser test skips with its reason, or fails under CI=true.

@@ -11,7 +11,7 @@ from pathlib import Path
 import environ
 from django.core.exceptions import ImproperlyConfigured
 
-from lending import logs
+from lending.observability import logs
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -51,7 +51,7 @@ MIDDLEWARE = [
     # /health/* and /metrics answer here, before host validation and the HTTPS redirect.
     "lending.api.middleware.ProbeMiddleware",
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
-    # One log line per request (lending.logs binds our request id and adds the duration).
+    # One log line per request (lending.observability.logs binds our request id and adds the duration).
     "django_structlog.middlewares.RequestMiddleware",
     # A Host not in ALLOWED_HOSTS: JSON 400 `disallowed_host`, also in debug mode.
     "lending.api.middleware.AllowedHostMiddleware",
@@ -66,7 +66,7 @@ MIDDLEWARE = [
     # Sessions, authentication and messages, for the admin's paths only (the API uses keys).
     "lending.api.admin_stack.AdminOnlyMiddleware",
     # The admin's change lists: a filter the database would choke on is a 400, not a crash.
-    "lending.admin_filters.AdminFilterMiddleware",
+    "lending.admin.filters.AdminFilterMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_prometheus.middleware.PrometheusAfterMiddleware",
     # Last, as django-axes asks: refuses a locked-out admin login.
@@ -386,7 +386,7 @@ OUTBOX_LEASE_SECONDS = env.float("OUTBOX_LEASE_SECONDS", default=30.0)
 # land. 0 turns the re-checks off.
 OUTBOX_RECHECK_SECONDS = env.float("OUTBOX_RECHECK_SECONDS", default=30.0)
 
-# --- Domain events on RabbitMQ (lending/domain_events.py) ------------------------------------------
+# --- Domain events on RabbitMQ (lending/events/domain_events.py) ------------------------------------------
 # amqp://user:password@host:5672/vhost; empty: no events are written or published. Each loan and hold
 # change then also writes an outbox message that the relay publishes to the topic exchange below.
 EVENTS_BROKER_URL = env.str("EVENTS_BROKER_URL", default="")
@@ -399,12 +399,12 @@ EVENTS_BROKER_TIMEOUT_SECONDS = env.float("EVENTS_BROKER_TIMEOUT_SECONDS", defau
 # keep every patron's ref when DJANGO_SECRET_KEY changes.
 PATRON_REF_KEY = env.str("PATRON_REF_KEY", default="")
 
-# --- Tracing (lending/tracing.py) ---------------------------------------------------------------------
+# --- Tracing (lending/observability/tracing.py) ---------------------------------------------------------------------
 # OpenTelemetry for Django, the peer clients and psycopg, exported over OTLP/HTTP; empty: off.
 # The exporter also reads the other OTEL_* variables (OTEL_SERVICE_NAME, OTEL_EXPORTER_OTLP_HEADERS...).
 OTEL_EXPORTER_OTLP_ENDPOINT = env.str("OTEL_EXPORTER_OTLP_ENDPOINT", default="")
 
-# --- /metrics and liveness of the relay and the scheduler (lending/ops_server.py) --------------------
+# --- /metrics and liveness of the relay and the scheduler (lending/observability/ops_server.py) --------------------
 # Each serves /metrics and /health/live on its own port; 0 turns the server off.
 RELAY_METRICS_PORT = env.int("RELAY_METRICS_PORT", default=0)
 SCHEDULER_METRICS_PORT = env.int("SCHEDULER_METRICS_PORT", default=0)
@@ -444,7 +444,7 @@ IDEMPOTENCY_KEY_TTL_HOURS = env.int("IDEMPOTENCY_KEY_TTL_HOURS", default=24)
 IDEMPOTENCY_LOCK_SECONDS = env.int("IDEMPOTENCY_LOCK_SECONDS", default=60)
 
 # --- Logging --------------------------------------------------------------------------------------
-# Through structlog (lending/logs.py): JSON lines on stdout in production, readable lines in debug
+# Through structlog (lending/observability/logs.py): JSON lines on stdout in production, readable lines in debug
 # mode; the request id on every line, patron emails masked. LOG_FILE adds a rotating JSON file.
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO").upper()
 LOG_FORMAT = env.str("LOG_FORMAT", default="console" if DEBUG else "json").lower()
@@ -461,5 +461,5 @@ logs.configure_structlog()
 # line only at DEBUG; no user id (the API has no users); the request id is ours.
 DJANGO_STRUCTLOG_STATUS_START_LOG_LEVEL = logging.DEBUG
 DJANGO_STRUCTLOG_USER_ID_FIELD = None
-# The request line's `ip` is bound by lending.logs from the address the throttles count.
+# The request line's `ip` is bound by lending.observability.logs from the address the throttles count.
 DJANGO_STRUCTLOG_IP_LOGGING_ENABLED = False

@@ -67,7 +67,7 @@ loglevel = os.environ.get("LOG_LEVEL", "info").lower()
 forwarded_allow_ips = os.environ.get("GUNICORN_FORWARDED_ALLOW_IPS", os.environ.get("TRUSTED_PROXIES", ""))
 proc_name = "lending-web"
 # gunicorn's own lines in the service's log format (JSON objects under LOG_FORMAT=json).
-logconfig_dict = __import__("lending.logs", fromlist=["_"]).gunicorn_logconfig_dict()
+logconfig_dict = __import__("lending.observability.logs", fromlist=["_"]).gunicorn_logconfig_dict()
 
 
 def _multiproc_dir() -> str | None:

@@ -13,7 +13,7 @@ class LendingConfig(AppConfig):
 
         from django.conf import settings
 
-        from lending import logs, tracing
+        from lending.observability import logs, tracing
 
         logs.connect_request_signals()
         if settings.OTEL_EXPORTER_OTLP_ENDPOINT:

@@ -16,8 +16,9 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from lending import history, services
+from lending import services
 from lending.errors import LendingError
+from lending.events import history
 from lending.models import EventKind, Loan, LoanNotice
 from lending.outbox.messages import MessageType, enqueue, loan_notification
 

@@ -13,7 +13,8 @@ from datetime import date, datetime
 from django.db import transaction
 from django.utils import timezone
 
-from lending import calendar, errors, history
+from lending import calendar, errors
+from lending.events import history
 from lending.models import CIRCULATING_STATUSES, EventKind, Loan, LoanStatus
 from lending.outbox.messages import MessageType, enqueue_notification
 

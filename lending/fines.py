@@ -26,8 +26,9 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Sum
 
-from lending import calendar, circulation_rules, history
+from lending import calendar, circulation_rules
 from lending.circulation_rules import PolicyTerms
+from lending.events import history
 from lending.models import CIRCULATING_STATUSES, EventKind, Loan, LoanStatus
 from lending.outbox.messages import fee_message, fee_payload
 

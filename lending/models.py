@@ -17,7 +17,7 @@ from django.db.models import Case, Count, IntegerField, OuterRef, Q, Subquery, V
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from lending.tracing import current_traceparent
+from lending.observability.tracing import current_traceparent
 
 
 class LoanStatus(models.TextChoices):
@@ -211,7 +211,7 @@ class Loan(models.Model):
             ),
         ]
         permissions = [
-            # The admin's desk pages (lending.desk_admin): check out and in, and nothing else of
+            # The admin's desk pages (lending.admin.desk): check out and in, and nothing else of
             # `change_loan` (declaring lost, resolving), so the desk group can be given the desk alone.
             ("circulate_at_desk", "Can check items out and in at the desk"),
         ]
@@ -363,7 +363,7 @@ class Hold(models.Model):
 class OutboxKind(models.TextChoices):
     AVAILABILITY = "availability"
     NOTIFICATION = "notification"
-    EVENT = "event"  # a domain event for the broker (lending/domain_events.py)
+    EVENT = "event"  # a domain event for the broker (lending/events/domain_events.py)
     FEE = "fee"  # an assessed fine or fee for the Fees service (lending/fines.py)
 
 
@@ -514,7 +514,7 @@ class EventKind(models.TextChoices):
 
 class Event(models.Model):
     """One change of one loan or hold (its subject): what, when, which caller, which request. Written
-    by `lending.history` in the transaction of the change; it is the loan's history and, later, the
+    by `lending.events.history` in the transaction of the change; it is the loan's history and, later, the
     domain event the outbox publishes, so each subject numbers its events (`sequence`, from 1).
 
     It never holds the patron's email: the patron is the subject's, so anonymising the loan or hold

@@ -36,8 +36,8 @@ from django.db import transaction
 from django.db.models import OuterRef, QuerySet, Subquery
 from django.utils import timezone
 
-from lending import history
 from lending.db import notices as db_notices
+from lending.events import history
 from lending.models import EventKind, Loan, LoanNotice, LoanQuerySet, LoanStatus, OutboxMessage
 from lending.outbox.messages import (
     MessageType,

@@ -41,10 +41,11 @@ from django.db.models.fields.json import KeyTextTransform
 from django.db.models.functions import Cast
 from django.utils import timezone
 
-from lending import domain_events, locks
+from lending import locks
 from lending.blocks import PatronBlock
 from lending.db import privacy as db_privacy
 from lending.errors import PATRON_HAS_OPEN_LOANS
+from lending.events import domain_events
 from lending.models import (
     # `.invalid` is reserved, never a deliverable address (RFC 2606); NOT_ANONYMISED is the partial
     # indexes' condition, word for word, so the planner uses them.

@@ -2,7 +2,7 @@
 
 The API's serializers (`lending.api.serializers`) render through these functions and describe them
 to OpenAPI; the idempotency record stores what they return (`lending.idempotency`), and the domain
-events carry it (`lending.domain_events`). Pure functions of the rows: no query, no request.
+events carry it (`lending.events.domain_events`). Pure functions of the rows: no query, no request.
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """The gateway assembled: the accounts, the API client, the kiosk messages, the SIP2 server, and
-`/metrics` and `/health/live` on their own port (lending/ops_server.py, as the relay and the
+`/metrics` and `/health/live` on their own port (lending/observability/ops_server.py, as the relay and the
 scheduler serve theirs). The liveness check fails when the event loop stops making progress."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 import structlog
 from django.conf import settings
 
-from lending import ops_server
+from lending.observability import ops_server
 from sip_gateway.accounts import Authenticator
 from sip_gateway.api_client import LendingApi
 from sip_gateway.messages import Kiosk

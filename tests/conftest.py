@@ -109,7 +109,7 @@ def post_json(api: APIClient, path: str, body, **headers):
 @pytest.fixture
 def log_lines():
     """Every record reaching the root logger, rendered by the production formatter, parsed."""
-    from lending.logs import json_formatter
+    from lending.observability.logs import json_formatter
 
     stream = io.StringIO()
     handler = logging.StreamHandler(stream)

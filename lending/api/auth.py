@@ -56,7 +56,7 @@ class ApiKeyAuthentication(BaseAuthentication):
             verified_keys.put(key, api_key)
         if api_key.has_expired:
             raise exceptions.AuthenticationFailed("This API key has expired.")
-        # For the request log line (`lending.logs`), which sees Django's request, not DRF's.
+        # For the request log line (`lending.observability.logs`), which sees Django's request, not DRF's.
         request._request.api_key_prefix = api_key.prefix  # type: ignore[attr-defined]  # an attribute of ours
         return (None, api_key)
 

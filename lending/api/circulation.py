@@ -25,13 +25,14 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from lending import blocks, calendar, due_dates, errors, history, overrides, refusals, representation
+from lending import blocks, calendar, due_dates, errors, overrides, refusals, representation
 from lending.api import permissions
 from lending.api.auth import keys_required
 from lending.api.caching import NoStore
 from lending.api.serializers import LoanRequestSerializer, MomentField, NormalizedEmailField
 from lending.blocks import Action, PatronBlock
 from lending.errors import LendingError, NotFound
+from lending.events import history
 from lending.models import Scope
 from lending.moments import check_moment
 

@@ -25,7 +25,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from lending import circulation_rules, errors, history
+from lending import circulation_rules, errors
 from lending.api import permissions
 from lending.api.caching import NoStore
 from lending.api.items import BarcodeField
@@ -33,6 +33,7 @@ from lending.api.serializers import NormalizedEmailField, StrictIntegerField
 from lending.circulation_rules import CRITERION_MAX_LENGTH, NAME_MAX_LENGTH, NAME_PATTERN, LoanPolicy, Rule
 from lending.clients import books, users
 from lending.errors import LendingError
+from lending.events import history
 
 TERM_FIELDS = [name for name in circulation_rules.PolicyTerms.__dataclass_fields__ if name != "name"]
 

@@ -8,11 +8,11 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from lending import history
 from lending.api import permissions
 from lending.api.caching import NoStore
 from lending.api.pagination import counted_page
 from lending.errors import LOAN_NOT_FOUND
+from lending.events import history
 from lending.models import Event, Loan
 
 MAX_DATABASE_ID = 2**63 - 1

@@ -15,11 +15,12 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from lending import history, representation
+from lending import representation
 from lending.api import permissions
 from lending.api.caching import NoStore
 from lending.api.circulation import MAX_DATABASE_ID, ReasonField
 from lending.errors import NotFound
+from lending.events import history
 from lending.models import Loan
 from lending.services import lost
 

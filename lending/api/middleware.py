@@ -44,7 +44,7 @@ class RequestIdMiddleware:
     def __call__(self, request):
         # The WSGI guard did it already under a server; Django's test client has no guard.
         drop_untrusted_forwarded_headers(request.META)
-        # Resolved once for the request's log line (lending.logs), as the throttles resolve it.
+        # Resolved once for the request's log line (lending.observability.logs), as the throttles resolve it.
         request.client_address = client_address(request.META)
         request_id = request_id_from(request.headers.get(REQUEST_ID_HEADER, ""))
         request.request_id = request_id
@@ -73,8 +73,8 @@ class ProbeMiddleware:
 
     def __init__(self, get_response):
         self.get_response = get_response
-        from lending import metrics
         from lending.api import health
+        from lending.observability import metrics
 
         self.views = {}
         for route, view in (

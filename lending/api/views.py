@@ -13,7 +13,7 @@ from rest_framework.response import Response
 from rest_framework.serializers import Serializer
 from rest_framework.views import APIView
 
-from lending import errors, history, idempotency, metrics, overrides, policy, representation, selectors, services
+from lending import errors, idempotency, overrides, policy, representation, selectors, services
 from lending.api import circulation, permissions
 from lending.api.caching import NoStore
 from lending.api.errors import error_body
@@ -29,7 +29,9 @@ from lending.api.serializers import (
     LoanSerializer,
 )
 from lending.errors import LendingError
+from lending.events import history
 from lending.idempotency import Claim
+from lending.observability import metrics
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 REPLAYED_HEADER = "Idempotent-Replayed"
@@ -42,7 +44,7 @@ class LoanWriteApi(NoStore, APIView):
     key is given (the stored answer is the one sent); by the view otherwise."""
 
     required_scope = permissions.CIRCULATION
-    # The metrics' name of the write (`lending.metrics.OPERATIONS`).
+    # The metrics' name of the write (`lending.observability.metrics.OPERATIONS`).
     operation: str
     # The success status and body.
     answer: representation.Answer

@@ -26,8 +26,8 @@ import urllib3
 from django.conf import settings
 from urllib3.exceptions import ConnectTimeoutError, HTTPError, NewConnectionError, ReadTimeoutError
 
-from lending import metrics
 from lending.errors import PeerUnavailable
+from lending.observability import metrics
 from lending.request_context import current_request_id
 from lending.strict_json import loads_strict
 

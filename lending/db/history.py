@@ -1,5 +1,5 @@
 """The history's statement: a change's events inserted in one INSERT, each numbered inside it after
-its subject's last event (`lending.history.record`)."""
+its subject's last event (`lending.events.history.record`)."""
 
 from __future__ import annotations
 

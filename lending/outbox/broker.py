@@ -25,8 +25,8 @@ import pika
 import pika.exceptions
 from django.conf import settings
 
-from lending import tracing
 from lending.models import OutboxMessage
+from lending.observability import tracing
 
 logger = logging.getLogger(__name__)
 

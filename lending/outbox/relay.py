@@ -43,12 +43,13 @@ from django.conf import settings
 from django.db import close_old_connections, transaction
 from django.utils import timezone
 
-from lending import metrics, selectors, tracing
+from lending import selectors
 from lending.clients import books, fees, notifications
 from lending.db import outbox as db_outbox
 from lending.db.outbox import RECHECK
 from lending.errors import PeerUnavailable
 from lending.models import OutboxKind, OutboxMessage, OutboxStatus
+from lending.observability import metrics, tracing
 from lending.outbox import broker
 from lending.request_context import request_id_var
 

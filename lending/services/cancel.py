@@ -5,8 +5,8 @@ from __future__ import annotations
 from django.db import transaction
 from django.utils import timezone
 
-from lending import history
 from lending.errors import HOLD_NOT_FOUND
+from lending.events import history
 from lending.idempotency import Claim
 from lending.locks import lock_book_and_row
 from lending.models import EventKind, Hold, HoldStatus

@@ -7,7 +7,7 @@ from datetime import datetime
 from django.db import transaction
 from django.utils import timezone
 
-from lending import history
+from lending.events import history
 from lending.locks import lock_book
 from lending.models import EventKind, Hold, HoldStatus
 from lending.outbox.messages import MessageType, hold_notification

@@ -9,11 +9,12 @@ from typing import Any
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from lending import blocks, calendar, circulation_rules, errors, history, overrides, policy
+from lending import blocks, calendar, circulation_rules, errors, overrides, policy
 from lending.book_state import BookState, count_open_loans_of_type, read_state
 from lending.circulation_rules import Decision, PolicyTerms
 from lending.clients import books, users
 from lending.db import loans as statements
+from lending.events import history
 from lending.idempotency import Claim
 from lending.locks import lock_book_refreshing_stock, lock_patron
 from lending.models import Event, EventKind, Hold, HoldStatus, Loan

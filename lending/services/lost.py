@@ -21,7 +21,8 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from lending import errors, fines, history
+from lending import errors, fines
+from lending.events import history
 from lending.locks import close_loan, lock_book, lock_book_bumping_version
 from lending.models import CIRCULATING_STATUSES, UNRESOLVED_STATUSES, EventKind, Loan, LoanStatus
 from lending.outbox.messages import MessageType, availability_message, enqueue, loan_notification

@@ -8,8 +8,9 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from lending import history, policy
+from lending import policy
 from lending.book_state import BookState, read_state
+from lending.events import history
 from lending.locks import bump_book_version
 from lending.models import Event, EventKind, Hold, HoldStatus, Loan, OutboxMessage
 from lending.outbox.messages import MessageType, availability_message, enqueue, enqueue_hold_notification

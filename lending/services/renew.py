@@ -7,8 +7,9 @@ from datetime import timedelta
 from django.db import transaction
 from django.utils import timezone
 
-from lending import blocks, calendar, circulation_rules, fines, history, overrides, policy
+from lending import blocks, calendar, circulation_rules, fines, overrides, policy
 from lending.errors import LOAN_NOT_FOUND, LOAN_STATUS_CONFLICT
+from lending.events import history
 from lending.idempotency import Claim
 from lending.locks import lock_book_and_row, lock_patron
 from lending.models import CIRCULATING_STATUSES, EventKind, Hold, Loan, LoanStatus

@@ -7,9 +7,10 @@ from dataclasses import dataclass
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from lending import blocks, circulation_rules, history, overrides, policy
+from lending import blocks, circulation_rules, overrides, policy
 from lending.book_state import read_state
 from lending.clients import books, users
+from lending.events import history
 from lending.idempotency import Claim
 from lending.locks import lock_book_refreshing_stock, lock_patron
 from lending.models import EventKind, Hold

@@ -13,7 +13,8 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
-from lending import calendar, errors, fines, history, overrides
+from lending import calendar, errors, fines, overrides
+from lending.events import history
 from lending.idempotency import Claim
 from lending.locks import close_patrons_loan, lock_book_bumping_version
 from lending.models import Event, EventKind, Loan

@@ -1,4 +1,4 @@
-"""The desk's pages in the admin (lending/desk_admin.py) through the Django test client: a card then
+"""The desk's pages in the admin (lending/admin/desk.py) through the Django test client: a card then
 items checked out (each loan with its due date, each refusal with its message), items checked in with
 their route (shelf, or hold shelf for the holder), the staff user in each loan's history, nothing of
 the patron kept on the server, the pages for staff who may change loans only, CSRF-protected; loans
@@ -18,7 +18,9 @@ from django.contrib.auth.models import Group, Permission
 from django.test import Client
 from django.urls import reverse
 
-from lending import calendar, desk_admin, history
+from lending import calendar
+from lending.admin import desk as desk_admin
+from lending.events import history
 from lending.models import Event, EventKind, Hold, HoldStatus, Loan, LoanStatus
 from lending.services.checkout import check_out
 from lending.services.reserve import hold_reserve

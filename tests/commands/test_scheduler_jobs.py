@@ -14,8 +14,8 @@ from django.core.management.base import CommandError
 from django.utils import timezone
 from prometheus_client import REGISTRY
 
-from lending import ops_server
 from lending.models import IdempotencyRecord
+from lending.observability import ops_server
 from tests.racing import table_locked_elsewhere
 
 

@@ -11,7 +11,7 @@ from tests.processes import ROOT
 SCRIPT = """
 from gunicorn.config import Config
 from gunicorn.glogging import Logger
-from lending.logs import gunicorn_logconfig_dict
+from lending.observability.logs import gunicorn_logconfig_dict
 cfg = Config()
 cfg.set("logconfig_dict", gunicorn_logconfig_dict())
 cfg.set("errorlog", "-")

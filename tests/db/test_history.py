@@ -9,7 +9,7 @@ import pytest
 
 from lending.db import history as db_history
 from lending.db import run
-from lending.history import EventDataEncoder
+from lending.events.history import EventDataEncoder
 from lending.models import Event
 from tests.factories import HoldFactory, LoanFactory
 

@@ -13,8 +13,8 @@ import structlog
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from lending import logs
-from lending.logs import logging_config, mask_email_text
+from lending.observability import logs
+from lending.observability.logs import logging_config, mask_email_text
 
 EMAIL_FORMS = [
     # (the line as written, the email's parts that must not survive, the masked line)
@@ -111,10 +111,10 @@ def test_a_traceback_naming_a_patron_is_masked(log_format, restore_logging):
 
 
 def test_gunicorns_own_error_line_is_masked(restore_logging):
-    """gunicorn's loggers get their own logconfig (lending.logs); its "Error handling request" line,
+    """gunicorn's loggers get their own logconfig (lending.observability.logs); its "Error handling request" line,
     with the raw, possibly URL-encoded path, comes out masked."""
     if not hasattr(logs, "gunicorn_logconfig_dict"):
-        pytest.skip("no gunicorn logconfig helper in lending.logs")
+        pytest.skip("no gunicorn logconfig helper in lending.observability.logs")
     config = logs.gunicorn_logconfig_dict({"LOG_FORMAT": "json", "LOG_LEVEL": "INFO"})
     stream = io.StringIO()
     config["handlers"]["gunicorn_console"]["stream"] = stream
@@ -195,7 +195,7 @@ def test_every_valid_address_is_masked_in_a_field_and_in_a_message(address):
     # A field holding an address: its first character, nothing more.
     assert record["user_email"] == f"{local[0]}***@{domain}"
     if local.startswith("/"):
-        return  # in free text, a run starting with `/` is read as a path (lending.logs): a field is exact
+        return  # in free text, a run starting with `/` is read as a path (lending.observability.logs): a field is exact
     record = _logged(lambda: logging.getLogger("lending.tests").warning("lend refused for %s today", address))
     message = record["event"]
     assert message.startswith("lend refused for ") and message.endswith(" today"), message

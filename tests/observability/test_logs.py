@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import structlog
 
-from lending.logs import logging_config, mask_email_text, mask_emails
+from lending.observability.logs import logging_config, mask_email_text, mask_emails
 from lending.request_context import request_id_var
 from tests.conftest import post_json
 

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from lending import metrics
 from lending.models import OutboxKind, OutboxMessage
+from lending.observability import metrics
 from lending.outbox import relay
 from tests.conftest import post_json
 
@@ -37,7 +37,7 @@ def test_build_info_names_the_projects_version_and_the_commit_of_the_image(api, 
     version = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
     monkeypatch.setenv("GIT_COMMIT", "3f2c1ab")
     assert build_info(api.get("/metrics").content) == [{"version": version, "commit": "3f2c1ab"}]
-    # The relay's and the scheduler's own /metrics (lending/ops_server.py) say the same.
+    # The relay's and the scheduler's own /metrics (lending/observability/ops_server.py) say the same.
     assert build_info(metrics.scrape(domain_state=False)) == [{"version": version, "commit": "3f2c1ab"}]
 
 

@@ -14,9 +14,10 @@ import pytest
 from django.utils import timezone
 from prometheus_client.parser import text_string_to_metric_families
 
-from lending import ops_server, services
+from lending import services
 from lending.management.commands.send_notices import Command as SendNotices
 from lending.models import OutboxMessage, OutboxStatus
+from lending.observability import ops_server
 from lending.outbox import relay
 from tools.harness.processes import free_port as _free_port
 

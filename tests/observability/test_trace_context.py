@@ -18,8 +18,8 @@ import structlog
 from django.db import connection
 from opentelemetry import trace
 
-from lending import tracing
 from lending.models import OutboxKind, OutboxMessage
+from lending.observability import tracing
 from tests.conftest import post_json
 from tests.observability.test_tracing import EXPORTER as TRACING_TESTS_EXPORTER
 

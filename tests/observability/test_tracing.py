@@ -12,8 +12,8 @@ from django.db import connection
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
 
-from lending import tracing
 from lending.models import OutboxKind, OutboxMessage
+from lending.observability import tracing
 from lending.outbox import broker, relay
 from tests.conftest import post_json
 

@@ -9,7 +9,8 @@ import jsonschema
 import pytest
 import yaml
 
-from lending import asyncapi, domain_events, services
+from lending import services
+from lending.events import asyncapi, domain_events
 from lending.models import OutboxKind, OutboxMessage
 from lending.outbox import broker
 from tests.processes import ROOT

@@ -12,7 +12,8 @@ import pika
 import pytest
 from prometheus_client import REGISTRY
 
-from lending import domain_events, services
+from lending import services
+from lending.events import domain_events
 from lending.models import EventKind, OutboxKind, OutboxMessage, OutboxStatus
 from lending.outbox import broker, relay
 from lending.patron_ref import patron_ref

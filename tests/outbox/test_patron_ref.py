@@ -18,8 +18,9 @@ from urllib.parse import quote
 import pytest
 from django.utils import timezone
 
-from lending import domain_events, history, notices, privacy, services
+from lending import notices, privacy, services
 from lending.due_dates import change_due_date
+from lending.events import domain_events, history
 from lending.models import EventKind, Hold, Loan, OutboxKind, OutboxMessage, OutboxStatus
 from lending.outbox import broker
 from lending.patron_ref import patron_ref

@@ -40,7 +40,7 @@ def test_lend_is_eight_queries(api, peers, patron, book, django_assert_num_queri
     # everything the rules and the automated blocks count, the book's holds, the patron's blocks in
     # force and the library calendar (the due date; kept for the transaction, so the pickup deadline
     # that promote_waiting computes reads it no more: lending.calendar); insert the loan, its `lent`
-    # event (the audit trail, in the same transaction: lending.history), both outbox rows (one INSERT),
+    # event (the audit trail, in the same transaction: lending.events.history), both outbox rows (one INSERT),
     # COMMIT. SQLite has no patron lock (one writer at a time anyway): it reads the version alone.
     with django_assert_num_queries(8):
         assert lend(api, patron, book).status_code == 201

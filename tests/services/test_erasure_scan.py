@@ -24,7 +24,7 @@ from rest_framework.test import APIClient
 from lending import notices
 from lending.api.permissions import create_key
 from lending.blocks import PatronBlock
-from lending.logs import mask_email_text
+from lending.observability.logs import mask_email_text
 from lending.outbox import relay
 
 # As a patron types them: an ASCII address, and an internationalised one (the service's email

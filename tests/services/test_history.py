@@ -19,10 +19,11 @@ from django.db import IntegrityError, transaction
 from django.urls import reverse
 from django.utils import timezone
 
-from lending import history, notices, services
+from lending import notices, services
 from lending.api.permissions import create_key
-from lending.logs import json_formatter
+from lending.events import history
 from lending.models import Event, EventKind, Hold, HoldStatus, Loan, Scope
+from lending.observability.logs import json_formatter
 from lending.services import return_book
 from tests.conftest import post_json
 from tests.factories import HoldFactory, LoanFactory, days

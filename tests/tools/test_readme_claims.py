@@ -99,7 +99,7 @@ def test_the_overview_shows_the_broker_make_run_publishes_to():
 
 
 def test_the_tracing_section_names_what_is_instrumented():
-    from lending import tracing
+    from lending.observability import tracing
 
     libraries = {type(instrumentor).__module__.split(".")[2] for instrumentor in tracing._instrumentors()}
     text = readme_section("### Tracing").lower()
@@ -117,7 +117,7 @@ def test_the_documents_the_readme_points_to_exist():
 def test_the_delivery_metrics_channels_are_described():
     from types import SimpleNamespace
 
-    from lending import metrics
+    from lending.observability import metrics
 
     described = " ".join(readme_section("## Metrics and logs").split())
     for kind, payload in [("availability", {}), ("notification", {"message_type": "x"}), ("event", {"type": "x"})]:

@@ -15,7 +15,7 @@ import yaml
 from django.conf import settings
 from django.urls import URLPattern, URLResolver, get_resolver
 
-from lending import asyncapi, domain_events
+from lending.events import asyncapi, domain_events
 from lending.models import EventKind, LoanStatus, Scope
 from tests.processes import ROOT
 
@@ -260,7 +260,7 @@ def test_the_loan_statuses_are_the_models():
 
 
 def test_the_service_names_of_the_traces_are_the_roles():
-    from lending.tracing import SERVICE_NAMES
+    from lending.observability.tracing import SERVICE_NAMES
 
     tracing_section = section("### Tracing")
     documented = configuration_rows()["OTEL_SERVICE_NAME"]

@@ -108,7 +108,7 @@ def per_operation(spent: dict[str, float], operations: int) -> dict[str, float]:
 # request, so only their own leaves count as theirs; a frame of the framework nearer the leaf names it).
 WAITING_PHASES: list[tuple[str, re.Pattern]] = [
     ("peer reads (HTTP client)", re.compile(r"[(/](lending/clients/|requests/|urllib3/|http/client\.py)")),
-    ("SQL (Django ORM, psycopg)", re.compile(r"[(/](django/db/|psycopg/|psycopg_pool/|lending/locks\.py)")),
+    ("SQL (Django ORM, psycopg)", re.compile(r"[(/](django/db/|psycopg/|psycopg_pool/|lending/locks\.py|lending/db/)")),
 ]
 LEAF_PHASES: list[tuple[str, re.Pattern]] = [
     (
@@ -120,7 +120,9 @@ LEAF_PHASES: list[tuple[str, re.Pattern]] = [
     ),
     (
         "log line and metrics",
-        re.compile(r"[(/](structlog/|django_structlog/|prometheus_client/|django_prometheus/|logging/|lending/logs)"),
+        re.compile(
+            r"[(/](structlog/|django_structlog/|prometheus_client/|django_prometheus/|logging/|lending/observability/)"
+        ),
     ),
     ("service code (lending/, not the API layer)", re.compile(r"\(lending/(?!api/)")),
 ]

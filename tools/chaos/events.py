@@ -124,7 +124,7 @@ class EventsUnderChaos:
 
 def expected_events() -> dict[str, tuple[str, str, int]]:
     """id -> (type, subject, sequence) of every event the database justifies."""
-    from lending import domain_events
+    from lending.events import domain_events
     from lending.models import Event
 
     expected = {}

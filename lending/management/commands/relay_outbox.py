@@ -1,7 +1,7 @@
 """Run the outbox relay: `manage.py relay_outbox` (until SIGTERM/Ctrl-C) or `--once`.
 
 With RELAY_METRICS_PORT (or `--metrics-port`) it also serves `/metrics` and `/health/live` there
-(lending/ops_server.py); the liveness check fails once no pass has completed for RELAY_STALL_SECONDS.
+(lending/observability/ops_server.py); the liveness check fails once no pass has completed for RELAY_STALL_SECONDS.
 """
 
 import signal
@@ -10,10 +10,10 @@ import threading
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
-from lending import ops_server
 from lending.clients import books, notifications
 from lending.db_session import log_session_timeouts
 from lending.management.output import report
+from lending.observability import ops_server
 from lending.outbox import relay
 
 

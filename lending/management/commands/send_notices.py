@@ -15,9 +15,10 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.db import close_old_connections
 
-from lending import auto_renew, idempotency, metrics, notices, ops_server, privacy, services
+from lending import auto_renew, idempotency, notices, privacy, services
 from lending.db_session import log_session_timeouts
 from lending.management.output import report
+from lending.observability import metrics, ops_server
 
 logger = logging.getLogger(__name__)
 

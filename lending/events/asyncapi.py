@@ -1,7 +1,7 @@
 """The AsyncAPI 2.6 document of the domain events (`asyncapi.yaml`), generated from the code.
 
-`make asyncapi` writes it (`python -m lending.asyncapi`). The event types come from
-`lending.domain_events`; the `data` schemas are the API's own (drf-spectacular's
+`make asyncapi` writes it (`python -m lending.events.asyncapi`). The event types come from
+`lending.events.domain_events`; the `data` schemas are the API's own (drf-spectacular's
 components for the loan and the hold, as in openapi.yaml), less the fields events withhold, with
 OpenAPI's `nullable` written as JSON Schema. A test fails when the committed file is stale.
 """
@@ -16,7 +16,7 @@ from typing import Any
 import yaml
 
 ASYNCAPI_VERSION = "2.6.0"
-DOCUMENT = Path(__file__).resolve().parent.parent / "asyncapi.yaml"
+DOCUMENT = Path(__file__).resolve().parents[2] / "asyncapi.yaml"
 # The API's components the events' `data` use: (entity, component name).
 DATA_COMPONENTS = {"loan": "LoanDetail", "hold": "Hold"}
 # What the events say about the patron and the copy in place of the email (domain_events.EVENT_FIELDS).
@@ -65,7 +65,7 @@ FEE_SCHEMA = {
 def document() -> dict[str, Any]:
     from django.conf import settings
 
-    from lending import domain_events
+    from lending.events import domain_events
 
     api_schemas = _api_components()
     schemas = {"CloudEvent": _cloud_event_schema()}

@@ -1,6 +1,6 @@
 """Domain events: every recorded change of a loan or hold, as a CloudEvent 1.0 for the broker.
 
-The history (`lending.history`) already writes one `Event` row per change, numbered per subject, in
+The history (`lending.events.history`) already writes one `Event` row per change, numbered per subject, in
 the change's transaction. With EVENTS_BROKER_URL set, `record` hands the rows it inserted to
 `enqueue_for`, which writes, in that same transaction, one outbox message per event (kind `event`)
 holding the whole CloudEvent; the relay publishes it (lending/outbox/broker.py). One fact, written

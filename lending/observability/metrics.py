@@ -15,7 +15,7 @@ adds the domain's:
   `lending_peer_circuit_breaker_opened_total{peer}`;
 - computed from the database at scrape time: outbox messages pending and dead, the age of the oldest
   pending one (the delivery lag), open and overdue loans;
-- from the relay and the scheduler (served by lending/ops_server.py on their own ports):
+- from the relay and the scheduler (served by lending/observability/ops_server.py on their own ports):
   `lending_outbox_deliveries_total{channel, peer, message_type, outcome}`,
   `lending_outbox_delivery_lag_seconds{channel, peer, message_type}` (commit to delivery),
   `lending_process_passes_total{process, outcome}`, `lending_process_last_success_timestamp_seconds{process}`,
@@ -198,7 +198,7 @@ def message_labels(message: Any, channel: str = "http") -> tuple[str, str, str]:
     """(channel, peer, message type) of an outbox message: a notification's type is its payload's
     `message_type`, an availability update is `availability`, a domain event its CloudEvent type
     without the prefix every type shares (`org.library.lending.loan.lent.v1` -> `loan_lent_v1`)."""
-    from lending.domain_events import TYPE_PREFIX
+    from lending.events.domain_events import TYPE_PREFIX
 
     payload = message.payload if isinstance(message.payload, dict) else {}
     message_type = payload.get("message_type") if message.kind == "notification" else message.kind
@@ -226,7 +226,7 @@ def record_progress(process: str) -> None:
 
 
 # --- The build, computed at scrape time ------------------------------------------------------------------
-_PYPROJECT = Path(__file__).resolve().parents[1] / "pyproject.toml"
+_PYPROJECT = Path(__file__).resolve().parents[2] / "pyproject.toml"
 
 
 @functools.cache

@@ -25,8 +25,8 @@ from typing import Any, ParamSpec, TypeVar
 
 from django.core.serializers.json import DjangoJSONEncoder
 
-from lending import domain_events
 from lending.db import history as db_history
+from lending.events import domain_events
 from lending.models import Event, Hold, Loan
 from lending.request_context import current_request_id
 

@@ -31,9 +31,10 @@ from django.template.response import TemplateResponse
 from django.urls import path
 from django.views.decorators.http import require_http_methods
 
-from lending import calendar, history
+from lending import calendar
 from lending.clients import users
 from lending.errors import LendingError
+from lending.events import history
 from lending.models import Hold, Loan
 from lending.services.checkin import check_in
 from lending.services.checkout import check_out
@@ -42,7 +43,7 @@ DESK_PERMISSION = "lending.circulate_at_desk"  # the desk group holds it (migrat
 KEPT_LINES = 20  # the lines a page carries back: a scan's form stays far below MAX_REQUEST_BODY_BYTES
 ITEM_MAX_LENGTH = 64  # as long as a loan's item_barcode may be
 # A page carries its state signed for a desk shift; an older one asks for the card again.
-DESK_SIGNING_SALT = "lending.desk_admin"
+DESK_SIGNING_SALT = "lending.admin.desk"
 DESK_MAX_AGE = timedelta(hours=8)
 
 # What a scanner can type: printable ASCII, no space (a card, an item, or a patron's email typed in).

@@ -1,6 +1,6 @@
 """The Django admin for library staff: loans (overdue ones marked, searched by email, book id or item
 barcode; declare lost, claim returned, resolve as found through the API's services), the desk's
-check-out and check-in pages (`lending.desk_admin`), holds, the outbox with a replay of
+check-out and check-in pages (`lending.admin.desk`), holds, the outbox with a replay of
 dead letters, idempotency records (read-only). API keys are in the admin through
 `rest_framework_api_key`'s own registration."""
 
@@ -21,14 +21,10 @@ if TYPE_CHECKING:
 else:
     _ModelAdmin = object
 
-from lending import (
-    circulation_admin,  # noqa: F401  (registers the calendar's and the blocks' admin)
-    desk_admin,
-    history,
-    rules_admin,  # noqa: F401  (registers the circulation rules' admin)
-)
+from lending.admin import desk as desk_admin
+from lending.admin.history import HoldEventInline, LoanEventInline
 from lending.errors import LendingError
-from lending.history_admin import HoldEventInline, LoanEventInline
+from lending.events import history
 from lending.models import Hold, IdempotencyRecord, Loan, LoanQuerySet, LoanStatus, OutboxMessage, OutboxStatus
 from lending.outbox import dead_letters
 from lending.services import lost

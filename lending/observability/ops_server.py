@@ -23,7 +23,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from django.db import connections
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from lending import metrics
+from lending.observability import metrics
 
 logger = logging.getLogger(__name__)
 
