@@ -50,7 +50,6 @@ MIDDLEWARE = [
     "lending.api.middleware.RequestIdMiddleware",
     # /health/* and /metrics answer here, before host validation and the HTTPS redirect.
     "lending.api.middleware.ProbeMiddleware",
-    "django_prometheus.middleware.PrometheusBeforeMiddleware",
     # One log line per request (lending.observability.logs binds our request id and adds the duration).
     "django_structlog.middlewares.RequestMiddleware",
     # A Host not in ALLOWED_HOSTS: JSON 400 `disallowed_host`, also in debug mode.
@@ -68,7 +67,8 @@ MIDDLEWARE = [
     # The admin's change lists: a filter the database would choke on is a 400, not a crash.
     "lending.admin.filters.AdminFilterMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    "django_prometheus.middleware.PrometheusAfterMiddleware",
+    # Answers by status, view and method, and their latency (the metrics the alerts and dashboard read).
+    "lending.observability.request_metrics.RequestMetricsMiddleware",
     # Last, as django-axes asks: refuses a locked-out admin login.
     "axes.middleware.AxesMiddleware",
 ]

@@ -1,7 +1,7 @@
 """The service's own Prometheus metrics and the `/metrics` view.
 
-Request metrics (rate, latency, status by view) come from django-prometheus's middleware. This module
-adds the domain's:
+Request metrics (answers by status and view, latency by view) come from request_metrics.py, under
+django-prometheus's names. This module adds the domain's:
 
 - `lending_loan_operations_total{operation}`: lends, returns, renewals and holds that succeeded
   (an idempotent replay is not counted again);

@@ -79,6 +79,22 @@ def test_domain_metrics_move_after_a_lend_a_refusal_and_a_return(api, peers, pat
     assert any(name.startswith("django_http_requests_latency_seconds_by_view_method") for name, _ in after_return)
 
 
+def test_request_metrics_count_each_answer_by_status_view_and_method(api, patron, book):
+    """The series the 5xx alert, the p99 alert and the dashboard read, under django-prometheus's names."""
+    before = scrape(api)
+    assert lend(api, patron, book["id"]).status_code == 201
+    after = scrape(api)
+    answers = "django_http_responses_total_by_status_view_method_total"
+    labels = {"status": "201", "view": "lend-book", "method": "POST"}
+    assert value(after, answers, **labels) == value(before, answers, **labels) + 1
+    latency = "django_http_requests_latency_seconds_by_view_method_count"
+    assert value(after, latency, view="lend-book", method="POST") == (
+        value(before, latency, view="lend-book", method="POST") + 1
+    )
+    buckets = {dict(key)["le"] for name, key in after if name == f"{latency[:-6]}_bucket"}
+    assert {"0.01", "1.0", "75.0", "+Inf"} <= buckets
+
+
 def test_an_idempotent_replay_is_not_counted_twice(api, patron, book):
     before = scrape(api)
     for _ in range(2):
