@@ -4,7 +4,6 @@ The spec's variable names and defaults are kept (DJANGO_*, DATABASE_*, *_URL, LO
 else is additive. With DJANGO_DEBUG false the service refuses to start without a secret key.
 """
 
-import logging
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
@@ -50,8 +49,8 @@ MIDDLEWARE = [
     "lending.api.middleware.RequestIdMiddleware",
     # /health/* and /metrics answer here, before host validation and the HTTPS redirect.
     "lending.api.middleware.ProbeMiddleware",
-    # One log line per request (lending.observability.logs binds our request id and adds the duration).
-    "django_structlog.middlewares.RequestMiddleware",
+    # One log line per request, with our request id and the duration (lending.observability.logs).
+    "lending.observability.logs.RequestLogMiddleware",
     # A Host not in ALLOWED_HOSTS: JSON 400 `disallowed_host`, also in debug mode.
     "lending.api.middleware.AllowedHostMiddleware",
     "lending.api.middleware.BodySizeLimitMiddleware",
@@ -457,9 +456,3 @@ LOGGING = logs.logging_config(
     file_backup_count=env.int("LOG_FILE_BACKUP_COUNT", default=5),
 )
 logs.configure_structlog()
-# django-structlog: the request line at INFO (2xx), WARNING (4xx), ERROR (5xx); its "request_started"
-# line only at DEBUG; no user id (the API has no users); the request id is ours.
-DJANGO_STRUCTLOG_STATUS_START_LOG_LEVEL = logging.DEBUG
-DJANGO_STRUCTLOG_USER_ID_FIELD = None
-# The request line's `ip` is bound by lending.observability.logs from the address the throttles count.
-DJANGO_STRUCTLOG_IP_LOGGING_ENABLED = False

@@ -12,8 +12,11 @@ from pathlib import Path
 
 import pytest
 import structlog
+from django.core.handlers.exception import convert_exception_to_response
+from django.http import HttpResponse
 
-from lending.observability.logs import logging_config, mask_email_text, mask_emails
+from lending.observability import logs
+from lending.observability.logs import RequestLogMiddleware, logging_config, mask_email_text, mask_emails
 from lending.request_context import request_id_var
 from tests.conftest import post_json
 
@@ -128,6 +131,34 @@ def test_a_refused_request_is_logged_as_a_warning_once(api, log_lines):
     request_lines = [line for line in log_lines() if line.get("request_id") == "req-line-43"]
     assert [line["event"] for line in request_lines] == ["request_finished"]
     assert request_lines[0]["level"] == "warning" and request_lines[0]["status"] == response.status_code
+
+
+def test_an_exception_is_logged_once_as_request_failed_with_its_traceback(rf, log_lines):
+    def crashing_view(request):
+        raise RuntimeError("boom")
+
+    middleware = RequestLogMiddleware(convert_exception_to_response(crashing_view))
+    request = rf.get("/lendBook/")
+    request.request_id = "req-line-failed"
+    assert middleware(request).status_code == 500
+
+    request_lines = [line for line in log_lines() if line["logger"] == logs.REQUEST_LOGGER_NAME]
+    assert [line["event"] for line in request_lines] == ["request_failed"]
+    (failed,) = request_lines
+    assert failed["level"] == "error" and failed["status"] == 500 and failed["path"] == "/lendBook/"
+    assert "RuntimeError: boom" in failed["exception"]
+
+
+def test_no_request_line_below_the_level(rf, log_lines):
+    request_logger = logging.getLogger(logs.REQUEST_LOGGER_NAME)
+    level = request_logger.level
+    request_logger.setLevel(logging.ERROR)
+    try:
+        response = RequestLogMiddleware(lambda request: HttpResponse(status=404))(rf.get("/getExpiredBooks/"))
+    finally:
+        request_logger.setLevel(level)
+    assert response.status_code == 404
+    assert not [line for line in log_lines() if line["logger"] == logs.REQUEST_LOGGER_NAME]
 
 
 def test_probes_are_not_logged(client, log_lines):
