@@ -21,12 +21,14 @@ from lending.errors import LendingError
 from lending.events import history
 from lending.models import EventKind, Loan, LoanNotice
 from lending.outbox.messages import MessageType, enqueue, loan_notification
+from lending.write_context import SCHEDULED, WriteContext
 
 logger = logging.getLogger(__name__)
 
 
-@history.scheduled_job
-def auto_renew_loans(*, now: datetime | None = None, batch_size: int | None = None) -> int:
+def auto_renew_loans(
+    *, now: datetime | None = None, batch_size: int | None = None, context: WriteContext = SCHEDULED
+) -> int:
     """Renew the loans due soon; returns how many were renewed (0 when LOAN_AUTO_RENEW is off)."""
     if not settings.LOAN_AUTO_RENEW:
         return 0
@@ -37,19 +39,19 @@ def auto_renew_loans(*, now: datetime | None = None, batch_size: int | None = No
     renewed = 0
     for loans in candidates.in_due_order_batches(batch_size):
         for loan in loans:
-            renewed += _renew_or_explain(loan)
+            renewed += _renew_or_explain(loan, context)
     return renewed
 
 
-def _renew_or_explain(loan: Loan) -> int:
+def _renew_or_explain(loan: Loan, context: WriteContext) -> int:
     if _already_refused(loan):
         return 0
     try:
-        services.loan_renew(user_email=loan.user_email, book_id=loan.book_id)
+        services.loan_renew(user_email=loan.user_email, book_id=loan.book_id, context=context)
     except LendingError as refusal:
         if refusal.status >= 500:
             raise
-        _tell_why(loan, refusal)
+        _tell_why(loan, refusal, context)
         return 0
     return 1
 
@@ -60,7 +62,7 @@ def _already_refused(loan: Loan) -> bool:
     ).exists()
 
 
-def _tell_why(loan: Loan, refusal: LendingError) -> None:
+def _tell_why(loan: Loan, refusal: LendingError, context: WriteContext) -> None:
     """One `auto_renew_refused` notice per due date, with the refusal, and its event in the history."""
     with transaction.atomic():
         _, created = LoanNotice.objects.get_or_create(
@@ -72,7 +74,7 @@ def _tell_why(loan: Loan, refusal: LendingError) -> None:
         message.payload = {**message.payload, "reason_code": refusal.code, "reason": refusal.message}
         enqueue(message)
         history.record(
-            history.loan_event(
+            context.loan_event(
                 loan,
                 EventKind.NOTICE_QUEUED,
                 at=timezone.now(),

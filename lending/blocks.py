@@ -27,13 +27,14 @@ from decimal import Decimal
 from django.conf import settings
 from django.db import transaction
 
-from lending import calendar, circulation_rules, overrides, refusals
+from lending import calendar, circulation_rules, refusals
 from lending.clients import fees as fees_client
 from lending.db import blocks as statements
 from lending.db.loans import PatronLoans, count_patron_loans
 from lending.models import PatronBlock
 from lending.patron_ref import patron_ref
 from lending.refusals import Refusal
+from lending.write_context import SYSTEM_WRITE, WriteContext
 
 # Declared with the refusals; the admin, the API and the services take them from here too.
 Action = refusals.Action
@@ -265,6 +266,7 @@ def check_not_blocked(
     loans: PatronLoans | None = None,
     blocks_in_force: list[PatronBlock] | None = None,
     fees: FeesStanding = NOT_ASKED,
+    context: WriteContext = SYSTEM_WRITE,
 ) -> Standing:
     """Inside a write's transaction, after the patron's lock (so a block committed meanwhile is seen):
     403 `patron_blocked` with every blocking reason in `details`, unless the write carries a staff
@@ -276,7 +278,7 @@ def check_not_blocked(
         user_email, now, rules=current_rules(rulebook), loans=loans, fees=fees, blocks_in_force=blocks_in_force
     )
     refusing = found.blocking(action)
-    if refusing and not overrides.lifts(refusals.PATRON_BLOCKED):
+    if refusing and not context.lifts(refusals.PATRON_BLOCKED):
         raise refusals.PATRON_BLOCKED.error(
             user_email=user_email, action=action, details={"blocks": [reason.as_dict() for reason in refusing]}
         )

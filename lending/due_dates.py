@@ -17,9 +17,10 @@ from lending import calendar, errors
 from lending.events import history
 from lending.models import CIRCULATING_STATUSES, EventKind, Loan, LoanStatus
 from lending.outbox.messages import MessageType, enqueue_notification
+from lending.write_context import SYSTEM_WRITE, WriteContext
 
 
-def change_due_date(loan_id: int, *, day: date, reason: str) -> Loan:
+def change_due_date(loan_id: int, *, day: date, reason: str, context: WriteContext = SYSTEM_WRITE) -> Loan:
     with transaction.atomic():
         loan = Loan.objects.select_for_update().filter(pk=loan_id).first()
         if loan is None:
@@ -37,7 +38,7 @@ def change_due_date(loan_id: int, *, day: date, reason: str) -> Loan:
         loan.date_due = date_due
         loan.status = LoanStatus.ACTIVE  # the new due date is still to come
         loan.save(update_fields=["date_due", "status"])
-        event = history.loan_event(loan, EventKind.DUE_DATE_CHANGED, at=now, date_due=date_due, previous=previous)
+        event = context.loan_event(loan, EventKind.DUE_DATE_CHANGED, at=now, date_due=date_due, previous=previous)
         event.reason = reason
         history.record(event)
         enqueue_notification(loan, MessageType.DUE_DATE_CHANGED)

@@ -21,6 +21,7 @@ import uuid
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
+from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.db import models
@@ -28,11 +29,13 @@ from django.db.models import Sum
 
 from lending import calendar, circulation_rules
 from lending.circulation_rules import PolicyTerms
-from lending.events import history
 from lending.models import CIRCULATING_STATUSES, EventKind, Loan, LoanStatus
 from lending.outbox.messages import fee_message, fee_payload
 
 CENT = Decimal("0.01")
+
+if TYPE_CHECKING:
+    from lending.write_context import WriteContext
 
 
 class FeeKind(models.TextChoices):
@@ -169,9 +172,10 @@ def at_return(loan: Loan, was: str | None) -> list[Fine]:
     return overdue_at(loan, loan.date_returned)
 
 
-def record(loan: Loan, fines: list[Fine], *, at: datetime, judged_at: datetime) -> Assessed:
+def record(loan: Loan, fines: list[Fine], *, at: datetime, judged_at: datetime, context: WriteContext) -> Assessed:
     """Writes the assessments (one INSERT) and the loan's overdue total (one UPDATE, when one is
-    overdue); returns the events and Fees messages for the caller to write with its change."""
+    overdue); returns the events (made by the write's caller) and Fees messages for the caller to write
+    with its change."""
     if not fines:
         return Assessed()
     rows = FineAssessment.objects.bulk_create(
@@ -192,7 +196,7 @@ def record(loan: Loan, fines: list[Fine], *, at: datetime, judged_at: datetime) 
         loan.fine_days_charged = (loan.fine_days_charged or 0) + sum(fine.days_charged for fine in overdue)
         Loan.objects.filter(pk=loan.pk).update(fine_amount=loan.fine_amount, fine_days_charged=loan.fine_days_charged)
     events = [
-        history.loan_event(
+        context.loan_event(
             loan,
             EventKind.FINE_ASSESSED,
             at=at,

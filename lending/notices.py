@@ -46,6 +46,7 @@ from lending.outbox.messages import (
     loan_notification,
     notification_payload,
 )
+from lending.write_context import SCHEDULED, WriteContext
 
 logger = logging.getLogger(__name__)
 
@@ -53,8 +54,9 @@ logger = logging.getLogger(__name__)
 PERIOD_STRIDE = 10_000
 
 
-@history.scheduled_job
-def mark_overdue_loans(*, now: datetime | None = None, batch_size: int | None = None) -> int:
+def mark_overdue_loans(
+    *, now: datetime | None = None, batch_size: int | None = None, context: WriteContext = SCHEDULED
+) -> int:
     """Persist status OVERDUE on open loans past due. Returns how many loans changed."""
     now = now or timezone.now()
     batch_size = batch_size or settings.NOTICES_BATCH_SIZE
@@ -62,21 +64,23 @@ def mark_overdue_loans(*, now: datetime | None = None, batch_size: int | None = 
     for batch in Loan.objects.overdue(now).filter(status=LoanStatus.ACTIVE).locked_batches(batch_size):
         ids = [loan.pk for loan in batch]
         changed += Loan.objects.filter(pk__in=ids).update(status=LoanStatus.OVERDUE)
-        history.record(*(history.loan_event(Loan(pk=pk), EventKind.MARKED_OVERDUE, at=now) for pk in ids))
+        history.record(*(context.loan_event(Loan(pk=pk), EventKind.MARKED_OVERDUE, at=now) for pk in ids))
     return changed
 
 
-@history.scheduled_job
-def send_due_soon_reminders(*, now: datetime | None = None, batch_size: int | None = None) -> int:
+def send_due_soon_reminders(
+    *, now: datetime | None = None, batch_size: int | None = None, context: WriteContext = SCHEDULED
+) -> int:
     """A `due_soon_reminder` for each open loan due within DUE_SOON_REMINDER_DAYS."""
     now = now or timezone.now()
     window_end = now + timedelta(days=settings.DUE_SOON_REMINDER_DAYS)
     candidates = Loan.objects.due_within(now, window_end)
-    return _send(candidates, MessageType.DUE_SOON_REMINDER, lambda loan: loan.renewals, batch_size)
+    return _send(candidates, MessageType.DUE_SOON_REMINDER, lambda loan: loan.renewals, batch_size, context)
 
 
-@history.scheduled_job
-def send_overdue_notices(*, now: datetime | None = None, batch_size: int | None = None) -> int:
+def send_overdue_notices(
+    *, now: datetime | None = None, batch_size: int | None = None, context: WriteContext = SCHEDULED
+) -> int:
     """An `overdue_notice` when a loan becomes overdue, then every OVERDUE_NOTICE_REPEAT_DAYS."""
     now = now or timezone.now()
     repeat = timedelta(days=settings.OVERDUE_NOTICE_REPEAT_DAYS)
@@ -85,10 +89,16 @@ def send_overdue_notices(*, now: datetime | None = None, batch_size: int | None 
         return loan.renewals * PERIOD_STRIDE + min(int((now - loan.date_due) / repeat), PERIOD_STRIDE - 1)
 
     candidates = Loan.objects.overdue(now)
-    return _send(candidates, MessageType.OVERDUE_NOTICE, period_of, batch_size)
+    return _send(candidates, MessageType.OVERDUE_NOTICE, period_of, batch_size, context)
 
 
-def _send(candidates: LoanQuerySet, notice_type: str, period_of: Callable[[Loan], int], batch_size: int | None) -> int:
+def _send(
+    candidates: LoanQuerySet,
+    notice_type: str,
+    period_of: Callable[[Loan], int],
+    batch_size: int | None,
+    context: WriteContext,
+) -> int:
     """Walk the candidates in (date_due, id) order, one batch per transaction; returns notices queued
     (with NOTICE_DIGEST: recorded for the digest step)."""
     batch_size = batch_size or settings.NOTICES_BATCH_SIZE
@@ -101,12 +111,16 @@ def _send(candidates: LoanQuerySet, notice_type: str, period_of: Callable[[Loan]
     for rows in scan.in_due_order_batches(batch_size):
         due = [row.pk for row in rows if row.latest_sent is None or period_of(row) > row.latest_sent]
         if due:
-            sent += _send_batch(candidates, due, notice_type, period_of)
+            sent += _send_batch(candidates, due, notice_type, period_of, context)
     return sent
 
 
 def _send_batch(
-    candidates: QuerySet[Loan], loan_ids: list[int], notice_type: str, period_of: Callable[[Loan], int]
+    candidates: QuerySet[Loan],
+    loan_ids: list[int],
+    notice_type: str,
+    period_of: Callable[[Loan], int],
+    context: WriteContext,
 ) -> int:
     digest = settings.NOTICE_DIGEST
     with transaction.atomic():
@@ -116,20 +130,20 @@ def _send_batch(
         wanted = {(loan.pk, period_of(loan)): loan for loan in loans}
         inserted = _insert_notices(notice_type, list(wanted), awaiting_digest=digest)
         if not digest:
-            _queue_one_by_one([(wanted[key], key[1]) for key in inserted], notice_type)
+            _queue_one_by_one([(wanted[key], key[1]) for key in inserted], notice_type, context)
     if inserted:
         logger.info("%s %d %s notice(s)", "recorded for digests" if digest else "queued", len(inserted), notice_type)
     return len(inserted)
 
 
-def _queue_one_by_one(notices: list[tuple[Loan, int]], notice_type: str) -> None:
+def _queue_one_by_one(notices: list[tuple[Loan, int]], notice_type: str, context: WriteContext) -> None:
     """A notification per (loan, period), each with its loan's `notice_queued` event."""
     for loan, _ in notices:
         enqueue_notification(loan, notice_type)
     now = timezone.now()
     history.record(
         *(
-            history.loan_event(loan, EventKind.NOTICE_QUEUED, at=now, notice_type=notice_type, period=period)
+            context.loan_event(loan, EventKind.NOTICE_QUEUED, at=now, notice_type=notice_type, period=period)
             for loan, period in notices
         )
     )
@@ -143,8 +157,7 @@ def _insert_notices(notice_type: str, keys: list[tuple[int, int]], *, awaiting_d
 # --- Digests (NOTICE_DIGEST) ------------------------------------------------------------------------
 
 
-@history.scheduled_job
-def send_notice_digests(*, batch_size: int | None = None) -> int:
+def send_notice_digests(*, batch_size: int | None = None, context: WriteContext = SCHEDULED) -> int:
     """One `digest` per patron for the notices waiting for it; returns how many digests were queued.
     Patrons are taken in email order, `batch_size` of them per transaction."""
     batch_size = batch_size or settings.NOTICES_BATCH_SIZE
@@ -160,11 +173,11 @@ def send_notice_digests(*, batch_size: int | None = None) -> int:
         )
         if not patrons:
             return queued
-        queued += _send_digests(patrons)
+        queued += _send_digests(patrons, context)
         after = patrons[-1]
 
 
-def _send_digests(patrons: list[str]) -> int:
+def _send_digests(patrons: list[str], context: WriteContext) -> int:
     with transaction.atomic():
         # Notices another run is digesting, or whose loan a return or renewal holds right now, are
         # skipped: that run sends them, or the next one does. Holding the loans keeps this run's
@@ -181,7 +194,7 @@ def _send_digests(patrons: list[str]) -> int:
             by_patron[notice.loan.user_email].append(notice)
         digests = enqueue(*(_digest_message(notices) for notices in by_patron.values()))
         LoanNotice.objects.filter(pk__in=[notice.pk for notice in listed]).update(awaiting_digest=False)
-        _record_queued(by_patron.values(), digests)
+        _record_queued(by_patron.values(), digests, context)
     if digests:
         logger.info("queued %d digest(s) of %d notice(s)", len(digests), len(listed))
     return len(digests)
@@ -221,12 +234,12 @@ def _listed(notice: LoanNotice) -> dict:
     return entry
 
 
-def _record_queued(groups: Iterable[list[LoanNotice]], digests: list[OutboxMessage]) -> None:
+def _record_queued(groups: Iterable[list[LoanNotice]], digests: list[OutboxMessage], context: WriteContext) -> None:
     """Each loan's `notice_queued` event, as without digests, naming the digest that carries it."""
     now = timezone.now()
     history.record(
         *(
-            history.loan_event(
+            context.loan_event(
                 notice.loan,
                 EventKind.NOTICE_QUEUED,
                 at=now,

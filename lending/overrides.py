@@ -5,24 +5,19 @@ What it lifts is declared with each refusal (`lending.refusals`: `liftable`, col
 book's copies and queue, which protect other patrons.
 
 Only callers holding the `override` scope may send one (the view checks, before anything runs). The
-view sets the override for the write (`applying`), as it sets the caller; the rules ask `lifts(refusal)`
-where they apply a liftable rule (`lending.policy`, `lending.blocks`), and the services record what was
-lifted, the reason and the caller in the loan's history event (`Event.reason`, `data.override`).
+view puts it in the write's context (`lending.write_context.WriteContext`); the rules ask
+`context.lifts(refusal)` where they apply a liftable rule (`lending.policy`, `lending.blocks`), and the
+services record what was lifted, the reason and the caller in the loan's history event (`Event.reason`,
+`data.override`).
 """
 
 from __future__ import annotations
 
-import contextvars
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from lending import refusals
 from lending.refusals import Refusal
-
-if TYPE_CHECKING:
-    from lending.models import Event
 
 LIFTABLE = refusals.LIFTABLE
 
@@ -45,25 +40,8 @@ class Override:
         event.data = {**event.data, "override": {"lifted": list(self.lifted)}}
 
 
-_current: contextvars.ContextVar[Override | None] = contextvars.ContextVar("override", default=None)
-
-
-@contextmanager
-def applying(override: Override | None) -> Iterator[None]:
-    token = _current.set(override)
-    try:
-        yield
-    finally:
-        _current.reset(token)
-
-
-def current() -> Override | None:
-    return _current.get()
-
-
-def lifts(refusal: Refusal | str) -> bool:
+def lifts(override: Override | None, refusal: Refusal | str) -> bool:
     """True when the write carries an override, which then lifts `refusal` (noting its code)."""
-    override = current()
     if override is None or code_of(refusal) not in LIFTABLE:
         return False
     override.lift(refusal)
@@ -72,10 +50,3 @@ def lifts(refusal: Refusal | str) -> bool:
 
 def code_of(refusal: Refusal | str) -> str:
     return refusal.code if isinstance(refusal, Refusal) else refusal
-
-
-def record(event: Event) -> None:
-    """Note the write's override (if any) on its history event."""
-    override = current()
-    if override is not None:
-        override.record_on(event)

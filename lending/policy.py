@@ -16,11 +16,12 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 
-from lending import calendar, circulation_rules, overrides, refusals
+from lending import calendar, circulation_rules, refusals
 from lending.book_state import BookState
 from lending.circulation_rules import Decision, PolicyTerms
 from lending.errors import LendingError
 from lending.models import Hold, Loan
+from lending.write_context import SYSTEM_WRITE, WriteContext
 
 
 def pickup_deadline(ready_at: datetime, closed: calendar.ClosedDays | None = None) -> datetime:
@@ -46,12 +47,18 @@ def fallback_summary() -> dict:
 
 # --- Lending ---------------------------------------------------------------------------------------
 def check_lend(
-    *, user_email: str, state: BookState, decision: Decision, open_covered: int, item_barcode: str | None = None
+    *,
+    user_email: str,
+    state: BookState,
+    decision: Decision,
+    open_covered: int,
+    item_barcode: str | None = None,
+    context: WriteContext = SYSTEM_WRITE,
 ) -> Hold | None:
     """Every rule of a lend, in order. Raises the first refusal; returns the patron's hold on the
     book, which the lend fulfils, or None. `state` carries the patron's loans (`read_state(patron=)`);
     `open_covered`: the patron's open loans that the matched rule's limit counts (`covered_loans`);
-    `item_barcode`: the copy, for a check-out."""
+    `item_barcode`: the copy, for a check-out; `context`: the write's (its override lifts what it may)."""
     patron = state.patron_loans
     if patron is None:
         raise ValueError("check_lend needs the patron's loans: read the state with read_state(patron=...)")
@@ -60,7 +67,11 @@ def check_lend(
     if not decision.terms.loanable:
         raise not_loanable(decision.terms, book_id=state.book_id, item_barcode=item_barcode)
     check_patron_may_borrow(
-        user_email=user_email, open_loans=open_covered, overdue_loans=patron.overdue, terms=decision.terms
+        user_email=user_email,
+        open_loans=open_covered,
+        overdue_loans=patron.overdue,
+        terms=decision.terms,
+        context=context,
     )
     if state.copies_on_shelf() <= 0:
         raise refusals.NO_COPY_AVAILABLE.error(book_id=state.book_id)
@@ -69,13 +80,15 @@ def check_lend(
     return state.hold_of(user_email)
 
 
-def check_patron_may_borrow(*, user_email: str, open_loans: int, overdue_loans: int, terms: PolicyTerms) -> None:
+def check_patron_may_borrow(
+    *, user_email: str, open_loans: int, overdue_loans: int, terms: PolicyTerms, context: WriteContext = SYSTEM_WRITE
+) -> None:
     """The patron-wide rules: no overdue loan (when the library says so) and the policy's open-loan
     limit. An override lifts both."""
-    if settings.LOAN_BLOCK_ON_OVERDUE and overdue_loans and not overrides.lifts(refusals.PATRON_HAS_OVERDUE_LOANS):
+    if settings.LOAN_BLOCK_ON_OVERDUE and overdue_loans and not context.lifts(refusals.PATRON_HAS_OVERDUE_LOANS):
         raise refusals.PATRON_HAS_OVERDUE_LOANS.error(user_email=user_email, overdue_loans=overdue_loans)
     limit = terms.max_loans
-    if limit is not None and open_loans >= limit and not overrides.lifts(refusals.LOAN_LIMIT):
+    if limit is not None and open_loans >= limit and not context.lifts(refusals.LOAN_LIMIT):
         raise refusals.LOAN_LIMIT.error(user_email=user_email, open_loans=open_loans, loan_policy=terms.name)
 
 
@@ -105,11 +118,13 @@ def loan_terms(loan: Loan, rulebook: circulation_rules.Rulebook) -> PolicyTerms:
     return rulebook.fallback.terms
 
 
-def check_renewal(*, loan: Loan, others_waiting: bool, terms: PolicyTerms, now: datetime) -> None:
-    if loan.renewals >= terms.renewals_max and not overrides.lifts(refusals.RENEWAL_LIMIT):
+def check_renewal(
+    *, loan: Loan, others_waiting: bool, terms: PolicyTerms, now: datetime, context: WriteContext = SYSTEM_WRITE
+) -> None:
+    if loan.renewals >= terms.renewals_max and not context.lifts(refusals.RENEWAL_LIMIT):
         raise refusals.RENEWAL_LIMIT.error(loan_id=loan.pk, renewals=loan.renewals)
     overdue_refused = loan.is_overdue(now) and not settings.LOAN_RENEW_OVERDUE_ALLOWED
-    if overdue_refused and not overrides.lifts(refusals.LOAN_OVERDUE):
+    if overdue_refused and not context.lifts(refusals.LOAN_OVERDUE):
         raise refusals.LOAN_OVERDUE.error(loan_id=loan.pk)
     if others_waiting:
         raise refusals.BOOK_RESERVED_BY_OTHERS.error(book_id=loan.book_id)

@@ -24,10 +24,10 @@ else:
 from lending.admin import desk as desk_admin
 from lending.admin.history import HoldEventInline, LoanEventInline
 from lending.errors import LendingError
-from lending.events import history
 from lending.models import Hold, IdempotencyRecord, Loan, LoanQuerySet, LoanStatus, OutboxMessage, OutboxStatus
 from lending.outbox import dead_letters
 from lending.services import lost
+from lending.write_context import WriteContext
 
 admin.site.site_header = "Lending service"
 admin.site.site_title = "Lending service admin"
@@ -148,17 +148,17 @@ class LoanAdmin(TextOrBookIdSearch, NoAddNoDeleteAdmin):
     def resolve_found(self, request, queryset: QuerySet[Loan]) -> None:
         self._apply(request, queryset, "resolved as found", functools.partial(lost.resolve, outcome="found"))
 
-    def _apply(self, request, queryset: QuerySet[Loan], done: str, change: Callable[[int], Loan]) -> None:
+    def _apply(self, request, queryset: QuerySet[Loan], done: str, change: Callable[..., Loan]) -> None:
         """The API's service for each loan, as the staff user (in each loan's history); a loan the
         service refuses is named with its reason, the others still change."""
         changed, refused = 0, []
-        with history.acting_as(desk_admin.staff_caller(request)):
-            for loan_id in queryset.order_by("id").values_list("id", flat=True):
-                try:
-                    change(loan_id)
-                    changed += 1
-                except LendingError as refusal:
-                    refused.append(f"loan {loan_id}: {refusal.message}")
+        context = WriteContext(caller=desk_admin.staff_caller(request))
+        for loan_id in queryset.order_by("id").values_list("id", flat=True):
+            try:
+                change(loan_id, context=context)
+                changed += 1
+            except LendingError as refusal:
+                refused.append(f"loan {loan_id}: {refusal.message}")
         self.message_user(request, f"{changed} loan(s) {done}.", messages.SUCCESS if changed else messages.WARNING)
         if refused:
             self.message_user(request, "Not changed: " + "; ".join(refused), messages.WARNING)

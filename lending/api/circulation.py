@@ -35,6 +35,7 @@ from lending.errors import LendingError, NotFound
 from lending.events import history
 from lending.models import Scope
 from lending.moments import check_moment
+from lending.write_context import WriteContext
 
 MAX_DATABASE_ID = 2**63 - 1
 MAX_REASON_LENGTH = 1000
@@ -324,10 +325,12 @@ class ChangeDueDateApi(NoStore, APIView):
         body.is_valid(raise_exception=True)
         if loan_id > MAX_DATABASE_ID:
             raise NotFound(f"Loan {loan_id} does not exist.", code="loan_not_found")
-        with history.acting_as(history.caller_of(request)):
-            loan = due_dates.change_due_date(
-                loan_id, day=check_due_day(body.validated_data["date_due"]), reason=body.validated_data["reason"]
-            )
+        loan = due_dates.change_due_date(
+            loan_id,
+            day=check_due_day(body.validated_data["date_due"]),
+            reason=body.validated_data["reason"],
+            context=WriteContext(caller=history.caller_of(request)),
+        )
         return Response(representation.loan(loan))
 
 

@@ -26,10 +26,10 @@ from lending.api.caching import NoStore
 from lending.api.serializers import LoanDetailSerializer, NormalizedEmailField
 from lending.api.views import LoanWriteApi
 from lending.clients import books
-from lending.idempotency import Claim
 from lending.models import ITEM_BARCODE_MAX_LENGTH, LoanStatus
 from lending.services.checkin import check_in
 from lending.services.checkout import check_out
+from lending.write_context import WriteContext
 
 # Visible ASCII, as barcode symbologies encode it (Code 128, Code 39, EAN); no spaces.
 BARCODE_PATTERN = f"^[!-~]{{1,{ITEM_BARCODE_MAX_LENGTH}}}$"
@@ -76,8 +76,8 @@ class CheckOutApi(LoanWriteApi):
     answer = representation.Answer(201, representation.loan_item)
     request_serializer = CheckOutRequestSerializer
 
-    def perform_request(self, data: dict, claim: Claim | None) -> Any:
-        return check_out(**data, claim=claim)
+    def perform_request(self, data: dict, context: WriteContext) -> Any:
+        return check_out(**data, context=context)
 
 
 class LoanItemSerializer(LoanDetailSerializer):
@@ -125,8 +125,8 @@ class CheckInApi(LoanWriteApi):
         self.returned_at = circulation.returned_at_of(request)
         return super().post(request)
 
-    def perform_request(self, data: dict, claim: Claim | None) -> Any:
-        return check_in(**data, returned_at=self.returned_at, claim=claim)
+    def perform_request(self, data: dict, context: WriteContext) -> Any:
+        return check_in(**data, returned_at=self.returned_at, context=context)
 
 
 # --- A copy's status -------------------------------------------------------------------------------

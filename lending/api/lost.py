@@ -23,6 +23,7 @@ from lending.errors import NotFound
 from lending.events import history
 from lending.models import Loan
 from lending.services import lost
+from lending.write_context import WriteContext
 
 
 class NoteSerializer(serializers.Serializer):
@@ -46,26 +47,26 @@ class _LostItemApi(NoStore, APIView):
         parsed.is_valid(raise_exception=True)
         if loan_id > MAX_DATABASE_ID:
             raise NotFound(f"Loan {loan_id} does not exist.", code="loan_not_found")
-        with history.acting_as(history.caller_of(request)):
-            loan = self.change(loan_id, **parsed.validated_data)
+        context = WriteContext(caller=history.caller_of(request))
+        loan = self.change(loan_id, context, **parsed.validated_data)
         return Response(representation.loan(loan))
 
-    def change(self, loan_id: int, **fields: str) -> Loan:
+    def change(self, loan_id: int, context: WriteContext, **fields: str) -> Loan:
         raise NotImplementedError
 
 
 class DeclareLostApi(_LostItemApi):
-    def change(self, loan_id: int, **fields: str) -> Loan:
-        return lost.declare_lost(loan_id, **fields)
+    def change(self, loan_id: int, context: WriteContext, **fields: str) -> Loan:
+        return lost.declare_lost(loan_id, **fields, context=context)
 
 
 class ClaimReturnedApi(_LostItemApi):
-    def change(self, loan_id: int, **fields: str) -> Loan:
-        return lost.claim_returned(loan_id, **fields)
+    def change(self, loan_id: int, context: WriteContext, **fields: str) -> Loan:
+        return lost.claim_returned(loan_id, **fields, context=context)
 
 
 class ResolveApi(_LostItemApi):
     body = ResolutionSerializer
 
-    def change(self, loan_id: int, **fields: str) -> Loan:
-        return lost.resolve(loan_id, **fields)
+    def change(self, loan_id: int, context: WriteContext, **fields: str) -> Loan:
+        return lost.resolve(loan_id, **fields, context=context)

@@ -32,6 +32,7 @@ from lending.errors import LendingError
 from lending.events import history
 from lending.idempotency import Claim
 from lending.observability import metrics
+from lending.write_context import WriteContext
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 REPLAYED_HEADER = "Idempotent-Replayed"
@@ -53,13 +54,13 @@ class LoanWriteApi(NoStore, APIView):
     # The body's shape; its validated data are the service call's arguments (`perform_request`).
     request_serializer: type[Serializer] = LoanRequestSerializer
 
-    def perform(self, *, user_email: str, book_id: int, claim: Claim | None) -> Any:
+    def perform(self, *, user_email: str, book_id: int, context: WriteContext) -> Any:
         """The service call: each write view names its own."""
         raise NotImplementedError
 
-    def perform_request(self, data: dict, claim: Claim | None) -> Any:
+    def perform_request(self, data: dict, context: WriteContext) -> Any:
         """The service call with the validated body: `perform` for a `{user_email, book_id}` write."""
-        return self.perform(**data, claim=claim)
+        return self.perform(**data, context=context)
 
     def post(self, request: Request) -> Response:
         serializer = self.request_serializer(data=request.data)
@@ -97,9 +98,9 @@ class LoanWriteApi(NoStore, APIView):
         return self._respond(*claim.answer)
 
     def _perform(self, data: dict, claim: Claim | None) -> Any:
-        """The write, recorded in its events as made by this request's caller (with its override)."""
-        with history.acting_as(history.caller_of(self.request)), overrides.applying(self.override):
-            return self.perform_request(data, claim)
+        """The write, made by this request's caller (its events say so), with its override and claim."""
+        context = WriteContext(caller=history.caller_of(self.request), override=self.override, claim=claim)
+        return self.perform_request(data, context)
 
     def _respond(self, status: int, body: Any) -> Response:
         metrics.record_operation(self.operation)
@@ -130,8 +131,8 @@ class LendBookApi(LoanWriteApi):
     answer = representation.Answer(201, representation.loan)
     required_scope = permissions.LEND_OR_DRY_RUN
 
-    def perform(self, *, user_email: str, book_id: int, claim: Claim | None) -> Any:
-        return services.loan_lend(user_email=user_email, book_id=book_id, claim=claim)
+    def perform(self, *, user_email: str, book_id: int, context: WriteContext) -> Any:
+        return services.loan_lend(user_email=user_email, book_id=book_id, context=context)
 
     def post(self, request: Request) -> Response:
         query = DryRunQuerySerializer(data=request.query_params)
@@ -143,8 +144,8 @@ class LendBookApi(LoanWriteApi):
         override = circulation.override_of(request)  # a malformed one is 400, not a dry-run answer
         error = None
         try:
-            with overrides.applying(override):
-                services.loan_lend_check(**serializer.validated_data)
+            context = WriteContext(caller=history.caller_of(request), override=override)
+            services.loan_lend_check(**serializer.validated_data, context=context)
         except LendingError as exc:
             if exc.status >= 500:
                 raise
@@ -164,8 +165,10 @@ class ReturnBookApi(LoanWriteApi):
         self.returned_at = circulation.returned_at_of(request)
         return super().post(request)
 
-    def perform(self, *, user_email: str, book_id: int, claim: Claim | None) -> Any:
-        return services.loan_return(user_email=user_email, book_id=book_id, claim=claim, returned_at=self.returned_at)
+    def perform(self, *, user_email: str, book_id: int, context: WriteContext) -> Any:
+        return services.loan_return(
+            user_email=user_email, book_id=book_id, context=context, returned_at=self.returned_at
+        )
 
 
 class RenewBookApi(LoanWriteApi):
@@ -173,8 +176,8 @@ class RenewBookApi(LoanWriteApi):
     operation = "renew"
     answer = representation.Answer(200, representation.loan_detail)
 
-    def perform(self, *, user_email: str, book_id: int, claim: Claim | None) -> Any:
-        return services.loan_renew(user_email=user_email, book_id=book_id, claim=claim)
+    def perform(self, *, user_email: str, book_id: int, context: WriteContext) -> Any:
+        return services.loan_renew(user_email=user_email, book_id=book_id, context=context)
 
 
 class ReserveBookApi(LoanWriteApi):
@@ -182,8 +185,8 @@ class ReserveBookApi(LoanWriteApi):
     operation = "reserve"
     answer = representation.Answer(201, representation.placed_hold)
 
-    def perform(self, *, user_email: str, book_id: int, claim: Claim | None) -> Any:
-        return services.hold_reserve(user_email=user_email, book_id=book_id, claim=claim)
+    def perform(self, *, user_email: str, book_id: int, context: WriteContext) -> Any:
+        return services.hold_reserve(user_email=user_email, book_id=book_id, context=context)
 
 
 class CancelReservationApi(LoanWriteApi):
@@ -191,8 +194,8 @@ class CancelReservationApi(LoanWriteApi):
     operation = "cancel_reservation"
     answer = representation.Answer(200, representation.placed_hold)
 
-    def perform(self, *, user_email: str, book_id: int, claim: Claim | None) -> Any:
-        return services.hold_cancel(user_email=user_email, book_id=book_id, claim=claim)
+    def perform(self, *, user_email: str, book_id: int, context: WriteContext) -> Any:
+        return services.hold_cancel(user_email=user_email, book_id=book_id, context=context)
 
 
 class ExpiredBooksApi(NoStore, APIView):

@@ -1,9 +1,9 @@
 """The history of loans and holds: one `Event` row per change, written in the change's transaction.
 
 Who made the change is the *caller*: the API key's name and prefix (never the key), `anonymous` when
-keys are off, or a system job. Views say who the caller is with `acting_as(caller_of(request))`
-around the service call; scheduled jobs (`@scheduled_job`) act as `SCHEDULER`; anything else (a
-shell, a test) as `SYSTEM`.
+keys are off, a staff user, or a system job; every event is made with its caller, which the write's
+context carries (`lending.write_context`): views make it from the request (`caller_of`), scheduled
+jobs act as `SCHEDULER`, anything else (a shell, a test) as `SYSTEM`.
 
 Each subject (a loan or a hold) numbers its events from 1 (`Event.sequence`), as the domain events
 published later will need. The number is computed inside the INSERT (the subject's highest number
@@ -14,14 +14,10 @@ number; the unique constraints on (subject, sequence) would refuse it if one did
 
 from __future__ import annotations
 
-import contextvars
-import functools
 from collections import Counter
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, ParamSpec, TypeVar
+from typing import Any
 
 from django.core.serializers.json import DjangoJSONEncoder
 
@@ -44,11 +40,6 @@ ANONYMOUS = Caller("anonymous")
 SCHEDULER = Caller("system:scheduler")
 SYSTEM = Caller("system")
 
-P = ParamSpec("P")
-R = TypeVar("R")
-
-_caller: contextvars.ContextVar[Caller | None] = contextvars.ContextVar("caller", default=None)
-
 
 def caller_of(request: Any) -> Caller:
     """The caller of an API request: its key when one authenticated it, `anonymous` otherwise
@@ -59,41 +50,15 @@ def caller_of(request: Any) -> Caller:
     return Caller(api_key.name, api_key.prefix)
 
 
-@contextmanager
-def acting_as(caller: Caller) -> Iterator[None]:
-    """Changes recorded inside the block are made by `caller`."""
-    token = _caller.set(caller)
-    try:
-        yield
-    finally:
-        _caller.reset(token)
-
-
-def current_caller(default: Caller = SYSTEM) -> Caller:
-    return _caller.get() or default
-
-
-def scheduled_job(job: Callable[P, R]) -> Callable[P, R]:
-    """A job the scheduler runs: its changes are made by `SCHEDULER`, unless a caller is set."""
-
-    @functools.wraps(job)
-    def run(*args: P.args, **kwargs: P.kwargs) -> R:
-        with acting_as(current_caller(default=SCHEDULER)):
-            return job(*args, **kwargs)
-
-    return run
-
-
-def loan_event(loan: Loan, kind: str, *, at: datetime, caller: Caller | None = None, **data: Any) -> Event:
+def loan_event(loan: Loan, kind: str, *, at: datetime, caller: Caller, **data: Any) -> Event:
     return _event(kind, at=at, caller=caller, data=data, loan_id=loan.pk)
 
 
-def hold_event(hold: Hold, kind: str, *, at: datetime, caller: Caller | None = None, **data: Any) -> Event:
+def hold_event(hold: Hold, kind: str, *, at: datetime, caller: Caller, **data: Any) -> Event:
     return _event(kind, at=at, caller=caller, data=data, hold_id=hold.pk)
 
 
-def _event(kind: str, *, at: datetime, caller: Caller | None, data: dict, **subject: Any) -> Event:
-    caller = caller or current_caller()
+def _event(kind: str, *, at: datetime, caller: Caller, data: dict, **subject: Any) -> Event:
     request_id = current_request_id()
     return Event(
         kind=kind,

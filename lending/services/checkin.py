@@ -21,11 +21,11 @@ from django.utils import timezone
 
 from lending.book_state import read_state
 from lending.clients import books
-from lending.idempotency import Claim
 from lending.locks import close_loan_of_copy, lock_book_bumping_version, lock_book_refreshing_stock
 from lending.models import Hold, HoldStatus, Loan
 from lending.services.queue import book_changed, promote_waiting, trapped_hold
 from lending.services.return_book import Resolution, finish_return
+from lending.write_context import SYSTEM_WRITE, WriteContext
 
 SHELF = {"to": "shelf"}
 
@@ -43,33 +43,35 @@ def hold_shelf(hold: Hold) -> dict:
     return {"to": "hold_shelf", "hold_id": hold.pk}
 
 
-def check_in(*, item_barcode: str, returned_at: datetime | None = None, claim: Claim | None = None) -> CheckIn:
+def check_in(
+    *, item_barcode: str, returned_at: datetime | None = None, context: WriteContext = SYSTEM_WRITE
+) -> CheckIn:
     """A copy on loan is returned without asking any peer (as `returnBook`: it works while every peer
     is down). A copy not on loan is looked up at the Book service (its book, to route it), unless it
     already waits on the hold shelf (a repeated scan)."""
-    return _check_in(item_barcode, returned_at, claim, may_respell=True)
+    return _check_in(item_barcode, returned_at, context, may_respell=True)
 
 
-def _check_in(item_barcode: str, returned_at: datetime | None, claim: Claim | None, *, may_respell: bool) -> CheckIn:
+def _check_in(item_barcode: str, returned_at: datetime | None, context: WriteContext, *, may_respell: bool) -> CheckIn:
     book_id = _book_of_open_loan(item_barcode)
     if book_id is not None:
-        return _return_copy(item_barcode, book_id, returned_at, claim)
+        return _return_copy(item_barcode, book_id, returned_at, context)
     trapped = trapped_hold(item_barcode)
     if trapped is not None:  # scanned again: still for the same hold
-        return _settled(CheckIn(None, hold_shelf(trapped)), claim)
+        return _settled(CheckIn(None, hold_shelf(trapped)), context)
     item = books.get_item(item_barcode)
     if item.barcode != item_barcode and may_respell:
         # The catalogue spells it otherwise (case): the loans use its spelling. Once only, so that a
         # catalogue answering each spelling with the other cannot send the check-in round forever.
-        return _check_in(item.barcode, returned_at, claim, may_respell=False)
-    return _route_copy_not_on_loan(item.barcode, books.get_book(item.book_id), claim)
+        return _check_in(item.barcode, returned_at, context, may_respell=False)
+    return _route_copy_not_on_loan(item.barcode, books.get_book(item.book_id), context)
 
 
 def _book_of_open_loan(item_barcode: str) -> int | None:
     return Loan.objects.open().filter(item_barcode=item_barcode).values_list("book_id", flat=True).first()
 
 
-def _return_copy(item_barcode: str, book_id: int, returned_at: datetime | None, claim: Claim | None) -> CheckIn:
+def _return_copy(item_barcode: str, book_id: int, returned_at: datetime | None, context: WriteContext) -> CheckIn:
     """As `loan_return`, finding the loan by its copy: the book lock, then the loan closed under it."""
     with transaction.atomic():
         now = timezone.now()
@@ -83,12 +85,12 @@ def _return_copy(item_barcode: str, book_id: int, returned_at: datetime | None, 
                 resolution = Resolution("found", was=missing.status)
                 closed = close_loan_of_copy(item_barcode, book_id, now=returned_at or now, circulating_only=False)
         if closed is None:  # a concurrent check-in returned it first: this one has nothing to return
-            return _settled(CheckIn(None, _route(item_barcode, book_id)), claim)
-        loan = finish_return(closed, book_id, copies, now=now, resolution=resolution)
-        return _settled(CheckIn(loan, _route(item_barcode, book_id)), claim)
+            return _settled(CheckIn(None, _route(item_barcode, book_id)), context)
+        loan = finish_return(closed, book_id, copies, now=now, resolution=resolution, context=context)
+        return _settled(CheckIn(loan, _route(item_barcode, book_id)), context)
 
 
-def _route_copy_not_on_loan(item_barcode: str, book: books.BookInfo, claim: Claim | None) -> CheckIn:
+def _route_copy_not_on_loan(item_barcode: str, book: books.BookInfo, context: WriteContext) -> CheckIn:
     """Under the book lock, refreshed with the copies the Book service just reported (as a lend
     does; no version bump: usually nothing changes): a copy not on loan goes to a READY hold kept a
     copy without one, or to the first patron waiting if the count has a copy free for them (the
@@ -98,14 +100,16 @@ def _route_copy_not_on_loan(item_barcode: str, book: books.BookInfo, claim: Clai
         if _book_of_open_loan(item_barcode) is not None:
             # Checked out meanwhile (after this scan's first look): the check-in came first and found
             # nothing to return; the copy is out again.
-            return _settled(CheckIn(None), claim)
+            return _settled(CheckIn(None), context)
         route = _route(item_barcode, book.id)
         if route == SHELF:
-            promoted = promote_waiting(read_state(book.id, book.copies), now=timezone.now(), traps=[item_barcode])
+            promoted = promote_waiting(
+                read_state(book.id, book.copies), now=timezone.now(), context=context, traps=[item_barcode]
+            )
             if promoted:
                 book_changed(book.id)
                 route = hold_shelf(promoted[0])
-        return _settled(CheckIn(None, route), claim)
+        return _settled(CheckIn(None, route), context)
 
 
 def _route(item_barcode: str, book_id: int) -> dict:
@@ -123,9 +127,9 @@ def _trap_for_untrapped_ready_hold(item_barcode: str, book_id: int) -> Hold | No
     return hold
 
 
-def _settled(result: CheckIn, claim: Claim | None) -> CheckIn:
+def _settled(result: CheckIn, context: WriteContext) -> CheckIn:
     """The claim's answer is stored in the check-in's transaction (a repeated scan opens one)."""
-    if claim:
+    if context.claim is not None:
         with transaction.atomic():
-            claim.settle(result)
+            context.settle(result)
     return result

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from lending import errors
 from lending.clients import books, users
-from lending.idempotency import Claim
 from lending.models import Loan
 from lending.services.lend import lend_copy
+from lending.write_context import SYSTEM_WRITE, WriteContext
 
 
 def check_out(
@@ -18,7 +18,7 @@ def check_out(
     item_barcode: str,
     patron_barcode: str | None = None,
     user_email: str | None = None,
-    claim: Claim | None = None,
+    context: WriteContext = SYSTEM_WRITE,
 ) -> Loan:
     """Lends the copy to the patron holding the card `patron_barcode` (resolved at the User service,
     never stored), or to `user_email`. The peers are asked first, as a lend asks them: the item (its
@@ -28,7 +28,7 @@ def check_out(
         raise errors.ITEM_NOT_LOANABLE.error(item_barcode=item.barcode)
     patron = _patron(patron_barcode, user_email)
     book = books.get_book(item.book_id)
-    return lend_copy(patron=patron, book=book, claim=claim, item_barcode=item.barcode, item_type=item.type)
+    return lend_copy(patron=patron, book=book, context=context, item_barcode=item.barcode, item_type=item.type)
 
 
 def _patron(patron_barcode: str | None, user_email: str | None) -> users.Patron:

@@ -9,30 +9,30 @@ from typing import Any
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from lending import blocks, calendar, circulation_rules, errors, overrides, policy
+from lending import blocks, calendar, circulation_rules, errors, policy
 from lending.book_state import BookState, count_open_loans_of_type, read_state
 from lending.circulation_rules import Decision, PolicyTerms
 from lending.clients import books, users
 from lending.db import loans as statements
 from lending.events import history
-from lending.idempotency import Claim
 from lending.locks import lock_book_refreshing_stock, lock_patron
 from lending.models import Event, EventKind, Hold, HoldStatus, Loan
 from lending.outbox.messages import MessageType, availability_message, enqueue, loan_notification
 from lending.services.queue import close_hold, promote_waiting, trapped_hold
+from lending.write_context import SYSTEM_WRITE, WriteContext
 
 
-def loan_lend(*, user_email: str, book_id: int, claim: Claim | None = None) -> Loan:
+def loan_lend(*, user_email: str, book_id: int, context: WriteContext = SYSTEM_WRITE) -> Loan:
     patron = users.active_patron(user_email)
     book = books.get_book(book_id)
-    return lend_copy(patron=patron, book=book, claim=claim, item_type=book.item_type)
+    return lend_copy(patron=patron, book=book, context=context, item_type=book.item_type)
 
 
 def lend_copy(
     *,
     patron: users.Patron,
     book: books.BookInfo,
-    claim: Claim | None,
+    context: WriteContext,
     item_barcode: str | None = None,
     item_type: str | None = None,
 ) -> Loan:
@@ -40,7 +40,8 @@ def lend_copy(
     a lend. `item_barcode` names the copy (a check-out, `lending.services.checkout`): it must be
     neither out nor trapped for another patron's hold, and it takes one of the book's copies in the
     count like any other loan; None for a title-level lend. `item_type`: the copy's (or the title's),
-    which with the patron's category picks the loan policy (`lending.circulation_rules`)."""
+    which with the patron's category picks the loan policy (`lending.circulation_rules`). `context`: who
+    lends, under which override, with which idempotency claim (`lending.write_context`)."""
     user_email = patron.email
     balance = blocks.fees_standing(user_email)  # a peer call: before the locks (none without FINES_BLOCK_LIMIT)
     try:
@@ -61,9 +62,10 @@ def lend_copy(
                 loans=state.patron_loans,
                 blocks_in_force=state.patron_blocks,
                 fees=balance,
+                context=context,
             )
             decision = rulebook.decide(patron.category, item_type)
-            hold = _check_lend(user_email, state, decision, item_barcode)
+            hold = _check_lend(user_email, state, decision, item_barcode, context)
             date_due = calendar.due_after(now, timedelta(days=decision.terms.loan_days))
             loan = _insert_loan(
                 user_email,
@@ -75,15 +77,14 @@ def lend_copy(
                 terms=decision.terms,
             )
             state.open_loans += 1
-            events = [_lent_event(loan, hold)]
+            events = [_lent_event(loan, hold, context)]
             if hold is not None:
-                events.append(close_hold(state, hold, HoldStatus.FULFILLED, now=now, loan=loan))
+                events.append(close_hold(state, hold, HoldStatus.FULFILLED, now=now, context=context, loan=loan))
             history.record(*events)
             # Only does something when the Book service now reports more copies than before.
-            promote_waiting(state, now=now)
+            promote_waiting(state, now=now, context=context)
             enqueue(availability_message(book.id), loan_notification(loan, MessageType.LENDING_CONFIRMATION))
-            if claim:
-                claim.settle(loan)
+            context.settle(loan)
     except IntegrityError as exc:
         # A partial unique constraint caught a second open loan that slipped past the checks: of this
         # copy (`one_open_loan_per_item_barcode`) or of this book by this patron.
@@ -93,7 +94,9 @@ def lend_copy(
     return loan
 
 
-def _check_lend(user_email: str, state: BookState, decision: Decision, item_barcode: str | None) -> Hold | None:
+def _check_lend(
+    user_email: str, state: BookState, decision: Decision, item_barcode: str | None, context: WriteContext
+) -> Hold | None:
     """`policy.check_lend`, with the patron's open loans that the matched rule's limit counts: all of
     them (read with the book's state), or those of the rule's item type (one more query, only for
     a rule that names a type and sets a limit)."""
@@ -103,7 +106,12 @@ def _check_lend(user_email: str, state: BookState, decision: Decision, item_barc
         of_type = count_open_loans_of_type(user_email, decision.rule.item_type)
     covered = policy.covered_loans(decision, all_open=state.patron_loans.open, of_type=of_type)
     return policy.check_lend(
-        user_email=user_email, state=state, decision=decision, open_covered=covered, item_barcode=item_barcode
+        user_email=user_email,
+        state=state,
+        decision=decision,
+        open_covered=covered,
+        item_barcode=item_barcode,
+        context=context,
     )
 
 
@@ -121,7 +129,7 @@ def check_copy_on_shelf_for(user_email: str, book_id: int, item_barcode: str) ->
         raise errors.ITEM_ON_HOLD_SHELF.error(item_barcode=item_barcode)
 
 
-def loan_lend_check(*, user_email: str, book_id: int) -> None:
+def loan_lend_check(*, user_email: str, book_id: int, context: WriteContext = SYSTEM_WRITE) -> None:
     """A dry run of `loan_lend`: the same peer checks and rules, no lock and no write. Raises the
     refusal the lend would get; returns when it would succeed (at this instant)."""
     patron = users.active_patron(user_email)
@@ -138,8 +146,9 @@ def loan_lend_check(*, user_email: str, book_id: int) -> None:
         loans=state.patron_loans,
         blocks_in_force=state.patron_blocks,
         fees=balance,
+        context=context,
     )
-    _check_lend(user_email, state, rulebook.decide(patron.category, book.item_type), None)
+    _check_lend(user_email, state, rulebook.decide(patron.category, book.item_type), None, context)
 
 
 def _insert_loan(
@@ -167,12 +176,10 @@ def _insert_loan(
     return statements.insert_loan(loan)
 
 
-def _lent_event(loan: Loan, hold: Hold | None) -> Event:
+def _lent_event(loan: Loan, hold: Hold | None, context: WriteContext) -> Event:
     details: dict[str, Any] = {"book_id": loan.book_id, "date_due": loan.date_due, "loan_policy": loan.loan_policy}
     if loan.item_barcode is not None:  # a check-out: the copy (a title-level lend's history is as before)
         details["item_barcode"] = loan.item_barcode
     if hold is not None:
         details["hold_id"] = hold.pk
-    event = history.loan_event(loan, EventKind.LENT, at=loan.date_borrowed, **details)
-    overrides.record(event)
-    return event
+    return context.overridden_event(context.loan_event(loan, EventKind.LENT, at=loan.date_borrowed, **details))

@@ -27,6 +27,7 @@ from lending.locks import close_loan, lock_book, lock_book_bumping_version
 from lending.models import CIRCULATING_STATUSES, UNRESOLVED_STATUSES, EventKind, Loan, LoanStatus
 from lending.outbox.messages import MessageType, availability_message, enqueue, loan_notification
 from lending.services.return_book import Resolution, finish_return
+from lending.write_context import SCHEDULED, SYSTEM_WRITE, WriteContext
 
 
 class Outcome:
@@ -37,42 +38,43 @@ class Outcome:
     ALL = (FOUND, RETURNED, LOST)
 
 
-def declare_lost(loan_id: int, *, note: str = "") -> Loan:
+def declare_lost(loan_id: int, *, note: str = "", context: WriteContext = SYSTEM_WRITE) -> Loan:
     """A circulating or claimed-returned loan becomes LOST."""
     with transaction.atomic():
         loan, _ = _lock(
             loan_id, allowed=(*CIRCULATING_STATUSES, LoanStatus.CLAIMED_RETURNED), action="declaring it lost"
         )
-        return _mark(loan, LoanStatus.LOST, EventKind.DECLARED_LOST, MessageType.LOAN_DECLARED_LOST, note=note)
+        return _mark(loan, LoanStatus.LOST, EventKind.DECLARED_LOST, MessageType.LOAN_DECLARED_LOST, context, note=note)
 
 
-def claim_returned(loan_id: int, *, note: str = "") -> Loan:
+def claim_returned(loan_id: int, *, note: str = "", context: WriteContext = SYSTEM_WRITE) -> Loan:
     """The patron says they returned a circulating loan: it becomes CLAIMED_RETURNED until resolved."""
     with transaction.atomic():
         loan, _ = _lock(loan_id, allowed=CIRCULATING_STATUSES, action="claiming it returned")
-        return _mark(
-            loan, LoanStatus.CLAIMED_RETURNED, EventKind.CLAIMED_RETURNED, MessageType.LOAN_CLAIMED_RETURNED, note=note
-        )
+        kind, notice = EventKind.CLAIMED_RETURNED, MessageType.LOAN_CLAIMED_RETURNED
+        return _mark(loan, LoanStatus.CLAIMED_RETURNED, kind, notice, context, note=note)
 
 
-def resolve(loan_id: int, *, outcome: str, note: str = "") -> Loan:
+def resolve(loan_id: int, *, outcome: str, note: str = "", context: WriteContext = SYSTEM_WRITE) -> Loan:
     """Close a lost or claimed-returned loan whose copy is back (`found`, `returned`), or turn a
     claimed-returned one into LOST (`lost`)."""
     if outcome == Outcome.LOST:
         with transaction.atomic():
             loan, _ = _lock(loan_id, allowed=(LoanStatus.CLAIMED_RETURNED,), action="resolving it as lost")
             kind, notice = EventKind.RESOLVED, MessageType.LOAN_DECLARED_LOST
-            return _mark(loan, LoanStatus.LOST, kind, notice, note=note, outcome=outcome)
+            return _mark(loan, LoanStatus.LOST, kind, notice, context, note=note, outcome=outcome)
     with transaction.atomic():
         loan, copies = _lock(loan_id, allowed=UNRESOLVED_STATUSES, action=f"resolving it as {outcome}", bump=True)
         now = timezone.now()
         closed = close_loan(loan, now=now)
         assert closed is not None, "the loan is locked open"
-        return finish_return(closed, loan.book_id, copies, now=now, resolution=Resolution(outcome, loan.status, note))
+        resolution = Resolution(outcome, loan.status, note)
+        return finish_return(closed, loan.book_id, copies, now=now, resolution=resolution, context=context)
 
 
-@history.scheduled_job
-def age_overdue_to_lost(*, now: datetime | None = None, batch_size: int | None = None) -> int:
+def age_overdue_to_lost(
+    *, now: datetime | None = None, batch_size: int | None = None, context: WriteContext = SCHEDULED
+) -> int:
     """Loans overdue for LOST_AFTER_OVERDUE_DAYS or more become LOST (0: never). Returns how many."""
     if settings.LOST_AFTER_OVERDUE_DAYS <= 0:
         return 0
@@ -82,7 +84,7 @@ def age_overdue_to_lost(*, now: datetime | None = None, batch_size: int | None =
     long_overdue = Loan.objects.overdue(now - timedelta(days=settings.LOST_AFTER_OVERDUE_DAYS))
     for batch in long_overdue.locked_batches(batch_size):
         for loan in batch:
-            _mark(loan, LoanStatus.LOST, EventKind.DECLARED_LOST, MessageType.LOAN_DECLARED_LOST, aged=True)
+            _mark(loan, LoanStatus.LOST, EventKind.DECLARED_LOST, MessageType.LOAN_DECLARED_LOST, context, aged=True)
         aged += len(batch)
     return aged
 
@@ -106,18 +108,19 @@ def _lock(loan_id: int, *, allowed: Iterable[str], action: str, bump: bool = Fal
     return loan, copies
 
 
-def _mark(loan: Loan, status: str, kind: str, notice: str, *, note: str = "", **data) -> Loan:
+def _mark(
+    loan: Loan, status: str, kind: str, notice: str, context: WriteContext, *, note: str = "", **data: object
+) -> Loan:
     """Set the loan's status, record the event (with the status it had), tell the patron, and
     republish the book's availability (its copy is still out)."""
     now = timezone.now()
     was, loan.status = loan.status, status
     loan.save(update_fields=["status"])
-    event = history.loan_event(loan, kind, at=now, was=was, status=status, **data)
+    event = context.loan_event(loan, kind, at=now, was=was, status=status, **data)
     event.reason = note
     # A loan becoming LOST owes its policy's lost item and processing fees.
-    fees = fines.record(
-        loan, fines.lost_fees(fines.terms_of(loan)) if status == LoanStatus.LOST else [], at=now, judged_at=now
-    )
+    lost_fees = fines.lost_fees(fines.terms_of(loan)) if status == LoanStatus.LOST else []
+    fees = fines.record(loan, lost_fees, at=now, judged_at=now, context=context)
     history.record(event, *fees.events)
     enqueue(availability_message(loan.book_id), loan_notification(loan, notice), *fees.messages)
     return loan

@@ -14,6 +14,7 @@ from lending.events import history
 from lending.locks import bump_book_version
 from lending.models import Event, EventKind, Hold, HoldStatus, Loan, OutboxMessage
 from lending.outbox.messages import MessageType, availability_message, enqueue, enqueue_hold_notification
+from lending.write_context import WriteContext
 
 CLOSING_EVENTS: dict[str, EventKind] = {
     HoldStatus.FULFILLED: EventKind.HOLD_FULFILLED,
@@ -22,7 +23,9 @@ CLOSING_EVENTS: dict[str, EventKind] = {
 }
 
 
-def promote_waiting(state: BookState, *, now: datetime, traps: Sequence[str | None] = ()) -> list[Hold]:
+def promote_waiting(
+    state: BookState, *, now: datetime, context: WriteContext, traps: Sequence[str | None] = ()
+) -> list[Hold]:
     """Keep each copy on the shelf that no READY hold keeps for the next WAITING patron, and tell
     them through the outbox. `traps`: the barcodes of the copies freed, when known (a barcoded loan
     returned, a trapped hold let go), given in order to the holds promoted (`Hold.item_barcode`):
@@ -43,19 +46,21 @@ def promote_waiting(state: BookState, *, now: datetime, traps: Sequence[str | No
             changed.append("item_barcode")
         hold.save(update_fields=changed)
         enqueue_hold_notification(hold, MessageType.HOLD_AVAILABLE)
-    history.record(*(_ready_event(hold, now, deadline) for hold in promoted))
+    history.record(*(_ready_event(hold, now, deadline, context) for hold in promoted))
     return promoted
 
 
-def _ready_event(hold: Hold, now: datetime, deadline: datetime) -> Event:
+def _ready_event(hold: Hold, now: datetime, deadline: datetime, context: WriteContext) -> Event:
     trapped: dict[str, Any] = {"item_barcode": hold.item_barcode} if hold.item_barcode else {}
-    return history.hold_event(hold, EventKind.HOLD_READY, at=now, pickup_deadline=deadline, **trapped)
+    return context.hold_event(hold, EventKind.HOLD_READY, at=now, pickup_deadline=deadline, **trapped)
 
 
-def promote_after_copy_freed(book_id: int, copies: int, *, now: datetime, traps: Sequence[str | None] = ()) -> None:
+def promote_after_copy_freed(
+    book_id: int, copies: int, *, now: datetime, context: WriteContext, traps: Sequence[str | None] = ()
+) -> None:
     """A copy came back or a READY hold let go of one: it goes to the first patron waiting (`traps`:
     the copies' barcodes, when known)."""
-    promote_waiting(read_state(book_id, copies), now=now, traps=traps)
+    promote_waiting(read_state(book_id, copies), now=now, context=context, traps=traps)
 
 
 def trapped_hold(item_barcode: str) -> Hold | None:
@@ -63,7 +68,9 @@ def trapped_hold(item_barcode: str) -> Hold | None:
     return Hold.objects.filter(status=HoldStatus.READY, item_barcode=item_barcode).first()
 
 
-def close_hold(state: BookState, hold: Hold, status: str, *, now: datetime, loan: Loan | None = None) -> Event:
+def close_hold(
+    state: BookState, hold: Hold, status: str, *, now: datetime, context: WriteContext, loan: Loan | None = None
+) -> Event:
     """Close an open hold (FULFILLED, CANCELLED or EXPIRED) and drop it from `state`'s queue.
     Returns the event to record with the rest of the change."""
     hold.status = status
@@ -72,7 +79,7 @@ def close_hold(state: BookState, hold: Hold, status: str, *, now: datetime, loan
     hold.save(update_fields=["status", "date_closed", "loan"])
     state.holds = [h for h in state.holds if h.pk != hold.pk]
     details: dict[str, Any] = {"loan_id": loan.pk} if loan else {}
-    return history.hold_event(hold, CLOSING_EVENTS[status], at=now, **details)
+    return context.hold_event(hold, CLOSING_EVENTS[status], at=now, **details)
 
 
 def book_changed(book_id: int, *also: OutboxMessage) -> None:

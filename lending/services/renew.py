@@ -7,16 +7,16 @@ from datetime import timedelta
 from django.db import transaction
 from django.utils import timezone
 
-from lending import blocks, calendar, circulation_rules, fines, overrides, policy
+from lending import blocks, calendar, circulation_rules, fines, policy
 from lending.errors import LOAN_NOT_FOUND, LOAN_STATUS_CONFLICT
 from lending.events import history
-from lending.idempotency import Claim
 from lending.locks import lock_book_and_row, lock_patron
 from lending.models import CIRCULATING_STATUSES, EventKind, Hold, Loan, LoanStatus
 from lending.outbox.messages import MessageType, enqueue, loan_notification
+from lending.write_context import SYSTEM_WRITE, WriteContext
 
 
-def loan_renew(*, user_email: str, book_id: int, claim: Claim | None = None) -> Loan:
+def loan_renew(*, user_email: str, book_id: int, context: WriteContext = SYSTEM_WRITE) -> Loan:
     """Extends the due date by the renewal period of the loan's policy (its snapshot, taken when it
     was lent), from the current due date. Never calls a peer."""
     balance = blocks.fees_standing(user_email)  # a peer call: before the locks (none without FINES_BLOCK_LIMIT)
@@ -30,21 +30,21 @@ def loan_renew(*, user_email: str, book_id: int, claim: Claim | None = None) -> 
             raise LOAN_STATUS_CONFLICT.error(loan_id=loan.pk, status=loan.status, action="renewing it")
         rulebook = circulation_rules.in_force(lock_patron(user_email))
         now = timezone.now()
-        blocks.check_not_blocked(user_email, blocks.Action.RENEW, now, rulebook=rulebook, fees=balance)
+        blocks.check_not_blocked(user_email, blocks.Action.RENEW, now, rulebook=rulebook, fees=balance, context=context)
         terms = policy.loan_terms(loan, rulebook)
         others_waiting = Hold.objects.waiting_for(book_id).exclude(user_email=user_email).exists()
-        policy.check_renewal(loan=loan, others_waiting=others_waiting, terms=terms, now=now)
+        policy.check_renewal(loan=loan, others_waiting=others_waiting, terms=terms, now=now, context=context)
         # A late loan renewed owes the fine of its lateness so far; the next counts from the new due date.
-        fees = fines.record(loan, fines.overdue_at(loan, now), at=now, judged_at=now)
+        fees = fines.record(loan, fines.overdue_at(loan, now), at=now, judged_at=now, context=context)
         loan.date_due = calendar.due_after(loan.date_due, timedelta(days=terms.renewal_days))
         loan.renewals += 1
         if not loan.is_overdue(now):
             loan.status = LoanStatus.ACTIVE
         loan.save(update_fields=["date_due", "renewals", "status"])
-        renewed = history.loan_event(loan, EventKind.RENEWED, at=now, date_due=loan.date_due, renewals=loan.renewals)
-        overrides.record(renewed)
+        renewed = context.overridden_event(
+            context.loan_event(loan, EventKind.RENEWED, at=now, date_due=loan.date_due, renewals=loan.renewals)
+        )
         history.record(renewed, *fees.events)
         enqueue(loan_notification(loan, MessageType.RENEWAL_CONFIRMATION), *fees.messages)
-        if claim:
-            claim.settle(loan)
+        context.settle(loan)
     return loan

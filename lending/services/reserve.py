@@ -7,14 +7,14 @@ from dataclasses import dataclass
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from lending import blocks, circulation_rules, overrides, policy
+from lending import blocks, circulation_rules, policy
 from lending.book_state import read_state
 from lending.clients import books, users
 from lending.events import history
-from lending.idempotency import Claim
 from lending.locks import lock_book_refreshing_stock, lock_patron
 from lending.models import EventKind, Hold
 from lending.services.queue import book_changed, promote_waiting
+from lending.write_context import SYSTEM_WRITE, WriteContext
 
 
 @dataclass(frozen=True)
@@ -25,7 +25,7 @@ class PlacedHold:
     queue_position: int | None
 
 
-def hold_reserve(*, user_email: str, book_id: int, claim: Claim | None = None) -> PlacedHold:
+def hold_reserve(*, user_email: str, book_id: int, context: WriteContext = SYSTEM_WRITE) -> PlacedHold:
     """Queues the patron for a book none of whose copies is free for them, if the loan policy the
     circulation rules pick for them and the title allows holds."""
     patron = users.active_patron(user_email)
@@ -45,21 +45,20 @@ def hold_reserve(*, user_email: str, book_id: int, claim: Claim | None = None) -
                 rulebook=rulebook,
                 loans=state.patron_loans,
                 blocks_in_force=state.patron_blocks,
+                context=context,
             )
             on_loan = state.patron_loans.of_this_book > 0
             decision = rulebook.decide(patron.category, book.item_type)
             policy.check_reservable(user_email=user_email, state=state, on_loan=on_loan, decision=decision)
             hold = Hold.objects.create(user_email=user_email, book_id=book_id, book_title=book.title, date_reserved=now)
             state.holds.append(hold)
-            reserved = history.hold_event(hold, EventKind.RESERVED, at=now, book_id=book_id)
-            overrides.record(reserved)
-            history.record(reserved)
+            reserved = context.hold_event(hold, EventKind.RESERVED, at=now, book_id=book_id)
+            history.record(context.overridden_event(reserved))
             # Only does something when the Book service now reports more copies than before.
-            if promote_waiting(state, now=now):
+            if promote_waiting(state, now=now, context=context):
                 book_changed(book_id)
             placed = PlacedHold(hold, state.position_of(hold))
-            if claim:
-                claim.settle(placed)
+            context.settle(placed)
     except IntegrityError:
         raise policy.already_reserved(user_email, book_id) from None
     return placed

@@ -13,13 +13,13 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
-from lending import calendar, errors, fines, overrides
+from lending import calendar, errors, fines
 from lending.events import history
-from lending.idempotency import Claim
 from lending.locks import close_patrons_loan, lock_book_bumping_version
 from lending.models import Event, EventKind, Loan
 from lending.outbox.messages import MessageType, availability_message, enqueue, loan_notification
 from lending.services.queue import promote_after_copy_freed
+from lending.write_context import SYSTEM_WRITE, WriteContext
 
 
 @dataclass(frozen=True)
@@ -32,7 +32,7 @@ class Resolution:
 
 
 def loan_return(
-    *, user_email: str, book_id: int, claim: Claim | None = None, returned_at: datetime | None = None
+    *, user_email: str, book_id: int, context: WriteContext = SYSTEM_WRITE, returned_at: datetime | None = None
 ) -> Loan:
     """Never calls a peer: returning works while every peer is down. Three statements in the
     transaction when nobody waits for the book: lock the book (bumping its version), close the loan,
@@ -52,14 +52,19 @@ def loan_return(
             resolution = Resolution("found", was=missing.status)
             closed = close_patrons_loan(user_email, book_id, now=returned, circulating_only=False)
         assert closed is not None, "the loan is locked open"
-        loan = finish_return(closed, book_id, copies, now=now, resolution=resolution)
-        if claim:
-            claim.settle(loan)
+        loan = finish_return(closed, book_id, copies, now=now, resolution=resolution, context=context)
+        context.settle(loan)
     return loan
 
 
 def finish_return(
-    closed: tuple[Loan, bool], book_id: int, copies: int | None, *, now: datetime, resolution: Resolution | None
+    closed: tuple[Loan, bool],
+    book_id: int,
+    copies: int | None,
+    *,
+    now: datetime,
+    resolution: Resolution | None,
+    context: WriteContext,
 ) -> Loan:
     """Under the book lock, once `lending.locks` closed the loan: record it, give the copy to the
     first patron waiting, and queue the availability update and the patron's notice."""
@@ -71,24 +76,32 @@ def finish_return(
         )
     # A late return owes its fine (judged at the return, back-dated or not); a lost item found, its refund.
     fees = fines.record(
-        loan, fines.at_return(loan, resolution.was if resolution else None), at=now, judged_at=loan.date_returned
+        loan,
+        fines.at_return(loan, resolution.was if resolution else None),
+        at=now,
+        judged_at=loan.date_returned,
+        context=context,
     )
-    history.record(*_return_events(loan, book_id, now, resolution), *fees.events)
+    history.record(*_return_events(loan, book_id, now, resolution, context), *fees.events)
     if copies is not None and anyone_waiting:
         # A barcoded loan's copy is the one the first patron waiting gets (on the hold shelf).
-        promote_after_copy_freed(book_id, copies, now=now, traps=[loan.item_barcode])
+        promote_after_copy_freed(book_id, copies, now=now, context=context, traps=[loan.item_barcode])
     notice = MessageType.LOAN_RESOLVED if resolution else MessageType.RETURN_CONFIRMATION
     enqueue(availability_message(book_id), loan_notification(loan, notice), *fees.messages)
     return loan
 
 
-def _return_events(loan: Loan, book_id: int, now: datetime, resolution: Resolution | None) -> list[Event]:
+def _return_events(
+    loan: Loan, book_id: int, now: datetime, resolution: Resolution | None, context: WriteContext
+) -> list[Event]:
     copy: dict[str, Any] = {"item_barcode": loan.item_barcode} if loan.item_barcode is not None else {}
-    returned = history.loan_event(loan, EventKind.RETURNED, at=now, book_id=book_id, **copy, **_lateness(loan))
-    overrides.record(returned)  # staff's reason for a back-dated return, when they gave one
+    # With staff's reason for a back-dated return, when they gave one (an override).
+    returned = context.overridden_event(
+        context.loan_event(loan, EventKind.RETURNED, at=now, book_id=book_id, **copy, **_lateness(loan))
+    )
     events = [returned]
     if resolution:
-        resolved = history.loan_event(loan, EventKind.RESOLVED, at=now, outcome=resolution.outcome, was=resolution.was)
+        resolved = context.loan_event(loan, EventKind.RESOLVED, at=now, outcome=resolution.outcome, was=resolution.was)
         resolved.reason = resolution.note
         events.append(resolved)
     return events

@@ -232,7 +232,8 @@ def test_a_barcoded_loans_events_name_the_copy_and_a_title_level_loans_null(even
     title_level = LoanFactory()
     now = timezone.now()
     history.record(
-        history.loan_event(barcoded, EventKind.LENT, at=now), history.loan_event(title_level, EventKind.LENT, at=now)
+        history.loan_event(barcoded, EventKind.LENT, at=now, caller=history.SYSTEM),
+        history.loan_event(title_level, EventKind.LENT, at=now, caller=history.SYSTEM),
     )
     item_barcodes = {event["subject"]: event["data"]["item_barcode"] for event in published()}
     assert item_barcodes == {str(barcoded.pk): "3900000101", str(title_level.pk): None}

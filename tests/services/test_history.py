@@ -25,6 +25,7 @@ from lending.events import history
 from lending.models import Event, EventKind, Hold, HoldStatus, Loan, Scope
 from lending.observability.logs import json_formatter
 from lending.services import return_book
+from lending.write_context import WriteContext
 from tests.conftest import post_json
 from tests.factories import HoldFactory, LoanFactory, days
 
@@ -152,8 +153,7 @@ def test_a_due_soon_reminder_is_recorded_too(settings):
 
 def test_a_job_run_by_a_named_caller_keeps_that_caller():
     loan = LoanFactory(user_email="late@example.com", book_id=2, borrowed_ago=days(90), due_in=days(-1))
-    with history.acting_as(history.Caller("system:retention")):
-        notices.mark_overdue_loans()
+    notices.mark_overdue_loans(context=WriteContext(caller=history.Caller("system:retention")))
     assert events(loan=loan)[0][2] == "system:retention"
 
 
@@ -188,11 +188,11 @@ def test_sequences_are_per_subject_and_a_reused_number_is_refused():
     now = timezone.now()
     loans = [LoanFactory(user_email=f"s{i}@example.com", book_id=i) for i in (1, 2)]
     history.record(
-        history.loan_event(loans[0], EventKind.LENT, at=now),
-        history.loan_event(loans[1], EventKind.LENT, at=now),
-        history.loan_event(loans[0], EventKind.RENEWED, at=now),
+        history.loan_event(loans[0], EventKind.LENT, at=now, caller=history.SYSTEM),
+        history.loan_event(loans[1], EventKind.LENT, at=now, caller=history.SYSTEM),
+        history.loan_event(loans[0], EventKind.RENEWED, at=now, caller=history.SYSTEM),
     )
-    history.record(history.loan_event(loans[0], EventKind.RETURNED, at=now))
+    history.record(history.loan_event(loans[0], EventKind.RETURNED, at=now, caller=history.SYSTEM))
     assert [seq for seq, *_ in events(loan=loans[0])] == [1, 2, 3]
     assert [seq for seq, *_ in events(loan=loans[1])] == [1]
     with pytest.raises(IntegrityError), transaction.atomic():
