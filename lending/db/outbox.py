@@ -9,16 +9,19 @@ unrolls (`json_each`); so each statement keeps one text whatever the number of i
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, ClassVar, TypeVar
 
 from django.db import connection
 from django.utils import timezone
 
 from lending.db import run
 from lending.db.run import Variants
-from lending.models import OutboxMessage
+from lending.models import OutboxMessage, OutboxStatus
+from lending.observability.tracing import current_traceparent
 
 # The payload key of an availability re-check (`lending.outbox.relay._enqueue_recheck`): the settle
 # below never satisfies a re-check on another delivery's behalf.
@@ -36,6 +39,40 @@ INSERT_MESSAGES_IGNORING_CONFLICTS = (
     "ON CONFLICT DO NOTHING"
 )
 MESSAGE_ROW = "(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+
+
+@dataclass(slots=True)
+class NewMessage:
+    """A message to write, without the cost of a model instance (Django's `Model.__init__` asks every
+    field for its default): the columns its writer chooses, each default as `OutboxMessage` has it
+    (the key and the traceparent taken when the message is made, as the model's defaults are). The
+    columns no writer chooses for a new message are the model's defaults, constant here: pending,
+    never tried nor claimed, no error, not delivered; `created_at` is the insert's. Not frozen: a
+    writer may still amend the payload before enqueueing it, and the insert sets `id`."""
+
+    kind: str
+    book_id: int
+    next_attempt_at: datetime
+    payload: dict = field(default_factory=dict)
+    key: uuid.UUID = field(default_factory=uuid.uuid4)
+    traceparent: str = field(default_factory=current_traceparent)
+    id: int | None = None  # the row's, once written
+    created_at: datetime | None = None  # the insert's moment, once written
+
+    status: ClassVar[str] = OutboxStatus.PENDING
+    attempts: ClassVar[int] = 0
+    claims: ClassVar[int] = 0
+    last_error: ClassVar[str] = ""
+    delivered_at: ClassVar[datetime | None] = None
+
+    @property
+    def pk(self) -> int | None:
+        """The row's id, by the name the model gives it."""
+        return self.id
+
+
+Message = NewMessage | OutboxMessage
+_Written = TypeVar("_Written", bound=Message)
 
 # Pending messages due by a moment, oldest first, locked for the claim; rows another relay holds are
 # skipped, not waited for. SQLite has no row locks (one writer at a time anyway).
@@ -101,29 +138,37 @@ REOPEN = Variants(
 )
 
 
-def insert_messages(messages: Sequence[OutboxMessage], *, ignore_conflicts: bool = False) -> list[OutboxMessage]:
+def insert_messages(messages: Sequence[_Written], *, ignore_conflicts: bool = False) -> list[_Written]:
     """Writes the messages in one INSERT whatever their number (SQLite: as many as its parameter limit
-    allows per statement), each column as `bulk_create` writes it: the instance's values (its fields'
-    defaults), `created_at` now. Their ids are set from the statement's answer; with
-    `ignore_conflicts` a message whose key exists is not written, and, as with `bulk_create`'s
-    `ignore_conflicts`, no id is set."""
+    allows per statement), each column as `bulk_create` writes it: the message's values (a model
+    instance's fields' defaults, a `NewMessage`'s own), `created_at` now. Their ids are set from the
+    statement's answer; with `ignore_conflicts` a message whose key exists is not written, and, as
+    with `bulk_create`'s `ignore_conflicts`, no id is set."""
     if not messages:
         return []
     now = timezone.now()
     for message in messages:
         message.created_at = now  # auto_now_add
     statement = INSERT_MESSAGES_IGNORING_CONFLICTS if ignore_conflicts else INSERT_MESSAGES
+    to_row = _row_writer()
     for chunk in _chunks_per_statement(messages):
         sql = statement.format(rows=", ".join([MESSAGE_ROW] * len(chunk)))
-        params = [value for message in chunk for value in _row(message)]
+        params = [value for message in chunk for value in to_row(message)]
         if ignore_conflicts:
             run.execute(sql, params)
             continue
         for message, (pk,) in zip(chunk, run.fetch_all(sql, params), strict=True):
-            message.pk = pk
-            # As `bulk_create` leaves them: Model._state (documented) says the row is saved, and where.
-            message._state.adding, message._state.db = False, connection.alias
+            _saved(message, pk)
     return list(messages)
+
+
+def _saved(message: Message, pk: int) -> None:
+    if isinstance(message, NewMessage):
+        message.id = pk
+        return
+    message.pk = pk
+    # As `bulk_create` leaves them: Model._state (documented) says the row is saved, and where.
+    message._state.adding, message._state.db = False, connection.alias
 
 
 def claimable(due_by: datetime, limit: int) -> list[OutboxMessage]:
@@ -151,25 +196,34 @@ def reopen(ids: Sequence[int], now: datetime) -> int:
     return run.execute(REOPEN, [run.db_datetime(now), _id_list(ids)])
 
 
-def _row(message: OutboxMessage) -> list[Any]:
-    """The message's values in MESSAGE_ROW's order, as its fields prepare them for this backend."""
-    return [
-        message.key if connection.features.has_native_uuid_field else message.key.hex,
-        message.kind,
-        message.book_id,
-        connection.ops.adapt_json_value(message.payload, None),  # the field has no custom encoder
-        message.status,
-        message.attempts,
-        message.claims,
-        run.db_datetime(message.next_attempt_at),
-        message.last_error,
-        run.db_datetime(message.created_at),
-        run.db_datetime(message.delivered_at),
-        message.traceparent,
-    ]
+def _row_writer() -> Callable[[Message], list[Any]]:
+    """A message's values in MESSAGE_ROW's order, as its fields prepare them for this backend (asked
+    of the connection once per insert, not once per row)."""
+    native_uuid = connection.features.has_native_uuid_field
+    adapt_json = connection.ops.adapt_json_value
+    adapt_datetime = connection.ops.adapt_datetimefield_value
+
+    def row(message: Message) -> list[Any]:
+        delivered_at = message.delivered_at
+        return [
+            message.key if native_uuid else message.key.hex,
+            message.kind,
+            message.book_id,
+            adapt_json(message.payload, None),  # the field has no custom encoder
+            message.status,
+            message.attempts,
+            message.claims,
+            adapt_datetime(message.next_attempt_at),
+            message.last_error,
+            adapt_datetime(message.created_at),
+            None if delivered_at is None else adapt_datetime(delivered_at),
+            message.traceparent,
+        ]
+
+    return row
 
 
-def _chunks_per_statement(messages: Sequence[OutboxMessage]) -> list[Sequence[OutboxMessage]]:
+def _chunks_per_statement(messages: Sequence[_Written]) -> list[Sequence[_Written]]:
     """The messages in one chunk (PostgreSQL), or in chunks of as many rows as SQLite binds values
     in one statement (its `max_query_params`)."""
     limit = connection.features.max_query_params

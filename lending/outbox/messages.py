@@ -1,5 +1,8 @@
 """Writing side effects into the outbox. Call only inside the transaction that makes the change, so
-the message commits (or rolls back) with it."""
+the message commits (or rolls back) with it.
+
+The messages are `NewMessage`s, not model instances: every write enqueues some (a lend two), and
+none of their writers reads them back as rows."""
 
 from __future__ import annotations
 
@@ -7,7 +10,8 @@ from django.utils import timezone
 
 from lending.calendar import library_day
 from lending.db import outbox as db_outbox
-from lending.models import Hold, Loan, OutboxKind, OutboxMessage
+from lending.db.outbox import NewMessage
+from lending.models import Hold, Loan, OutboxKind
 from lending.patron_ref import patron_ref
 
 
@@ -27,15 +31,15 @@ class MessageType:
     LOAN_RESOLVED = "loan_resolved"  # a lost or claimed-returned loan is closed: found or returned
 
 
-def enqueue(*messages: OutboxMessage) -> list[OutboxMessage]:
+def enqueue(*messages: NewMessage) -> list[NewMessage]:
     """Writes the messages in one INSERT (one round trip, whatever their number: every lend and
     return enqueues two); their ids are set."""
     return db_outbox.insert_messages(messages)
 
 
-def availability_message(book_id: int) -> OutboxMessage:
+def availability_message(book_id: int) -> NewMessage:
     """The payload is empty on purpose: the relay publishes the book's state at delivery time."""
-    return OutboxMessage(kind=OutboxKind.AVAILABILITY, book_id=book_id, next_attempt_at=timezone.now())
+    return NewMessage(kind=OutboxKind.AVAILABILITY, book_id=book_id, next_attempt_at=timezone.now())
 
 
 def notification_payload(loan: Loan, message_type: str) -> dict:
@@ -49,15 +53,15 @@ def notification_payload(loan: Loan, message_type: str) -> dict:
     }
 
 
-def _notification(book_id: int, payload: dict) -> OutboxMessage:
-    return OutboxMessage(kind=OutboxKind.NOTIFICATION, book_id=book_id, payload=payload, next_attempt_at=timezone.now())
+def _notification(book_id: int, payload: dict) -> NewMessage:
+    return NewMessage(kind=OutboxKind.NOTIFICATION, book_id=book_id, payload=payload, next_attempt_at=timezone.now())
 
 
-def loan_notification(loan: Loan, message_type: str) -> OutboxMessage:
+def loan_notification(loan: Loan, message_type: str) -> NewMessage:
     return _notification(loan.book_id, notification_payload(loan, message_type))
 
 
-def enqueue_notification(loan: Loan, message_type: str) -> OutboxMessage:
+def enqueue_notification(loan: Loan, message_type: str) -> NewMessage:
     return enqueue(loan_notification(loan, message_type))[0]
 
 
@@ -75,11 +79,11 @@ def hold_notification_payload(hold: Hold, message_type: str) -> dict:
     }
 
 
-def hold_notification(hold: Hold, message_type: str) -> OutboxMessage:
+def hold_notification(hold: Hold, message_type: str) -> NewMessage:
     return _notification(hold.book_id, hold_notification_payload(hold, message_type))
 
 
-def enqueue_hold_notification(hold: Hold, message_type: str) -> OutboxMessage:
+def enqueue_hold_notification(hold: Hold, message_type: str) -> NewMessage:
     return enqueue(hold_notification(hold, message_type))[0]
 
 
@@ -96,5 +100,5 @@ def fee_payload(*, assessment_id: str, loan: Loan, kind: str, amount: str, curre
     }
 
 
-def fee_message(payload: dict, *, book_id: int) -> OutboxMessage:
-    return OutboxMessage(kind=OutboxKind.FEE, book_id=book_id, payload=payload, next_attempt_at=timezone.now())
+def fee_message(payload: dict, *, book_id: int) -> NewMessage:
+    return NewMessage(kind=OutboxKind.FEE, book_id=book_id, payload=payload, next_attempt_at=timezone.now())

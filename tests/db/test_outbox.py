@@ -89,6 +89,35 @@ def test_insert_messages_writes_any_number_in_as_many_statements_as_the_backend_
     assert outbox.insert_messages([]) == []
 
 
+def test_a_new_message_is_written_with_the_models_defaults():
+    new = [
+        outbox.NewMessage(kind=OutboxKind.AVAILABILITY, book_id=1, next_attempt_at=NOW),
+        outbox.NewMessage(kind=OutboxKind.NOTIFICATION, book_id=7, next_attempt_at=NOW, payload={"n": ["é", 2.5]}),
+    ]
+    before = timezone.now()
+    inserted = outbox.insert_messages(new)
+    expected = OutboxMessage.objects.bulk_create(
+        [
+            OutboxMessage(kind=OutboxKind.AVAILABILITY, book_id=1, next_attempt_at=NOW),
+            OutboxMessage(kind=OutboxKind.NOTIFICATION, book_id=7, next_attempt_at=NOW, payload={"n": ["é", 2.5]}),
+        ]
+    )
+    assert inserted == new and all(message.id and message.pk == message.id for message in new)
+    assert stored(*(m.pk for m in inserted)) == stored(*(m.pk for m in expected))
+    read = {m.pk: m for m in OutboxMessage.objects.filter(pk__in=[m.pk for m in inserted])}
+    for message in inserted:
+        assert read[message.pk].key == message.key and message.created_at is not None
+        assert read[message.pk].created_at == message.created_at >= before
+    assert new[0].key != new[1].key
+
+
+def test_new_messages_and_model_instances_go_in_one_insert():
+    inserted = outbox.insert_messages(
+        [outbox.NewMessage(kind=OutboxKind.FEE, book_id=4, next_attempt_at=NOW), new_message(book_id=5)]
+    )
+    assert [m.book_id for m in OutboxMessage.objects.filter(pk__in=[m.pk for m in inserted]).order_by("pk")] == [4, 5]
+
+
 def test_insert_messages_ignoring_conflicts_leaves_a_taken_key_alone():
     key = uuid.uuid4()
     [first] = outbox.insert_messages([new_message(key=key, payload={RECHECK: True})])
