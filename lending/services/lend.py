@@ -54,18 +54,10 @@ def lend_copy(
             # After the patron lock: a block committed while this lend waited for it is seen. The
             # patron's loans are counted once, with the book's (`read_state`), for the blocks too.
             state = read_state(book.id, book.copies, patron=user_email, now=now)
-            blocks.check_not_blocked(
-                user_email,
-                blocks.Action.BORROW,
-                now,
-                rulebook=rulebook,
-                loans=state.patron_loans,
-                blocks_in_force=state.patron_blocks,
-                fees=balance,
-                context=context,
-            )
             decision = rulebook.decide(patron.category, item_type)
-            hold = _check_lend(user_email, state, decision, item_barcode, context)
+            hold = _check_lend(
+                user_email, state, decision, item_barcode, context, now=now, rulebook=rulebook, fees=balance
+            )
             date_due = calendar.due_after(now, timedelta(days=decision.terms.loan_days))
             loan = _insert_loan(
                 user_email,
@@ -95,11 +87,30 @@ def lend_copy(
 
 
 def _check_lend(
-    user_email: str, state: BookState, decision: Decision, item_barcode: str | None, context: WriteContext
+    user_email: str,
+    state: BookState,
+    decision: Decision,
+    item_barcode: str | None,
+    context: WriteContext,
+    *,
+    now: datetime,
+    rulebook: circulation_rules.Rulebook,
+    fees: blocks.FeesStanding,
 ) -> Hold | None:
-    """`policy.check_lend`, with the patron's open loans that the matched rule's limit counts: all of
-    them (read with the book's state), or those of the rule's item type (one more query, only for
-    a rule that names a type and sets a limit)."""
+    """Every refusal of a lend, a real one or a dry run: the patron's blocks (with the loans and blocks
+    read with the book's state, and the balance `fees` asked before), then `policy.check_lend` with the
+    patron's open loans that the matched rule's limit counts: all of them, or those of the rule's item
+    type (one more query, only for a rule that names a type and sets a limit)."""
+    blocks.check_not_blocked(
+        user_email,
+        blocks.Action.BORROW,
+        now,
+        rulebook=rulebook,
+        loans=state.patron_loans,
+        blocks_in_force=state.patron_blocks,
+        fees=fees,
+        context=context,
+    )
     assert state.patron_loans is not None, "read for this patron"
     of_type = None
     if decision.rule.item_type is not None and decision.terms.max_loans is not None:
@@ -137,18 +148,9 @@ def loan_lend_check(*, user_email: str, book_id: int, context: WriteContext = SY
     now = timezone.now()
     rulebook = circulation_rules.in_force()
     state = read_state(book.id, book.copies, patron=user_email, now=now)
-    balance = blocks.fees_standing(user_email)
-    blocks.check_not_blocked(
-        user_email,
-        blocks.Action.BORROW,
-        now,
-        rulebook=rulebook,
-        loans=state.patron_loans,
-        blocks_in_force=state.patron_blocks,
-        fees=balance,
-        context=context,
-    )
-    _check_lend(user_email, state, rulebook.decide(patron.category, book.item_type), None, context)
+    decision = rulebook.decide(patron.category, book.item_type)
+    fees = blocks.fees_standing(user_email)
+    _check_lend(user_email, state, decision, None, context, now=now, rulebook=rulebook, fees=fees)
 
 
 def _insert_loan(
