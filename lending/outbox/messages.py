@@ -6,13 +6,18 @@ none of their writers reads them back as rows."""
 
 from __future__ import annotations
 
+from typing import TypeVar
+
 from django.utils import timezone
 
 from lending.calendar import library_day
 from lending.db import outbox as db_outbox
-from lending.db.outbox import NewMessage
+from lending.db.outbox import Message, NewMessage
 from lending.models import Hold, Loan, OutboxKind
 from lending.patron_ref import patron_ref
+
+# What enqueue writes: its messages (a `NewMessage`, or a model instance a caller built itself).
+_Message = TypeVar("_Message", bound=Message)
 
 
 class MessageType:
@@ -31,7 +36,7 @@ class MessageType:
     LOAN_RESOLVED = "loan_resolved"  # a lost or claimed-returned loan is closed: found or returned
 
 
-def enqueue(*messages: NewMessage) -> list[NewMessage]:
+def enqueue(*messages: _Message) -> list[_Message]:
     """Writes the messages in one INSERT (one round trip, whatever their number: every lend and
     return enqueues two); their ids are set."""
     return db_outbox.insert_messages(messages)
