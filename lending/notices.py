@@ -37,8 +37,9 @@ from django.db.models import OuterRef, QuerySet, Subquery
 from django.utils import timezone
 
 from lending.db import notices as db_notices
+from lending.db.outbox import NewMessage
 from lending.events import history
-from lending.models import EventKind, Loan, LoanNotice, LoanQuerySet, LoanStatus, OutboxMessage
+from lending.models import EventKind, Loan, LoanNotice, LoanQuerySet, LoanStatus
 from lending.outbox.messages import (
     MessageType,
     enqueue,
@@ -211,7 +212,7 @@ def _still_circulating(waiting: list[LoanNotice]) -> list[LoanNotice]:
     return [notice for notice in waiting if notice.loan_id in open_ids]
 
 
-def _digest_message(notices: list[LoanNotice]) -> OutboxMessage:
+def _digest_message(notices: list[LoanNotice]) -> NewMessage:
     """One patron's digest: each notice as its own notification would say it (without the patron),
     the most urgent first. `book_title` and `due_date`, which the Notification contract names, are
     the titles listed and the earliest due date, for a consumer that reads those only."""
@@ -234,7 +235,7 @@ def _listed(notice: LoanNotice) -> dict:
     return entry
 
 
-def _record_queued(groups: Iterable[list[LoanNotice]], digests: list[OutboxMessage], context: WriteContext) -> None:
+def _record_queued(groups: Iterable[list[LoanNotice]], digests: list[NewMessage], context: WriteContext) -> None:
     """Each loan's `notice_queued` event, as without digests, naming the digest that carries it."""
     now = timezone.now()
     history.record(

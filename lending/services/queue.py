@@ -10,9 +10,10 @@ from typing import Any
 
 from lending import policy
 from lending.book_state import BookState, read_state
+from lending.db.outbox import NewMessage
 from lending.events import history
 from lending.locks import bump_book_version
-from lending.models import Event, EventKind, Hold, HoldStatus, Loan, OutboxMessage
+from lending.models import Event, EventKind, Hold, HoldStatus, Loan
 from lending.outbox.messages import MessageType, availability_message, enqueue, enqueue_hold_notification
 from lending.write_context import WriteContext
 
@@ -82,7 +83,7 @@ def close_hold(
     return context.hold_event(hold, CLOSING_EVENTS[status], at=now, **details)
 
 
-def book_changed(book_id: int, *also: OutboxMessage) -> None:
+def book_changed(book_id: int, *also: NewMessage) -> None:
     """Bump the book's version and queue an availability update computed at delivery time, with any
     other messages of the change in the same INSERT."""
     bump_book_version(book_id)
