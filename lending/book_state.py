@@ -33,6 +33,7 @@ class BookState:
     # Read with the book's state when a lend or a reservation asks for it (`read_state(patron=)`).
     patron_loans: PatronLoans | None = None
     patron_blocks: list[PatronBlock] | None = None  # the patron's blocks in force, oldest first
+    next_loan_id: int | None = None  # a lend's: the id its loan takes (`read_state(for_lend=True)`)
 
     @property
     def ready(self) -> list[Hold]:
@@ -75,7 +76,9 @@ class BookState:
         return 1 + sum(1 for h in self.waiting if h.pk < hold.pk)
 
 
-def read_state(book_id: int, copies: int, *, patron: str | None = None, now: datetime | None = None) -> BookState:
+def read_state(
+    book_id: int, copies: int, *, patron: str | None = None, now: datetime | None = None, for_lend: bool = False
+) -> BookState:
     """The book's open loans and open holds; given a `patron`, also their open loans (`PatronLoans`
     at `now`) and blocks in force, all in one statement (`lending.db.state`)."""
     if patron is None:
@@ -85,7 +88,7 @@ def read_state(book_id: int, copies: int, *, patron: str | None = None, now: dat
             open_loans=loans.count_open_loans_of_book(book_id),
             holds=holds.open_holds_of_book(book_id),
         )
-    read = state.read_book_and_patron(book_id, patron, now or timezone.now())
+    read = state.read_book_and_patron(book_id, patron, now or timezone.now(), for_lend=for_lend)
     calendar.remember_for_this_transaction(read.calendar)  # read in the same statement, for the due date
     return BookState(
         book_id=book_id,
@@ -94,6 +97,7 @@ def read_state(book_id: int, copies: int, *, patron: str | None = None, now: dat
         holds=read.holds,
         patron_loans=read.patron_loans,
         patron_blocks=read.blocks,
+        next_loan_id=read.next_loan_id,
     )
 
 

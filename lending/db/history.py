@@ -54,6 +54,17 @@ def insert_events(events: Sequence[NewEvent], *, encoder: type[json.JSONEncoder]
     date-time and the data as text); otherwise nothing."""
     if not events:
         return []
+    statement, params = events_insert(events, encoder=encoder, returning=returning)
+    if not returning:
+        run.execute(statement, params)
+        return []
+    return run.fetch_all(statement, params)
+
+
+def events_insert(
+    events: Sequence[NewEvent], *, encoder: type[json.JSONEncoder], returning: bool
+) -> tuple[str, list[Any]]:
+    """`insert_events`' statement and parameters, to run alone or with others (`lending.db.lend`)."""
     rows, params = [], []
     for event in events:
         rows.append(EVENT_OF_A_LOAN if event.loan_id else EVENT_OF_A_HOLD)
@@ -71,7 +82,4 @@ def insert_events(events: Sequence[NewEvent], *, encoder: type[json.JSONEncoder]
             event.loan_id or event.hold_id,
         ]
     statement = INSERT_EVENTS.format(rows=", ".join(rows))
-    if not returning:
-        run.execute(statement, params)
-        return []
-    return run.fetch_all(statement + RETURNING_RECORDED, params)
+    return (statement + RETURNING_RECORDED if returning else statement), params

@@ -58,11 +58,13 @@ COUNT_PATRON_LOANS_OF_TYPE = (
     "SELECT COUNT(*) FROM lending_loan WHERE date_returned IS NULL AND user_email = %s AND item_type = %s"
 )
 
-# The loan a lend makes, every column given (the model's defaults written out).
-INSERT_LOAN = (
-    "INSERT INTO lending_loan (user_email, book_id, book_title, date_borrowed, date_due, date_returned, status,"
+# The loan a lend makes, every column given (the model's defaults written out), with the id the lend took
+# with its state (`lending.db.state`), so that its events and outbox rows can name it in the same
+# statement (`lending.events.history.record_with`).
+INSERT_LOAN_WITH_ID = (
+    "INSERT INTO lending_loan (id, user_email, book_id, book_title, date_borrowed, date_due, date_returned, status,"
     " renewals, item_barcode, item_type, loan_policy, policy_terms, fine_amount, fine_days_charged)"
-    " VALUES (%s, %s, %s, %s, %s, NULL, 'ACTIVE', 0, %s, %s, %s, %s, NULL, NULL) RETURNING id"
+    " VALUES (%s, %s, %s, %s, %s, %s, NULL, 'ACTIVE', 0, %s, %s, %s, %s, NULL, NULL)"
 )
 
 # Who borrowed this copy (none, or one: a partial unique index).
@@ -139,26 +141,27 @@ def count_patron_loans_of_type(user_email: str, item_type: str) -> int:
     return row[0]
 
 
-def insert_loan(loan: Loan) -> Loan:
-    """Inserts the new `loan` (a lend's: ACTIVE, no renewal, no fine) and sets its id."""
-    row = fetch_one(
-        INSERT_LOAN,
-        [
-            loan.user_email,
-            loan.book_id,
-            loan.book_title,
-            db_datetime(loan.date_borrowed),
-            db_datetime(loan.date_due),
-            loan.item_barcode,
-            loan.item_type,
-            loan.loan_policy,
-            db_json(loan.policy_terms),
-        ],
-    )
-    assert row is not None
-    loan.pk = row[0]
+def _lend_values(loan: Loan) -> list[Any]:
+    return [
+        loan.user_email,
+        loan.book_id,
+        loan.book_title,
+        db_datetime(loan.date_borrowed),
+        db_datetime(loan.date_due),
+        loan.item_barcode,
+        loan.item_type,
+        loan.loan_policy,
+        db_json(loan.policy_terms),
+    ]
+
+
+def loan_with_id_insert(loan: Loan) -> tuple[str, list[Any]]:
+    """The INSERT of a lend's `loan`, whose id is already set, to run with the lend's other rows in one
+    statement (`lending.db.run.together`). The instance counts as saved from here: the caller runs the
+    statement in its transaction, which a failure rolls back."""
+    assert loan.pk is not None, "the id the lend took"
     loan._state.adding = False  # noqa: SLF001 - as the ORM marks a saved instance
-    return loan
+    return INSERT_LOAN_WITH_ID, [loan.pk, *_lend_values(loan)]
 
 
 def borrower_of_copy(item_barcode: str) -> str | None:

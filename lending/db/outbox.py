@@ -39,6 +39,8 @@ INSERT_MESSAGES_IGNORING_CONFLICTS = (
     "ON CONFLICT DO NOTHING"
 )
 MESSAGE_ROW = "(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+# Written with other rows in one statement (`lending.db.lend`): the ids are not read back.
+INSERT_MESSAGES_WITH_OTHERS = INSERT_MESSAGES.removesuffix(" RETURNING id")
 
 
 @dataclass(slots=True)
@@ -160,6 +162,19 @@ def insert_messages(messages: Sequence[_Written], *, ignore_conflicts: bool = Fa
         for message, (pk,) in zip(chunk, run.fetch_all(sql, params), strict=True):
             _saved(message, pk)
     return list(messages)
+
+
+def messages_insert(messages: Sequence[NewMessage]) -> tuple[str, list[Any]]:
+    """The INSERT of a few new messages (a write's own: within SQLite's parameter limit) to run with
+    other rows in one statement (`lending.db.run.together`); `created_at` is now, no id is read back."""
+    assert messages and len(_chunks_per_statement(messages)) == 1, "a write's few messages"
+    now = timezone.now()
+    to_row = _row_writer()
+    params = []
+    for message in messages:
+        message.created_at = now  # auto_now_add
+        params += to_row(message)
+    return INSERT_MESSAGES_WITH_OTHERS.format(rows=", ".join([MESSAGE_ROW] * len(messages))), params
 
 
 def _saved(message: Message, pk: int) -> None:

@@ -59,6 +59,25 @@ def fetch_all(statement: Statement, params: Sequence[Any] = ()) -> list[tuple]:
         return cursor.fetchall()
 
 
+def together(statements: Sequence[tuple[str, Sequence[Any]]]) -> list[tuple]:
+    """Runs INSERT statements as one unit and answers the rows the last one returns (its RETURNING, if
+    any). PostgreSQL: one statement, one round trip (`WITH s0 AS (INSERT ...), s1 AS (INSERT ...)
+    INSERT ...`: each part runs once and to completion, and a foreign key between them is checked at
+    the statement's end). SQLite, whose WITH takes no INSERT: one after the other, in the caller's
+    transaction."""
+    *first, (sql, params) = statements
+    if first and is_postgresql():
+        parts = ", ".join(f"s{index} AS ({part})" for index, (part, _) in enumerate(first))
+        sql, params = f"WITH {parts} {sql}", [value for _, values in first for value in values] + list(params)
+    else:
+        for part, values in first:
+            execute(part, values)
+    if " RETURNING " in sql:
+        return fetch_all(sql, params)
+    execute(sql, params)
+    return []
+
+
 def instances(model: type[_Model], statement: Statement, params: Sequence[Any] = ()) -> list[_Model]:
     """The model's rows a SELECT answers (every column of the table, `SELECT t.*`), as instances:
     Django's raw queries apply each field's database converters (SQLite's text date-times and JSON)."""

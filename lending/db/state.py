@@ -17,6 +17,18 @@ from lending.models import Hold, PatronBlock
 CALENDAR_WEEKDAYS = "SELECT closed_weekdays FROM lending_librarycalendar WHERE id = 1"
 CALENDAR_DATES = "SELECT closed_dates FROM lending_librarycalendar WHERE id = 1"
 
+# A lend takes its loan's id with the state (`for_lend`), so that the loan, its events and its outbox rows
+# can name it and go in one statement (`lending.db.lend`); a refused lend leaves a gap in the ids. SQLite's
+# AUTOINCREMENT gives the larger of its counter and the highest id, plus one; its one writer at a time
+# (the book upsert before this read took the write lock) keeps another transaction from taking it.
+NEXT_LOAN_ID = Variants(
+    postgresql="CASE WHEN %s THEN nextval(pg_get_serial_sequence('lending_loan', 'id')) END",
+    sqlite=(
+        "CASE WHEN %s THEN MAX(COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'lending_loan'), 0),"
+        " COALESCE((SELECT MAX(id) FROM lending_loan), 0)) + 1 END"
+    ),
+)
+
 READ_BOOK_AND_PATRON = Variants(
     postgresql=(
         "SELECT counts.*,"
@@ -24,7 +36,7 @@ READ_BOOK_AND_PATRON = Variants(
         "  WHERE h.book_id = %s AND h.status IN ('WAITING', 'READY')),"
         " (SELECT json_agg(b ORDER BY b.id) FROM lending_patronblock b"
         "  WHERE b.user_email = %s AND (b.expires_at IS NULL OR b.expires_at > %s))"
-        f", ({CALENDAR_WEEKDAYS}), ({CALENDAR_DATES})"
+        f", ({CALENDAR_WEEKDAYS}), ({CALENDAR_DATES}), {NEXT_LOAN_ID.postgresql}"
         f" FROM ({COUNT_BOOK_AND_PATRON_LOANS}) counts"
     ),
     # SQLite 3.40 has no ORDER BY inside an aggregate: each array is built over an ordered subquery.
@@ -39,7 +51,7 @@ READ_BOOK_AND_PATRON = Variants(
         "  'blocks', json(blocks), 'created_at', created_at, 'expires_at', expires_at, 'created_by', created_by))"
         "  FROM (SELECT * FROM lending_patronblock"
         "  WHERE user_email = %s AND (expires_at IS NULL OR expires_at > %s) ORDER BY id))"
-        f", ({CALENDAR_WEEKDAYS}), ({CALENDAR_DATES})"
+        f", ({CALENDAR_WEEKDAYS}), ({CALENDAR_DATES}), {NEXT_LOAN_ID.sqlite}"
         f" FROM ({COUNT_BOOK_AND_PATRON_LOANS}) counts"
     ),
 )
@@ -52,14 +64,15 @@ class BookAndPatron:
     holds: list[Hold]  # the book's open holds, in queue order
     blocks: list[PatronBlock]  # the patron's blocks in force, oldest first
     calendar: tuple[list[str], list[str]] | None  # (closed weekdays, closed dates) as stored; None: no row
+    next_loan_id: int | None  # the id a lend's loan takes (`for_lend`), else None
 
 
-def read_book_and_patron(book_id: int, user_email: str, now: datetime) -> BookAndPatron:
+def read_book_and_patron(book_id: int, user_email: str, now: datetime, *, for_lend: bool = False) -> BookAndPatron:
     at = db_datetime(now)
     counts = [book_id, user_email, book_id, user_email, user_email, at, user_email, user_email, at, book_id, user_email]
-    row = fetch_one(READ_BOOK_AND_PATRON, [book_id, user_email, at, *counts])
+    row = fetch_one(READ_BOOK_AND_PATRON, [book_id, user_email, at, for_lend, *counts])
     assert row is not None
-    book, of_this_book, open_loans, overdue, lost, oldest, holds, blocks, weekdays, dates = row
+    book, of_this_book, open_loans, overdue, lost, oldest, holds, blocks, weekdays, dates, next_loan_id = row
     return BookAndPatron(
         book_open_loans=book,
         patron_loans=PatronLoans(
@@ -72,4 +85,5 @@ def read_book_and_patron(book_id: int, user_email: str, now: datetime) -> BookAn
         holds=instances_from_json(Hold, read_json(holds) or []),
         blocks=instances_from_json(PatronBlock, read_json(blocks) or []),
         calendar=None if weekdays is None else (read_json(weekdays), read_json(dates)),
+        next_loan_id=next_loan_id,
     )

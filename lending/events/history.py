@@ -15,6 +15,7 @@ number; the unique constraints on (subject, sequence) would refuse it if one did
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -22,6 +23,7 @@ from typing import Any
 from django.core.serializers.json import DjangoJSONEncoder
 
 from lending.db import history as db_history
+from lending.db import run
 from lending.events import domain_events
 from lending.models import Event, Hold, Loan
 from lending.request_context import current_request_id
@@ -87,6 +89,19 @@ def record(*events: Event) -> None:
     order given, when one subject has several). Call inside the transaction of the change."""
     if not events:
         return
+    published(db_history.insert_events(rows_of(*events), encoder=EventDataEncoder, returning=domain_events.enabled()))
+
+
+def record_with(inserts: Sequence[tuple[str, Sequence[Any]]], *events: Event) -> None:
+    """`record`, in one statement with the change's other INSERTs (`inserts`, run first: a lend's loan
+    and outbox rows, which its events name): one round trip on PostgreSQL (`lending.db.run.together`)."""
+    returning = domain_events.enabled()
+    events_insert = db_history.events_insert(rows_of(*events), encoder=EventDataEncoder, returning=returning)
+    published(run.together([*inserts, events_insert]))
+
+
+def rows_of(*events: Event) -> list[db_history.NewEvent]:
+    """The rows `record` inserts, numbered."""
     earlier: Counter[tuple[str, int | None]] = Counter()  # an event has one subject, loan or hold
     rows = []
     for event in events:
@@ -106,8 +121,13 @@ def record(*events: Event) -> None:
                 nth_of_subject=earlier[subject],
             )
         )
-    inserted = db_history.insert_events(rows, encoder=EventDataEncoder, returning=domain_events.enabled())
-    if inserted:  # the same change, published as domain events (EVENTS_BROKER_URL)
+    return rows
+
+
+def published(inserted: list[tuple]) -> None:
+    """The change's events, as the insert returned them when `domain_events.enabled()`, published as
+    domain events (EVENTS_BROKER_URL) in the same transaction."""
+    if inserted:
         domain_events.enqueue_for([domain_events.Recorded(*row) for row in inserted])
 
 

@@ -14,10 +14,11 @@ from lending.book_state import BookState, count_open_loans_of_type, read_state
 from lending.circulation_rules import Decision, PolicyTerms
 from lending.clients import books, users
 from lending.db import loans as statements
+from lending.db import outbox
 from lending.events import history
 from lending.locks import lock_book_refreshing_stock, lock_patron
 from lending.models import Event, EventKind, Hold, HoldStatus, Loan
-from lending.outbox.messages import MessageType, availability_message, enqueue, loan_notification
+from lending.outbox.messages import MessageType, availability_message, loan_notification
 from lending.services.queue import close_hold, promote_waiting, trapped_hold
 from lending.write_context import SYSTEM_WRITE, WriteContext
 
@@ -53,13 +54,14 @@ def lend_copy(
             now = timezone.now()
             # After the patron lock: a block committed while this lend waited for it is seen. The
             # patron's loans are counted once, with the book's (`read_state`), for the blocks too.
-            state = read_state(book.id, book.copies, patron=user_email, now=now)
+            state = read_state(book.id, book.copies, patron=user_email, now=now, for_lend=True)
             decision = rulebook.decide(patron.category, item_type)
             hold = _check_lend(
                 user_email, state, decision, item_barcode, context, now=now, rulebook=rulebook, fees=balance
             )
             date_due = calendar.due_after(now, timedelta(days=decision.terms.loan_days))
-            loan = _insert_loan(
+            loan = _new_loan(
+                state.next_loan_id,
                 user_email,
                 book,
                 now=now,
@@ -72,10 +74,12 @@ def lend_copy(
             events = [_lent_event(loan, hold, context)]
             if hold is not None:
                 events.append(close_hold(state, hold, HoldStatus.FULFILLED, now=now, context=context, loan=loan))
-            history.record(*events)
             # Only does something when the Book service now reports more copies than before.
             promote_waiting(state, now=now, context=context)
-            enqueue(availability_message(book.id), loan_notification(loan, MessageType.LENDING_CONFIRMATION))
+            # The loan, its outbox rows and its events: one statement (the foreign keys to the loan, and
+            # the fulfilled hold's, are checked at commit).
+            messages = [availability_message(book.id), loan_notification(loan, MessageType.LENDING_CONFIRMATION)]
+            history.record_with([statements.loan_with_id_insert(loan), outbox.messages_insert(messages)], *events)
             context.settle(loan)
     except IntegrityError as exc:
         # A partial unique constraint caught a second open loan that slipped past the checks: of this
@@ -153,7 +157,8 @@ def loan_lend_check(*, user_email: str, book_id: int, context: WriteContext = SY
     _check_lend(user_email, state, decision, None, context, now=now, rulebook=rulebook, fees=fees)
 
 
-def _insert_loan(
+def _new_loan(
+    loan_id: int | None,
     user_email: str,
     book: books.BookInfo,
     *,
@@ -163,8 +168,11 @@ def _insert_loan(
     item_type: str | None,
     terms: PolicyTerms,
 ) -> Loan:
-    """As Loan.objects.create, by its INSERT written out (`lending.db.loans`)."""
-    loan = Loan(
+    """The lend's loan, with the id it took with the book's state (`read_state(for_lend=True)`), not
+    written yet."""
+    assert loan_id is not None, "read with for_lend=True"
+    return Loan(
+        pk=loan_id,
         user_email=user_email,
         book_id=book.id,
         book_title=book.title,
@@ -175,7 +183,6 @@ def _insert_loan(
         loan_policy=terms.name,
         policy_terms=terms.snapshot(),
     )
-    return statements.insert_loan(loan)
 
 
 def _lent_event(loan: Loan, hold: Hold | None, context: WriteContext) -> Event:

@@ -133,15 +133,15 @@ def test_a_lend_waiting_while_a_block_commits_sees_the_block(peers, patron, book
 
 def test_a_block_placed_while_a_lend_is_past_its_check_waits_for_the_lend(peers, patron, book):
     inside, release = threading.Event(), threading.Event()
-    enqueue = lend_service.enqueue
+    record_with = lend_service.history.record_with
 
-    def enqueue_then_wait(*messages):
+    def wait_then_write(*args, **kwargs):
         inside.set()  # the lend has checked the blocks and holds the patron's lock
         release.wait(30)
-        return enqueue(*messages)
+        return record_with(*args, **kwargs)
 
     result: dict = {}
-    with mock.patch.object(lend_service, "enqueue", enqueue_then_wait):
+    with mock.patch.object(lend_service.history, "record_with", wait_then_write):
         lending = in_thread(lend_into, result, patron, book["id"])
         assert inside.wait(10)
         placing = in_thread(

@@ -48,3 +48,41 @@ def test_execute_answers_the_rows_changed():
     Loan.objects.create(user_email="b@example.com", book_id=2, date_borrowed=now, date_due=now)
     assert run.execute("UPDATE lending_loan SET book_title = %s WHERE book_id = %s", ["T", 2]) == 1
     assert run.execute("UPDATE lending_loan SET book_title = %s WHERE book_id = %s", ["T", 999]) == 0
+
+
+def test_together_writes_every_part_and_answers_the_last_ones_rows():
+    """A parent row and a child naming it in one unit (one statement on PostgreSQL): both there, the
+    child's RETURNING answered."""
+    now = datetime(2026, 1, 2, tzinfo=UTC)
+    loan_id = 4242
+    rows = run.together(
+        [
+            (
+                "INSERT INTO lending_loan (id, user_email, book_id, book_title, date_borrowed, date_due, status,"
+                " renewals, loan_policy) VALUES (%s, %s, %s, '', %s, %s, 'ACTIVE', 0, '')",
+                [loan_id, "c@example.com", 3, run.db_datetime(now), run.db_datetime(now)],
+            ),
+            (
+                "INSERT INTO lending_event (loan_id, kind, occurred_at, caller, caller_key_prefix, request_id,"
+                " reason, data, sequence) VALUES (%s, 'lent', %s, 'system', '', '', '', %s, 1) RETURNING loan_id",
+                [loan_id, run.db_datetime(now), run.db_json({})],
+            ),
+        ]
+    )
+    assert rows == [(loan_id,)]
+    assert Loan.objects.get(pk=loan_id).events.count() == 1
+
+
+def test_together_is_all_or_nothing_inside_the_callers_transaction():
+    from django.db import IntegrityError, transaction
+
+    now = datetime(2026, 1, 2, tzinfo=UTC)
+    insert = (
+        "INSERT INTO lending_loan (id, user_email, book_id, book_title, date_borrowed, date_due, status,"
+        " renewals, loan_policy) VALUES (%s, %s, %s, '', %s, %s, 'ACTIVE', 0, '')"
+    )
+    values = [run.db_datetime(now), run.db_datetime(now)]
+    with pytest.raises(IntegrityError), transaction.atomic():
+        # The same patron's second open loan of a book: the last part breaks the constraint.
+        run.together([(insert, [5001, "d@example.com", 9, *values]), (insert, [5002, "d@example.com", 9, *values])])
+    assert not Loan.objects.filter(pk__in=[5001, 5002]).exists()

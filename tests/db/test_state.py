@@ -9,7 +9,7 @@ import pytest
 
 from lending import calendar
 from lending.calendar import CALENDAR_ID
-from lending.db import blocks, holds, loans, state
+from lending.db import blocks, holds, loans, run, state
 from lending.db import calendar as calendar_statements
 from lending.models import Hold, HoldStatus, Loan, LoanStatus, PatronBlock
 
@@ -94,3 +94,17 @@ def test_the_calendar_rides_in_the_one_read():
     calendar.set_calendar(["sunday"], ["2026-12-25"])
     read = state.read_book_and_patron(1, PATRON, NOW)
     assert read.calendar == calendar_statements.read_closed_days(CALENDAR_ID) == (["sunday"], ["2026-12-25"])
+
+
+def test_a_lend_takes_its_loans_id_with_the_state_and_nothing_else_does():
+    assert state.read_book_and_patron(1, PATRON, NOW).next_loan_id is None
+    first = state.read_book_and_patron(1, PATRON, NOW, for_lend=True).next_loan_id
+    assert isinstance(first, int) and first > 0
+    loan = Loan(
+        pk=first, user_email=PATRON, book_id=1, date_borrowed=NOW, date_due=NOW + timedelta(days=1), loan_policy=""
+    )
+    run.together([loans.loan_with_id_insert(loan)])
+    assert Loan.objects.get(pk=first).user_email == PATRON
+    # The next lend takes a later id, and a loan the ORM inserts afterwards does not collide with it.
+    assert state.read_book_and_patron(1, PATRON, NOW, for_lend=True).next_loan_id > first
+    assert Loan.objects.create(user_email="x@example.com", book_id=2, date_borrowed=NOW, date_due=NOW).pk > first

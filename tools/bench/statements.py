@@ -48,7 +48,8 @@ def measure(calls: int) -> dict:
     from lending.db import calendar as calendar_statements
     from lending.db import loans, outbox, state
     from lending.db.outbox import NewMessage
-    from lending.models import BookStock, Hold, Loan, OutboxKind, OutboxMessage, OutboxStatus, PatronBlock
+    from lending.events import history
+    from lending.models import BookStock, EventKind, Hold, Loan, OutboxKind, OutboxMessage, OutboxStatus, PatronBlock
     from lending.outbox import messages
 
     calendar.set_calendar(["sunday"], [f"2026-12-{day}" for day in range(20, 32)])
@@ -67,6 +68,19 @@ def measure(calls: int) -> dict:
 
     def new_loan() -> Loan:
         return Loan(user_email=next(patrons), book_id=1, book_title="Bench", date_borrowed=now, date_due=now)
+
+    def orm_lend_writes() -> None:
+        loan = Loan.objects.create(**_fields(new_loan()))
+        messages.enqueue(*new_messages())
+        history.record(history.loan_event(loan, EventKind.LENT, at=now, caller=history.SYSTEM))
+
+    loan_ids = itertools.count(10_000_000)
+
+    def lend_writes() -> None:
+        loan = new_loan()
+        loan.pk = next(loan_ids)
+        event = history.loan_event(loan, EventKind.LENT, at=now, caller=history.SYSTEM)
+        history.record_with([loans.loan_with_id_insert(loan), outbox.messages_insert(new_messages())], event)
 
     def orm_claim() -> int:
         due = OutboxMessage.objects.filter(status=OutboxStatus.PENDING, next_attempt_at__lte=far_ahead)
@@ -108,9 +122,9 @@ def measure(calls: int) -> dict:
             "three statements (counts, then holds and blocks by the ORM)": orm_lend_read,
             "lending.db (one statement)": lambda: state.read_book_and_patron(1, "bench@example.com", now),
         },
-        "lend: insert the loan": {
-            "ORM (Loan.objects.create)": lambda: Loan.objects.create(**_fields(new_loan())),
-            "lending.db": lambda: loans.insert_loan(new_loan()),
+        "lend: the loan, its two outbox rows and its event": {
+            "three statements (Loan.objects.create, enqueue, record)": orm_lend_writes,
+            "lending.db (one statement)": lend_writes,
         },
         "calendar read": {
             "ORM": lambda: calendar.current_calendar().closed_days(),
