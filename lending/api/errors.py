@@ -20,7 +20,8 @@ from lending.errors import ErrorCode, LendingError
 logger = logging.getLogger(__name__)
 
 # Requests refused before any view ran (by the WSGI guard or a middleware), by error code. What the
-# views refuse is counted by django-prometheus (by status) and lending_loan_refusals_total.
+# views refuse is counted by the request metrics (by status: lending.observability.request_metrics) and
+# lending_loan_refusals_total.
 requests_refused = Counter(
     "lending_requests_refused_total", "Requests refused before reaching a view, by error code.", ["code"]
 )

@@ -75,7 +75,7 @@ def test_domain_metrics_move_after_a_lend_a_refusal_and_a_return(api, peers, pat
         assert value(after_return, calls, peer=peer, method="get", outcome="ok") > value(
             before, calls, peer=peer, method="get", outcome="ok"
         ), peer
-    # Request metrics from django-prometheus are there too.
+    # The request series under django-prometheus's names are there too (lending.observability.request_metrics).
     assert any(name.startswith("django_http_requests_latency_seconds_by_view_method") for name, _ in after_return)
 
 

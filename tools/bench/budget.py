@@ -120,16 +120,12 @@ LEAF_PHASES: list[tuple[str, re.Pattern]] = [
     ),
     (
         "log line and metrics",
-        re.compile(
-            r"[(/](structlog/|django_structlog/|prometheus_client/|django_prometheus/|logging/|lending/observability/)"
-        ),
+        re.compile(r"[(/](structlog/|prometheus_client/|logging/|lending/observability/)"),
     ),
     ("service code (lending/, not the API layer)", re.compile(r"\(lending/(?!api/)")),
 ]
 PHASES = WAITING_PHASES + LEAF_PHASES
-FRAMEWORK_FRAME = re.compile(
-    r"\((django|rest_framework|gunicorn|asgiref|python_ipware|whitenoise|axes|lending/api|config)/"
-)
+FRAMEWORK_FRAME = re.compile(r"\((django|rest_framework|gunicorn|asgiref|whitenoise|axes|lending/api|config)/")
 FRAMEWORK = "framework and middleware (Django, DRF, gunicorn)"
 OUTSIDE = "outside a request (gunicorn loop, idle)"
 REQUEST_FRAME = re.compile(r"django/core/handlers/")
