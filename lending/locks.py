@@ -1,4 +1,4 @@
-"""The locks every write takes, and the statements written in SQL that take them.
+"""The locks every write takes, in the order writers take them (their statements: `lending.db.locks`).
 
 One vocabulary: the *book lock* is the book's `BookStock` row (our record of its copies and version);
 every decision about a book's copies and holds queue is taken while holding it. Writers take it
@@ -10,6 +10,7 @@ first, always, then (for a lend) the *patron lock*, and nothing after that, so t
 - `lock_book`: renew, cancel, expire: SELECT ... FOR UPDATE.
 - `lock_book_and_row`: the book lock, then the one row the write changes.
 - `lock_patron`: one patron's lends, one at a time (the open-loan limit).
+- `close_patrons_loan`, `close_loan_of_copy`, `close_loan`: a return's one statement under the book lock.
 """
 
 from __future__ import annotations
