@@ -17,7 +17,7 @@ from django.db.models import Case, Count, IntegerField, OuterRef, Q, Subquery, V
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from lending.observability.tracing import current_traceparent
+from lending.request_context import current_traceparent
 
 
 class LoanStatus(models.TextChoices):

@@ -21,7 +21,7 @@ from django.utils import timezone
 from lending.db import run
 from lending.db.run import Variants
 from lending.models import OutboxMessage, OutboxStatus
-from lending.observability.tracing import current_traceparent
+from lending.request_context import current_traceparent
 
 # The payload key of an availability re-check (`lending.outbox.relay._enqueue_recheck`): the settle
 # below never satisfies a re-check on another delivery's behalf.

@@ -4,7 +4,7 @@
 # change that wrote each message. Expand-only: the new column has a database default, so the previous
 # release's INSERTs keep working during a rolling deploy; `kind`'s choices live in Python only.
 
-import lending.observability.tracing
+import lending.request_context
 from django.db import migrations, models
 
 
@@ -18,7 +18,7 @@ class Migration(migrations.Migration):
             model_name="outboxmessage",
             name="traceparent",
             field=models.CharField(
-                blank=True, db_default="", default=lending.observability.tracing.current_traceparent, max_length=64
+                blank=True, db_default="", default=lending.request_context.current_traceparent, max_length=64
             ),
         ),
         migrations.AlterField(

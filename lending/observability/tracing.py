@@ -4,7 +4,8 @@
 (a span per statement). It runs once per process, from the app's `ready()`.
 
 A change's trace continues in the relay: every outbox message stores the W3C `traceparent` current
-when it was written (`current_traceparent`, the model field's default, so each message written in a
+when it was written (`lending.request_context.current_traceparent`, the model field's default, so each
+message written in a
 request carries the request's trace), and the relay delivers it inside `continuing(traceparent)`, so
 the peer calls it makes are spans of that same trace. A domain event carries it in its CloudEvent.
 
@@ -44,15 +45,6 @@ def role_of(argv: Sequence[str]) -> str:
 def service_name(role: str, environ: Mapping[str, str] = os.environ) -> str:
     """OTEL_SERVICE_NAME when set (the OpenTelemetry convention), else the role's own name."""
     return environ.get("OTEL_SERVICE_NAME", "").strip() or SERVICE_NAMES[role]
-
-
-def current_traceparent() -> str:
-    """The W3C traceparent of the current span, or "" when no span is recording (tracing off)."""
-    if not trace.get_current_span().get_span_context().is_valid:
-        return ""
-    carrier: dict[str, str] = {}
-    propagate.inject(carrier)
-    return carrier.get("traceparent", "")
 
 
 @contextmanager
