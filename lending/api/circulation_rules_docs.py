@@ -10,6 +10,7 @@ from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiRespo
 from lending.api import circulation_rules as views
 from lending.api import fines
 from lending.api import schema as api_docs
+from lending.api.circulation import RETURNED_AT_PATTERN
 from lending.api.circulation_docs import STAFF_WRITE_ERRORS
 from lending.api.items import BARCODE_SCHEMA
 from lending.api.serializers import MAX_BOOK_ID
@@ -87,7 +88,12 @@ ENDPOINTS = {
             "Scope `patron-read` or `reports`, or a `patron-self` key of the loan's patron.",
             parameters=[
                 OpenApiParameter("loan_id", OpenApiTypes.INT, OpenApiParameter.PATH, description="The loan's id."),
-                OpenApiParameter("returned_at", OpenApiTypes.DATETIME, description="The return to price."),
+                OpenApiParameter(
+                    "returned_at",
+                    {"type": "string", "format": "date-time", "pattern": RETURNED_AT_PATTERN},
+                    description="The return to price: not before the loan date, at most "
+                    f"{fines.MAX_QUOTE_DAYS_AHEAD} days ahead (422 `date_out_of_range` otherwise).",
+                ),
                 *api_docs.COMMON_PARAMETERS,
             ],
             responses={

@@ -16,14 +16,15 @@ from rest_framework.views import APIView
 from lending import errors, fines, representation, selectors
 from lending.api import permissions
 from lending.api.caching import NoStore
-from lending.api.serializers import MomentField
+from lending.api.circulation import ReturnedAtField
 
 # A quote may look ahead ("if it comes back on Friday"), within reason.
 MAX_QUOTE_DAYS_AHEAD = 3653
 
 
 class QuoteQuerySerializer(serializers.Serializer):
-    returned_at = MomentField(required=False, help_text="The moment of the return to price (default: now).")
+    # Documented with the moments the service reads (as the book drop's): a valid one is never a 400.
+    returned_at = ReturnedAtField(required=False, help_text="The moment of the return to price (default: now).")
 
 
 class QuoteSerializer(serializers.Serializer):
@@ -46,8 +47,12 @@ class LoanFineQuoteApi(NoStore, APIView):
         if loan.date_returned is not None:
             raise errors.LOAN_NOT_OPEN.error(loan_id=loan_id)
         returned_at = query.validated_data.get("returned_at") or timezone.now()
-        if returned_at < loan.date_borrowed:
-            raise errors.INVALID_REQUEST.error(details={"returned_at": ["Must not be before the loan date."]})
+        if returned_at < loan.date_borrowed:  # well-formed, refused by the rules: 422, as a moment too far ahead
+            raise errors.DATE_OUT_OF_RANGE.error(
+                field="returned_at",
+                reason="not before the loan date.",
+                details={"returned_at": ["Must not be before the loan date."]},
+            )
         if returned_at > timezone.now() + timedelta(days=MAX_QUOTE_DAYS_AHEAD):
             raise errors.DATE_OUT_OF_RANGE.error(
                 field="returned_at",

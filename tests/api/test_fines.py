@@ -182,6 +182,31 @@ def test_a_quote_for_an_impossible_moment_is_refused(api, patron, book, fined, r
     assert refused.json()["error"]["code"] in ("invalid_request", "date_out_of_range")
 
 
+def test_the_quotes_returned_at_is_documented_as_the_moments_it_accepts():
+    """A `returned_at` the document calls valid is never a 400: the parameter carries the pattern of the
+    moments the service reads (a UTC offset within ±14:00, years 1000-2999), so a client (or the contract
+    fuzzer) is told, as for the book drop's `returned_at`."""
+    import re
+
+    from drf_spectacular.generators import SchemaGenerator
+
+    from lending.api.circulation import RETURNED_AT_PATTERN
+
+    schema = SchemaGenerator().get_schema(request=None, public=True)
+    [parameter] = [
+        p for p in schema["paths"]["/loans/{loan_id}/fine/"]["get"]["parameters"] if p["name"] == "returned_at"
+    ]
+    assert parameter["schema"]["pattern"] == RETURNED_AT_PATTERN
+    assert not re.match(RETURNED_AT_PATTERN, "4689-08-01T21:59:56.4-22:37")  # the fuzzer's 400, now undocumented
+
+
+def test_a_documented_moment_before_the_loan_is_422_not_400(api, patron, book, fined):
+    lent = post_json(api, "/lendBook/", {"user_email": patron, "book_id": book["id"]}).json()
+    refused = api.get(f"/loans/{lent['id']}/fine/", {"returned_at": "2000-01-01T00:00:00+14:00"})
+    assert (refused.status_code, refused.json()["error"]["code"]) == (422, "date_out_of_range")
+    assert refused.json()["error"]["details"] == {"returned_at": ["Must not be before the loan date."]}
+
+
 def test_the_fine_is_published_as_loan_fine_assessed_with_the_patron_ref_only(api, patron, book, fined, settings):
     settings.EVENTS_BROKER_URL = "amqp://guest:guest@127.0.0.1:5672/%2F"  # written to the outbox, not published here
     loan = lend_late(api, patron, book, days_late=3)
