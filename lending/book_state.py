@@ -20,7 +20,7 @@ from lending.db import holds, loans, state
 from lending.db.loans import PatronLoans
 from lending.models import Hold, HoldStatus, PatronBlock
 
-__all__ = ["BookState", "PatronLoans", "count_open_loans_of_type", "count_patron_loans", "read_state"]
+__all__ = ["BookState", "PatronLoans", "read_state"]
 
 
 @dataclass
@@ -99,13 +99,3 @@ def read_state(
         patron_blocks=read.blocks,
         next_loan_id=read.next_loan_id,
     )
-
-
-def count_patron_loans(patron: str, now: datetime) -> PatronLoans:
-    """The patron's open loans at `now`, in one query."""
-    return loans.count_patron_loans(patron, now)
-
-
-def count_open_loans_of_type(patron: str, item_type: str) -> int:
-    """The patron's open loans of copies of `item_type` (a circulation rule's limit for one type)."""
-    return loans.count_patron_loans_of_type(patron, item_type)

@@ -59,9 +59,9 @@ def fetch_all(statement: Statement, params: Sequence[Any] = ()) -> list[tuple]:
         return cursor.fetchall()
 
 
-def together(statements: Sequence[tuple[str, Sequence[Any]]]) -> list[tuple]:
-    """Runs INSERT statements as one unit and answers the rows the last one returns (its RETURNING, if
-    any). PostgreSQL: one statement, one round trip (`WITH s0 AS (INSERT ...), s1 AS (INSERT ...)
+def together(statements: Sequence[tuple[str, Sequence[Any]]], *, returning: bool = False) -> list[tuple]:
+    """Runs INSERT statements as one unit; with `returning`, answers the rows the last one returns (its
+    RETURNING clause). PostgreSQL: one statement, one round trip (`WITH s0 AS (INSERT ...), s1 AS (INSERT ...)
     INSERT ...`: each part runs once and to completion, and a foreign key between them is checked at
     the statement's end). SQLite, whose WITH takes no INSERT: one after the other, in the caller's
     transaction."""
@@ -72,7 +72,7 @@ def together(statements: Sequence[tuple[str, Sequence[Any]]]) -> list[tuple]:
     else:
         for part, values in first:
             execute(part, values)
-    if " RETURNING " in sql:
+    if returning:
         return fetch_all(sql, params)
     execute(sql, params)
     return []

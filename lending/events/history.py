@@ -97,7 +97,7 @@ def record_with(inserts: Sequence[tuple[str, Sequence[Any]]], *events: Event) ->
     and outbox rows, which its events name): one round trip on PostgreSQL (`lending.db.run.together`)."""
     returning = domain_events.enabled()
     events_insert = db_history.events_insert(rows_of(*events), encoder=EventDataEncoder, returning=returning)
-    published(run.together([*inserts, events_insert]))
+    published(run.together([*inserts, events_insert], returning=returning))
 
 
 def rows_of(*events: Event) -> list[db_history.NewEvent]:

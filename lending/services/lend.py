@@ -10,7 +10,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from lending import blocks, calendar, circulation_rules, errors, policy
-from lending.book_state import BookState, count_open_loans_of_type, read_state
+from lending.book_state import BookState, read_state
 from lending.circulation_rules import Decision, PolicyTerms
 from lending.clients import books, users
 from lending.db import loans as statements
@@ -118,7 +118,7 @@ def _check_lend(
     assert state.patron_loans is not None, "read for this patron"
     of_type = None
     if decision.rule.item_type is not None and decision.terms.max_loans is not None:
-        of_type = count_open_loans_of_type(user_email, decision.rule.item_type)
+        of_type = statements.count_patron_loans_of_type(user_email, decision.rule.item_type)
     covered = policy.covered_loans(decision, all_open=state.patron_loans.open, of_type=of_type)
     return policy.check_lend(
         user_email=user_email,

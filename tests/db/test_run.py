@@ -67,7 +67,8 @@ def test_together_writes_every_part_and_answers_the_last_ones_rows():
                 " reason, data, sequence) VALUES (%s, 'lent', %s, 'system', '', '', '', %s, 1) RETURNING loan_id",
                 [loan_id, run.db_datetime(now), run.db_json({})],
             ),
-        ]
+        ],
+        returning=True,
     )
     assert rows == [(loan_id,)]
     assert Loan.objects.get(pk=loan_id).events.count() == 1

@@ -86,7 +86,8 @@ def test_the_lends_patron_counts_are_the_patrons_own():
     `count_patron_loans` reads them alone (renewals, the status screen). Both say the same."""
     from django.utils import timezone
 
-    from lending.book_state import count_patron_loans, read_state
+    from lending.book_state import read_state
+    from lending.db.loans import count_patron_loans
     from lending.models import LoanStatus
     from tests.factories import LoanFactory, days
 
