@@ -142,6 +142,22 @@ def _tune_database(database: dict) -> None:
         database["CONN_HEALTH_CHECKS"] = True
         database.setdefault("OPTIONS", {}).setdefault("connect_timeout", 5)
         _set_postgresql_timeouts(database["OPTIONS"])
+        if DATABASE_PREPARED_STATEMENTS:
+            _prepare_statements(database["OPTIONS"])
+
+
+# A statement run often is parsed and planned once per connection, then only executed: psycopg binds
+# the parameters server-side and, from a statement's PREPARE_AFTER-th run on a connection, sends it as
+# a named prepared statement (a lend's write costs ~half the PostgreSQL CPU, tools/bench/REPORT.md).
+# Behind PgBouncer in transaction mode that needs PgBouncer >= 1.21 with max_prepared_statements set
+# (k8s/examples/cloudnative-pg/pooler.yaml); behind an older pooler, set it false.
+DATABASE_PREPARED_STATEMENTS = env.bool("DATABASE_PREPARED_STATEMENTS", default=True)
+PREPARE_AFTER = 5
+
+
+def _prepare_statements(options: dict) -> None:
+    options.setdefault("server_side_binding", True)
+    options.setdefault("prepare_threshold", PREPARE_AFTER)
 
 
 def _set_postgresql_timeouts(options: dict) -> None:

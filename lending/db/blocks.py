@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from lending.db.run import db_datetime, instances
+from lending.db.run import columns, db_datetime, instances
 from lending.models import PatronBlock
 
 # A patron's blocks that have not expired at a moment, oldest first.
 BLOCKS_IN_FORCE = (
-    "SELECT * FROM lending_patronblock WHERE user_email = %s AND (expires_at IS NULL OR expires_at > %s) ORDER BY id"
+    f"SELECT {columns(PatronBlock)} FROM lending_patronblock"  # noqa: S608 - the model's column names
+    " WHERE user_email = %s AND (expires_at IS NULL OR expires_at > %s) ORDER BY id"
 )
 
 

@@ -12,7 +12,17 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from lending.db.run import Variants, db_datetime, db_json, fetch_all, fetch_one, instances, is_postgresql, read_datetime
+from lending.db.run import (
+    Variants,
+    columns,
+    db_datetime,
+    db_json,
+    fetch_all,
+    fetch_one,
+    instances,
+    is_postgresql,
+    read_datetime,
+)
 from lending.models import Loan
 
 
@@ -79,7 +89,7 @@ CLOSE_OPEN_LOAN = (
     "UPDATE lending_loan SET status = 'RETURNED', date_returned = %s"
     " WHERE id = (SELECT id FROM lending_loan WHERE date_returned IS NULL AND {which}{circulating})"
     " AND date_returned IS NULL AND {which}{circulating}"
-    " RETURNING *, EXISTS (SELECT 1 FROM lending_hold WHERE book_id = %s AND status = 'WAITING')"
+    f" RETURNING {columns(Loan)}, EXISTS (SELECT 1 FROM lending_hold WHERE book_id = %s AND status = 'WAITING')"
     " AS book_has_waiting_holds"
 )
 CLOSE_WHICH = {

@@ -8,7 +8,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from lending.db import rules
-from lending.db.run import Variants, db_datetime, execute, fetch_one, instances, is_postgresql
+from lending.db.run import Variants, columns, db_datetime, execute, fetch_one, instances, is_postgresql
 from lending.models import BookStock
 
 # A lend or reservation, which just asked the Book service: the upsert locks the row until the
@@ -25,8 +25,8 @@ BUMP_BOOK_VERSION = "UPDATE lending_bookstock SET version = version + 1 WHERE bo
 
 # Renew, cancel, expire: the row, locked.
 LOCK_BOOK = Variants(
-    postgresql="SELECT * FROM lending_bookstock WHERE book_id = %s FOR UPDATE",
-    sqlite="SELECT * FROM lending_bookstock WHERE book_id = %s",
+    postgresql=f"SELECT {columns(BookStock)} FROM lending_bookstock WHERE book_id = %s FOR UPDATE",  # noqa: S608
+    sqlite=f"SELECT {columns(BookStock)} FROM lending_bookstock WHERE book_id = %s",  # noqa: S608
 )
 
 # The patron lock (first key: "patron lends"), with the circulation rules' version read in the same

@@ -80,11 +80,13 @@ _Written = TypeVar("_Written", bound=Message)
 # skipped, not waited for. SQLite has no row locks (one writer at a time anyway).
 CLAIMABLE = Variants(
     postgresql=(
-        "SELECT * FROM lending_outboxmessage WHERE status = 'PENDING' AND next_attempt_at <= %s "
+        f"SELECT {run.columns(OutboxMessage)} FROM lending_outboxmessage"  # noqa: S608 - the model's columns
+        " WHERE status = 'PENDING' AND next_attempt_at <= %s "
         "ORDER BY next_attempt_at, id LIMIT %s FOR UPDATE SKIP LOCKED"
     ),
     sqlite=(
-        "SELECT * FROM lending_outboxmessage WHERE status = 'PENDING' AND next_attempt_at <= %s "
+        f"SELECT {run.columns(OutboxMessage)} FROM lending_outboxmessage"  # noqa: S608 - the model's columns
+        " WHERE status = 'PENDING' AND next_attempt_at <= %s "
         "ORDER BY next_attempt_at, id LIMIT %s"
     ),
 )

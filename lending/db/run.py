@@ -78,9 +78,17 @@ def together(statements: Sequence[tuple[str, Sequence[Any]]], *, returning: bool
     return []
 
 
+def columns(model: type[models.Model]) -> str:
+    """The model's columns, listed, for a statement that answers whole rows (`instances`). Never `*`:
+    PostgreSQL re-plans a prepared statement after a migration, but refuses a plan whose result has
+    changed shape ("cached plan must not change result type"), so a rolling deploy's new column would
+    fail the old release's `SELECT *` on every connection that had prepared it."""
+    return ", ".join(field.column for field in model._meta.concrete_fields)
+
+
 def instances(model: type[_Model], statement: Statement, params: Sequence[Any] = ()) -> list[_Model]:
-    """The model's rows a SELECT answers (every column of the table, `SELECT t.*`), as instances:
-    Django's raw queries apply each field's database converters (SQLite's text date-times and JSON)."""
+    """The model's rows a SELECT answers (its `columns`), as instances: Django's raw queries apply each
+    field's database converters (SQLite's text date-times and JSON)."""
     return list(model._default_manager.raw(text(statement), params))
 
 
