@@ -249,6 +249,8 @@ REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     # UTF-8 JSON only, no duplicate keys, NaN or nesting deeper than 32 (lending/api/parsers.py).
     "DEFAULT_PARSER_CLASSES": ["lending.api.parsers.StrictJSONParser"],
+    # DRF's, with the plain `Accept` of nearly every call answered without walking its media ranges.
+    "DEFAULT_CONTENT_NEGOTIATION_CLASS": "lending.api.negotiation.JsonFirstNegotiation",
     # Service API keys (`Authorization: Api-Key <key>`), required when REQUIRE_API_KEY is true.
     "DEFAULT_AUTHENTICATION_CLASSES": ["lending.api.auth.ApiKeyAuthentication"],
     # ...holding the scope each view states (`required_scope`); everything is open when keys are off.

@@ -135,6 +135,8 @@ class LendBookApi(LoanWriteApi):
         return services.loan_lend(user_email=user_email, book_id=book_id, context=context)
 
     def post(self, request: Request) -> Response:
+        if "dry_run" not in request.query_params:  # the lend itself (the query's serializer: its default)
+            return super().post(request)
         query = DryRunQuerySerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
         if not query.validated_data["dry_run"]:
