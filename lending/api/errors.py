@@ -71,7 +71,7 @@ def exception_handler(exc: Exception, context: dict) -> Response | None:
     if isinstance(exc, exceptions.AuthenticationFailed):
         request = context.get("request")
         if request is not None:
-            throttling.record_auth_failure(request.META)
+            throttling.record_auth_failure(request)
     if isinstance(exc, exceptions.APIException):
         return _drf_error_response(exc)
     if isinstance(exc, OperationalError):

@@ -44,7 +44,7 @@ class RequestIdMiddleware:
     def __call__(self, request):
         # The WSGI guard did it already under a server; Django's test client has no guard.
         drop_untrusted_forwarded_headers(request.META)
-        # Resolved once for the request's log line (lending.observability.logs), as the throttles resolve it.
+        # Resolved once, for the request's log line (lending.observability.logs), the throttles and lockouts.
         request.client_address = client_address(request.META)
         request_id = request_id_from(request.headers.get(REQUEST_ID_HEADER, ""))
         request.request_id = request_id
@@ -185,7 +185,7 @@ class ApiRequestMiddleware:
 def _auth_lockout(request) -> JsonResponse | None:
     if not getattr(settings, "REQUIRE_API_KEY", False):
         return None
-    wait = throttling.auth_lockout_seconds(request.META)
+    wait = throttling.auth_lockout_seconds(request)
     if wait is None:
         return None
     message = f"Too many failed authentications from this address; retry in {int(wait) + 1} seconds."

@@ -74,7 +74,16 @@ def _valid_address(text: str) -> str | None:
         return None
 
 
+def address_of(request) -> str:
+    """The request's client address (`client_address`), resolved once per request: RequestIdMiddleware
+    stores it first, for the log line; the throttles and the lockouts read it here."""
+    known = getattr(request, "client_address", None)
+    if known is None:
+        known = request.client_address = client_address(request.META)
+    return known
+
+
 def axes_client_address(request) -> str:
     """The admin lockout (django-axes) counts failures against the same client address as the API's
     throttles, so it trusts exactly the proxies in TRUSTED_PROXIES."""
-    return client_address(request.META)
+    return address_of(request)

@@ -35,7 +35,7 @@ from prometheus_client import Counter
 from rest_framework.request import Request
 from rest_framework.throttling import SimpleRateThrottle
 
-from lending.api.proxies import client_address
+from lending.api.proxies import address_of
 
 logger = logging.getLogger(__name__)
 
@@ -132,7 +132,7 @@ class _FixedWindowThrottle(SimpleRateThrottle):
         return False
 
     def get_ident(self, request: Request) -> str:
-        return client_address(request.META)
+        return address_of(request)
 
     def wait(self) -> float | None:
         return self.wait_seconds
@@ -169,13 +169,13 @@ def _auth_failure_key(address: str, window: int) -> str:
     return f"throttle_auth_failures_{address}_{window}"
 
 
-def record_auth_failure(meta) -> None:
+def record_auth_failure(request) -> None:
     if getattr(settings, "AUTH_FAILURES_PER_MINUTE", 0) > 0:
         window = int(time.time() // AUTH_FAILURE_WINDOW_SECONDS)
-        count_in_window(_auth_failure_key(client_address(meta), window), AUTH_FAILURE_WINDOW_SECONDS)
+        count_in_window(_auth_failure_key(address_of(request), window), AUTH_FAILURE_WINDOW_SECONDS)
 
 
-def auth_lockout_seconds(meta) -> float | None:
+def auth_lockout_seconds(request) -> float | None:
     """Seconds until the address may try again, when it failed AUTH_FAILURES_PER_MINUTE times already
     in this minute; None otherwise."""
     limit = getattr(settings, "AUTH_FAILURES_PER_MINUTE", 0)
@@ -183,6 +183,6 @@ def auth_lockout_seconds(meta) -> float | None:
         return None
     now = time.time()
     window = int(now // AUTH_FAILURE_WINDOW_SECONDS)
-    if read_counter(_auth_failure_key(client_address(meta), window)) < limit:
+    if read_counter(_auth_failure_key(address_of(request), window)) < limit:
         return None
     return (window + 1) * AUTH_FAILURE_WINDOW_SECONDS - now
