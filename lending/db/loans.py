@@ -8,6 +8,7 @@ or OVERDUE; overdue: circulating and due before now; an unresolved lost item: op
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -126,13 +127,21 @@ def count_patron_loans(user_email: str, now: datetime) -> PatronLoans:
 
 def count_book_and_patron_loans(book_id: int, user_email: str, now: datetime) -> tuple[int, PatronLoans]:
     """(the book's open loans, the patron's)."""
-    at = db_datetime(now)
-    row = fetch_one(
-        COUNT_BOOK_AND_PATRON_LOANS,
-        [book_id, user_email, book_id, user_email, user_email, at, user_email, user_email, at, book_id, user_email],
-    )
+    row = fetch_one(COUNT_BOOK_AND_PATRON_LOANS, book_and_patron_loans_params(book_id, user_email, now))
     assert row is not None
-    book, of_this_book, open_loans, overdue, lost, oldest = row
+    return book_and_patron_loans(row)
+
+
+def book_and_patron_loans_params(book_id: int, user_email: str, now: datetime) -> list[Any]:
+    """COUNT_BOOK_AND_PATRON_LOANS' parameters, in its order (`lending.db.state` reads the counts
+    inside a statement of its own)."""
+    at = db_datetime(now)
+    return [book_id, user_email, book_id, user_email, user_email, at, user_email, user_email, at, book_id, user_email]
+
+
+def book_and_patron_loans(counts: Sequence[Any]) -> tuple[int, PatronLoans]:
+    """COUNT_BOOK_AND_PATRON_LOANS' six columns, read: (the book's open loans, the patron's)."""
+    book, of_this_book, open_loans, overdue, lost, oldest = counts
     patron = PatronLoans(
         open=open_loans, overdue=overdue, of_this_book=of_this_book, lost=lost, oldest_overdue_due=read_datetime(oldest)
     )

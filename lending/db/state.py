@@ -9,8 +9,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from lending.db.loans import COUNT_BOOK_AND_PATRON_LOANS, PatronLoans
-from lending.db.run import Variants, db_datetime, fetch_one, instances_from_json, read_datetime, read_json
+from lending.db.loans import (
+    COUNT_BOOK_AND_PATRON_LOANS,
+    PatronLoans,
+    book_and_patron_loans,
+    book_and_patron_loans_params,
+)
+from lending.db.run import Variants, db_datetime, fetch_one, instances_from_json, read_json
 from lending.models import Hold, PatronBlock
 
 # The calendar's one row (`lending.calendar.CALENDAR_ID`); NULL when none was ever set.
@@ -68,20 +73,14 @@ class BookAndPatron:
 
 
 def read_book_and_patron(book_id: int, user_email: str, now: datetime, *, for_lend: bool = False) -> BookAndPatron:
-    at = db_datetime(now)
-    counts = [book_id, user_email, book_id, user_email, user_email, at, user_email, user_email, at, book_id, user_email]
-    row = fetch_one(READ_BOOK_AND_PATRON, [book_id, user_email, at, for_lend, *counts])
+    counts = book_and_patron_loans_params(book_id, user_email, now)
+    row = fetch_one(READ_BOOK_AND_PATRON, [book_id, user_email, db_datetime(now), for_lend, *counts])
     assert row is not None
-    book, of_this_book, open_loans, overdue, lost, oldest, holds, blocks, weekdays, dates, next_loan_id = row
+    book, patron_loans = book_and_patron_loans(row[:6])
+    holds, blocks, weekdays, dates, next_loan_id = row[6:]
     return BookAndPatron(
         book_open_loans=book,
-        patron_loans=PatronLoans(
-            open=open_loans,
-            overdue=overdue,
-            of_this_book=of_this_book,
-            lost=lost,
-            oldest_overdue_due=read_datetime(oldest),
-        ),
+        patron_loans=patron_loans,
         holds=instances_from_json(Hold, read_json(holds) or []),
         blocks=instances_from_json(PatronBlock, read_json(blocks) or []),
         calendar=None if weekdays is None else (read_json(weekdays), read_json(dates)),
