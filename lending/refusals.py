@@ -123,6 +123,9 @@ FINES_OVER_LIMIT = Refusal(
 # --- Never lifted: they protect the book's copies and the other patrons ---------------------------
 ALREADY_BORROWED = Refusal.of(errors.ALREADY_BORROWED, (Action.BORROW, Action.RESERVE))
 ITEM_NOT_LOANABLE = Refusal.of(errors.ITEM_NOT_LOANABLE, (Action.BORROW,))
+# A check-out names its copy (`lending.services.checkout`): out to another patron, or trapped for one.
+ITEM_ON_LOAN = Refusal.of(errors.ITEM_ON_LOAN, (Action.BORROW,))
+ITEM_ON_HOLD_SHELF = Refusal.of(errors.ITEM_ON_HOLD_SHELF, (Action.BORROW,))
 NO_COPY_AVAILABLE = Refusal.of(errors.NO_COPY_AVAILABLE, (Action.BORROW,))
 COPIES_ON_HOLD = Refusal.of(errors.COPIES_ON_HOLD, (Action.BORROW,))
 BOOK_RESERVED_BY_OTHERS = Refusal.of(errors.BOOK_RESERVED_BY_OTHERS, (Action.RENEW,))

@@ -9,7 +9,7 @@ from typing import Any
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from lending import blocks, calendar, circulation_rules, errors, policy
+from lending import blocks, calendar, circulation_rules, policy, refusals
 from lending.book_state import BookState, read_state
 from lending.circulation_rules import Decision, PolicyTerms
 from lending.clients import books, users
@@ -85,7 +85,7 @@ def lend_copy(
         # A partial unique constraint caught a second open loan that slipped past the checks: of this
         # copy (`one_open_loan_per_item_barcode`) or of this book by this patron.
         if item_barcode is not None and "item_barcode" in str(exc):
-            raise errors.ITEM_ON_LOAN.error(item_barcode=item_barcode) from None
+            raise refusals.ITEM_ON_LOAN.error(item_barcode=item_barcode) from None
         raise policy.already_borrowed(user_email, book.id) from None
     return loan
 
@@ -138,10 +138,10 @@ def check_copy_on_shelf_for(user_email: str, book_id: int, item_barcode: str) ->
     if borrower == user_email:
         raise policy.already_borrowed(user_email, book_id)
     if borrower is not None:
-        raise errors.ITEM_ON_LOAN.error(item_barcode=item_barcode)
+        raise refusals.ITEM_ON_LOAN.error(item_barcode=item_barcode)
     holder = trapped_hold(item_barcode)
     if holder is not None and holder.user_email != user_email:
-        raise errors.ITEM_ON_HOLD_SHELF.error(item_barcode=item_barcode)
+        raise refusals.ITEM_ON_HOLD_SHELF.error(item_barcode=item_barcode)
 
 
 def loan_lend_check(*, user_email: str, book_id: int, context: WriteContext = SYSTEM_WRITE) -> None:
