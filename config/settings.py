@@ -147,12 +147,14 @@ def _tune_database(database: dict) -> None:
 
 
 # A statement run often is parsed and planned once per connection, then only executed: psycopg binds
-# the parameters server-side and, from a statement's PREPARE_AFTER-th run on a connection, sends it as
-# a named prepared statement (a lend's write costs ~half the PostgreSQL CPU, tools/bench/REPORT.md).
-# Behind PgBouncer in transaction mode that needs PgBouncer >= 1.21 with max_prepared_statements set
-# (k8s/examples/cloudnative-pg/pooler.yaml); behind an older pooler, set it false.
+# the parameters server-side and sends a statement run more than PREPARE_AFTER times on a connection as
+# a named prepared statement (a lend costs about half the PostgreSQL CPU, tools/bench/REPORT.md). psycopg
+# forgets a connection's prepared statements at every rollback (a refused write is one), so they are
+# prepared again from their second run, not their sixth (psycopg's default): with one refusal in ten
+# lends that keeps most of the gain. Behind PgBouncer in transaction mode it needs PgBouncer >= 1.21 with
+# max_prepared_statements set (k8s/examples/cloudnative-pg/pooler.yaml); behind an older pooler, False.
 DATABASE_PREPARED_STATEMENTS = env.bool("DATABASE_PREPARED_STATEMENTS", default=True)
-PREPARE_AFTER = 5
+PREPARE_AFTER = 1
 
 
 def _prepare_statements(options: dict) -> None:

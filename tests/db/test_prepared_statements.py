@@ -1,5 +1,6 @@
 """Prepared statements (DATABASE_PREPARED_STATEMENTS): PostgreSQL sessions bind parameters server-side
-and prepare a statement from its PREPARE_AFTER-th run; the statements that answer whole rows list their
+and prepare a statement run more than PREPARE_AFTER times (again after a rollback, which makes psycopg
+forget them); the statements that answer whole rows list their
 columns, so a migration that adds a column (a rolling deploy's) does not fail the release still running."""
 
 from __future__ import annotations
@@ -41,6 +42,32 @@ def test_sessions_bind_server_side_and_prepare_repeated_statements():
     with connection.cursor() as cursor:
         cursor.execute("SELECT count(*) FROM pg_prepared_statements WHERE statement LIKE %s", ["%lending_bookstock%"])
         assert cursor.fetchone()[0] >= 1
+
+
+def _prepared(fragment: str) -> int:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM pg_prepared_statements WHERE statement LIKE %s", [f"%{fragment}%"])
+        return cursor.fetchone()[0]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_refused_write_costs_the_prepared_statements_only_until_their_second_run():
+    """A rollback (a refused write) makes psycopg deallocate every prepared statement of the connection;
+    the next runs prepare them again from the second, not the sixth (psycopg's default)."""
+    statement = "SELECT copies FROM lending_bookstock WHERE book_id = %s AND version >= 0"
+    _prepare(statement, [1])
+    assert _prepared("version >= 0") == 1
+
+    class Refused(Exception):
+        pass
+
+    with pytest.raises(Refused), transaction.atomic():
+        run.fetch_all(statement, [1])
+        raise Refused
+    assert _prepared("version >= 0") == 0
+    for _ in range(settings.PREPARE_AFTER + 1):
+        run.fetch_all(statement, [1])
+    assert _prepared("version >= 0") == 1
 
 
 @pytest.mark.django_db(transaction=True)
