@@ -54,17 +54,14 @@ def insert_events(events: Sequence[NewEvent], *, encoder: type[json.JSONEncoder]
     date-time and the data as text); otherwise nothing."""
     if not events:
         return []
-    statement, params = events_insert(events, encoder=encoder, returning=returning)
-    if not returning:
-        run.execute(statement, params)
-        return []
-    return run.fetch_all(statement, params)
+    return run.together([events_insert(events, encoder=encoder, returning=returning)], returning=returning)
 
 
 def events_insert(
     events: Sequence[NewEvent], *, encoder: type[json.JSONEncoder], returning: bool
 ) -> tuple[str, list[Any]]:
-    """`insert_events`' statement and parameters, to run alone or with others (`lending.db.lend`)."""
+    """`insert_events`' statement and parameters, to run alone or with others
+    (`lending.events.history.record_with`)."""
     rows, params = [], []
     for event in events:
         rows.append(EVENT_OF_A_LOAN if event.loan_id else EVENT_OF_A_HOLD)

@@ -39,7 +39,7 @@ INSERT_MESSAGES_IGNORING_CONFLICTS = (
     "ON CONFLICT DO NOTHING"
 )
 MESSAGE_ROW = "(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
-# Written with other rows in one statement (`lending.db.lend`): the ids are not read back.
+# Written with other rows in one statement (`lending.db.run.together`): the ids are not read back.
 INSERT_MESSAGES_WITH_OTHERS = INSERT_MESSAGES.removesuffix(" RETURNING id")
 
 

@@ -23,9 +23,10 @@ CALENDAR_WEEKDAYS = "SELECT closed_weekdays FROM lending_librarycalendar WHERE i
 CALENDAR_DATES = "SELECT closed_dates FROM lending_librarycalendar WHERE id = 1"
 
 # A lend takes its loan's id with the state (`for_lend`), so that the loan, its events and its outbox rows
-# can name it and go in one statement (`lending.db.lend`); a refused lend leaves a gap in the ids. SQLite's
-# AUTOINCREMENT gives the larger of its counter and the highest id, plus one; its one writer at a time
-# (the book upsert before this read took the write lock) keeps another transaction from taking it.
+# can name it and go in one statement (`lending.events.history.record_with`); a refused lend leaves a gap
+# in the ids. SQLite's AUTOINCREMENT gives the larger of its counter and the highest id, plus one; its one
+# writer at a time (the book upsert before this read took the write lock) keeps another transaction from
+# taking it.
 NEXT_LOAN_ID = Variants(
     postgresql="CASE WHEN %s THEN nextval(pg_get_serial_sequence('lending_loan', 'id')) END",
     sqlite=(

@@ -13,6 +13,7 @@ middleware); an exception the view raised is counted with the 500 that Django's 
 from __future__ import annotations
 
 import time
+from typing import Any
 
 from prometheus_client import Counter, Histogram
 
@@ -53,9 +54,17 @@ latency_by_view_method = Histogram(
     buckets=LATENCY_BUCKETS,
 )
 
-# The labelled children, by their labels: a handful of views, methods and statuses.
-_response_counters: dict[tuple[str, str, str], Counter] = {}
-_latency_histograms: dict[tuple[str, str], Histogram] = {}
+# The labelled children, by metric and labels: a handful of views, methods and statuses.
+_children: dict[tuple[object, tuple[str, ...]], Any] = {}
+
+
+def _child(metric: Counter | Histogram, *labels: str) -> Any:
+    """`metric.labels(*labels)`, looked up once per process and kept."""
+    key = (metric, labels)
+    child = _children.get(key)
+    if child is None:
+        child = _children[key] = metric.labels(*labels)
+    return child
 
 
 def view_name(request) -> str:
@@ -66,16 +75,8 @@ def view_name(request) -> str:
 def record(request, status: int, seconds: float) -> None:
     view = view_name(request)
     method = request.method if request.method in KNOWN_METHODS else "<invalid method>"
-    counter_key = (str(status), view, method)
-    counter = _response_counters.get(counter_key)
-    if counter is None:
-        counter = _response_counters[counter_key] = responses_by_status_view_method.labels(*counter_key)
-    counter.inc()
-    histogram_key = (view, method)
-    histogram = _latency_histograms.get(histogram_key)
-    if histogram is None:
-        histogram = _latency_histograms[histogram_key] = latency_by_view_method.labels(*histogram_key)
-    histogram.observe(seconds)
+    _child(responses_by_status_view_method, str(status), view, method).inc()
+    _child(latency_by_view_method, view, method).observe(seconds)
 
 
 class RequestMetricsMiddleware:
