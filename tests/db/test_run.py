@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta, timezone
+from decimal import Decimal
 
 import pytest
 
@@ -41,6 +42,32 @@ def test_instances_convert_each_column_as_the_orm_does():
     )
     [read] = run.instances(Loan, "SELECT * FROM lending_loan WHERE id = %s", [loan.pk])
     assert (read.pk, read.date_due, read.policy_terms) == (loan.pk, loan.date_due, {"loan_days": 3})
+
+
+def test_instances_are_the_orms_whatever_the_column_order_with_extra_columns_as_attributes():
+    now = datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=UTC)
+    loan = Loan.objects.create(
+        user_email="d@example.com",
+        book_id=4,
+        date_borrowed=now,
+        date_due=now + timedelta(days=3),
+        date_returned=now + timedelta(days=1),
+        status="RETURNED",
+        policy_terms={"loan_days": 3, "fine_per_day": "0.25"},
+        fine_amount=Decimal("1.50"),
+    )
+    listed = [field.column for field in Loan._meta.concrete_fields]
+    reversed_with_flag = f"SELECT 1 = 1 AS flagged, {', '.join(reversed(listed))} FROM lending_loan WHERE id = %s"
+    [read] = run.instances(Loan, reversed_with_flag, [loan.pk])
+    expected = Loan.objects.get(pk=loan.pk)
+    for field in Loan._meta.concrete_fields:
+        assert getattr(read, field.attname) == getattr(expected, field.attname), field.name
+    assert read.flagged in (True, 1)  # SQLite answers its booleans as integers
+    assert not read._state.adding  # a saved row, as the ORM's
+
+    [partial] = run.instances(Loan, "SELECT id, date_due FROM lending_loan WHERE id = %s", [loan.pk])
+    assert partial.date_due == expected.date_due
+    assert partial.get_deferred_fields() == {f.attname for f in Loan._meta.concrete_fields} - {"id", "date_due"}
 
 
 def test_execute_answers_the_rows_changed():
