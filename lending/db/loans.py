@@ -78,6 +78,10 @@ INSERT_LOAN_WITH_ID = (
     " VALUES (%s, %s, %s, %s, %s, %s, NULL, 'ACTIVE', 0, %s, %s, %s, %s, NULL, NULL)"
 )
 
+# A renewal: the loan's new due date, renewal count and status (ACTIVE again unless still overdue), run
+# with its event and notice in one statement (`lending.events.history.record_with`).
+RENEW_LOAN = "UPDATE lending_loan SET date_due = %s, renewals = %s, status = %s WHERE id = %s"
+
 # Who borrowed this copy (none, or one: a partial unique index).
 BORROWER_OF_COPY = "SELECT user_email FROM lending_loan WHERE date_returned IS NULL AND item_barcode = %s"
 
@@ -181,6 +185,12 @@ def loan_with_id_insert(loan: Loan) -> tuple[str, list[Any]]:
     assert loan.pk is not None, "the id the lend took"
     loan._state.adding = False  # noqa: SLF001 - as the ORM marks a saved instance
     return INSERT_LOAN_WITH_ID, [loan.pk, *_lend_values(loan)]
+
+
+def renewal_update(loan: Loan) -> tuple[str, list[Any]]:
+    """The UPDATE of a renewed `loan` (its due date, renewals and status as the renewal set them), to
+    run with the renewal's other rows in one statement (`lending.db.run.together`)."""
+    return RENEW_LOAN, [db_datetime(loan.date_due), loan.renewals, loan.status, loan.pk]
 
 
 def borrower_of_copy(item_barcode: str) -> str | None:

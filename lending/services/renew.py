@@ -8,11 +8,13 @@ from django.db import transaction
 from django.utils import timezone
 
 from lending import blocks, calendar, circulation_rules, fines, policy
+from lending.db import loans as statements
+from lending.db import outbox
 from lending.errors import LOAN_NOT_FOUND, LOAN_STATUS_CONFLICT
 from lending.events import history
 from lending.locks import lock_book_and_row, lock_patron
 from lending.models import CIRCULATING_STATUSES, EventKind, Hold, Loan, LoanStatus
-from lending.outbox.messages import MessageType, enqueue, loan_notification
+from lending.outbox.messages import MessageType, loan_notification
 from lending.write_context import SYSTEM_WRITE, WriteContext
 
 
@@ -40,11 +42,11 @@ def loan_renew(*, user_email: str, book_id: int, context: WriteContext = SYSTEM_
         loan.renewals += 1
         if not loan.is_overdue(now):
             loan.status = LoanStatus.ACTIVE
-        loan.save(update_fields=["date_due", "renewals", "status"])
         renewed = context.overridden_event(
             context.loan_event(loan, EventKind.RENEWED, at=now, date_due=loan.date_due, renewals=loan.renewals)
         )
-        history.record(renewed, *fees.events)
-        enqueue(loan_notification(loan, MessageType.RENEWAL_CONFIRMATION), *fees.messages)
+        # The loan's change, its notice and its events (with its fees'): one statement.
+        messages = [loan_notification(loan, MessageType.RENEWAL_CONFIRMATION), *fees.messages]
+        history.record_with([statements.renewal_update(loan), outbox.messages_insert(messages)], renewed, *fees.events)
         context.settle(loan)
     return loan

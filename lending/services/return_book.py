@@ -14,10 +14,11 @@ from django.db import transaction
 from django.utils import timezone
 
 from lending import calendar, errors, fines
+from lending.db.outbox import messages_insert
 from lending.events import history
 from lending.locks import close_patrons_loan, lock_book_bumping_version
 from lending.models import Event, EventKind, Loan
-from lending.outbox.messages import MessageType, availability_message, enqueue, loan_notification
+from lending.outbox.messages import MessageType, availability_message, loan_notification
 from lending.services.queue import promote_after_copy_freed
 from lending.write_context import SYSTEM_WRITE, WriteContext
 
@@ -36,7 +37,7 @@ def loan_return(
 ) -> Loan:
     """Never calls a peer: returning works while every peer is down. Three statements in the
     transaction when nobody waits for the book: lock the book (bumping its version), close the loan,
-    queue the outbox rows. `returned_at` back-dates the return (the book drop, emptied later): the
+    write its events and outbox rows. `returned_at` back-dates the return (the book drop, emptied later): the
     loan is returned then, late or not by that date; the view bounds it (RETURN_BACKDATE_MAX_DAYS)."""
     with transaction.atomic():
         now = timezone.now()
@@ -82,12 +83,15 @@ def finish_return(
         judged_at=loan.date_returned,
         context=context,
     )
-    history.record(*_return_events(loan, book_id, now, resolution, context), *fees.events)
+    # The return's outbox rows and its events (with its fees'): one statement.
+    notice = MessageType.LOAN_RESOLVED if resolution else MessageType.RETURN_CONFIRMATION
+    messages = [availability_message(book_id), loan_notification(loan, notice), *fees.messages]
+    history.record_with(
+        [messages_insert(messages)], *_return_events(loan, book_id, now, resolution, context), *fees.events
+    )
     if copies is not None and anyone_waiting:
         # A barcoded loan's copy is the one the first patron waiting gets (on the hold shelf).
         promote_after_copy_freed(book_id, copies, now=now, context=context, traps=[loan.item_barcode])
-    notice = MessageType.LOAN_RESOLVED if resolution else MessageType.RETURN_CONFIRMATION
-    enqueue(availability_message(book_id), loan_notification(loan, notice), *fees.messages)
     return loan
 
 

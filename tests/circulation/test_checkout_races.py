@@ -47,7 +47,7 @@ def test_a_check_out_racing_a_check_in_of_the_same_copy(peers, first):
     # Each write pauses where it holds the book lock: the return queueing its messages; the check-out
     # checking the copy (which it finds out).
     if first == "check-in":
-        pause = paused(return_service, "enqueue")
+        pause = paused(return_service, "messages_insert")
     else:
         pause = paused(lend_service, "check_copy_on_shelf_for")
     held, waiting = held_then_waiting(pause, holder, other)
@@ -77,7 +77,7 @@ def test_a_check_in_fulfilling_a_hold_while_the_holders_block_changes(peers, cha
         existing = blocks.place(
             holder["email"], reason="Desk", actions=["borrow"], expires_at=None, by="t", now=timezone.now()
         )
-    patch, inside, release = paused(return_service, "enqueue")
+    patch, inside, release = paused(return_service, "messages_insert")
     result: dict = {}
     with patch:
         checking_in = in_thread(post_into, result, "/checkins/", {"item_barcode": item})

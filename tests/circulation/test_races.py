@@ -198,7 +198,7 @@ def test_a_declare_lost_racing_a_return_is_applied_before_or_after_it(peers, pat
     declare = (f"/loans/{loan.pk}/declare-lost/", {})
     give_back = ("/returnBook/", {"user_email": patron, "book_id": book["id"]})
     holder, other = (declare, give_back) if first == "declare-lost" else (give_back, declare)
-    pause = paused(lost_service if first == "declare-lost" else return_service, "enqueue")
+    pause = paused(lost_service, "enqueue") if first == "declare-lost" else paused(return_service, "messages_insert")
     held, waiting = held_then_waiting(pause, holder, other)
     kinds = list(Event.objects.filter(loan=loan).order_by("sequence").values_list("kind", flat=True))
     if first == "declare-lost":

@@ -113,6 +113,22 @@ def test_insert_loan_writes_what_the_orm_would_read_back():
         assert getattr(read, field) == getattr(loan, field), field
 
 
+def test_renewal_update_writes_what_saving_the_renewed_loan_would(library):
+    """The renewal's UPDATE changes the due date, the renewals and the status of the one loan, as the
+    ORM's `save(update_fields=...)` of the same instance does (the two loans end alike)."""
+    by_statement, by_orm = (_loan(PATRON, book_id, due_in_days=-2, status=LoanStatus.OVERDUE) for book_id in (20, 21))
+    for loan in (by_statement, by_orm):
+        loan.date_due, loan.renewals, loan.status = NOW + timedelta(days=14, microseconds=7), 2, LoanStatus.ACTIVE
+    run.together([loans.renewal_update(by_statement)])
+    by_orm.save(update_fields=["date_due", "renewals", "status"])
+    written = Loan.objects.filter(pk__in=[by_statement.pk, by_orm.pk]).values("date_due", "renewals", "status")
+    assert (
+        list(written) == [{"date_due": NOW + timedelta(days=14, microseconds=7), "renewals": 2, "status": "ACTIVE"}] * 2
+    )
+    untouched = Loan.objects.exclude(pk__in=[by_statement.pk, by_orm.pk])
+    assert not untouched.filter(renewals=2).exists()
+
+
 def test_borrower_of_copy_names_the_open_loans_patron_only(library):
     _loan(OTHER, 9, due_in_days=1, item_barcode="39000901")
     _loan(PATRON, 9, due_in_days=1, item_barcode="39000902", status=LoanStatus.RETURNED, date_returned=NOW)
