@@ -109,22 +109,31 @@ MARK_DELIVERED = Variants(
     ),
 )
 
-# The claimed messages of a book and its availability messages waiting to be claimed (due, not a
-# re-check, no abandoned delivery), delivered: only if the book is still at the published version.
+# The books a batch published, settled in one statement: for each book still at the version published,
+# its claimed messages and its availability messages waiting to be claimed (due, not a re-check, no
+# abandoned delivery) are delivered; a book that changed meanwhile keeps all of its. Answers the books
+# settled (each has at least its claimed messages). Parameters: the delivery's moment, the books, their
+# versions published, the claimed messages' ids, the moment again (what is due). (SQLite's RETURNING
+# names the updated table's columns unqualified, PostgreSQL's must say which `book_id`.)
 SETTLE_AVAILABILITY = Variants(
     postgresql=(
-        "UPDATE lending_outboxmessage SET status = 'DELIVERED', delivered_at = %s, last_error = '' "
-        "WHERE (id = ANY(%s) OR (book_id = %s AND kind = 'availability' AND status = 'PENDING' "
-        "AND next_attempt_at <= %s AND claims <= attempts "
-        f"AND NOT (payload ? '{RECHECK}'))) "
-        "AND NOT EXISTS (SELECT 1 FROM lending_bookstock WHERE book_id = %s AND version <> %s)"
+        "UPDATE lending_outboxmessage m SET status = 'DELIVERED', delivered_at = %s, last_error = '' "
+        "FROM unnest(%s::bigint[], %s::bigint[]) AS published (book_id, version) "
+        "WHERE m.book_id = published.book_id AND (m.id = ANY(%s) OR (m.kind = 'availability' "
+        "AND m.status = 'PENDING' AND m.next_attempt_at <= %s AND m.claims <= m.attempts "
+        f"AND NOT (m.payload ? '{RECHECK}'))) "
+        "AND NOT EXISTS (SELECT 1 FROM lending_bookstock s WHERE s.book_id = published.book_id "
+        "AND s.version <> published.version) RETURNING m.book_id"
     ),
     sqlite=(
-        "UPDATE lending_outboxmessage SET status = 'DELIVERED', delivered_at = %s, last_error = '' "
-        "WHERE (id IN (SELECT value FROM json_each(%s)) OR (book_id = %s AND kind = 'availability' "
-        "AND status = 'PENDING' AND next_attempt_at <= %s AND claims <= attempts "
-        f"AND JSON_TYPE(payload, '$.\"{RECHECK}\"') IS NULL)) "
-        "AND NOT EXISTS (SELECT 1 FROM lending_bookstock WHERE book_id = %s AND version <> %s)"
+        "UPDATE lending_outboxmessage AS m SET status = 'DELIVERED', delivered_at = %s, last_error = '' "
+        "FROM (SELECT b.value AS book_id, v.value AS version FROM json_each(%s) b JOIN json_each(%s) v "
+        "ON v.key = b.key) AS published "
+        "WHERE m.book_id = published.book_id AND (m.id IN (SELECT value FROM json_each(%s)) OR ("
+        "m.kind = 'availability' AND m.status = 'PENDING' AND m.next_attempt_at <= %s AND m.claims <= m.attempts "
+        f"AND JSON_TYPE(m.payload, '$.\"{RECHECK}\"') IS NULL)) "
+        "AND NOT EXISTS (SELECT 1 FROM lending_bookstock s WHERE s.book_id = published.book_id "
+        "AND s.version <> published.version) RETURNING book_id"
     ),
 )
 
@@ -203,10 +212,24 @@ def mark_delivered(ids: Sequence[int], now: datetime) -> int:
     return run.execute(MARK_DELIVERED, [run.db_datetime(now), _id_list(ids)])
 
 
-def settle_availability(book_id: int, claimed: Sequence[int], version: int, now: datetime) -> int:
-    """The rows delivered: none when the book is no longer at `version`."""
+@dataclass(frozen=True)
+class Published:
+    """A book's availability the relay published: at which version, for which claimed messages."""
+
+    book_id: int
+    version: int
+    claimed: Sequence[int]
+
+
+def settle_availability(published: Sequence[Published], now: datetime) -> set[int]:
+    """The books settled (those still at the version published); the others' messages are untouched."""
+    if not published:
+        return set()
     at = run.db_datetime(now)
-    return run.execute(SETTLE_AVAILABILITY, [at, _id_list(claimed), book_id, at, book_id, version])
+    books = _id_list([book.book_id for book in published])
+    versions = _id_list([book.version for book in published])
+    claimed = _id_list([pk for book in published for pk in book.claimed])
+    return {book_id for (book_id,) in run.fetch_all(SETTLE_AVAILABILITY, [at, books, versions, claimed, at])}
 
 
 def reopen(ids: Sequence[int], now: datetime) -> int:

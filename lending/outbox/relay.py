@@ -14,11 +14,12 @@ reopens its message; and one that timed out, or that takes over a message whose 
 abandoned (more claims than recorded attempts), leaves a re-check behind, due once such a late write
 can no longer land (OUTBOX_RECHECK_SECONDS).
 
-A claimed batch costs the database two statements besides the claim (the state of every book it
-publishes, the settling of its notifications) and one per book published (its version-guarded
-settle). Its messages of one book share one availability update, and its notifications one call to
-the Notification service (`POST /send-notifications`, each keeping its own key and outcome) when the
-peer takes batches; a peer that answers 404 there gets one call per notification.
+A claimed batch costs the database three statements besides the claim: the state of every book it
+publishes, the settling of its notifications and fees, and the version-guarded settling of its books
+(one more, to reopen, when a book changed while its update travelled). Its messages of one book share
+one availability update, and its notifications one call to the Notification service
+(`POST /send-notifications`, each keeping its own key and outcome) when the peer takes batches; a peer
+that answers 404 there gets one call per notification.
 `run_forever` makes the peer calls side by side on a pool of OUTBOX_DELIVERY_THREADS threads (each
 with its own database connection): a call mostly waits on a peer, so one relay keeps up with the
 lends only when calls overlap. `run_once` without a pool makes them one after the other.
@@ -88,8 +89,8 @@ def deliver(message: OutboxMessage) -> None:
 def deliver_batch(messages: list[OutboxMessage], pool: ThreadPoolExecutor | None = None) -> None:
     """Deliver claimed messages and record the outcomes, with the database work done per batch:
     one query reads the state of every book to publish, one UPDATE settles the notifications and
-    fees delivered. The peer calls (the notifications', one per fee, one per book) run side by side
-    on `pool`; each returns the messages it leaves to that UPDATE."""
+    fees delivered, one the books published (each only if still at the version published). The
+    peer calls (the notifications', one per fee, one per book) run side by side on `pool`."""
     books_to_publish = defaultdict(list)
     fee_messages, notices = [], []
     # Domain events go to the broker first, from this thread (lending/outbox/broker.py).
@@ -102,19 +103,23 @@ def deliver_batch(messages: list[OutboxMessage], pool: ThreadPoolExecutor | None
         elif message.kind != OutboxKind.EVENT:
             notices.append(message)
     states = selectors.books_availability(books_to_publish) if books_to_publish else {}
-    calls: list[Delivery] = [
+    # Each call returns the messages it leaves to the batch to settle: delivered ones, or (for a book)
+    # the ones whose availability it published.
+    deliveries: list[Delivery] = [
         *(partial(_one, _deliver_fee, message) for message in fee_messages),
         *_notification_calls(notices),
-        *(
-            partial(_deliver_availability, book_messages, *states[book_id])
-            for book_id, book_messages in books_to_publish.items()
-        ),
     ]
+    publications: list[Delivery] = [
+        partial(_deliver_availability, book_messages, *states[book_id])
+        for book_id, book_messages in books_to_publish.items()
+    ]
+    calls = deliveries + publications
     outcomes = list(pool.map(_call_on_pool_thread, calls)) if pool else [call() for call in calls]
-    delivered = [message for settled in outcomes for message in settled] + published
+    delivered = [message for settled in outcomes[: len(deliveries)] for message in settled] + published
     if delivered:
         _mark_delivered([message.pk for message in delivered])
         metrics.record_delivery(delivered, "delivered")
+    _settle_availability([book for book in outcomes[len(deliveries) :] if book], states)
 
 
 def _one(deliver: Callable[[OutboxMessage], bool], message: OutboxMessage) -> list[OutboxMessage]:
@@ -201,8 +206,8 @@ def _taken(message: OutboxMessage, status: int) -> bool:
 
 
 def _deliver_availability(messages: list[OutboxMessage], available: bool, version: int) -> list[OutboxMessage]:
-    """Publishes one book's state (read by the batch, with its version) for its claimed messages.
-    They settle by their own version-guarded UPDATE: none is left for the batch to settle."""
+    """Publishes one book's state (read by the batch, with its version) for its claimed messages;
+    returns them when the Book service took it, for the batch's version-guarded settle."""
     book_id = messages[0].book_id
     if any(_abandoned_before(message) for message in messages):
         _enqueue_recheck(book_id)  # the abandoned update may still land after this one
@@ -217,29 +222,39 @@ def _deliver_availability(messages: list[OutboxMessage], available: bool, versio
                 _enqueue_recheck(book_id)
             raise
         _raise_if_refused("Book Management", status)
-        settled = _settle_availability(book_id, [message.pk for message in messages], version)
-        metrics.record_delivery(messages, "delivered" if settled else "reopened")
+        return messages
     return []
 
 
-def _settle_availability(book_id: int, claimed: list[int], version: int) -> bool:
-    """True when settled; False when the book changed meanwhile and the messages were reopened."""
-    # One UPDATE, only if the book is still at the version we published. The peer then holds the
-    # current state, so the availability messages of this book waiting to be claimed are satisfied
-    # too. Not these, which settle themselves: the ones in flight (another delivery's stale write
-    # may still land after ours), those not yet due (a backoff, a re-check waiting for a late
-    # write), the re-checks (they exist to publish after a late write), and those whose earlier
-    # delivery was abandoned (their taking over must leave a re-check). A change committing
-    # meanwhile commits its own message with its version: this statement sees both (and settles
-    # nothing) or neither (and leaves that message to deliver the newer state).
+def _settle_availability(published: list[list[OutboxMessage]], states: dict[int, tuple[bool, int]]) -> None:
+    """Settles the books published (each list: one book's claimed messages), in one UPDATE: a book
+    still at the version we published settles; one that changed meanwhile reopens its messages."""
+    # Only if the book is still at the version we published. The peer then holds the current state,
+    # so the availability messages of this book waiting to be claimed are satisfied too. Not these,
+    # which settle themselves: the ones in flight (another delivery's stale write may still land
+    # after ours), those not yet due (a backoff, a re-check waiting for a late write), the re-checks
+    # (they exist to publish after a late write), and those whose earlier delivery was abandoned
+    # (their taking over must leave a re-check). A change committing meanwhile commits its own
+    # message with its version: the UPDATE sees both (and settles nothing of that book) or neither
+    # (and leaves that message to deliver the newer state).
+    if not published:
+        return
     now = timezone.now()
-    settled = db_outbox.settle_availability(book_id, claimed, version, now)
-    if not settled:
+    settled = db_outbox.settle_availability(
+        [
+            db_outbox.Published(messages[0].book_id, states[messages[0].book_id][1], [m.pk for m in messages])
+            for messages in published
+        ],
+        now,
+    )
+    changed = [m.pk for messages in published if messages[0].book_id not in settled for m in messages]
+    if changed:
         # The book changed while our update travelled, and another delivery may already have
         # settled these messages with a state our late write has just overwritten: reopen them.
         # The claim is handed back: it ended with a known outcome, so it does not count as abandoned.
-        db_outbox.reopen(claimed, now)
-    return bool(settled)
+        db_outbox.reopen(changed, now)
+    for messages in published:
+        metrics.record_delivery(messages, "delivered" if messages[0].book_id in settled else "reopened")
 
 
 _RECHECK_KEYS = uuid.UUID("6f0f4d1e-3c1a-4a57-9a51-2f8b1f7c9e10")  # namespace of the re-checks' keys

@@ -10,6 +10,7 @@ import psycopg
 import pytest
 from django.db import connection, transaction
 from django.db.models import Exists, F, Q
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from lending.db import outbox
@@ -230,9 +231,30 @@ def test_settle_availability_delivers_what_the_orms_settle_delivered(stock_versi
     expected = settled_by_the_orm(1, claimed, published, NOW)
     assert expected == (unchanged_book_settles if settles else set())
     delivered_at = NOW + timedelta(milliseconds=1)
-    assert outbox.settle_availability(1, claimed, published, delivered_at) == len(expected)
+    settled = outbox.settle_availability([outbox.Published(1, published, claimed)], delivered_at)
+    assert settled == ({1} if settles else set())
     assert set(OutboxMessage.objects.filter(delivered_at=delivered_at).values_list("pk", flat=True)) == expected
     assert set(OutboxMessage.objects.filter(pk__in=expected).values_list("status", "last_error")) <= {("DELIVERED", "")}
+
+
+def test_settle_availability_settles_each_book_by_its_own_version_in_one_statement():
+    """Three books published in one batch: two unchanged (one of them with a waiting message it settles
+    too), one changed meanwhile (its claimed message stays as it was)."""
+    for book_id, version in ((1, 3), (2, 7), (3, 5)):
+        BookStock.objects.create(book_id=book_id, title=str(book_id), copies=1, version=version)
+    later = NOW + timedelta(seconds=30)
+    one, two, three = (
+        outbox.insert_messages([new_message(book_id=b, next_attempt_at=later, claims=1)])[0] for b in (1, 2, 3)
+    )
+    [waiting_for_two] = outbox.insert_messages([new_message(book_id=2)])
+    published = [outbox.Published(1, 3, [one.pk]), outbox.Published(2, 7, [two.pk]), outbox.Published(3, 4, [three.pk])]
+    delivered_at = NOW + timedelta(milliseconds=1)
+    with CaptureQueriesContext(connection) as statements:
+        assert outbox.settle_availability(published, delivered_at) == {1, 2}
+    assert len(statements) == 1
+    delivered = set(OutboxMessage.objects.filter(status="DELIVERED").values_list("pk", flat=True))
+    assert delivered == {one.pk, two.pk, waiting_for_two.pk}
+    assert outbox.settle_availability([], delivered_at) == set()
 
 
 def test_reopen_hands_the_claims_back_never_below_zero():

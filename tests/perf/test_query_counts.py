@@ -157,16 +157,16 @@ def test_relay_delivers_availability_in_two_queries_and_a_notification_in_one(
     assert set(OutboxMessage.objects.values_list("status", flat=True)) == {"DELIVERED"}
 
 
-def test_a_batch_costs_two_statements_besides_its_claim_and_one_per_book(peers, api, django_assert_num_queries):
+def test_a_batch_costs_three_statements_besides_its_claim(peers, api, django_assert_num_queries):
     patrons = [peers.user.add_user(f"batch{i}@example.com")["email"] for i in range(5)]
     books = [peers.book.add_book(f"Batch book {i}", "A", 1) for i in range(5)]
     for patron, book in zip(patrons, books, strict=True):
         lend(api, patron, book)
     # The claim (BEGIN, FOR UPDATE SKIP LOCKED, lease, COMMIT); the five books' state (one query);
-    # one version-guarded settle per book; the five notifications (sent in one call) settled (one
-    # UPDATE); then the next claim finds nothing (BEGIN, SELECT, COMMIT).
+    # the five notifications (sent in one call) settled (one UPDATE); the five books settled, each
+    # guarded by its version (one UPDATE); then the next claim finds nothing (BEGIN, SELECT, COMMIT).
     batches = len(peers.notification.batches)
-    with django_assert_num_queries(4 + 1 + 5 + 1 + 3):
+    with django_assert_num_queries(4 + 1 + 1 + 1 + 3):
         assert relay.run_once() == 10
     assert peers.notification.batches[batches:] == [5]
     assert set(OutboxMessage.objects.values_list("status", flat=True)) == {"DELIVERED"}
