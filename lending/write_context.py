@@ -16,7 +16,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from lending import overrides
-from lending.events.history import SCHEDULER, SYSTEM, Caller, hold_event, loan_event
+from lending.events.history import SCHEDULER, SYSTEM, Caller, caller_of, hold_event, loan_event
 from lending.refusals import Refusal
 
 if TYPE_CHECKING:
@@ -29,6 +29,13 @@ class WriteContext:
     caller: Caller = SYSTEM
     override: overrides.Override | None = None
     claim: Claim | None = None
+
+    @classmethod
+    def of_request(
+        cls, request: Any, *, override: overrides.Override | None = None, claim: Claim | None = None
+    ) -> WriteContext:
+        """The context of a write an API request asks for: made by the request's caller (its key)."""
+        return cls(caller=caller_of(request), override=override, claim=claim)
 
     def lifts(self, refusal: Refusal) -> bool:
         """True when the write carries an override, which then lifts `refusal` (and notes it)."""

@@ -329,7 +329,7 @@ class ChangeDueDateApi(NoStore, APIView):
             loan_id,
             day=check_due_day(body.validated_data["date_due"]),
             reason=body.validated_data["reason"],
-            context=WriteContext(caller=history.caller_of(request)),
+            context=WriteContext.of_request(request),
         )
         return Response(representation.loan(loan))
 

@@ -20,7 +20,6 @@ from lending.api import permissions
 from lending.api.caching import NoStore
 from lending.api.circulation import MAX_DATABASE_ID, ReasonField
 from lending.errors import NotFound
-from lending.events import history
 from lending.models import Loan
 from lending.services import lost
 from lending.write_context import WriteContext
@@ -47,7 +46,7 @@ class _LostItemApi(NoStore, APIView):
         parsed.is_valid(raise_exception=True)
         if loan_id > MAX_DATABASE_ID:
             raise NotFound(f"Loan {loan_id} does not exist.", code="loan_not_found")
-        context = WriteContext(caller=history.caller_of(request))
+        context = WriteContext.of_request(request)
         loan = self.change(loan_id, context, **parsed.validated_data)
         return Response(representation.loan(loan))
 

@@ -29,7 +29,6 @@ from lending.api.serializers import (
     LoanSerializer,
 )
 from lending.errors import LendingError
-from lending.events import history
 from lending.idempotency import Claim
 from lending.observability import metrics
 from lending.write_context import WriteContext
@@ -99,7 +98,7 @@ class LoanWriteApi(NoStore, APIView):
 
     def _perform(self, data: dict, claim: Claim | None) -> Any:
         """The write, made by this request's caller (its events say so), with its override and claim."""
-        context = WriteContext(caller=history.caller_of(self.request), override=self.override, claim=claim)
+        context = WriteContext.of_request(self.request, override=self.override, claim=claim)
         return self.perform_request(data, context)
 
     def _respond(self, status: int, body: Any) -> Response:
@@ -146,7 +145,7 @@ class LendBookApi(LoanWriteApi):
         override = circulation.override_of(request)  # a malformed one is 400, not a dry-run answer
         error = None
         try:
-            context = WriteContext(caller=history.caller_of(request), override=override)
+            context = WriteContext.of_request(request, override=override)
             services.loan_lend_check(**serializer.validated_data, context=context)
         except LendingError as exc:
             if exc.status >= 500:
