@@ -34,6 +34,7 @@ class BookState:
     patron_loans: PatronLoans | None = None
     patron_blocks: list[PatronBlock] | None = None  # the patron's blocks in force, oldest first
     next_loan_id: int | None = None  # a lend's: the id its loan takes (`read_state(for_lend=True)`)
+    next_hold_id: int | None = None  # a reservation's: the id its hold takes (`read_state(for_reserve=True)`)
 
     @property
     def ready(self) -> list[Hold]:
@@ -77,7 +78,13 @@ class BookState:
 
 
 def read_state(
-    book_id: int, copies: int, *, patron: str | None = None, now: datetime | None = None, for_lend: bool = False
+    book_id: int,
+    copies: int,
+    *,
+    patron: str | None = None,
+    now: datetime | None = None,
+    for_lend: bool = False,
+    for_reserve: bool = False,
 ) -> BookState:
     """The book's open loans and open holds; given a `patron`, also their open loans (`PatronLoans`
     at `now`) and blocks in force, all in one statement (`lending.db.state`)."""
@@ -88,7 +95,9 @@ def read_state(
             open_loans=loans.count_open_loans_of_book(book_id),
             holds=holds.open_holds_of_book(book_id),
         )
-    read = state.read_book_and_patron(book_id, patron, now or timezone.now(), for_lend=for_lend)
+    read = state.read_book_and_patron(
+        book_id, patron, now or timezone.now(), for_lend=for_lend, for_reserve=for_reserve
+    )
     calendar.remember_for_this_transaction(read.calendar)  # read in the same statement, for the due date
     return BookState(
         book_id=book_id,
@@ -98,4 +107,5 @@ def read_state(
         patron_loans=read.patron_loans,
         patron_blocks=read.blocks,
         next_loan_id=read.next_loan_id,
+        next_hold_id=read.next_hold_id,
     )

@@ -22,18 +22,24 @@ from lending.models import Hold, PatronBlock
 CALENDAR_WEEKDAYS = "SELECT closed_weekdays FROM lending_librarycalendar WHERE id = 1"
 CALENDAR_DATES = "SELECT closed_dates FROM lending_librarycalendar WHERE id = 1"
 
-# A lend takes its loan's id with the state (`for_lend`), so that the loan, its events and its outbox rows
-# can name it and go in one statement (`lending.events.history.record_with`); a refused lend leaves a gap
-# in the ids. SQLite's AUTOINCREMENT gives the larger of its counter and the highest id, plus one; its one
-# writer at a time (the book upsert before this read took the write lock) keeps another transaction from
-# taking it.
-NEXT_LOAN_ID = Variants(
-    postgresql="CASE WHEN %s THEN nextval(pg_get_serial_sequence('lending_loan', 'id')) END",
-    sqlite=(
-        "CASE WHEN %s THEN MAX(COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'lending_loan'), 0),"
-        " COALESCE((SELECT MAX(id) FROM lending_loan), 0)) + 1 END"
-    ),
-)
+
+# A lend takes its loan's id with the state (`for_lend`), and a reservation its hold's (`for_reserve`), so
+# that the row, its events and its outbox rows can name it and go in one statement
+# (`lending.events.history.record_with`); a refused write leaves a gap in the ids. SQLite's AUTOINCREMENT
+# gives the larger of its counter and the highest id, plus one; its one writer at a time (the book upsert
+# before this read took the write lock) keeps another transaction from taking it.
+def _next_id(table: str) -> Variants:
+    return Variants(
+        postgresql=f"CASE WHEN %s THEN nextval(pg_get_serial_sequence('{table}', 'id')) END",
+        sqlite=(
+            f"CASE WHEN %s THEN MAX(COALESCE((SELECT seq FROM sqlite_sequence WHERE name = '{table}'), 0),"
+            f" COALESCE((SELECT MAX(id) FROM {table}), 0)) + 1 END"  # noqa: S608 - a constant table name
+        ),
+    )
+
+
+NEXT_LOAN_ID = _next_id("lending_loan")
+NEXT_HOLD_ID = _next_id("lending_hold")
 
 READ_BOOK_AND_PATRON = Variants(
     postgresql=(
@@ -42,7 +48,7 @@ READ_BOOK_AND_PATRON = Variants(
         "  WHERE h.book_id = %s AND h.status IN ('WAITING', 'READY')),"
         " (SELECT json_agg(b ORDER BY b.id) FROM lending_patronblock b"
         "  WHERE b.user_email = %s AND (b.expires_at IS NULL OR b.expires_at > %s))"
-        f", ({CALENDAR_WEEKDAYS}), ({CALENDAR_DATES}), {NEXT_LOAN_ID.postgresql}"
+        f", ({CALENDAR_WEEKDAYS}), ({CALENDAR_DATES}), {NEXT_LOAN_ID.postgresql}, {NEXT_HOLD_ID.postgresql}"
         f" FROM ({COUNT_BOOK_AND_PATRON_LOANS}) counts"
     ),
     # SQLite 3.40 has no ORDER BY inside an aggregate: each array is built over an ordered subquery.
@@ -57,7 +63,7 @@ READ_BOOK_AND_PATRON = Variants(
         "  'blocks', json(blocks), 'created_at', created_at, 'expires_at', expires_at, 'created_by', created_by))"
         "  FROM (SELECT * FROM lending_patronblock"
         "  WHERE user_email = %s AND (expires_at IS NULL OR expires_at > %s) ORDER BY id))"
-        f", ({CALENDAR_WEEKDAYS}), ({CALENDAR_DATES}), {NEXT_LOAN_ID.sqlite}"
+        f", ({CALENDAR_WEEKDAYS}), ({CALENDAR_DATES}), {NEXT_LOAN_ID.sqlite}, {NEXT_HOLD_ID.sqlite}"
         f" FROM ({COUNT_BOOK_AND_PATRON_LOANS}) counts"
     ),
 )
@@ -71,14 +77,17 @@ class BookAndPatron:
     blocks: list[PatronBlock]  # the patron's blocks in force, oldest first
     calendar: tuple[list[str], list[str]] | None  # (closed weekdays, closed dates) as stored; None: no row
     next_loan_id: int | None  # the id a lend's loan takes (`for_lend`), else None
+    next_hold_id: int | None  # the id a reservation's hold takes (`for_reserve`), else None
 
 
-def read_book_and_patron(book_id: int, user_email: str, now: datetime, *, for_lend: bool = False) -> BookAndPatron:
+def read_book_and_patron(
+    book_id: int, user_email: str, now: datetime, *, for_lend: bool = False, for_reserve: bool = False
+) -> BookAndPatron:
     counts = book_and_patron_loans_params(book_id, user_email, now)
-    row = fetch_one(READ_BOOK_AND_PATRON, [book_id, user_email, db_datetime(now), for_lend, *counts])
+    row = fetch_one(READ_BOOK_AND_PATRON, [book_id, user_email, db_datetime(now), for_lend, for_reserve, *counts])
     assert row is not None
     book, patron_loans = book_and_patron_loans(row[:6])
-    holds, blocks, weekdays, dates, next_loan_id = row[6:]
+    holds, blocks, weekdays, dates, next_loan_id, next_hold_id = row[6:]
     return BookAndPatron(
         book_open_loans=book,
         patron_loans=patron_loans,
@@ -86,4 +95,5 @@ def read_book_and_patron(book_id: int, user_email: str, now: datetime, *, for_le
         blocks=instances_from_json(PatronBlock, read_json(blocks) or []),
         calendar=None if weekdays is None else (read_json(weekdays), read_json(dates)),
         next_loan_id=next_loan_id,
+        next_hold_id=next_hold_id,
     )

@@ -10,6 +10,7 @@ from django.utils import timezone
 from lending import blocks, circulation_rules, policy
 from lending.book_state import read_state
 from lending.clients import books, users
+from lending.db import holds
 from lending.events import history
 from lending.locks import lock_book_refreshing_stock, lock_patron
 from lending.models import EventKind, Hold
@@ -36,7 +37,7 @@ def hold_reserve(*, user_email: str, book_id: int, context: WriteContext = SYSTE
             rulebook = circulation_rules.in_force(lock_patron(user_email))
             now = timezone.now()
             # The patron's loans are counted once, with the book's, for the blocks and the rules.
-            state = read_state(book.id, book.copies, patron=user_email, now=now)
+            state = read_state(book.id, book.copies, patron=user_email, now=now, for_reserve=True)
             assert state.patron_loans is not None, "read for this patron"
             blocks.check_not_blocked(
                 user_email,
@@ -50,10 +51,13 @@ def hold_reserve(*, user_email: str, book_id: int, context: WriteContext = SYSTE
             on_loan = state.patron_loans.of_this_book > 0
             decision = rulebook.decide(patron.category, book.item_type)
             policy.check_reservable(user_email=user_email, state=state, on_loan=on_loan, decision=decision)
-            hold = Hold.objects.create(user_email=user_email, book_id=book_id, book_title=book.title, date_reserved=now)
-            state.holds.append(hold)
+            hold = Hold(
+                pk=state.next_hold_id, user_email=user_email, book_id=book_id, book_title=book.title, date_reserved=now
+            )
             reserved = context.hold_event(hold, EventKind.RESERVED, at=now, book_id=book_id)
-            history.record(context.overridden_event(reserved))
+            # The hold and its event: one statement.
+            history.record_with([holds.waiting_hold_with_id_insert(hold)], context.overridden_event(reserved))
+            state.holds.append(hold)
             # Only does something when the Book service now reports more copies than before.
             if promote_waiting(state, now=now, context=context):
                 book_changed(book_id)

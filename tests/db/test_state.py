@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from django.db import IntegrityError, transaction
 
 from lending import calendar
 from lending.calendar import CALENDAR_ID
@@ -108,3 +109,30 @@ def test_a_lend_takes_its_loans_id_with_the_state_and_nothing_else_does():
     # The next lend takes a later id, and a loan the ORM inserts afterwards does not collide with it.
     assert state.read_book_and_patron(1, PATRON, NOW, for_lend=True).next_loan_id > first
     assert Loan.objects.create(user_email="x@example.com", book_id=2, date_borrowed=NOW, date_due=NOW).pk > first
+
+
+def test_a_reservation_takes_its_holds_id_with_the_state_and_its_insert_is_what_the_orm_reads_back():
+    plain = state.read_book_and_patron(1, PATRON, NOW)
+    assert plain.next_hold_id is None and plain.next_loan_id is None
+    first = state.read_book_and_patron(1, PATRON, NOW, for_reserve=True).next_hold_id
+    assert isinstance(first, int) and first > 0
+    assert state.read_book_and_patron(1, PATRON, NOW, for_reserve=True).next_loan_id is None
+    hold = Hold(pk=first, user_email=PATRON, book_id=1, book_title="Dune", date_reserved=NOW)
+    run.together([holds.waiting_hold_with_id_insert(hold)])
+    assert not hold._state.adding
+    read = Hold.objects.get(pk=first)
+    by_orm = Hold.objects.create(user_email="other@example.com", book_id=1, book_title="Dune", date_reserved=NOW)
+    assert by_orm.pk > first  # the ORM's next hold does not collide with the id taken
+    for field in Hold._meta.concrete_fields:
+        if field.attname not in ("id", "user_email"):
+            assert getattr(read, field.attname) == getattr(by_orm, field.attname), field.name
+    # A second open hold of the patron for the book is refused by the constraint, as the ORM's would be.
+    again = Hold(
+        pk=state.read_book_and_patron(1, PATRON, NOW, for_reserve=True).next_hold_id,
+        user_email=PATRON,
+        book_id=1,
+        book_title="Dune",
+        date_reserved=NOW,
+    )
+    with pytest.raises(IntegrityError), transaction.atomic():
+        run.together([holds.waiting_hold_with_id_insert(again)])
