@@ -4,8 +4,9 @@ One vocabulary: the *book lock* is the book's `BookStock` row (our record of its
 every decision about a book's copies and holds queue is taken while holding it. Writers take it
 first, always, then (for a lend) the *patron lock*, and nothing after that, so they cannot deadlock.
 
-- `lock_book_refreshing_stock`: a lend or reservation, which just asked the Book service: upserts
+- `lock_book_refreshing_stock`: a write that just asked the Book service (a check-in): upserts
   the row with what it said (the upsert locks it).
+- `lock_book_and_patron`: a lend or reservation: that upsert, then the patron lock, in one statement.
 - `lock_book_bumping_version`: a return, which asks no peer: one UPDATE locks and bumps the version.
 - `lock_book`: renew, cancel, expire: SELECT ... FOR UPDATE.
 - `lock_book_and_row`: the book lock, then the one row the write changes.
@@ -39,6 +40,14 @@ def lock_book_refreshing_stock(book: BookInfo, *, bump_version: bool = False) ->
     the transaction ends, so concurrent lends of this book queue here. A lend bumps the version in
     the same statement (one round trip less than a separate UPDATE)."""
     statements.upsert_book_stock(book.id, book.title, book.copies, bump_version=bump_version, now=timezone.now())
+
+
+def lock_book_and_patron(book: BookInfo, user_email: str, *, bump_version: bool = False) -> str:
+    """`lock_book_refreshing_stock`, then `lock_patron`, in that order and in one statement (a round trip
+    less): a lend's and a reservation's locks. Returns the circulation rules' version, as `lock_patron`."""
+    return statements.upsert_book_stock_locking_patron(
+        book.id, book.title, book.copies, bump_version=bump_version, now=timezone.now(), user_email=user_email
+    )
 
 
 def lock_book_bumping_version(book_id: int) -> int | None:

@@ -34,10 +34,35 @@ LOCK_BOOK = Variants(
 PATRON_LOCK_SPACE = 0x4C4E
 LOCK_PATRON_READING_RULES_VERSION = f"SELECT pg_advisory_xact_lock(%s, hashtext(%s)), ({rules.READ_VERSION})"  # noqa: S608 - a constant
 
+# A lend or reservation: the book lock (the upsert) and then the patron lock, with the rules' version, in
+# one statement. The SELECT reads the upsert's row, which the upsert locked before returning it, so
+# the advisory lock is asked for after the book lock is held: the writers' order (`lending.locks`) holds.
+UPSERT_BOOK_STOCK_LOCKING_PATRON = (
+    f"WITH book AS ({UPSERT_BOOK_STOCK} RETURNING book_id)"  # noqa: S608 - constants
+    f" SELECT pg_advisory_xact_lock(%s, hashtext(%s)), ({rules.READ_VERSION}) FROM book"
+)
+
 
 def upsert_book_stock(book_id: int, title: str, copies: int, *, bump_version: bool, now: datetime) -> None:
     bump = int(bump_version)
     execute(UPSERT_BOOK_STOCK, [book_id, title, copies, bump, db_datetime(now), bump])
+
+
+def upsert_book_stock_locking_patron(
+    book_id: int, title: str, copies: int, *, bump_version: bool, now: datetime, user_email: str
+) -> str:
+    """`upsert_book_stock`, then `lock_patron_reading_rules_version`, in one round trip on PostgreSQL
+    (SQLite: the upsert, then the version). The rules' version (`rules.NO_VERSION` without a row)."""
+    if not is_postgresql():
+        upsert_book_stock(book_id, title, copies, bump_version=bump_version, now=now)
+        return rules.read_version()
+    bump = int(bump_version)
+    row = fetch_one(
+        UPSERT_BOOK_STOCK_LOCKING_PATRON,
+        [book_id, title, copies, bump, db_datetime(now), bump, PATRON_LOCK_SPACE, user_email, rules.ROW_ID],
+    )
+    assert row is not None, "the upsert always answers its row"
+    return row[1] or rules.NO_VERSION
 
 
 def bump_book_version(book_id: int) -> int | None:

@@ -16,7 +16,7 @@ from lending.clients import books, users
 from lending.db import loans as statements
 from lending.db import outbox
 from lending.events import history
-from lending.locks import lock_book_refreshing_stock, lock_patron
+from lending.locks import lock_book_and_patron
 from lending.models import Event, EventKind, Hold, HoldStatus, Loan
 from lending.outbox.messages import MessageType, availability_message, loan_notification
 from lending.services.queue import close_hold, promote_waiting, trapped_hold
@@ -47,10 +47,10 @@ def lend_copy(
     balance = blocks.fees_standing(user_email)  # a peer call: before the locks (none without FINES_BLOCK_LIMIT)
     try:
         with transaction.atomic():
-            lock_book_refreshing_stock(book, bump_version=True)  # a refusal rolls the bump back
+            # The book lock (a refusal rolls its version bump back), then the patron lock.
+            rulebook = circulation_rules.in_force(lock_book_and_patron(book, user_email, bump_version=True))
             if item_barcode is not None:
                 check_copy_on_shelf_for(user_email, book.id, item_barcode)
-            rulebook = circulation_rules.in_force(lock_patron(user_email))
             now = timezone.now()
             # After the patron lock: a block committed while this lend waited for it is seen. The
             # patron's loans are counted once, with the book's (`read_state`), for the blocks too.

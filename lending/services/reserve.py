@@ -12,7 +12,7 @@ from lending.book_state import read_state
 from lending.clients import books, users
 from lending.db import holds
 from lending.events import history
-from lending.locks import lock_book_refreshing_stock, lock_patron
+from lending.locks import lock_book_and_patron
 from lending.models import EventKind, Hold
 from lending.services.queue import book_changed, promote_waiting
 from lending.write_context import SYSTEM_WRITE, WriteContext
@@ -33,8 +33,7 @@ def hold_reserve(*, user_email: str, book_id: int, context: WriteContext = SYSTE
     book = books.get_book(book_id)
     try:
         with transaction.atomic():
-            lock_book_refreshing_stock(book)
-            rulebook = circulation_rules.in_force(lock_patron(user_email))
+            rulebook = circulation_rules.in_force(lock_book_and_patron(book, user_email))
             now = timezone.now()
             # The patron's loans are counted once, with the book's, for the blocks and the rules.
             state = read_state(book.id, book.copies, patron=user_email, now=now, for_reserve=True)

@@ -30,6 +30,34 @@ def test_upsert_book_stock_creates_then_refreshes_bumping_only_when_asked():
 
 
 @pytest.mark.django_db
+def test_upsert_locking_patron_writes_as_the_upsert_and_answers_the_rules_version():
+    with transaction.atomic():
+        version = locks.upsert_book_stock_locking_patron(
+            17, "Dune", 2, bump_version=True, now=NOW, user_email="p@x.org"
+        )
+    assert version == rules.read_version()
+    assert BookStock.objects.values_list("title", "copies", "version").get(book_id=17) == ("Dune", 2, 1)
+    with transaction.atomic():
+        locks.upsert_book_stock_locking_patron(17, "Dune II", 3, bump_version=False, now=NOW, user_email="p@x.org")
+    assert BookStock.objects.values_list("title", "copies", "version").get(book_id=17) == ("Dune II", 3, 1)
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db
+def test_upsert_locking_patron_holds_the_book_row_and_the_patron_lock_in_one_statement():
+    with transaction.atomic():
+        locks.upsert_book_stock_locking_patron(18, "Emma", 1, bump_version=True, now=NOW, user_email="p@x.org")
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT locktype, classid, mode FROM pg_locks WHERE pid = pg_backend_pid() AND granted"
+                " AND (locktype = 'advisory' OR (locktype = 'transactionid'))"
+            )
+            held = cursor.fetchall()
+    assert ("advisory", locks.PATRON_LOCK_SPACE, "ExclusiveLock") in held  # the patron lock
+    assert any(locktype == "transactionid" for locktype, _, _ in held)  # the row written: the book lock
+
+
+@pytest.mark.django_db
 def test_bump_book_version_answers_the_copies_or_none():
     BookStock.objects.create(book_id=8, copies=4, version=9)
     assert locks.bump_book_version(8) == 4
@@ -148,4 +176,47 @@ def test_the_patron_lock_holds_a_second_writer_until_the_first_commits():
     holder.join(5)
     waiter.join(5)
     assert order == ["second locks other@x.org", "first commits", "second locks same@x.org"]
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_second_lend_of_the_book_waits_for_the_book_lock_before_asking_for_its_patron():
+    """The merged statement keeps the writers' order: a second lend of a locked book waits on the book's
+    row, without holding its own patron's lock meanwhile (another write of that patron goes on)."""
+    first_holds, release, done = threading.Event(), threading.Event(), []
+
+    def first() -> None:
+        with transaction.atomic():
+            locks.upsert_book_stock_locking_patron(19, "T", 1, bump_version=True, now=NOW, user_email="a@x.org")
+            first_holds.set()
+            release.wait(5)
+        connection.close()
+
+    def second() -> None:
+        with transaction.atomic():
+            locks.upsert_book_stock_locking_patron(19, "T", 1, bump_version=True, now=NOW, user_email="b@x.org")
+            done.append("second lend locked")
+        connection.close()
+
+    def patron_b_elsewhere() -> None:
+        with transaction.atomic():
+            locks.lock_patron_reading_rules_version("b@x.org")
+            done.append("b's other write locked")
+        connection.close()
+
+    holder = threading.Thread(target=first)
+    holder.start()
+    assert first_holds.wait(5)
+    waiter = threading.Thread(target=second)
+    waiter.start()
+    waiter.join(0.5)
+    assert waiter.is_alive(), "the second lend waits for the book"
+    other = threading.Thread(target=patron_b_elsewhere)
+    other.start()
+    other.join(5)
+    assert done == ["b's other write locked"], "the waiting lend does not hold its patron's lock"
+    release.set()
+    holder.join(5)
+    waiter.join(5)
+    assert done == ["b's other write locked", "second lend locked"]
     assert locks.lock_patron_reading_rules_version("x@x.org") == rules.read_version()
