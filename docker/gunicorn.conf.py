@@ -68,6 +68,8 @@ forwarded_allow_ips = os.environ.get("GUNICORN_FORWARDED_ALLOW_IPS", os.environ.
 proc_name = "lending-web"
 # gunicorn's own lines in the service's log format (JSON objects under LOG_FORMAT=json).
 logconfig_dict = __import__("lending.observability.logs", fromlist=["_"]).gunicorn_logconfig_dict()
+# gunicorn's logger, building the access line only when GUNICORN_ACCESS_LOG asks for it.
+logger_class = __import__("lending.observability.logs", fromlist=["_"]).gunicorn_logger_class()
 
 
 def _multiproc_dir() -> str | None:
