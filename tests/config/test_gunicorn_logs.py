@@ -22,9 +22,10 @@ log.access_log.info("an access line that must stay off")
 """
 
 
-def gunicorn_lines(**env: str) -> list[str]:
+def script_lines(script: str, **env: str) -> list[str]:
+    """The lines a Python script prints (stdout, then stderr), run in a process of its own with `env`."""
     done = subprocess.run(
-        [sys.executable, "-c", SCRIPT],
+        [sys.executable, "-c", script],
         cwd=ROOT,
         env={"PATH": os.environ.get("PATH", ""), **env},
         capture_output=True,
@@ -33,6 +34,10 @@ def gunicorn_lines(**env: str) -> list[str]:
     )
     assert done.returncode == 0, done.stderr
     return [line for line in (done.stdout + done.stderr).splitlines() if line.strip()]
+
+
+def gunicorn_lines(**env: str) -> list[str]:
+    return script_lines(SCRIPT, **env)
 
 
 def test_json_lines_under_log_format_json():
@@ -67,16 +72,8 @@ print("atoms built:", atoms.call_count)
 
 
 def access_lines(access_log: str) -> list[str]:
-    done = subprocess.run(
-        [sys.executable, "-c", f"ACCESS_LOG = {access_log!r}\n" + ACCESS_SCRIPT],
-        cwd=ROOT,
-        env={"PATH": os.environ.get("PATH", ""), "LOG_FORMAT": "json", "GUNICORN_ACCESS_LOG": access_log},
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert done.returncode == 0, done.stderr
-    return [line for line in (done.stdout + done.stderr).splitlines() if line.strip()]
+    script = f"ACCESS_LOG = {access_log!r}\n" + ACCESS_SCRIPT
+    return script_lines(script, LOG_FORMAT="json", GUNICORN_ACCESS_LOG=access_log)
 
 
 def test_the_access_line_is_not_even_built_while_the_access_log_is_off():
