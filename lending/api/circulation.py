@@ -393,6 +393,8 @@ def returned_at_of(request: Request) -> datetime | None:
     """A return's `returned_at`, validated (400 `invalid_request` naming it), from a caller allowed
     to back-date that far; None when absent."""
     body = request.data if isinstance(request.data, dict) else {}
+    if body.get("returned_at") is None:  # absent or null: a return now (its serializer says None too)
+        return None
     parsed = ReturnedAtSerializer(data={"returned_at": body.get("returned_at")})
     parsed.is_valid(raise_exception=True)
     return check_backdating_caller(request, check_returned_at(parsed.validated_data["returned_at"]))
