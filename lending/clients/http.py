@@ -210,15 +210,15 @@ def _read_bounded(response: urllib3.BaseHTTPResponse) -> bytes:
     declared = response.headers.get("Content-Length", "")
     if declared.isdigit() and int(declared) > MAX_PEER_BODY_BYTES:
         raise too_big
-    body = bytearray()
     try:
-        for chunk in response.stream(64 * 1024):
-            body += chunk
-            if len(body) > MAX_PEER_BODY_BYTES:
-                raise too_big
+        # One read of at most one byte over the limit: it returns the whole body (http.client reads up to the
+        # Content-Length, or the chunks' end), or says that the body is over the limit.
+        body = response.read(MAX_PEER_BODY_BYTES + 1)
     except HTTPError as exc:  # the body was cut or stalled: the request did reach the peer
         raise PeerFailure(f"unreadable answer: {exc.__class__.__name__}", outcome_unknown=True) from None
-    return bytes(body)
+    if len(body) > MAX_PEER_BODY_BYTES:
+        raise too_big
+    return body
 
 
 _clients: dict[tuple[str, str], PeerClient] = {}
