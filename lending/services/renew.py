@@ -8,12 +8,13 @@ from django.db import transaction
 from django.utils import timezone
 
 from lending import blocks, calendar, circulation_rules, fines, policy
+from lending.book_state import read_state
 from lending.db import loans as statements
 from lending.db import outbox
 from lending.errors import LOAN_NOT_FOUND, LOAN_STATUS_CONFLICT
 from lending.events import history
 from lending.locks import lock_book_and_row, lock_patron
-from lending.models import CIRCULATING_STATUSES, EventKind, Hold, Loan, LoanStatus
+from lending.models import CIRCULATING_STATUSES, EventKind, Loan, LoanStatus
 from lending.outbox.messages import MessageType, loan_notification
 from lending.write_context import SYSTEM_WRITE, WriteContext
 
@@ -23,7 +24,7 @@ def loan_renew(*, user_email: str, book_id: int, context: WriteContext = SYSTEM_
     was lent), from the current due date. Never calls a peer."""
     balance = blocks.fees_standing(user_email)  # a peer call: before the locks (none without FINES_BLOCK_LIMIT)
     with transaction.atomic():
-        _, loan = lock_book_and_row(
+        stock, loan = lock_book_and_row(
             book_id,
             Loan.objects.open_of(user_email, book_id),
             LOAN_NOT_FOUND.error(user_email=user_email, book_id=book_id),
@@ -32,9 +33,21 @@ def loan_renew(*, user_email: str, book_id: int, context: WriteContext = SYSTEM_
             raise LOAN_STATUS_CONFLICT.error(loan_id=loan.pk, status=loan.status, action="renewing it")
         rulebook = circulation_rules.in_force(lock_patron(user_email))
         now = timezone.now()
-        blocks.check_not_blocked(user_email, blocks.Action.RENEW, now, rulebook=rulebook, fees=balance, context=context)
+        # After the patron lock, in one statement: the patron's loans and blocks (for the automated
+        # blocks), the book's holds (who else waits) and the calendar (the new due date).
+        state = read_state(book_id, stock.copies if stock else 0, patron=user_email, now=now)
+        blocks.check_not_blocked(
+            user_email,
+            blocks.Action.RENEW,
+            now,
+            rulebook=rulebook,
+            loans=state.patron_loans,
+            blocks_in_force=state.patron_blocks,
+            fees=balance,
+            context=context,
+        )
         terms = policy.loan_terms(loan, rulebook)
-        others_waiting = Hold.objects.waiting_for(book_id).exclude(user_email=user_email).exists()
+        others_waiting = any(hold.user_email != user_email for hold in state.waiting)
         policy.check_renewal(loan=loan, others_waiting=others_waiting, terms=terms, now=now, context=context)
         # A late loan renewed owes the fine of its lateness so far; the next counts from the new due date.
         fees = fines.record(loan, fines.overdue_at(loan, now), at=now, judged_at=now, context=context)
