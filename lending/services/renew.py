@@ -35,7 +35,7 @@ def loan_renew(*, user_email: str, book_id: int, context: WriteContext = SYSTEM_
         now = timezone.now()
         # After the patron lock, in one statement: the patron's loans and blocks (for the automated
         # blocks), the book's holds (who else waits) and the calendar (the new due date).
-        state = read_state(book_id, stock.copies if stock else 0, patron=user_email, now=now)
+        state = read_state(book_id, stock.copies if stock else 0, patron=user_email, now=now)  # copies: unused here
         blocks.check_not_blocked(
             user_email,
             blocks.Action.RENEW,
