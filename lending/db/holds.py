@@ -13,6 +13,14 @@ OPEN_HOLDS_OF_BOOK = (
     " WHERE book_id = %s AND status IN ('WAITING', 'READY') ORDER BY id"
 )
 
+# Where a checked-in copy goes, under its book's lock: the READY hold it is trapped for (of any book: a
+# barcode is one copy), else the book's first READY hold kept a copy by the count alone (no barcode).
+HOLD_FOR_COPY = (
+    f"SELECT {columns(Hold)} FROM lending_hold"  # noqa: S608 - the model's column names
+    " WHERE status = 'READY' AND (item_barcode = %s OR (book_id = %s AND item_barcode IS NULL))"
+    " ORDER BY item_barcode IS NULL, id LIMIT 1"
+)
+
 # A reservation's new hold, WAITING, with the id it took with the book's state (`lending.db.state`), so
 # that its event can name it in the same statement (`lending.events.history.record_with`).
 INSERT_WAITING_HOLD_WITH_ID = (
@@ -24,6 +32,11 @@ INSERT_WAITING_HOLD_WITH_ID = (
 
 def open_holds_of_book(book_id: int) -> list[Hold]:
     return instances(Hold, OPEN_HOLDS_OF_BOOK, [book_id])
+
+
+def hold_for_copy(item_barcode: str, book_id: int) -> Hold | None:
+    found = instances(Hold, HOLD_FOR_COPY, [item_barcode, book_id])
+    return found[0] if found else None
 
 
 def waiting_hold_with_id_insert(hold: Hold) -> tuple[str, list[Any]]:

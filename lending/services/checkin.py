@@ -21,8 +21,9 @@ from django.utils import timezone
 
 from lending.book_state import read_state
 from lending.clients import books
+from lending.db import holds
 from lending.locks import close_loan_of_copy, lock_book_bumping_version, lock_book_refreshing_stock
-from lending.models import Hold, HoldStatus, Loan
+from lending.models import Hold, Loan
 from lending.services.queue import book_changed, promote_waiting, trapped_hold
 from lending.services.return_book import Resolution, finish_return
 from lending.write_context import SYSTEM_WRITE, WriteContext
@@ -76,10 +77,10 @@ def _return_copy(item_barcode: str, book_id: int, returned_at: datetime | None, 
     with transaction.atomic():
         now = timezone.now()
         copies = lock_book_bumping_version(book_id)
-        on_loan = Loan.objects.open().filter(item_barcode=item_barcode, book_id=book_id)
         closed = close_loan_of_copy(item_barcode, book_id, now=returned_at or now, circulating_only=True)
         resolution = None
         if closed is None:  # lost or claimed returned (resolved as found), or returned meanwhile
+            on_loan = Loan.objects.open().filter(item_barcode=item_barcode, book_id=book_id)
             missing = on_loan.select_for_update().first()
             if missing is not None:
                 resolution = Resolution("found", was=missing.status)
@@ -114,17 +115,14 @@ def _route_copy_not_on_loan(item_barcode: str, book: books.BookInfo, context: Wr
 
 def _route(item_barcode: str, book_id: int) -> dict:
     """Under the book lock: the READY hold the copy is trapped for, or the first READY hold of the
-    book kept a copy by the count alone (it gets this one); else the shelf."""
-    hold = trapped_hold(item_barcode) or _trap_for_untrapped_ready_hold(item_barcode, book_id)
-    return hold_shelf(hold) if hold is not None else dict(SHELF)
-
-
-def _trap_for_untrapped_ready_hold(item_barcode: str, book_id: int) -> Hold | None:
-    hold = Hold.objects.filter(book_id=book_id, status=HoldStatus.READY, item_barcode=None).order_by("id").first()
-    if hold is not None:
+    book kept a copy by the count alone (it gets this one, trapped); else the shelf. One read."""
+    hold = holds.hold_for_copy(item_barcode, book_id)
+    if hold is None:
+        return dict(SHELF)
+    if hold.item_barcode is None:
         hold.item_barcode = item_barcode
         hold.save(update_fields=["item_barcode"])
-    return hold
+    return hold_shelf(hold)
 
 
 def _settled(result: CheckIn, context: WriteContext) -> CheckIn:

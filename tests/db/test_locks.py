@@ -99,6 +99,32 @@ def test_open_holds_of_book_are_the_orms_in_queue_order():
     assert [h.user_email for h in read] == ["a@x.org", "c@x.org"]
 
 
+def _orm_hold_for_copy(item_barcode: str, book_id: int) -> Hold | None:
+    """What the check-in read with the ORM: the READY hold trapping the copy, else the book's first
+    READY hold without a copy."""
+    trapped = Hold.objects.filter(status=HoldStatus.READY, item_barcode=item_barcode).first()
+    untrapped = Hold.objects.filter(book_id=book_id, status=HoldStatus.READY, item_barcode=None).order_by("id")
+    return trapped or untrapped.first()
+
+
+@pytest.mark.django_db
+def test_hold_for_copy_is_the_trapping_hold_else_the_books_first_untrapped_ready_one():
+    ready = {"status": HoldStatus.READY, "date_ready": NOW, "pickup_deadline": NOW}
+    Hold.objects.create(user_email="w@x.org", book_id=5, status=HoldStatus.WAITING, date_reserved=NOW)
+    first_untrapped = Hold.objects.create(user_email="a@x.org", book_id=5, date_reserved=NOW, **ready)
+    Hold.objects.create(user_email="b@x.org", book_id=5, date_reserved=NOW, **ready)
+    trapping = Hold.objects.create(user_email="c@x.org", book_id=6, date_reserved=NOW, item_barcode="B-1", **ready)
+    Hold.objects.create(user_email="d@x.org", book_id=5, date_reserved=NOW, item_barcode="B-2", **ready)
+    cases = [("B-1", 5), ("B-1", 6), ("B-9", 5), ("B-9", 6), ("B-2", 7), ("B-9", 404)]
+    for item_barcode, book_id in cases:
+        read = holds.hold_for_copy(item_barcode, book_id)
+        expected = _orm_hold_for_copy(item_barcode, book_id)
+        assert (read and read.pk) == (expected and expected.pk), (item_barcode, book_id)
+    assert holds.hold_for_copy("B-1", 5).pk == trapping.pk  # the copy's own hold first, whatever the book
+    assert holds.hold_for_copy("B-9", 5).pk == first_untrapped.pk
+    assert holds.hold_for_copy("B-9", 6) is None
+
+
 @pytest.mark.django_db
 def test_blocks_in_force_are_the_orms():
     for expires in (None, NOW - timedelta(seconds=1), NOW, NOW + timedelta(microseconds=1), NOW + timedelta(days=3)):
