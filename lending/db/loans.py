@@ -82,8 +82,8 @@ INSERT_LOAN_WITH_ID = (
 # with its event and notice in one statement (`lending.events.history.record_with`).
 RENEW_LOAN = "UPDATE lending_loan SET date_due = %s, renewals = %s, status = %s WHERE id = %s"
 
-# Who borrowed this copy (none, or one: a partial unique index).
-BORROWER_OF_COPY = "SELECT user_email FROM lending_loan WHERE date_returned IS NULL AND item_barcode = %s"
+# Who borrowed this copy, and of which book (none, or one: a partial unique index).
+LOAN_OF_COPY = "SELECT user_email, book_id FROM lending_loan WHERE date_returned IS NULL AND item_barcode = %s"
 
 # A return: marks RETURNED the one open loan that `{which}` names, and says in the same statement
 # whether patrons wait for its book. The conditions are repeated outside the subquery so that a
@@ -194,8 +194,13 @@ def renewal_update(loan: Loan) -> tuple[str, list[Any]]:
 
 
 def borrower_of_copy(item_barcode: str) -> str | None:
-    row = fetch_one(BORROWER_OF_COPY, [item_barcode])
+    row = fetch_one(LOAN_OF_COPY, [item_barcode])
     return row[0] if row else None
+
+
+def book_of_copy_on_loan(item_barcode: str) -> int | None:
+    row = fetch_one(LOAN_OF_COPY, [item_barcode])
+    return row[1] if row else None
 
 
 def close_open_loan(which: str, keys: list[Any], *, book_id: int, now: datetime, circulating_only: bool):

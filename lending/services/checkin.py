@@ -21,7 +21,7 @@ from django.utils import timezone
 
 from lending.book_state import read_state
 from lending.clients import books
-from lending.db import holds
+from lending.db import holds, loans
 from lending.locks import close_loan_of_copy, lock_book_bumping_version, lock_book_refreshing_stock
 from lending.models import Hold, Loan
 from lending.services.queue import book_changed, promote_waiting, trapped_hold
@@ -54,7 +54,7 @@ def check_in(
 
 
 def _check_in(item_barcode: str, returned_at: datetime | None, context: WriteContext, *, may_respell: bool) -> CheckIn:
-    book_id = _book_of_open_loan(item_barcode)
+    book_id = loans.book_of_copy_on_loan(item_barcode)
     if book_id is not None:
         return _return_copy(item_barcode, book_id, returned_at, context)
     trapped = trapped_hold(item_barcode)
@@ -66,10 +66,6 @@ def _check_in(item_barcode: str, returned_at: datetime | None, context: WriteCon
         # catalogue answering each spelling with the other cannot send the check-in round forever.
         return _check_in(item.barcode, returned_at, context, may_respell=False)
     return _route_copy_not_on_loan(item.barcode, books.get_book(item.book_id), context)
-
-
-def _book_of_open_loan(item_barcode: str) -> int | None:
-    return Loan.objects.open().filter(item_barcode=item_barcode).values_list("book_id", flat=True).first()
 
 
 def _return_copy(item_barcode: str, book_id: int, returned_at: datetime | None, context: WriteContext) -> CheckIn:
@@ -98,7 +94,7 @@ def _route_copy_not_on_loan(item_barcode: str, book: books.BookInfo, context: Wr
     library added copies); else to the shelf."""
     with transaction.atomic():
         lock_book_refreshing_stock(book)
-        if _book_of_open_loan(item_barcode) is not None:
+        if loans.book_of_copy_on_loan(item_barcode) is not None:
             # Checked out meanwhile (after this scan's first look): the check-in came first and found
             # nothing to return; the copy is out again.
             return _settled(CheckIn(None), context)

@@ -135,6 +135,10 @@ def test_borrower_of_copy_names_the_open_loans_patron_only(library):
     assert loans.borrower_of_copy("39000901") == OTHER
     assert loans.borrower_of_copy("39000902") is None
     assert loans.borrower_of_copy("unknown") is None
+    for barcode in ("39000901", "39000902", "unknown"):
+        on_loan = Loan.objects.filter(OPEN_LOAN, item_barcode=barcode).values_list("book_id", flat=True).first()
+        assert loans.book_of_copy_on_loan(barcode) == on_loan
+    assert loans.book_of_copy_on_loan("39000901") == 9
 
 
 @pytest.mark.parametrize("circulating_only", [True, False])
