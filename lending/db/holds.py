@@ -13,6 +13,12 @@ OPEN_HOLDS_OF_BOOK = (
     " WHERE book_id = %s AND status IN ('WAITING', 'READY') ORDER BY id"
 )
 
+# The READY hold a copy waits on the hold shelf for (none, or one: a partial unique index).
+TRAPPED_HOLD = (
+    f"SELECT {columns(Hold)} FROM lending_hold"  # noqa: S608 - the model's column names
+    " WHERE status = 'READY' AND item_barcode = %s"
+)
+
 # Where a checked-in copy goes, under its book's lock: the READY hold it is trapped for (of any book: a
 # barcode is one copy), else the book's first READY hold kept a copy by the count alone (no barcode).
 HOLD_FOR_COPY = (
@@ -32,6 +38,11 @@ INSERT_WAITING_HOLD_WITH_ID = (
 
 def open_holds_of_book(book_id: int) -> list[Hold]:
     return instances(Hold, OPEN_HOLDS_OF_BOOK, [book_id])
+
+
+def trapped_hold(item_barcode: str) -> Hold | None:
+    found = instances(Hold, TRAPPED_HOLD, [item_barcode])
+    return found[0] if found else None
 
 
 def hold_for_copy(item_barcode: str, book_id: int) -> Hold | None:

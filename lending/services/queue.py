@@ -10,6 +10,7 @@ from typing import Any
 
 from lending import policy
 from lending.book_state import BookState, read_state
+from lending.db import holds
 from lending.db.outbox import NewMessage
 from lending.events import history
 from lending.locks import bump_book_version
@@ -66,7 +67,7 @@ def promote_after_copy_freed(
 
 def trapped_hold(item_barcode: str) -> Hold | None:
     """The READY hold this copy waits on the hold shelf for, if any (at most one: a constraint)."""
-    return Hold.objects.filter(status=HoldStatus.READY, item_barcode=item_barcode).first()
+    return holds.trapped_hold(item_barcode)
 
 
 def close_hold(

@@ -123,6 +123,10 @@ def test_hold_for_copy_is_the_trapping_hold_else_the_books_first_untrapped_ready
     assert holds.hold_for_copy("B-1", 5).pk == trapping.pk  # the copy's own hold first, whatever the book
     assert holds.hold_for_copy("B-9", 5).pk == first_untrapped.pk
     assert holds.hold_for_copy("B-9", 6) is None
+    for item_barcode in ("B-1", "B-2", "B-9"):
+        read = holds.trapped_hold(item_barcode)
+        expected = Hold.objects.filter(status=HoldStatus.READY, item_barcode=item_barcode).first()
+        assert (read and read.pk) == (expected and expected.pk), item_barcode
 
 
 @pytest.mark.django_db
