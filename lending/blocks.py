@@ -28,6 +28,7 @@ from django.conf import settings
 from django.db import transaction
 
 from lending import calendar, circulation_rules, refusals
+from lending.book_state import BookState
 from lending.clients import fees as fees_client
 from lending.db import blocks as statements
 from lending.db.loans import PatronLoans, count_patron_loans
@@ -283,6 +284,31 @@ def check_not_blocked(
             user_email=user_email, action=action, details={"blocks": [reason.as_dict() for reason in refusing]}
         )
     return found
+
+
+def check_patron_in_state(
+    state: BookState,
+    user_email: str,
+    action: str,
+    now: datetime,
+    *,
+    rulebook: circulation_rules.Rulebook,
+    fees: FeesStanding = NOT_ASKED,
+    context: WriteContext = SYSTEM_WRITE,
+) -> Standing:
+    """`check_not_blocked` with the patron's loans and blocks that the write read with the book's state
+    (`read_state(patron=user_email)`, after the patron lock): no query of its own."""
+    assert state.patron_loans is not None, "the state was read for this patron"
+    return check_not_blocked(
+        user_email,
+        action,
+        now,
+        rulebook=rulebook,
+        loans=state.patron_loans,
+        blocks_in_force=state.patron_blocks,
+        fees=fees,
+        context=context,
+    )
 
 
 def place(

@@ -105,15 +105,8 @@ def _check_lend(
     read with the book's state, and the balance `fees` asked before), then `policy.check_lend` with the
     patron's open loans that the matched rule's limit counts: all of them, or those of the rule's item
     type (one more query, only for a rule that names a type and sets a limit)."""
-    blocks.check_not_blocked(
-        user_email,
-        blocks.Action.BORROW,
-        now,
-        rulebook=rulebook,
-        loans=state.patron_loans,
-        blocks_in_force=state.patron_blocks,
-        fees=fees,
-        context=context,
+    blocks.check_patron_in_state(
+        state, user_email, blocks.Action.BORROW, now, rulebook=rulebook, fees=fees, context=context
     )
     assert state.patron_loans is not None, "read for this patron"
     of_type = None

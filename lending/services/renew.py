@@ -36,15 +36,8 @@ def loan_renew(*, user_email: str, book_id: int, context: WriteContext = SYSTEM_
         # After the patron lock, in one statement: the patron's loans and blocks (for the automated
         # blocks), the book's holds (who else waits) and the calendar (the new due date).
         state = read_state(book_id, stock.copies if stock else 0, patron=user_email, now=now)  # copies: unused here
-        blocks.check_not_blocked(
-            user_email,
-            blocks.Action.RENEW,
-            now,
-            rulebook=rulebook,
-            loans=state.patron_loans,
-            blocks_in_force=state.patron_blocks,
-            fees=balance,
-            context=context,
+        blocks.check_patron_in_state(
+            state, user_email, blocks.Action.RENEW, now, rulebook=rulebook, fees=balance, context=context
         )
         terms = policy.loan_terms(loan, rulebook)
         others_waiting = any(hold.user_email != user_email for hold in state.waiting)

@@ -38,14 +38,8 @@ def hold_reserve(*, user_email: str, book_id: int, context: WriteContext = SYSTE
             # The patron's loans are counted once, with the book's, for the blocks and the rules.
             state = read_state(book.id, book.copies, patron=user_email, now=now, for_reserve=True)
             assert state.patron_loans is not None, "read for this patron"
-            blocks.check_not_blocked(
-                user_email,
-                blocks.Action.RESERVE,
-                now,
-                rulebook=rulebook,
-                loans=state.patron_loans,
-                blocks_in_force=state.patron_blocks,
-                context=context,
+            blocks.check_patron_in_state(
+                state, user_email, blocks.Action.RESERVE, now, rulebook=rulebook, context=context
             )
             on_loan = state.patron_loans.of_this_book > 0
             decision = rulebook.decide(patron.category, book.item_type)

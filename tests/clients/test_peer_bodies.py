@@ -4,38 +4,28 @@ the peer sends a Content-Length or chunks; refused (the peer unavailable) when o
 from __future__ import annotations
 
 import json
-import threading
 from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
 from lending.clients import http
 from lending.errors import PeerUnavailable
+from tests.clients.test_peer_failures import answering
 
 LIMIT = 1000
 
 
 @contextmanager
 def peer_sending(write_answer):
-    """A peer whose every answer `write_answer(wfile)` writes, raw (status line and headers included)."""
+    """A client of a peer whose every answer `write_answer(wfile)` writes, raw (status line and headers
+    included), on a connection it then closes."""
 
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self):
-            write_answer(self.wfile)
-            self.close_connection = True
+    def write(handler):
+        write_answer(handler.wfile)
+        handler.close_connection = True
 
-        def log_message(self, *args):
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield http.PeerClient("test_peer", f"http://127.0.0.1:{server.server_address[1]}")
-    finally:
-        server.shutdown()
-        server.server_close()
+    with answering(write) as url:
+        yield http.PeerClient("test_peer", url)
 
 
 def chunked(body: bytes, size: int = 100):

@@ -64,16 +64,12 @@ def recording_headers(peer):
 
 
 @contextlib.contextmanager
-def raw_server(status: int, body: bytes, content_type: str = "text/html"):
-    """A peer that answers every request with the given bytes."""
+def answering(write_answer):
+    """A peer (its URL) that answers every GET with what `write_answer(handler)` writes."""
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self):
-            self.send_response(status)
-            self.send_header("Content-Type", content_type)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+            write_answer(self)
 
         def log_message(self, *args):
             pass
@@ -86,6 +82,21 @@ def raw_server(status: int, body: bytes, content_type: str = "text/html"):
     finally:
         server.shutdown()
         server.server_close()
+
+
+@contextlib.contextmanager
+def raw_server(status: int, body: bytes, content_type: str = "text/html"):
+    """A peer that answers every request with the given bytes."""
+
+    def write(handler):
+        handler.send_response(status)
+        handler.send_header("Content-Type", content_type)
+        handler.send_header("Content-Length", str(len(body)))
+        handler.end_headers()
+        handler.wfile.write(body)
+
+    with answering(write) as url:
+        yield url
 
 
 def test_user_peer_down_breaker_opens_returns_work_and_lending_resumes(api, peers, own_user_peer, settings):
