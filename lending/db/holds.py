@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from lending.db.run import columns, db_datetime, instances
+from lending.db.run import columns, db_datetime, instance, instances
 from lending.models import Hold
 
 # A book's open holds (WAITING and READY) in queue (id) order: what its lock's holder decides on.
@@ -41,13 +41,12 @@ def open_holds_of_book(book_id: int) -> list[Hold]:
 
 
 def trapped_hold(item_barcode: str) -> Hold | None:
-    found = instances(Hold, TRAPPED_HOLD, [item_barcode])
-    return found[0] if found else None
+    """The READY hold this copy waits on the hold shelf for, if any (at most one: a constraint)."""
+    return instance(Hold, TRAPPED_HOLD, [item_barcode])
 
 
 def hold_for_copy(item_barcode: str, book_id: int) -> Hold | None:
-    found = instances(Hold, HOLD_FOR_COPY, [item_barcode, book_id])
-    return found[0] if found else None
+    return instance(Hold, HOLD_FOR_COPY, [item_barcode, book_id])
 
 
 def waiting_hold_with_id_insert(hold: Hold) -> tuple[str, list[Any]]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from lending.db import rules
-from lending.db.run import Variants, columns, db_datetime, execute, fetch_one, instances, is_postgresql
+from lending.db.run import Variants, columns, db_datetime, execute, fetch_one, instance, is_postgresql
 from lending.models import BookStock
 
 # A lend or reservation, which just asked the Book service: the upsert locks the row until the
@@ -72,8 +72,7 @@ def bump_book_version(book_id: int) -> int | None:
 
 
 def lock_book(book_id: int) -> BookStock | None:
-    found = instances(BookStock, LOCK_BOOK, [book_id])
-    return found[0] if found else None
+    return instance(BookStock, LOCK_BOOK, [book_id])
 
 
 def lock_patron_reading_rules_version(user_email: str) -> str:

@@ -98,6 +98,12 @@ def instances(model: type[_Model], statement: Statement, params: Sequence[Any] =
         return [cast(_Model, reader.instance(row)) for row in cursor.fetchall()]
 
 
+def instance(model: type[_Model], statement: Statement, params: Sequence[Any] = ()) -> _Model | None:
+    """The one row a statement answers (a key's, a LIMIT 1), as an instance; None without one."""
+    found = instances(model, statement, params)
+    return found[0] if found else None
+
+
 @dataclass(frozen=True)
 class _RowReader:
     """How one statement's rows become `model` instances: which columns are which fields, with their

@@ -24,7 +24,7 @@ from lending.clients import books
 from lending.db import holds, loans
 from lending.locks import close_loan_of_copy, lock_book_bumping_version, lock_book_refreshing_stock
 from lending.models import Hold, Loan
-from lending.services.queue import book_changed, promote_waiting, trapped_hold
+from lending.services.queue import book_changed, promote_waiting
 from lending.services.return_book import Resolution, finish_return
 from lending.write_context import SYSTEM_WRITE, WriteContext
 
@@ -57,7 +57,7 @@ def _check_in(item_barcode: str, returned_at: datetime | None, context: WriteCon
     book_id = loans.book_of_copy_on_loan(item_barcode)
     if book_id is not None:
         return _return_copy(item_barcode, book_id, returned_at, context)
-    trapped = trapped_hold(item_barcode)
+    trapped = holds.trapped_hold(item_barcode)
     if trapped is not None:  # scanned again: still for the same hold
         return _settled(CheckIn(None, hold_shelf(trapped)), context)
     item = books.get_item(item_barcode)

@@ -13,13 +13,13 @@ from lending import blocks, calendar, circulation_rules, policy, refusals
 from lending.book_state import BookState, read_state
 from lending.circulation_rules import Decision, PolicyTerms
 from lending.clients import books, users
+from lending.db import holds, outbox
 from lending.db import loans as statements
-from lending.db import outbox
 from lending.events import history
 from lending.locks import lock_book_and_patron
 from lending.models import Event, EventKind, Hold, HoldStatus, Loan
 from lending.outbox.messages import MessageType, availability_message, loan_notification
-from lending.services.queue import close_hold, promote_waiting, trapped_hold
+from lending.services.queue import close_hold, promote_waiting
 from lending.write_context import SYSTEM_WRITE, WriteContext
 
 
@@ -132,7 +132,7 @@ def check_copy_on_shelf_for(user_email: str, book_id: int, item_barcode: str) ->
         raise policy.already_borrowed(user_email, book_id)
     if borrower is not None:
         raise refusals.ITEM_ON_LOAN.error(item_barcode=item_barcode)
-    holder = trapped_hold(item_barcode)
+    holder = holds.trapped_hold(item_barcode)
     if holder is not None and holder.user_email != user_email:
         raise refusals.ITEM_ON_HOLD_SHELF.error(item_barcode=item_barcode)
 

@@ -10,7 +10,6 @@ from typing import Any
 
 from lending import policy
 from lending.book_state import BookState, read_state
-from lending.db import holds
 from lending.db.outbox import NewMessage
 from lending.events import history
 from lending.locks import bump_book_version
@@ -63,11 +62,6 @@ def promote_after_copy_freed(
     """A copy came back or a READY hold let go of one: it goes to the first patron waiting (`traps`:
     the copies' barcodes, when known)."""
     promote_waiting(read_state(book_id, copies), now=now, context=context, traps=traps)
-
-
-def trapped_hold(item_barcode: str) -> Hold | None:
-    """The READY hold this copy waits on the hold shelf for, if any (at most one: a constraint)."""
-    return holds.trapped_hold(item_barcode)
 
 
 def close_hold(
