@@ -16,6 +16,7 @@ import time
 from django.conf import settings
 from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
+from django.http import HttpRequest
 from rest_framework import exceptions
 from rest_framework.authentication import BaseAuthentication
 from rest_framework.permissions import BasePermission
@@ -28,7 +29,7 @@ def keys_required() -> bool:
     return bool(getattr(settings, "REQUIRE_API_KEY", False))
 
 
-def presented_key(request: Request) -> str | None:
+def presented_key(request: Request | HttpRequest) -> str | None:
     """The key of an `Authorization: Api-Key <key>` header; None when there is no such header."""
     keyword, _, key = request.META.get("HTTP_AUTHORIZATION", "").partition(" ")
     if keyword.lower() != KEYWORD.lower():

@@ -31,6 +31,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from django.http import HttpRequest
 from rest_framework.fields import BooleanField
 from rest_framework.request import Request
 
@@ -50,13 +51,14 @@ class ScopeRule:
     """The scopes a view accepts; the first one is the scope named when a call is refused."""
 
     accepted: tuple[Scope, ...]
-    # For views whose scope depends on the request (a listing filtered by patron or not).
-    choose: Callable[[Request], tuple[Scope, ...]] | None = None
+    # For views whose scope depends on the request (a listing filtered by patron or not). It reads the
+    # query (`GET`) of DRF's request or of Django's (the lean path of the writes, `lending.api.lean_writes`).
+    choose: Callable[[Request | HttpRequest], tuple[Scope, ...]] | None = None
     summary: str = ""
     # A `patron-self` key may call it too, for its own patron (`patron_named`).
     self_service: bool = False
 
-    def accepted_for(self, request: Request) -> tuple[Scope, ...]:
+    def accepted_for(self, request: Request | HttpRequest) -> tuple[Scope, ...]:
         return self.choose(request) if self.choose else self.accepted
 
     def describe(self) -> str:
@@ -73,15 +75,15 @@ def needs(*scopes: Scope) -> ScopeRule:
     return ScopeRule(accepted=tuple(scopes))
 
 
-def _patron_or_report(request: Request) -> tuple[Scope, ...]:
-    if request.query_params.get(PATRON_FILTER):
+def _patron_or_report(request: Request | HttpRequest) -> tuple[Scope, ...]:
+    if request.GET.get(PATRON_FILTER):
         return (Scope.PATRON_READ, Scope.REPORTS)
     return (Scope.REPORTS,)
 
 
-def _lend_or_dry_run(request: Request) -> tuple[Scope, ...]:
+def _lend_or_dry_run(request: Request | HttpRequest) -> tuple[Scope, ...]:
     # Read as the view reads it (DRF's BooleanField); a value it refuses is a 400 after this check.
-    if request.query_params.get(DRY_RUN) in BooleanField.TRUE_VALUES:
+    if request.GET.get(DRY_RUN) in BooleanField.TRUE_VALUES:
         return (Scope.PATRON_READ, Scope.REPORTS)
     return (Scope.CIRCULATION,)
 
@@ -105,7 +107,7 @@ STAFF_READ = needs(Scope.PATRON_READ, Scope.REPORTS, Scope.CIRCULATION)
 CIRCULATION_OR_PATRON_READ = needs(Scope.CIRCULATION, Scope.PATRON_READ)
 
 
-def read_or_override(request: Request) -> tuple[Scope, ...]:
+def read_or_override(request: Request | HttpRequest) -> tuple[Scope, ...]:
     if request.method in ("GET", "HEAD", "OPTIONS"):
         return STAFF_READ.accepted
     return OVERRIDE.accepted

@@ -6,8 +6,10 @@ function of `lending.representation`); their OpenAPI description is in `lending.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any
 
+from django.http import HttpRequest
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.serializers import Serializer
@@ -29,6 +31,7 @@ from lending.api.serializers import (
     LoanSerializer,
 )
 from lending.errors import LendingError
+from lending.events.history import caller_of_key
 from lending.idempotency import Claim
 from lending.observability import metrics
 from lending.write_context import WriteContext
@@ -41,7 +44,11 @@ MAX_DATABASE_ID = 2**63 - 1
 class LoanWriteApi(NoStore, APIView):
     """A POST of `{user_email, book_id}` that changes one loan (or hold), safe to retry with an
     Idempotency-Key. The answer is rendered once: by the claim, in the write's transaction, when a
-    key is given (the stored answer is the one sent); by the view otherwise."""
+    key is given (the stored answer is the one sent); by the view otherwise.
+
+    The requests such a write gets nearly always (a plain JSON body of the two fields, from a key this
+    process verified already) take the lean path (`lending.api.lean_writes`), which calls `write` without
+    DRF's request machinery; every other request comes here through DRF, which ends in the same `write`."""
 
     required_scope = permissions.CIRCULATION
     # The metrics' name of the write (`lending.observability.metrics.OPERATIONS`).
@@ -52,6 +59,12 @@ class LoanWriteApi(NoStore, APIView):
     override: overrides.Override | None = None
     # The body's shape; its validated data are the service call's arguments (`perform_request`).
     request_serializer: type[Serializer] = LoanRequestSerializer
+
+    @classmethod
+    def as_view(cls, **initkwargs: Any) -> Any:
+        from lending.api import lean_writes  # beside the views it serves; it imports this module
+
+        return lean_writes.serving(cls, super().as_view(**initkwargs))
 
     def perform(self, *, user_email: str, book_id: int, context: WriteContext) -> Any:
         """The service call: each write view names its own."""
@@ -66,24 +79,32 @@ class LoanWriteApi(NoStore, APIView):
         serializer.is_valid(raise_exception=True)
         # A staff override: checked (its reason, the `override` scope) before anything is written.
         self.override = circulation.override_of(request)
+        written = self.write(
+            serializer.validated_data, request=request._request, body=request.data, api_key=request.auth
+        )
+        return Response(written.body, status=written.status, headers=written.headers)
+
+    def write(self, data: dict, *, request: HttpRequest, body: Any, api_key: Any) -> Written:
+        """The write with its validated `data`, made by the caller `api_key` names, once per
+        Idempotency-Key: the answer to send (a replayed one, with `Idempotent-Replayed`)."""
         key = request.headers.get(IDEMPOTENCY_HEADER)
         if key is None:
-            return self._respond(*self.answer(self._perform(serializer.validated_data, None)))
+            return self._succeeded(self.answer(self._perform(data, api_key, None)))
         _validate_key(key)
-        fingerprinted = (request.method or "", request.path, request.data)
+        fingerprinted = (request.method or "", request.path, body)
         outcome = idempotency.claim(
-            _scoped(key, request),
+            _scoped(key, api_key),
             idempotency.fingerprint(*fingerprinted),
             self.answer,
             previous_release_fingerprint=idempotency.unsalted_fingerprint(*fingerprinted),
         )
         if isinstance(outcome, idempotency.Replay):
-            return Response(outcome.body, status=outcome.status, headers={REPLAYED_HEADER: "true"})
-        return self._perform_claimed(serializer.validated_data, outcome)
+            return Written(outcome.status, outcome.body, {REPLAYED_HEADER: "true"})
+        return self._perform_claimed(data, api_key, outcome)
 
-    def _perform_claimed(self, data: dict, claim: Claim) -> Response:
+    def _perform_claimed(self, data: dict, api_key: Any, claim: Claim) -> Written:
         try:
-            self._perform(data, claim)
+            self._perform(data, api_key, claim)
         except LendingError as exc:
             if exc.status < 500 and not exc.code.startswith("idempotency_"):
                 claim.settle_refusal(exc, error_body(exc.code, exc.message, exc.details))
@@ -94,16 +115,16 @@ class LoanWriteApi(NoStore, APIView):
             claim.release()
             raise
         assert claim.answer is not None, "every write settles its claim"
-        return self._respond(*claim.answer)
+        return self._succeeded(claim.answer)
 
-    def _perform(self, data: dict, claim: Claim | None) -> Any:
+    def _perform(self, data: dict, api_key: Any, claim: Claim | None) -> Any:
         """The write, made by this request's caller (its events say so), with its override and claim."""
-        context = WriteContext.of_request(self.request, override=self.override, claim=claim)
+        context = WriteContext(caller=caller_of_key(api_key), override=self.override, claim=claim)
         return self.perform_request(data, context)
 
-    def _respond(self, status: int, body: Any) -> Response:
+    def _succeeded(self, answer: tuple[int, Any]) -> Written:
         metrics.record_operation(self.operation)
-        return Response(body, status=status)
+        return Written(*answer)
 
     def handle_exception(self, exc: Exception) -> Response:
         response = super().handle_exception(exc)
@@ -111,10 +132,19 @@ class LoanWriteApi(NoStore, APIView):
         return response
 
 
-def _scoped(key: str, request: Request) -> str:
+@dataclass(frozen=True)
+class Written:
+    """A write's answer, for either path to render: its status, body and extra headers."""
+
+    status: int
+    body: Any
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+def _scoped(key: str, api_key: Any) -> str:
     """Each calling service has its own key space (as with Stripe's accounts): two services that
     happen to choose the same key never replay each other's answers."""
-    prefix = getattr(request.auth, "prefix", None)
+    prefix = getattr(api_key, "prefix", None)
     return f"{prefix}/{key}" if prefix else key
 
 

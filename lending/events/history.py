@@ -46,7 +46,11 @@ SYSTEM = Caller("system")
 def caller_of(request: Any) -> Caller:
     """The caller of an API request: its key when one authenticated it, `anonymous` otherwise
     (keys off)."""
-    api_key = getattr(request, "auth", None)
+    return caller_of_key(getattr(request, "auth", None))
+
+
+def caller_of_key(api_key: Any) -> Caller:
+    """The caller an API key names; `anonymous` without one (keys off)."""
     if api_key is None:
         return ANONYMOUS
     return Caller(api_key.name, api_key.prefix)
