@@ -137,7 +137,10 @@ def _tune_database(database: dict) -> None:
             }
         )
     else:
-        # A PostgreSQL connection costs more to open than a whole lend: keep it, check it is alive.
+        # A PostgreSQL connection costs more to open than a whole lend: keep it, check it is alive (by
+        # its socket, without a round trip: lending/db/postgresql/base.py).
+        if database["ENGINE"] == "django.db.backends.postgresql":
+            database["ENGINE"] = "lending.db.postgresql"
         database["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=60)
         database["CONN_HEALTH_CHECKS"] = True
         database.setdefault("OPTIONS", {}).setdefault("connect_timeout", 5)
