@@ -5,13 +5,14 @@ correlation id travels to the peers."""
 from __future__ import annotations
 
 import contextlib
+import json
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from lending.clients import users
+from lending.clients import books, users
 from lending.clients.http import peer_client
 from lending.errors import PeerUnavailable
 from lending.models import Loan
@@ -112,14 +113,14 @@ def test_user_peer_down_breaker_opens_returns_work_and_lending_resumes(api, peer
     assert client.breaker.current_state == "open"
 
     calls = []
-    real_request = client.pool.request
-    client.pool.request = lambda *a, **k: calls.append(a) or real_request(*a, **k)
+    real_request = client.pool.urlopen
+    client.pool.urlopen = lambda *a, **k: calls.append(a) or real_request(*a, **k)
     try:
         started = time.monotonic()
         fast = lend(api, "reader@example.com", book["id"])
         elapsed = time.monotonic() - started
     finally:
-        client.pool.request = real_request
+        client.pool.urlopen = real_request
     assert_503(fast)
     assert calls == [], "an open breaker does not call the peer"
     assert elapsed < settings.PEER_CONNECT_TIMEOUT / 2
@@ -246,11 +247,11 @@ def test_idempotent_gets_are_retried_once_on_a_transient_failure(peers, settings
     calls = []
     with raw_server(503, b"busy", "text/plain") as url:
         client = peer_client("retry-probe", url)
-        real_request = client.pool.request
-        client.pool.request = lambda *a, **k: calls.append(a) or real_request(*a, **k)
+        real_request = client.pool.urlopen
+        client.pool.urlopen = lambda *a, **k: calls.append(a) or real_request(*a, **k)
         with pytest.raises(PeerUnavailable):
             client.get("/anything")
-        client.pool.request = real_request
+        client.pool.urlopen = real_request
     assert len(calls) == 2
 
 
@@ -295,3 +296,40 @@ def test_concurrent_calls_to_one_peer_run_side_by_side(peers, settings):
         peers.user.router.routes = original
     assert errors == []
     assert peak >= 2, "peer calls were serialised"
+
+
+def test_a_peer_served_under_a_path_is_called_there(peers, settings):
+    """A peer URL with a path (behind a gateway, `http://gateway/books-service`): each call's path follows it."""
+    asked: list[str] = []
+
+    def write(handler):
+        asked.append(handler.path)
+        body = json.dumps({"id": 7, "title": "Under a path", "author": "A", "quantity": 1}).encode()
+        handler.send_response(200)
+        handler.send_header("Content-Type", "application/json")
+        handler.send_header("Content-Length", str(len(body)))
+        handler.end_headers()
+        handler.wfile.write(body)
+
+    with answering(write) as url:
+        settings.BOOK_MANAGEMENT_URL = f"{url}/books-service/"
+        assert books.get_book(7).title == "Under a path"
+    assert asked == ["/books-service/getBooks/7"]
+
+
+def test_a_redirect_is_not_followed(peers, settings):
+    """A peer answering 302 elsewhere is not followed there (the answer is the peer's, and it is not one)."""
+    followed: list[str] = []
+
+    def write(handler):
+        followed.append(handler.path)
+        handler.send_response(302)
+        handler.send_header("Location", "/elsewhere")
+        handler.send_header("Content-Length", "0")
+        handler.end_headers()
+
+    with answering(write) as url:
+        settings.BOOK_MANAGEMENT_URL = url
+        with pytest.raises(PeerUnavailable):
+            books.get_book(7)
+    assert followed == ["/getBooks/7"]
