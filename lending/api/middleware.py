@@ -241,7 +241,12 @@ def _schema_path(request) -> str | None:
     match = getattr(request, "resolver_match", None)
     if match is None or not match.route:
         return None
-    return "/" + _ROUTE_PARAMETER.sub(r"{\1}", match.route).strip("/") + "/"
+    return _schema_path_of(match.route)
+
+
+@lru_cache(maxsize=256)  # one per route of the URLconf
+def _schema_path_of(route: str) -> str:
+    return "/" + _ROUTE_PARAMETER.sub(r"{\1}", route).strip("/") + "/"
 
 
 @dataclass(frozen=True)
@@ -262,12 +267,23 @@ def declared_parameters() -> dict[str, dict[str, Declared]]:
     is a copy of): what is documented is exactly what is accepted. Built once per process, by one
     thread: drf-spectacular's generator is not thread-safe, and where nothing built it at boot
     (config/wsgi.py does) a threaded worker's first requests arrive together."""
+    if _declared is not None:  # built: every request after the first reads it without the lock
+        return _declared
     with _declared_parameters_built:
         return _generate_declared_parameters()
 
 
-@lru_cache(maxsize=1)
+_declared: dict[str, dict[str, Declared]] | None = None
+
+
 def _generate_declared_parameters() -> dict[str, dict[str, Declared]]:
+    global _declared
+    if _declared is None:
+        _declared = _declared_in_schema()
+    return _declared
+
+
+def _declared_in_schema() -> dict[str, dict[str, Declared]]:
     from drf_spectacular.generators import SchemaGenerator
 
     schema = SchemaGenerator().get_schema(request=None, public=True)
@@ -331,7 +347,6 @@ class RequestGuard:
         self.application = application
 
     def __call__(self, environ, start_response):
-        request_id = request_id_from(environ.get("HTTP_X_REQUEST_ID", ""))
         drop_untrusted_forwarded_headers(environ)
         refused = unsupported_charset(environ.get("CONTENT_TYPE", "")) or body_length_refusal(
             environ.get("CONTENT_LENGTH")
@@ -339,10 +354,11 @@ class RequestGuard:
         if refused is None and _is_chunked(environ):
             refused = _buffer_chunked_body(environ)
         if refused is not None:
-            return self._answer(environ, start_response, refused, request_id)
+            return self._answer(environ, start_response, refused, _request_id(environ))
         try:
             return self.application(environ, start_response)
         except Exception:
+            request_id = _request_id(environ)
             token = request_id_var.set(request_id)
             try:
                 refusal_log.exception("request_not_understood")
@@ -364,6 +380,11 @@ class RequestGuard:
         status = f"{response.status_code} {response.reason_phrase}"
         start_response(status, list(response.items()))
         return [response.content]
+
+
+def _request_id(environ) -> str:
+    """The id of a request this guard answers itself (Django's middleware gives the others theirs)."""
+    return request_id_from(environ.get("HTTP_X_REQUEST_ID", ""))
 
 
 def unsupported_charset(content_type: str) -> JsonResponse | None:

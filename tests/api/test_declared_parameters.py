@@ -7,8 +7,8 @@ import threading
 from lending.api import middleware
 
 
-def test_threads_asking_first_and_together_all_get_the_declared_parameters():
-    middleware._generate_declared_parameters.cache_clear()  # as in a process that has not built them
+def test_threads_asking_first_and_together_all_get_the_declared_parameters(monkeypatch):
+    monkeypatch.setattr(middleware, "_declared", None)  # as in a process that has not built them
     threads, start = 16, threading.Barrier(16)
     answers: list[object] = []
 
