@@ -4,14 +4,15 @@ backend, date-times as the backend stores and answers them, model instances from
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, ClassVar, TypeVar, cast
 
 from django.core.serializers.json import DjangoJSONEncoder
-from django.db import connection, models, transaction
+from django.db import DEFAULT_DB_ALIAS, connection, connections, models, transaction
 from django.utils.dateparse import parse_datetime
 
 _Model = TypeVar("_Model", bound=models.Model)
@@ -39,22 +40,39 @@ def is_postgresql() -> bool:
     return connection.vendor == "postgresql"
 
 
+@contextmanager
+def _cursor() -> Iterator[Any]:
+    """A cursor for one statement. A failure inside an atomic block marks it for rollback, as the ORM's
+    writes do, and is Django's database error (IntegrityError, OperationalError), as through Django's
+    cursor. On PostgreSQL, psycopg's cursor the connection keeps (`DatabaseWrapper.door_cursor`), unless
+    Django logs the queries (DEBUG, a test counting them): then Django's, which logs them."""
+    database = connections[DEFAULT_DB_ALIAS]  # the thread's connection, looked up once
+    with transaction.mark_for_rollback_on_error():
+        door_cursor = getattr(database, "door_cursor", None)
+        if door_cursor is None or database.queries_logged:
+            with database.cursor() as cursor:
+                yield cursor
+            return
+        database.validate_no_broken_transaction()
+        with database.wrap_database_errors:
+            yield door_cursor()
+
+
 def execute(statement: Statement, params: Sequence[Any] = ()) -> int:
-    """Runs a statement that answers no rows; returns the rows it changed. A failure inside an
-    atomic block marks it for rollback, as the ORM's writes do."""
-    with transaction.mark_for_rollback_on_error(), connection.cursor() as cursor:
+    """Runs a statement that answers no rows; returns the rows it changed."""
+    with _cursor() as cursor:
         cursor.execute(text(statement), params)
         return cursor.rowcount
 
 
 def fetch_one(statement: Statement, params: Sequence[Any] = ()) -> tuple | None:
-    with transaction.mark_for_rollback_on_error(), connection.cursor() as cursor:
+    with _cursor() as cursor:
         cursor.execute(text(statement), params)
         return cursor.fetchone()
 
 
 def fetch_all(statement: Statement, params: Sequence[Any] = ()) -> list[tuple]:
-    with transaction.mark_for_rollback_on_error(), connection.cursor() as cursor:
+    with _cursor() as cursor:
         cursor.execute(text(statement), params)
         return cursor.fetchall()
 
@@ -92,7 +110,7 @@ def instances(model: type[_Model], statement: Statement, params: Sequence[Any] =
     that is no field of the model (a flag the statement adds) becomes an attribute of that name. Made
     with `Model.from_db`, not `Manager.raw`, whose queryset costs about 0.1 ms of CPU a call (run 6 in
     tools/bench/REPORT.md)."""
-    with transaction.mark_for_rollback_on_error(), connection.cursor() as cursor:
+    with _cursor() as cursor:
         cursor.execute(text(statement), params)
         reader = _RowReader.of(model, tuple(column[0] for column in cursor.description), connection.vendor)
         return [cast(_Model, reader.instance(row)) for row in cursor.fetchall()]

@@ -114,3 +114,56 @@ def test_together_is_all_or_nothing_inside_the_callers_transaction():
         # The same patron's second open loan of a book: the last part breaks the constraint.
         run.together([(insert, [5001, "d@example.com", 9, *values]), (insert, [5002, "d@example.com", 9, *values])])
     assert not Loan.objects.filter(pk__in=[5001, 5002]).exists()
+
+
+# --- The cursor the statements run on (PostgreSQL: psycopg's, kept by the connection) ---------------------
+
+
+def _open_loan_row(email: str) -> list:
+    now = run.db_datetime(datetime(2026, 1, 2, tzinfo=UTC))
+    return [email, 1, "T", now, now, "ACTIVE", 0]
+
+
+INSERT_OPEN_LOAN = (
+    "INSERT INTO lending_loan (user_email, book_id, book_title, date_borrowed, date_due, status, renewals) "
+    "VALUES (%s, %s, %s, %s, %s, %s, %s)"
+)
+
+
+def test_a_statement_that_breaks_a_constraint_is_djangos_integrity_error_and_dooms_the_transaction():
+    from django.db import IntegrityError, transaction
+    from django.db.transaction import TransactionManagementError
+
+    run.execute(INSERT_OPEN_LOAN, _open_loan_row("twice@example.com"))
+    with pytest.raises(IntegrityError), transaction.atomic():  # one open loan per patron and book
+        try:
+            run.execute(INSERT_OPEN_LOAN, _open_loan_row("twice@example.com"))
+        finally:
+            assert transaction.get_connection().needs_rollback  # as after a failed ORM write
+            with pytest.raises(TransactionManagementError):  # the block is broken: nothing more runs in it
+                run.fetch_one("SELECT 1")
+    assert run.fetch_one("SELECT count(*) FROM lending_loan WHERE user_email = %s", ["twice@example.com"]) == (1,)
+
+
+def test_statements_are_in_djangos_query_log_when_it_keeps_one():
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connection) as queries:
+        run.fetch_one("SELECT %s", [41])
+        run.fetch_all("SELECT %s", [42])
+    assert [query["sql"] for query in queries.captured_queries] == ["SELECT 41", "SELECT 42"]
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)  # the connection is closed: no test transaction around it
+def test_a_kept_cursor_is_left_for_a_new_connection():
+    from django.db import connection
+
+    run.fetch_one("SELECT 1")
+    kept = connection.door_cursor()
+    assert connection.door_cursor() is kept  # one cursor for the connection's statements
+    connection.close()
+
+    assert run.fetch_one("SELECT 2") == (2,)
+    assert connection.door_cursor() is not kept and connection.door_cursor().connection is connection.connection
