@@ -189,3 +189,33 @@ def _without_names(answer: tuple) -> tuple:
     for marker in ("lean-", "@example.com"):
         text = text.replace(marker, "")
     return status, re.sub(r"[0-9a-f]{8}|\d+", "N", text), headers
+
+
+def test_the_lean_path_needs_no_csrf_token_as_the_api_never_did(peers, book, lean_calls):
+    from django.test import Client
+
+    client = Client(enforce_csrf_checks=True)  # as a browser-less service calls it, with Django's CSRF check on
+    answer = client.post(
+        "/lendBook/", {"user_email": new_patron(peers), "book_id": book["id"]}, content_type="application/json"
+    )
+
+    assert answer.status_code == 201, answer.content
+    assert lean_calls == ["/lendBook/"]
+
+
+def test_a_retry_on_the_other_path_replays_the_first_answer(api, peers, book, settings, lean_calls):
+    """The first try through DRF (its key not verified yet), the retry on the lean path (verified since): one
+    loan, the stored answer replayed. The Idempotency-Key's fingerprint is the body as both paths parse it."""
+    settings.REQUIRE_API_KEY = True
+    settings.API_KEY_CACHE_SECONDS = 60
+    api.credentials(HTTP_AUTHORIZATION=f"Api-Key {create_key('desk', [Scope.CIRCULATION])[1]}")
+    body = {"user_email": new_patron(peers), "book_id": book["id"]}  # an address with capitals, stored lower-case
+    headers = {"Idempotency-Key": f"retry-{uuid.uuid4().hex}"}
+
+    first = post_json(api, "/lendBook/", body, **headers)
+    retried = post_json(api, "/lendBook/", body, **headers)
+
+    assert lean_calls == ["/lendBook/"]  # the retry only
+    assert (first.status_code, retried.status_code) == (201, 201)
+    assert retried.headers["Idempotent-Replayed"] == "true" and retried.json() == first.json()
+    assert Loan.objects.filter(book_id=book["id"]).count() == 1
