@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from django.core.exceptions import RequestDataTooBig, ValidationError
 from django.core.validators import validate_email
@@ -33,11 +33,9 @@ from rest_framework.settings import api_settings
 from lending.api import auth, errors, permissions
 from lending.api.negotiation import PLAIN_ACCEPTS
 from lending.api.serializers import MAX_BOOK_ID, MAX_EMAIL_LENGTH, MAX_LOCAL_PART_LENGTH, LoanRequestSerializer
+from lending.api.views import LoanWriteApi
 from lending.observability import metrics
 from lending.strict_json import loads_strict
-
-if TYPE_CHECKING:
-    from lending.api.views import LoanWriteApi
 
 JSON_CONTENT_TYPES = frozenset(
     {"application/json", "application/json; charset=utf-8", "application/json;charset=utf-8"}
@@ -46,9 +44,10 @@ LOAN_REQUEST_FIELDS = frozenset({"user_email", "book_id"})
 _renderer = JSONRenderer()
 
 
-def serving(view_class: type[LoanWriteApi], drf_view: Callable[..., Any]) -> Callable[..., Any]:
+def serving(view_class: type[LoanWriteApi]) -> Callable[..., Any]:
     """The view function for `view_class`'s routes: the lean path for the requests it answers exactly
-    as `drf_view` would, `drf_view` for every other."""
+    as the DRF view would, the DRF view (`as_view()`) for every other."""
+    drf_view = view_class.as_view()
     if view_class.request_serializer is not LoanRequestSerializer:
         return drf_view  # check-out, check-in: bodies of their own, through DRF
 

@@ -11,6 +11,7 @@ from lending.api import (
     health,
     history,
     items,
+    lean_writes,
     lost,
     patron_cards,
     privacy,
@@ -24,13 +25,14 @@ def both_slashes(route: str, view, name: str) -> list:
     return [path(f"{route}/", view, name=name), path(route, view)]
 
 
+# The spec's writes answer their plain requests on the lean path (`lean_writes.serving`), the others through DRF.
 urlpatterns = [
-    *both_slashes("lendBook", views.LendBookApi.as_view(), "lend-book"),
-    *both_slashes("returnBook", views.ReturnBookApi.as_view(), "return-book"),
+    *both_slashes("lendBook", lean_writes.serving(views.LendBookApi), "lend-book"),
+    *both_slashes("returnBook", lean_writes.serving(views.ReturnBookApi), "return-book"),
     *both_slashes("getExpiredBooks", views.ExpiredBooksApi.as_view(), "expired-books"),
-    *both_slashes("renewBook", views.RenewBookApi.as_view(), "renew-book"),
-    *both_slashes("reserveBook", views.ReserveBookApi.as_view(), "reserve-book"),
-    *both_slashes("cancelReservation", views.CancelReservationApi.as_view(), "cancel-reservation"),
+    *both_slashes("renewBook", lean_writes.serving(views.RenewBookApi), "renew-book"),
+    *both_slashes("reserveBook", lean_writes.serving(views.ReserveBookApi), "reserve-book"),
+    *both_slashes("cancelReservation", lean_writes.serving(views.CancelReservationApi), "cancel-reservation"),
     *both_slashes("reservations", views.ReservationsApi.as_view(), "reservations"),
     *both_slashes("loans", views.LoansApi.as_view(), "loans"),
     *both_slashes("loans/<int:loan_id>", views.LoanDetailApi.as_view(), "loan-detail"),

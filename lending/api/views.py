@@ -47,8 +47,9 @@ class LoanWriteApi(NoStore, APIView):
     key is given (the stored answer is the one sent); by the view otherwise.
 
     The requests such a write gets nearly always (a plain JSON body of the two fields, from a key this
-    process verified already) take the lean path (`lending.api.lean_writes`), which calls `write` without
-    DRF's request machinery; every other request comes here through DRF, which ends in the same `write`."""
+    process verified already) take the lean path (`lending.api.lean_writes`, wired in `lending.api.urls`),
+    which calls `write` without DRF's request machinery; every other request comes here through DRF,
+    which ends in the same `write`."""
 
     required_scope = permissions.CIRCULATION
     # The metrics' name of the write (`lending.observability.metrics.OPERATIONS`).
@@ -59,12 +60,6 @@ class LoanWriteApi(NoStore, APIView):
     override: overrides.Override | None = None
     # The body's shape; its validated data are the service call's arguments (`perform_request`).
     request_serializer: type[Serializer] = LoanRequestSerializer
-
-    @classmethod
-    def as_view(cls, **initkwargs: Any) -> Any:
-        from lending.api import lean_writes  # beside the views it serves; it imports this module
-
-        return lean_writes.serving(cls, super().as_view(**initkwargs))
 
     def perform(self, *, user_email: str, book_id: int, context: WriteContext) -> Any:
         """The service call: each write view names its own."""
