@@ -26,7 +26,6 @@ from typing import Any
 from django.core.exceptions import RequestDataTooBig, ValidationError
 from django.core.validators import validate_email
 from django.http import HttpRequest, HttpResponse
-from rest_framework import exceptions
 from rest_framework.renderers import JSONRenderer
 from rest_framework.settings import api_settings
 
@@ -131,7 +130,7 @@ def _write(view: LoanWriteApi, request: HttpRequest, data: dict, body: dict, api
     API's error shape, counted as the DRF view counts them."""
     view.request, view.args, view.kwargs = request, (), {}  # type: ignore[assignment]  # as DRF's dispatch sets them
     try:
-        _check_throttles(view, request)
+        view.check_throttles(request)  # type: ignore[arg-type]  # DRF's own: its throttles read `auth` and the address
         written = view.write(data, request=request, body=body, api_key=api_key)
     except Exception as exc:
         answer = errors.exception_handler(exc, {"view": view, "request": None})
@@ -143,23 +142,13 @@ def _write(view: LoanWriteApi, request: HttpRequest, data: dict, body: dict, api
     return _rendered(view, written.status, written.body, written.headers)
 
 
-def _check_throttles(view: LoanWriteApi, request: HttpRequest) -> None:
-    """DRF's `check_throttles`: every limit counts the request; the longest wait is the answer's."""
-    waits = []
-    for throttle in (throttle_class() for throttle_class in view.throttle_classes):
-        if not throttle.allow_request(request, view):  # type: ignore[arg-type]  # they read `auth` and the address
-            waits.append(throttle.wait())
-    if waits:
-        known = [wait for wait in waits if wait is not None]
-        raise exceptions.Throttled(max(known, default=None))
-
-
 def _rendered(view: LoanWriteApi, status: int, body: Any, headers: dict[str, str]) -> HttpResponse:
     """The answer as DRF's renderer and the view's `finalize_response` make it."""
     response = HttpResponse(_renderer.render(body), status=status, content_type=_renderer.media_type)
     for name, value in headers.items():
         response[name] = value
-    response["Allow"] = ", ".join(view.allowed_methods)
+    for name, value in view.default_response_headers.items():  # `Allow`, as DRF's finalize_response sets it
+        response[name] = value
     response["Cache-Control"] = "no-store"  # what `NoStore`'s patch_cache_control makes of an answer without one
     return response
 

@@ -266,21 +266,17 @@ def declared_parameters() -> dict[str, dict[str, Declared]]:
     """{path: {method: Declared}}, from the OpenAPI schema the code generates (the one `openapi.yaml`
     is a copy of): what is documented is exactly what is accepted. Built once per process, by one
     thread: drf-spectacular's generator is not thread-safe, and where nothing built it at boot
-    (config/wsgi.py does) a threaded worker's first requests arrive together."""
-    if _declared is not None:  # built: every request after the first reads it without the lock
-        return _declared
-    with _declared_parameters_built:
-        return _generate_declared_parameters()
+    (config/wsgi.py does) a threaded worker's first requests arrive together. Once built, read
+    without the lock."""
+    global _declared
+    if _declared is None:
+        with _declared_parameters_built:
+            if _declared is None:
+                _declared = _declared_in_schema()
+    return _declared
 
 
 _declared: dict[str, dict[str, Declared]] | None = None
-
-
-def _generate_declared_parameters() -> dict[str, dict[str, Declared]]:
-    global _declared
-    if _declared is None:
-        _declared = _declared_in_schema()
-    return _declared
 
 
 def _declared_in_schema() -> dict[str, dict[str, Declared]]:
