@@ -4,6 +4,7 @@ backend, date-times as the backend stores and answers them, model instances from
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -41,39 +42,43 @@ def is_postgresql() -> bool:
 
 
 @contextmanager
-def _cursor() -> Iterator[Any]:
-    """A cursor for one statement. A failure inside an atomic block marks it for rollback, as the ORM's
-    writes do, and is Django's database error (IntegrityError, OperationalError), as through Django's
-    cursor. On PostgreSQL, psycopg's cursor the connection keeps (`DatabaseWrapper.door_cursor`), unless
-    Django logs the queries (DEBUG, a test counting them): then Django's, which logs them."""
+def _cursor(statement: Statement) -> Iterator[tuple[Any, str]]:
+    """A cursor for one statement, and the statement's text for this backend. A failure inside an atomic
+    block marks it for rollback, as the ORM's writes do, and is Django's database error (IntegrityError,
+    OperationalError), as through Django's cursor. On PostgreSQL, the cursor the connection keeps for
+    that text (`DatabaseWrapper.door_cursor`), unless Django logs the queries (DEBUG, a test counting
+    them): then Django's, which logs them."""
     database = connections[DEFAULT_DB_ALIAS]  # the thread's connection, looked up once
+    sql = text(statement)
     with transaction.mark_for_rollback_on_error():
         door_cursor = getattr(database, "door_cursor", None)
         if door_cursor is None or database.queries_logged:
             with database.cursor() as cursor:
-                yield cursor
+                yield cursor, sql
             return
         database.validate_no_broken_transaction()
+        # Interned: psycopg reuses a cursor's adapters only for the very same text object.
+        sql = sys.intern(sql)
         with database.wrap_database_errors:
-            yield door_cursor()
+            yield door_cursor(sql), sql
 
 
 def execute(statement: Statement, params: Sequence[Any] = ()) -> int:
     """Runs a statement that answers no rows; returns the rows it changed."""
-    with _cursor() as cursor:
-        cursor.execute(text(statement), params)
+    with _cursor(statement) as (cursor, sql):
+        cursor.execute(sql, params)
         return cursor.rowcount
 
 
 def fetch_one(statement: Statement, params: Sequence[Any] = ()) -> tuple | None:
-    with _cursor() as cursor:
-        cursor.execute(text(statement), params)
+    with _cursor(statement) as (cursor, sql):
+        cursor.execute(sql, params)
         return cursor.fetchone()
 
 
 def fetch_all(statement: Statement, params: Sequence[Any] = ()) -> list[tuple]:
-    with _cursor() as cursor:
-        cursor.execute(text(statement), params)
+    with _cursor(statement) as (cursor, sql):
+        cursor.execute(sql, params)
         return cursor.fetchall()
 
 
@@ -110,8 +115,8 @@ def instances(model: type[_Model], statement: Statement, params: Sequence[Any] =
     that is no field of the model (a flag the statement adds) becomes an attribute of that name. Made
     with `Model.from_db`, not `Manager.raw`, whose queryset costs about 0.1 ms of CPU a call (run 6 in
     tools/bench/REPORT.md)."""
-    with _cursor() as cursor:
-        cursor.execute(text(statement), params)
+    with _cursor(statement) as (cursor, sql):
+        cursor.execute(sql, params)
         reader = _RowReader.of(model, tuple(column[0] for column in cursor.description), connection.vendor)
         return [cast(_Model, reader.instance(row)) for row in cursor.fetchall()]
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 
@@ -161,9 +162,27 @@ def test_a_kept_cursor_is_left_for_a_new_connection():
     from django.db import connection
 
     run.fetch_one("SELECT 1")
-    kept = connection.door_cursor()
-    assert connection.door_cursor() is kept  # one cursor for the connection's statements
+    kept = connection.door_cursor("SELECT 1")
+    assert connection.door_cursor("SELECT 1") is kept  # one cursor per statement text, for the connection's life
+    assert connection.door_cursor("SELECT 2") is not kept
     connection.close()
 
     assert run.fetch_one("SELECT 2") == (2,)
-    assert connection.door_cursor() is not kept and connection.door_cursor().connection is connection.connection
+    renewed = connection.door_cursor("SELECT 1")
+    assert renewed is not kept and renewed.connection is connection.connection
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db
+def test_kept_cursors_are_bounded_and_a_statement_built_anew_finds_its_cursor():
+    from django.db import connection
+
+    from lending.db.postgresql.base import MAX_DOOR_CURSORS
+
+    built = ", ".join(["(%s)"] * 3)  # a text built per call, as a batch insert's is: equal, not the same object
+    first = connection.door_cursor(sys.intern(f"SELECT * FROM (VALUES {built}) v"))
+    assert connection.door_cursor(sys.intern(f"SELECT * FROM (VALUES {built}) v")) is first
+    assert run.fetch_all(f"SELECT * FROM (VALUES {built}) v", [1, 2, 3]) == [(1,), (2,), (3,)]
+    for size in range(MAX_DOOR_CURSORS + 1):
+        run.fetch_one(f"SELECT {size}")
+    assert len(connection._door_cursors) <= MAX_DOOR_CURSORS  # noqa: SLF001 - the bound itself

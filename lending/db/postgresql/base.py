@@ -1,5 +1,5 @@
 """Django's PostgreSQL backend, with the per-request health check (CONN_HEALTH_CHECKS) made without a
-round trip, and a cursor kept for the statements of `lending.db` (`door_cursor`).
+round trip, and cursors kept for the statements of `lending.db` (`door_cursor`).
 
 Django checks a kept connection before each request's first query with `SELECT 1`: one round trip per
 request, about as much of a lend's PostgreSQL time as one of its own statements. A server that ends a
@@ -20,22 +20,35 @@ import psycopg
 from django.db.backends.postgresql import base
 from psycopg import pq
 
+# The statements of `lending.db` are a few dozen texts; a text built for a number of rows (a batch of
+# outbox messages, of history events) adds one per size seen.
+MAX_DOOR_CURSORS = 256
+
 
 class DatabaseWrapper(base.DatabaseWrapper):
-    # psycopg's cursor for `lending.db.run`'s statements on this connection (`door_cursor`).
-    _door_cursor: psycopg.Cursor | None = None
+    # psycopg's cursors for `lending.db.run`'s statements on this connection, one per statement text
+    # (`door_cursor`), and the connection they belong to.
+    _door_cursors: dict[str, psycopg.Cursor]
+    _door_cursors_of: psycopg.Connection | None = None
 
-    def door_cursor(self) -> psycopg.Cursor:
-        """psycopg's own cursor, kept for the connection's life, for the statements of `lending.db`: one
-        statement through it costs about half the client CPU of one through Django's cursor, which is
-        made anew and wrapped twice for every statement (`lending.db.run` wraps the errors and the
-        rollback as Django does). Checked and connected as Django's `cursor()` does first."""
+    def door_cursor(self, statement: str) -> psycopg.Cursor:
+        """psycopg's own cursor for `statement`, kept for the connection's life, for the statements of
+        `lending.db`: one statement through it costs about half the client CPU of one through Django's
+        cursor, which is made anew and wrapped twice for every statement (`lending.db.run` wraps the
+        errors and the rollback as Django does). One cursor per statement text, because psycopg keeps a
+        cursor's adapters (how each parameter type is sent, how each column is read) only while the
+        cursor runs the same text again: a cursor shared by a lend's statements built them anew for
+        each. Checked and connected as Django's `cursor()` does first."""
         self.close_if_health_check_failed()
         if self.connection is None:
             self.ensure_connection()
-        cursor = self._door_cursor
-        if cursor is None or cursor.connection is not self.connection or cursor.closed:
-            cursor = self._door_cursor = self.connection.cursor()
+        if self._door_cursors_of is not self.connection:
+            self._door_cursors, self._door_cursors_of = {}, self.connection
+        cursor = self._door_cursors.get(statement)
+        if cursor is None or cursor.closed:
+            if len(self._door_cursors) >= MAX_DOOR_CURSORS:  # texts built with a varying number of rows
+                self._door_cursors.clear()
+            cursor = self._door_cursors[statement] = self.connection.cursor()
         return cursor
 
     def is_usable(self) -> bool:
