@@ -175,6 +175,8 @@ class ApiRequestMiddleware:
         declared = operations.get(method)
         if declared is None:
             return None  # a method DRF answers 405 for (or OPTIONS, which takes no parameter)
+        if not request.META.get("QUERY_STRING"):  # a write nearly always: no query to parse
+            return _invalid_idempotency_key(request, declared)
         return (
             _undeclared_or_empty_query_parameters(request, declared)
             or _repeated_query_parameters(request, declared)

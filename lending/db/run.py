@@ -3,6 +3,7 @@ backend, date-times as the backend stores and answers them, model instances from
 
 from __future__ import annotations
 
+import functools
 import json
 import sys
 from collections.abc import Iterator, Sequence
@@ -33,12 +34,16 @@ Statement = str | Variants
 def text(statement: Statement) -> str:
     """The statement's text for this connection's backend."""
     if isinstance(statement, Variants):
-        return statement.postgresql if connection.vendor == "postgresql" else statement.sqlite
+        return statement.postgresql if is_postgresql() else statement.sqlite
     return statement
 
 
+@functools.cache
 def is_postgresql() -> bool:
-    return connection.vendor == "postgresql"
+    """Whether the database is PostgreSQL (else SQLite): the setting's, for the process's life. Asked once,
+    not of the thread's connection each time (a lookup in Django's per-thread connections, several per
+    statement)."""
+    return connections[DEFAULT_DB_ALIAS].vendor == "postgresql"
 
 
 @contextmanager
@@ -200,7 +205,9 @@ def _from_json(field: models.Field, value: Any) -> Any:
 
 def db_datetime(value: datetime | None) -> Any:
     """A date-time as the backend stores it: PostgreSQL takes it as is, SQLite as UTC text."""
-    return None if value is None else connection.ops.adapt_datetimefield_value(value)
+    if value is None or is_postgresql():
+        return value
+    return connection.ops.adapt_datetimefield_value(value)
 
 
 def db_json(value: Any, encoder: type[json.JSONEncoder] = DjangoJSONEncoder) -> Any:
