@@ -185,6 +185,8 @@ def instances_from_json(model: type[_Model], rows: list[dict[str, Any]]) -> list
     """The model's rows a statement answered as JSON objects keyed by column (PostgreSQL's `json_agg`
     of a row, SQLite's `json_object`), as instances: date-times and decimals read back from their JSON
     text, JSON columns already decoded."""
+    if not rows:
+        return []  # a lend's usual holds and blocks: none
     fields = model._meta.concrete_fields
     names = [field.attname for field in fields]
     return [
