@@ -85,7 +85,8 @@ def _verified_key(request: HttpRequest, view_class: type[LoanWriteApi]) -> Any:
     api_key = auth.verified_keys.get(key) if key else None
     if api_key is None or api_key.has_expired:
         return _REFUSED
-    if not permissions.granted_scopes(api_key).intersection(view_class.required_scope.accepted_for(request)):
+    accepted = view_class.required_scope.accepted_for(request)
+    if not permissions.holds_accepted_scope(permissions.granted_scopes(api_key), accepted):
         return _REFUSED
     request.api_key_prefix = api_key.prefix  # type: ignore[attr-defined]  # for the log line, as the authenticator does
     return api_key

@@ -122,7 +122,7 @@ def instances(model: type[_Model], statement: Statement, params: Sequence[Any] =
     tools/bench/REPORT.md)."""
     with _cursor(statement) as (cursor, sql):
         cursor.execute(sql, params)
-        reader = _RowReader.of(model, tuple(column[0] for column in cursor.description), connection.vendor)
+        reader = _RowReader.of(model, tuple(column[0] for column in cursor.description))
         return [cast(_Model, reader.instance(row)) for row in cursor.fetchall()]
 
 
@@ -135,7 +135,7 @@ def instance(model: type[_Model], statement: Statement, params: Sequence[Any] = 
 @dataclass(frozen=True)
 class _RowReader:
     """How one statement's rows become `model` instances: which columns are which fields, with their
-    converters, and which are extra attributes. One per model, columns and backend, kept."""
+    converters, and which are extra attributes. One per model and columns (the backend is the process's), kept."""
 
     model: type[models.Model]
     attnames: list[str]  # the fields' attnames, in the model's order
@@ -146,8 +146,8 @@ class _RowReader:
     _kept: ClassVar[dict[tuple, _RowReader]] = {}
 
     @classmethod
-    def of(cls, model: type[models.Model], names: tuple[str, ...], vendor: str) -> _RowReader:
-        key = (model, names, vendor)
+    def of(cls, model: type[models.Model], names: tuple[str, ...]) -> _RowReader:
+        key = (model, names)  # the backend is the process's (`is_postgresql`)
         reader = cls._kept.get(key)
         if reader is None:
             reader = cls._kept[key] = cls._made(model, names)
