@@ -4,11 +4,13 @@ exactly as the DRF view does (status, body, headers), refusals and replays inclu
 from __future__ import annotations
 
 import re
+import time
 import uuid
+from types import SimpleNamespace
 
 import pytest
 
-from lending.api import lean_writes
+from lending.api import lean_writes, throttling
 from lending.api.permissions import create_key
 from lending.models import Loan, Scope
 from tests.conftest import post_json
@@ -164,6 +166,11 @@ def _seen(response) -> tuple:
 
 
 def test_the_lean_path_answers_every_write_as_drf_does(keyed, peers, settings, monkeypatch, lean_calls):
+    # Off the wall clock: each run's key stays verified however slow the machine, and the throttled
+    # pair never straddles two of the rate's one-minute windows.
+    settings.API_KEY_CACHE_SECONDS = 3600
+    this_minute = time.time()
+    monkeypatch.setattr(throttling, "time", SimpleNamespace(time=lambda: this_minute, monotonic=time.monotonic))
     settings.THROTTLE_RATE_PER_KEY = None
     lean = answers(keyed, peers, settings)
     requests_made = len(lean_calls)
