@@ -60,14 +60,15 @@ def open_loans(dsn: str, first: int, count: int) -> None:
     )
 
 
-def overdue_loans(dsn: str, count: int, *, prefix: str = "late") -> None:
-    """`count` open loans past their due date, one per patron <prefix><k>@example.com."""
+def overdue_loans(dsn: str, first: int, count: int, *, prefix: str = "late") -> None:
+    """`count` open loans past their due date, one per patron <prefix><k>@example.com, of the books
+    `first`.. (a block of the run's numbers, which no other scenario lends)."""
     now = datetime.now(UTC)
 
     def row(i: int) -> str:
         k = i + 1
         borrowed, due = now - timedelta(days=90, minutes=k), now - timedelta(days=30, minutes=k)
-        return loan_row(f"{prefix}{k}@example.com", 900_000 + k, borrowed, due, None, "OVERDUE", "Old book")
+        return loan_row(f"{prefix}{k}@example.com", first + i, borrowed, due, None, "OVERDUE", "Old book")
 
     copy_loans(dsn, row, count)
 

@@ -4,7 +4,8 @@ Starts, on free ports: the reference peers (with enough demo books and patrons f
 the service under gunicorn (the deployment's `docker/gunicorn.conf.py` serving `tools.bench.wsgi`, with
 `tools.bench.settings` = the production settings plus the ceiling views) and one outbox relay, all against a
 database of its own (`lending_bench`, created and dropped by the run). Then drives each scenario with
-wrk at 32 connections (a warm-up, then the measured run), and writes `tools/bench/results/latest.{md,json,png}`.
+wrk at 32 connections (a warm-up, then the measured run; for `--profile`, a third run under py-spy), and
+writes `tools/bench/results/latest.{md,json,png}`.
 
 Two ceilings, measured by the same server processes at the start and at the end of the run: a
 constant-JSON Django view without any middleware (`bare`, every ratio is given against it: this
@@ -131,6 +132,14 @@ def worker_pids(master_pid: int) -> list[int]:
     return [int(p) for p in done.stdout.split()]
 
 
+# A write scenario's blocks of fresh numbers: a warm-up, the measured run and the profiled one (`--profile`:
+# py-spy samples the workers in a run of its own, since its sampling takes CPU that no measured figure
+# should carry on a small machine).
+RUNS = (0, 1, 2)
+# The overdue loans `expired` lists, made before the scenarios.
+OVERDUE_LOANS = 100
+
+
 def profile(pids: dict[int, str], seconds: float, out: Path) -> list[subprocess.Popen]:
     """py-spy on each pid, its raw stacks written to out/profile-<role>-<pid>.txt."""
     spy = shutil.which("py-spy") or str(Path(PYTHON).parent / "py-spy")
@@ -221,15 +230,16 @@ def main() -> int:  # noqa: C901 (a script: one step after the other)
     logdir = Path(tempfile.mkdtemp(prefix="lending-bench-"))
     per_thread = int(max(args.duration, args.warmup) * 1500)  # numbers per wrk thread and run: above any rate
     numbers = Numbers()
-    runs = 2 * len(servers)  # a warm-up and a measured run per server
+    runs = len(RUNS) * len(servers)
     lend_first = numbers.take(runs * WRK_THREADS * per_thread)
     return_first = numbers.take(runs * WRK_THREADS * per_thread)
     hang_return_first = numbers.take(WRK_THREADS * per_thread)
     cycle_first = numbers.take(runs * WRK_THREADS * per_thread)
     hang_lend_first = numbers.take(WRK_THREADS * per_thread)
-    floor_lend_first = numbers.take(2 * WRK_THREADS * per_thread)  # a warm-up and a measured run
-    floor_cycle_first = numbers.take(2 * WRK_THREADS * per_thread)
+    floor_lend_first = numbers.take(len(RUNS) * WRK_THREADS * per_thread)
+    floor_cycle_first = numbers.take(len(RUNS) * WRK_THREADS * per_thread)
     stall_lend_first = numbers.take(len(servers) * per_thread)
+    overdue_first = numbers.take(OVERDUE_LOANS)
     heavy_first = numbers.take(2 + heavy.HEAVY_LOANS + 2 * args.heavy_rounds)
     sip_plan = sip.Plan(
         kiosks=args.kiosks,
@@ -286,11 +296,32 @@ def main() -> int:  # noqa: C901 (a script: one step after the other)
     scenarios = results["scenarios"]
     procs = ProcessGroup(logdir)
 
+    def profile_run(name: str, url: str, wrk_args: list[str], conns: int, duration: float, server: str, result: dict):
+        """py-spy on the server's workers and the relay during a run of the scenario that is not measured;
+        the phases are apportioned over the measured run's web CPU per request."""
+        roles = {pid: "web" for pid in worker_pids(procs.pid(server))} | {procs.pid("relay"): "relay"}
+        spies = profile(roles, duration - 1, logdir)
+        wrk(url, wrk_args, duration=duration, connections=conns, env=wrk_env)
+        for spy in spies:
+            spy.wait()
+        stacks = budget.read_raw(list(logdir.glob("profile-web-*.txt")))
+        results["profiles"][name] = {
+            "samples": budget.phases(stacks),
+            "budget": budget.phase_budget(budget.phases(stacks), result.get("web_cpu_ms_per_request")),
+            "flame_graph": str(budget.flame_graph(stacks, out / f"flame-{name}.svg", f"web workers during {name}")),
+        }
+        relay_stacks = budget.read_raw(list(logdir.glob("profile-relay-*.txt")))
+        results["profiles"][name]["relay_flame_graph"] = str(
+            budget.flame_graph(relay_stacks, out / f"flame-{name}-relay.svg", f"the relay during {name}")
+        )
+        results["profiles"][name]["relay_top"] = budget.top_functions(relay_stacks)
+
     def measure(
         name: str,
         wrk_args_warm: list[str] | None,
         wrk_args: list[str],
         *,
+        wrk_args_profiled: list[str] | None = None,
         connections: int | None = None,
         duration: float | None = None,
         writes: bool = False,
@@ -298,16 +329,13 @@ def main() -> int:  # noqa: C901 (a script: one step after the other)
     ) -> dict:
         """One wrk run against `server` (the service, "web", or the floor), with the CPU each process group
         spent on it (for writes, until the relay has drained the outbox: the relay's share of each write
-        counts; the server's own CPU is reported as "web") and, for `--profile`, the phases."""
+        counts; the server's own CPU is reported as "web") and, for `--profile`, the phases, from a run of
+        their own after the measured one (`wrk_args_profiled`: a write's fresh numbers; a read's own)."""
         conns = connections or args.connections
         url = floor_base if server == "floor" else base
         if wrk_args_warm is not None and args.warmup > 0:
             wrk(url, wrk_args_warm, duration=args.warmup, connections=conns, env=wrk_env)
             wait_drained(dsn)
-        spies = []
-        if args.profile == name:
-            roles = {pid: "web" for pid in worker_pids(procs.pid(server))} | {procs.pid("relay"): "relay"}
-            spies = profile(roles, (duration or args.duration) - 1, logdir)
         clock = budget.ProcessClock(
             {"web": procs.pid(server), "relay": procs.pid("relay"), "peers": procs.pid("peers")}, dsn
         )
@@ -321,20 +349,11 @@ def main() -> int:  # noqa: C901 (a script: one step after the other)
         if result["requests"]:
             result["cpu_ms_per_request"] = budget.per_operation(spent, result["requests"])
             result["web_cpu_ms_per_request"] = result["cpu_ms_per_request"]["web"]
-        for spy in spies:
-            spy.wait()
-        if spies:
-            stacks = budget.read_raw(list(logdir.glob("profile-web-*.txt")))
-            results["profiles"][name] = {
-                "samples": budget.phases(stacks),
-                "budget": budget.phase_budget(budget.phases(stacks), result.get("web_cpu_ms_per_request")),
-                "flame_graph": str(budget.flame_graph(stacks, out / f"flame-{name}.svg", f"web workers during {name}")),
-            }
-            relay_stacks = budget.read_raw(list(logdir.glob("profile-relay-*.txt")))
-            results["profiles"][name]["relay_flame_graph"] = str(
-                budget.flame_graph(relay_stacks, out / f"flame-{name}-relay.svg", f"the relay during {name}")
-            )
-            results["profiles"][name]["relay_top"] = budget.top_functions(relay_stacks)
+        if args.profile == name:
+            profiled = wrk_args_profiled or wrk_args
+            profile_run(name, url, profiled, conns, duration or args.duration, server, result)
+            if writes:
+                wait_drained(dsn)
         scenarios[name] = result
         print(
             f"  {name:<22} {result['rps']:>8.1f} req/s  p50 {result['p50_ms']:>7.2f} ms  "
@@ -365,7 +384,7 @@ def main() -> int:  # noqa: C901 (a script: one step after the other)
 
         # Pre-made open loans for the return scenarios; a few overdue ones for getExpiredBooks.
         data.open_loans(dsn, return_first, (runs + 1) * WRK_THREADS * per_thread)
-        data.overdue_loans(dsn, 100)
+        data.overdue_loans(dsn, overdue_first, OVERDUE_LOANS)
 
         procs.start("peers", peers_command(ports, demo_books=demo, demo_users=demo), env)
         wait_http(f"{env['BOOK_MANAGEMENT_URL']}/getBooks/1")
@@ -418,23 +437,23 @@ def main() -> int:  # noqa: C901 (a script: one step after the other)
             floor = wanted("floor") and index == 0  # once, beside the first server's scenarios
             if floor:
                 wait_until_answers(floor_base)
-                floor_args = [["lend", *block(floor_lend_first, run)] for run in (0, 1)]
-                measure("floor_lend", *floor_args, writes=True, server="floor")
+                warm, measured, profiled = [["lend", *block(floor_lend_first, run)] for run in RUNS]
+                measure("floor_lend", warm, measured, wrk_args_profiled=profiled, writes=True, server="floor")
             if wanted("lend"):
                 lend = f"lend{suffix}"
-                lend_args = [["lend", *block(lend_first, 2 * index + run)] for run in (0, 1)]
-                measure(lend, *lend_args, writes=True)
+                warm, measured, profiled = [["lend", *block(lend_first, len(RUNS) * index + run)] for run in RUNS]
+                measure(lend, warm, measured, wrk_args_profiled=profiled, writes=True)
             if wanted("return"):
                 ret = f"return{suffix}"
-                return_args = [["return", *block(return_first, 2 * index + run)] for run in (0, 1)]
-                measure(ret, *return_args, writes=True)
+                warm, measured, profiled = [["return", *block(return_first, len(RUNS) * index + run)] for run in RUNS]
+                measure(ret, warm, measured, wrk_args_profiled=profiled, writes=True)
             if floor:
-                floor_args = [["cycle", *block(floor_cycle_first, run)] for run in (0, 1)]
-                measure("floor_cycle", *floor_args, writes=True, server="floor")
+                warm, measured, profiled = [["cycle", *block(floor_cycle_first, run)] for run in RUNS]
+                measure("floor_cycle", warm, measured, wrk_args_profiled=profiled, writes=True, server="floor")
             if wanted("cycle"):
                 cyc = f"cycle{suffix}"
-                cycle_args = [["cycle", *block(cycle_first, 2 * index + run)] for run in (0, 1)]
-                measure(cyc, *cycle_args, writes=True)
+                warm, measured, profiled = [["cycle", *block(cycle_first, len(RUNS) * index + run)] for run in RUNS]
+                measure(cyc, warm, measured, wrk_args_profiled=profiled, writes=True)
             if wanted("expired"):
                 measure(f"expired{suffix}", ["get", "/getExpiredBooks/"], ["get", "/getExpiredBooks/"])
             if wanted("loans"):
