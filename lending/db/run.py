@@ -122,7 +122,7 @@ def instances(model: type[_Model], statement: Statement, params: Sequence[Any] =
     tools/bench/REPORT.md)."""
     with _cursor(statement) as (cursor, sql):
         cursor.execute(sql, params)
-        reader = _RowReader.of(model, tuple(column[0] for column in cursor.description))
+        reader = _RowReader.of(model, sql, cursor)
         return [cast(_Model, reader.instance(row)) for row in cursor.fetchall()]
 
 
@@ -135,7 +135,8 @@ def instance(model: type[_Model], statement: Statement, params: Sequence[Any] = 
 @dataclass(frozen=True)
 class _RowReader:
     """How one statement's rows become `model` instances: which columns are which fields, with their
-    converters, and which are extra attributes. One per model and columns (the backend is the process's), kept."""
+    converters, and which are extra attributes. One per model and statement text, kept: the text names its
+    columns (`columns`, never `*`), and the backend is the process's (`is_postgresql`)."""
 
     model: type[models.Model]
     attnames: list[str]  # the fields' attnames, in the model's order
@@ -146,10 +147,13 @@ class _RowReader:
     _kept: ClassVar[dict[tuple, _RowReader]] = {}
 
     @classmethod
-    def of(cls, model: type[models.Model], names: tuple[str, ...]) -> _RowReader:
-        key = (model, names)  # the backend is the process's (`is_postgresql`)
+    def of(cls, model: type[models.Model], sql: str, cursor: Any) -> _RowReader:
+        """The reader of `sql`'s rows, which `cursor` has just answered. Only a statement not seen yet reads
+        the cursor's description, which psycopg builds anew on each access (about 15 µs for a loan's row)."""
+        key = (model, sql)
         reader = cls._kept.get(key)
         if reader is None:
+            names = tuple(column[0] for column in cursor.description)
             reader = cls._kept[key] = cls._made(model, names)
         return reader
 
