@@ -296,7 +296,9 @@ def main() -> int:  # noqa: C901 (a script: one step after the other)
     scenarios = results["scenarios"]
     procs = ProcessGroup(logdir)
 
-    def profile_run(name: str, url: str, wrk_args: list[str], conns: int, duration: float, server: str, result: dict):
+    def profile_run(
+        name: str, url: str, wrk_args: list[str], conns: int, duration: float, server: str, result: dict
+    ) -> None:
         """py-spy on the server's workers and the relay during a run of the scenario that is not measured;
         the phases are apportioned over the measured run's web CPU per request."""
         roles = {pid: "web" for pid in worker_pids(procs.pid(server))} | {procs.pid("relay"): "relay"}
