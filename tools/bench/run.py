@@ -373,9 +373,12 @@ def main() -> int:  # noqa: C901 (a script: one step after the other)
             )
         return result
 
-    def block(first: int, run: int) -> list[str]:
-        """wrk arguments for the run-th block of per_thread numbers per wrk thread from `first`."""
-        return [str(first + run * WRK_THREADS * per_thread), str(per_thread)]
+    def write_runs(kind: str, first: int, index: int = 0) -> list[list[str]]:
+        """wrk arguments of a write scenario's warm-up, measured and profiled runs (`RUNS`) for the index-th
+        server: each run a block of per_thread fresh numbers per wrk thread, from `first`."""
+        return [
+            [kind, str(first + (len(RUNS) * index + run) * WRK_THREADS * per_thread), str(per_thread)] for run in RUNS
+        ]
 
     try:
         print(f"bench: database {args.database}, logs in {logdir}", flush=True)
@@ -439,22 +442,22 @@ def main() -> int:  # noqa: C901 (a script: one step after the other)
             floor = wanted("floor") and index == 0  # once, beside the first server's scenarios
             if floor:
                 wait_until_answers(floor_base)
-                warm, measured, profiled = [["lend", *block(floor_lend_first, run)] for run in RUNS]
+                warm, measured, profiled = write_runs("lend", floor_lend_first)
                 measure("floor_lend", warm, measured, wrk_args_profiled=profiled, writes=True, server="floor")
             if wanted("lend"):
                 lend = f"lend{suffix}"
-                warm, measured, profiled = [["lend", *block(lend_first, len(RUNS) * index + run)] for run in RUNS]
+                warm, measured, profiled = write_runs("lend", lend_first, index)
                 measure(lend, warm, measured, wrk_args_profiled=profiled, writes=True)
             if wanted("return"):
                 ret = f"return{suffix}"
-                warm, measured, profiled = [["return", *block(return_first, len(RUNS) * index + run)] for run in RUNS]
+                warm, measured, profiled = write_runs("return", return_first, index)
                 measure(ret, warm, measured, wrk_args_profiled=profiled, writes=True)
             if floor:
-                warm, measured, profiled = [["cycle", *block(floor_cycle_first, run)] for run in RUNS]
+                warm, measured, profiled = write_runs("cycle", floor_cycle_first)
                 measure("floor_cycle", warm, measured, wrk_args_profiled=profiled, writes=True, server="floor")
             if wanted("cycle"):
                 cyc = f"cycle{suffix}"
-                warm, measured, profiled = [["cycle", *block(cycle_first, len(RUNS) * index + run)] for run in RUNS]
+                warm, measured, profiled = write_runs("cycle", cycle_first, index)
                 measure(cyc, warm, measured, wrk_args_profiled=profiled, writes=True)
             if wanted("expired"):
                 measure(f"expired{suffix}", ["get", "/getExpiredBooks/"], ["get", "/getExpiredBooks/"])
