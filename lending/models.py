@@ -505,7 +505,7 @@ class EventKind(models.TextChoices):
     HOLD_FULFILLED = "hold_fulfilled"
     HOLD_EXPIRED = "hold_expired"
     ANONYMISED = "anonymised"
-    DUE_DATE_CHANGED = "due_date_changed"  # by staff, with a reason (lending.due_dates)
+    DUE_DATE_CHANGED = "due_date_changed"  # by staff, with a reason (lending.services.change_due_date)
     DECLARED_LOST = "declared_lost"  # by staff, or aged to lost by the scheduler (lending.lost_items)
     CLAIMED_RETURNED = "claimed_returned"
     RESOLVED = "resolved"  # a lost or claimed-returned loan: found, returned or lost

@@ -4,7 +4,7 @@
 - `GET`/`POST /patrons/{email}/blocks/`, `DELETE /patrons/{email}/blocks/{id}/`: manual blocks;
 - `GET /patrons/{email}/status/`: may the patron borrow, renew, reserve — every reason that says no,
   and the counts behind them (`lending.blocks`);
-- `POST /loans/{id}/change-due-date/` (`lending.due_dates`);
+- `POST /loans/{id}/change-due-date/` (`lending.services.change_due_date`);
 - a write's `"override": {"reason"}` (`lending.overrides`) and a return's `returned_at` (the book drop),
   validated here for the spec's views. Lost and claimed-returned loans: `lending.api.lost`.
 Reads need `patron-read`, `reports` or `circulation`; changes need `override` (staff).
@@ -25,7 +25,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from lending import blocks, calendar, due_dates, errors, overrides, refusals, representation
+from lending import blocks, calendar, errors, overrides, refusals, representation, services
 from lending.api import permissions
 from lending.api.auth import keys_required
 from lending.api.caching import NoStore
@@ -325,7 +325,7 @@ class ChangeDueDateApi(NoStore, APIView):
         body.is_valid(raise_exception=True)
         if loan_id > MAX_DATABASE_ID:
             raise NotFound(f"Loan {loan_id} does not exist.", code="loan_not_found")
-        loan = due_dates.change_due_date(
+        loan = services.change_due_date(
             loan_id,
             day=check_due_day(body.validated_data["date_due"]),
             reason=body.validated_data["reason"],

@@ -29,7 +29,7 @@ class MessageType:
     RENEWAL_CONFIRMATION = "renewal_confirmation"
     HOLD_AVAILABLE = "hold_available"
     HOLD_EXPIRED = "hold_expired"
-    DUE_DATE_CHANGED = "due_date_changed"  # staff moved the due date (lending.due_dates)
+    DUE_DATE_CHANGED = "due_date_changed"  # staff moved the due date (lending.services.change_due_date)
     AUTO_RENEW_REFUSED = "auto_renew_refused"  # LOAN_AUTO_RENEW could not renew: the reason (lending.auto_renew)
     LOAN_DECLARED_LOST = "loan_declared_lost"  # by staff, or aged to lost (lending.services.lost)
     LOAN_CLAIMED_RETURNED = "loan_claimed_returned"

@@ -19,7 +19,6 @@ import pytest
 from django.utils import timezone
 
 from lending import notices, privacy, services
-from lending.due_dates import change_due_date
 from lending.events import domain_events, history
 from lending.models import EventKind, Hold, Loan, OutboxKind, OutboxMessage, OutboxStatus
 from lending.outbox import broker
@@ -71,7 +70,7 @@ def every_kind_of_change(peers, patron: str, other: str) -> None:
 
     loan = services.loan_lend(user_email=patron, book_id=first)  # lent
     services.loan_renew(user_email=patron, book_id=first)  # renewed
-    loan = change_due_date(loan.pk, day=(loan.date_due + timedelta(days=7)).date(), reason="desk")
+    loan = services.change_due_date(loan.pk, day=(loan.date_due + timedelta(days=7)).date(), reason="desk")
     late = loan.date_due + timedelta(hours=1)
     notices.mark_overdue_loans(now=late)  # overdue
     notices.send_overdue_notices(now=late)  # notice_queued
