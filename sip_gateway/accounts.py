@@ -6,7 +6,8 @@ A login costs a password hash and an scrypt derivation, tens to hundreds of mill
 gateway runs it on a worker thread (never on the event loop), at most LOGIN_CONCURRENCY at once so a
 storm of logins (or of wrong passwords) cannot take the threads the kiosks' transactions need, and
 remembers a successful login for LOGIN_CACHE_SECONDS (by a digest of login and password), so a kiosk
-that reconnects pays nothing. A changed password or a deleted account is honoured at the next login
+that reconnects pays nothing, nor does one that waited for a slot while another made its login (kiosks
+sharing an account reconnect together after a restart). A changed password or a deleted account is honoured at the next login
 once that time has passed; the API refuses a deleted key at once.
 """
 
@@ -160,15 +161,24 @@ class Authenticator:
 
     async def login(self, login: str, password: str) -> LoggedIn | None:
         digest = self._digest(login, password)
+        remembered = self._remembered_login(digest)
+        if remembered is not None:
+            return remembered
+        async with self._gate:
+            # Kiosks sharing an account reconnect together: one that waited for a slot takes the
+            # login another slot made meanwhile, instead of paying the derivation again.
+            remembered = self._remembered_login(digest)
+            if remembered is not None:
+                return remembered
+            found = await asyncio.to_thread(_verify_on_worker, login, password)
+            if found is not None and self.cache_seconds > 0:
+                with self._lock:
+                    if len(self._remembered) > 10_000:
+                        self._remembered.clear()
+                    self._remembered[digest] = (time.monotonic() + self.cache_seconds, found)
+        return found
+
+    def _remembered_login(self, digest: bytes) -> LoggedIn | None:
         with self._lock:
             entry = self._remembered.get(digest)
-        if entry is not None and entry[0] > time.monotonic():
-            return entry[1]
-        async with self._gate:
-            found = await asyncio.to_thread(_verify_on_worker, login, password)
-        if found is not None and self.cache_seconds > 0:
-            with self._lock:
-                if len(self._remembered) > 10_000:
-                    self._remembered.clear()
-                self._remembered[digest] = (time.monotonic() + self.cache_seconds, found)
-        return found
+        return entry[1] if entry is not None and entry[0] > time.monotonic() else None
