@@ -7,8 +7,8 @@ gateway runs it on a worker thread (never on the event loop), at most LOGIN_CONC
 storm of logins (or of wrong passwords) cannot take the threads the kiosks' transactions need, and
 remembers a successful login for LOGIN_CACHE_SECONDS (by a digest of login and password), so a kiosk
 that reconnects pays nothing, nor does one that waited for a slot while another made its login (kiosks
-sharing an account reconnect together after a restart). A changed password or a deleted account is honoured at the next login
-once that time has passed; the API refuses a deleted key at once.
+sharing an account reconnect together after a restart). A changed password or a deleted account is
+honoured at the next login once that time has passed; the API refuses a deleted key at once.
 """
 
 from __future__ import annotations
