@@ -307,16 +307,17 @@ def main() -> int:  # noqa: C901 (a script: one step after the other)
         for spy in spies:
             spy.wait()
         stacks = budget.read_raw(list(logdir.glob("profile-web-*.txt")))
-        results["profiles"][name] = {
-            "samples": budget.phases(stacks),
-            "budget": budget.phase_budget(budget.phases(stacks), result.get("web_cpu_ms_per_request")),
-            "flame_graph": str(budget.flame_graph(stacks, out / f"flame-{name}.svg", f"web workers during {name}")),
-        }
         relay_stacks = budget.read_raw(list(logdir.glob("profile-relay-*.txt")))
-        results["profiles"][name]["relay_flame_graph"] = str(
-            budget.flame_graph(relay_stacks, out / f"flame-{name}-relay.svg", f"the relay during {name}")
-        )
-        results["profiles"][name]["relay_top"] = budget.top_functions(relay_stacks)
+        samples = budget.phases(stacks)
+        results["profiles"][name] = {
+            "samples": samples,
+            "budget": budget.phase_budget(samples, result.get("web_cpu_ms_per_request")),
+            "flame_graph": str(budget.flame_graph(stacks, out / f"flame-{name}.svg", f"web workers during {name}")),
+            "relay_flame_graph": str(
+                budget.flame_graph(relay_stacks, out / f"flame-{name}-relay.svg", f"the relay during {name}")
+            ),
+            "relay_top": budget.top_functions(relay_stacks),
+        }
 
     def measure(
         name: str,
