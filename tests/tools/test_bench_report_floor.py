@@ -79,3 +79,31 @@ def test_every_lend_is_held_to_p99_errors_and_drain_with_or_without_a_ceiling():
     assert found[("lend@buffered", "relay backlog drained within 5 s")][1] is True
     assert found[("lend@gthread", "relay backlog drained within 5 s")][1] is False  # never measured: not met
     assert not any("bare ceiling" in target for _, target in found)  # no ceiling ran
+
+
+def test_of_alternating_rounds_the_pair_with_the_median_share_is_the_runs_figure():
+    """`make bench` measures the floor and the service alternately, round after round (this machine is
+    shared: one pair's share moved by 15 points within an hour); the round whose share is the median
+    stands for the run, every round's share listed beside it."""
+    rounds = [
+        {"floor_cycle": scenario(800, 60, 6, cycles_per_s=400), "cycle": scenario(500, 80, 12, cycles_per_s=260)},
+        {"floor_cycle": scenario(700, 70, 6, cycles_per_s=350), "cycle": scenario(400, 90, 12, cycles_per_s=140)},
+        {"floor_cycle": scenario(600, 80, 6, cycles_per_s=300), "cycle": scenario(450, 85, 12, cycles_per_s=165)},
+    ]
+
+    chosen, listed = report.median_round("cycle", "floor_cycle", rounds)
+
+    assert chosen is rounds[2]  # shares 65 %, 40 %, 55 %: the median is the third round's
+    assert [entry["share_of_floor"] for entry in listed] == [260 / 400, 140 / 350, 165 / 300]
+    assert [entry["median"] for entry in listed] == [False, False, True]
+
+
+def test_the_report_lists_every_rounds_share_under_the_floor_table():
+    rounds = [
+        {"round": 1, "floor": 600.0, "service": 330.0, "share_of_floor": 0.55, "median": True},
+        {"round": 2, "floor": 500.0, "service": 200.0, "share_of_floor": 0.4, "median": False},
+        {"round": 3, "floor": 400.0, "service": 260.0, "share_of_floor": 0.65, "median": False},
+    ]
+    text = "\n".join(report.against_the_floor({**RESULTS, "floor_rounds": {"lend@buffered": rounds}}))
+
+    assert "lend@buffered: 55.0 % (the median, shown above), 40.0 %, 65.0 %" in text

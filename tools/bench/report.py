@@ -88,6 +88,26 @@ def floor_rate(results: dict, plain: str) -> float | None:
     return rate(floor_name, found) if floor_name and found else None
 
 
+def median_round(service: str, floor: str, rounds: list[dict]) -> tuple[dict, list[dict]]:
+    """Of rounds measuring `floor` and `service` side by side (each a dict of both scenarios' results), the
+    round whose share of the floor is the median (the lower one of an even count), and every round's
+    rates and share, in order, the median one marked."""
+    plain = service.removesuffix(server_suffix(service))
+    shares = [rate(plain, pair[service]) / rate(floor, pair[floor]) for pair in rounds]
+    median = sorted(range(len(rounds)), key=shares.__getitem__)[(len(rounds) - 1) // 2]
+    listed = [
+        {
+            "round": number,
+            "floor": rate(floor, pair[floor]),
+            "service": rate(plain, pair[service]),
+            "share_of_floor": share,
+            "median": number - 1 == median,
+        }
+        for number, (pair, share) in enumerate(zip(rounds, shares, strict=True), start=1)
+    ]
+    return rounds[median], listed
+
+
 def floor_comparison(results: dict) -> list[dict]:
     """The service's lend and cycle of each server against the floor's of the same run: rates, the share
     of the floor's rate, p99s, and machine time per request with its multiple of the floor's."""
@@ -385,6 +405,19 @@ def against_the_floor(results: dict) -> list[str]:
             f"{c['service_cpu_ms'] if c['service_cpu_ms'] is not None else '–'} | "
             f"{c['floor_cpu_ms'] if c['floor_cpu_ms'] is not None else '–'} | {multiple} |"
         )
+    if results.get("floor_rounds"):
+        out += [
+            "",
+            "Each pair measured in rounds, the floor and the service alternately (which one goes first alternates "
+            "too); the table shows the round whose share is the median. Every round's share:",
+            "",
+        ]
+        for name, rounds in results["floor_rounds"].items():
+            shares = [
+                f"{r['share_of_floor']:.1%}".replace("%", " %") + (" (the median, shown above)" if r["median"] else "")
+                for r in rounds
+            ]
+            out.append(f"- {name}: {', '.join(shares)}")
     return out
 
 

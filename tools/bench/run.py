@@ -13,9 +13,11 @@ machine is shared, absolute numbers drift) and the same view through the full mi
 
 And a floor (`floor`: tools/bench/floor.py under gunicorn with the service's worker settings, on a port of its
 own, against the same database, peers and relay): a framework-free lend and lend+return cycle, measured
-in the same run beside the service's (`floor_lend` just before `lend`, `floor_cycle` just before `cycle`);
-the service's lends/s and cycles/s are also given as a share of the floor's. The floor comparison alone:
-`make bench BENCH_ARGS="--only floor,lend,cycle"`.
+in the same run beside the service's: `floor_lend` and `lend` alternately in three rounds (`--floor-rounds`; the
+floor first in the first and third, the service first in the second), then `floor_cycle` and `cycle` likewise.
+The service's lends/s and cycles/s are given as a share of the floor's, from the round whose share is the
+median, every round's share beside it: on a shared machine one pair's share moved by 15 points within an
+hour. The floor comparison alone: `make bench BENCH_ARGS="--only floor,lend,cycle"`.
 
 And the SIP2 gateway (`sip`, tools/bench/sip.py): `python -m sip_gateway` started beside the service with a
 kiosk account, 50 kiosk connections doing check-out + check-in pairs at a kiosk's pace (p50, p99, errors;
@@ -132,10 +134,14 @@ def worker_pids(master_pid: int) -> list[int]:
     return [int(p) for p in done.stdout.split()]
 
 
-# A write scenario's blocks of fresh numbers: a warm-up, the measured run and the profiled one (`--profile`:
-# py-spy samples the workers in a run of its own, since its sampling takes CPU that no measured figure
-# should carry on a small machine).
-RUNS = (0, 1, 2)
+# A write scenario's blocks of fresh numbers: a warm-up, the measured runs (one per round of the floor
+# comparison, `--floor-rounds`; one for the others) and the profiled one (`--profile`: py-spy samples the
+# workers in a run of its own, since its sampling takes CPU that no measured figure should carry on a small
+# machine).
+def blocks_per_scenario(rounds: int) -> int:
+    return 2 + rounds
+
+
 # The overdue loans `expired` lists, made before the scenarios.
 OVERDUE_LOANS = 100
 
@@ -179,6 +185,13 @@ def main() -> int:  # noqa: C901 (a script: one step after the other)
     parser.add_argument("--overdue", type=int, default=100_000, help="overdue loans among them")
     parser.add_argument(
         "--privacy-loans", type=int, default=1_000_000, help="returned loans for tools.bench.privacy (0: skip)"
+    )
+    parser.add_argument(
+        "--floor-rounds",
+        type=int,
+        default=3,
+        help="rounds of the floor comparison: the floor's lend and the service's, then their cycles, measured "
+        "alternately this many times; the round with the median share is the run's figure",
     )
     parser.add_argument("--only", default="", help="comma-separated scenarios to run (default: all)")
     parser.add_argument(
@@ -230,14 +243,15 @@ def main() -> int:  # noqa: C901 (a script: one step after the other)
     logdir = Path(tempfile.mkdtemp(prefix="lending-bench-"))
     per_thread = int(max(args.duration, args.warmup) * 1500)  # numbers per wrk thread and run: above any rate
     numbers = Numbers()
-    runs = len(RUNS) * len(servers)
+    blocks = blocks_per_scenario(max(args.floor_rounds, 1))
+    runs = blocks * len(servers)
     lend_first = numbers.take(runs * WRK_THREADS * per_thread)
     return_first = numbers.take(runs * WRK_THREADS * per_thread)
     hang_return_first = numbers.take(WRK_THREADS * per_thread)
     cycle_first = numbers.take(runs * WRK_THREADS * per_thread)
     hang_lend_first = numbers.take(WRK_THREADS * per_thread)
-    floor_lend_first = numbers.take(len(RUNS) * WRK_THREADS * per_thread)
-    floor_cycle_first = numbers.take(len(RUNS) * WRK_THREADS * per_thread)
+    floor_lend_first = numbers.take(blocks * WRK_THREADS * per_thread)
+    floor_cycle_first = numbers.take(blocks * WRK_THREADS * per_thread)
     stall_lend_first = numbers.take(len(servers) * per_thread)
     overdue_first = numbers.take(OVERDUE_LOANS)
     heavy_first = numbers.take(2 + heavy.HEAVY_LOANS + 2 * args.heavy_rounds)
@@ -292,6 +306,7 @@ def main() -> int:  # noqa: C901 (a script: one step after the other)
         "scenarios": {},
         "stalls": {},
         "profiles": {},
+        "floor_rounds": {},
     }
     scenarios = results["scenarios"]
     procs = ProcessGroup(logdir)
@@ -329,11 +344,13 @@ def main() -> int:  # noqa: C901 (a script: one step after the other)
         duration: float | None = None,
         writes: bool = False,
         server: str = "web",
+        profiled: bool = True,
     ) -> dict:
         """One wrk run against `server` (the service, "web", or the floor), with the CPU each process group
         spent on it (for writes, until the relay has drained the outbox: the relay's share of each write
         counts; the server's own CPU is reported as "web") and, for `--profile`, the phases, from a run of
-        their own after the measured one (`wrk_args_profiled`: a write's fresh numbers; a read's own)."""
+        their own after the measured one (`wrk_args_profiled`: a write's fresh numbers; a read's own), unless
+        not `profiled` (a round of the floor comparison but the last)."""
         conns = connections or args.connections
         url = floor_base if server == "floor" else base
         if wrk_args_warm is not None and args.warmup > 0:
@@ -352,9 +369,9 @@ def main() -> int:  # noqa: C901 (a script: one step after the other)
         if result["requests"]:
             result["cpu_ms_per_request"] = budget.per_operation(spent, result["requests"])
             result["web_cpu_ms_per_request"] = result["cpu_ms_per_request"]["web"]
-        if args.profile == name:
-            profiled = wrk_args_profiled or wrk_args
-            profile_run(name, url, profiled, conns, duration or args.duration, server, result)
+        if profiled and args.profile == name:
+            profiled_args = wrk_args_profiled or wrk_args
+            profile_run(name, url, profiled_args, conns, duration or args.duration, server, result)
             if writes:
                 wait_drained(dsn)
         scenarios[name] = result
@@ -375,11 +392,40 @@ def main() -> int:  # noqa: C901 (a script: one step after the other)
         return result
 
     def write_runs(kind: str, first: int, index: int = 0) -> list[list[str]]:
-        """wrk arguments of a write scenario's warm-up, measured and profiled runs (`RUNS`) for the index-th
-        server: each run a block of per_thread fresh numbers per wrk thread, from `first`."""
+        """wrk arguments of a write scenario's warm-up, measured and profiled runs (`blocks` of them: the
+        warm-up first, the profiled one last) for the index-th server: each run a block of per_thread fresh
+        numbers per wrk thread, from `first`."""
         return [
-            [kind, str(first + (len(RUNS) * index + run) * WRK_THREADS * per_thread), str(per_thread)] for run in RUNS
+            [kind, str(first + (blocks * index + run) * WRK_THREADS * per_thread), str(per_thread)]
+            for run in range(blocks)
         ]
+
+    def measure_once(name: str, runs: list[list[str]], server: str = "web") -> None:
+        """A write scenario measured once: its warm-up, its first measured run, its profiled run."""
+        measure(name, runs[0], runs[1], wrk_args_profiled=runs[-1], writes=True, server=server)
+
+    def against_the_floor(kind: str, floor_first: int, service_first: int, suffix: str) -> None:
+        """The floor's `kind` (lend or cycle) and the service's, measured alternately in `--floor-rounds`
+        rounds (the floor first in odd rounds, the service in even ones); the round whose share of the floor
+        is the median stands for both in the results, every round's share in `floor_rounds`."""
+        floor_name, service = report.FLOOR_OF[kind], f"{kind}{suffix}"
+        floor_runs, service_runs = write_runs(kind, floor_first), write_runs(kind, service_first)
+        rounds = []
+        for number in range(max(args.floor_rounds, 1)):
+            last = number == max(args.floor_rounds, 1) - 1
+            order = [(floor_name, floor_runs, "floor"), (service, service_runs, "web")]
+            measured = {}
+            for name, runs, server in order if number % 2 == 0 else reversed(order):
+                warm = runs[0] if number == 0 else None
+                measured[name] = measure(
+                    name, warm, runs[1 + number], wrk_args_profiled=runs[-1], writes=True, server=server, profiled=last
+                )
+            rounds.append(measured)
+        chosen, listed = report.median_round(service, floor_name, rounds)
+        scenarios.update(chosen)
+        results["floor_rounds"][service] = listed
+        shares = ", ".join(f"{entry['share_of_floor']:.1%}" for entry in listed)
+        print(f"    {service} against the floor, round by round: {shares}", flush=True)
 
     try:
         print(f"bench: database {args.database}, logs in {logdir}", flush=True)
@@ -440,26 +486,21 @@ def main() -> int:  # noqa: C901 (a script: one step after the other)
             print(f"phase 1: scenarios ({server})", flush=True)
             if wanted("ceiling"):
                 ceilings(suffix)
-            floor = wanted("floor") and index == 0  # once, beside the first server's scenarios
+            floor = wanted("floor") and index == 0  # beside the first server's scenarios only
             if floor:
                 wait_until_answers(floor_base)
-                warm, measured, profiled = write_runs("lend", floor_lend_first)
-                measure("floor_lend", warm, measured, wrk_args_profiled=profiled, writes=True, server="floor")
-            if wanted("lend"):
-                lend = f"lend{suffix}"
-                warm, measured, profiled = write_runs("lend", lend_first, index)
-                measure(lend, warm, measured, wrk_args_profiled=profiled, writes=True)
-            if wanted("return"):
-                ret = f"return{suffix}"
-                warm, measured, profiled = write_runs("return", return_first, index)
-                measure(ret, warm, measured, wrk_args_profiled=profiled, writes=True)
-            if floor:
-                warm, measured, profiled = write_runs("cycle", floor_cycle_first)
-                measure("floor_cycle", warm, measured, wrk_args_profiled=profiled, writes=True, server="floor")
-            if wanted("cycle"):
-                cyc = f"cycle{suffix}"
-                warm, measured, profiled = write_runs("cycle", cycle_first, index)
-                measure(cyc, warm, measured, wrk_args_profiled=profiled, writes=True)
+            for kind, floor_first, service_first in (
+                ("lend", floor_lend_first, lend_first),
+                ("return", None, return_first),
+                ("cycle", floor_cycle_first, cycle_first),
+            ):
+                if floor and floor_first is not None and wanted(kind):
+                    against_the_floor(kind, floor_first, service_first, suffix)
+                    continue
+                if floor and floor_first is not None:
+                    measure_once(report.FLOOR_OF[kind], write_runs(kind, floor_first), server="floor")
+                if wanted(kind):
+                    measure_once(f"{kind}{suffix}", write_runs(kind, service_first, index))
             if wanted("expired"):
                 measure(f"expired{suffix}", ["get", "/getExpiredBooks/"], ["get", "/getExpiredBooks/"])
             if wanted("loans"):
