@@ -232,6 +232,8 @@ def main() -> int:  # noqa: C901 (a script: one step after the other)
     if not shutil.which("wrk"):
         print("wrk is not installed (apt-get install -y wrk)", file=sys.stderr)
         return 2
+    if args.floor_rounds < 1:
+        parser.error("--floor-rounds must be at least 1")
     only = {s for s in args.only.split(",") if s}
     servers = [s for s in args.servers.split(",") if s]
 
@@ -243,7 +245,7 @@ def main() -> int:  # noqa: C901 (a script: one step after the other)
     logdir = Path(tempfile.mkdtemp(prefix="lending-bench-"))
     per_thread = int(max(args.duration, args.warmup) * 1500)  # numbers per wrk thread and run: above any rate
     numbers = Numbers()
-    blocks = blocks_per_scenario(max(args.floor_rounds, 1))
+    blocks = blocks_per_scenario(args.floor_rounds)
     runs = blocks * len(servers)
     lend_first = numbers.take(runs * WRK_THREADS * per_thread)
     return_first = numbers.take(runs * WRK_THREADS * per_thread)
@@ -411,8 +413,8 @@ def main() -> int:  # noqa: C901 (a script: one step after the other)
         floor_name, service = report.FLOOR_OF[kind], f"{kind}{suffix}"
         floor_runs, service_runs = write_runs(kind, floor_first), write_runs(kind, service_first)
         rounds = []
-        for number in range(max(args.floor_rounds, 1)):
-            last = number == max(args.floor_rounds, 1) - 1
+        for number in range(args.floor_rounds):
+            last = number == args.floor_rounds - 1
             order = [(floor_name, floor_runs, "floor"), (service, service_runs, "web")]
             measured = {}
             for name, runs, server in order if number % 2 == 0 else reversed(order):
