@@ -134,14 +134,6 @@ def worker_pids(master_pid: int) -> list[int]:
     return [int(p) for p in done.stdout.split()]
 
 
-# A write scenario's blocks of fresh numbers: a warm-up, the measured runs (one per round of the floor
-# comparison, `--floor-rounds`; one for the others) and the profiled one (`--profile`: py-spy samples the
-# workers in a run of its own, since its sampling takes CPU that no measured figure should carry on a small
-# machine).
-def blocks_per_scenario(rounds: int) -> int:
-    return 2 + rounds
-
-
 # The overdue loans `expired` lists, made before the scenarios.
 OVERDUE_LOANS = 100
 
@@ -245,7 +237,10 @@ def main() -> int:  # noqa: C901 (a script: one step after the other)
     logdir = Path(tempfile.mkdtemp(prefix="lending-bench-"))
     per_thread = int(max(args.duration, args.warmup) * 1500)  # numbers per wrk thread and run: above any rate
     numbers = Numbers()
-    blocks = blocks_per_scenario(args.floor_rounds)
+    # A write scenario's blocks of fresh numbers: a warm-up, the measured runs (one per round of the floor
+    # comparison; the others use the first) and the profiled one (`--profile`: py-spy samples the workers in a
+    # run of its own, since its sampling takes CPU that no measured figure should carry on a small machine).
+    blocks = 1 + args.floor_rounds + 1
     runs = blocks * len(servers)
     lend_first = numbers.take(runs * WRK_THREADS * per_thread)
     return_first = numbers.take(runs * WRK_THREADS * per_thread)
@@ -406,7 +401,7 @@ def main() -> int:  # noqa: C901 (a script: one step after the other)
         """A write scenario measured once: its warm-up, its first measured run, its profiled run."""
         measure(name, runs[0], runs[1], wrk_args_profiled=runs[-1], writes=True, server=server)
 
-    def against_the_floor(kind: str, floor_first: int, service_first: int, suffix: str) -> None:
+    def measure_against_the_floor(kind: str, floor_first: int, service_first: int, suffix: str) -> None:
         """The floor's `kind` (lend or cycle) and the service's, measured alternately in `--floor-rounds`
         rounds (the floor first in odd rounds, the service in even ones); the round whose share of the floor
         is the median stands for both in the results, every round's share in `floor_rounds`."""
@@ -496,10 +491,10 @@ def main() -> int:  # noqa: C901 (a script: one step after the other)
                 ("return", None, return_first),
                 ("cycle", floor_cycle_first, cycle_first),
             ):
-                if floor and floor_first is not None and wanted(kind):
-                    against_the_floor(kind, floor_first, service_first, suffix)
-                    continue
                 if floor and floor_first is not None:
+                    if wanted(kind):
+                        measure_against_the_floor(kind, floor_first, service_first, suffix)
+                        continue
                     measure_once(report.FLOOR_OF[kind], write_runs(kind, floor_first), server="floor")
                 if wanted(kind):
                     measure_once(f"{kind}{suffix}", write_runs(kind, service_first, index))
