@@ -97,11 +97,17 @@ SQLITE_TESTS := tests/circulation/test_writes.py tests/api/test_lend_return.py t
 	tests/db tests/perf/test_query_counts.py tests/services/test_privacy.py \
 	tests/services/test_erasure_scan.py tests/api/test_circulation_rules.py tests/api/test_fines.py
 
+# The tests run in TEST_WORKERS processes (pytest-xdist; each has its own test database), each taking
+# the next test as it finishes one. Many tests wait on subprocesses and sockets, so two workers finish
+# in about 60 % of one's time on 2 cores. TEST_WORKERS=0 runs them in this process, one at a time.
+TEST_WORKERS ?= 2
+PYTEST_WORKERS = $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist worksteal)
+
 ## test: the linters, then every test on PostgreSQL (DATABASE_URL, else 127.0.0.1:5432, else a throwaway
 ## server of its own: config/test_database.py), then the tests of what differs on SQLite, on SQLite
 test: $(INSTALLED) $(LINT_INSTALLED) lint chromium promtool
-	$(PY) -m pytest
-	DATABASE_URL=sqlite:///$(CURDIR)/var/test-sqlite.sqlite3 $(PY) -m pytest -m "not postgres" $(SQLITE_TESTS)
+	$(PY) -m pytest $(PYTEST_WORKERS)
+	DATABASE_URL=sqlite:///$(CURDIR)/var/test-sqlite.sqlite3 $(PY) -m pytest $(PYTEST_WORKERS) -m "not postgres" $(SQLITE_TESTS)
 
 ## openapi: regenerate openapi.yaml from the code (a test fails when the committed file is stale)
 openapi: $(INSTALLED)

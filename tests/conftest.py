@@ -37,6 +37,19 @@ def _postgres_gate(request):
         pytest.skip(reason)
 
 
+@pytest.fixture(autouse=True)
+def _crowd_lock(request):
+    """A test marked `many_connections` runs alone among such tests on its database server
+    (tests/racing.py: `make test`'s two workers share the server's connections)."""
+    if request.node.get_closest_marker("many_connections") is None:
+        yield
+        return
+    from tests.racing import one_crowd_at_a_time
+
+    with one_crowd_at_a_time():
+        yield
+
+
 @dataclass
 class Peers:
     book: BookPeer

@@ -1,19 +1,58 @@
 """Firing API requests all at once, each from its own thread and database connection; a table held by
-another session."""
+another session; one crowd of connections at a time on a database server.
+
+`make test` runs the tests in two processes (pytest-xdist) against one PostgreSQL server, whose
+`max_connections` is 100 by default. A race opens a connection per request: two races of 50 at once would
+be refused ("too many clients already"). A test that opens more than `CROWD` connections at once is marked
+`many_connections`, and holds the server's crowd lock (`one_crowd_at_a_time`) while it runs: at most one
+such test per server, beside tests that open a few."""
 
 from __future__ import annotations
 
+import fcntl
+import tempfile
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import psycopg
 from django.db import connection
 from rest_framework.test import APIClient
 
+# More connections than this at once, and a test is a crowd: it must be marked `many_connections`.
+CROWD = 10
+_crowd_held = threading.Event()
+
+
+@contextmanager
+def one_crowd_at_a_time() -> Iterator[None]:
+    """Holds this database server's crowd lock (a file lock, so every test process on this machine
+    sees it, `make test`'s workers and a second run's alike) until the block ends."""
+    server = connection.settings_dict
+    name = f"lending-tests-crowd-{server.get('HOST') or 'local'}-{server.get('PORT') or 'default'}.lock"
+    with open(Path(tempfile.gettempdir()) / name, "a") as lock_file:
+        fcntl.flock(lock_file, fcntl.LOCK_EX)
+        _crowd_held.set()
+        try:
+            yield
+        finally:
+            _crowd_held.clear()
+            fcntl.flock(lock_file, fcntl.LOCK_UN)
+
+
+def require_crowd_lock(connections: int) -> None:
+    """Fails a test that opens `connections` at once without the crowd lock, naming the marker."""
+    if connections > CROWD and not _crowd_held.is_set():
+        raise AssertionError(
+            f"{connections} connections at once: mark the test `@pytest.mark.many_connections` "
+            "(tests/racing.py), so that no other crowd runs against the server meanwhile"
+        )
+
 
 def race(requests: list[tuple[str, dict]]) -> list[tuple[int, str | None]]:
     """All requests at once, each from its own thread and connection: (status, error code) each."""
+    require_crowd_lock(len(requests))
     barrier = threading.Barrier(len(requests))
     answers: list[tuple[int, str | None]] = [(0, None)] * len(requests)
 

@@ -23,7 +23,7 @@ from tests.circulation.test_checkout_checkin import error_code, new_book, new_pa
 from tests.circulation.test_races import held_then_waiting, in_thread, paused, post_into
 from tests.racing import race
 
-pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.postgres, pytest.mark.many_connections, pytest.mark.django_db(transaction=True)]
 
 
 def test_fifty_patrons_checking_out_one_copy_get_one_loan(peers):

@@ -14,7 +14,7 @@ from lending.models import Loan
 from tests.racing import race
 from tests.rules import set_policy, set_rules
 
-pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.postgres, pytest.mark.many_connections, pytest.mark.django_db(transaction=True)]
 
 
 def test_twenty_concurrent_lends_by_one_student_stop_at_the_categorys_limit(peers):

@@ -11,7 +11,7 @@ from rest_framework.test import APIClient
 from lending.models import Loan
 from tests.racing import race
 
-pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.postgres, pytest.mark.many_connections, pytest.mark.django_db(transaction=True)]
 
 
 def statuses_of(requests: list[tuple[str, dict]]) -> list[int]:

@@ -10,7 +10,7 @@ from lending.models import Hold, HoldStatus, Loan
 from tests.racing import race
 from tests.rules import set_policy
 
-pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.postgres, pytest.mark.many_connections, pytest.mark.django_db(transaction=True)]
 
 
 def post(path: str, email: str, book_id: int) -> int:

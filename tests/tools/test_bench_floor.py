@@ -13,6 +13,7 @@ import pytest
 from django.db import connection
 
 from lending.models import BookStock, Loan, OutboxMessage
+from tests.racing import require_crowd_lock
 from tools.bench.floor import Floor, Settings
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
@@ -42,6 +43,7 @@ def post(app: Floor, path: str, body: dict) -> tuple[int, dict]:
 
 def race(app: Floor, path: str, bodies: list[dict]) -> list[tuple[int, dict]]:
     """Every request at once, each from its own thread (so its own connection)."""
+    require_crowd_lock(len(bodies))
     barrier = threading.Barrier(len(bodies))
     answers: list[tuple[int, dict]] = [(0, {})] * len(bodies)
 
@@ -57,6 +59,7 @@ def race(app: Floor, path: str, bodies: list[dict]) -> list[tuple[int, dict]]:
     return answers
 
 
+@pytest.mark.many_connections
 def test_fifty_patrons_racing_for_a_one_copy_book_through_the_floor_get_one_loan(peers, floor):
     book = peers.book.add_book("Floor race", "A", 1)["id"]
     emails = [peers.user.add_user(f"floor{book}-{i}@example.com")["email"] for i in range(50)]

@@ -13,6 +13,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 @pytest.mark.slow
 @pytest.mark.postgres
+@pytest.mark.many_connections  # its gunicorn workers, relays, scheduler and clients: about 30
 @pytest.mark.parametrize(
     "faults",
     [
