@@ -1,11 +1,11 @@
 """Firing API requests all at once, each from its own thread and database connection; a table held by
-another session; one crowd of connections at a time on a database server.
+another session; one crowd of connections at a time.
 
 `make test` runs the tests in two processes (pytest-xdist) against one PostgreSQL server, whose
 `max_connections` is 100 by default. A race opens a connection per request: two races of 50 at once would
 be refused ("too many clients already"). A test that opens more than `CROWD` connections at once is marked
-`many_connections`, and holds the server's crowd lock (`one_crowd_at_a_time`) while it runs: at most one
-such test per server, beside tests that open a few."""
+`many_connections`, and holds the crowd lock (`one_crowd_at_a_time`) while it runs: at most one such test at a
+time, beside tests that open a few."""
 
 from __future__ import annotations
 
@@ -27,11 +27,10 @@ _crowd_held = threading.Event()
 
 @contextmanager
 def one_crowd_at_a_time() -> Iterator[None]:
-    """Holds this database server's crowd lock (a file lock, so every test process on this machine
-    sees it, `make test`'s workers and a second run's alike) until the block ends."""
-    server = connection.settings_dict
-    name = f"lending-tests-crowd-{server.get('HOST') or 'local'}-{server.get('PORT') or 'default'}.lock"
-    with open(Path(tempfile.gettempdir()) / name, "a") as lock_file:
+    """Holds the crowd lock until the block ends: a file lock, so that every test process on this machine
+    sees it, `make test`'s workers and a second run's alike. One for the machine, whichever server a run
+    uses: one file, and crowds rarely meet."""
+    with open(Path(tempfile.gettempdir()) / "lending-tests-crowd.lock", "a") as lock_file:
         fcntl.flock(lock_file, fcntl.LOCK_EX)
         _crowd_held.set()
         try:
