@@ -39,8 +39,8 @@ def _postgres_gate(request):
 
 @pytest.fixture(autouse=True)
 def _crowd_lock(request):
-    """A test marked `many_connections` runs alone among such tests on its database server
-    (tests/racing.py: `make test`'s two workers share the server's connections)."""
+    """A test marked `many_connections` runs alone among such tests on this machine (tests/racing.py:
+    `make test`'s two workers share the server's connections)."""
     if request.node.get_closest_marker("many_connections") is None:
         yield
         return
