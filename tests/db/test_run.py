@@ -186,3 +186,50 @@ def test_kept_cursors_are_bounded_and_a_statement_built_anew_finds_its_cursor():
     for size in range(MAX_DOOR_CURSORS + 1):
         run.fetch_one(f"SELECT {size}")
     assert len(connection._door_cursors) <= MAX_DOOR_CURSORS  # noqa: SLF001 - the bound itself
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db
+def test_a_kept_cursor_reads_date_times_with_the_compiled_reader_as_django_reads_them():
+    from django.db import connection
+    from psycopg import pq
+
+    from lending.db.postgresql.base import COMPILED_TIMESTAMPTZ_LOADER
+
+    statement = "SELECT %s::timestamptz, %s::timestamptz"
+    moments = [datetime(2026, 3, 4, 5, 6, 7, 890123, tzinfo=UTC), datetime(1999, 12, 31, 23, 59, tzinfo=UTC)]
+    with connection.cursor() as cursor:  # Django's, with Django's reader
+        cursor.execute(statement, moments)
+        through_django = cursor.fetchone()
+    assert run.fetch_one(statement, moments) == through_django == tuple(moments)
+    assert all(value.tzinfo is UTC for value in [*through_django, *run.fetch_one(statement, moments)])
+    oid = connection.connection.adapters.types["timestamptz"].oid
+    kept = connection.door_cursor(statement)
+    assert kept.adapters.get_loader(oid, pq.Format.TEXT) is COMPILED_TIMESTAMPTZ_LOADER
+    # Django's own cursors keep Django's reader, which Django checks for its time zone.
+    assert connection.connection.adapters.get_loader(oid, pq.Format.TEXT).timezone is UTC
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)  # the session's time zone is changed: no test transaction around it
+def test_a_session_in_another_time_zone_keeps_djangos_reader():
+    from django.db import connection
+    from psycopg import pq
+
+    from lending.db.postgresql.base import COMPILED_TIMESTAMPTZ_LOADER
+
+    run.fetch_one("SELECT 1")
+    try:
+        connection.connection.execute("SET TIME ZONE 'Europe/Paris'")
+        statement = "SELECT %s::timestamptz AS in_paris"
+        moment = datetime(2026, 7, 1, 12, 0, tzinfo=UTC)
+        with connection.cursor() as cursor:
+            cursor.execute(statement, [moment])
+            through_django = cursor.fetchone()
+        assert run.fetch_one(statement, [moment]) == through_django  # whatever Django makes of such a session
+        oid = connection.connection.adapters.types["timestamptz"].oid
+        assert connection.door_cursor(statement).adapters.get_loader(oid, pq.Format.TEXT) is not (
+            COMPILED_TIMESTAMPTZ_LOADER
+        )
+    finally:
+        connection.close()
