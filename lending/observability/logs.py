@@ -74,10 +74,21 @@ def _context_and_local_part(run: str) -> tuple[str, str]:
 
 def mask_email_text(text: str) -> str:
     """`alice.smith@example.com` -> `a***@example.com`, wherever and in whichever form it appears."""
+    if not _may_hold_an_address(text):
+        return text
     return EMAIL_PATTERN.sub(_masked, text)
 
 
+def _may_hold_an_address(text: str) -> bool:
+    """Whether `text` has an at sign, plain or URL-encoded, which every form of EMAIL_PATTERN has. Most
+    lines and values have none (every request's line): the pattern, whose runs of atext it tries from
+    each of their characters, then costs about a third of a millisecond a line."""
+    return "@" in text or "%40" in text
+
+
 def _mask_string(value: str) -> str:
+    if not _may_hold_an_address(value):
+        return value
     whole = _WHOLE_ADDRESS.fullmatch(value)
     if whole:
         local, at, domain = whole.groups()

@@ -211,3 +211,10 @@ def test_an_address_in_a_logged_path_is_masked(local):
     path = f"/patrons/{local}@example.com/status/"
     record = _logged(lambda: structlog.get_logger("lending.tests").info("request_finished", path=path))
     assert record["path"] == f"/patrons/{local[0]}***@example.com/status/"
+
+
+@settings(max_examples=500, deadline=None)
+@given(text=st.lists(st.sampled_from([*string.printable, "ä", "%40", "@", '"']), max_size=60).map("".join))
+def test_text_with_no_at_sign_skips_the_pattern_and_answers_as_it_would(text):
+    """The shortcut for text without `@` or `%40` (most lines) answers what the pattern answers."""
+    assert mask_email_text(text) == logs.EMAIL_PATTERN.sub(logs._masked, text)  # noqa: SLF001 - the pattern itself
