@@ -1,6 +1,6 @@
-"""The shared machinery for calling peers: one pool of keep-alive connections per peer (urllib3 without
-`requests` on top: 0.70 against 1.05 ms per GET, issue 12), explicit connect and read timeouts, one
-jittered retry for idempotent GETs, a circuit breaker, the correlation id.
+"""The shared machinery for calling peers: keep-alive connections to each peer (libcurl,
+`lending.clients.transport`), explicit connect and read timeouts, one jittered retry for idempotent GETs,
+a circuit breaker, the correlation id and the trace context.
 
 Every failure (connection refused, timeout, 5xx, a body that is not the JSON we expect) becomes
 `PeerUnavailable`, which the API answers with 503 and `Retry-After`. So does an answer we refuse to
@@ -22,12 +22,11 @@ from typing import Any
 from urllib.parse import quote
 
 import pybreaker
-import urllib3
 from django.conf import settings
-from urllib3.exceptions import ConnectTimeoutError, HTTPError, NewConnectionError, ReadTimeoutError
 
+from lending.clients.transport import Answer, BodyTooBig, CurlTransport, TransportFailure
 from lending.errors import PeerUnavailable
-from lending.observability import metrics
+from lending.observability import metrics, tracing
 from lending.request_context import current_request_id
 from lending.strict_json import loads_strict
 
@@ -44,18 +43,6 @@ class PeerFailure(Exception):
     def __init__(self, reason: str, *, outcome_unknown: bool = False) -> None:
         super().__init__(reason)
         self.outcome_unknown = outcome_unknown
-
-
-def _may_have_reached_peer(exc: HTTPError) -> bool:
-    """False only when no connection was made, so the peer cannot have seen the request.
-    (urllib3's NewConnectionError, a refused connection, is a ConnectTimeoutError too.)"""
-    return not isinstance(exc, ConnectTimeoutError)
-
-
-def _timed_out(exc: HTTPError) -> bool:
-    return isinstance(exc, ReadTimeoutError) or (
-        isinstance(exc, ConnectTimeoutError) and not isinstance(exc, NewConnectionError)
-    )
 
 
 def _outcome_of(failure: PeerFailure) -> str:
@@ -85,22 +72,15 @@ class PeerClient:
     def __init__(self, name: str, base_url: str) -> None:
         self.name = name
         self.base_url = base_url.rstrip("/")
-        # Peers are called directly (no proxy or .netrc lookup), never redirected, retried only here.
-        # One pool of connections to the peer's host, enough for every thread of a worker to keep its own
-        # alive, called with the path itself: a PoolManager would parse each call's URL and look its pool up
-        # again (about 4 % of a web worker's CPU under load, two peer GETs per lend).
-        self.pool = urllib3.connection_from_url(self.base_url, maxsize=64, retries=False)
-        self.path_prefix = urllib3.util.parse_url(self.base_url).path or ""  # a peer served under a path
+        # Peers are called directly (no proxy), never redirected, retried only here; each thread keeps its
+        # own connection to the peer alive.
+        self.transport = CurlTransport(self.base_url)
         self.breaker = ConcurrentCircuitBreaker(
             fail_max=settings.PEER_BREAKER_FAIL_MAX,
             reset_timeout=settings.PEER_BREAKER_RESET_SECONDS,
             name=name,
         )
         metrics.watch_breaker(self.breaker)
-
-    @property
-    def timeout(self) -> urllib3.Timeout:
-        return urllib3.Timeout(connect=settings.PEER_CONNECT_TIMEOUT, read=settings.PEER_READ_TIMEOUT)
 
     def get(self, path: str) -> PeerResponse:
         """GET is idempotent: one retry, after a short jittered pause, on a transient failure."""
@@ -153,82 +133,52 @@ class PeerClient:
         if body is not None:
             payload = json.dumps(body, allow_nan=False).encode()
             headers["Content-Type"] = "application/json"
-        url = f"{self.path_prefix}{path}"
-        for attempt in range(retries + 1):
-            last_try = attempt == retries
-            try:
-                response = self.pool.urlopen(
-                    method,
-                    url,
-                    body=payload,
-                    headers=headers,
-                    timeout=self.timeout,
-                    preload_content=False,
-                    retries=False,
-                    redirect=False,
-                )
-            except HTTPError as exc:
-                if _timed_out(exc):
-                    # A timeout (connect or read) is not retried: a slow or unreachable peer would double our latency.
-                    raise PeerFailure(
-                        f"timed out: {exc.__class__.__name__}", outcome_unknown=_may_have_reached_peer(exc)
-                    ) from None
-                if last_try:
-                    raise PeerFailure(
-                        f"unreachable: {exc.__class__.__name__}", outcome_unknown=_may_have_reached_peer(exc)
-                    ) from None
-                self._pause_before_retry()
-                continue
-            if response.status in RETRYABLE_STATUSES and not last_try:
-                _discard(response)
-                self._pause_before_retry()
-                continue
-            try:
-                answer = self._decode(response)
-            except BaseException:
-                _discard(response)
-                raise
-            response.release_conn()  # read whole: the connection is kept alive for the next call
-            return answer
+        with tracing.peer_call(method, f"{self.base_url}{path}", headers):
+            for attempt in range(retries + 1):
+                last_try = attempt == retries
+                try:
+                    answer = self.transport.perform(
+                        method,
+                        path,
+                        body=payload,
+                        headers=headers,
+                        connect_timeout=settings.PEER_CONNECT_TIMEOUT,
+                        read_timeout=settings.PEER_READ_TIMEOUT,
+                        max_body=MAX_PEER_BODY_BYTES,
+                    )
+                except BodyTooBig as too_big:
+                    raise PeerFailure(str(too_big), outcome_unknown=True) from None
+                except TransportFailure as failure:
+                    if failure.timed_out:
+                        # A timeout (connect or read) is not retried: a slow or unreachable peer would double
+                        # our latency.
+                        raise PeerFailure(str(failure), outcome_unknown=failure.reached) from None
+                    if failure.answered:  # the status line came, the body was cut or stalled
+                        raise PeerFailure(f"unreadable answer: {failure}", outcome_unknown=True) from None
+                    if last_try:
+                        raise PeerFailure(f"unreachable: {failure}", outcome_unknown=failure.reached) from None
+                    self._pause_before_retry()
+                    continue
+                if answer.status in RETRYABLE_STATUSES and not last_try:
+                    self._pause_before_retry()
+                    continue
+                return _decoded(answer)
         raise AssertionError("unreachable")  # the loop always returns or raises
 
     @staticmethod
     def _pause_before_retry() -> None:
         time.sleep(random.uniform(0.05, 0.15))
 
-    def _decode(self, response: urllib3.BaseHTTPResponse) -> PeerResponse:
-        if response.status >= 500:
-            raise PeerFailure(f"answered HTTP {response.status}")
-        content = _read_bounded(response)
-        if response.status >= 400 or not content:
-            return PeerResponse(response.status, None)
-        try:
-            return PeerResponse(response.status, loads_strict(content))
-        except ValueError as exc:
-            raise PeerFailure(f"answered a body that is not strict JSON ({exc})") from None
 
-
-def _discard(response: urllib3.BaseHTTPResponse) -> None:
-    """Closes a connection whose answer was not read whole (it cannot carry another request)."""
-    response.close()
-    response.release_conn()
-
-
-def _read_bounded(response: urllib3.BaseHTTPResponse) -> bytes:
-    """The body, at most MAX_PEER_BODY_BYTES; beyond, the peer is failing (its answer is not read)."""
-    too_big = PeerFailure(f"answered a body over {MAX_PEER_BODY_BYTES} bytes", outcome_unknown=True)
-    declared = response.headers.get("Content-Length", "")
-    if declared.isdigit() and int(declared) > MAX_PEER_BODY_BYTES:
-        raise too_big
+def _decoded(answer: Answer) -> PeerResponse:
+    if answer.status >= 500:
+        raise PeerFailure(f"answered HTTP {answer.status}")
+    if answer.status >= 400 or not answer.body:
+        return PeerResponse(answer.status, None)
     try:
-        # One read of at most one byte over the limit: it returns the whole body (http.client reads up to the
-        # Content-Length, or the chunks' end), or says that the body is over the limit.
-        body = response.read(MAX_PEER_BODY_BYTES + 1)
-    except HTTPError as exc:  # the body was cut or stalled: the request did reach the peer
-        raise PeerFailure(f"unreadable answer: {exc.__class__.__name__}", outcome_unknown=True) from None
-    if len(body) > MAX_PEER_BODY_BYTES:
-        raise too_big
-    return body
+        return PeerResponse(answer.status, loads_strict(answer.body))
+    except ValueError as exc:
+        raise PeerFailure(f"answered a body that is not strict JSON ({exc})") from None
 
 
 _clients: dict[tuple[str, str], PeerClient] = {}
@@ -268,8 +218,8 @@ def shown_key(value: str, max_length: int) -> str:
 
 def path_segment(value: str) -> str:
     """`value` as one path segment, whatever it holds: every reserved character is escaped (`/`, `?`,
-    `#`, `%`, spaces, non-ASCII as UTF-8), and so are the dot segments `.` and `..`, which urllib3
-    would otherwise resolve (`/items/..` would call `/`)."""
+    `#`, `%`, spaces, non-ASCII as UTF-8), and so are the dot segments `.` and `..`, which an HTTP
+    client would otherwise resolve (`/items/..` would call `/`)."""
     quoted = quote(value, safe="")
     return quoted.replace(".", "%2E") if quoted in {".", ".."} else quoted
 

@@ -1,7 +1,8 @@
 """OpenTelemetry tracing, on when OTEL_EXPORTER_OTLP_ENDPOINT is set (spans exported over OTLP/HTTP).
 
-`setup()` instruments Django (a span per request), urllib3 (the peer clients' calls) and psycopg
-(a span per statement). It runs once per process, from the app's `ready()`.
+`setup()` instruments Django (a span per request) and psycopg (a span per statement); the peer clients
+make a span per call (`peer_call`) and send its trace context. It runs once per process, from the app's
+`ready()`.
 
 A change's trace continues in the relay: every outbox message stores the W3C `traceparent` current
 when it was written (`lending.request_context.current_traceparent`, the model field's default, so each
@@ -48,6 +49,20 @@ def service_name(role: str, environ: Mapping[str, str] = os.environ) -> str:
 
 
 @contextmanager
+def peer_call(method: str, url: str, headers: dict[str, str]) -> Iterator[None]:
+    """A client span for one call to a peer (its retries included), named by its method as OpenTelemetry's
+    HTTP conventions name it, whose W3C trace context goes into the call's `headers`."""
+    if not _instrumented:
+        yield
+        return
+    tracer = trace.get_tracer("lending.clients")
+    attributes = {"http.request.method": method, "url.full": url}
+    with tracer.start_as_current_span(method, kind=trace.SpanKind.CLIENT, attributes=attributes):
+        propagate.inject(headers)
+        yield
+
+
+@contextmanager
 def continuing(traceparent: str, name: str, **attributes: str) -> Iterator[None]:
     """A span named `name` in the trace `traceparent` names (a new trace when it is empty)."""
     if not _instrumented:
@@ -60,7 +75,7 @@ def continuing(traceparent: str, name: str, **attributes: str) -> Iterator[None]
 
 
 def setup(exporter=None, *, service: str | None = None) -> bool:
-    """Instruments Django, urllib3 and psycopg and exports spans to `exporter` (default: OTLP over
+    """Instruments Django and psycopg and exports spans to `exporter` (default: OTLP over
     HTTP to OTEL_EXPORTER_OTLP_ENDPOINT, read by the exporter itself) as `service` (default: the web's,
     or OTEL_SERVICE_NAME). Idempotent; True if on."""
     global _instrumented
@@ -105,9 +120,8 @@ def _set_provider(exporter, service: str) -> None:
 def _instrumentors() -> list:
     from opentelemetry.instrumentation.django import DjangoInstrumentor
     from opentelemetry.instrumentation.psycopg import PsycopgInstrumentor
-    from opentelemetry.instrumentation.urllib3 import URLLib3Instrumentor
 
-    return [DjangoInstrumentor(), URLLib3Instrumentor(), PsycopgInstrumentor()]
+    return [DjangoInstrumentor(), PsycopgInstrumentor()]
 
 
 def enabled() -> bool:

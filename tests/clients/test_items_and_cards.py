@@ -195,13 +195,13 @@ def outage_opens_the_breaker_then_heals(peer, client, scan, settings) -> None:
             scan()
     assert client.breaker.current_state == "open"
     calls: list = []
-    real_request = client.pool.urlopen
-    client.pool.urlopen = lambda *a, **k: calls.append(a) or real_request(*a, **k)
+    real_request = client.transport.perform
+    client.transport.perform = lambda *a, **k: calls.append(a) or real_request(*a, **k)
     try:
         with pytest.raises(PeerUnavailable) as refused:
             scan()
     finally:
-        client.pool.urlopen = real_request
+        client.transport.perform = real_request
     assert calls == [], "an open breaker does not call the peer"
     assert int(refused.value.headers["Retry-After"]) >= 1
 

@@ -113,14 +113,14 @@ def test_user_peer_down_breaker_opens_returns_work_and_lending_resumes(api, peer
     assert client.breaker.current_state == "open"
 
     calls = []
-    real_request = client.pool.urlopen
-    client.pool.urlopen = lambda *a, **k: calls.append(a) or real_request(*a, **k)
+    real_request = client.transport.perform
+    client.transport.perform = lambda *a, **k: calls.append(a) or real_request(*a, **k)
     try:
         started = time.monotonic()
         fast = lend(api, "reader@example.com", book["id"])
         elapsed = time.monotonic() - started
     finally:
-        client.pool.urlopen = real_request
+        client.transport.perform = real_request
     assert_503(fast)
     assert calls == [], "an open breaker does not call the peer"
     assert elapsed < settings.PEER_CONNECT_TIMEOUT / 2
@@ -247,11 +247,11 @@ def test_idempotent_gets_are_retried_once_on_a_transient_failure(peers, settings
     calls = []
     with raw_server(503, b"busy", "text/plain") as url:
         client = peer_client("retry-probe", url)
-        real_request = client.pool.urlopen
-        client.pool.urlopen = lambda *a, **k: calls.append(a) or real_request(*a, **k)
+        real_request = client.transport.perform
+        client.transport.perform = lambda *a, **k: calls.append(a) or real_request(*a, **k)
         with pytest.raises(PeerUnavailable):
             client.get("/anything")
-        client.pool.urlopen = real_request
+        client.transport.perform = real_request
     assert len(calls) == 2
 
 

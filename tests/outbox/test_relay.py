@@ -263,17 +263,6 @@ def test_a_book_that_keeps_timing_out_gets_one_recheck_per_window(peers, patron,
     assert not OutboxMessage.objects.filter(payload__has_key=relay.RECHECK).exists()
 
 
-def test_a_refused_connection_leaves_no_doubt_about_the_outcome():
-    from urllib3.exceptions import ConnectTimeoutError, NewConnectionError, ProtocolError, ReadTimeoutError
-
-    from lending.clients.http import _may_have_reached_peer
-
-    assert _may_have_reached_peer(NewConnectionError(None, "Connection refused")) is False
-    assert _may_have_reached_peer(ConnectTimeoutError()) is False
-    assert _may_have_reached_peer(ReadTimeoutError(None, "/", "read timed out")) is True
-    assert _may_have_reached_peer(ProtocolError("Connection reset by peer")) is True
-
-
 def make_notifications(count: int) -> list[str]:
     loans = Loan.objects.bulk_create(
         Loan(user_email=f"bulk{i}@example.com", book_id=i + 1, date_borrowed=timezone.now(), date_due=timezone.now())

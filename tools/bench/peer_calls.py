@@ -1,4 +1,4 @@
-"""CPU per peer GET, side by side: the service's client (lending.clients.http: urllib3, breaker,
+"""CPU per peer GET, side by side: the service's client (lending.clients.http: libcurl, breaker,
 metrics, strict JSON) against the same GET through a `requests` session configured as the client was
 before (pooled adapter, no environment lookup, streamed and bounded read, strict JSON).
 
@@ -37,7 +37,7 @@ def main(calls: int) -> dict:
     def through_client() -> None:
         books.client().get("/getBooks/1")
 
-    ways = {"requests": through_requests, "service client (urllib3)": through_client}
+    ways = {"requests": through_requests, "service client (libcurl)": through_client}
     spent = dict.fromkeys(ways, 0.0)
     for way in ways.values():  # warm both pools
         way()
