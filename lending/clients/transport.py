@@ -66,7 +66,7 @@ class CurlTransport:
         curl.setopt(pycurl.CONNECTTIMEOUT_MS, max(1, int(connect_timeout * 1000)))
         curl.setopt(pycurl.TIMEOUT_MS, max(1, int(read_timeout * 1000)))
         # `Expect:` left empty: libcurl would otherwise wait for a 100-continue before a larger body.
-        curl.setopt(pycurl.HTTPHEADER, [f"{name}: {value}" for name, value in headers.items()] + ["Expect:"])
+        curl.setopt(pycurl.HTTPHEADER, [_header_line(name, value) for name, value in headers.items()] + ["Expect:"])
         curl.setopt(pycurl.WRITEFUNCTION, received.write)
         if method == "GET":
             curl.setopt(pycurl.HTTPGET, 1)
@@ -93,6 +93,14 @@ class CurlTransport:
         curl.setopt(pycurl.PATH_AS_IS, 1)
         curl.setopt(pycurl.PROTOCOLS, pycurl.PROTO_HTTP | pycurl.PROTO_HTTPS)
         return curl
+
+
+def _header_line(name: str, value: str) -> str:
+    """`Name: value`, refused (ValueError, as `http.client` refuses it) when a line break or NUL would let
+    the value end the header and write another: libcurl sends what it is given."""
+    if any(character in value or character in name for character in "\r\n\x00"):
+        raise ValueError(f"Invalid header value for {name!r}")
+    return f"{name}: {value}"
 
 
 class _Body:

@@ -138,3 +138,27 @@ def test_a_body_over_the_limit_is_refused_as_soon_as_it_passes_it():
     with answering(write) as url, pytest.raises(BodyTooBig, match="over 1000 bytes") as too_big:
         call(url, max_body=1000)
     assert too_big.value.reached and too_big.value.answered
+
+
+@pytest.mark.parametrize("value", ["a\r\nX-Injected: 1", "a\nb", "a\x00b"])
+def test_a_header_value_that_would_write_another_header_is_refused(value):
+    seen: list = []
+
+    def write(handler):
+        seen.append(dict(handler.headers))
+        handler.send_response(200)
+        handler.send_header("Content-Length", "2")
+        handler.end_headers()
+        handler.wfile.write(b"{}")
+
+    with answering(write) as url, pytest.raises(ValueError, match="Invalid header value"):
+        CurlTransport(url).perform(
+            "GET",
+            "/x",
+            body=None,
+            headers={"Idempotency-Key": value},
+            connect_timeout=1.0,
+            read_timeout=2.0,
+            max_body=100,
+        )
+    assert seen == [], "nothing was sent"
