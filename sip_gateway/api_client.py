@@ -1,6 +1,6 @@
-"""The gateway's client of the lending API (urllib3, as the service calls its peers: one pool of
-keep-alive connections, explicit connect and read timeouts, no automatic retry: a write is retried
-only with its idempotency key, by the kiosk resending).
+"""The gateway's client of the lending API (urllib3: one pool of keep-alive connections, explicit
+connect and read timeouts, no automatic retry: a write is retried only with its idempotency key, by the
+kiosk resending).
 
 Every answer is either data (2xx) or a `Refusal` with the API's error code and a sentence a patron
 understands: a 4xx is the API saying no (blocked, limit reached, on hold for someone else); a 5xx, a
