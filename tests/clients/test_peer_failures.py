@@ -65,10 +65,13 @@ def recording_headers(peer):
 
 
 @contextlib.contextmanager
-def answering(write_answer):
-    """A peer (its URL) that answers every GET with what `write_answer(handler)` writes."""
+def answering(write_answer, *, keep_alive: bool = False):
+    """A peer (its URL) that answers every GET with what `write_answer(handler)` writes; with
+    `keep_alive`, over HTTP/1.1 connections it keeps open (else each answer closes its connection)."""
 
     class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1" if keep_alive else "HTTP/1.0"
+
         def do_GET(self):
             write_answer(self)
 
