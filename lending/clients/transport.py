@@ -72,7 +72,8 @@ class CurlTransport:
             curl.setopt(pycurl.HTTPGET, 1)
         else:
             curl.setopt(pycurl.CUSTOMREQUEST, method)
-            curl.setopt(pycurl.POSTFIELDS, body or b"")
+        if body is not None:  # the caller names its type (Content-Type), or libcurl would say it is a form
+            curl.setopt(pycurl.POSTFIELDS, body)
         try:
             curl.perform()
         except pycurl.error as exc:
