@@ -133,7 +133,7 @@ class PeerClient:
         if body is not None:
             payload = json.dumps(body, allow_nan=False).encode()
             headers["Content-Type"] = "application/json"
-        with tracing.peer_call(method, f"{self.base_url}{path}", headers):
+        with tracing.peer_call(method, self.base_url, path, headers):
             for attempt in range(retries + 1):
                 last_try = attempt == retries
                 try:

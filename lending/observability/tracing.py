@@ -49,14 +49,15 @@ def service_name(role: str, environ: Mapping[str, str] = os.environ) -> str:
 
 
 @contextmanager
-def peer_call(method: str, url: str, headers: dict[str, str]) -> Iterator[None]:
+def peer_call(method: str, base_url: str, path: str, headers: dict[str, str]) -> Iterator[None]:
     """A client span for one call to a peer (its retries included), named by its method as OpenTelemetry's
-    HTTP conventions name it, whose W3C trace context goes into the call's `headers`."""
+    HTTP conventions name it, whose W3C trace context goes into the call's `headers`. With tracing off,
+    nothing (not even the URL is built)."""
     if not _instrumented:
         yield
         return
     tracer = trace.get_tracer("lending.clients")
-    attributes = {"http.request.method": method, "url.full": url}
+    attributes = {"http.request.method": method, "url.full": f"{base_url}{path}"}
     with tracer.start_as_current_span(method, kind=trace.SpanKind.CLIENT, attributes=attributes):
         propagate.inject(headers)
         yield

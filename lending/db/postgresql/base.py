@@ -56,6 +56,8 @@ class DatabaseWrapper(base.DatabaseWrapper):
             if len(self._door_cursors) >= MAX_DOOR_CURSORS:  # texts built with a varying number of rows
                 self._door_cursors.clear()
             cursor = self._door_cursors[statement] = self.connection.cursor()
+            # On each kept cursor, not on the connection: Django's own `cursor()` reads its reader's
+            # `timezone` from the connection's adapters, which the compiled reader does not have.
             if self._answers_utc():
                 cursor.adapters.register_loader("timestamptz", COMPILED_TIMESTAMPTZ_LOADER)
         return cursor
