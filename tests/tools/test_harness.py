@@ -11,8 +11,8 @@ import psycopg
 import pytest
 
 from tools.harness.database import ScratchDatabase, scalar
-from tools.harness.environment import peers_command, service_env
-from tools.harness.processes import RESERVED_PORTS, Managed, ProcessGroup, free_port, wait_until
+from tools.harness.environment import PEERS, peers_command, service_env, wait_for_peers
+from tools.harness.processes import RESERVED_PORTS, Managed, ProcessGroup, answers, free_port, wait_until
 
 # A parent that starts a child in its own group, prints the child's pid, then both sleep.
 PARENT = (
@@ -72,6 +72,21 @@ def test_the_service_environment_points_at_the_database_and_the_peers():
         *("--fees-port", "4"),
     ]
     assert env["FEES_SERVICE_URL"] == "http://127.0.0.1:4"
+
+
+def test_waiting_for_the_reference_peers_waits_for_each_of_them(tmp_path):
+    """The peers listen one after the other, each once its demo data is built: the Book peer answers while a
+    User peer with many patrons is still building them. (A heavy-borrower run of `make bench`, which waited
+    for the Book peer alone, lent against a User peer not yet listening and got a 503.)"""
+    ports = {peer: free_port() for peer in PEERS}
+    group = ProcessGroup(tmp_path)
+    group.start("peers", peers_command(ports, demo_users=500_000), dict(os.environ))
+    try:
+        wait_for_peers(ports, timeout=60)
+        assert answers(f"http://127.0.0.1:{ports['user']}/users/patron500000@example.com", ok_only=True)
+        assert answers(f"http://127.0.0.1:{ports['notification']}/stats", ok_only=True)
+    finally:
+        group.stop_all()
 
 
 @pytest.mark.postgres

@@ -30,8 +30,8 @@ from pathlib import Path
 from tools.bench import data
 from tools.harness import ROOT
 from tools.harness.database import ScratchDatabase, scalar
-from tools.harness.environment import peers_command, service_env
-from tools.harness.processes import PYTHON, ProcessGroup, free_port, output_of, run_manage, wait_http
+from tools.harness.environment import peers_command, service_env, wait_for_peers
+from tools.harness.processes import PYTHON, ProcessGroup, free_port, output_of, run_manage
 
 # --- The driver: lends without pause until told to stop (a process of its own) ---------------------
 
@@ -127,9 +127,7 @@ def run(
         print(f"privacy bench: {loans:,} returned loans loaded in {result['load_seconds']} s", flush=True)
 
         children.start("peers", peers_command(ports, expected_lends, expected_lends), env)
-        # Every peer answering (each creates its demo data before it listens), the last demo patron known.
-        wait_http(f"{env['BOOK_MANAGEMENT_URL']}/getBooks/1", timeout=120)
-        wait_http(f"{env['USER_MANAGEMENT_URL']}/users/patron{expected_lends}@example.com", timeout=120)
+        wait_for_peers(ports)
 
         stop_file, records_file = workdir / "stop", workdir / "lends.json"
         driver_cmd = [

@@ -51,7 +51,7 @@ from tools.bench.load import WRK_THREADS, side_by_side, trio, wrk
 from tools.bench.stall import Stall
 from tools.harness import ROOT
 from tools.harness.database import ScratchDatabase, scalar
-from tools.harness.environment import peers_command, service_env
+from tools.harness.environment import peers_command, service_env, wait_for_peers
 from tools.harness.processes import (
     PYTHON,
     ProcessGroup,
@@ -436,7 +436,7 @@ def main() -> int:  # noqa: C901 (a script: one step after the other)
         data.overdue_loans(dsn, overdue_first, OVERDUE_LOANS)
 
         procs.start("peers", peers_command(ports, demo_books=demo, demo_users=demo), env)
-        wait_http(f"{env['BOOK_MANAGEMENT_URL']}/getBooks/1")
+        wait_for_peers(ports)
         procs.start("relay", manage("relay_outbox"), env)
         if wanted("floor"):
             # The same worker settings as the service (GUNICORN_* of `env`), on its own port.

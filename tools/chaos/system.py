@@ -9,7 +9,7 @@ import tempfile
 from pathlib import Path
 
 from tools.harness.database import ScratchDatabase
-from tools.harness.environment import peers_command, service_env
+from tools.harness.environment import peers_command, service_env, wait_for_peers
 from tools.harness.processes import HOST, PYTHON, Managed, free_port, manage, run_manage
 
 # Fail fast on a hanging peer and recover fast after it; relays catch up quickly after kills and outages.
@@ -83,6 +83,7 @@ class System:
         run_manage("migrate", "--noinput", "-v", "0", env=self.env)
         for managed in self.all():
             managed.start()
+        wait_for_peers(self.peer_ports)
         for managed in self.all():
             managed.wait_ready()
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import secrets
 
-from tools.harness.processes import HOST, PYTHON
+from tools.harness.processes import HOST, PYTHON, wait_http
 
 PEERS = ("book", "user", "notification", "fees")
 PEER_URL_SETTINGS = {
@@ -47,3 +47,20 @@ def peers_command(ports: dict[str, int], demo_books: int = 0, demo_users: int = 
     for peer in PEERS:
         command += [f"--{peer}-port", str(ports[peer])]
     return command
+
+
+# A path each reference peer answers 200 on once it listens. `python -m tools.reference_peers` starts them
+# one after the other, each listening only once its demo data is built: the Book peer answering says
+# nothing of a User peer still making a million patrons.
+PEER_READY_PATHS = {
+    "book": "/getBooks/1",
+    "user": "/users/alice@example.com",
+    "notification": "/notifications",
+    "fees": "/fees",
+}
+
+
+def wait_for_peers(ports: dict[str, int], timeout: float = 120.0) -> None:
+    """Until every reference peer on `ports` answers; RuntimeError after `timeout` seconds for one of them."""
+    for peer, path in PEER_READY_PATHS.items():
+        wait_http(f"http://{HOST}:{ports[peer]}{path}", timeout)

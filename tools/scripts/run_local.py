@@ -35,6 +35,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))  # run as a script (`make run`): the tools are a package at the root
 
+from tools.harness.environment import PEER_READY_PATHS  # noqa: E402
 from tools.harness.processes import HOST, PYTHON, Managed, answers  # noqa: E402
 
 READY_TIMEOUT_SECONDS = 60.0
@@ -63,12 +64,8 @@ PROCESSES: dict[str, list[str]] = {
 
 # What "answers" means for each process: a URL that gives an HTTP response. A process without one
 # answers when it is still running once the others answer.
-READY_URLS = {
-    "peers": [
-        "http://{host}:{book_port}/getBooks/1",
-        "http://{host}:{user_port}/users/alice@example.com",
-        "http://{host}:{fees_port}/fees",
-    ],
+READY_URLS = {  # templates: {host} and the {<name>_port}s are filled in at start
+    "peers": ["http://{host}:{" + f"{peer}_port}}" + path for peer, path in PEER_READY_PATHS.items()],
     "web": ["http://{host}:{port}/health/"],
     "relay": ["http://{host}:{relay_metrics_port}/health/live"],
     "notices": ["http://{host}:{scheduler_metrics_port}/health/live"],
