@@ -73,6 +73,8 @@ def http(method: str, url: str, body: dict | None = None) -> dict:
 
 
 DEPLOYED_SERVER = "buffered"
+# The level the service is deployed at (k8s/base, docker-compose.yml): each request writes its log line.
+DEPLOYED_LOG_LEVEL = "INFO"
 
 
 class Numbers:
@@ -164,6 +166,23 @@ def profile(pids: dict[int, str], seconds: float, out: Path) -> list[subprocess.
         )
         for pid, role in pids.items()
     ]
+
+
+def bench_env(database_url: str, ports: dict[str, int], logdir: Path) -> dict[str, str]:
+    """The service's environment in the run: its production settings, but for what a benchmark must change.
+    The benchmark sends ~1,000 requests/s from one address with one key: far above the default rate limits (a
+    per-deployment choice), which service_env turns off. The log level is the deployment's (one JSON line per
+    request, as in production), not the quieter level the other tools run at."""
+    return service_env(
+        database_url,
+        ports,
+        DJANGO_SETTINGS_MODULE="tools.bench.settings",
+        GUNICORN_BIND=f"127.0.0.1:{ports['web']}",
+        PROMETHEUS_MULTIPROC_DIR=str(logdir / "prometheus"),
+        LOG_LEVEL=DEPLOYED_LOG_LEVEL,
+        # The heavy borrower holds more open loans than the default limit allows.
+        LOAN_MAX_ACTIVE_PER_PATRON=str(10 * heavy.HEAVY_LOANS),
+    )
 
 
 def main() -> int:  # noqa: C901 (a script: one step after the other)
@@ -268,17 +287,7 @@ def main() -> int:  # noqa: C901 (a script: one step after the other)
     base = f"http://127.0.0.1:{ports['web']}"
     floor_base = f"http://127.0.0.1:{ports['floor']}"
     database = ScratchDatabase(args.database, keep=args.keep_database)
-    # The benchmark sends ~1,000 requests/s from one address with one key: far above the default rate
-    # limits (a per-deployment choice), which service_env turns off.
-    env = service_env(
-        database.url,
-        ports,
-        DJANGO_SETTINGS_MODULE="tools.bench.settings",
-        GUNICORN_BIND=f"127.0.0.1:{ports['web']}",
-        PROMETHEUS_MULTIPROC_DIR=str(logdir / "prometheus"),
-        # The heavy borrower holds more open loans than the default limit allows.
-        LOAN_MAX_ACTIVE_PER_PATRON=str(10 * heavy.HEAVY_LOANS),
-    )
+    env = bench_env(database.url, ports, logdir)
     dsn = database.url
     if args.workers:
         env["GUNICORN_WORKERS"] = str(args.workers)
