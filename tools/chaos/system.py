@@ -83,9 +83,9 @@ class System:
         run_manage("migrate", "--noinput", "-v", "0", env=self.env)
         for managed in self.all():
             managed.start()
-        wait_for_peers(self.peer_ports)
         for managed in self.all():
-            managed.wait_ready()
+            managed.wait_ready()  # a process that exits at start is named here
+        wait_for_peers(self.peer_ports)  # the peers' ready URL is the Book peer's alone
 
     def stop(self) -> None:
         for managed in reversed(self.all()):
